@@ -1,0 +1,289 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/concord-fl/concord/coordinator/round"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+var errInvalid = errors.New("invalid job")
+
+type adminService struct {
+	pb.UnimplementedAdminServer
+	c *Coordinator
+}
+
+func (a *adminService) caller(ctx context.Context) (Identity, error) {
+	id, ok := identify(ctx)
+	if !ok {
+		return Identity{}, status.Error(codes.Unauthenticated, "no verified client certificate")
+	}
+	return id, nil
+}
+
+func (a *adminService) ListSites(ctx context.Context, _ *pb.ListSitesRequest) (*pb.ListSitesResponse, error) {
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resp := &pb.ListSitesResponse{}
+	for name, r := range c.sites {
+		s := &pb.Site{Name: name, Version: r.Version, LastSeenUnix: r.LastSeen.Unix(), Examples: r.Examples}
+		if sess := c.sessions[name]; sess != nil {
+			s.Connected = true
+		}
+		for _, id := range c.order {
+			j := c.jobs[id]
+			st := j.m.State()
+			if !j.m.Done() && contains(st.Members, name) && !st.Delivered[name] {
+				s.CurrentTask = fmt.Sprintf("job %s %s (round %d)", id, st.Phase, st.Round)
+			}
+		}
+		resp.Sites = append(resp.Sites, s)
+	}
+	sort.Slice(resp.Sites, func(i, j int) bool { return resp.Sites[i].Name < resp.Sites[j].Name })
+	return resp, nil
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *adminService) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.Job, error) {
+	id, err := a.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.Spec == nil {
+		return nil, status.Error(codes.InvalidArgument, "no job spec given")
+	}
+	j, err := a.c.submit(proto.Clone(req.Spec).(*pb.JobSpec), id)
+	if errors.Is(err, errInvalid) {
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	a.c.mu.Lock()
+	defer a.c.mu.Unlock()
+	return jobProto(j), nil
+}
+
+func (a *adminService) job(idStr string) (*job, error) {
+	j := a.c.jobs[idStr]
+	if j == nil {
+		return nil, status.Errorf(codes.NotFound, "job %q does not exist; `concordctl jobs list` shows the jobs", idStr)
+	}
+	return j, nil
+}
+
+func (a *adminService) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.Job, error) {
+	a.c.mu.Lock()
+	defer a.c.mu.Unlock()
+	j, err := a.job(req.JobId)
+	if err != nil {
+		return nil, err
+	}
+	return jobProto(j), nil
+}
+
+func (a *adminService) ListJobs(ctx context.Context, _ *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
+	a.c.mu.Lock()
+	defer a.c.mu.Unlock()
+	resp := &pb.ListJobsResponse{}
+	for _, id := range a.c.order {
+		resp.Jobs = append(resp.Jobs, jobProto(a.c.jobs[id]))
+	}
+	return resp, nil
+}
+
+func (a *adminService) AbortJob(ctx context.Context, req *pb.AbortJobRequest) (*pb.Job, error) {
+	id, err := a.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := a.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	j, err := a.job(req.JobId)
+	if err != nil {
+		return nil, err
+	}
+	if j.m.Done() {
+		return nil, status.Errorf(codes.FailedPrecondition, "job %s has already %s", req.JobId, j.m.State().Phase)
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = "no reason given"
+	}
+	c.stepLocked(j, round.Event{Type: round.EvAbort, Now: c.now(), Actor: id.String(), Reason: reason})
+	return jobProto(j), nil
+}
+
+// WatchJob streams a job's events: first the logged history, then live
+// events, until the job ends or the client goes away.
+func (a *adminService) WatchJob(req *pb.WatchJobRequest, stream pb.Admin_WatchJobServer) error {
+	c := a.c
+	live, cancel := c.bus.subscribe()
+	defer cancel()
+	c.mu.Lock()
+	_, err := a.job(req.JobId)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	past, err := c.bus.events(req.JobId, 0, 0)
+	if err != nil {
+		return status.Errorf(codes.Internal, "read events: %v", err)
+	}
+	var last int64
+	send := func(e Event) (bool, error) {
+		if e.Seq <= last || (e.JobID != req.JobId) {
+			return false, nil
+		}
+		last = e.Seq
+		pe := e.proto()
+		c.mu.Lock()
+		j := c.jobs[req.JobId]
+		pe.Job = jobProto(j)
+		done := j.m.Done() && (j.rec.ModelVersion != "" || j.m.State().Phase == round.PhaseAborted)
+		c.mu.Unlock()
+		return done, stream.Send(pe)
+	}
+	for _, e := range past {
+		if done, err := send(e); err != nil || done {
+			return err
+		}
+	}
+	for {
+		select {
+		case e := <-live:
+			if done, err := send(e); err != nil || done {
+				return err
+			}
+		case <-stream.Context().Done():
+			return nil
+		}
+	}
+}
+
+func (a *adminService) ListEvents(ctx context.Context, req *pb.ListEventsRequest) (*pb.ListEventsResponse, error) {
+	evs, err := a.c.bus.events(req.JobId, req.AfterSeq, int(req.Limit))
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	resp := &pb.ListEventsResponse{}
+	for _, e := range evs {
+		resp.Events = append(resp.Events, e.proto())
+	}
+	return resp, nil
+}
+
+func (c *Coordinator) models(jobID string) ([]*pb.ModelVersion, map[string]modelRecord, error) {
+	var out []*pb.ModelVersion
+	recs := map[string]modelRecord{}
+	err := c.st.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bModels).ForEach(func(k, v []byte) error {
+			var r modelRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			mv := &pb.ModelVersion{}
+			if err := proto.Unmarshal(r.Info, mv); err != nil {
+				return err
+			}
+			if jobID == "" || mv.JobId == jobID {
+				out = append(out, mv)
+				recs[mv.Version] = r
+			}
+			return nil
+		})
+	})
+	return out, recs, err
+}
+
+func (a *adminService) ListModels(ctx context.Context, req *pb.ListModelsRequest) (*pb.ListModelsResponse, error) {
+	mvs, _, err := a.c.models(req.JobId)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	return &pb.ListModelsResponse{Models: mvs}, nil
+}
+
+// GetModel streams a published model version: its record and weight
+// layout first, then the float32 weights in chunks.
+func (a *adminService) GetModel(req *pb.GetModelRequest, stream pb.Admin_GetModelServer) error {
+	c := a.c
+	mvs, recs, err := c.models("")
+	if err != nil {
+		return status.Errorf(codes.Internal, "%v", err)
+	}
+	var mv *pb.ModelVersion
+	for _, m := range mvs {
+		if m.Version == req.Version {
+			mv = m
+		}
+	}
+	if mv == nil {
+		return status.Errorf(codes.NotFound, "model version %q does not exist; `concordctl models list` shows the versions", req.Version)
+	}
+	c.mu.Lock()
+	var layout []byte
+	if j := c.jobs[mv.JobId]; j != nil {
+		layout = bytes.Clone(j.rec.Layout)
+	}
+	c.mu.Unlock()
+	first := true
+	return c.st.eachChunk(recs[mv.Version].Blob, 0, func(i int, data []byte) error {
+		m := &pb.ModelChunk{Chunk: &pb.Chunk{Index: uint32(i), Data: bytes.Clone(data)}}
+		if first {
+			m.Info, m.Layout, first = mv, layout, false
+		}
+		return stream.Send(m)
+	})
+}
+
+func jobProto(j *job) *pb.Job {
+	st := j.m.State()
+	state := string(st.Phase)
+	switch st.Phase {
+	case round.PhaseTraining, round.PhaseAggregate, round.PhaseDecrypting:
+		state = "running"
+	}
+	p := &pb.Job{Id: j.rec.ID, Spec: j.spec, State: state, Round: uint32(st.Round), Reason: st.Reason,
+		SubmittedBy: j.rec.SubmittedBy, CreatedUnix: j.rec.Created.Unix(), ModelVersion: j.rec.ModelVersion}
+	if st.Phase != round.PhaseCompleted && st.Phase != round.PhaseAborted {
+		p.State = state + " (" + string(st.Phase) + ")"
+		if state == string(st.Phase) {
+			p.State = state
+		}
+	}
+	for _, r := range j.rec.Rounds {
+		p.Rounds = append(p.Rounds, &pb.RoundSummary{Round: uint32(r.Round), Participants: r.Participants, Contributors: r.Contributors,
+			Samples: r.Samples, Metrics: r.Metrics, ModelVersion: r.Model, Seconds: r.Seconds})
+	}
+	return p
+}
+
+func shortHash(b []byte) string {
+	h := sha256Hex(b)
+	return h[:16]
+}
+
+var _ = strconv.Itoa

@@ -1,0 +1,443 @@
+package coordinator
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/concord-fl/concord/coordinator/round"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// session is one connected agent's task stream.
+type session struct {
+	site     string
+	out      chan *pb.CoordinatorMessage
+	done     chan struct{}
+	once     sync.Once
+	version  string
+	examples uint64
+}
+
+func (s *session) send(m *pb.CoordinatorMessage) {
+	select {
+	case s.out <- m:
+	case <-s.done:
+	default:
+		// The agent is not reading; it will be sent its task again when it
+		// reconnects, so dropping here loses nothing.
+		s.close()
+	}
+}
+
+func (s *session) close() { s.once.Do(func() { close(s.done) }) }
+
+// siteRecord is what the coordinator remembers about a site.
+type siteRecord struct {
+	Name     string    `json:"name"`
+	Version  string    `json:"version"`
+	LastSeen time.Time `json:"last_seen"`
+	Examples uint64    `json:"examples"`
+}
+
+func (c *Coordinator) loadSites() error {
+	return c.st.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bSites).ForEach(func(k, v []byte) error {
+			r := &siteRecord{}
+			if err := json.Unmarshal(v, r); err != nil {
+				return err
+			}
+			c.sites[r.Name] = r
+			return nil
+		})
+	})
+}
+
+func (c *Coordinator) touchSiteLocked(name, version string, examples uint64) {
+	r := c.sites[name]
+	if r == nil {
+		r = &siteRecord{Name: name}
+		c.sites[name] = r
+	}
+	r.LastSeen = c.now().UTC()
+	if version != "" {
+		r.Version, r.Examples = version, examples
+	}
+	_ = c.st.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, bSites, name, r) })
+}
+
+type agentService struct {
+	pb.UnimplementedAgentServer
+	c *Coordinator
+}
+
+func (a *agentService) site(ctxID func() (Identity, bool)) (string, error) {
+	id, ok := ctxID()
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "no verified client certificate")
+	}
+	if id.Role != "site" {
+		return "", status.Errorf(codes.PermissionDenied, "%s is not a site certificate", id)
+	}
+	return id.Name, nil
+}
+
+// Connect keeps a site's task stream: Hello first, then heartbeats and task
+// status from the agent, tasks and heartbeats from the coordinator.
+func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
+	c := a.c
+	site, err := a.site(func() (Identity, bool) { return identify(stream.Context()) })
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "the first message on the task stream must be Hello")
+	}
+	sess := &session{site: site, out: make(chan *pb.CoordinatorMessage, 64), done: make(chan struct{}),
+		version: hello.Version, examples: hello.Examples}
+	if err := stream.Send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Welcome{Welcome: &pb.Welcome{
+		Site: site, CoordinatorVersion: Version, HeartbeatSeconds: c.cfg.HeartbeatInterval.Seconds()}}}); err != nil {
+		return err
+	}
+	c.attach(sess)
+	defer c.detach(sess)
+
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			c.mu.Lock()
+			c.touchSiteLocked(site, "", 0)
+			c.mu.Unlock()
+			if st := m.GetStatus(); st != nil && st.State == "failed" {
+				c.bus.emit(Event{Kind: "task.failed", Actor: "site:" + site, Site: site, Detail: fmt.Sprintf("task %s failed: %s", st.TaskId, st.Detail)})
+			}
+		}
+	}()
+	hb := time.NewTicker(c.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	for {
+		select {
+		case m := <-sess.out:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		case <-hb.C:
+			if err := stream.Send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Heartbeat{Heartbeat: &pb.Heartbeat{UnixMillis: c.now().UnixMilli()}}}); err != nil {
+				return err
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-sess.done:
+			return status.Error(codes.Unavailable, "session replaced or coordinator stopping; reconnect")
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+}
+
+func (c *Coordinator) attach(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.sessions[s.site]; old != nil {
+		old.close()
+	}
+	c.sessions[s.site] = s
+	c.touchSiteLocked(s.site, s.version, s.examples)
+	c.bus.emit(Event{Kind: EvSiteConnected, Actor: "site:" + s.site, Site: s.site, Detail: fmt.Sprintf("site %s connected (agent %s)", s.site, s.version)})
+	for _, id := range c.order {
+		if j := c.jobs[id]; !j.m.Done() {
+			c.stepLocked(j, round.Event{Type: round.EvConnected, Now: c.now(), Site: s.site})
+		}
+	}
+}
+
+func (c *Coordinator) detach(s *session) {
+	s.close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions[s.site] != s {
+		return // replaced by a newer session
+	}
+	delete(c.sessions, s.site)
+	c.bus.emit(Event{Kind: EvSiteLeft, Actor: "site:" + s.site, Site: s.site, Detail: fmt.Sprintf("site %s disconnected", s.site)})
+	for _, id := range c.order {
+		if j := c.jobs[id]; !j.m.Done() {
+			c.stepLocked(j, round.Event{Type: round.EvDisconnected, Now: c.now(), Site: s.site})
+		}
+	}
+}
+
+// maxChunkBytes bounds one chunk's payload.
+const maxChunkBytes = ChunkSize
+
+// Upload receives one artefact in chunks. It validates the header against
+// the round (late, duplicate, not a participant) and the task's nonce
+// (replay, forgery) before acknowledging anything, answers with the resume
+// point, and persists every chunk before acknowledging it.
+func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
+	c := a.c
+	site, err := a.site(func() (Identity, bool) { return identify(stream.Context()) })
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	h := first.GetHeader()
+	if h == nil {
+		return status.Error(codes.InvalidArgument, "an upload must start with its header")
+	}
+	kind, ok := uploadToKind[h.Kind]
+	if !ok {
+		return status.Errorf(codes.InvalidArgument, "unknown upload kind %v", h.Kind)
+	}
+	name := uploadBlob(h.JobId, kind, int(h.Round), site)
+	up, j, err := c.admitUpload(site, kind, h, name)
+	if err != nil {
+		c.bus.emit(Event{Kind: EvUploadRejected, Actor: "site:" + site, JobID: h.JobId, Round: int(h.Round), Site: site, Detail: "upload rejected: " + status.Convert(err).Message()})
+		return err
+	}
+	if err := stream.Send(&pb.UploadAck{Acknowledged: uint32(up.Received), Complete: up.Complete}); err != nil {
+		return err
+	}
+	if up.Complete {
+		return nil
+	}
+	hasher := sha256.New()
+	if len(up.HashState) > 0 {
+		if err := hasher.(encoding.BinaryUnmarshaler).UnmarshalBinary(up.HashState); err != nil {
+			return status.Errorf(codes.Internal, "restore upload hash: %v", err)
+		}
+	}
+	for up.Received < up.TotalChunks {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			return status.Errorf(codes.Aborted, "upload ended after %d of %d chunks; resume it", up.Received, up.TotalChunks)
+		}
+		if err != nil {
+			return err
+		}
+		ch := m.GetChunk()
+		if ch == nil || int(ch.Index) != up.Received {
+			return status.Errorf(codes.InvalidArgument, "expected chunk %d", up.Received)
+		}
+		if len(ch.Data) == 0 || len(ch.Data) > maxChunkBytes || up.Bytes+int64(len(ch.Data)) > up.TotalBytes {
+			return status.Errorf(codes.InvalidArgument, "chunk %d has %d bytes: chunks must hold 1..%d bytes and not exceed the declared total %d",
+				ch.Index, len(ch.Data), maxChunkBytes, up.TotalBytes)
+		}
+		if err := c.checkChunk(j, kind, h, up, ch.Data); err != nil {
+			return status.Errorf(codes.InvalidArgument, "chunk %d rejected: %v", ch.Index, err)
+		}
+		hasher.Write(ch.Data)
+		up.Received++
+		up.Bytes += int64(len(ch.Data))
+		up.HashState, _ = hasher.(encoding.BinaryMarshaler).MarshalBinary()
+		if err := c.st.db.Update(func(tx *bolt.Tx) error {
+			if err := putBlobChunk(tx, name, int(ch.Index), ch.Data); err != nil {
+				return err
+			}
+			return putJSON(tx, bUploads, name, up)
+		}); err != nil {
+			return status.Errorf(codes.Unavailable, "persist chunk: %v", err)
+		}
+		if up.Received < up.TotalChunks {
+			if err := stream.Send(&pb.UploadAck{Acknowledged: uint32(up.Received)}); err != nil {
+				return err
+			}
+		}
+	}
+	if up.Bytes != up.TotalBytes || hex.EncodeToString(hasher.Sum(nil)) != up.SHA256 {
+		c.discardUpload(name)
+		return status.Errorf(codes.DataLoss, "upload checksum or size mismatch (%d of %d bytes): it was discarded; send it again", up.Bytes, up.TotalBytes)
+	}
+	if err := c.completeUpload(j, site, kind, name, up); err != nil {
+		c.bus.emit(Event{Kind: EvUploadRejected, Actor: "site:" + site, JobID: h.JobId, Round: int(h.Round), Site: site, Detail: "upload rejected: " + status.Convert(err).Message()})
+		return err
+	}
+	return stream.Send(&pb.UploadAck{Acknowledged: uint32(up.Received), Complete: true})
+}
+
+// admitUpload checks an upload header and returns the (possibly resumed)
+// upload record.
+func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHeader, name string) (*uploadRecord, *job, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	j := c.jobs[h.JobId]
+	if j == nil {
+		return nil, nil, status.Errorf(codes.NotFound, "job %q does not exist", h.JobId)
+	}
+	if err := j.m.Accept(site, kind, int(h.Round)); err != nil {
+		if errors.Is(err, round.ErrDuplicate) {
+			return nil, nil, status.Errorf(codes.AlreadyExists, "%v", err)
+		}
+		return nil, nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+	}
+	want := j.rec.Nonces[taskNonceKey(kind, int(h.Round), j.m.State().Attempt, site)]
+	if want == "" || want != hex.EncodeToString(h.Nonce) {
+		return nil, nil, status.Errorf(codes.PermissionDenied, "the upload's nonce does not match the task sent to %s for round %d (replayed or forged upload)", site, h.Round)
+	}
+	if err := c.checkHeader(j, kind, h); err != nil {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if up, err := c.uploadRecord(name); err == nil {
+		if up.Nonce == want && up.SHA256 == hex.EncodeToString(h.Sha256) && up.TotalChunks == int(h.TotalChunks) {
+			return up, j, nil // resume
+		}
+		c.discardUpload(name) // a different attempt: start over
+	}
+	up := &uploadRecord{Site: site, Kind: kind, Round: int(h.Round), Nonce: want, TotalChunks: int(h.TotalChunks),
+		TotalBytes: int64(h.TotalBytes), SHA256: hex.EncodeToString(h.Sha256), Samples: h.SampleCount, Metrics: h.Metrics,
+		Recipients: h.Recipients}
+	if err := c.st.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, bUploads, name, up) }); err != nil {
+		return nil, nil, status.Errorf(codes.Unavailable, "persist upload: %v", err)
+	}
+	return up, j, nil
+}
+
+func (c *Coordinator) checkHeader(j *job, kind round.Kind, h *pb.UploadHeader) error {
+	if h.TotalChunks == 0 || h.TotalBytes == 0 || len(h.Sha256) != sha256.Size {
+		return errors.New("header must declare chunks, bytes and a SHA-256")
+	}
+	if minChunks := (h.TotalBytes + maxChunkBytes - 1) / maxChunkBytes; uint64(h.TotalChunks) < minChunks || uint64(h.TotalChunks) > h.TotalBytes {
+		return fmt.Errorf("%d chunks cannot carry %d bytes at %d bytes per chunk at most", h.TotalChunks, h.TotalBytes, maxChunkBytes)
+	}
+	for k, v := range h.Metrics {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("metric %q is %v", k, v)
+		}
+	}
+	switch kind {
+	case round.KindUpdate:
+		if h.LayoutHash != j.rec.LayoutHash {
+			return fmt.Errorf("update was trained on layout %s, the job's model has layout %s", h.LayoutHash, j.rec.LayoutHash)
+		}
+		if h.SampleCount == 0 || h.SampleCount > 1<<40 {
+			return fmt.Errorf("sample count %d is implausible", h.SampleCount)
+		}
+		if j.rec.Secure == nil {
+			if h.Kind != pb.UploadKind_UPLOAD_KIND_UPDATE {
+				return errors.New("this job does not use secure aggregation: send a plaintext update")
+			}
+			if h.TotalBytes != uint64(4*j.rec.Params) {
+				return fmt.Errorf("update has %d bytes, the model has %d float32 parameters (%d bytes)", h.TotalBytes, j.rec.Params, 4*j.rec.Params)
+			}
+			return nil
+		}
+		if h.Kind != pb.UploadKind_UPLOAD_KIND_ENCRYPTED_UPDATE {
+			return errors.New("this job uses secure aggregation: plaintext updates are refused")
+		}
+	}
+	if j.rec.Secure != nil {
+		return c.checkSecureHeader(j, kind, h)
+	}
+	return nil
+}
+
+// checkChunk validates one chunk's content before it is persisted.
+func (c *Coordinator) checkChunk(j *job, kind round.Kind, h *pb.UploadHeader, up *uploadRecord, data []byte) error {
+	if kind == round.KindUpdate && j.rec.Secure == nil {
+		if len(data)%4 != 0 {
+			return errors.New("plaintext update chunks must hold whole float32 values")
+		}
+		for i := 0; i < len(data); i += 4 {
+			f := math.Float32frombits(uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24)
+			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+				return fmt.Errorf("parameter %d is %v", int(up.Bytes/4)+i/4, f)
+			}
+		}
+		return nil
+	}
+	if j.rec.Secure != nil {
+		return c.checkSecureChunk(j, kind, up, data)
+	}
+	return nil
+}
+
+func (c *Coordinator) discardUpload(name string) {
+	_ = c.st.db.Update(func(tx *bolt.Tx) error {
+		if err := deleteBlob(tx, name); err != nil {
+			return err
+		}
+		return tx.Bucket(bUploads).Delete([]byte(name))
+	})
+}
+
+// completeUpload marks an upload complete and feeds the delivery to the
+// job's machine, in that order: the record says complete before the
+// machine counts it.
+func (c *Coordinator) completeUpload(j *job, site string, kind round.Kind, name string, up *uploadRecord) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := j.m.Accept(site, kind, up.Round); err != nil {
+		c.discardUpload(name)
+		return status.Errorf(codes.FailedPrecondition, "%v", err)
+	}
+	up.Complete = true
+	info := blobInfo{Chunks: up.TotalChunks, Bytes: up.TotalBytes, SHA256: up.SHA256}
+	err := c.st.db.Update(func(tx *bolt.Tx) error {
+		if err := finishBlob(tx, name, info); err != nil {
+			return err
+		}
+		if j.rec.Secure != nil {
+			if err := c.secureOnComplete(tx, j, site, kind, name, up); err != nil {
+				return err
+			}
+		}
+		return putJSON(tx, bUploads, name, up)
+	})
+	if err != nil {
+		up.Complete = false
+		return status.Errorf(codes.InvalidArgument, "upload could not be used: %v", err)
+	}
+	c.bus.emit(Event{Kind: EvUploadAccepted, Actor: "site:" + site, JobID: j.rec.ID, Round: up.Round, Site: site,
+		Detail: fmt.Sprintf("%s from %s accepted: %d bytes in %d chunks", kind, site, up.TotalBytes, up.TotalChunks)})
+	c.stepLocked(j, round.Event{Type: round.EvDelivered, Now: c.now(), Site: site, Kind: kind, Round: up.Round})
+	return nil
+}
+
+// Download streams a blob a task named. Sites may read global models, the
+// collective key, aggregates' decryption inputs and the shares relayed to
+// them, and nothing else.
+func (a *agentService) Download(req *pb.DownloadRequest, stream pb.Agent_DownloadServer) error {
+	c := a.c
+	site, err := a.site(func() (Identity, bool) { return identify(stream.Context()) })
+	if err != nil {
+		return err
+	}
+	if !blobReadableBy(req.Blob, site) {
+		return status.Errorf(codes.PermissionDenied, "blob %q is not readable by site %s", req.Blob, site)
+	}
+	err = c.st.eachChunk(req.Blob, int(req.FromChunk), func(i int, data []byte) error {
+		return stream.Send(&pb.Chunk{Index: uint32(i), Data: bytes.Clone(data)})
+	})
+	if errors.Is(err, ErrNotFound) {
+		return status.Errorf(codes.NotFound, "blob %q does not exist", req.Blob)
+	}
+	return err
+}

@@ -1,0 +1,241 @@
+// Package coordinator is Concord's central service: it registers site
+// agents, runs jobs round by round, aggregates updates it receives over the
+// Agent service, keeps the model registry and answers the admin CLI.
+//
+// All round decisions are made by the pure state machine in
+// coordinator/round; this package is the I/O around it. Its duties, in the
+// order the round package asks for them:
+//
+//   - an upload is checked (round.Machine.Accept, the task's nonce) before
+//     its first chunk is acknowledged, and every chunk is persisted in the
+//     embedded bbolt database before it is acknowledged;
+//   - the machine's state is persisted before the actions of a step run;
+//   - a round's aggregate, the server optimiser's state and the transition
+//     to the next round are written in one transaction, so a crash at any
+//     point neither loses nor repeats a round.
+//
+// Every admin action and round event passes through one event stream (see
+// Event): the hash-chained audit log, the logs and `jobs watch` subscribe to
+// it. The coordinator never holds key material: with secure aggregation it
+// adds ciphertexts and combines decryption shares using privacy/he only.
+package coordinator
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/concord-fl/concord/pki"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// Version is reported to agents and admins.
+const Version = "0.1.0"
+
+// Policy says which roles may call which methods. Unknown methods are denied.
+func Policy() pki.Policy {
+	return pki.Policy{
+		"/concord.v1.Agent/":           {pki.RoleSite},
+		"/concord.v1.Admin/":           {pki.RoleAdmin},
+		"/concord.v1.Admin/ListSites":  {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/ListJobs":   {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/GetJob":     {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/WatchJob":   {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/ListModels": {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/ListEvents": {pki.RoleAdmin, pki.RoleAuditor},
+	}
+}
+
+// Config is the runtime configuration. cmd/coordinator builds it from the
+// YAML file and flags.
+type Config struct {
+	// Listen is the TCP address to serve on, e.g. ":7443" or "127.0.0.1:0".
+	Listen string
+	// TLS must require and verify client certificates.
+	TLS *tls.Config
+	// Inventory lists the certificates the consortium CA issued and which
+	// are revoked; a certificate not in it is refused.
+	Inventory pki.InventorySource
+	// StatePath is the bbolt database file.
+	StatePath string
+	Logger    *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// TickInterval is how often deadlines are evaluated (default 1s).
+	TickInterval time.Duration
+	// HeartbeatInterval is how often the task stream is pinged (default 10s).
+	HeartbeatInterval time.Duration
+	// ShutdownGrace bounds the graceful stop (default 10s).
+	ShutdownGrace time.Duration
+}
+
+// Identity is a verified caller.
+type Identity struct {
+	Role string // site | admin | auditor
+	Name string
+}
+
+func (id Identity) String() string { return id.Role + ":" + id.Name }
+
+func identify(ctx context.Context) (Identity, bool) {
+	id, ok := pki.IdentityFromContext(ctx)
+	if !ok {
+		return Identity{}, false
+	}
+	return Identity{Role: string(id.Role), Name: id.Name}, true
+}
+
+// Coordinator is the running service.
+type Coordinator struct {
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+	st  *store
+	bus *bus
+	lis net.Listener
+	srv *grpc.Server
+
+	mu       sync.Mutex
+	jobs     map[string]*job
+	order    []string // job IDs in submission order
+	sessions map[string]*session
+	sites    map[string]*siteRecord
+
+	bg sync.WaitGroup
+	// runCtx is Run's context, for background work started by events.
+	runCtx context.Context
+}
+
+// New opens the state database, restores unfinished jobs and starts
+// listening (so Addr is valid before Run).
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.TLS == nil || cfg.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		return nil, errors.New("coordinator needs a TLS config that requires and verifies client certificates: mutual TLS is not optional")
+	}
+	if cfg.Inventory == nil {
+		return nil, errors.New("coordinator needs the certificate inventory (inventory.json from the consortium CA)")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = time.Second
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
+	st, err := openStore(cfg.StatePath)
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{cfg: cfg, log: cfg.Logger, now: cfg.Now, st: st,
+		jobs: map[string]*job{}, sessions: map[string]*session{}, sites: map[string]*siteRecord{}}
+	if c.bus, err = newBus(st, cfg.Logger, cfg.Now); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	if err := c.loadSites(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := c.restoreJobs(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	c.lis = lis
+	authz := pki.NewAuthorizer(cfg.Inventory, Policy())
+	c.srv = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(cfg.TLS)),
+		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(authz.StreamInterceptor()),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(ChunkSize+(1<<16)),
+	)
+	pb.RegisterAgentServer(c.srv, &agentService{c: c})
+	pb.RegisterAdminServer(c.srv, &adminService{c: c})
+	return c, nil
+}
+
+// Addr is the address the coordinator listens on.
+func (c *Coordinator) Addr() net.Addr { return c.lis.Addr() }
+
+// Run serves until ctx is cancelled, then stops gracefully within
+// Config.ShutdownGrace and closes the database.
+func (c *Coordinator) Run(ctx context.Context) error {
+	c.bus.emit(Event{Kind: EvCoordinator, Actor: "coordinator", Detail: fmt.Sprintf("coordinator %s serving on %s", Version, c.lis.Addr())})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	c.resumeWork(ctx)
+	c.mu.Unlock()
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.tickLoop(ctx)
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- c.srv.Serve(c.lis) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		cancel()
+	}
+	c.mu.Lock()
+	for _, s := range c.sessions {
+		s.close()
+	}
+	c.mu.Unlock()
+	stopped := make(chan struct{})
+	go func() { c.srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(c.cfg.ShutdownGrace):
+		c.log.Warn("graceful stop timed out; closing connections")
+		c.srv.Stop()
+	}
+	c.bg.Wait()
+	if cerr := c.st.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, grpc.ErrServerStopped) {
+		err = nil
+	}
+	return err
+}
+
+func (c *Coordinator) tickLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.tick()
+		}
+	}
+}
+
+// VerifyAudit checks the event log's hash chain.
+func (c *Coordinator) VerifyAudit() (int, error) { return c.bus.VerifyChain() }

@@ -1,0 +1,99 @@
+package sim
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/concord-fl/concord/jobspec"
+	"github.com/concord-fl/concord/learning"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+	siteagent "github.com/concord-fl/concord/site-agent"
+)
+
+// blobs makes a small learnable set: class 1 has a bright square.
+func blobs(n int, seed uint64) learning.Dataset {
+	r := rand.New(rand.NewPCG(seed, 7))
+	ds := learning.Dataset{N: n, C: 1, H: 28, W: 28, X: make([]float32, n*28*28), Y: make([]int, n)}
+	for i := 0; i < n; i++ {
+		ds.Y[i] = i % 2
+		img := ds.X[i*784 : (i+1)*784]
+		for p := range img {
+			img[p] = float32(r.NormFloat64() * 0.3)
+		}
+		if ds.Y[i] == 1 {
+			x0, y0 := r.IntN(20), r.IntN(20)
+			for y := y0; y < y0+6; y++ {
+				for x := x0; x < x0+6; x++ {
+					img[y*28+x] += 1.5
+				}
+			}
+		}
+	}
+	return ds
+}
+
+func testSpec(t *testing.T, yaml string) *pb.JobSpec {
+	t.Helper()
+	spec, err := jobspec.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+func watchToEnd(t *testing.T, ctx context.Context, f *Federation, id string) *pb.Job {
+	t.Helper()
+	stream, err := f.Admin.WatchJob(ctx, &pb.WatchJobRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *pb.Job
+	for {
+		ev, err := stream.Recv()
+		if err == io.EOF {
+			return last
+		}
+		if err != nil {
+			t.Fatalf("watch: %v", err)
+		}
+		last = ev.Job
+	}
+}
+
+func TestPlaintextJobEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f, err := Start(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i, name := range []string{"st-marys", "county-general", "riverside"} {
+		if err := f.AddSite(name, SiteOptions{Data: siteagent.MemoryData{Data: blobs(64, uint64(i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.WaitSites(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(t, "name: e2e\nrounds: 2\nmin_sites: 3\nround_deadline: 60s\nprivacy: {secure_aggregation: none}\nseed: 1\n")
+	job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := watchToEnd(t, ctx, f, job.Id)
+	if final.State != "completed" || len(final.Rounds) != 2 || final.ModelVersion == "" {
+		t.Fatalf("job ended %s (%s) after %d rounds, model %q", final.State, final.Reason, len(final.Rounds), final.ModelVersion)
+	}
+	for _, r := range final.Rounds {
+		if len(r.Contributors) != 3 || r.Samples != 3*64 {
+			t.Errorf("round %d: contributors %v samples %d", r.Round, r.Contributors, r.Samples)
+		}
+	}
+	if n, err := f.Coordinator().VerifyAudit(); err != nil || n == 0 {
+		t.Errorf("audit chain: %d entries, %v", n, err)
+	}
+}

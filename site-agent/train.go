@@ -1,0 +1,193 @@
+package siteagent
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"time"
+
+	"github.com/concord-fl/concord/learning"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// LocalTrainer trains with the learning package on this machine's CPU.
+type LocalTrainer struct{}
+
+// Train implements Trainer.
+func (LocalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, error) {
+	spec := req.Spec
+	m, err := learning.New(ModelSpec(spec), spec.Seed)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	if err := m.SetWeights(req.Global); err != nil {
+		return TrainResult{}, fmt.Errorf("load global model: %w", err)
+	}
+	t := spec.Training
+	cfg := learning.TrainConfig{
+		Epochs: int(t.LocalEpochs), Steps: int(t.LocalSteps), BatchSize: int(t.BatchSize), Optimizer: t.Optimizer,
+		LR: t.LearningRate, Momentum: t.Momentum, Augment: t.Augment, Seed: req.Seed,
+		ClassWeights: learning.BalancedClassWeights(req.Data.Y, int(spec.Model.Classes)),
+	}
+	if spec.Aggregation.Strategy == "fedprox" {
+		cfg.ProxMu = spec.Aggregation.ProxMu
+	}
+	if req.Progress != nil {
+		cfg.Progress = func(p learning.TrainProgress) {
+			if p.Samples > 0 {
+				req.Progress(float64(p.Samples))
+			}
+		}
+	}
+	res, err := m.Train(ctx, req.Data, cfg)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	return TrainResult{Weights: m.Weights(), Samples: req.Data.N, Metrics: map[string]float64{"train_loss": res.FinalLoss}}, nil
+}
+
+// ModelSpec converts the job's model section.
+func ModelSpec(spec *pb.JobSpec) learning.Spec {
+	m := spec.Model
+	return learning.Spec{Arch: m.Arch, Channels: int(m.Channels), Height: int(m.Height), Width: int(m.Width),
+		Classes: int(m.Classes), BaseWidth: int(m.BaseWidth)}
+}
+
+// TrainingSeed derives a site's seed for a round from the job seed, so a
+// rerun of the same job trains identically, site by site, round by round.
+func TrainingSeed(jobSeed int64, round int, site string) int64 {
+	h := fnv.New64a()
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], uint64(jobSeed))
+	binary.LittleEndian.PutUint64(b[8:], uint64(round))
+	h.Write(b[:])
+	h.Write([]byte(site))
+	return int64(h.Sum64() >> 1)
+}
+
+func submissionKey(t *pb.Task) string {
+	return fmt.Sprintf("%s/%s/%d", t.JobId, t.Kind, t.Round)
+}
+
+// train runs a TRAIN task: unless this round's update is already prepared
+// (then it only resumes the upload), download the global model, train,
+// clip, encrypt when the job is secure, record, upload.
+func (a *Agent) train(ctx context.Context, t *pb.Task) error {
+	key := submissionKey(t)
+	sub, err := a.st.submission(key)
+	if err != nil {
+		return err
+	}
+	if sub != nil && string(sub.Nonce) != string(t.Nonce) {
+		sub = nil // a different task (e.g. the job was resubmitted): recompute
+	}
+	secure := t.Spec.GetPrivacy().GetSecureAggregation() == "mhe"
+	kind := pb.UploadKind_UPLOAD_KIND_UPDATE
+	if secure {
+		kind = pb.UploadKind_UPLOAD_KIND_ENCRYPTED_UPDATE
+	}
+	if sub == nil {
+		started := time.Now()
+		raw, err := a.download(ctx, t.InputBlob)
+		if err != nil {
+			return err
+		}
+		global := bytesFloat32(raw)
+		if uint64(len(global)) != t.InputParams {
+			return fmt.Errorf("global model has %d parameters, the task says %d", len(global), t.InputParams)
+		}
+		data, err := a.cfg.Data.Dataset(ctx, t.Spec)
+		if err != nil {
+			return fmt.Errorf("load training data: %w", err)
+		}
+		if data.N == 0 {
+			return fmt.Errorf("no training examples available for job %s", t.JobId)
+		}
+		site := a.siteName()
+		res, err := a.cfg.Trainer.Train(ctx, TrainRequest{JobID: t.JobId, Round: int(t.Round), Spec: t.Spec, Global: global,
+			Data: data, Seed: TrainingSeed(t.Spec.Seed, int(t.Round), site)})
+		if err != nil {
+			return fmt.Errorf("local training: %w", err)
+		}
+		if len(res.Weights) != len(global) {
+			return fmt.Errorf("trainer returned %d weights, the model has %d", len(res.Weights), len(global))
+		}
+		delta := make([]float32, len(global))
+		for i := range delta {
+			delta[i] = res.Weights[i] - global[i]
+		}
+		norm := ClipL2(delta, t.Spec.Training.ClipNorm)
+		if res.Metrics == nil {
+			res.Metrics = map[string]float64{}
+		}
+		res.Metrics["update_norm"] = norm
+		var chunks [][]byte
+		if secure {
+			chunks, err = a.encryptUpdate(t, delta, float64(res.Samples))
+			if err != nil {
+				return err
+			}
+		} else {
+			chunks = splitChunks(float32Bytes(delta))
+		}
+		sub, err = a.st.writeChunks(key, chunks)
+		if err != nil {
+			return fmt.Errorf("store pending update: %w", err)
+		}
+		sub.Nonce, sub.Samples, sub.Metrics = t.Nonce, uint64(res.Samples), res.Metrics
+		sub.Params, sub.Layout = t.InputParams, t.LayoutHash
+		if err := a.st.putSubmission(sub); err != nil {
+			return err
+		}
+		a.log.Info("local training done", "job", t.JobId, "round", t.Round, "examples", res.Samples,
+			"seconds", time.Since(started).Seconds(), "update_norm", norm)
+	}
+	return a.upload(ctx, sub, &pb.UploadHeader{JobId: t.JobId, Round: t.Round, Kind: kind})
+}
+
+// ClipL2 scales v in place so its L2 norm is at most bound (bound <= 0:
+// no clipping) and returns the norm before clipping.
+func ClipL2(v []float32, bound float64) float64 {
+	var ss float64
+	for _, x := range v {
+		ss += float64(x) * float64(x)
+	}
+	norm := math.Sqrt(ss)
+	if bound > 0 && norm > bound {
+		s := float32(bound / norm)
+		for i := range v {
+			v[i] *= s
+		}
+	}
+	return norm
+}
+
+func (a *Agent) siteName() string {
+	if len(a.cfg.TLS.Certificates) > 0 && a.cfg.TLS.Certificates[0].Leaf != nil {
+		for _, u := range a.cfg.TLS.Certificates[0].Leaf.URIs {
+			if u.Scheme == "concord" {
+				return u.Path[1:]
+			}
+		}
+		return a.cfg.TLS.Certificates[0].Leaf.Subject.CommonName
+	}
+	return ""
+}
+
+func float32Bytes(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
+	}
+	return out
+}
+
+func bytesFloat32(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}
