@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
@@ -230,18 +231,39 @@ func (a *adminService) ListModels(ctx context.Context, req *pb.ListModelsRequest
 // layout first, then the float32 weights in chunks.
 func (a *adminService) GetModel(req *pb.GetModelRequest, stream pb.Admin_GetModelServer) error {
 	c := a.c
-	mvs, recs, err := c.models("")
-	if err != nil {
-		return status.Errorf(codes.Internal, "%v", err)
-	}
 	var mv *pb.ModelVersion
-	for _, m := range mvs {
-		if m.Version == req.Version {
-			mv = m
+	var blob string
+	if jobID, r, ok := strings.Cut(req.Version, "@"); ok {
+		// A round checkpoint, JOB@ROUND: the global model after that round.
+		n, err := strconv.Atoi(r)
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "checkpoint %q: write JOB@ROUND, e.g. 3@5", req.Version)
 		}
-	}
-	if mv == nil {
-		return status.Errorf(codes.NotFound, "model version %q does not exist; `concordctl models list` shows the versions", req.Version)
+		blob = modelBlob(jobID, n)
+		info, err := c.st.blobInfo(blob)
+		if err != nil {
+			return status.Errorf(codes.NotFound, "job %s has no model after round %d", jobID, n)
+		}
+		c.mu.Lock()
+		params := 0
+		if j := c.jobs[jobID]; j != nil {
+			params = j.rec.Params
+		}
+		c.mu.Unlock()
+		mv = &pb.ModelVersion{Version: req.Version, JobId: jobID, Round: uint32(n), Params: uint64(params), Sha256: info.SHA256}
+	} else {
+		mvs, recs, err := c.models("")
+		if err != nil {
+			return status.Errorf(codes.Internal, "%v", err)
+		}
+		for _, m := range mvs {
+			if m.Version == req.Version {
+				mv, blob = m, recs[m.Version].Blob
+			}
+		}
+		if mv == nil {
+			return status.Errorf(codes.NotFound, "model version %q does not exist; `concordctl models list` shows the versions", req.Version)
+		}
 	}
 	c.mu.Lock()
 	var layout []byte
@@ -250,7 +272,7 @@ func (a *adminService) GetModel(req *pb.GetModelRequest, stream pb.Admin_GetMode
 	}
 	c.mu.Unlock()
 	first := true
-	return c.st.eachChunk(recs[mv.Version].Blob, 0, func(i int, data []byte) error {
+	return c.st.eachChunk(blob, 0, func(i int, data []byte) error {
 		m := &pb.ModelChunk{Chunk: &pb.Chunk{Index: uint32(i), Data: bytes.Clone(data)}}
 		if first {
 			m.Info, m.Layout, first = mv, layout, false
@@ -285,5 +307,3 @@ func shortHash(b []byte) string {
 	h := sha256Hex(b)
 	return h[:16]
 }
-
-var _ = strconv.Itoa

@@ -302,7 +302,7 @@ func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHead
 	if want == "" || want != hex.EncodeToString(h.Nonce) {
 		return nil, nil, status.Errorf(codes.PermissionDenied, "the upload's nonce does not match the task sent to %s for round %d (replayed or forged upload)", site, h.Round)
 	}
-	if err := c.checkHeader(j, kind, h); err != nil {
+	if err := c.checkHeader(j, site, kind, h); err != nil {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if up, err := c.uploadRecord(name); err == nil {
@@ -320,7 +320,7 @@ func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHead
 	return up, j, nil
 }
 
-func (c *Coordinator) checkHeader(j *job, kind round.Kind, h *pb.UploadHeader) error {
+func (c *Coordinator) checkHeader(j *job, site string, kind round.Kind, h *pb.UploadHeader) error {
 	if h.TotalChunks == 0 || h.TotalBytes == 0 || len(h.Sha256) != sha256.Size {
 		return errors.New("header must declare chunks, bytes and a SHA-256")
 	}
@@ -354,7 +354,7 @@ func (c *Coordinator) checkHeader(j *job, kind round.Kind, h *pb.UploadHeader) e
 		}
 	}
 	if j.rec.Secure != nil {
-		return c.checkSecureHeader(j, kind, h)
+		return c.checkSecureHeader(j, site, kind, h)
 	}
 	return nil
 }
@@ -388,9 +388,10 @@ func (c *Coordinator) discardUpload(name string) {
 	})
 }
 
-// completeUpload marks an upload complete and feeds the delivery to the
-// job's machine, in that order: the record says complete before the
-// machine counts it.
+// completeUpload marks an upload complete, applies it (secure jobs: adds
+// the ciphertexts to the round's encrypted sum) and records the delivery in
+// the job's state machine, all in one transaction: a crash leaves either
+// all of it or none, so an upload is never counted twice or lost.
 func (c *Coordinator) completeUpload(j *job, site string, kind round.Kind, name string, up *uploadRecord) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -398,10 +399,13 @@ func (c *Coordinator) completeUpload(j *job, site string, kind round.Kind, name 
 		c.discardUpload(name)
 		return status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
+	prev := j.m.State()
+	prevSecure := cloneSecure(j.rec.Secure)
 	up.Complete = true
-	info := blobInfo{Chunks: up.TotalChunks, Bytes: up.TotalBytes, SHA256: up.SHA256}
-	err := c.st.db.Update(func(tx *bolt.Tx) error {
-		if err := finishBlob(tx, name, info); err != nil {
+	acts := j.m.Step(round.Event{Type: round.EvDelivered, Now: c.now(), Site: site, Kind: kind, Round: up.Round})
+	j.rec.State = j.m.State()
+	err := c.saveJob(j, func(tx *bolt.Tx) error {
+		if err := finishBlob(tx, name, blobInfo{Chunks: up.TotalChunks, Bytes: up.TotalBytes, SHA256: up.SHA256}); err != nil {
 			return err
 		}
 		if j.rec.Secure != nil {
@@ -412,12 +416,16 @@ func (c *Coordinator) completeUpload(j *job, site string, kind round.Kind, name 
 		return putJSON(tx, bUploads, name, up)
 	})
 	if err != nil {
+		// Nothing was written: put the machine back and drop the upload.
 		up.Complete = false
-		return status.Errorf(codes.InvalidArgument, "upload could not be used: %v", err)
+		j.m, _ = round.Restore(machineConfig(j.spec), prev)
+		j.rec.State, j.rec.Secure = prev, prevSecure
+		c.discardUpload(name)
+		return status.Errorf(codes.InvalidArgument, "upload rejected: %v", err)
 	}
 	c.bus.emit(Event{Kind: EvUploadAccepted, Actor: "site:" + site, JobID: j.rec.ID, Round: up.Round, Site: site,
 		Detail: fmt.Sprintf("%s from %s accepted: %d bytes in %d chunks", kind, site, up.TotalBytes, up.TotalChunks)})
-	c.stepLocked(j, round.Event{Type: round.EvDelivered, Now: c.now(), Site: site, Kind: kind, Round: up.Round})
+	c.execute(j, acts)
 	return nil
 }
 

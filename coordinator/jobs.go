@@ -444,12 +444,14 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 	var meanDelta []float32
 	res := aggResult{metrics: map[string]float64{}}
 	weights := map[string]float64{}
+	var uploadBytes int64
 	for _, site := range contributors {
 		up, err := c.uploadRecord(uploadBlob(rec.ID, round.KindUpdate, r, site))
 		if err != nil {
 			return aggResult{}, err
 		}
 		res.samples += up.Samples
+		uploadBytes += up.TotalBytes
 		weights[site] = float64(up.Samples)
 		for k, v := range up.Metrics {
 			res.metrics[k] += v * float64(up.Samples)
@@ -458,6 +460,7 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 	for k := range res.metrics {
 		res.metrics[k] /= float64(max(res.samples, 1))
 	}
+	res.metrics["upload_bytes_per_param"] = float64(uploadBytes) / float64(len(contributors)) / float64(rec.Params)
 	switch {
 	case rec.Secure != nil:
 		meanDelta, err = c.secureMean(ctx, rec, r, decryptors)

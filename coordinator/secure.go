@@ -2,27 +2,74 @@ package coordinator
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/concord-fl/concord/coordinator/round"
+	"github.com/concord-fl/concord/privacy/he"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
-// secureState is a secure-aggregation job's public material.
+// secureState is a secure-aggregation job's public material. The
+// coordinator holds no key: it relays sealed Shamir shares it cannot read,
+// adds ciphertexts, and combines the committee's decryption shares into the
+// sum only (see package privacy/he).
 type secureState struct {
-	ParamSet  string         `json:"param_set"`
-	CRPSeed   []byte         `json:"crp_seed"`
+	ParamSet string `json:"param_set"`
+	CRSSeed  []byte `json:"crs_seed"`
+	// Threshold as asked in the job; 0 means all key holders.
 	Threshold int            `json:"threshold"`
 	Points    map[string]int `json:"points,omitempty"`
 	// ExchangeKeys are the sites' X25519 public keys, for sealing Shamir
 	// shares end to end.
 	ExchangeKeys map[string][]byte `json:"exchange_keys,omitempty"`
+	// Requests are the decryption requests sent, by "round.attempt".
+	Requests map[string][]byte `json:"requests,omitempty"`
+}
+
+func newSecureState(spec *pb.JobSpec, params int) (*secureState, error) {
+	name := spec.GetPrivacy().GetHeParams()
+	if name == "" {
+		name = he.Default
+	}
+	ps, err := he.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if he.CiphertextsFor(ps, params) == 0 {
+		return nil, fmt.Errorf("parameter set %s cannot carry %d values", name, params)
+	}
+	seed := make([]byte, 32)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, err
+	}
+	return &secureState{ParamSet: name, CRSSeed: seed, Threshold: int(spec.GetPrivacy().GetThreshold()),
+		ExchangeKeys: map[string][]byte{}, Requests: map[string][]byte{}}, nil
+}
+
+// heJob is the public job description every party shares.
+func (s *secureState) heJob(jobID string) he.Job {
+	t := s.Threshold
+	if t == 0 {
+		t = len(s.Points)
+	}
+	return he.Job{ID: jobID, CRSSeed: s.CRSSeed, Sites: len(s.Points), Threshold: t}
+}
+
+func (s *secureState) paramSet() (he.ParamSet, error) { return he.Lookup(s.ParamSet) }
+
+func relayBlob(jobID, site string) string { return fmt.Sprintf("he/%s/relay/%s", jobID, site) }
+func aggBlob(jobID string, r int) string  { return fmt.Sprintf("he-agg/%s/%d", jobID, r) }
+func requestBlob(jobID string, r, attempt int) string {
+	return fmt.Sprintf("he/%s/request/%d.%d", jobID, r, attempt)
 }
 
 func sha256Hex(b []byte) string {
@@ -30,24 +77,15 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func cpkBlob(jobID string) string                { return fmt.Sprintf("he/%s/cpk", jobID) }
-func aggBlob(jobID string, r int) string         { return fmt.Sprintf("he/%s/agg/%d", jobID, r) }
-func decInputBlob(jobID string, r int) string    { return fmt.Sprintf("he/%s/decin/%d", jobID, r) }
-func relayBlob(jobID string, site string) string { return fmt.Sprintf("he/%s/relay/%s", jobID, site) }
-
-// blobReadableBy says which blobs a site may download: models, the
-// collective public key, aggregates' decryption inputs, and the Shamir
-// shares relayed to it (sealed to it in any case).
+// blobReadableBy says which blobs a site may download: models, decryption
+// requests, and the Shamir shares relayed to it (sealed to it in any case).
 func blobReadableBy(name, site string) bool {
 	switch {
 	case strings.HasPrefix(name, "model/"):
 		return true
 	case strings.HasPrefix(name, "he/"):
 		parts := strings.Split(name, "/")
-		if len(parts) == 3 && parts[2] == "cpk" {
-			return true
-		}
-		if len(parts) == 4 && parts[2] == "decin" {
+		if len(parts) == 4 && parts[2] == "request" {
 			return true
 		}
 		if len(parts) == 4 && parts[2] == "relay" {
@@ -57,28 +95,306 @@ func blobReadableBy(name, site string) bool {
 	return false
 }
 
-var errNoSecure = errors.New("secure aggregation is not wired yet")
-
-func newSecureState(spec *pb.JobSpec, params int) (*secureState, error) {
-	return nil, errNoSecure
+// secureTaskFields adds what a site needs for a secure task.
+func (c *Coordinator) secureTaskFields(j *job, a round.Action, t *pb.Task) error {
+	s := j.rec.Secure
+	if s.Points == nil {
+		s.Points = j.m.State().Points
+	}
+	hj := s.heJob(j.rec.ID)
+	t.Point = uint32(s.Points[a.Site])
+	t.Points = map[string]uint32{}
+	for site, p := range s.Points {
+		t.Points[site] = uint32(p)
+	}
+	t.CrpSeed, t.Threshold = s.CRSSeed, uint32(hj.Threshold)
+	t.ExchangeKeys = s.ExchangeKeys
+	switch a.Kind {
+	case round.KindUpdate:
+		t.CollectiveKeyBlob = relayBlob(j.rec.ID, a.Site)
+	case round.KindDecryption:
+		key := fmt.Sprintf("%d.%d", a.Round, a.Attempt)
+		if _, ok := s.Requests[key]; !ok {
+			agg, err := c.loadAggregate(j, a.Round)
+			if err != nil {
+				return err
+			}
+			var avail []int
+			for _, site := range a.Sites {
+				avail = append(avail, s.Points[site])
+			}
+			req, err := agg.DecryptionRequest(avail)
+			if err != nil {
+				return err
+			}
+			data, err := req.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			if err := c.st.db.Update(func(tx *bolt.Tx) error {
+				_, err := putBlob(tx, requestBlob(j.rec.ID, a.Round, a.Attempt), data)
+				return err
+			}); err != nil {
+				return err
+			}
+			s.Requests[key] = data
+		}
+		t.InputBlob = requestBlob(j.rec.ID, a.Round, a.Attempt)
+		t.CollectiveKeyBlob = relayBlob(j.rec.ID, a.Site)
+		for _, site := range a.Sites {
+			t.ActivePoints = append(t.ActivePoints, uint32(s.Points[site]))
+		}
+	}
+	return nil
 }
 
-func (c *Coordinator) startKeyCombine(ctx context.Context, j *job) {}
-
-func (c *Coordinator) secureTaskFields(j *job, a round.Action, t *pb.Task) error { return errNoSecure }
-
-func (c *Coordinator) checkSecureHeader(j *job, kind round.Kind, h *pb.UploadHeader) error {
-	return errNoSecure
+// loadAggregate returns round r's encrypted running sum, empty if no
+// update has been added yet.
+func (c *Coordinator) loadAggregate(j *job, r int) (*he.Aggregate, error) {
+	s := j.rec.Secure
+	ps, err := s.paramSet()
+	if err != nil {
+		return nil, err
+	}
+	data, err := c.st.readBlob(aggBlob(j.rec.ID, r))
+	if errors.Is(err, ErrNotFound) {
+		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), j.rec.Params)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return he.UnmarshalAggregate(ps, s.heJob(j.rec.ID), data)
 }
 
+func (c *Coordinator) checkSecureHeader(j *job, site string, kind round.Kind, h *pb.UploadHeader) error {
+	s := j.rec.Secure
+	switch kind {
+	case round.KindKeyShare:
+		if h.TotalChunks != 1 || h.TotalBytes != 32 {
+			return errors.New("a key-setup upload is the site's 32-byte X25519 exchange key in one chunk")
+		}
+	case round.KindShamirShares:
+		others := len(j.m.State().Members) - 1
+		if int(h.TotalChunks) != len(h.Recipients) || len(h.Recipients) != others {
+			return fmt.Errorf("Shamir shares must be one chunk per other key holder (%d), naming each recipient", others)
+		}
+		seen := map[string]bool{}
+		for _, r := range h.Recipients {
+			if _, ok := j.m.State().Points[r]; !ok || seen[r] || r == site {
+				return fmt.Errorf("recipient %q is not another key holder of this job, or repeated", r)
+			}
+			seen[r] = true
+		}
+	case round.KindUpdate:
+		ps, err := s.paramSet()
+		if err != nil {
+			return err
+		}
+		if want := he.CiphertextsFor(ps, j.rec.Params); int(h.TotalChunks) != want {
+			return fmt.Errorf("an encrypted update of %d parameters is %d ciphertexts (one per chunk), not %d", j.rec.Params, want, h.TotalChunks)
+		}
+	case round.KindDecryption:
+		ps, err := s.paramSet()
+		if err != nil {
+			return err
+		}
+		if want := he.CiphertextsFor(ps, j.rec.Params); int(h.TotalChunks) != want {
+			return fmt.Errorf("decryption shares are one per ciphertext (%d), not %d", want, h.TotalChunks)
+		}
+	}
+	return nil
+}
+
+// checkSecureChunk validates a decryption share as it arrives (shares from
+// a site outside the committee, or made for another request, are refused
+// with the reason). Ciphertexts are validated when the upload completes,
+// all of them before any is added.
 func (c *Coordinator) checkSecureChunk(j *job, kind round.Kind, up *uploadRecord, data []byte) error {
-	return errNoSecure
+	if kind != round.KindDecryption {
+		return nil
+	}
+	dec, err := c.decryption(j, up.Round)
+	if err != nil {
+		return err
+	}
+	return dec.ValidateShare(j.rec.Secure.Points[up.Site], data)
 }
 
+func (c *Coordinator) decryption(j *job, r int) (*he.Decryption, error) {
+	st := j.m.State()
+	reqData := j.rec.Secure.Requests[fmt.Sprintf("%d.%d", r, st.Attempt)]
+	if reqData == nil {
+		return nil, errors.New("no decryption request is open for this round")
+	}
+	req, err := he.UnmarshalDecryptionRequest(reqData)
+	if err != nil {
+		return nil, err
+	}
+	agg, err := c.loadAggregate(j, r)
+	if err != nil {
+		return nil, err
+	}
+	return agg.NewDecryption(req)
+}
+
+// secureOnComplete applies a completed secure upload inside the
+// transaction that marks it complete.
 func (c *Coordinator) secureOnComplete(tx *bolt.Tx, j *job, site string, kind round.Kind, name string, up *uploadRecord) error {
-	return errNoSecure
+	s := j.rec.Secure
+	chunks := func(fn func(i int, data []byte) error) error {
+		info := up.TotalChunks
+		for i := 0; i < info; i++ {
+			d := tx.Bucket(bBlobs).Get(chunkKey(name, i))
+			if d == nil {
+				return fmt.Errorf("chunk %d missing", i)
+			}
+			if err := fn(i, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch kind {
+	case round.KindKeyShare:
+		return chunks(func(_ int, d []byte) error {
+			s.ExchangeKeys[site] = append([]byte(nil), d...)
+			return nil
+		})
+	case round.KindUpdate:
+		agg, err := c.loadAggregateTx(tx, j, up.Round)
+		if err != nil {
+			return err
+		}
+		point := s.Points[site]
+		if err := chunks(func(i int, d []byte) error { return agg.Add(point, d) }); err != nil {
+			return fmt.Errorf("encrypted update: %w", err)
+		}
+		data, err := agg.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		_, err = putBlob(tx, aggBlob(j.rec.ID, up.Round), data)
+		return err
+	}
+	return nil
 }
 
-func (c *Coordinator) secureMean(ctx context.Context, rec *jobRecord, r int, decryptors []string) ([]float32, error) {
-	return nil, errNoSecure
+func (c *Coordinator) loadAggregateTx(tx *bolt.Tx, j *job, r int) (*he.Aggregate, error) {
+	s := j.rec.Secure
+	ps, err := s.paramSet()
+	if err != nil {
+		return nil, err
+	}
+	var info blobInfo
+	if err := getJSON(tx, bBlobMeta, aggBlob(j.rec.ID, r), &info); errors.Is(err, ErrNotFound) {
+		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), j.rec.Params)
+	} else if err != nil {
+		return nil, err
+	}
+	var data []byte
+	for i := 0; i < info.Chunks; i++ {
+		data = append(data, tx.Bucket(bBlobs).Get(chunkKey(aggBlob(j.rec.ID, r), i))...)
+	}
+	return he.UnmarshalAggregate(ps, s.heJob(j.rec.ID), data)
+}
+
+// startKeyCombine assembles, for every key holder, the Shamir shares the
+// other holders sealed to it, then lets the job start training.
+func (c *Coordinator) startKeyCombine(_ context.Context, j *job) {
+	s := j.rec.Secure
+	holders := make([]string, 0, len(s.Points))
+	for site := range s.Points {
+		holders = append(holders, site)
+	}
+	sort.Strings(holders)
+	relay := map[string][]byte{}
+	for _, dealer := range holders {
+		name := uploadBlob(j.rec.ID, round.KindShamirShares, 0, dealer)
+		up, err := c.uploadRecord(name)
+		if err != nil {
+			c.stepLocked(j, round.Event{Type: round.EvFailed, Now: c.now(), Reason: "key setup: " + err.Error()})
+			return
+		}
+		err = c.st.eachChunk(name, 0, func(i int, data []byte) error {
+			to := up.Recipients[i]
+			relay[to] = appendRecord(relay[to], uint16(s.Points[dealer]), data)
+			return nil
+		})
+		if err != nil {
+			c.stepLocked(j, round.Event{Type: round.EvFailed, Now: c.now(), Reason: "key setup: " + err.Error()})
+			return
+		}
+	}
+	err := c.st.db.Update(func(tx *bolt.Tx) error {
+		for _, site := range holders {
+			if _, err := putBlob(tx, relayBlob(j.rec.ID, site), relay[site]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Error("store relayed key shares", "job", j.rec.ID, "err", err)
+		return
+	}
+	c.bus.emit(Event{Kind: EvKeyCombined, Actor: "coordinator", JobID: j.rec.ID,
+		Detail: fmt.Sprintf("key setup complete: %d key holders, any %d can decrypt a sum; sealed shares relayed", len(holders), s.heJob(j.rec.ID).Threshold)})
+	c.stepLocked(j, round.Event{Type: round.EvKeyCombined, Now: c.now()})
+}
+
+// appendRecord encodes one relayed share: dealer point, length, bytes.
+func appendRecord(b []byte, point uint16, data []byte) []byte {
+	b = binary.LittleEndian.AppendUint16(b, point)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
+	return append(b, data...)
+}
+
+// secureMean combines the committee's decryption shares with round r's
+// encrypted sum and returns the weighted mean update.
+func (c *Coordinator) secureMean(_ context.Context, rec *jobRecord, r int, committee []string) ([]float32, error) {
+	c.mu.Lock()
+	j := c.jobs[rec.ID]
+	dec, err := c.decryption(j, r)
+	points := rec.Secure.Points
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	for _, site := range committee {
+		err := c.st.eachChunk(uploadBlob(rec.ID, round.KindDecryption, r, site), 0, func(_ int, data []byte) error {
+			return dec.AddShare(points[site], data)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("decryption share of %s: %w", site, err)
+		}
+	}
+	res, err := dec.Result()
+	if err != nil {
+		return nil, err
+	}
+	mean, err := res.Mean()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, len(mean))
+	for i, v := range mean {
+		out[i] = float32(v)
+	}
+	return out, nil
+}
+
+func cloneSecure(s *secureState) *secureState {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.ExchangeKeys = make(map[string][]byte, len(s.ExchangeKeys))
+	for k, v := range s.ExchangeKeys {
+		c.ExchangeKeys[k] = v
+	}
+	c.Requests = make(map[string][]byte, len(s.Requests))
+	for k, v := range s.Requests {
+		c.Requests[k] = v
+	}
+	return &c
 }

@@ -3,6 +3,8 @@ package sim
 import (
 	"context"
 	"io"
+	"log/slog"
+	"strings"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -66,7 +68,7 @@ func watchToEnd(t *testing.T, ctx context.Context, f *Federation, id string) *pb
 func TestPlaintextJobEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	f, err := Start(Options{Dir: t.TempDir()})
+	f, err := Start(Options{Dir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,3 +99,45 @@ func TestPlaintextJobEndToEnd(t *testing.T) {
 		t.Errorf("audit chain: %d entries, %v", n, err)
 	}
 }
+
+func TestSecureJobEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f, err := Start(Options{Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i, name := range []string{"a-site", "b-site", "c-site", "d-site"} {
+		if err := f.AddSite(name, SiteOptions{Data: siteagent.MemoryData{Data: blobs(48, uint64(i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.WaitSites(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(t, "name: secure\nrounds: 2\nmin_sites: 3\nround_deadline: 60s\nprivacy: {secure_aggregation: mhe, threshold: 3}\nseed: 1\n")
+	job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := watchToEnd(t, ctx, f, job.Id)
+	if final.State != "completed" || len(final.Rounds) != 2 {
+		t.Fatalf("job ended %s (%s) after %d rounds", final.State, final.Reason, len(final.Rounds))
+	}
+	if bpp := final.Rounds[1].Metrics["upload_bytes_per_param"]; bpp <= 0 || bpp > 16 {
+		t.Errorf("upload bytes per parameter %g, want (0, 16]", bpp)
+	}
+}
+
+// testLogger logs the federation to the test log with -v.
+func testLogger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }

@@ -95,6 +95,10 @@ type Agent struct {
 	conn *grpc.ClientConn
 	cli  pb.AgentClient
 
+	keyOnce sync.Once
+	sealKey []byte
+	keyErr  error
+
 	mu      sync.Mutex
 	running map[string]bool // task IDs in progress
 	queue   chan *pb.Task
@@ -274,6 +278,16 @@ func (a *Agent) worker(ctx context.Context) {
 			return
 		case t := <-a.queue:
 			err := a.runTask(ctx, t)
+			// A failed task is retried twice with backoff: most failures
+			// (a dropped connection mid-upload) are transient.
+			for try, wait := 1, time.Second; err != nil && ctx.Err() == nil && try < 3; try, wait = try+1, wait*2 {
+				a.log.Warn("task failed; retrying", "task", t.TaskId, "err", err, "retry_in", wait)
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+				err = a.runTask(ctx, t)
+			}
 			a.mu.Lock()
 			delete(a.running, t.TaskId)
 			a.mu.Unlock()

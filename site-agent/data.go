@@ -3,6 +3,11 @@ package siteagent
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/concord-fl/concord/imaging"
 
 	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -31,4 +36,90 @@ func checkShape(d learning.Dataset, spec *pb.JobSpec) error {
 		}
 	}
 	return nil
+}
+
+// DICOMFolder reads a site's DICOM images in a folder-per-class layout
+// (dir/<class>/**/*.dcm) and runs each through the job's imaging pipeline.
+// A file that cannot be decoded is skipped and counted by reason, never
+// fatal; files flagged Burned In Annotation = YES are left out unless the
+// site opts in. Decoded tensors are cached per pipeline hash.
+type DICOMFolder struct {
+	Dir string
+	// Classes fixes the label order (index = label); empty means the
+	// sub-folder names in sorted order.
+	Classes       []string
+	AllowBurnedIn bool
+	Logger        *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]learning.Dataset
+	// Report of the last load: rejected files by reason (no identifiers).
+	Rejected map[string]int
+}
+
+// PipelineFromSpec converts the job's pipeline section.
+func PipelineFromSpec(p *pb.PipelineSpec) imaging.Pipeline {
+	return imaging.Pipeline{Width: int(p.GetWidth()), Height: int(p.GetHeight()), Channels: int(p.GetChannels()),
+		Resample: p.GetResample(), Normalise: p.GetNormalise(), Denoise: p.GetDenoise(), Contrast: p.GetContrast()}
+}
+
+// Dataset implements DataSource.
+func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Dataset, error) {
+	pl := PipelineFromSpec(spec.GetPipeline())
+	if err := pl.Validate(); err != nil {
+		return learning.Dataset{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ds, ok := d.cache[pl.Hash()]; ok {
+		return ds, checkShape(ds, spec)
+	}
+	examples, folders, err := imaging.LoadFolderDataset(d.Dir)
+	if err != nil {
+		return learning.Dataset{}, err
+	}
+	label := make([]int, len(folders))
+	for i, f := range folders {
+		label[i] = i
+		if len(d.Classes) > 0 {
+			label[i] = slices.Index(d.Classes, f)
+			if label[i] < 0 {
+				return learning.Dataset{}, fmt.Errorf("image folder %q is not one of the configured classes %v", f, d.Classes)
+			}
+		}
+	}
+	per := pl.Channels * pl.Height * pl.Width
+	ds := learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width}
+	rejected := map[string]int{}
+	for _, ex := range examples {
+		if err := ctx.Err(); err != nil {
+			return learning.Dataset{}, err
+		}
+		im, err := imaging.ReadFile(ex.Path)
+		if err != nil {
+			rejected[imaging.Reason(err)]++
+			continue
+		}
+		if im.BurnedInAnnotation && !d.AllowBurnedIn {
+			rejected["burned-in annotation (excluded unless the site opts in)"]++
+			continue
+		}
+		px, err := pl.Apply(im, 0)
+		if err != nil || len(px) != per {
+			rejected["pipeline: "+imaging.Reason(err)]++
+			continue
+		}
+		ds.X = append(ds.X, px...)
+		ds.Y = append(ds.Y, label[ex.Label])
+		ds.N++
+	}
+	d.Rejected = rejected
+	if d.Logger != nil && len(rejected) > 0 {
+		d.Logger.Warn("some images were skipped", "decoded", ds.N, "rejected", rejected)
+	}
+	if d.cache == nil {
+		d.cache = map[string]learning.Dataset{}
+	}
+	d.cache[pl.Hash()] = ds
+	return ds, checkShape(ds, spec)
 }

@@ -2,6 +2,7 @@ package siteagent
 
 import (
 	"bufio"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -173,4 +174,23 @@ func readChunks(sub *submission, from int, fn func(i int, data []byte) error) er
 		}
 	}
 	return nil
+}
+
+// salt returns the state database's random salt for stretching the key
+// passphrase, creating it on first use.
+func (s *state) salt() ([]byte, error) {
+	var out []byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bKeys)
+		if v := b.Get([]byte("\x00salt")); v != nil {
+			out = append([]byte(nil), v...)
+			return nil
+		}
+		out = make([]byte, 16)
+		if _, err := rand.Read(out); err != nil {
+			return err
+		}
+		return b.Put([]byte("\x00salt"), out)
+	})
+	return out, err
 }

@@ -125,7 +125,7 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		res.Metrics["update_norm"] = norm
 		var chunks [][]byte
 		if secure {
-			chunks, err = a.encryptUpdate(t, delta, float64(res.Samples))
+			chunks, err = a.encryptUpdate(ctx, t, delta, float64(res.Samples))
 			if err != nil {
 				return err
 			}

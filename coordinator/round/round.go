@@ -16,8 +16,8 @@ type Phase string
 const (
 	PhaseWaiting    Phase = "waiting"     // for enough sites to connect
 	PhaseKeySetup   Phase = "key-setup"   // public-key shares and exchange keys
-	PhaseKeyShares  Phase = "key-shares"  // sealed Shamir shares (t < N only)
-	PhaseKeyCombine Phase = "key-combine" // caller combines the collective key
+	PhaseKeyShares  Phase = "key-shares"  // sealed Shamir shares, relayed by the caller
+	PhaseKeyCombine Phase = "key-combine" // caller assembles the relayed key material
 	PhaseTraining   Phase = "training"
 	PhaseAggregate  Phase = "aggregating" // caller aggregates the round
 	PhaseDecrypting Phase = "decrypting"  // key holders send decryption shares
@@ -176,8 +176,8 @@ func New(cfg Config) (*Machine, error) {
 	return &Machine{cfg: cfg, st: State{Phase: PhaseWaiting, Delivered: map[string]bool{}, Connected: map[string]bool{}}}, nil
 }
 
-// Restore rebuilds a machine from persisted state. No site counts as
-// connected until it reconnects.
+// Restore rebuilds a machine from persisted state. After a restart no site
+// counts as connected until it reconnects.
 func Restore(cfg Config, st State) (*Machine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -185,7 +185,9 @@ func Restore(cfg Config, st State) (*Machine, error) {
 	if st.Delivered == nil {
 		st.Delivered = map[string]bool{}
 	}
-	st.Connected = map[string]bool{}
+	// Connected is not persisted (it is nil after a restart); a copy taken
+	// from a live machine keeps it, which is how a caller rolls back a step.
+	st.Connected = cloneSet(st.Connected)
 	return &Machine{cfg: cfg, st: st}, nil
 }
 
@@ -381,7 +383,9 @@ func (m *Machine) advance(now time.Time) []Action {
 
 	case PhaseKeySetup, PhaseKeyShares:
 		if len(m.st.Delivered) == len(m.st.Members) {
-			if m.st.Phase == PhaseKeySetup && m.threshold() < len(m.st.Members) {
+			if m.st.Phase == PhaseKeySetup {
+				// Every key holder deals Shamir shares of its key to the others,
+				// so any t of them can later decrypt a sum.
 				return m.startPhase(now, PhaseKeyShares, m.st.Members, KindShamirShares, 0)
 			}
 			m.st.Phase = PhaseKeyCombine
