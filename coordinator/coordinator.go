@@ -27,12 +27,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -166,8 +169,8 @@ func New(cfg Config) (*Coordinator, error) {
 	authz := pki.NewAuthorizer(cfg.Inventory, Policy())
 	c.srv = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(cfg.TLS)),
-		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(authz.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(c.recoverUnary, authz.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(c.recoverStream, authz.StreamInterceptor()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(ChunkSize+(1<<16)),
 	)
@@ -239,3 +242,24 @@ func (c *Coordinator) tickLoop(ctx context.Context) {
 
 // VerifyAudit checks the event log's hash chain.
 func (c *Coordinator) VerifyAudit() (int, error) { return c.bus.VerifyChain() }
+
+// recoverUnary and recoverStream turn a panic in a handler into an
+// Internal error and a log line: one bad request must not stop rounds for
+// every hospital. The state machine's state is persisted before actions,
+// so a failed handler leaves nothing half-applied on disk.
+func (c *Coordinator) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer c.recovered(info.FullMethod, &err)
+	return h(ctx, req)
+}
+
+func (c *Coordinator) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer c.recovered(info.FullMethod, &err)
+	return h(srv, ss)
+}
+
+func (c *Coordinator) recovered(method string, err *error) {
+	if r := recover(); r != nil {
+		c.log.Error("handler panicked", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "internal error in %s; the coordinator logged it", method)
+	}
+}

@@ -101,6 +101,12 @@ func (c *Coordinator) secureTaskFields(j *job, a round.Action, t *pb.Task) error
 	if s.Points == nil {
 		s.Points = j.m.State().Points
 	}
+	if s.Requests == nil {
+		s.Requests = map[string][]byte{}
+	}
+	if s.ExchangeKeys == nil {
+		s.ExchangeKeys = map[string][]byte{}
+	}
 	hj := s.heJob(j.rec.ID)
 	t.Point = uint32(s.Points[a.Site])
 	t.Points = map[string]uint32{}
@@ -256,6 +262,9 @@ func (c *Coordinator) secureOnComplete(tx *bolt.Tx, j *job, site string, kind ro
 	}
 	switch kind {
 	case round.KindKeyShare:
+		if s.ExchangeKeys == nil {
+			s.ExchangeKeys = map[string][]byte{}
+		}
 		return chunks(func(_ int, d []byte) error {
 			s.ExchangeKeys[site] = append([]byte(nil), d...)
 			return nil

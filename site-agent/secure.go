@@ -242,7 +242,17 @@ func (a *Agent) encryptUpdate(ctx context.Context, t *pb.Task, delta []float32, 
 	if clipped > 0 {
 		a.log.Warn("update values clipped to the encryption headroom", "job", t.JobId, "round", t.Round, "values", clipped)
 	}
-	return p.Encrypt(uint64(t.Round), delta, weight)
+	cts, err := p.Encrypt(uint64(t.Round), delta, weight)
+	if err != nil {
+		return nil, err
+	}
+	// The party remembers what it encrypted for the round (encrypting a
+	// different update for the same round would leak the difference):
+	// persist that before anything is uploaded.
+	if err := a.saveParty(t.JobId, p); err != nil {
+		return nil, err
+	}
+	return cts, nil
 }
 
 // decrypt sends this site's decryption shares for the request named in
@@ -264,6 +274,10 @@ func (a *Agent) decrypt(ctx context.Context, t *pb.Task) error {
 		if err != nil {
 			return nil, err
 		}
-		return p.DecryptionShares(req)
+		shares, err := p.DecryptionShares(req)
+		if err != nil {
+			return nil, err
+		}
+		return shares, a.saveParty(t.JobId, p)
 	})
 }
