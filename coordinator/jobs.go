@@ -476,11 +476,12 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 		meanDelta, err = acfg.RobustMean(all)
 	default:
 		sum := aggregation.NewWeightedSum(len(global))
+		scratch := make([]float32, ChunkSize/4)
 		for _, site := range contributors {
 			w := weights[site]
 			off := 0
 			err = c.st.eachChunk(uploadBlob(rec.ID, round.KindUpdate, r, site), 0, func(_ int, data []byte) error {
-				vals := bytesFloat32(data)
+				vals := decodeFloat32(scratch, data)
 				if err := sum.AddChunk(off, vals, w); err != nil {
 					return fmt.Errorf("site %s: %w", site, err)
 				}
@@ -645,6 +646,20 @@ func float32Bytes(v []float32) []byte {
 		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
 	}
 	return out
+}
+
+// decodeFloat32 decodes little-endian float32 values into buf (reused
+// across chunks so aggregation allocates nothing per chunk).
+func decodeFloat32(buf []float32, b []byte) []float32 {
+	n := len(b) / 4
+	if cap(buf) < n {
+		buf = make([]float32, n)
+	}
+	buf = buf[:n]
+	for i := range buf {
+		buf[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return buf
 }
 
 func bytesFloat32(b []byte) []float32 {

@@ -5,37 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/concord-fl/concord/jobspec"
-	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
-
-// blobs makes a small learnable set: class 1 has a bright square.
-func blobs(n int, seed uint64) learning.Dataset {
-	r := rand.New(rand.NewPCG(seed, 7))
-	ds := learning.Dataset{N: n, C: 1, H: 28, W: 28, X: make([]float32, n*28*28), Y: make([]int, n)}
-	for i := 0; i < n; i++ {
-		ds.Y[i] = i % 2
-		img := ds.X[i*784 : (i+1)*784]
-		for p := range img {
-			img[p] = float32(r.NormFloat64() * 0.3)
-		}
-		if ds.Y[i] == 1 {
-			x0, y0 := r.IntN(20), r.IntN(20)
-			for y := y0; y < y0+6; y++ {
-				for x := x0; x < x0+6; x++ {
-					img[y*28+x] += 1.5
-				}
-			}
-		}
-	}
-	return ds
-}
 
 func testSpec(t *testing.T, yaml string) *pb.JobSpec {
 	t.Helper()
@@ -140,4 +116,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

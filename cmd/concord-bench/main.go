@@ -1,0 +1,142 @@
+// Command concord-bench measures Concord's hot paths and prints JSON on
+// its last line of output.
+//
+//	concord-bench aggregate --sites 10 --params 1000000   coordinator aggregation time and peak memory
+//	concord-bench transfer --params 10000000              upload/download throughput over loopback mTLS
+//	concord-bench he --params 1000000 --sites 10          secure aggregation (multiparty HE) round
+//	concord-bench dicom --dir DIR                          DICOM decode + standardise vs pydicom and dcmtk
+//	concord-bench train                                    CNN training samples/s vs PyTorch
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/concord-fl/concord/coordinator"
+	"github.com/concord-fl/concord/imaging/imagingcmd"
+	"github.com/concord-fl/concord/learning/learncmd"
+	"github.com/concord-fl/concord/privacy/he/hebench"
+	"github.com/concord-fl/concord/sim"
+)
+
+const usage = `usage: concord-bench COMMAND [flags]
+
+  aggregate --sites N --params P   coordinator aggregation time and peak memory (also at 1 site, to show it does not grow)
+  transfer --params P              upload and download throughput over loopback mutual TLS
+  he [--params P] [--sites N]      secure aggregation round, encrypted vs plaintext (no flags: the full table)
+  dicom --dir DIR                  DICOM decode and standardise, with pydicom and dcmtk in the same run
+  train                            training samples/s of our CNN and of the same model in PyTorch
+
+Each prints a JSON object on its last line.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	rest := args[1:]
+	switch args[0] {
+	case "aggregate":
+		return aggregate(rest, stdout, stderr)
+	case "transfer":
+		return transfer(rest, stdout, stderr)
+	case "he":
+		return hebench.Run(rest, stdout, stderr)
+	case "dicom":
+		return imagingcmd.Bench(rest, stdout, stderr)
+	case "train":
+		return learncmd.Bench(rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "concord-bench: unknown benchmark %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func parse(fs *flag.FlagSet, args []string) (bool, int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, 0
+		}
+		return false, 2
+	}
+	return true, 0
+}
+
+func aggregate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("concord-bench aggregate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sites := fs.Int("sites", 10, "sites whose updates are aggregated")
+	params := fs.Int("params", 1_000_000, "model parameters")
+	fs.Bool("json", true, "JSON on the last line (always)")
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	dir, err := os.MkdirTemp("", "concord-bench-aggregate")
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	one, err := coordinator.AggregateBenchmark(ctx, dir, 1, *params)
+	if err != nil {
+		fmt.Fprintf(stderr, "concord-bench aggregate: %v\n", err)
+		return 1
+	}
+	res, err := coordinator.AggregateBenchmark(ctx, dir, *sites, *params)
+	if err != nil {
+		fmt.Fprintf(stderr, "concord-bench aggregate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "%d sites x %d params: aggregation %.3fs, peak heap %.1f MB (1 site: %.3fs, %.1f MB); ingest %.2fs\n",
+		res.Sites, res.Params, res.AggregateSeconds, float64(res.PeakHeapBytes)/1e6, one.AggregateSeconds, float64(one.PeakHeapBytes)/1e6, res.IngestSeconds)
+	return emit(stdout, map[string]any{"benchmark": "aggregate", "sites": res.Sites, "params": res.Params,
+		"aggregate_seconds": res.AggregateSeconds, "peak_heap_bytes": res.PeakHeapBytes, "ingest_seconds": res.IngestSeconds,
+		"one_site_aggregate_seconds": one.AggregateSeconds, "one_site_peak_heap_bytes": one.PeakHeapBytes,
+		"peak_bytes_per_param": float64(res.PeakHeapBytes) / float64(res.Params), "gomaxprocs": runtime.GOMAXPROCS(0)})
+}
+
+func transfer(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("concord-bench transfer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	params := fs.Int("params", 10_000_000, "approximate model parameters (a classifier width is chosen to match)")
+	fs.Bool("json", true, "JSON on the last line (always)")
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	res, err := sim.BenchTransfer(ctx, *params)
+	if err != nil {
+		fmt.Fprintf(stderr, "concord-bench transfer: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "%d params (%.1f MB): upload %.2fs = %.1f MB/s, download %.2fs = %.1f MB/s\n",
+		res.Params, float64(res.UpdateBytes)/1e6, res.UploadSeconds, res.UploadMBps, res.DownloadSeconds, res.DownloadMBps)
+	return emit(stdout, res)
+}
+
+func emit(w io.Writer, v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 1
+	}
+	fmt.Fprintln(w, string(b))
+	return 0
+}

@@ -1,0 +1,134 @@
+package sim
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"path/filepath"
+
+	"github.com/concord-fl/concord/learning"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+	"github.com/concord-fl/concord/sim/synth"
+	siteagent "github.com/concord-fl/concord/site-agent"
+)
+
+// generatedSize is the model input for generated hospitals.
+const generatedSize = 32
+
+// generatedSites writes each synthetic hospital's images as real DICOM
+// files and gives each site a DICOMFolder over its own folder, so the
+// images go through the same imaging pipeline a real site runs. A held-out
+// test set per hospital (other patients, same scanner) is decoded the same
+// way for evaluation.
+func generatedSites(ctx context.Context, cfg Config, dir string) (*siteData, error) {
+	hospitals := synth.Hospitals(cfg.Sites, cfg.Seed)
+	sd := &siteData{counts: map[string]int{}, posRat: map[string]float64{}, size: generatedSize}
+	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: generatedSize, Width: generatedSize, Classes: 2},
+		Pipeline: &pb.PipelineSpec{Width: generatedSize, Height: generatedSize, Channels: 1, Resample: "area", Normalise: "auto"}}
+	classes := []string{"normal", "lesion"}
+	for i, h := range hospitals {
+		h.N = cfg.ImagesPerSite
+		name := slug(h.Name)
+		if _, err := synth.WriteDICOM(filepath.Join(dir, "train"), h, cfg.Seed+int64(i)); err != nil {
+			return nil, fmt.Errorf("generate %s: %w", h.Name, err)
+		}
+		src := &siteagent.DICOMFolder{Dir: filepath.Join(dir, "train", synth.Slug(h.Name)), Classes: classes}
+		ds, err := src.Dataset(ctx, spec)
+		if err != nil {
+			return nil, fmt.Errorf("site %s: %w", name, err)
+		}
+		sd.names = append(sd.names, name)
+		sd.data = append(sd.data, src)
+		sd.counts[name] = ds.N
+		sd.posRat[name] = positiveRate(ds.Y)
+		sd.train += ds.N
+		test := h
+		test.N = max(cfg.ImagesPerSite/2, 20)
+		if _, err := synth.WriteDICOM(filepath.Join(dir, "test"), test, cfg.Seed+1000+int64(i)); err != nil {
+			return nil, err
+		}
+		tds, err := (&siteagent.DICOMFolder{Dir: filepath.Join(dir, "test", synth.Slug(h.Name)), Classes: classes}).Dataset(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		sd.test = concat(sd.test, tds)
+	}
+	return sd, nil
+}
+
+// medmnistSites partitions a MedMNIST training split among the sites; the
+// official test split is the held-out set.
+func medmnistSites(cfg Config) (*siteData, error) {
+	mm, err := learning.LoadMedMNIST(cfg.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	if mm.Classes != 2 {
+		return nil, fmt.Errorf("%s has %d classes; the simulator's metrics are for binary tasks", cfg.Dataset, mm.Classes)
+	}
+	parts, err := synth.Partition(mm.Train.Y, cfg.Sites, cfg.Partition, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	sd := &siteData{counts: map[string]int{}, posRat: map[string]float64{}, size: mm.Train.H, test: mm.Test}
+	for i, idx := range parts {
+		name := fmt.Sprintf("hospital-%02d", i+1)
+		ds := mm.Train.Subset(idx)
+		sd.names = append(sd.names, name)
+		sd.data = append(sd.data, siteagent.MemoryData{Data: ds})
+		sd.counts[name] = ds.N
+		sd.posRat[name] = positiveRate(ds.Y)
+		sd.train += ds.N
+	}
+	return sd, nil
+}
+
+func positiveRate(y []int) float64 {
+	if len(y) == 0 {
+		return 0
+	}
+	n := 0
+	for _, v := range y {
+		if v == 1 {
+			n++
+		}
+	}
+	return float64(n) / float64(len(y))
+}
+
+func concat(a, b learning.Dataset) learning.Dataset {
+	if a.N == 0 {
+		return b
+	}
+	a.X = append(a.X, b.X...)
+	a.Y = append(a.Y, b.Y...)
+	a.N += b.N
+	return a
+}
+
+func float32Bytes(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
+	}
+	return out
+}
+
+func bytesFloat32(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}
+
+// secureBytesPerParam is the upload size per parameter per site the
+// coordinator measured in the job's rounds.
+func secureBytesPerParam(f *Federation, jobID string, params int) float64 {
+	j, err := f.Admin.GetJob(context.Background(), &pb.GetJobRequest{JobId: jobID})
+	if err != nil || len(j.Rounds) == 0 {
+		return 0
+	}
+	return j.Rounds[len(j.Rounds)-1].Metrics["upload_bytes_per_param"]
+}

@@ -1,0 +1,371 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/concord-fl/concord/evaluation"
+	"github.com/concord-fl/concord/jobspec"
+	"github.com/concord-fl/concord/learning"
+	"github.com/concord-fl/concord/plot"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+	"github.com/concord-fl/concord/sim/synth"
+	siteagent "github.com/concord-fl/concord/site-agent"
+)
+
+// Config is one simulated job.
+type Config struct {
+	Sites     int
+	Rounds    int
+	Seed      int64
+	Partition string // iid | dirichlet:ALPHA (with Dataset)
+	Dataset   string // MedMNIST .npz; empty means generated hospitals
+	Out       string
+	// SecureAggregation is "mhe" or "none".
+	SecureAggregation string
+	Threshold         int
+	Strategy          string
+	ServerLR          float64
+	ProxMu            float64
+	LocalEpochs       int
+	BatchSize         int
+	LearningRate      float64
+	// ImagesPerSite is the generated hospitals' size (default 160).
+	ImagesPerSite int
+	// Progress receives one line per round; nil discards.
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+// Summary is what a run reports; concord-sim --json prints it.
+type Summary struct {
+	RoundsCompleted   int                `json:"rounds_completed"`
+	Sites             int                `json:"sites"`
+	Strategy          string             `json:"strategy"`
+	Metrics           Metrics            `json:"metrics"`
+	ModelVersion      string             `json:"model_version"`
+	SecureAggregation string             `json:"secure_aggregation"`
+	Threshold         int                `json:"threshold,omitempty"`
+	BytesPerParam     float64            `json:"bytes_per_param,omitempty"`
+	WallSeconds       float64            `json:"wall_seconds"`
+	Seed              int64              `json:"seed"`
+	Dataset           string             `json:"dataset"`
+	Partition         string             `json:"partition,omitempty"`
+	JobID             string             `json:"job_id"`
+	State             string             `json:"state"`
+	Reason            string             `json:"reason,omitempty"`
+	Params            int                `json:"params"`
+	TrainExamples     int                `json:"train_examples"`
+	TestExamples      int                `json:"test_examples"`
+	PerRound          []RoundMetrics     `json:"per_round"`
+	SiteExamples      map[string]int     `json:"site_examples"`
+	SitePositiveRate  map[string]float64 `json:"site_positive_rate"`
+	Files             []string           `json:"files,omitempty"`
+}
+
+// Metrics are held-out test metrics of a model.
+type Metrics struct {
+	AUC         float64 `json:"auc"`
+	Accuracy    float64 `json:"accuracy"`
+	Sensitivity float64 `json:"sensitivity"`
+	Specificity float64 `json:"specificity"`
+	F1          float64 `json:"f1"`
+}
+
+// RoundMetrics is one point of the learning curve.
+type RoundMetrics struct {
+	Round   int     `json:"round"`
+	Metrics Metrics `json:"metrics"`
+	Seconds float64 `json:"seconds"`
+	Sites   int     `json:"sites"`
+}
+
+func (c *Config) defaults() {
+	if c.Sites <= 0 {
+		c.Sites = 3
+	}
+	if c.Rounds <= 0 {
+		c.Rounds = 10
+	}
+	if c.Partition == "" {
+		c.Partition = "iid"
+	}
+	if c.SecureAggregation == "" {
+		c.SecureAggregation = "mhe"
+	}
+	if c.Strategy == "" {
+		c.Strategy = "fedavg"
+	}
+	if c.LocalEpochs <= 0 {
+		c.LocalEpochs = 1
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 32
+	}
+	if c.ImagesPerSite <= 0 {
+		c.ImagesPerSite = 160
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// siteData is the data prepared for the simulated sites.
+type siteData struct {
+	names  []string
+	data   []siteagent.DataSource
+	counts map[string]int
+	posRat map[string]float64
+	test   learning.Dataset
+	size   int
+	train  int
+}
+
+// Run builds the federation, runs one job to its end and writes the
+// results to cfg.Out.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	cfg.defaults()
+	start := time.Now()
+	if cfg.Out == "" {
+		return Summary{}, errors.New("no output directory")
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return Summary{}, err
+	}
+	work := filepath.Join(cfg.Out, "federation")
+	if err := os.RemoveAll(work); err != nil {
+		return Summary{}, err
+	}
+	var sd *siteData
+	var err error
+	if cfg.Dataset != "" {
+		sd, err = medmnistSites(cfg)
+	} else {
+		sd, err = generatedSites(ctx, cfg, filepath.Join(work, "hospitals"))
+	}
+	if err != nil {
+		return Summary{}, err
+	}
+	fmt.Fprintf(cfg.Progress, "%d sites ready (%d training images, %d held-out test images, %dx%d)\n", len(sd.names), sd.train, sd.test.N, sd.size, sd.size)
+
+	fed, err := Start(Options{Dir: work, Logger: cfg.Logger})
+	if err != nil {
+		return Summary{}, err
+	}
+	defer fed.Close()
+	for i, name := range sd.names {
+		if err := fed.AddSite(name, SiteOptions{Data: sd.data[i]}); err != nil {
+			return Summary{}, err
+		}
+	}
+	if err := fed.WaitSites(ctx, len(sd.names)); err != nil {
+		return Summary{}, err
+	}
+	spec := &pb.JobSpec{
+		Name:                 "simulation",
+		Model:                &pb.ModelSpec{Arch: "cnn", Channels: 1, Height: uint32(sd.size), Width: uint32(sd.size), Classes: 2},
+		Rounds:               uint32(cfg.Rounds),
+		MinSites:             uint32(len(sd.names)),
+		RoundDeadlineSeconds: 600,
+		Aggregation:          &pb.AggregationSpec{Strategy: cfg.Strategy, ServerLr: cfg.ServerLR, ProxMu: cfg.ProxMu},
+		Training: &pb.TrainingSpec{LocalEpochs: uint32(cfg.LocalEpochs), BatchSize: uint32(cfg.BatchSize),
+			LearningRate: cfg.LearningRate, ClipNorm: 0},
+		Privacy: &pb.PrivacySpec{SecureAggregation: cfg.SecureAggregation, Threshold: uint32(cfg.Threshold)},
+		Seed:    cfg.Seed,
+	}
+	if cfg.SecureAggregation == "mhe" && cfg.Threshold > 0 {
+		spec.MinSites = uint32(cfg.Threshold)
+	}
+	jobspec.Defaults(spec)
+	if err := jobspec.Validate(spec); err != nil {
+		return Summary{}, err
+	}
+	job, err := fed.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		return Summary{}, fmt.Errorf("submit job: %w", err)
+	}
+	sum := Summary{Sites: len(sd.names), Strategy: spec.Aggregation.Strategy, SecureAggregation: spec.Privacy.SecureAggregation,
+		Threshold: int(spec.Privacy.Threshold), Seed: cfg.Seed, JobID: job.Id, TrainExamples: sd.train, TestExamples: sd.test.N,
+		SiteExamples: sd.counts, SitePositiveRate: sd.posRat, Dataset: "generated"}
+	if cfg.Dataset != "" {
+		sum.Dataset, sum.Partition = filepath.Base(cfg.Dataset), cfg.Partition
+	}
+	model, err := learning.New(siteagent.ModelSpec(spec), spec.Seed)
+	if err != nil {
+		return Summary{}, err
+	}
+	sum.Params = len(model.Weights())
+
+	final, err := follow(ctx, fed, job.Id, func(r *pb.RoundSummary) error {
+		w, err := fetchModel(ctx, fed.Admin, fmt.Sprintf("%s@%d", job.Id, r.Round))
+		if err != nil {
+			return err
+		}
+		m, err := evaluate(model, w, sd.test)
+		if err != nil {
+			return err
+		}
+		sum.PerRound = append(sum.PerRound, RoundMetrics{Round: int(r.Round), Metrics: m, Seconds: r.Seconds, Sites: len(r.Contributors)})
+		fmt.Fprintf(cfg.Progress, "round %2d/%d  sites %d/%d  test AUC %.3f  accuracy %.3f  sensitivity %.3f  specificity %.3f  (%.1fs)\n",
+			r.Round, cfg.Rounds, len(r.Contributors), len(r.Participants), m.AUC, m.Accuracy, m.Sensitivity, m.Specificity, r.Seconds)
+		return nil
+	})
+	if err != nil {
+		return Summary{}, err
+	}
+	sum.State, sum.Reason, sum.RoundsCompleted, sum.ModelVersion = final.State, final.Reason, len(final.Rounds), final.ModelVersion
+	if sum.SecureAggregation == "mhe" {
+		sum.BytesPerParam = secureBytesPerParam(fed, job.Id, sum.Params)
+	}
+	if final.ModelVersion != "" {
+		w, err := fetchModel(ctx, fed.Admin, final.ModelVersion)
+		if err != nil {
+			return Summary{}, err
+		}
+		if sum.Metrics, err = evaluate(model, w, sd.test); err != nil {
+			return Summary{}, err
+		}
+		if err := os.WriteFile(filepath.Join(cfg.Out, "model.f32"), float32Bytes(w), 0o644); err != nil {
+			return Summary{}, err
+		}
+		if err := os.WriteFile(filepath.Join(cfg.Out, "model.layout.json"), model.Layout().JSON(), 0o644); err != nil {
+			return Summary{}, err
+		}
+		sum.Files = append(sum.Files, "model.f32", "model.layout.json")
+	}
+	if err := writeCharts(cfg.Out, &sum); err != nil {
+		return Summary{}, err
+	}
+	sum.WallSeconds = time.Since(start).Seconds()
+	data, _ := json.MarshalIndent(sum, "", "  ")
+	if err := os.WriteFile(filepath.Join(cfg.Out, "summary.json"), data, 0o644); err != nil {
+		return Summary{}, err
+	}
+	if final.State != "completed" {
+		return sum, fmt.Errorf("job %s %s: %s", job.Id, final.State, final.Reason)
+	}
+	return sum, nil
+}
+
+// follow watches a job to its end, calling onRound once per aggregated round.
+func follow(ctx context.Context, fed *Federation, id string, onRound func(*pb.RoundSummary) error) (*pb.Job, error) {
+	stream, err := fed.Admin.WatchJob(ctx, &pb.WatchJobRequest{JobId: id})
+	if err != nil {
+		return nil, err
+	}
+	seen := 0
+	var last *pb.Job
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("watch job: %w", err)
+		}
+		last = ev.Job
+		for ; seen < len(last.Rounds); seen++ {
+			if err := onRound(last.Rounds[seen]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if last == nil {
+		return nil, errors.New("job watch ended without events")
+	}
+	return last, nil
+}
+
+func fetchModel(ctx context.Context, admin pb.AdminClient, version string) ([]float32, error) {
+	stream, err := admin.GetModel(ctx, &pb.GetModelRequest{Version: version})
+	if err != nil {
+		return nil, err
+	}
+	var raw []byte
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fetch model %s: %w", version, err)
+		}
+		raw = append(raw, m.Chunk.Data...)
+	}
+	return bytesFloat32(raw), nil
+}
+
+// evaluate scores weights on the held-out test set at threshold 0.5.
+func evaluate(model *learning.Model, w []float32, test learning.Dataset) (Metrics, error) {
+	if err := model.SetWeights(w); err != nil {
+		return Metrics{}, err
+	}
+	probs, err := model.Predict(test)
+	if err != nil {
+		return Metrics{}, err
+	}
+	scores := make([]float64, test.N)
+	for i := range scores {
+		scores[i] = float64(probs[2*i+1])
+	}
+	rep, err := evaluation.Binary(scores, test.Y, 0.5)
+	if err != nil {
+		return Metrics{}, err
+	}
+	return Metrics{AUC: rep.AUC.Value, Accuracy: rep.Accuracy.Value, Sensitivity: rep.Sensitivity.Value,
+		Specificity: rep.Specificity.Value, F1: rep.F1.Value}, nil
+}
+
+func writeCharts(out string, s *Summary) error {
+	if len(s.PerRound) == 0 {
+		return nil
+	}
+	var x, auc, acc, sens, spec []float64
+	for _, r := range s.PerRound {
+		x = append(x, float64(r.Round))
+		auc = append(auc, r.Metrics.AUC)
+		acc = append(acc, r.Metrics.Accuracy)
+		sens = append(sens, r.Metrics.Sensitivity)
+		spec = append(spec, r.Metrics.Specificity)
+	}
+	lo, hi := 0.0, 1.0
+	chart := plot.Chart{
+		Title:  fmt.Sprintf("Held-out test metrics per round (%d sites, %s, secure aggregation %s)", s.Sites, s.Strategy, s.SecureAggregation),
+		XLabel: "round", YLabel: "metric", YMin: &lo, YMax: &hi, Width: 960, Height: 540,
+		Series: []plot.Series{{Name: "AUC", X: x, Y: auc}, {Name: "accuracy", X: x, Y: acc},
+			{Name: "sensitivity", X: x, Y: sens}, {Name: "specificity", X: x, Y: spec}},
+	}
+	f, err := os.Create(filepath.Join(out, "learning-curve.png"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := chart.PNG(f); err != nil {
+		return err
+	}
+	s.Files = append(s.Files, "learning-curve.png")
+	return nil
+}
+
+func sortedNames(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func slug(s string) string { return strings.ToLower(synth.Slug(s)) }
