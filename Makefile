@@ -29,7 +29,7 @@ test-short:
 # Default scenario: 4 hospitals with their own scanners and label mixes, real DICOM
 # files through the imaging pipeline, 10 rounds, multiparty homomorphic encryption.
 demo: build
-	$(BIN)/concord-sim --sites 4 --rounds 10 --seed 1 --secure-aggregation mhe --out demo-out
+	$(BIN)/concord-sim --sites 4 --rounds 10 --local-epochs 3 --seed 1 --secure-aggregation mhe --out demo-out
 	@echo "results: demo-out/summary.json, demo-out/learning-curve.png, demo-out/model.f32"
 
 tools:

@@ -35,14 +35,15 @@ type File struct {
 	StragglerCutoff duration           `yaml:"straggler_cutoff"`
 	Aggregation     aggregation.Config `yaml:"aggregation"`
 	Training        struct {
-		LocalEpochs  uint32  `yaml:"local_epochs"`
-		LocalSteps   uint32  `yaml:"local_steps"`
-		BatchSize    uint32  `yaml:"batch_size"`
-		Optimizer    string  `yaml:"optimizer"`
-		LearningRate float64 `yaml:"learning_rate"`
-		Momentum     float64 `yaml:"momentum"`
-		Augment      bool    `yaml:"augment"`
-		ClipNorm     float64 `yaml:"clip_norm"`
+		LocalEpochs    uint32  `yaml:"local_epochs"`
+		LocalSteps     uint32  `yaml:"local_steps"`
+		BatchSize      uint32  `yaml:"batch_size"`
+		Optimizer      string  `yaml:"optimizer"`
+		LearningRate   float64 `yaml:"learning_rate"`
+		Momentum       float64 `yaml:"momentum"`
+		Augment        bool    `yaml:"augment"`
+		ClipNorm       float64 `yaml:"clip_norm"`
+		ClassWeighting string  `yaml:"class_weighting"`
 	} `yaml:"training"`
 	Privacy struct {
 		SecureAggregation string  `yaml:"secure_aggregation"`
@@ -100,7 +101,8 @@ func Parse(data []byte) (*pb.JobSpec, error) {
 			Beta2: agg.Beta2, Tau: agg.Tau, TrimFraction: agg.TrimFraction, ProxMu: agg.ProxMu},
 		Training: &pb.TrainingSpec{LocalEpochs: f.Training.LocalEpochs, LocalSteps: f.Training.LocalSteps,
 			BatchSize: f.Training.BatchSize, Optimizer: f.Training.Optimizer, LearningRate: f.Training.LearningRate,
-			Momentum: f.Training.Momentum, Augment: f.Training.Augment, ClipNorm: f.Training.ClipNorm},
+			Momentum: f.Training.Momentum, Augment: f.Training.Augment, ClipNorm: f.Training.ClipNorm,
+			ClassWeighting: f.Training.ClassWeighting},
 		Privacy: &pb.PrivacySpec{SecureAggregation: f.Privacy.SecureAggregation, Threshold: f.Privacy.Threshold,
 			HeParams: f.Privacy.HEParams, Epsilon: f.Privacy.Epsilon, Delta: f.Privacy.Delta, NoiseMultiplier: f.Privacy.NoiseMultiplier},
 		ValidationSites: f.ValidationSites,
@@ -159,6 +161,7 @@ func Defaults(s *pb.JobSpec) {
 			t.LearningRate = 1e-3
 		}
 	}
+	t.ClassWeighting = orDefault(t.ClassWeighting, "none")
 	if t.Momentum == 0 && t.Optimizer == "sgd" {
 		t.Momentum = 0.9
 	}
@@ -222,6 +225,9 @@ func Validate(s *pb.JobSpec) error {
 	}
 	if t.LearningRate <= 0 || t.LearningRate > 10 {
 		bad("training.learning_rate %g must be in (0, 10]", t.LearningRate)
+	}
+	if t.ClassWeighting != "none" && t.ClassWeighting != "balanced" {
+		bad("training.class_weighting %q: use none or balanced", t.ClassWeighting)
 	}
 	if t.ClipNorm < 0 {
 		bad("training.clip_norm must not be negative")

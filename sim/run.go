@@ -185,6 +185,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		Privacy: &pb.PrivacySpec{SecureAggregation: cfg.SecureAggregation, Threshold: uint32(cfg.Threshold)},
 		Seed:    cfg.Seed,
 	}
+	if cfg.Dataset == "" {
+		spec.Pipeline = generatedPipeline()
+	}
 	if cfg.SecureAggregation == "mhe" && cfg.Threshold > 0 {
 		spec.MinSites = uint32(cfg.Threshold)
 	}

@@ -29,7 +29,9 @@ func (LocalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, e
 	cfg := learning.TrainConfig{
 		Epochs: int(t.LocalEpochs), Steps: int(t.LocalSteps), BatchSize: int(t.BatchSize), Optimizer: t.Optimizer,
 		LR: t.LearningRate, Momentum: t.Momentum, Augment: t.Augment, Seed: req.Seed,
-		ClassWeights: learning.BalancedClassWeights(req.Data.Y, int(spec.Model.Classes)),
+	}
+	if t.ClassWeighting == "balanced" {
+		cfg.ClassWeights = learning.BalancedClassWeights(req.Data.Y, int(spec.Model.Classes))
 	}
 	if spec.Aggregation.Strategy == "fedprox" {
 		cfg.ProxMu = spec.Aggregation.ProxMu

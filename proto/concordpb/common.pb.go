@@ -353,9 +353,13 @@ type TrainingSpec struct {
 	Momentum     float64                `protobuf:"fixed64,6,opt,name=momentum,proto3" json:"momentum,omitempty"`
 	Augment      bool                   `protobuf:"varint,7,opt,name=augment,proto3" json:"augment,omitempty"`
 	// Updates are clipped to this L2 norm before they leave the site.
-	ClipNorm      float64 `protobuf:"fixed64,8,opt,name=clip_norm,json=clipNorm,proto3" json:"clip_norm,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ClipNorm float64 `protobuf:"fixed64,8,opt,name=clip_norm,json=clipNorm,proto3" json:"clip_norm,omitempty"`
+	// "none" (default) or "balanced": weight the loss by inverse class
+	// frequency at each site. Balanced weights favour sensitivity on rare
+	// findings but shift the 0.5 threshold away from calibrated probabilities.
+	ClassWeighting string `protobuf:"bytes,9,opt,name=class_weighting,json=classWeighting,proto3" json:"class_weighting,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TrainingSpec) Reset() {
@@ -442,6 +446,13 @@ func (x *TrainingSpec) GetClipNorm() float64 {
 		return x.ClipNorm
 	}
 	return 0
+}
+
+func (x *TrainingSpec) GetClassWeighting() string {
+	if x != nil {
+		return x.ClassWeighting
+	}
+	return ""
 }
 
 type PrivacySpec struct {
@@ -713,7 +724,7 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\x05beta2\x18\x04 \x01(\x01R\x05beta2\x12\x10\n" +
 	"\x03tau\x18\x05 \x01(\x01R\x03tau\x12#\n" +
 	"\rtrim_fraction\x18\x06 \x01(\x01R\ftrimFraction\x12\x17\n" +
-	"\aprox_mu\x18\a \x01(\x01R\x06proxMu\"\x87\x02\n" +
+	"\aprox_mu\x18\a \x01(\x01R\x06proxMu\"\xb0\x02\n" +
 	"\fTrainingSpec\x12!\n" +
 	"\flocal_epochs\x18\x01 \x01(\rR\vlocalEpochs\x12\x1f\n" +
 	"\vlocal_steps\x18\x02 \x01(\rR\n" +
@@ -724,7 +735,8 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\rlearning_rate\x18\x05 \x01(\x01R\flearningRate\x12\x1a\n" +
 	"\bmomentum\x18\x06 \x01(\x01R\bmomentum\x12\x18\n" +
 	"\aaugment\x18\a \x01(\bR\aaugment\x12\x1b\n" +
-	"\tclip_norm\x18\b \x01(\x01R\bclipNorm\"\xd2\x01\n" +
+	"\tclip_norm\x18\b \x01(\x01R\bclipNorm\x12'\n" +
+	"\x0fclass_weighting\x18\t \x01(\tR\x0eclassWeighting\"\xd2\x01\n" +
 	"\vPrivacySpec\x12-\n" +
 	"\x12secure_aggregation\x18\x01 \x01(\tR\x11secureAggregation\x12\x1c\n" +
 	"\tthreshold\x18\x02 \x01(\rR\tthreshold\x12\x1b\n" +

@@ -155,8 +155,11 @@ var manufacturers = []string{
 var nativeSizes = []int{48, 56, 64, 72, 80, 96}
 
 // Hospitals returns n distinct hospitals with realistic variation in image
-// size, units, noise, contrast, blur and label mix. The same n and seed give
-// the same hospitals; n <= 0 gives none.
+// size (48..96 pixels), units and bit depth, noise, contrast, blur, label
+// mix (positive rates spread over 0.15..0.6), modality and, for some CR
+// sites, MONOCHROME1 storage. The same n and seed give the same hospitals
+// (a different n gives a different set); n <= 0 gives none. N is set to
+// 160..360; callers sizing a run set it themselves.
 func Hospitals(n int, seed int64) []Hospital {
 	if n <= 0 {
 		return nil
