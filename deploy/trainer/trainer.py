@@ -1,0 +1,380 @@
+#!/usr/bin/python3
+"""Concord reference external trainer (PyTorch).
+
+A site agent hands this process the global weights of a round, the layout
+manifest and the round's settings over gRPC (service concord.v1.Trainer,
+proto/concord/v1/trainer.proto); it trains on a MedMNIST-format .npz on this
+node, on CUDA when present and on the CPU otherwise, and streams back the
+updated weights in the same layout, the sample count and metrics. It never
+talks to the coordinator: clipping, noise, encryption and upload stay with
+the agent.
+
+    trainer.py serve --listen 127.0.0.1:50061 --data-root /data
+    trainer.py serve --listen 0.0.0.0:50061 --tls-cert c.pem --tls-key k.pem --tls-client-ca ca.pem
+    trainer.py predict --manifest m.json --weights w.f32 --npz data.npz --split test
+
+On start "serve" prints one JSON line {"listening": ADDRESS, "device": ...}
+to stdout. Pixels are scaled to [0, 1] (uint8 / 255).
+"""
+import argparse
+import ipaddress
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cnn  # noqa: E402
+from concord.v1 import trainer_pb2  # noqa: E402
+
+VERSION = "0.1.0"
+CHUNK = 1 << 18  # float32 values per weight chunk (1 MiB)
+PROGRESS_EVERY_S = 2.0
+BUSY_WAIT_S = 30.0
+SERVICE = "concord.v1.Trainer"
+
+log = logging.getLogger("concord.trainer")
+
+
+class BadRequest(Exception):
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+
+
+def pick_device(choice):
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda asked for, but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def load_npz(path, split, manifest):
+    """Images as N x C x H x W uint8 (scaled per batch, so a large set costs
+    a quarter of its float size in host memory) and labels as int64."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if f"{split}_images" not in z or f"{split}_labels" not in z:
+                raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                                 f"dataset has no {split}_images/{split}_labels arrays (it has {', '.join(sorted(z.files))})")
+            x, y = z[f"{split}_images"], z[f"{split}_labels"]
+    except FileNotFoundError:
+        raise BadRequest(grpc.StatusCode.FAILED_PRECONDITION, "dataset file not found on the trainer node")
+    except (OSError, ValueError) as e:
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"dataset is not a readable .npz: {e}")
+    c, h, w = manifest["input"]
+    if x.dtype != np.uint8:
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"{split}_images has dtype {x.dtype}; want uint8")
+    if x.ndim == 3:
+        x = x[:, None, :, :]
+    elif x.ndim == 4:
+        x = x.transpose(0, 3, 1, 2)
+    else:
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"{split}_images has shape {x.shape}; want N x H x W or N x H x W x C")
+    if x.shape[1:] != (c, h, w):
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"{split}_images are {x.shape[1]} x {x.shape[2]} x {x.shape[3]} (C x H x W), the model takes {c} x {h} x {w}")
+    y = y.reshape(-1)
+    if len(y) != len(x) or len(x) == 0:
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"{len(x)} images but {len(y)} labels")
+    if y.min() < 0 or y.max() >= manifest["classes"]:
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"labels span {y.min()}..{y.max()}, the model has {manifest['classes']} classes")
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
+
+
+def to_input(xb, device):
+    """uint8 pixels to the model's input: float32 in [0, 1] on device."""
+    return xb.to(device, non_blocking=True).float().div_(255.0)
+
+
+def train_round(model, x, y, s, device, cancelled, progress):
+    """Local training; yields progress messages and returns metrics through
+    the generator's StopIteration value."""
+    seed = s.seed % (1 << 63)  # the agent's int64 seed may be negative
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model.to(device)
+    g0 = [p.detach().clone() for p in model.parameters()] if s.prox_mu > 0 else None
+    if s.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate, momentum=s.momentum)
+    else:
+        # Momentum is SGD's; Adam keeps its usual betas, as the Go trainer does.
+        opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    weight = torch.tensor(list(s.class_weights), dtype=torch.float32, device=device) if s.class_weights else None
+    n, bs = len(x), s.batch_size
+    metrics = {}
+    last = time.monotonic()
+    model.train()
+    for epoch in range(1, s.epochs + 1):
+        order = torch.from_numpy(rng.permutation(n))
+        loss_sum, correct, seen = 0.0, 0, 0
+        for start in range(0, n, bs):
+            if cancelled():
+                return None
+            idx = order[start:start + bs]
+            xb, yb = to_input(x[idx], device), y[idx].to(device)
+            if s.augment:
+                xb = cnn.augment(xb, gen)
+            logits = model(xb)
+            # Class weights scale each example's loss and the batch mean
+            # divides by the batch size (not by the summed weights, as
+            # PyTorch's weighted mean would): the Go trainer's convention.
+            per = F.cross_entropy(logits, yb, reduction="none")
+            loss = (per * weight[yb]).mean() if weight is not None else per.mean()
+            total = loss
+            if g0 is not None:
+                total = loss + s.prox_mu / 2 * sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), g0))
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise BadRequest(grpc.StatusCode.ABORTED, f"loss became {lv} in epoch {epoch}; lower the learning rate")
+            loss_sum += lv * len(idx)
+            correct += int((logits.detach().argmax(1) == yb).sum())
+            seen += len(idx)
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:
+                last = now
+                yield progress(f"epoch {epoch}/{s.epochs}: {seen}/{n} samples, loss {loss_sum / seen:.4f}", epoch,
+                               (epoch - 1) * n + seen, loss_sum / seen)
+        metrics[f"loss_epoch_{epoch}"] = loss_sum / n
+        metrics["loss"] = loss_sum / n
+        metrics["accuracy"] = correct / n
+        yield progress(f"epoch {epoch}/{s.epochs} done: loss {loss_sum / n:.4f}, accuracy {correct / n:.4f}", epoch,
+                       epoch * n, loss_sum / n)
+    metrics["epochs"] = float(s.epochs)
+    return metrics
+
+
+class Trainer:
+    def __init__(self, device, data_root):
+        self.device = device
+        self.data_root = os.path.abspath(data_root) if data_root else None
+        self.busy = threading.Lock()
+
+    def info(self, request, context):
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        return trainer_pb2.TrainerInfo(version=VERSION, device=self.device.type, device_name=name,
+                                       manifest_versions=list(cnn.MANIFEST_VERSIONS), archs=list(cnn.ARCHS))
+
+    def resolve(self, dataset):
+        if self.data_root is None:
+            return dataset
+        # A lexical check: the agent cannot climb out with "..", or name an
+        # absolute path, while links the node's admin put inside the root
+        # are followed.
+        path = os.path.normpath(os.path.join(self.data_root, dataset))
+        if os.path.isabs(dataset) or not path.startswith(self.data_root + os.sep):
+            raise BadRequest(grpc.StatusCode.PERMISSION_DENIED, "dataset path leaves the trainer's data root")
+        return path
+
+    def train(self, requests, context):
+        try:
+            yield from self._train(requests, context)
+        except BadRequest as e:
+            log.warning("round rejected: %s", e)
+            context.abort(e.code, str(e))
+        except Exception as e:  # noqa: BLE001 - anything else still gets a status
+            if isinstance(e, grpc.RpcError):
+                raise
+            log.exception("round failed")
+            hint = "; the model or batch may not fit the device memory: lower the batch size" if "out of memory" in str(e) else ""
+            context.abort(grpc.StatusCode.INTERNAL, f"training failed: {type(e).__name__}: {e}{hint}")
+
+    def _train(self, requests, context):
+        first = next(requests, None)
+        if first is None or first.WhichOneof("msg") != "start":
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a TrainStart")
+        st = first.start
+        try:
+            manifest = json.loads(st.manifest)
+            model, params = cnn.build(manifest)
+        except (ValueError, cnn.ManifestError) as e:
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"layout manifest: {e}")
+        total = manifest["total"]
+        if st.total != total:
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"start announces {st.total} weights, the manifest {total}")
+        s = st.settings
+        if s.epochs < 1 or s.batch_size < 1 or s.optimizer not in ("sgd", "adam") or not s.learning_rate > 0:
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                             "settings need epochs >= 1, batch_size >= 1, optimizer sgd or adam and a positive learning rate")
+        if s.class_weights and len(s.class_weights) != manifest["classes"]:
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"{len(s.class_weights)} class weights for {manifest['classes']} classes")
+        vec = np.empty(total, dtype="<f4")
+        got = 0
+        for req in requests:
+            if req.WhichOneof("msg") != "weights":
+                raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "only weight chunks may follow TrainStart")
+            ch = req.weights
+            if ch.offset != got or len(ch.data) % 4 or got + len(ch.data) // 4 > total:
+                raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                                 f"weight chunk at offset {ch.offset} with {len(ch.data)} bytes after {got} of {total} values")
+            k = len(ch.data) // 4
+            vec[got:got + k] = np.frombuffer(ch.data, dtype="<f4")
+            got += k
+            if ch.last:
+                break
+        if got != total:
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"received {got} of {total} weights")
+        if not np.isfinite(vec).all():
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "global weights contain NaN or Inf")
+        cnn.load_flat(model, params, vec)
+        x, y = load_npz(self.resolve(s.dataset), s.split or "train", manifest)
+        log.info("round start: job %s round %d, %d samples, %d epochs, device %s", st.job_id, st.round, len(x), s.epochs,
+                 self.device.type)
+        started = time.monotonic()
+
+        def progress(msg, epoch, done, loss):
+            return trainer_pb2.TrainResponse(progress=trainer_pb2.TrainProgress(
+                message=msg, epoch=epoch, samples_done=done, loss=loss))
+
+        # One round at a time owns the device; a second waits briefly (the
+        # previous round may be streaming its result) and is then refused.
+        if not self.busy.acquire(timeout=BUSY_WAIT_S):
+            raise BadRequest(grpc.StatusCode.UNAVAILABLE, "trainer is busy with another round; retry later")
+        try:
+            yield progress(f"training {len(x)} samples for {s.epochs} epochs on {self.device.type}", 0, 0, 0.0)
+            metrics = yield from train_round(model, x, y, s, self.device, lambda: not context.is_active(), progress)
+            model.cpu()
+        finally:
+            self.busy.release()
+        if metrics is None:
+            log.info("round cancelled: job %s round %d", st.job_id, st.round)
+            return
+        metrics["seconds"] = time.monotonic() - started
+        out = cnn.flatten(model, params).astype("<f4")
+        if not np.isfinite(out).all():
+            raise BadRequest(grpc.StatusCode.ABORTED, "training produced NaN or Inf weights; lower the learning rate")
+        for off in range(0, total, CHUNK):
+            end = min(off + CHUNK, total)
+            yield trainer_pb2.TrainResponse(weights=trainer_pb2.WeightChunk(
+                offset=off, data=out[off:end].tobytes(), last=end == total))
+        log.info("round done: job %s round %d, loss %.4f, %.1f s", st.job_id, st.round, metrics["loss"], metrics["seconds"])
+        yield trainer_pb2.TrainResponse(result=trainer_pb2.TrainResult(
+            samples=len(x), metrics=metrics, device=self.device.type, total=total))
+
+
+def handler(t):
+    return grpc.method_handlers_generic_handler(SERVICE, {
+        "Info": grpc.unary_unary_rpc_method_handler(
+            t.info, request_deserializer=trainer_pb2.TrainerInfoRequest.FromString,
+            response_serializer=trainer_pb2.TrainerInfo.SerializeToString),
+        "Train": grpc.stream_stream_rpc_method_handler(
+            t.train, request_deserializer=trainer_pb2.TrainRequest.FromString,
+            response_serializer=trainer_pb2.TrainResponse.SerializeToString),
+    })
+
+
+def is_local(listen):
+    if listen.startswith("unix:"):
+        return True
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(args):
+    device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((handler(Trainer(device, args.data_root)),))
+    if args.tls_cert:
+        with open(args.tls_key, "rb") as f:
+            key = f.read()
+        with open(args.tls_cert, "rb") as f:
+            cert = f.read()
+        ca = None
+        if args.tls_client_ca:
+            with open(args.tls_client_ca, "rb") as f:
+                ca = f.read()
+        creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+        port = server.add_secure_port(args.listen, creds)
+    elif is_local(args.listen):
+        port = server.add_insecure_port(args.listen)
+    else:
+        raise SystemExit(f"refusing to listen on {args.listen} without TLS: pass --tls-cert and --tls-key, "
+                         "or listen on a loopback address or a unix socket")
+    if port == 0 and not args.listen.startswith("unix:"):
+        raise SystemExit(f"cannot listen on {args.listen}")
+    server.start()
+    addr = args.listen if args.listen.startswith("unix:") else f"{args.listen.rsplit(':', 1)[0]}:{port}"
+    print(json.dumps({"listening": addr, "device": device.type, "version": VERSION}), flush=True)
+    log.info("trainer %s listening on %s, device %s", VERSION, addr, device.type)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    log.info("stopping: finishing the round in progress for up to %d s", args.grace)
+    server.stop(args.grace).wait()
+
+
+def predict(args):
+    """Softmax probabilities of a model on a dataset split, as JSON, so that
+    the Go and PyTorch models can be compared on the same weights."""
+    with open(args.manifest) as f:
+        manifest = json.load(f)
+    model, params = cnn.build(manifest)
+    vec = np.fromfile(args.weights, dtype="<f4")
+    if len(vec) != manifest["total"]:
+        raise SystemExit(f"{args.weights} holds {len(vec)} values, the manifest {manifest['total']}")
+    cnn.load_flat(model, params, vec)
+    x, _ = load_npz(args.npz, args.split, manifest)
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(to_input(x, "cpu")), dim=1).double().numpy()
+    json.dump({"probs": probs.tolist()}, sys.stdout)
+    sys.stdout.write("\n")
+
+
+def main():
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("serve", help="serve concord.v1.Trainer")
+    sp.add_argument("--listen", default="127.0.0.1:50061", help="host:port (port 0 picks one) or unix:///path")
+    sp.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    sp.add_argument("--data-root", default="", help="datasets must lie under this folder")
+    sp.add_argument("--tls-cert", default="")
+    sp.add_argument("--tls-key", default="")
+    sp.add_argument("--tls-client-ca", default="", help="require client certificates signed by this CA")
+    sp.add_argument("--grace", type=int, default=30, help="seconds to finish a round on SIGTERM")
+    pp = sub.add_parser("predict", help="print softmax probabilities as JSON")
+    pp.add_argument("--manifest", required=True)
+    pp.add_argument("--weights", required=True, help="flat little-endian float32 file")
+    pp.add_argument("--npz", required=True)
+    pp.add_argument("--split", default="test")
+    args = ap.parse_args()
+    if args.cmd == "serve":
+        if bool(args.tls_cert) != bool(args.tls_key):
+            raise SystemExit("--tls-cert and --tls-key go together")
+        serve(args)
+    else:
+        try:
+            predict(args)
+        except (BadRequest, cnn.ManifestError) as e:
+            raise SystemExit(str(e))
+
+
+if __name__ == "__main__":
+    main()
