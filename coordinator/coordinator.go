@@ -166,7 +166,7 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	c.lis = lis
-	authz := pki.NewAuthorizer(cfg.Inventory, Policy())
+	authz := pki.NewAuthorizer(cfg.Inventory, Policy()).WithLogger(cfg.Logger)
 	c.srv = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(cfg.TLS)),
 		grpc.ChainUnaryInterceptor(c.recoverUnary, authz.UnaryInterceptor()),
