@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -46,6 +47,7 @@ type Federation struct {
 
 	mu     sync.Mutex
 	agents map[string]*agentProc
+	tls    map[string]*tls.Config
 }
 
 type agentProc struct {
@@ -71,7 +73,7 @@ func Start(opts Options) (*Federation, error) {
 	if opts.Tick <= 0 {
 		opts.Tick = 100 * time.Millisecond
 	}
-	f := &Federation{Dir: opts.Dir, CADir: filepath.Join(opts.Dir, "ca"), Log: opts.Logger, agents: map[string]*agentProc{},
+	f := &Federation{Dir: opts.Dir, CADir: filepath.Join(opts.Dir, "ca"), Log: opts.Logger, agents: map[string]*agentProc{}, tls: map[string]*tls.Config{},
 		statePath: filepath.Join(opts.Dir, "coordinator.db")}
 	if _, err := os.Stat(filepath.Join(f.CADir, pki.CACertFile)); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
@@ -159,6 +161,8 @@ func (f *Federation) Dial(kit pki.Kit) (*grpc.ClientConn, error) { return f.dial
 type SiteOptions struct {
 	Data    siteagent.DataSource
 	Trainer siteagent.Trainer
+	// Proxy, when set, is the HTTP proxy the agent must go through.
+	Proxy *url.URL
 }
 
 // AddSite issues a certificate for a site and starts its agent.
@@ -171,13 +175,28 @@ func (f *Federation) AddSite(name string, o SiteOptions) error {
 	if err != nil {
 		return err
 	}
+	f.mu.Lock()
+	f.tls[name] = tc
+	f.mu.Unlock()
+	return f.StartAgent(name, tc, o)
+}
+
+// RestartSite starts a stopped site's agent again with its certificate and
+// state directory (a hospital's agent coming back after a crash).
+func (f *Federation) RestartSite(name string, o SiteOptions) error {
+	f.mu.Lock()
+	tc := f.tls[name]
+	f.mu.Unlock()
+	if tc == nil {
+		return fmt.Errorf("site %s was never added", name)
+	}
 	return f.StartAgent(name, tc, o)
 }
 
 // StartAgent (re)starts a site's agent with its state directory.
 func (f *Federation) StartAgent(name string, tc *tls.Config, o SiteOptions) error {
 	a, err := siteagent.New(siteagent.Config{Coordinator: f.addr, TLS: tc, StateDir: filepath.Join(f.Dir, "sites", name),
-		Data: o.Data, Trainer: o.Trainer, KeyPassphrase: []byte("sim-" + name), Logger: f.Log.With("site", name),
+		Data: o.Data, Trainer: o.Trainer, Proxy: o.Proxy, KeyPassphrase: []byte("sim-" + name), Logger: f.Log.With("site", name),
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
 	if err != nil {
 		return fmt.Errorf("site %s: %w", name, err)
@@ -203,6 +222,18 @@ func (f *Federation) StopSite(name string) {
 	if p != nil {
 		p.cancel()
 		<-p.done
+	}
+}
+
+// crashSite cancels a site's agent without waiting for it to stop: called
+// from inside the agent (a trainer), it takes effect before the agent's
+// next network call, like a process killed at that point.
+func (f *Federation) crashSite(name string) {
+	f.mu.Lock()
+	p := f.agents[name]
+	f.mu.Unlock()
+	if p != nil {
+		p.cancel()
 	}
 }
 
