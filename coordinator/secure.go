@@ -182,7 +182,7 @@ func (c *Coordinator) checkSecureHeader(j *job, site string, kind round.Kind, h 
 	case round.KindShamirShares:
 		others := len(j.m.State().Members) - 1
 		if int(h.TotalChunks) != len(h.Recipients) || len(h.Recipients) != others {
-			return fmt.Errorf("Shamir shares must be one chunk per other key holder (%d), naming each recipient", others)
+			return fmt.Errorf("sealed Shamir shares must be one chunk per other key holder (%d), naming each recipient", others)
 		}
 		seen := map[string]bool{}
 		for _, r := range h.Recipients {

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -188,13 +186,3 @@ func (s *store) readBlob(name string) ([]byte, error) {
 	})
 	return buf.Bytes(), err
 }
-
-// blobReader streams a blob chunk by chunk.
-func (s *store) writeBlobTo(name string, w io.Writer) error {
-	return s.eachChunk(name, 0, func(_ int, data []byte) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -360,15 +359,6 @@ func writeCharts(out string, s *Summary) error {
 	}
 	s.Files = append(s.Files, "learning-curve.png")
 	return nil
-}
-
-func sortedNames(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func slug(s string) string { return strings.ToLower(synth.Slug(s)) }
