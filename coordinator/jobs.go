@@ -527,12 +527,17 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 // state, the summary and the machine's move to the next round, atomically;
 // then it drops the round's uploads.
 func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, res aggResult, took time.Duration) {
-	participants := j.m.State().Members
+	st := j.m.State()
+	participants, started := st.Participants, st.RoundStart
+	res.metrics["aggregation_seconds"] = took.Seconds()
+	if !started.IsZero() {
+		took = c.now().Sub(started)
+	}
 	acts := j.m.Step(round.Event{Type: round.EvAggregated, Now: c.now(), Round: r})
 	j.rec.State = j.m.State()
 	j.rec.OptState = res.optState
 	j.rec.Rounds = append(j.rec.Rounds, roundSummary{Round: r, Participants: participants, Contributors: contributors,
-		Samples: res.samples, Metrics: res.metrics, Seconds: took.Seconds(), Model: modelBlob(j.rec.ID, r)})
+		Samples: res.samples, Metrics: res.metrics, Started: started, Seconds: took.Seconds(), Model: modelBlob(j.rec.ID, r)})
 	err := c.saveJob(j, func(tx *bolt.Tx) error {
 		if _, err := putBlob(tx, modelBlob(j.rec.ID, r), float32Bytes(res.global)); err != nil {
 			return err

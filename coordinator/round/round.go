@@ -89,6 +89,8 @@ type State struct {
 
 	// PhaseStart is when the current phase (or round) began.
 	PhaseStart time.Time `json:"phase_start"`
+	// RoundStart is when the current round's training began.
+	RoundStart time.Time `json:"round_start"`
 	// Members take part in the current phase; Delivered have sent what it needs.
 	Members   []string        `json:"members"`
 	Delivered map[string]bool `json:"delivered"`
@@ -98,8 +100,10 @@ type State struct {
 	// Attempt counts decryption attempts within a round: a new active set
 	// after a dropout makes earlier shares useless.
 	Attempt int `json:"attempt,omitempty"`
-	// Contributors of the round being aggregated or decrypted.
+	// Contributors of the round being aggregated or decrypted, and the
+	// participants it was closed with.
 	Contributors []string `json:"contributors,omitempty"`
+	Participants []string `json:"participants,omitempty"`
 
 	// Connected is not persisted meaningfully: Restore clears it.
 	Connected map[string]bool `json:"-"`
@@ -196,6 +200,7 @@ func (m *Machine) State() State {
 	s := m.st
 	s.Members = slices.Clone(m.st.Members)
 	s.Contributors = slices.Clone(m.st.Contributors)
+	s.Participants = slices.Clone(m.st.Participants)
 	s.Delivered = cloneSet(m.st.Delivered)
 	s.Connected = cloneSet(m.st.Connected)
 	if m.st.Points != nil {
@@ -484,6 +489,7 @@ func (m *Machine) startRound(now time.Time, r int) []Action {
 		m.st.Delivered = map[string]bool{}
 		return []Action{{Type: ActNote, Round: r, Reason: fmt.Sprintf("round %d waiting: %d of %d sites connected", r, len(connected), m.cfg.MinSites)}}
 	}
+	m.st.RoundStart = now
 	return m.startPhase(now, PhaseTraining, connected, KindUpdate, r)
 }
 
@@ -494,6 +500,7 @@ func (m *Machine) closeRound(now time.Time) []Action {
 	}
 	sort.Strings(contributors)
 	m.st.Contributors = contributors
+	m.st.Participants = slices.Clone(m.st.Members)
 	acts := []Action{{Type: ActRoundClosed, Round: m.st.Round, Sites: slices.Clone(contributors),
 		Reason: fmt.Sprintf("round %d closed: %d of %d participants delivered", m.st.Round, len(contributors), len(m.st.Members))}}
 	for _, s := range m.st.Members {
