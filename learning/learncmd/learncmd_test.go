@@ -1,0 +1,176 @@
+package learncmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// repoRoot walks up to go.mod.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			t.Fatal("go.mod not found")
+		}
+	}
+}
+
+// sharedFile finds shared data via $CONCORD_SHARED or ../shared next to the
+// repository; missing data fails in CI and skips elsewhere.
+func sharedFile(t *testing.T, rel string) string {
+	t.Helper()
+	dir := os.Getenv("CONCORD_SHARED")
+	if dir == "" {
+		dir = filepath.Join(repoRoot(t), "..", "shared")
+	}
+	p := filepath.Join(dir, rel)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("shared data %s is missing (set CONCORD_SHARED): %v", rel, err)
+		}
+		t.Skipf("shared data %s is missing: %v", rel, err)
+	}
+	return p
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestTrainBreastMNISTJSON(t *testing.T) {
+	data := sharedFile(t, "data/medmnist/breastmnist.npz")
+	var out, errb bytes.Buffer
+	if code := Train([]string{"--data", data, "--epochs", "2", "--json", "--seed", "3"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep TrainReport
+	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
+		t.Fatalf("last line is not JSON: %v\n%s", err, out.String())
+	}
+	if rep.Dataset != "breastmnist.npz" || rep.Model != "cnn" || rep.Epochs != 2 || rep.TrainSeconds <= 0 || rep.SamplesPerS <= 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	// Two epochs are far from the paper's figure but well above chance.
+	if rep.Test.AUC < 0.55 || rep.Test.AUC > 1 || rep.Test.Accuracy < 0.5 || rep.Test.Accuracy > 1 {
+		t.Fatalf("test metrics %+v are not those of a trained model", rep.Test)
+	}
+	if !strings.Contains(errb.String(), "epoch 2/2") {
+		t.Fatalf("no progress on stderr:\n%s", errb.String())
+	}
+}
+
+func TestTrainBadArguments(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.npz")
+	os.WriteFile(empty, []byte("not a zip"), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{nil, 2, "--data is required"},
+		{[]string{"--data", empty, "--model", "vit"}, 2, "not available"},
+		{[]string{"--data", empty, "--epochs", "0"}, 2, "at least 1"},
+		{[]string{"--data", empty}, 1, "not a readable MedMNIST npz"},
+		{[]string{"--data", empty, "--nonsense"}, 2, "flag provided but not defined"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Train(c.args, &out, &errb); code != c.code || !strings.Contains(errb.String(), c.msg) {
+			t.Errorf("Train(%q) = %d, %q; want %d and %q", c.args, code, errb.String(), c.code, c.msg)
+		}
+	}
+}
+
+func TestBenchWithoutPyTorchScript(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Bench([]string{"--json", "--seconds", "0.5", "--batch", "16", "--torch-script", filepath.Join(t.TempDir(), "absent.py")}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep BenchReport
+	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.SamplesPerS <= 0 || rep.PyTorchError == "" || rep.Ratio != 0 || rep.Batch != 16 {
+		t.Fatalf("report %+v: want our samples/s and a pytorch_error", rep)
+	}
+}
+
+// TestBenchAgainstPyTorch runs the real comparison. It needs Debian's
+// python3-torch and deploy/trainer/bench_torch.py; in CI their absence fails.
+func TestBenchAgainstPyTorch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starting PyTorch takes tens of seconds on a loaded machine")
+	}
+	script := filepath.Join(repoRoot(t), "deploy", "trainer", "bench_torch.py")
+	py := defaultPython()
+	missing := ""
+	if _, err := os.Stat(script); err != nil {
+		missing = "deploy/trainer/bench_torch.py"
+	} else if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
+		missing = "python3-torch (" + py + " cannot import torch)"
+	}
+	if missing != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing", missing)
+		}
+		t.Skipf("%s is missing", missing)
+	}
+	var out, errb bytes.Buffer
+	if code := Bench([]string{"--json", "--seconds", "1", "--torch-script", script}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep BenchReport
+	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.PyTorchError != "" || rep.PyTorchSamples <= 0 || rep.Ratio <= 0 {
+		t.Fatalf("report %+v: want a PyTorch figure and a ratio", rep)
+	}
+}
+
+// TestUNetOnSharedCTSeg trains the U-Net on the shared real CT slices and
+// their DICOM SEG liver mask, holding the middle slice out.
+func TestUNetOnSharedCTSeg(t *testing.T) {
+	ct := sharedFile(t, "data/dicom/dcmqi/ct-3slice")
+	seg := sharedFile(t, "data/dicom/dcmqi/liver-seg.dcm")
+	steps := "40"
+	var out, errb bytes.Buffer
+	if code := Train([]string{"--model", "unet", "--ct", ct, "--seg", seg, "--size", "64", "--steps", steps, "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep SegReport
+	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Slices != 3 || len(rep.SliceDice) != 3 {
+		t.Fatalf("report %+v: want the 3 segmented slices", rep)
+	}
+	if rep.HeldOutDice < 0.85 || rep.TrainDice < 0.85 {
+		t.Fatalf("dice train %.3f, held-out %.3f; want >= 0.85", rep.TrainDice, rep.HeldOutDice)
+	}
+}
+
+func TestUNetBadArguments(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Train([]string{"--model", "unet"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--ct") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	errb.Reset()
+	dir := t.TempDir()
+	if code := Train([]string{"--model=unet", "--ct", dir, "--seg", filepath.Join(dir, "none.dcm")}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "segmentation") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}

@@ -1,0 +1,240 @@
+// Package learncmd holds the command-line entry points of local training
+// that the lead wires into binaries: `site-agent train` (Train), the dry run
+// a hospital does before joining a federation, and the Go side of
+// `concord-bench train` (Bench). Each takes its arguments without the
+// command name and returns the process exit code. Train stops cleanly on
+// SIGINT (the weights of the last completed step are kept, nothing is
+// written), so a binary needs no signal handling of its own for it.
+package learncmd
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/concord-fl/concord/evaluation"
+	"github.com/concord-fl/concord/learning"
+)
+
+// TestMetrics are the test-split figures printed by Train.
+type TestMetrics struct {
+	AUC         float64 `json:"auc"`
+	Accuracy    float64 `json:"accuracy"`
+	Sensitivity float64 `json:"sensitivity,omitempty"`
+	Specificity float64 `json:"specificity,omitempty"`
+	F1          float64 `json:"f1,omitempty"`
+}
+
+// TrainReport is the final JSON line of `site-agent train --json`.
+type TrainReport struct {
+	Dataset      string      `json:"dataset"`
+	Model        string      `json:"model"`
+	Epochs       int         `json:"epochs"`
+	BestEpoch    int         `json:"best_epoch"`
+	ValAUC       float64     `json:"val_auc"`
+	TrainSeconds float64     `json:"train_seconds"`
+	SamplesPerS  float64     `json:"samples_per_s"`
+	Seed         int64       `json:"seed"`
+	Width        int         `json:"width"`
+	Batch        int         `json:"batch"`
+	LR           float64     `json:"lr"`
+	Optimizer    string      `json:"optimizer"`
+	Augment      bool        `json:"augment"`
+	Balanced     bool        `json:"balanced"`
+	LRDecay      string      `json:"lr_decay"`
+	LayoutHash   string      `json:"layout_hash"`
+	Test         TestMetrics `json:"test"`
+}
+
+// Train is `site-agent train --data PATH.npz --model cnn --epochs N [--json]`:
+// it trains on the official train split, keeps the epoch with the best
+// validation AUC, and reports test-split metrics.
+//
+// With --model unet it instead trains the U-Net on CT slices and their DICOM
+// SEG (--ct DIR --seg FILE) and reports Dice.
+func Train(args []string, stdout, stderr io.Writer) int {
+	for i, a := range args {
+		if a == "--model=unet" || a == "-model=unet" || (a == "--model" || a == "-model") && i+1 < len(args) && args[i+1] == "unet" {
+			return trainSeg(args, stdout, stderr)
+		}
+	}
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "MedMNIST .npz file with train/val/test splits (required)")
+	model := fs.String("model", "cnn", "model architecture: cnn, or unet (see --ct, --seg)")
+	epochs := fs.Int("epochs", 15, "passes over the train split")
+	asJSON := fs.Bool("json", false, "print the result as one JSON line on stdout")
+	batch := fs.Int("batch", 64, "mini-batch size")
+	lr := fs.Float64("lr", 1e-3, "learning rate")
+	seed := fs.Int64("seed", 1, "seed of initialisation, shuffling and augmentation")
+	width := fs.Int("width", 16, "channels of the first stage")
+	opt := fs.String("optimizer", "adam", "adam or sgd")
+	momentum := fs.Float64("momentum", 0.9, "SGD momentum")
+	wd := fs.Float64("weight-decay", 0, "L2 weight decay")
+	augment := fs.Bool("augment", true, "random flips, rotations, shifts and intensity jitter (--augment=false to turn off)")
+	balanced := fs.Bool("balanced", true, "weight classes inversely to their train-split frequency (--balanced=false to turn off)")
+	decay := fs.String("lr-decay", "step", "learning-rate schedule: step (x0.1 at 50% and 75% of the epochs) or none")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: site-agent train --data PATH.npz [--model cnn] [--epochs N] [--json] [flags]")
+		fmt.Fprintln(stderr, "       site-agent train --model unet --ct DIR --seg SEG.dcm [--size 128] [--steps N] [--json]")
+		fmt.Fprintln(stderr, "Trains locally on the train split, selects the epoch by validation AUC and reports test metrics.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *data == "" {
+		fmt.Fprintln(stderr, "train: --data is required (a MedMNIST .npz file)")
+		return 2
+	}
+	if *model != "cnn" {
+		fmt.Fprintf(stderr, "train: model %q is not available; use --model cnn (or --model unet with --ct and --seg)\n", *model)
+		return 2
+	}
+	if *epochs < 1 {
+		fmt.Fprintln(stderr, "train: --epochs must be at least 1")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	mm, err := learning.LoadMedMNIST(*data)
+	if err != nil {
+		fmt.Fprintf(stderr, "train: %v\n", err)
+		return 1
+	}
+	spec := learning.Spec{Arch: "cnn", Channels: mm.Train.C, Height: mm.Train.H, Width: mm.Train.W,
+		Classes: max(mm.Classes, 2), BaseWidth: *width}
+	m, err := learning.New(spec, *seed)
+	if err != nil {
+		fmt.Fprintf(stderr, "train: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "train: %s: %d train, %d val, %d test images of %dx%dx%d, %d classes, %d parameters\n",
+		filepath.Base(*data), mm.Train.N, mm.Val.N, mm.Test.N, spec.Channels, spec.Height, spec.Width, spec.Classes, m.Layout().Total)
+	cfg := learning.TrainConfig{BatchSize: *batch, Optimizer: *opt, LR: *lr, WeightDecay: *wd,
+		Augment: *augment, ProgressEvery: 25}
+	if *opt == "sgd" {
+		cfg.Momentum = *momentum
+	}
+	if *balanced {
+		cfg.ClassWeights = learning.BalancedClassWeights(mm.Train.Y, spec.Classes)
+	}
+
+	rep := TrainReport{Dataset: filepath.Base(*data), Model: *model, Epochs: *epochs, Seed: *seed,
+		Width: spec.BaseWidth, LayoutHash: m.Layout().Hash(), ValAUC: -1, Batch: *batch, LR: *lr, Optimizer: *opt,
+		Augment: *augment, Balanced: *balanced, LRDecay: *decay}
+	cfg.Epochs = *epochs
+	cfg.Seed = *seed
+	switch *decay {
+	case "step":
+		// The MedMNIST v2 recipe: ×0.1 at 50% and 75% of the epochs.
+		cfg.LRSchedule = func(e int) float64 {
+			switch {
+			case e >= *epochs*3/4:
+				return 0.01
+			case e >= *epochs/2:
+				return 0.1
+			}
+			return 1
+		}
+	case "none":
+	default:
+		fmt.Fprintf(stderr, "train: --lr-decay %q: want step or none\n", *decay)
+		return 2
+	}
+	cfg.Progress = func(p learning.TrainProgress) {
+		fmt.Fprintf(stderr, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f samples/s ", p.Epoch, p.Epochs, p.Step, p.Steps,
+			p.Loss, float64(p.Samples)/p.Elapsed.Seconds())
+	}
+	var best []float32
+	var valSeconds float64
+	cfg.EpochEnd = func(ep int) error {
+		t0 := time.Now()
+		val, err := evaluate(m, mm.Val)
+		if err != nil {
+			return fmt.Errorf("validation: %w", err)
+		}
+		valSeconds += time.Since(t0).Seconds()
+		fmt.Fprintf(stderr, "\repoch %d/%d  val auc %.4f acc %.4f%*s\n", ep, *epochs, val.AUC, val.Accuracy, 30, "")
+		if val.AUC > rep.ValAUC {
+			rep.ValAUC, rep.BestEpoch, best = val.AUC, ep, m.Weights()
+		}
+		return nil
+	}
+	res, err := m.Train(ctx, mm.Train, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "\ntrain: %v\n", err)
+		return 1
+	}
+	trainSec := res.Seconds - valSeconds
+	samples := res.Samples
+	if err := m.SetWeights(best); err != nil {
+		fmt.Fprintf(stderr, "train: %v\n", err)
+		return 1
+	}
+	test, err := evaluate(m, mm.Test)
+	if err != nil {
+		fmt.Fprintf(stderr, "train: test: %v\n", err)
+		return 1
+	}
+	rep.Test = test
+	rep.TrainSeconds = trainSec
+	if trainSec > 0 {
+		rep.SamplesPerS = float64(samples) / trainSec
+	}
+	fmt.Fprintf(stderr, "train: best epoch %d (val auc %.4f); test auc %.4f accuracy %.4f; %.0fs training, %.0f samples/s\n",
+		rep.BestEpoch, rep.ValAUC, test.AUC, test.Accuracy, trainSec, rep.SamplesPerS)
+	if *asJSON {
+		b, _ := json.Marshal(rep)
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprintf(stdout, "test auc %.4f accuracy %.4f sensitivity %.4f specificity %.4f f1 %.4f\n",
+			test.AUC, test.Accuracy, test.Sensitivity, test.Specificity, test.F1)
+	}
+	return 0
+}
+
+// evaluate scores a split: binary metrics at probability 0.5 for two
+// classes, macro one-vs-rest AUC and arg-max accuracy otherwise.
+func evaluate(m *learning.Model, ds learning.Dataset) (TestMetrics, error) {
+	probs, err := m.Predict(ds)
+	if err != nil {
+		return TestMetrics{}, err
+	}
+	k := m.Spec().Classes
+	if k == 2 {
+		scores := make([]float64, ds.N)
+		for i := range scores {
+			scores[i] = float64(probs[i*2+1])
+		}
+		r, err := evaluation.Binary(scores, ds.Y, 0.5)
+		if err != nil {
+			return TestMetrics{}, err
+		}
+		auc, err := evaluation.AUC(scores, ds.Y)
+		if err != nil {
+			return TestMetrics{}, err
+		}
+		return TestMetrics{AUC: auc, Accuracy: r.Accuracy.Value, Sensitivity: r.Sensitivity.Value,
+			Specificity: r.Specificity.Value, F1: r.F1.Value}, nil
+	}
+	rows := make([][]float64, ds.N)
+	for i := range rows {
+		rows[i] = make([]float64, k)
+		for j := range rows[i] {
+			rows[i][j] = float64(probs[i*k+j])
+		}
+	}
+	r, err := evaluation.MultiClass(rows, ds.Y)
+	if err != nil {
+		return TestMetrics{}, err
+	}
+	return TestMetrics{AUC: r.MacroAUC.Value, Accuracy: r.Accuracy.Value}, nil
+}

@@ -1,0 +1,53 @@
+package learning
+
+import "math"
+
+// optimizer is SGD with momentum or Adam; its state lives for one Train
+// call (each federated round starts fresh, as in FedAvg/FedProx).
+type optimizer struct {
+	adam     bool
+	lr       float64
+	momentum float32
+	v, s     []float32
+	t        int
+}
+
+func newOptimizer(c TrainConfig, p int) *optimizer {
+	o := &optimizer{adam: c.Optimizer == "adam", lr: c.LR, momentum: float32(c.Momentum)}
+	if o.adam || c.Momentum != 0 {
+		o.v = make([]float32, p)
+	}
+	if o.adam {
+		o.s = make([]float32, p)
+	}
+	return o
+}
+
+func (o *optimizer) step(w, g []float32) {
+	o.t++
+	if !o.adam {
+		lr := float32(o.lr)
+		if o.v == nil {
+			for i := range w {
+				w[i] -= lr * g[i]
+			}
+			return
+		}
+		for i := range w {
+			o.v[i] = o.momentum*o.v[i] + g[i]
+			w[i] -= lr * o.v[i]
+		}
+		return
+	}
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	c1 := 1 - math.Pow(b1, float64(o.t))
+	c2 := 1 - math.Pow(b2, float64(o.t))
+	stepSize := float32(o.lr / c1)
+	sq := float32(math.Sqrt(c2))
+	for i := range w {
+		gi := g[i]
+		o.v[i] = b1*o.v[i] + (1-b1)*gi
+		o.s[i] = b2*o.s[i] + (1-b2)*gi*gi
+		w[i] -= stepSize * o.v[i] / (float32(math.Sqrt(float64(o.s[i])))/sq + eps)
+	}
+}
