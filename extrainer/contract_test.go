@@ -56,7 +56,7 @@ func contractData(t *testing.T, name string, n int) (string, learning.Dataset) {
 	imgs, labels := blobs(n, h, w, 9)
 	ds := learning.Dataset{N: n, C: 1, H: h, W: w, X: make([]float32, len(imgs)), Y: make([]int, n)}
 	for i, v := range imgs {
-		ds.X[i] = float32(v) / 255
+		ds.X[i] = float32(v)/127.5 - 1
 	}
 	for i, v := range labels {
 		ds.Y[i] = int(v)

@@ -87,7 +87,7 @@ func TestPneumoniaRound(t *testing.T) {
 	}
 	ds := learning.Dataset{N: len(labs), C: 1, H: 28, W: 28, X: make([]float32, len(imgs))}
 	for i, v := range imgs {
-		ds.X[i] = float32(v) / 255
+		ds.X[i] = float32(v)/127.5 - 1
 	}
 	if err := m.SetWeights(res.Weights); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ the agent.
     trainer.py predict --manifest m.json --weights w.f32 --npz data.npz --split test
 
 On start "serve" prints one JSON line {"listening": ADDRESS, "device": ...}
-to stdout. Pixels are scaled to [0, 1] (uint8 / 255).
+to stdout. Pixels are scaled to [-1, 1] ((uint8/255 - 0.5)/0.5), as the Go side (learning.LoadMedMNIST) does.
 """
 import argparse
 import ipaddress
@@ -96,7 +96,7 @@ def load_npz(path, split, manifest):
 
 def to_input(xb, device):
     """uint8 pixels to the model's input: float32 in [0, 1] on device."""
-    return xb.to(device, non_blocking=True).float().div_(255.0)
+    return xb.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
 
 def train_round(model, x, y, s, device, cancelled, progress):
