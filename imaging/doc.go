@@ -1,0 +1,30 @@
+// Package imaging owns everything between a hospital's DICOM files and the float32
+// tensors a model trains on, inside the hospital: reading DICOM, decoding pixel data,
+// standardising and enhancing images, de-identifying headers, labelled datasets, and
+// scanning folders.
+//
+// Reading: [ReadFile] and [Read] parse the data-element stream with this package's own
+// parser (explicit and implicit VR, little and big endian, deflate, files with and
+// without the Part 10 header, undefined-length sequences, encapsulated pixel data).
+// Native pixel data at every bit depth, RLE lossless, JPEG baseline and extended (8 and
+// 12 bit, with libjpeg's integer IDCT and upsampling, so arrays equal pydicom's and
+// dcmtk's), JPEG lossless (process 14) and JPEG-LS (lossless and near-lossless) are
+// decoded by this package's own code. JPEG 2000 and the video syntaxes are rejected
+// with an [*UnsupportedSyntaxError] that names the transfer syntax. Declared sizes are
+// checked against the bytes present before anything proportional to them is allocated,
+// and panics are recovered at the boundary, so no input crashes or stalls the agent.
+//
+// The caller's duties, in order:
+//
+//  1. Treat every UID and header string on an [Image] as a patient identifier. Pass
+//     what you record through a [Deidentifier] ([Deidentifier.Record],
+//     [Deidentifier.UID]); log only [Reason] strings and counts.
+//  2. Exclude images with BurnedInAnnotation set unless the site opted in.
+//  3. Build one [Pipeline] from the job spec, call [Pipeline.Validate] once, and record
+//     [Pipeline.Hash] in the model's lineage; [Pipeline.Apply] is deterministic.
+//  4. Keep the site secret given to [NewDeidentifier] inside the hospital: it makes UID
+//     remapping consistent across the site and irreversible elsewhere.
+//
+// The package imports no networking and no cryptography beyond HMAC; it knows nothing
+// of gRPC or homomorphic encryption.
+package imaging

@@ -1,0 +1,362 @@
+// Package imagingcmd holds the command-line entry points for the imaging package:
+// site-agent scan, site-agent dicom export, site-agent deid and concord-bench dicom.
+// Each takes the arguments after its subcommand words and returns an exit status;
+// the caller (a binary's main) owns the process, signals and exit.
+package imagingcmd
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/concord-fl/concord/imaging"
+)
+
+// splitArgs moves positional arguments after the flags so that "scan DIR --json" and
+// "scan --json DIR" both parse. valued names the flags that take a value.
+func splitArgs(args []string, valued map[string]bool) (flags, pos []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && valued[name] && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return flags, pos
+}
+
+func readSecret(path string) ([]byte, error) {
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read site secret: %w", err)
+		}
+		s := []byte(strings.TrimSpace(string(b)))
+		if len(s) < 16 {
+			return nil, fmt.Errorf("site secret in %s is shorter than 16 bytes; use a long random value", path)
+		}
+		return s, nil
+	}
+	if v := os.Getenv("CONCORD_SITE_SECRET"); v != "" {
+		if len(v) < 16 {
+			return nil, errors.New("CONCORD_SITE_SECRET is shorter than 16 bytes; use a long random value")
+		}
+		return []byte(v), nil
+	}
+	return nil, errors.New("no site secret: pass --secret-file FILE or set CONCORD_SITE_SECRET (the key that makes uid remapping consistent and irreversible)")
+}
+
+// Scan is "site-agent scan DIR [--json] [--cache FILE] [--decode] [--secret-file FILE]".
+func Scan(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	cache := fs.String("cache", "", "header cache file (default DIR/.concord-scan-cache if writable)")
+	decode := fs.Bool("decode", false, "decode every frame, not only check headers and sizes")
+	secretFile := fs.String("secret-file", "", "site secret, to key series by de-identified uid (else SHA-256 of the uid)")
+	allowBurned := fs.Bool("allow-burned-in", false, "count images flagged burned-in annotation as usable (the site opted in)")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: site-agent scan DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in]")
+		fs.PrintDefaults()
+	}
+	fl, pos := splitArgs(args, map[string]bool{"cache": true, "secret-file": true})
+	if err := fs.Parse(fl); err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return 2
+	}
+	dir := pos[0]
+	opt := imaging.ScanOptions{CachePath: *cache, Decode: *decode, AllowBurnedIn: *allowBurned}
+	if opt.CachePath == "" {
+		opt.CachePath = filepath.Join(os.TempDir(), "concord-scan-"+cacheName(dir))
+	}
+	if *secretFile != "" || os.Getenv("CONCORD_SITE_SECRET") != "" {
+		sec, err := readSecret(*secretFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "scan:", err)
+			return 1
+		}
+		opt.Deid = imaging.NewDeidentifier(sec)
+	}
+	if !*quiet {
+		var last time.Time
+		opt.Progress = func(done, total int) {
+			if done == total || time.Since(last) > 200*time.Millisecond {
+				last = time.Now()
+				fmt.Fprintf(stderr, "\r%s", progressBar(done, total, 30))
+				if done == total {
+					fmt.Fprintln(stderr)
+				}
+			}
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	sum, err := imaging.Scan(ctx, dir, opt)
+	if err != nil {
+		fmt.Fprintln(stderr, "scan:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		if err := enc.Encode(sum); err != nil {
+			return 1
+		}
+		return 0
+	}
+	printSummary(stdout, sum)
+	return 0
+}
+
+func cacheName(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	d := imaging.NewDeidentifier([]byte("scan-cache-name"))
+	return strings.TrimPrefix(d.UID(abs), "2.25.")
+}
+
+func progressBar(done, total, width int) string {
+	if total == 0 {
+		return "scanning: no files"
+	}
+	fill := done * width / total
+	return fmt.Sprintf("scanning [%s%s] %d/%d files (%d%%)", strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, total, done*100/total)
+}
+
+func sortedKeys(m map[string]int) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	sort.Slice(k, func(i, j int) bool {
+		if m[k[i]] != m[k[j]] {
+			return m[k[i]] > m[k[j]]
+		}
+		return k[i] < k[j]
+	})
+	return k
+}
+
+func printSummary(w io.Writer, s imaging.ScanSummary) {
+	rejected := 0
+	for _, n := range s.Rejected {
+		rejected += n
+	}
+	fmt.Fprintf(w, "files      %d (%d from cache)\n", s.Files, s.CacheHits)
+	fmt.Fprintf(w, "decoded    %d\n", s.Decoded)
+	fmt.Fprintf(w, "rejected   %d\n", rejected)
+	for _, r := range sortedKeys(s.Rejected) {
+		fmt.Fprintf(w, "  %-40s %d\n", r, s.Rejected[r])
+	}
+	fmt.Fprintf(w, "studies    %d\nseries     %d\nmodalities\n", s.Studies, s.Series)
+	for _, m := range sortedKeys(s.Modalities) {
+		fmt.Fprintf(w, "  %-40s %d\n", m, s.Modalities[m])
+	}
+	fmt.Fprintln(w, "transfer syntaxes")
+	for _, t := range sortedKeys(s.TransferSyntaxes) {
+		fmt.Fprintf(w, "  %-40s %d\n", imaging.TransferSyntaxName(t), s.TransferSyntaxes[t])
+	}
+}
+
+// DicomExport is "site-agent dicom export FILE [--npy OUT] [--png OUT] [--frame N]".
+// The .npy holds every frame's stored values (pydicom's pixel_array layout); the PNG is
+// a windowed 8-bit preview of one frame.
+func DicomExport(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dicom export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	npyOut := fs.String("npy", "", "write the stored-value pixel array as .npy")
+	pngOut := fs.String("png", "", "write a windowed preview as .png")
+	frame := fs.Int("frame", 0, "frame for the preview")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: site-agent dicom export FILE [--npy OUT.npy] [--png OUT.png] [--frame N]")
+		fs.PrintDefaults()
+	}
+	fl, pos := splitArgs(args, map[string]bool{"npy": true, "png": true, "frame": true})
+	if err := fs.Parse(fl); err != nil {
+		return 2
+	}
+	if len(pos) != 1 || (*npyOut == "" && *pngOut == "") {
+		fs.Usage()
+		return 2
+	}
+	im, err := imaging.ReadFile(pos[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "export:", err)
+		return 1
+	}
+	if *npyOut != "" {
+		if err := writeNPY(im, *npyOut); err != nil {
+			fmt.Fprintln(stderr, "export:", err)
+			return 1
+		}
+	}
+	if *pngOut != "" {
+		if err := writePNG(im, *frame, *pngOut); err != nil {
+			fmt.Fprintln(stderr, "export:", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "%dx%d, %d frame(s), %d sample(s), %s, %s\n", im.Columns, im.Rows, im.Frames, im.SamplesPerPixel, im.PhotometricInterpretation, imaging.TransferSyntaxName(im.TransferSyntaxUID))
+	return 0
+}
+
+func writeNPY(im *imaging.Image, path string) error {
+	var all []byte
+	for i := 0; i < im.Frames; i++ {
+		f, err := im.StoredFrame(i)
+		if err != nil {
+			return err
+		}
+		all = append(all, f...)
+	}
+	var shape []int
+	if im.Frames > 1 {
+		shape = append(shape, im.Frames)
+	}
+	shape = append(shape, im.Rows, im.Columns)
+	if im.SamplesPerPixel > 1 {
+		shape = append(shape, im.SamplesPerPixel)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write npy: %w", err)
+	}
+	if err := imaging.WriteNPY(f, im.Dtype(), shape, all); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func writePNG(im *imaging.Image, frame int, path string) error {
+	ch := 1
+	if im.SamplesPerPixel == 3 || im.PhotometricInterpretation == "PALETTE COLOR" {
+		ch = 3
+	}
+	p := imaging.Pipeline{Width: im.Columns, Height: im.Rows, Channels: ch, Resample: "area", Normalise: "voi"}
+	if ch == 3 {
+		p.Normalise = "auto"
+	}
+	if !im.HasWindow && ch == 1 {
+		p.Normalise = "percentile:0.5:99.5"
+	}
+	v, err := p.Apply(im, frame)
+	if err != nil {
+		return err
+	}
+	w, h := im.Columns, im.Rows
+	var img image.Image
+	if ch == 1 {
+		g := image.NewGray(image.Rect(0, 0, w, h))
+		for k := range g.Pix {
+			g.Pix[k] = uint8(v[k]*255 + 0.5)
+		}
+		img = g
+	} else {
+		c := image.NewRGBA(image.Rect(0, 0, w, h))
+		n := w * h
+		for k := 0; k < n; k++ {
+			c.Set(k%w, k/w, color.RGBA{uint8(v[k]*255 + 0.5), uint8(v[n+k]*255 + 0.5), uint8(v[2*n+k]*255 + 0.5), 255})
+		}
+		img = c
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write png: %w", err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return fmt.Errorf("write png: %w", err)
+	}
+	return f.Close()
+}
+
+// Deid is "site-agent deid IN OUT [--secret-file FILE] [--allow-burned-in]": IN and OUT
+// are files, or folders (every file under IN, written under OUT named by its new UID).
+func Deid(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("deid", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	secretFile := fs.String("secret-file", "", "site secret (else CONCORD_SITE_SECRET)")
+	allowBurned := fs.Bool("allow-burned-in", false, "also write images flagged burned-in annotation (their pixels may show identifiers)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: site-agent deid IN OUT [--secret-file FILE] [--allow-burned-in]")
+		fs.PrintDefaults()
+	}
+	fl, pos := splitArgs(args, map[string]bool{"secret-file": true})
+	if err := fs.Parse(fl); err != nil {
+		return 2
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return 2
+	}
+	sec, err := readSecret(*secretFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "deid:", err)
+		return 1
+	}
+	d := imaging.NewDeidentifier(sec)
+	d.AllowBurnedIn = *allowBurned
+	st, err := os.Stat(pos[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "deid:", err)
+		return 1
+	}
+	if !st.IsDir() {
+		out := pos[1]
+		if ost, err := os.Stat(out); err == nil && ost.IsDir() {
+			// Name the copy by its new UID: hospital file names often carry identifiers.
+			res, err := d.Tree(filepath.Dir(pos[0]), out, filepath.Base(pos[0]))
+			if err != nil || res.Written != 1 {
+				fmt.Fprintln(stderr, "deid: could not de-identify the file:", err, res.Failed)
+				return 1
+			}
+			fmt.Fprintln(stdout, "wrote 1 de-identified file")
+			return 0
+		}
+		if err := d.File(pos[0], out); err != nil {
+			fmt.Fprintln(stderr, "deid:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "wrote 1 de-identified file")
+		return 0
+	}
+	res, err := d.Tree(pos[0], pos[1], "")
+	if err != nil {
+		fmt.Fprintln(stderr, "deid:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %d de-identified files\n", res.Written)
+	for _, r := range sortedKeys(res.Failed) {
+		fmt.Fprintf(stdout, "  skipped %-38s %d\n", r, res.Failed[r])
+	}
+	return 0
+}
