@@ -117,7 +117,7 @@ func (c *Coordinator) secureTaskFields(j *job, a round.Action, t *pb.Task) error
 	t.ExchangeKeys = s.ExchangeKeys
 	switch a.Kind {
 	case round.KindUpdate:
-		t.CollectiveKeyBlob = relayBlob(j.rec.ID, a.Site)
+		t.KeySharesBlob = relayBlob(j.rec.ID, a.Site)
 	case round.KindDecryption:
 		key := fmt.Sprintf("%d.%d", a.Round, a.Attempt)
 		if _, ok := s.Requests[key]; !ok {
@@ -146,7 +146,7 @@ func (c *Coordinator) secureTaskFields(j *job, a round.Action, t *pb.Task) error
 			s.Requests[key] = data
 		}
 		t.InputBlob = requestBlob(j.rec.ID, a.Round, a.Attempt)
-		t.CollectiveKeyBlob = relayBlob(j.rec.ID, a.Site)
+		t.KeySharesBlob = relayBlob(j.rec.ID, a.Site)
 		for _, site := range a.Sites {
 			t.ActivePoints = append(t.ActivePoints, uint32(s.Points[site]))
 		}

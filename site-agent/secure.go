@@ -183,7 +183,7 @@ func (a *Agent) ensureShares(ctx context.Context, t *pb.Task, p *party.Party) er
 	if _, err := a.st.key(flag); err == nil {
 		return nil
 	}
-	relay, err := a.download(ctx, t.CollectiveKeyBlob)
+	relay, err := a.download(ctx, t.KeySharesBlob)
 	if err != nil {
 		return err
 	}

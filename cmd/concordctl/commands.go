@@ -172,7 +172,11 @@ func jobsWatch(ctx context.Context, e *env, args []string) error {
 		if ev.Site != "" {
 			who = " [" + ev.Site + "]"
 		}
-		fmt.Fprintf(e.out, "%s round %d%s %s\n", ts, ev.Round, who, ev.Detail)
+		where := ""
+		if ev.Round > 0 && !strings.HasPrefix(ev.Detail, "round ") {
+			where = fmt.Sprintf(" round %d", ev.Round)
+		}
+		fmt.Fprintf(e.out, "%s%s%s %s\n", ts, where, who, ev.Detail)
 	}
 	if last != nil && !e.json {
 		fmt.Fprintln(e.out)

@@ -26,12 +26,10 @@ type TaskKind int32
 const (
 	TaskKind_TASK_KIND_UNSPECIFIED TaskKind = 0
 	// Generate key material for a job's secure aggregation and upload the
-	// public-key share and the X25519 exchange key.
+	// site's X25519 exchange key.
 	TaskKind_TASK_KIND_KEY_SETUP TaskKind = 1
 	// Seal Shamir shares to the listed peers and upload them.
 	TaskKind_TASK_KIND_KEY_SHARES TaskKind = 2
-	// Download the relayed shares and the collective public key.
-	TaskKind_TASK_KIND_KEY_FINISH TaskKind = 3
 	TaskKind_TASK_KIND_TRAIN      TaskKind = 4
 	TaskKind_TASK_KIND_DECRYPT    TaskKind = 5
 )
@@ -42,7 +40,6 @@ var (
 		0: "TASK_KIND_UNSPECIFIED",
 		1: "TASK_KIND_KEY_SETUP",
 		2: "TASK_KIND_KEY_SHARES",
-		3: "TASK_KIND_KEY_FINISH",
 		4: "TASK_KIND_TRAIN",
 		5: "TASK_KIND_DECRYPT",
 	}
@@ -50,7 +47,6 @@ var (
 		"TASK_KIND_UNSPECIFIED": 0,
 		"TASK_KIND_KEY_SETUP":   1,
 		"TASK_KIND_KEY_SHARES":  2,
-		"TASK_KIND_KEY_FINISH":  3,
 		"TASK_KIND_TRAIN":       4,
 		"TASK_KIND_DECRYPT":     5,
 	}
@@ -89,7 +85,7 @@ const (
 	UploadKind_UPLOAD_KIND_UNSPECIFIED      UploadKind = 0
 	UploadKind_UPLOAD_KIND_UPDATE           UploadKind = 1 // plaintext float32 little-endian delta
 	UploadKind_UPLOAD_KIND_ENCRYPTED_UPDATE UploadKind = 2 // one ciphertext per chunk
-	UploadKind_UPLOAD_KIND_KEY_SHARE        UploadKind = 3 // public-key share + exchange key
+	UploadKind_UPLOAD_KIND_KEY_SHARE        UploadKind = 3 // the site's X25519 exchange key
 	UploadKind_UPLOAD_KIND_SHAMIR_SHARES    UploadKind = 4 // sealed shares, one peer per chunk
 	UploadKind_UPLOAD_KIND_DECRYPTION_SHARE UploadKind = 5 // one share per ciphertext per chunk
 )
@@ -659,11 +655,13 @@ type Task struct {
 	CrpSeed      []byte            `protobuf:"bytes,12,opt,name=crp_seed,json=crpSeed,proto3" json:"crp_seed,omitempty"`
 	Threshold    uint32            `protobuf:"varint,13,opt,name=threshold,proto3" json:"threshold,omitempty"`
 	// DECRYPT: the Shamir points of the sites taking part.
-	ActivePoints      []uint32 `protobuf:"varint,14,rep,packed,name=active_points,json=activePoints,proto3" json:"active_points,omitempty"`
-	CollectiveKeyBlob string   `protobuf:"bytes,15,opt,name=collective_key_blob,json=collectiveKeyBlob,proto3" json:"collective_key_blob,omitempty"`
-	LayoutHash        string   `protobuf:"bytes,16,opt,name=layout_hash,json=layoutHash,proto3" json:"layout_hash,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	ActivePoints []uint32 `protobuf:"varint,14,rep,packed,name=active_points,json=activePoints,proto3" json:"active_points,omitempty"`
+	// Secure jobs: the blob holding the Shamir shares other key holders
+	// sealed to this site (relayed by the coordinator, unreadable to it).
+	KeySharesBlob string `protobuf:"bytes,15,opt,name=key_shares_blob,json=keySharesBlob,proto3" json:"key_shares_blob,omitempty"`
+	LayoutHash    string `protobuf:"bytes,16,opt,name=layout_hash,json=layoutHash,proto3" json:"layout_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -794,9 +792,9 @@ func (x *Task) GetActivePoints() []uint32 {
 	return nil
 }
 
-func (x *Task) GetCollectiveKeyBlob() string {
+func (x *Task) GetKeySharesBlob() string {
 	if x != nil {
-		return x.CollectiveKeyBlob
+		return x.KeySharesBlob
 	}
 	return ""
 }
@@ -1165,7 +1163,7 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\x11heartbeat_seconds\x18\x03 \x01(\x01R\x10heartbeatSeconds\"7\n" +
 	"\x06Cancel\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xb7\x05\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xaf\x05\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.concord.v1.TaskKindR\x04kind\x12\x15\n" +
@@ -1182,8 +1180,8 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\rexchange_keys\x18\v \x03(\v2\".concord.v1.Task.ExchangeKeysEntryR\fexchangeKeys\x12\x19\n" +
 	"\bcrp_seed\x18\f \x01(\fR\acrpSeed\x12\x1c\n" +
 	"\tthreshold\x18\r \x01(\rR\tthreshold\x12#\n" +
-	"\ractive_points\x18\x0e \x03(\rR\factivePoints\x12.\n" +
-	"\x13collective_key_blob\x18\x0f \x01(\tR\x11collectiveKeyBlob\x12\x1f\n" +
+	"\ractive_points\x18\x0e \x03(\rR\factivePoints\x12&\n" +
+	"\x0fkey_shares_blob\x18\x0f \x01(\tR\rkeySharesBlob\x12\x1f\n" +
 	"\vlayout_hash\x18\x10 \x01(\tR\n" +
 	"layoutHash\x1a9\n" +
 	"\vPointsEntry\x12\x10\n" +
@@ -1223,14 +1221,13 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\x0fDownloadRequest\x12\x12\n" +
 	"\x04blob\x18\x01 \x01(\tR\x04blob\x12\x1d\n" +
 	"\n" +
-	"from_chunk\x18\x02 \x01(\rR\tfromChunk*\x9e\x01\n" +
+	"from_chunk\x18\x02 \x01(\rR\tfromChunk*\x8a\x01\n" +
 	"\bTaskKind\x12\x19\n" +
 	"\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TASK_KIND_KEY_SETUP\x10\x01\x12\x18\n" +
-	"\x14TASK_KIND_KEY_SHARES\x10\x02\x12\x18\n" +
-	"\x14TASK_KIND_KEY_FINISH\x10\x03\x12\x13\n" +
+	"\x14TASK_KIND_KEY_SHARES\x10\x02\x12\x13\n" +
 	"\x0fTASK_KIND_TRAIN\x10\x04\x12\x15\n" +
-	"\x11TASK_KIND_DECRYPT\x10\x05*\xbf\x01\n" +
+	"\x11TASK_KIND_DECRYPT\x10\x05\"\x04\b\x03\x10\x03*\xbf\x01\n" +
 	"\n" +
 	"UploadKind\x12\x1b\n" +
 	"\x17UPLOAD_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
