@@ -2,6 +2,7 @@ package extrainer
 
 import (
 	"context"
+	"github.com/concord-fl/concord/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,23 +17,7 @@ import (
 // ../shared next to the repository root. In CI a missing folder fails the
 // test; elsewhere it skips.
 func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("CONCORD_SHARED")
-	if dir == "" {
-		root, err := filepath.Abs("..") // the repository root, from extrainer/
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(filepath.Dir(root), "shared")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "data", "medmnist", "pneumoniamnist.npz")); err != nil {
-		msg := "PneumoniaMNIST not found (set CONCORD_SHARED to the shared folder): " + err.Error()
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dir
+	return testenv.Shared(t, "")
 }
 
 // TestPneumoniaRound trains one round on real chest X-rays (PneumoniaMNIST's

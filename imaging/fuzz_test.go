@@ -1,6 +1,7 @@
 package imaging
 
 import (
+	"github.com/concord-fl/concord/internal/testenv"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,15 +46,5 @@ func FuzzRead(f *testing.F) {
 
 // sharedDirOrEmpty is sharedDir without failing: fuzz seeds are optional.
 func sharedDirOrEmpty() string {
-	if s := os.Getenv("CONCORD_SHARED"); s != "" {
-		return s
-	}
-	dir, _ := os.Getwd()
-	for dir != "/" && dir != "." {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared")
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
+	return testenv.SharedDir()
 }

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"errors"
+	"github.com/concord-fl/concord/internal/testenv"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,31 +14,7 @@ import (
 // next to the repository root. Without it the test fails in CI and skips
 // elsewhere.
 func sharedFile(t testing.TB, rel string) string {
-	t.Helper()
-	dir := os.Getenv("CONCORD_SHARED")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(d, "..", "shared")
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	p := filepath.Join(dir, rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared data %s is missing (set CONCORD_SHARED): %v", rel, err)
-		}
-		t.Skipf("shared data %s is missing: %v", rel, err)
-	}
-	return p
+	return testenv.Shared(t, rel)
 }
 
 func TestLoadMedMNISTPneumonia(t *testing.T) {

@@ -3,8 +3,8 @@ package sim
 import (
 	"context"
 	"io"
-	"math"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"

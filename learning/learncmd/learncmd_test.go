@@ -3,6 +3,7 @@ package learncmd
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/concord-fl/concord/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,19 +31,7 @@ func repoRoot(t *testing.T) string {
 // sharedFile finds shared data via $CONCORD_SHARED or ../shared next to the
 // repository; missing data fails in CI and skips elsewhere.
 func sharedFile(t *testing.T, rel string) string {
-	t.Helper()
-	dir := os.Getenv("CONCORD_SHARED")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(t), "..", "shared")
-	}
-	p := filepath.Join(dir, rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared data %s is missing (set CONCORD_SHARED): %v", rel, err)
-		}
-		t.Skipf("shared data %s is missing: %v", rel, err)
-	}
-	return p
+	return testenv.Shared(t, rel)
 }
 
 func lastLine(s string) string {

@@ -2,10 +2,9 @@ package synth
 
 import (
 	"errors"
+	"github.com/concord-fl/concord/internal/testenv"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -206,36 +205,10 @@ func FuzzPartition(f *testing.F) {
 // else ../shared beside the repository root. Missing data fails under CI
 // and skips elsewhere.
 func sharedPath(t *testing.T, rel string) string {
-	t.Helper()
-	base := os.Getenv("CONCORD_SHARED")
-	if base == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				base = filepath.Join(dir, "..", "shared")
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	p := filepath.Join(base, rel)
-	if _, err := os.Stat(p); err != nil {
-		missing(t, "shared data %s not found (set CONCORD_SHARED): %v", p, err)
-	}
-	return p
+	return testenv.Shared(t, rel)
 }
 
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
+	testenv.Missing(t, format, args...)
 }
