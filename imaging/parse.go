@@ -666,15 +666,15 @@ func guessSyntax(b []byte) (string, bool) {
 	}
 	le := binary.LittleEndian.Uint16(b)
 	be := binary.BigEndian.Uint16(b)
-	vr := string(b[4:6])
+	vr := b[4:6]
 	switch {
 	case le >= 0x0002 && le <= 0x0010 && le%2 == 0:
-		if explicitVRs[vr] {
+		if explicitVRs[string(vr)] {
 			return TSExplicitLE, true
 		}
 		return TSImplicitLE, true
 	case be >= 0x0002 && be <= 0x0010 && be%2 == 0:
-		if explicitVRs[vr] {
+		if explicitVRs[string(vr)] {
 			return TSExplicitBE, true
 		}
 		return "", false
