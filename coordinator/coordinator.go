@@ -79,6 +79,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// ShutdownGrace bounds the graceful stop (default 10s).
 	ShutdownGrace time.Duration
+	// MetricsListen, when set, serves /metrics (Prometheus text format)
+	// over plain HTTP on this address.
+	MetricsListen string
 }
 
 // Identity is a verified caller.
@@ -116,6 +119,9 @@ type Coordinator struct {
 	bg sync.WaitGroup
 	// runCtx is Run's context, for background work started by events.
 	runCtx context.Context
+
+	metrics    *eventCounts
+	metricsLis net.Listener
 }
 
 // New opens the state database, restores unfinished jobs and starts
@@ -147,7 +153,8 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, now: cfg.Now, st: st,
-		jobs: map[string]*job{}, sessions: map[string]*session{}, sites: map[string]*siteRecord{}}
+		jobs: map[string]*job{}, sessions: map[string]*session{}, sites: map[string]*siteRecord{},
+		metrics: &eventCounts{counts: map[string]uint64{}}}
 	if c.bus, err = newBus(st, cfg.Logger, cfg.Now); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("open event log: %w", err)
@@ -166,6 +173,13 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	c.lis = lis
+	if cfg.MetricsListen != "" {
+		if c.metricsLis, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			lis.Close()
+			st.Close()
+			return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsListen, err)
+		}
+	}
 	authz := pki.NewAuthorizer(cfg.Inventory, Policy()).WithLogger(cfg.Logger)
 	c.srv = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(cfg.TLS)),
@@ -188,6 +202,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	c.bus.emit(Event{Kind: EvCoordinator, Actor: "coordinator", Detail: fmt.Sprintf("coordinator %s serving on %s", Version, c.lis.Addr())})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := c.startMetrics(ctx); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	c.resumeWork(ctx)
 	c.mu.Unlock()

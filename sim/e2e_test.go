@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,26 @@ func TestPlaintextJobEndToEnd(t *testing.T) {
 	}
 	if n, err := f.Coordinator().VerifyAudit(); err != nil || n == 0 {
 		t.Errorf("audit chain: %d entries, %v", n, err)
+	}
+	// Metrics are a subscriber of the same event stream (asynchronous:
+	// give it a moment to catch up).
+	var body []byte
+	for try := 0; try < 20; try++ {
+		resp, err := http.Get("http://" + f.Coordinator().MetricsAddr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `concord_events_total{kind="model.published"} 1`) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{`concord_events_total{kind="round.aggregated"} 2`, "concord_sites_connected 3", `concord_jobs{phase="completed"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
 	}
 }
 

@@ -34,6 +34,9 @@ type fileConfig struct {
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
 	ShutdownGrace string `yaml:"shutdown_grace"`
+	// MetricsListen serves /metrics (Prometheus text) on plain HTTP, e.g.
+	// 127.0.0.1:9090; empty disables it.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 func main() {
@@ -129,7 +132,7 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 		listen = fmt.Sprintf(":%d", pki.DefaultPort)
 	}
 	return coordinator.Config{Listen: listen, TLS: tlsCfg, Inventory: inv, StatePath: filepath.Join(stateDir, "coordinator.db"),
-		Logger: logger, ShutdownGrace: grace}, logger, nil
+		Logger: logger, ShutdownGrace: grace, MetricsListen: fc.MetricsListen}, logger, nil
 }
 
 func newLogger(format, level string) *slog.Logger {
