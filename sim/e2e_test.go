@@ -68,6 +68,15 @@ func TestPlaintextJobEndToEnd(t *testing.T) {
 	if final.State != "completed" || len(final.Rounds) != 2 || final.ModelVersion == "" {
 		t.Fatalf("job ended %s (%s) after %d rounds, model %q", final.State, final.Reason, len(final.Rounds), final.ModelVersion)
 	}
+	sites, err := f.Admin.ListSites(ctx, &pb.ListSitesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sites.Sites {
+		if !s.Connected || s.Examples != 64 || s.Version == "" {
+			t.Errorf("site listing %+v", s)
+		}
+	}
 	for _, r := range final.Rounds {
 		if len(r.Contributors) != 3 || r.Samples != 3*64 {
 			t.Errorf("round %d: contributors %v samples %d", r.Round, r.Contributors, r.Samples)

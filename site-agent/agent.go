@@ -195,6 +195,9 @@ func (a *Agent) session(ctx context.Context) error {
 		return err
 	}
 	examples := uint64(0)
+	if c, ok := a.cfg.Data.(Counter); ok {
+		examples = uint64(c.Examples())
+	}
 	if err := stream.Send(&pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: &pb.Hello{Version: Version, Examples: examples,
 		Capabilities: []string{"train:cnn", "secure-aggregation:mhe"}}}}); err != nil {
 		return err

@@ -13,11 +13,21 @@ import (
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
+// Counter is an optional ability of a DataSource: how many examples the
+// site holds. The agent reports the count (nothing else) to the
+// coordinator so the admin sees it in `concordctl sites list`.
+type Counter interface {
+	Examples() int
+}
+
 // MemoryData serves a dataset already in memory, already standardised to
 // the job's input size (the simulator's sites, a dry run).
 type MemoryData struct {
 	Data learning.Dataset
 }
+
+// Examples implements Counter.
+func (m MemoryData) Examples() int { return m.Data.N }
 
 // Dataset implements DataSource.
 func (m MemoryData) Dataset(_ context.Context, spec *pb.JobSpec) (learning.Dataset, error) {
@@ -55,6 +65,16 @@ type DICOMFolder struct {
 	cache map[string]learning.Dataset
 	// Report of the last load: rejected files by reason (no identifiers).
 	Rejected map[string]int
+}
+
+// Examples implements Counter: the image files in the class folders (before
+// decoding; broken files are counted when a job loads them).
+func (d *DICOMFolder) Examples() int {
+	examples, _, err := imaging.LoadFolderDataset(d.Dir)
+	if err != nil {
+		return 0
+	}
+	return len(examples)
 }
 
 // PipelineFromSpec converts the job's pipeline section.
