@@ -50,6 +50,12 @@ func (a *Agent) upload(ctx context.Context, sub *submission, h *pb.UploadHeader)
 		return uploadErr(stream.RecvMsg(new(pb.UploadAck)), err)
 	}
 	ack, err := stream.Recv()
+	if status.Code(err) == codes.AlreadyExists {
+		// The coordinator has it already (its acknowledgement was lost on
+		// the way back): done.
+		sub.Complete = true
+		return a.st.putSubmission(sub)
+	}
 	if err != nil {
 		return uploadErr(err, nil)
 	}
