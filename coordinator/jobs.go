@@ -3,11 +3,9 @@ package coordinator
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -127,7 +125,7 @@ func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 			return err
 		}
 		rec.ID = strconv.FormatUint(n, 10)
-		if _, err := putBlob(tx, modelBlob(rec.ID, 0), float32Bytes(weights)); err != nil {
+		if _, err := putBlob(tx, modelBlob(rec.ID, 0), learning.EncodeWeights(weights)); err != nil {
 			return err
 		}
 		rec.State = m.State()
@@ -439,7 +437,7 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 	if err != nil {
 		return aggResult{}, fmt.Errorf("read global model: %w", err)
 	}
-	global := bytesFloat32(raw)
+	global := learning.DecodeWeightsInto(nil, raw)
 	acfg := jobspec.AggregationConfig(spec)
 	var meanDelta []float32
 	res := aggResult{metrics: map[string]float64{}}
@@ -471,7 +469,7 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 			if err != nil {
 				return aggResult{}, err
 			}
-			all = append(all, bytesFloat32(data))
+			all = append(all, learning.DecodeWeightsInto(nil, data))
 		}
 		meanDelta, err = acfg.RobustMean(all)
 	default:
@@ -481,7 +479,7 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 			w := weights[site]
 			off := 0
 			err = c.st.eachChunk(uploadBlob(rec.ID, round.KindUpdate, r, site), 0, func(_ int, data []byte) error {
-				vals := decodeFloat32(scratch, data)
+				vals := learning.DecodeWeightsInto(scratch, data)
 				if err := sum.AddChunk(off, vals, w); err != nil {
 					return fmt.Errorf("site %s: %w", site, err)
 				}
@@ -539,7 +537,7 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 	j.rec.Rounds = append(j.rec.Rounds, roundSummary{Round: r, Participants: participants, Contributors: contributors,
 		Samples: res.samples, Metrics: res.metrics, Started: started, Seconds: took.Seconds(), Model: modelBlob(j.rec.ID, r)})
 	err := c.saveJob(j, func(tx *bolt.Tx) error {
-		if _, err := putBlob(tx, modelBlob(j.rec.ID, r), float32Bytes(res.global)); err != nil {
+		if _, err := putBlob(tx, modelBlob(j.rec.ID, r), learning.EncodeWeights(res.global)); err != nil {
 			return err
 		}
 		return c.dropRoundUploads(tx, j.rec.ID, r)
@@ -643,34 +641,4 @@ func modelKey(n uint64) string { return fmt.Sprintf("%012d", n) }
 // the weight layout and the code version.
 func lineage(j *job) string {
 	return fmt.Sprintf("job=%s spec-sha256=%s layout=%s coordinator=%s", j.rec.ID, shortHash(j.rec.Spec), j.rec.LayoutHash, Version)
-}
-
-func float32Bytes(v []float32) []byte {
-	out := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
-	}
-	return out
-}
-
-// decodeFloat32 decodes little-endian float32 values into buf (reused
-// across chunks so aggregation allocates nothing per chunk).
-func decodeFloat32(buf []float32, b []byte) []float32 {
-	n := len(b) / 4
-	if cap(buf) < n {
-		buf = make([]float32, n)
-	}
-	buf = buf[:n]
-	for i := range buf {
-		buf[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return buf
-}
-
-func bytesFloat32(b []byte) []float32 {
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
 }

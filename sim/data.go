@@ -2,9 +2,7 @@ package sim
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 	"path/filepath"
 
 	"github.com/concord-fl/concord/learning"
@@ -113,22 +111,6 @@ func concat(a, b learning.Dataset) learning.Dataset {
 	a.Y = append(a.Y, b.Y...)
 	a.N += b.N
 	return a
-}
-
-func float32Bytes(v []float32) []byte {
-	out := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
-	}
-	return out
-}
-
-func bytesFloat32(b []byte) []float32 {
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
 }
 
 // secureBytesPerParam is the upload size per parameter per site the

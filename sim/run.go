@@ -239,7 +239,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if sum.Metrics, err = evaluate(model, w, sd.test); err != nil {
 			return Summary{}, err
 		}
-		if err := os.WriteFile(filepath.Join(cfg.Out, "model.f32"), float32Bytes(w), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(cfg.Out, "model.f32"), learning.EncodeWeights(w), 0o644); err != nil {
 			return Summary{}, err
 		}
 		if err := os.WriteFile(filepath.Join(cfg.Out, "model.layout.json"), model.Layout().JSON(), 0o644); err != nil {
@@ -306,7 +306,7 @@ func fetchModel(ctx context.Context, admin pb.AdminClient, version string) ([]fl
 		}
 		raw = append(raw, m.Chunk.Data...)
 	}
-	return bytesFloat32(raw), nil
+	return learning.DecodeWeightsInto(nil, raw), nil
 }
 
 // evaluate scores weights on the held-out test set at threshold 0.5.

@@ -96,7 +96,7 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		if err != nil {
 			return err
 		}
-		global := bytesFloat32(raw)
+		global := learning.DecodeWeightsInto(nil, raw)
 		if uint64(len(global)) != t.InputParams {
 			return fmt.Errorf("global model has %d parameters, the task says %d", len(global), t.InputParams)
 		}
@@ -132,7 +132,7 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 				return err
 			}
 		} else {
-			chunks = splitChunks(float32Bytes(delta))
+			chunks = splitChunks(learning.EncodeWeights(delta))
 		}
 		sub, err = a.st.writeChunks(key, chunks)
 		if err != nil {
@@ -176,20 +176,4 @@ func (a *Agent) siteName() string {
 		return a.cfg.TLS.Certificates[0].Leaf.Subject.CommonName
 	}
 	return ""
-}
-
-func float32Bytes(v []float32) []byte {
-	out := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
-	}
-	return out
-}
-
-func bytesFloat32(b []byte) []float32 {
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
 }
