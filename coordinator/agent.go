@@ -218,7 +218,7 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 		return status.Errorf(codes.InvalidArgument, "unknown upload kind %v", h.Kind)
 	}
 	name := uploadBlob(h.JobId, kind, int(h.Round), site)
-	up, j, err := c.admitUpload(site, kind, h, name)
+	up, j, check, err := c.admitUpload(site, kind, h, name)
 	if err != nil {
 		c.bus.emit(Event{Kind: EvUploadRejected, Actor: "site:" + site, JobID: h.JobId, Round: int(h.Round), Site: site, Detail: "upload rejected: " + status.Convert(err).Message()})
 		return err
@@ -251,7 +251,7 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 			return status.Errorf(codes.InvalidArgument, "chunk %d has %d bytes: chunks must hold 1..%d bytes and not exceed the declared total %d",
 				ch.Index, len(ch.Data), maxChunkBytes, up.TotalBytes)
 		}
-		if err := c.checkChunk(j, kind, h, up, ch.Data); err != nil {
+		if err := check(up, ch.Data); err != nil {
 			return status.Errorf(codes.InvalidArgument, "chunk %d rejected: %v", ch.Index, err)
 		}
 		hasher.Write(ch.Data)
@@ -285,29 +285,33 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 
 // admitUpload checks an upload header and returns the (possibly resumed)
 // upload record.
-func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHeader, name string) (*uploadRecord, *job, error) {
+func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHeader, name string) (*uploadRecord, *job, chunkCheck, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	j := c.jobs[h.JobId]
 	if j == nil {
-		return nil, nil, status.Errorf(codes.NotFound, "job %q does not exist", h.JobId)
+		return nil, nil, nil, status.Errorf(codes.NotFound, "job %q does not exist", h.JobId)
 	}
 	if err := j.m.Accept(site, kind, int(h.Round)); err != nil {
 		if errors.Is(err, round.ErrDuplicate) {
-			return nil, nil, status.Errorf(codes.AlreadyExists, "%v", err)
+			return nil, nil, nil, status.Errorf(codes.AlreadyExists, "%v", err)
 		}
-		return nil, nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+		return nil, nil, nil, status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
 	want := j.rec.Nonces[taskNonceKey(kind, int(h.Round), j.m.State().Attempt, site)]
 	if want == "" || want != hex.EncodeToString(h.Nonce) {
-		return nil, nil, status.Errorf(codes.PermissionDenied, "the upload's nonce does not match the task sent to %s for round %d (replayed or forged upload)", site, h.Round)
+		return nil, nil, nil, status.Errorf(codes.PermissionDenied, "the upload's nonce does not match the task sent to %s for round %d (replayed or forged upload)", site, h.Round)
 	}
 	if err := c.checkHeader(j, site, kind, h); err != nil {
-		return nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
+		return nil, nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	check, err := c.chunkChecker(j, kind, int(h.Round), site)
+	if err != nil {
+		return nil, nil, nil, status.Errorf(codes.FailedPrecondition, "%v", err)
 	}
 	if up, err := c.uploadRecord(name); err == nil {
 		if up.Nonce == want && up.SHA256 == hex.EncodeToString(h.Sha256) && up.TotalChunks == int(h.TotalChunks) {
-			return up, j, nil // resume
+			return up, j, check, nil // resume
 		}
 		c.discardUpload(name) // a different attempt: start over
 	}
@@ -315,9 +319,9 @@ func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHead
 		TotalBytes: int64(h.TotalBytes), SHA256: hex.EncodeToString(h.Sha256), Samples: h.SampleCount, Metrics: h.Metrics,
 		Recipients: h.Recipients}
 	if err := c.st.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, bUploads, name, up) }); err != nil {
-		return nil, nil, status.Errorf(codes.Unavailable, "persist upload: %v", err)
+		return nil, nil, nil, status.Errorf(codes.Unavailable, "persist upload: %v", err)
 	}
-	return up, j, nil
+	return up, j, check, nil
 }
 
 func (c *Coordinator) checkHeader(j *job, site string, kind round.Kind, h *pb.UploadHeader) error {
@@ -359,9 +363,27 @@ func (c *Coordinator) checkHeader(j *job, site string, kind round.Kind, h *pb.Up
 	return nil
 }
 
-// checkChunk validates one chunk's content before it is persisted.
-func (c *Coordinator) checkChunk(j *job, kind round.Kind, h *pb.UploadHeader, up *uploadRecord, data []byte) error {
-	if kind == round.KindUpdate && j.rec.Secure == nil {
+// chunkCheck validates one chunk's content before it is persisted.
+type chunkCheck func(up *uploadRecord, data []byte) error
+
+// chunkChecker captures, under the coordinator's lock, what validating an
+// upload's chunks needs, so the upload loop itself runs without the lock.
+func (c *Coordinator) chunkChecker(j *job, kind round.Kind, r int, site string) (chunkCheck, error) {
+	if j.rec.Secure != nil {
+		if kind != round.KindDecryption {
+			return func(*uploadRecord, []byte) error { return nil }, nil // ciphertexts: checked all together at completion
+		}
+		dec, err := c.decryption(j, r)
+		if err != nil {
+			return nil, err
+		}
+		point := j.rec.Secure.Points[site]
+		return func(_ *uploadRecord, data []byte) error { return dec.ValidateShare(point, data) }, nil
+	}
+	if kind != round.KindUpdate {
+		return func(*uploadRecord, []byte) error { return nil }, nil
+	}
+	return func(up *uploadRecord, data []byte) error {
 		if len(data)%4 != 0 {
 			return errors.New("plaintext update chunks must hold whole float32 values")
 		}
@@ -372,11 +394,7 @@ func (c *Coordinator) checkChunk(j *job, kind round.Kind, h *pb.UploadHeader, up
 			}
 		}
 		return nil
-	}
-	if j.rec.Secure != nil {
-		return c.checkSecureChunk(j, kind, up, data)
-	}
-	return nil
+	}, nil
 }
 
 func (c *Coordinator) discardUpload(name string) {

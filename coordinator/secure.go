@@ -211,21 +211,8 @@ func (c *Coordinator) checkSecureHeader(j *job, site string, kind round.Kind, h 
 	return nil
 }
 
-// checkSecureChunk validates a decryption share as it arrives (shares from
-// a site outside the committee, or made for another request, are refused
-// with the reason). Ciphertexts are validated when the upload completes,
-// all of them before any is added.
-func (c *Coordinator) checkSecureChunk(j *job, kind round.Kind, up *uploadRecord, data []byte) error {
-	if kind != round.KindDecryption {
-		return nil
-	}
-	dec, err := c.decryption(j, up.Round)
-	if err != nil {
-		return err
-	}
-	return dec.ValidateShare(j.rec.Secure.Points[up.Site], data)
-}
-
+// decryption starts collecting the shares of round r's current request.
+// Callers hold c.mu.
 func (c *Coordinator) decryption(j *job, r int) (*he.Decryption, error) {
 	st := j.m.State()
 	reqData := j.rec.Secure.Requests[fmt.Sprintf("%d.%d", r, st.Attempt)]

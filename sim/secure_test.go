@@ -49,7 +49,7 @@ func thresholdFederation(t *testing.T, kill []int) (*Federation, *pb.Job, []floa
 	if err := f.WaitSites(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	spec := testSpec(t, "name: threshold\nrounds: 1\nmin_sites: 7\nround_deadline: 8s\nstraggler_cutoff: 8s\nprivacy: {secure_aggregation: mhe, threshold: 7}\nseed: 3\n")
+	spec := testSpec(t, "name: threshold\nrounds: 1\nmin_sites: 7\nround_deadline: 15s\nstraggler_cutoff: 15s\nprivacy: {secure_aggregation: mhe, threshold: 7}\nseed: 3\n")
 	job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
 	if err != nil {
 		t.Fatal(err)
