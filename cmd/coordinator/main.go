@@ -7,20 +7,18 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/concord-fl/concord/coordinator"
+	"github.com/concord-fl/concord/internal/daemon"
 	"github.com/concord-fl/concord/pki"
 )
 
@@ -71,18 +69,7 @@ func run(args []string) int {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		logger.Info("stopping; send the signal again to stop at once")
-		cancel()
-		<-sigs
-		logger.Warn("second signal: stopping now")
-		os.Exit(1)
-	}()
-	if err := c.Run(ctx); err != nil {
+	if err := c.Run(daemon.StopOnSignal(logger)); err != nil {
 		logger.Error("coordinator stopped with an error", "err", err)
 		return 1
 	}
@@ -105,7 +92,7 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 		}
 		return filepath.Join(base, p)
 	}
-	logger := newLogger(fc.Log.Format, fc.Log.Level)
+	logger := daemon.Logger(fc.Log.Format, fc.Log.Level)
 	tlsCfg, err := fc.TLS.Resolve(base).Server()
 	if err != nil {
 		return coordinator.Config{}, nil, err
@@ -133,14 +120,4 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 	}
 	return coordinator.Config{Listen: listen, TLS: tlsCfg, Inventory: inv, StatePath: filepath.Join(stateDir, "coordinator.db"),
 		Logger: logger, ShutdownGrace: grace, MetricsListen: fc.MetricsListen}, logger, nil
-}
-
-func newLogger(format, level string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }

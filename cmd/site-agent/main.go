@@ -16,15 +16,14 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/concord-fl/concord/extrainer"
 	"github.com/concord-fl/concord/imaging/imagingcmd"
+	"github.com/concord-fl/concord/internal/daemon"
 	"github.com/concord-fl/concord/learning/learncmd"
 	"github.com/concord-fl/concord/pki"
 	siteagent "github.com/concord-fl/concord/site-agent"
@@ -120,17 +119,7 @@ func runAgent(args []string, stderr io.Writer) int {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		logger.Info("stopping; send the signal again to stop at once")
-		cancel()
-		<-sigs
-		os.Exit(1)
-	}()
-	if err := a.Run(ctx); err != nil {
+	if err := a.Run(daemon.StopOnSignal(logger)); err != nil {
 		logger.Error("agent stopped with an error", "err", err)
 		return 1
 	}
@@ -156,14 +145,7 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 		}
 		return filepath.Join(base, p)
 	}
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(fc.Log.Level))
-	var logger *slog.Logger
-	if fc.Log.Format == "text" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	} else {
-		logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	}
+	logger := daemon.Logger(fc.Log.Format, fc.Log.Level)
 	host := fc.Coordinator
 	if i := strings.LastIndex(host, ":"); i > 0 {
 		host = host[:i]
