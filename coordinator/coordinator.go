@@ -22,9 +22,11 @@ package coordinator
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -82,6 +84,9 @@ type Config struct {
 	// MetricsListen, when set, serves /metrics (Prometheus text format)
 	// over plain HTTP on this address.
 	MetricsListen string
+	// Rand is the source of each secure job's public seed; nil means
+	// crypto/rand. Only simulations set it, to make a run reproducible.
+	Rand io.Reader
 }
 
 // Identity is a verified caller.
@@ -147,6 +152,11 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 10 * time.Second
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	} else {
+		cfg.Rand = &lockedReader{r: cfg.Rand}
 	}
 	st, err := openStore(cfg.StatePath)
 	if err != nil {
@@ -279,4 +289,16 @@ func (c *Coordinator) recovered(method string, err *error) {
 		c.log.Error("handler panicked", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		*err = status.Errorf(codes.Internal, "internal error in %s; the coordinator logged it", method)
 	}
+}
+
+// lockedReader makes a caller's random source safe for concurrent jobs.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
 }

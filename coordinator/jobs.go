@@ -112,7 +112,7 @@ func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 	rec := &jobRecord{Spec: specBytes, Created: c.now().UTC(), SubmittedBy: by.String(), Params: len(weights),
 		LayoutHash: layout.Hash(), Layout: layout.JSON(), Nonces: map[string]string{}}
 	if mcfg.Secure {
-		if rec.Secure, err = newSecureState(spec, len(weights)); err != nil {
+		if rec.Secure, err = newSecureState(spec, len(weights), c.cfg.Rand); err != nil {
 			return nil, fmt.Errorf("%w: %w", errInvalid, err)
 		}
 	}

@@ -2,12 +2,12 @@ package coordinator
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -35,7 +35,7 @@ type secureState struct {
 	Requests map[string][]byte `json:"requests,omitempty"`
 }
 
-func newSecureState(spec *pb.JobSpec, params int) (*secureState, error) {
+func newSecureState(spec *pb.JobSpec, params int, rnd io.Reader) (*secureState, error) {
 	name := spec.GetPrivacy().GetHeParams()
 	if name == "" {
 		name = he.Default
@@ -48,7 +48,7 @@ func newSecureState(spec *pb.JobSpec, params int) (*secureState, error) {
 		return nil, fmt.Errorf("parameter set %s cannot carry %d values", name, params)
 	}
 	seed := make([]byte, 32)
-	if _, err := rand.Read(seed); err != nil {
+	if _, err := io.ReadFull(rnd, seed); err != nil {
 		return nil, err
 	}
 	return &secureState{ParamSet: name, CRSSeed: seed, Threshold: int(spec.GetPrivacy().GetThreshold()),

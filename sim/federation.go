@@ -8,11 +8,13 @@ package sim
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,6 +50,19 @@ type Federation struct {
 	mu     sync.Mutex
 	agents map[string]*agentProc
 	tls    map[string]*tls.Config
+	seed   int64
+}
+
+// seededRand is a deterministic stream for (seed, purpose), or nil for
+// crypto/rand when the federation has no seed.
+func (f *Federation) seededRand(purpose string) io.Reader {
+	if f.seed == 0 {
+		return nil
+	}
+	var key [32]byte
+	h := sha256.Sum256([]byte(fmt.Sprintf("concord-sim/%d/%s", f.seed, purpose)))
+	copy(key[:], h[:])
+	return rand.NewChaCha8(key)
 }
 
 type agentProc struct {
@@ -61,6 +76,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Tick is the coordinator's deadline granularity (default 100ms).
 	Tick time.Duration
+	// Seed, when non-zero, makes the randomness that shapes the model
+	// reproducible: each secure job's public seed and each site's keys
+	// (and so the encryption noise). Zero means crypto/rand, as deployed.
+	Seed int64
 }
 
 // Start creates a consortium CA in dir, issues certificates for the
@@ -73,7 +92,7 @@ func Start(opts Options) (*Federation, error) {
 	if opts.Tick <= 0 {
 		opts.Tick = 100 * time.Millisecond
 	}
-	f := &Federation{Dir: opts.Dir, CADir: filepath.Join(opts.Dir, "ca"), Log: opts.Logger, agents: map[string]*agentProc{}, tls: map[string]*tls.Config{},
+	f := &Federation{Dir: opts.Dir, seed: opts.Seed, CADir: filepath.Join(opts.Dir, "ca"), Log: opts.Logger, agents: map[string]*agentProc{}, tls: map[string]*tls.Config{},
 		statePath: filepath.Join(opts.Dir, "coordinator.db")}
 	if _, err := os.Stat(filepath.Join(f.CADir, pki.CACertFile)); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
@@ -113,7 +132,7 @@ func Start(opts Options) (*Federation, error) {
 func (f *Federation) StartCoordinator(addr string, tick time.Duration) error {
 	c, err := coordinator.New(coordinator.Config{Listen: addr, TLS: f.coordTLS, Inventory: f.inventory,
 		StatePath: f.statePath, Logger: f.Log.With("component", "coordinator"), TickInterval: tick, HeartbeatInterval: 2 * time.Second,
-		ShutdownGrace: 2 * time.Second, MetricsListen: "127.0.0.1:0"})
+		ShutdownGrace: 2 * time.Second, MetricsListen: "127.0.0.1:0", Rand: f.seededRand("coordinator")})
 	if err != nil {
 		return err
 	}
@@ -196,7 +215,7 @@ func (f *Federation) RestartSite(name string, o SiteOptions) error {
 // StartAgent (re)starts a site's agent with its state directory.
 func (f *Federation) StartAgent(name string, tc *tls.Config, o SiteOptions) error {
 	a, err := siteagent.New(siteagent.Config{Coordinator: f.addr, TLS: tc, StateDir: filepath.Join(f.Dir, "sites", name),
-		Data: o.Data, Trainer: o.Trainer, Proxy: o.Proxy, KeyPassphrase: []byte("sim-" + name), Logger: f.Log.With("site", name),
+		Data: o.Data, Trainer: o.Trainer, Proxy: o.Proxy, KeyRand: f.seededRand("site/" + name), KeyPassphrase: []byte("sim-" + name), Logger: f.Log.With("site", name),
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
 	if err != nil {
 		return fmt.Errorf("site %s: %w", name, err)

@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	fmt.Fprintf(cfg.Progress, "%d sites ready (%d training images, %d held-out test images, %dx%d)\n", len(sd.names), sd.train, sd.test.N, sd.size, sd.size)
 
-	fed, err := Start(Options{Dir: work, Logger: cfg.Logger})
+	fed, err := Start(Options{Dir: work, Logger: cfg.Logger, Seed: cfg.Seed})
 	if err != nil {
 		return Summary{}, err
 	}

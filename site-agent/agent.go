@@ -15,6 +15,7 @@ package siteagent
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -82,7 +83,10 @@ type Config struct {
 	Trainer Trainer
 	// KeyPassphrase encrypts this site's secret key material at rest.
 	KeyPassphrase []byte
-	Logger        *slog.Logger
+	// KeyRand is the source of the site's secret keys; nil means
+	// crypto/rand. Only simulations set it, to make a run reproducible.
+	KeyRand io.Reader
+	Logger  *slog.Logger
 	// Reconnect backoff bounds (defaults 500ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -125,6 +129,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Trainer == nil {
 		cfg.Trainer = LocalTrainer{}
+	}
+	if cfg.KeyRand == nil {
+		cfg.KeyRand = cryptorand.Reader
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 500 * time.Millisecond

@@ -3,7 +3,6 @@ package siteagent
 import (
 	"context"
 	"crypto/pbkdf2"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -88,7 +87,7 @@ func (a *Agent) keySetup(ctx context.Context, t *pb.Task) error {
 		if perr != nil {
 			return perr
 		}
-		if p, err = party.New(ps, heJobOf(t), int(t.Point), rand.Reader); err != nil {
+		if p, err = party.New(ps, heJobOf(t), int(t.Point), a.cfg.KeyRand); err != nil {
 			return fmt.Errorf("key setup: %w", err)
 		}
 		if err = a.saveParty(t.JobId, p); err != nil {
