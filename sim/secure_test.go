@@ -29,6 +29,14 @@ func (f fixedTrainer) Train(_ context.Context, req siteagent.TrainRequest) (site
 	return siteagent.TrainResult{Weights: w, Samples: req.Data.N, Metrics: map[string]float64{}}, nil
 }
 
+// hangingTrainer never finishes: its site is about to die.
+type hangingTrainer struct{}
+
+func (hangingTrainer) Train(ctx context.Context, _ siteagent.TrainRequest) (siteagent.TrainResult, error) {
+	<-ctx.Done()
+	return siteagent.TrainResult{}, ctx.Err()
+}
+
 // thresholdFederation starts ten sites with known updates and a secure
 // job with t = 7, and kills the named sites as soon as key setup is done.
 func thresholdFederation(t *testing.T, kill []int) (*Federation, *pb.Job, []float32) {
@@ -40,8 +48,18 @@ func thresholdFederation(t *testing.T, kill []int) (*Federation, *pb.Job, []floa
 	}
 	t.Cleanup(func() { f.Close() })
 	const n = 10
+	doomed := map[int]bool{}
+	for _, i := range kill {
+		doomed[i] = true
+	}
 	for i := 0; i < n; i++ {
-		err := f.AddSite(fmt.Sprintf("site-%02d", i), SiteOptions{Data: siteagent.MemoryData{Data: blobs(10+i, uint64(i))}, Trainer: fixedTrainer{site: i}})
+		var tr siteagent.Trainer = fixedTrainer{site: i}
+		if doomed[i] {
+			// A site that dies after key setup never delivers an update,
+			// however fast the others train.
+			tr = hangingTrainer{}
+		}
+		err := f.AddSite(fmt.Sprintf("site-%02d", i), SiteOptions{Data: siteagent.MemoryData{Data: blobs(10+i, uint64(i))}, Trainer: tr})
 		if err != nil {
 			t.Fatal(err)
 		}
