@@ -69,27 +69,14 @@ func decodeDCTPlanes(b []byte, rows, cols, spp int) ([]dctPlane, int, error) {
 	framed := false
 	scans := 0
 	k := 2
-	for k+4 <= len(b) {
-		if b[k] != 0xFF {
-			return nil, 0, fmt.Errorf("%w: expected a marker at byte %d", ErrMalformed, k)
-		}
-		m := b[k+1]
-		if m == 0xFF {
-			k++
-			continue
+	for {
+		m, p, end, err := nextSegment(b, k, true)
+		if err != nil {
+			return nil, 0, err
 		}
 		if m == 0xD9 {
 			break
 		}
-		if m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7) {
-			k += 2
-			continue
-		}
-		seg := int(binary.BigEndian.Uint16(b[k+2:]))
-		if seg < 2 || k+2+seg > len(b) {
-			return nil, 0, fmt.Errorf("%w: marker segment %02X cut off", ErrTruncated, m)
-		}
-		p := b[k+4 : k+2+seg]
 		switch m {
 		case 0xC0, 0xC1:
 			if len(p) < 6 {
@@ -186,7 +173,7 @@ func decodeDCTPlanes(b []byte, rows, cols, spp int) ([]dctPlane, int, error) {
 				}
 				sc, td, ta = append(sc, idx), append(td, d), append(ta, a)
 			}
-			r := &bitReader{b: b, pos: k + 2 + seg}
+			r := &bitReader{b: b, pos: end}
 			preds := make([]int32, len(sc))
 			// blocks lists, per MCU, the (component, block index) pairs in coding order.
 			type ref struct{ i, c, blk int }
@@ -260,13 +247,10 @@ func decodeDCTPlanes(b []byte, rows, cols, spp int) ([]dctPlane, int, error) {
 				}
 			}
 			scans++
-			k = r.pos
-			for k+1 < len(b) && !(b[k] == 0xFF && b[k+1] != 0 && !(b[k+1] >= 0xD0 && b[k+1] <= 0xD7)) {
-				k++
-			}
+			k = afterScan(b, r.pos)
 			continue
 		}
-		k += 2 + seg
+		k = end
 	}
 	if scans == 0 {
 		return nil, 0, fmt.Errorf("%w: no scan", ErrTruncated)

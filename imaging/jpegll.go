@@ -228,27 +228,14 @@ func decodeLossless(b []byte, rows, cols, spp int) ([]int32, error) {
 	var out []int32
 	scans := 0
 	k := 2
-	for k+4 <= len(b) {
-		if b[k] != 0xFF {
-			return nil, fmt.Errorf("%w: expected a marker at byte %d", ErrMalformed, k)
-		}
-		m := b[k+1]
-		if m == 0xFF {
-			k++
-			continue
+	for {
+		m, p, end, err := nextSegment(b, k, true)
+		if err != nil {
+			return nil, err
 		}
 		if m == 0xD9 {
 			break
 		}
-		if m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7) {
-			k += 2
-			continue
-		}
-		seg := int(binary.BigEndian.Uint16(b[k+2:]))
-		if seg < 2 || k+2+seg > len(b) {
-			return nil, fmt.Errorf("%w: marker segment %02X cut off", ErrTruncated, m)
-		}
-		p := b[k+4 : k+2+seg]
 		switch m {
 		case 0xC3:
 			if len(p) < 6 {
@@ -327,19 +314,16 @@ func decodeLossless(b []byte, rows, cols, spp int) ([]int32, error) {
 					return nil, fmt.Errorf("%w: predictor %d", ErrMalformed, pred)
 				}
 			}
-			r := &bitReader{b: b, pos: k + 2 + seg}
+			r := &bitReader{b: b, pos: end}
 			if err := lossScan(r, out, sc, th, cols, rows, spp, prec, pred, pt, restartInterval); err != nil {
 				return nil, err
 			}
 			scans++
 			// Continue after the entropy-coded data: find the next marker that is not RST.
-			k = r.pos
-			for k+1 < len(b) && !(b[k] == 0xFF && b[k+1] != 0 && !(b[k+1] >= 0xD0 && b[k+1] <= 0xD7)) {
-				k++
-			}
+			k = afterScan(b, r.pos)
 			continue
 		}
-		k += 2 + seg
+		k = end
 	}
 	if scans == 0 {
 		return nil, fmt.Errorf("%w: no scan", ErrTruncated)

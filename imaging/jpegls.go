@@ -388,23 +388,14 @@ func decodeJPEGLS(b []byte, rows, cols, spp int) ([]int32, error) {
 	var out []int32
 	scans := 0
 	k := 2
-	for k+4 <= len(b) {
-		if b[k] != 0xFF {
-			return nil, fmt.Errorf("%w: expected a marker at byte %d", ErrMalformed, k)
-		}
-		m := b[k+1]
-		if m == 0xFF {
-			k++
-			continue
+	for {
+		m, p, end, err := nextSegment(b, k, false)
+		if err != nil {
+			return nil, err
 		}
 		if m == 0xD9 {
 			break
 		}
-		seg := int(binary.BigEndian.Uint16(b[k+2:]))
-		if seg < 2 || k+2+seg > len(b) {
-			return nil, fmt.Errorf("%w: marker segment %02X cut off", ErrTruncated, m)
-		}
-		p := b[k+4 : k+2+seg]
 		switch m {
 		case 0xF7: // SOF55
 			if len(p) < 6 {
@@ -487,7 +478,7 @@ func decodeJPEGLS(b []byte, rows, cols, spp int) ([]int32, error) {
 			jp.qbpp = ceilLog2(jp.rng)
 			bpp := max(2, ceilLog2(jp.maxval+1))
 			jp.limit = 2 * (bpp + max(8, bpp))
-			r := &jlsReader{b: b, pos: k + 2 + seg}
+			r := &jlsReader{b: b, pos: end}
 			if err := jlsDecodeScan(jp, r, out, comps, ilv, rows, cols, spp); err != nil {
 				return nil, err
 			}
@@ -498,7 +489,7 @@ func decodeJPEGLS(b []byte, rows, cols, spp int) ([]int32, error) {
 			}
 			continue
 		}
-		k += 2 + seg
+		k = end
 	}
 	if scans == 0 {
 		return nil, fmt.Errorf("%w: no jpeg-ls scan", ErrTruncated)
