@@ -139,11 +139,7 @@ func TestAgentThroughHTTPProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := testSpec(t, "name: proxy\nrounds: 1\nmin_sites: 1\nround_deadline: 60s\nprivacy: {secure_aggregation: none}\nseed: 1\n")
-	job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if final := watchToEnd(t, ctx, f, job.Id); final.State != "completed" {
+	if final := runJob(t, ctx, f, spec); final.State != "completed" {
 		t.Fatalf("job %s: %s", final.State, final.Reason)
 	}
 	if proxy.tunnels.Load() == 0 {

@@ -17,6 +17,16 @@ import (
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
+// runJob submits a job and follows it to its end.
+func runJob(t *testing.T, ctx context.Context, f *Federation, spec *pb.JobSpec) *pb.Job {
+	t.Helper()
+	job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return watchToEnd(t, ctx, f, job.Id)
+}
+
 func testSpec(t *testing.T, yaml string) *pb.JobSpec {
 	t.Helper()
 	spec, err := jobspec.Parse([]byte(yaml))
@@ -62,11 +72,7 @@ func TestPlaintextJobEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := testSpec(t, "name: e2e\nrounds: 2\nmin_sites: 3\nround_deadline: 60s\nprivacy: {secure_aggregation: none}\nseed: 1\n")
-	job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	final := watchToEnd(t, ctx, f, job.Id)
+	final := runJob(t, ctx, f, spec)
 	if final.State != "completed" || len(final.Rounds) != 2 || final.ModelVersion == "" {
 		t.Fatalf("job ended %s (%s) after %d rounds, model %q", final.State, final.Reason, len(final.Rounds), final.ModelVersion)
 	}
@@ -126,11 +132,7 @@ func TestSecureJobEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := testSpec(t, "name: secure\nrounds: 2\nmin_sites: 3\nround_deadline: 60s\nprivacy: {secure_aggregation: mhe, threshold: 3}\nseed: 1\n")
-	job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	final := watchToEnd(t, ctx, f, job.Id)
+	final := runJob(t, ctx, f, spec)
 	if final.State != "completed" || len(final.Rounds) != 2 {
 		t.Fatalf("job ended %s (%s) after %d rounds", final.State, final.Reason, len(final.Rounds))
 	}
@@ -178,11 +180,7 @@ func TestSecureMatchesPlaintext(t *testing.T) {
 	models := map[string][]float32{}
 	for _, mode := range []string{"none", "mhe"} {
 		spec := testSpec(t, "name: compare\nrounds: 1\nmin_sites: 3\nround_deadline: 60s\nprivacy: {secure_aggregation: "+mode+"}\nseed: 11\n")
-		job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
-		if err != nil {
-			t.Fatal(err)
-		}
-		final := watchToEnd(t, ctx, f, job.Id)
+		final := runJob(t, ctx, f, spec)
 		if final.State != "completed" {
 			t.Fatalf("%s job %s: %s", mode, final.State, final.Reason)
 		}
