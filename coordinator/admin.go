@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,7 +48,7 @@ func (a *adminService) ListSites(ctx context.Context, _ *pb.ListSitesRequest) (*
 		for _, id := range c.order {
 			j := c.jobs[id]
 			st := j.m.State()
-			if !j.m.Done() && contains(st.Members, name) && !st.Delivered[name] {
+			if !j.m.Done() && slices.Contains(st.Members, name) && !st.Delivered[name] {
 				s.CurrentTask = fmt.Sprintf("job %s %s (round %d)", id, st.Phase, st.Round)
 			}
 		}
@@ -55,15 +56,6 @@ func (a *adminService) ListSites(ctx context.Context, _ *pb.ListSitesRequest) (*
 	}
 	sort.Slice(resp.Sites, func(i, j int) bool { return resp.Sites[i].Name < resp.Sites[j].Name })
 	return resp, nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *adminService) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) (*pb.Job, error) {
@@ -286,16 +278,10 @@ func jobProto(j *job) *pb.Job {
 	state := string(st.Phase)
 	switch st.Phase {
 	case round.PhaseTraining, round.PhaseAggregate, round.PhaseDecrypting:
-		state = "running"
+		state = "running (" + string(st.Phase) + ")"
 	}
 	p := &pb.Job{Id: j.rec.ID, Spec: j.spec, State: state, Round: uint32(st.Round), Reason: st.Reason,
 		SubmittedBy: j.rec.SubmittedBy, CreatedUnix: j.rec.Created.Unix(), ModelVersion: j.rec.ModelVersion}
-	if st.Phase != round.PhaseCompleted && st.Phase != round.PhaseAborted {
-		p.State = state + " (" + string(st.Phase) + ")"
-		if state == string(st.Phase) {
-			p.State = state
-		}
-	}
 	for _, r := range j.rec.Rounds {
 		p.Rounds = append(p.Rounds, &pb.RoundSummary{Round: uint32(r.Round), Participants: r.Participants, Contributors: r.Contributors,
 			Samples: r.Samples, Metrics: r.Metrics, ModelVersion: r.Model, Seconds: r.Seconds})

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
@@ -83,8 +84,8 @@ type agentService struct {
 	c *Coordinator
 }
 
-func (a *agentService) site(ctxID func() (Identity, bool)) (string, error) {
-	id, ok := ctxID()
+func (a *agentService) site(ctx context.Context) (string, error) {
+	id, ok := identify(ctx)
 	if !ok {
 		return "", status.Error(codes.Unauthenticated, "no verified client certificate")
 	}
@@ -98,7 +99,7 @@ func (a *agentService) site(ctxID func() (Identity, bool)) (string, error) {
 // status from the agent, tasks and heartbeats from the coordinator.
 func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 	c := a.c
-	site, err := a.site(func() (Identity, bool) { return identify(stream.Context()) })
+	site, err := a.site(stream.Context())
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 			c.touchSiteLocked(site, "", 0)
 			c.mu.Unlock()
 			if st := m.GetStatus(); st != nil && st.State == "failed" {
-				c.bus.emit(Event{Kind: "task.failed", Actor: "site:" + site, Site: site, Detail: fmt.Sprintf("task %s failed: %s", st.TaskId, st.Detail)})
+				c.bus.emit(Event{Kind: EvTaskFailed, Actor: "site:" + site, Site: site, Detail: fmt.Sprintf("task %s failed: %s", st.TaskId, st.Detail)})
 			}
 		}
 	}()
@@ -201,7 +202,7 @@ const maxChunkBytes = ChunkSize
 // point, and persists every chunk before acknowledging it.
 func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 	c := a.c
-	site, err := a.site(func() (Identity, bool) { return identify(stream.Context()) })
+	site, err := a.site(stream.Context())
 	if err != nil {
 		return err
 	}
@@ -452,7 +453,7 @@ func (c *Coordinator) completeUpload(j *job, site string, kind round.Kind, name 
 // them, and nothing else.
 func (a *agentService) Download(req *pb.DownloadRequest, stream pb.Agent_DownloadServer) error {
 	c := a.c
-	site, err := a.site(func() (Identity, bool) { return identify(stream.Context()) })
+	site, err := a.site(stream.Context())
 	if err != nil {
 		return err
 	}

@@ -82,12 +82,6 @@ func machineConfig(spec *pb.JobSpec) round.Config {
 	}
 }
 
-func modelSpec(spec *pb.JobSpec) learning.Spec {
-	m := spec.Model
-	return learning.Spec{Arch: m.Arch, Channels: int(m.Channels), Height: int(m.Height), Width: int(m.Width),
-		Classes: int(m.Classes), BaseWidth: int(m.BaseWidth)}
-}
-
 // submit validates a spec, creates the job with its initial model and starts it.
 func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 	jobspec.Defaults(spec)
@@ -99,7 +93,7 @@ func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errInvalid, err)
 	}
-	model, err := learning.New(modelSpec(spec), spec.Seed)
+	model, err := learning.New(jobspec.ModelSpec(spec), spec.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: model: %w", errInvalid, err)
 	}
@@ -272,7 +266,7 @@ func (c *Coordinator) execute(j *job, acts []round.Action) {
 				s.send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Cancel{Cancel: &pb.Cancel{JobId: j.rec.ID, Reason: a.Reason}}})
 			}
 		case round.ActNote:
-			c.bus.emit(Event{Kind: EvRoundStarted, Actor: "coordinator", JobID: j.rec.ID, Round: a.Round, Site: a.Site, Detail: a.Reason})
+			c.bus.emit(Event{Kind: EvRoundNote, Actor: "coordinator", JobID: j.rec.ID, Round: a.Round, Site: a.Site, Detail: a.Reason})
 		}
 	}
 	if len(tasks) == 0 {

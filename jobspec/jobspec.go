@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/concord-fl/concord/aggregation"
+	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -178,6 +179,13 @@ func Defaults(s *pb.JobSpec) {
 	p.Channels = orU(p.Channels, m.Channels)
 	p.Resample = orDefault(p.Resample, "area")
 	p.Normalise = orDefault(p.Normalise, "auto")
+}
+
+// ModelSpec converts the spec's model section for package learning.
+func ModelSpec(s *pb.JobSpec) learning.Spec {
+	m := s.GetModel()
+	return learning.Spec{Arch: m.GetArch(), Channels: int(m.GetChannels()), Height: int(m.GetHeight()), Width: int(m.GetWidth()),
+		Classes: int(m.GetClasses()), BaseWidth: int(m.GetBaseWidth())}
 }
 
 // AggregationConfig converts the spec's aggregation settings, with defaults.

@@ -235,7 +235,13 @@ func TestCrashResumeEqualsUninterrupted(t *testing.T) {
 		t.Run("secure="+secure, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			yaml := fmt.Sprintf("name: crash\nrounds: 3\nmin_sites: 3\nround_deadline: 5m\nstraggler_cutoff: 5m\nprivacy: {secure_aggregation: %s}\naggregation: {strategy: fedadam}\nseed: 7\n", secure)
+			// The plaintext job uses FedAdam, whose optimiser state must
+			// survive the kills too. The secure job uses FedAvg: its two runs
+			// draw different keys, so their decryption noise differs (about
+			// 1e-9), and FedAdam's normalisation would amplify that noise
+			// where the mean update is near zero.
+			strategy := map[string]string{"none": "fedadam", "mhe": "fedavg"}[secure]
+			yaml := fmt.Sprintf("name: crash\nrounds: 3\nmin_sites: 3\nround_deadline: 5m\nstraggler_cutoff: 5m\nprivacy: {secure_aggregation: %s}\naggregation: {strategy: %s}\nseed: 7\n", secure, strategy)
 			run := func(kill func(ev *pb.JobEvent) bool) ([]float32, int) {
 				p := newProcFederation(t, bin, sites, data)
 				p.waitSites(ctx, len(sites))
@@ -285,10 +291,9 @@ func TestCrashResumeEqualsUninterrupted(t *testing.T) {
 			if secure == "none" && maxDiff != 0 {
 				t.Errorf("interrupted run differs from the uninterrupted one by up to %g; want bit-identical", maxDiff)
 			}
-			// Secure runs draw fresh keys, so the two runs' decryption noise differs; the
-			// difference must stay within the parameter set's precision, amplified by
-			// the server optimiser's normalisation over the rounds.
-			if secure == "mhe" && maxDiff > 1e-3 {
+			// Secure runs draw fresh keys, so the two runs' decryption noise differs;
+			// through three rounds of local training the models must stay this close.
+			if secure == "mhe" && maxDiff > 1e-4 {
 				t.Errorf("interrupted secure run differs by up to %g", maxDiff)
 			}
 			t.Logf("%d kills, max difference %g", kills, maxDiff)

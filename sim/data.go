@@ -35,11 +35,11 @@ func generatedSites(ctx context.Context, cfg Config, dir string) (*siteData, err
 	classes := []string{"normal", "lesion"}
 	for i, h := range hospitals {
 		h.N = cfg.ImagesPerSite
-		name := slug(h.Name)
+		name := h.Slug()
 		if _, err := synth.WriteDICOM(filepath.Join(dir, "train"), h, cfg.Seed+int64(i)); err != nil {
 			return nil, fmt.Errorf("generate %s: %w", h.Name, err)
 		}
-		src := &siteagent.DICOMFolder{Dir: filepath.Join(dir, "train", synth.Slug(h.Name)), Classes: classes}
+		src := &siteagent.DICOMFolder{Dir: filepath.Join(dir, "train", name), Classes: classes}
 		ds, err := src.Dataset(ctx, spec)
 		if err != nil {
 			return nil, fmt.Errorf("site %s: %w", name, err)
@@ -54,7 +54,7 @@ func generatedSites(ctx context.Context, cfg Config, dir string) (*siteData, err
 		if _, err := synth.WriteDICOM(filepath.Join(dir, "test"), test, cfg.Seed+1000+int64(i)); err != nil {
 			return nil, err
 		}
-		tds, err := (&siteagent.DICOMFolder{Dir: filepath.Join(dir, "test", synth.Slug(h.Name)), Classes: classes}).Dataset(ctx, spec)
+		tds, err := (&siteagent.DICOMFolder{Dir: filepath.Join(dir, "test", name), Classes: classes}).Dataset(ctx, spec)
 		if err != nil {
 			return nil, err
 		}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/concord-fl/concord/evaluation"
@@ -17,7 +16,6 @@ import (
 	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/plot"
 	pb "github.com/concord-fl/concord/proto/concordpb"
-	"github.com/concord-fl/concord/sim/synth"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
@@ -204,7 +202,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.Dataset != "" {
 		sum.Dataset, sum.Partition = filepath.Base(cfg.Dataset), cfg.Partition
 	}
-	model, err := learning.New(siteagent.ModelSpec(spec), spec.Seed)
+	model, err := learning.New(jobspec.ModelSpec(spec), spec.Seed)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -360,5 +358,3 @@ func writeCharts(out string, s *Summary) error {
 	s.Files = append(s.Files, "learning-curve.png")
 	return nil
 }
-
-func slug(s string) string { return strings.ToLower(synth.Slug(s)) }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/concord-fl/concord/extrainer"
+	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
 )
 
@@ -30,7 +31,7 @@ func (t *ExternalTrainer) Close() error { return t.c.Close() }
 
 // Train implements Trainer.
 func (t *ExternalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, error) {
-	m, err := learning.New(ModelSpec(req.Spec), req.Spec.Seed)
+	m, err := learning.New(jobspec.ModelSpec(req.Spec), req.Spec.Seed)
 	if err != nil {
 		return TrainResult{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -18,7 +19,7 @@ type LocalTrainer struct{}
 // Train implements Trainer.
 func (LocalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, error) {
 	spec := req.Spec
-	m, err := learning.New(ModelSpec(spec), spec.Seed)
+	m, err := learning.New(jobspec.ModelSpec(spec), spec.Seed)
 	if err != nil {
 		return TrainResult{}, err
 	}
@@ -48,13 +49,6 @@ func (LocalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, e
 		return TrainResult{}, err
 	}
 	return TrainResult{Weights: m.Weights(), Samples: req.Data.N, Metrics: map[string]float64{"train_loss": res.FinalLoss}}, nil
-}
-
-// ModelSpec converts the job's model section.
-func ModelSpec(spec *pb.JobSpec) learning.Spec {
-	m := spec.Model
-	return learning.Spec{Arch: m.Arch, Channels: int(m.Channels), Height: int(m.Height), Width: int(m.Width),
-		Classes: int(m.Classes), BaseWidth: int(m.BaseWidth)}
 }
 
 // TrainingSeed derives a site's seed for a round from the job seed, so a
