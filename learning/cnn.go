@@ -4,13 +4,18 @@ import "math"
 
 // cnnNet holds the shape arithmetic of one "cnn" spec and the offsets of
 // its tensors inside the flat vector; it carries no weights.
+//
+// Activations of the two convolutional stages live in padded planes (see
+// plane): a 3×3 convolution then reads its nine shifted input windows in
+// place (matmulAccOff) instead of unfolding them (im2col), and the input
+// gradient is a convolution with the flipped kernel, read the same way.
 type cnnNet struct {
-	c, h, w, k, bw  int
-	hw, h2, w2, hw2 int
-	hw4             int
-	off             [16]int // offsets of the 16 layout entries, in layout order
-	size            [16]int
-	total           int
+	c, h, w, k, bw int
+	s1, s2         plane // stage 1 (h×w) and stage 2 (h/2×w/2)
+	hw4            int
+	off            [16]int // offsets of the 16 layout entries, in layout order
+	size           [16]int
+	total          int
 }
 
 // Indices into cnnNet.off, in layout order.
@@ -35,9 +40,8 @@ const (
 
 func newCNNNet(s Spec, l Layout) *cnnNet {
 	n := &cnnNet{c: s.Channels, h: s.Height, w: s.Width, k: s.Classes, bw: s.BaseWidth}
-	n.hw = n.h * n.w
-	n.h2, n.w2 = n.h/2, n.w/2
-	n.hw2 = n.h2 * n.w2
+	n.s1 = newPlane(n.h, n.w, max(n.c, n.bw))
+	n.s2 = newPlane(n.h/2, n.w/2, 2*n.bw)
 	n.hw4 = (n.h / 4) * (n.w / 4)
 	for i, e := range l.Params {
 		n.off[i], n.size[i] = e.Offset, e.Size
@@ -48,100 +52,161 @@ func newCNNNet(s Spec, l Layout) *cnnNet {
 
 func (n *cnnNet) p(v []float32, i int) []float32 { return v[n.off[i] : n.off[i]+n.size[i]] }
 
+// plane is the padded layout of one resolution: each channel an
+// (h+2)×(w+2) image whose one-pixel border is zero, channels s apart.
+// A 3×3 convolution with padding 1 computes its output on the grid of the
+// g = h·wp positions starting at pixel (0,0) (offset o): each row of the grid
+// runs on through the right border and the next row's left border, so input
+// window (ky, kx) of channel c is the contiguous run at c·s + ky·wp + kx
+// (off), and the two border positions per row get junk that clearBorders
+// zeroes. Buffers carry two spare values so the last window stays in range.
+type plane struct {
+	h, w, wp, s, g, o int
+	off               []int // off[c·9+ky·3+kx] = c·s + ky·wp + kx
+}
+
+func newPlane(h, w, channels int) plane {
+	p := plane{h: h, w: w, wp: w + 2, s: (h + 2) * (w + 2), g: h * (w + 2), o: w + 3}
+	p.off = make([]int, 9*channels)
+	for i := range p.off {
+		c, kk := i/9, i%9
+		p.off[i] = c*p.s + (kk/3)*p.wp + kk%3
+	}
+	return p
+}
+
+// size is the length of a buffer of c channels in this plane.
+func (p plane) size(c int) int { return c*p.s + 2 }
+
+// pack copies a c×h×w image into the interior of a padded buffer.
+func (p plane) pack(src []float32, c int, dst []float32) {
+	for ch := 0; ch < c; ch++ {
+		for y := 0; y < p.h; y++ {
+			copy(dst[ch*p.s+p.o+y*p.wp:ch*p.s+p.o+y*p.wp+p.w], src[(ch*p.h+y)*p.w:(ch*p.h+y+1)*p.w])
+		}
+	}
+}
+
+// fillBias sets the grid of each channel of out to its bias (to the sum
+// of its biases when there are two).
+func (p plane) fillBias(out, bias []float32, more ...[]float32) {
+	for ch, b := range bias {
+		for _, m := range more {
+			b += m[ch]
+		}
+		g := out[ch*p.s+p.o : ch*p.s+p.o+p.g]
+		for i := range g {
+			g[i] = b
+		}
+	}
+}
+
+// clearBorders zeroes the border positions the grid ran over in c channels.
+func (p plane) clearBorders(buf []float32, c int) {
+	for ch := 0; ch < c; ch++ {
+		base := ch*p.s + p.o + p.w
+		for y := 0; y < p.h; y++ {
+			buf[base+y*p.wp] = 0
+			buf[base+y*p.wp+1] = 0
+		}
+	}
+}
+
+// conv adds the 3×3 convolution of in (cin channels, padded) with wt
+// ([cout, cin, 3, 3]) to the grid of out (cout channels).
+func (p plane) conv(wt []float32, cout, cin int, in, out, pad []float32) {
+	matmulAccOff(cout, p.g, cin*9, wt, cin*9, 1, in, p.off, out[p.o:], p.s, pad)
+}
+
 // cnnWork is one worker's scratch space: the activations of one example kept
-// for its backward pass, and the gradient buffers of that pass.
+// for its backward pass, and the gradient buffers of that pass. Names ending
+// in a stage's activations are padded planes (s1 or s2).
 type cnnWork struct {
 	net                *cnnNet
-	x                  []float32
-	col0, col1, col2   []float32
-	col3, col4         []float32
-	a1, a2, a3         []float32
-	p1                 []float32
-	idx1               []int32
-	a4, a5             []float32
-	p2                 []float32
-	idx2               []int32
+	x                  []float32 // the example, c×h×w
+	xp                 []float32 // s1, c channels
+	a1, a2, a3         []float32 // s1, bw channels
+	p1, a4, a5         []float32 // s2
+	idx1, idx2         []int32
+	p2                 []float32 // 2bw×(h/4)×(w/4), unpadded
 	g, h, logits, prob []float32
 
-	dcol            []float32
-	dA, dB          []float32
-	dp1, da4, da5   []float32
+	dA, dB          []float32 // s1
+	dp1, da4, da5   []float32 // s2
 	dp2             []float32
 	dg, dh, dlogits []float32
 	augTmp          []float32
-	doutT, wtmp     []float32
 	pad             []float32
+	// wf holds the 3×3 kernels of block 1 conv 1 and 2, block 2 conv 1 and
+	// 2 as flip3 leaves them for their input gradients; backward refreshes
+	// them.
+	wf [4][]float32
 }
 
 func (n *cnnNet) newWork() *cnnWork {
 	w := n.bw
+	f := func(k int) []float32 { return make([]float32, k) }
 	return &cnnWork{
-		net:     n,
-		x:       make([]float32, n.c*n.hw),
-		col0:    make([]float32, n.c*9*n.hw),
-		col1:    make([]float32, w*9*n.hw),
-		col2:    make([]float32, w*9*n.hw),
-		col3:    make([]float32, w*9*n.hw2),
-		col4:    make([]float32, 2*w*9*n.hw2),
-		a1:      make([]float32, w*n.hw),
-		a2:      make([]float32, w*n.hw),
-		a3:      make([]float32, w*n.hw),
-		p1:      make([]float32, w*n.hw2),
-		idx1:    make([]int32, w*n.hw2),
-		a4:      make([]float32, 2*w*n.hw2),
-		a5:      make([]float32, 2*w*n.hw2),
-		p2:      make([]float32, 2*w*n.hw4),
-		idx2:    make([]int32, 2*w*n.hw4),
-		g:       make([]float32, 2*w),
-		h:       make([]float32, 4*w),
-		logits:  make([]float32, n.k),
-		prob:    make([]float32, n.k),
-		dcol:    make([]float32, w*9*n.hw),
-		dA:      make([]float32, w*n.hw),
-		dB:      make([]float32, w*n.hw),
-		dp1:     make([]float32, w*n.hw2),
-		da4:     make([]float32, 2*w*n.hw2),
-		da5:     make([]float32, 2*w*n.hw2),
-		dp2:     make([]float32, 2*w*n.hw4),
-		dg:      make([]float32, 2*w),
-		dh:      make([]float32, 4*w),
-		dlogits: make([]float32, n.k),
-		augTmp:  make([]float32, (n.c+1)*n.hw),
-		doutT:   make([]float32, w*n.hw),
-		wtmp:    make([]float32, max(36*w*w, n.c*9*w)),
-		pad:     make([]float32, padLen(max(n.hw, 18*w))),
+		net: n,
+		x:   f(n.c * n.h * n.w), xp: f(n.s1.size(n.c)),
+		a1: f(n.s1.size(w)), a2: f(n.s1.size(w)), a3: f(n.s1.size(w)),
+		p1: f(n.s2.size(w)), a4: f(n.s2.size(2 * w)), a5: f(n.s2.size(2 * w)),
+		idx1: make([]int32, w*n.s2.h*n.s2.w), idx2: make([]int32, 2*w*n.hw4),
+		p2: f(2 * w * n.hw4),
+		g:  f(2 * w), h: f(4 * w), logits: f(n.k), prob: f(n.k),
+		dA: f(n.s1.size(w)), dB: f(n.s1.size(w)),
+		dp1: f(n.s2.size(w)), da4: f(n.s2.size(2 * w)), da5: f(n.s2.size(2 * w)),
+		dp2: f(2 * w * n.hw4),
+		dg:  f(2 * w), dh: f(4 * w), dlogits: f(n.k),
+		augTmp: f((n.c + 1) * n.h * n.w),
+		pad:    f(padLen(max(n.s1.g, 18*w))),
+		wf:     [4][]float32{f(9 * w * w), f(9 * w * w), f(18 * w * w), f(36 * w * w)},
 	}
+}
+
+// flipKernels flips the kernels whose input gradients the backward pass
+// needs (a copy of 21k values at width 16, noise next to one example's
+// 40 MFLOP).
+func (ws *cnnWork) flipKernels(wt []float32) {
+	n, w := ws.net, ws.net.bw
+	flip3(n.p(wt, pB1C1W), w, w, ws.wf[0])
+	flip3(n.p(wt, pB1C2W), w, w, ws.wf[1])
+	flip3(n.p(wt, pB2C1W), 2*w, w, ws.wf[2])
+	flip3(n.p(wt, pB2C2W), 2*w, 2*w, ws.wf[3])
 }
 
 // forward runs one example (already in ws.x) through the network and leaves
 // softmax probabilities in ws.prob.
 func (n *cnnNet) forward(wt []float32, ws *cnnWork) {
-	w := n.bw
+	w, s1, s2 := n.bw, n.s1, n.s2
+	s1.pack(ws.x, n.c, ws.xp)
 	// stem
-	im2col3(ws.x, n.c, n.h, n.w, ws.col0)
-	convFwd(n.p(wt, pStemW), n.p(wt, pStemB), ws.col0, w, n.c*9, n.hw, ws.a1, ws.pad)
+	s1.fillBias(ws.a1, n.p(wt, pStemB))
+	s1.conv(n.p(wt, pStemW), w, n.c, ws.xp, ws.a1, ws.pad)
+	s1.clearBorders(ws.a1, w)
 	reluInPlace(ws.a1)
 	// block 1
-	im2col3(ws.a1, w, n.h, n.w, ws.col1)
-	convFwd(n.p(wt, pB1C1W), n.p(wt, pB1C1B), ws.col1, w, w*9, n.hw, ws.a2, ws.pad)
+	s1.fillBias(ws.a2, n.p(wt, pB1C1B))
+	s1.conv(n.p(wt, pB1C1W), w, w, ws.a1, ws.a2, ws.pad)
+	s1.clearBorders(ws.a2, w)
 	reluInPlace(ws.a2)
-	im2col3(ws.a2, w, n.h, n.w, ws.col2)
-	convFwd(n.p(wt, pB1C2W), n.p(wt, pB1C2B), ws.col2, w, w*9, n.hw, ws.a3, ws.pad)
-	for i, v := range ws.a1 {
-		ws.a3[i] += v
-	}
+	s1.fillBias(ws.a3, n.p(wt, pB1C2B))
+	s1.conv(n.p(wt, pB1C2W), w, w, ws.a2, ws.a3, ws.pad)
+	s1.clearBorders(ws.a3, w)
+	addTo(ws.a3, ws.a1)
 	reluInPlace(ws.a3)
-	maxpool2(ws.a3, w, n.h, n.w, ws.p1, ws.idx1)
+	maxpool2(ws.a3, w, s1, ws.p1, s2, ws.idx1)
 	// block 2
-	im2col3(ws.p1, w, n.h2, n.w2, ws.col3)
-	convFwd(n.p(wt, pB2C1W), n.p(wt, pB2C1B), ws.col3, 2*w, w*9, n.hw2, ws.a4, ws.pad)
+	s2.fillBias(ws.a4, n.p(wt, pB2C1B))
+	s2.conv(n.p(wt, pB2C1W), 2*w, w, ws.p1, ws.a4, ws.pad)
+	s2.clearBorders(ws.a4, 2*w)
 	reluInPlace(ws.a4)
-	im2col3(ws.a4, 2*w, n.h2, n.w2, ws.col4)
-	convFwd(n.p(wt, pB2C2W), n.p(wt, pB2C2B), ws.col4, 2*w, 2*w*9, n.hw2, ws.a5, ws.pad)
-	addBias(ws.a5, n.p(wt, pB2ScB), n.hw2)
-	matmulAcc(2*w, n.hw2, w, n.p(wt, pB2ScW), w, 1, ws.p1, n.hw2, ws.a5, n.hw2, ws.pad)
+	s2.fillBias(ws.a5, n.p(wt, pB2C2B), n.p(wt, pB2ScB))
+	s2.conv(n.p(wt, pB2C2W), 2*w, 2*w, ws.a4, ws.a5, ws.pad)
+	matmulAcc(2*w, s2.g, w, n.p(wt, pB2ScW), w, 1, ws.p1[s2.o:], s2.s, ws.a5[s2.o:], s2.s, ws.pad)
+	s2.clearBorders(ws.a5, 2*w)
 	reluInPlace(ws.a5)
-	maxpool2(ws.a5, 2*w, n.h2, n.w2, ws.p2, ws.idx2)
+	maxpool2(ws.a5, 2*w, s2, ws.p2, flat(n.h/4, n.w/4), ws.idx2)
 	// head
 	inv := 1 / float32(n.hw4)
 	for c := 0; c < 2*w; c++ {
@@ -159,13 +224,18 @@ func (n *cnnNet) forward(wt []float32, ws *cnnWork) {
 
 // backward adds scale·∂CE(y)/∂w of the example last passed to forward into
 // grad and returns its unscaled cross-entropy.
+//
+// Gradients at activations are padded like the activations; reluMask zeroes
+// their borders (a border activation is +0), which the weight gradients
+// rely on, since they sum over the whole grid.
 func (n *cnnNet) backward(wt []float32, ws *cnnWork, y int, scale float32, grad []float32) float64 {
-	w := n.bw
+	w, s1, s2 := n.bw, n.s1, n.s2
 	loss := -math.Log(math.Max(float64(ws.prob[y]), 1e-30))
 	for i, p := range ws.prob {
 		ws.dlogits[i] = scale * p
 	}
 	ws.dlogits[y] -= scale
+	ws.flipKernels(wt)
 	// head
 	denseBack(n.p(wt, pFc2W), ws.h, ws.dlogits, n.p(grad, pFc2W), n.p(grad, pFc2B), ws.dh)
 	reluMask(ws.dh, ws.h)
@@ -179,39 +249,58 @@ func (n *cnnNet) backward(wt []float32, ws *cnnWork, y int, scale float32, grad 
 		}
 	}
 	// block 2
-	maxpool2Back(ws.dp2, ws.idx2, ws.da5)
+	maxpool2Back(ws.dp2, 2*w, flat(n.h/4, n.w/4), ws.idx2, ws.da5)
 	reluMask(ws.da5, ws.a5)
 	ds2 := ws.da5
-	ws.weightGrad(ds2, 2*w, n.hw2, ws.p1, w, n.p(grad, pB2ScW), n.p(grad, pB2ScB))
+	ws.gridWeightGrad(s2, ds2, 2*w, ws.p1, w, 1, n.p(grad, pB2ScW), n.p(grad, pB2ScB))
 	clear(ws.dp1)
-	matmulAcc(w, n.hw2, 2*w, n.p(wt, pB2ScW), 1, w, ds2, n.hw2, ws.dp1, n.hw2, ws.pad)
-	ws.weightGrad(ds2, 2*w, n.hw2, ws.col4, 2*w*9, n.p(grad, pB2C2W), n.p(grad, pB2C2B))
-	dcol := ws.inputGrad(n.p(wt, pB2C2W), ds2, 2*w, 2*w*9, n.hw2)
+	matmulAcc(w, s2.g, 2*w, n.p(wt, pB2ScW), 1, w, ds2[s2.o:], s2.s, ws.dp1[s2.o:], s2.s, ws.pad)
+	ws.gridWeightGrad(s2, ds2, 2*w, ws.a4, 2*w, 3, n.p(grad, pB2C2W), n.p(grad, pB2C2B))
 	clear(ws.da4)
-	col2im3(dcol, 2*w, n.h2, n.w2, ws.da4)
+	s2.conv(ws.wf[3], 2*w, 2*w, ds2, ws.da4, ws.pad)
 	reluMask(ws.da4, ws.a4)
-	ws.weightGrad(ws.da4, 2*w, n.hw2, ws.col3, w*9, n.p(grad, pB2C1W), n.p(grad, pB2C1B))
-	dcol = ws.inputGrad(n.p(wt, pB2C1W), ws.da4, 2*w, w*9, n.hw2)
-	col2im3(dcol, w, n.h2, n.w2, ws.dp1)
+	ws.gridWeightGrad(s2, ws.da4, 2*w, ws.p1, w, 3, n.p(grad, pB2C1W), n.p(grad, pB2C1B))
+	s2.conv(ws.wf[2], w, 2*w, ws.da4, ws.dp1, ws.pad)
 	// block 1
 	ds1 := ws.dA
-	maxpool2Back(ws.dp1, ws.idx1, ds1)
+	maxpool2Back(ws.dp1, w, s2, ws.idx1, ds1)
 	reluMask(ds1, ws.a3)
-	ws.weightGrad(ds1, w, n.hw, ws.col2, w*9, n.p(grad, pB1C2W), n.p(grad, pB1C2B))
-	dcol = ws.inputGrad(n.p(wt, pB1C2W), ds1, w, w*9, n.hw)
+	ws.gridWeightGrad(s1, ds1, w, ws.a2, w, 3, n.p(grad, pB1C2W), n.p(grad, pB1C2B))
 	da2 := ws.dB
 	clear(da2)
-	col2im3(dcol, w, n.h, n.w, da2)
+	s1.conv(ws.wf[1], w, w, ds1, da2, ws.pad)
 	reluMask(da2, ws.a2)
 	// ds1 now becomes the gradient at a1: the skip path plus conv1's input.
-	ws.weightGrad(da2, w, n.hw, ws.col1, w*9, n.p(grad, pB1C1W), n.p(grad, pB1C1B))
-	dcol = ws.inputGrad(n.p(wt, pB1C1W), da2, w, w*9, n.hw)
+	ws.gridWeightGrad(s1, da2, w, ws.a1, w, 3, n.p(grad, pB1C1W), n.p(grad, pB1C1B))
 	da1 := ds1
-	col2im3(dcol, w, n.h, n.w, da1)
+	s1.conv(ws.wf[0], w, w, da2, da1, ws.pad)
 	reluMask(da1, ws.a1)
 	// stem
-	ws.weightGrad(da1, w, n.hw, ws.col0, n.c*9, n.p(grad, pStemW), n.p(grad, pStemB))
+	ws.gridWeightGrad(s1, da1, w, ws.xp, n.c, 3, n.p(grad, pStemW), n.p(grad, pStemB))
 	return loss
+}
+
+// gridWeightGrad adds the weight and bias gradients of a ks×ks convolution
+// (ks 3, or 1 for the shortcut) in plane p to gW ([cout, cin, ks, ks]) and
+// gB: for each kernel position q, the dot products of dOut's grid rows
+// (cout channels; borders zero) with the input window at q, both running
+// along the grid (dotAcc).
+func (ws *cnnWork) gridWeightGrad(p plane, dOut []float32, cout int, in []float32, cin, ks int, gW, gB []float32) {
+	kk := ks * ks
+	for q := 0; q < kk; q++ {
+		start := q/ks*p.wp + q%ks
+		if ks == 1 {
+			start = p.o
+		}
+		dotAcc(cout, cin, p.g, dOut[p.o:], p.s, in[start:], p.s, gW[q:], cin*kk, kk)
+	}
+	for o := range gB {
+		var s float32
+		for _, v := range dOut[o*p.s+p.o : o*p.s+p.o+p.g] {
+			s += v
+		}
+		gB[o] += s
+	}
 }
 
 // dense computes out = W·in + b for W of shape [len(out), len(in)].
@@ -261,40 +350,29 @@ func softmax(logits, out []float32) {
 	}
 }
 
-// convFwd computes out = W·col + b for a convolution unfolded by im2col:
-// W is cout×k, col is k×hw.
-func convFwd(wt, b, col []float32, cout, k, hw int, out, pad []float32) {
-	for c, v := range b {
-		row := out[c*hw : (c+1)*hw]
-		for i := range row {
-			row[i] = v
+// flip3 writes the kernel of a 3×3 convolution, [cout, cin, 3, 3], as the
+// kernel of its transpose: [cin, cout, 3, 3], each 3×3 rotated by 180°.
+func flip3(wt []float32, cout, cin int, dst []float32) {
+	for co := 0; co < cout; co++ {
+		for ci := 0; ci < cin; ci++ {
+			src := wt[(co*cin+ci)*9 : (co*cin+ci)*9+9]
+			d := dst[(ci*cout+co)*9 : (ci*cout+co)*9+9]
+			for kk, v := range src {
+				d[8-kk] = v
+			}
 		}
 	}
-	matmulAcc(cout, hw, k, wt, k, 1, col, hw, out, hw, pad)
 }
 
-// weightGrad adds dOut·colᵀ to gW (cout×k) and the row sums of dOut to gB.
-// It computes (col·dOutᵀ)ᵀ so that the long hw dimension is the kernel's
-// inner loop and both operands stream contiguously.
-func (ws *cnnWork) weightGrad(dOut []float32, cout, hw int, col []float32, k int, gW, gB []float32) {
-	dT := ws.doutT[:hw*cout]
-	transpose(dOut[:cout*hw], cout, hw, dT)
-	tmp := ws.wtmp[:k*cout]
-	clear(tmp)
-	matmulAcc(k, cout, hw, col, hw, 1, dT, cout, tmp, cout, ws.pad)
-	for o := 0; o < cout; o++ {
-		g := gW[o*k : (o+1)*k]
-		for kk := range g {
-			g[kk] += tmp[kk*cout+o]
-		}
-	}
-	rowSums(dOut, cout, hw, gB)
-}
-
-// inputGrad returns Wᵀ·dOut (k×hw), the gradient of the unfolded input.
-func (ws *cnnWork) inputGrad(wt, dOut []float32, cout, k, hw int) []float32 {
-	dcol := ws.dcol[:k*hw]
-	clear(dcol)
-	matmulAcc(k, hw, cout, wt, 1, k, dOut, hw, dcol, hw, ws.pad)
-	return dcol
+// convInputGrad adds the input gradient of a 3×3, padding-1 convolution to
+// dIn (cin×h×w). That gradient is itself a 3×3 convolution of dOut
+// (cout×h×w) with the flipped kernel wf (flip3), so it runs as im2col and
+// one GEMM whose inner dimension is cout·9, like the forward pass, instead
+// of a GEMM over cout followed by a scatter-add (col2im). col is scratch of
+// cout·9·h·w values, pad of padLen(cout·9).
+func convInputGrad(wf, dOut []float32, cout, cin, h, w int, dIn, col, pad []float32) {
+	hw := h * w
+	col = col[:cout*9*hw]
+	im2col3(dOut[:cout*hw], cout, h, w, col)
+	matmulAcc(cin, hw, cout*9, wf[:cin*cout*9], cout*9, 1, col, hw, dIn[:cin*hw], hw, pad)
 }

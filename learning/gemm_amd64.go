@@ -4,7 +4,7 @@ package learning
 
 import "golang.org/x/sys/cpu"
 
-// useKernel selects the AVX2+FMA kernel. Results are bit-for-bit stable on
+// useKernel selects the AVX2+FMA kernels. Results are bit-for-bit stable on
 // one machine; a machine without AVX2 uses the Go loops and rounds
 // differently.
 var useKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
@@ -13,3 +13,24 @@ var useKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //
 //go:noescape
 func kern4x16(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
+
+// kern6x16 adds A[0:6, 0:k]·B[0:k, 0:16] to C[0:6, 0:16].
+//
+//go:noescape
+func kern6x16(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
+
+// kern4x16o is kern4x16 with row p of B at b + boff[p] floats.
+//
+//go:noescape
+func kern4x16o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float32, ldc int)
+
+// kern6x16o is kern6x16 with row p of B at b + boff[p] floats.
+//
+//go:noescape
+func kern6x16o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float32, ldc int)
+
+// kernDot4x2 writes the dot products of rows 0..3 of A (lda apart) with
+// rows 0..1 of B (ldb apart), each over 8·k8 values, to out[2i+j].
+//
+//go:noescape
+func kernDot4x2(k8 int, a *float32, lda int, b *float32, ldb int, out *[8]float32)

@@ -75,3 +75,329 @@ store:
 	VMOVUPS Y7, 32(R11)
 	VZEROUPPER
 	RET
+
+// func kern6x16(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
+//
+// Six rows of A against one 16-wide strip of B: twelve accumulators keep both
+// FMA pipes busy through the four-cycle latency, where kern4x16's eight only
+// just do.
+TEXT ·kern6x16(SB), NOSPLIT, $0-64
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ ars+16(FP), R8
+	MOVQ acs+24(FP), R9
+	MOVQ b+32(FP), DI
+	MOVQ ldb+40(FP), R10
+	MOVQ c+48(FP), R11
+	MOVQ ldc+56(FP), R12
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, R10
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	LEAQ (SI)(R8*2), BX
+	ADDQ R8, BX
+	TESTQ CX, CX
+	JE   store6
+
+loop6:
+	VMOVUPS      (DI), Y12
+	VMOVUPS      32(DI), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS (SI)(R8*1), Y15
+	VFMADD231PS  Y12, Y15, Y2
+	VFMADD231PS  Y13, Y15, Y3
+	VBROADCASTSS (SI)(R8*2), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS (BX), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VBROADCASTSS (BX)(R8*1), Y14
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	VBROADCASTSS (BX)(R8*2), Y15
+	VFMADD231PS  Y12, Y15, Y10
+	VFMADD231PS  Y13, Y15, Y11
+	ADDQ         R9, SI
+	ADDQ         R9, BX
+	ADDQ         R10, DI
+	DECQ         CX
+	JNZ          loop6
+
+store6:
+	VADDPS  (R11), Y0, Y0
+	VADDPS  32(R11), Y1, Y1
+	VMOVUPS Y0, (R11)
+	VMOVUPS Y1, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y2, Y2
+	VADDPS  32(R11), Y3, Y3
+	VMOVUPS Y2, (R11)
+	VMOVUPS Y3, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y4, Y4
+	VADDPS  32(R11), Y5, Y5
+	VMOVUPS Y4, (R11)
+	VMOVUPS Y5, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y6, Y6
+	VADDPS  32(R11), Y7, Y7
+	VMOVUPS Y6, (R11)
+	VMOVUPS Y7, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y8, Y8
+	VADDPS  32(R11), Y9, Y9
+	VMOVUPS Y8, (R11)
+	VMOVUPS Y9, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y10, Y10
+	VADDPS  32(R11), Y11, Y11
+	VMOVUPS Y10, (R11)
+	VMOVUPS Y11, 32(R11)
+	VZEROUPPER
+	RET
+
+// func kern4x16o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float32, ldc int)
+//
+// kern4x16 with row p of B at b + boff[p] floats: a convolution's shifted
+// input windows, read in place from a padded image.
+TEXT ·kern4x16o(SB), NOSPLIT, $0-64
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ ars+16(FP), R8
+	MOVQ acs+24(FP), R9
+	MOVQ b+32(FP), DI
+	MOVQ boff+40(FP), R10
+	MOVQ c+48(FP), R11
+	MOVQ ldc+56(FP), R12
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	LEAQ (SI)(R8*1), BX
+	LEAQ (BX)(R8*1), DX
+	LEAQ (DX)(R8*1), R13
+	TESTQ CX, CX
+	JE   storeo
+
+loopo:
+	MOVQ         (R10), AX
+	VMOVUPS      (DI)(AX*4), Y8
+	VMOVUPS      32(DI)(AX*4), Y9
+	VBROADCASTSS (SI), Y10
+	VBROADCASTSS (BX), Y11
+	VBROADCASTSS (DX), Y12
+	VBROADCASTSS (R13), Y13
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VFMADD231PS  Y8, Y11, Y2
+	VFMADD231PS  Y9, Y11, Y3
+	VFMADD231PS  Y8, Y12, Y4
+	VFMADD231PS  Y9, Y12, Y5
+	VFMADD231PS  Y8, Y13, Y6
+	VFMADD231PS  Y9, Y13, Y7
+	ADDQ         R9, SI
+	ADDQ         R9, BX
+	ADDQ         R9, DX
+	ADDQ         R9, R13
+	ADDQ         $8, R10
+	DECQ         CX
+	JNZ          loopo
+
+storeo:
+	VADDPS  (R11), Y0, Y0
+	VADDPS  32(R11), Y1, Y1
+	VMOVUPS Y0, (R11)
+	VMOVUPS Y1, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y2, Y2
+	VADDPS  32(R11), Y3, Y3
+	VMOVUPS Y2, (R11)
+	VMOVUPS Y3, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y4, Y4
+	VADDPS  32(R11), Y5, Y5
+	VMOVUPS Y4, (R11)
+	VMOVUPS Y5, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y6, Y6
+	VADDPS  32(R11), Y7, Y7
+	VMOVUPS Y6, (R11)
+	VMOVUPS Y7, 32(R11)
+	VZEROUPPER
+	RET
+
+// func kern6x16o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float32, ldc int)
+TEXT ·kern6x16o(SB), NOSPLIT, $0-64
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ ars+16(FP), R8
+	MOVQ acs+24(FP), R9
+	MOVQ b+32(FP), DI
+	MOVQ boff+40(FP), R10
+	MOVQ c+48(FP), R11
+	MOVQ ldc+56(FP), R12
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	LEAQ (SI)(R8*2), BX
+	ADDQ R8, BX
+	TESTQ CX, CX
+	JE   store6o
+
+loop6o:
+	MOVQ         (R10), AX
+	VMOVUPS      (DI)(AX*4), Y12
+	VMOVUPS      32(DI)(AX*4), Y13
+	VBROADCASTSS (SI), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS (SI)(R8*1), Y15
+	VFMADD231PS  Y12, Y15, Y2
+	VFMADD231PS  Y13, Y15, Y3
+	VBROADCASTSS (SI)(R8*2), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS (BX), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VBROADCASTSS (BX)(R8*1), Y14
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	VBROADCASTSS (BX)(R8*2), Y15
+	VFMADD231PS  Y12, Y15, Y10
+	VFMADD231PS  Y13, Y15, Y11
+	ADDQ         R9, SI
+	ADDQ         R9, BX
+	ADDQ         $8, R10
+	DECQ         CX
+	JNZ          loop6o
+
+store6o:
+	VADDPS  (R11), Y0, Y0
+	VADDPS  32(R11), Y1, Y1
+	VMOVUPS Y0, (R11)
+	VMOVUPS Y1, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y2, Y2
+	VADDPS  32(R11), Y3, Y3
+	VMOVUPS Y2, (R11)
+	VMOVUPS Y3, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y4, Y4
+	VADDPS  32(R11), Y5, Y5
+	VMOVUPS Y4, (R11)
+	VMOVUPS Y5, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y6, Y6
+	VADDPS  32(R11), Y7, Y7
+	VMOVUPS Y6, (R11)
+	VMOVUPS Y7, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y8, Y8
+	VADDPS  32(R11), Y9, Y9
+	VMOVUPS Y8, (R11)
+	VMOVUPS Y9, 32(R11)
+	ADDQ    R12, R11
+	VADDPS  (R11), Y10, Y10
+	VADDPS  32(R11), Y11, Y11
+	VMOVUPS Y10, (R11)
+	VMOVUPS Y11, 32(R11)
+	VZEROUPPER
+	RET
+
+// func kernDot4x2(k8 int, a *float32, lda int, b *float32, ldb int, out *[8]float32)
+//
+// The eight dot products of rows 0..3 of A with rows 0..1 of B, over
+// 8·k8 values each (the weight gradient of a convolution: both operands
+// run along the image), into out[2i+j].
+TEXT ·kernDot4x2(SB), NOSPLIT, $0-48
+	MOVQ k8+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R8
+	MOVQ b+24(FP), DI
+	MOVQ ldb+32(FP), R10
+	MOVQ out+40(FP), R11
+	SHLQ $2, R8
+	SHLQ $2, R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	LEAQ (SI)(R8*2), BX
+	TESTQ CX, CX
+	JE   reduce
+
+loopd:
+	VMOVUPS     (DI), Y8
+	VMOVUPS     (DI)(R10*1), Y9
+	VMOVUPS     (SI), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VMOVUPS     (SI)(R8*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VMOVUPS     (BX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VMOVUPS     (BX)(R8*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ        $32, SI
+	ADDQ        $32, BX
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         loopd
+
+reduce:
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (R11)
+	VHADDPS      Y5, Y4, Y4
+	VHADDPS      Y7, Y6, Y6
+	VHADDPS      Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS       X5, X4, X4
+	VMOVUPS      X4, 16(R11)
+	VZEROUPPER
+	RET

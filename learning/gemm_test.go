@@ -16,6 +16,7 @@ func TestMatmulMatchesReference(t *testing.T) {
 	}{
 		{4, 16, 1, false}, {16, 784, 144, false}, {9, 16, 784, false}, {7, 37, 5, true},
 		{144, 196, 32, true}, {3, 3, 3, false}, {32, 196, 288, false}, {1, 1, 1, true},
+		{6, 16, 3, false}, {10, 33, 7, true}, {13, 40, 9, false}, {400, 20, 3, false},
 	} {
 		a := make([]float32, tc.m*tc.k)
 		b := make([]float32, tc.k*tc.n)
@@ -44,6 +45,84 @@ func TestMatmulMatchesReference(t *testing.T) {
 			}
 		}
 		matmulAcc(tc.m, tc.n, tc.k, a, ars, acs, b, tc.n, c, tc.n, make([]float32, padLen(tc.k)))
+		for i := range c {
+			if d := math.Abs(float64(c[i]) - want[i]); d > 1e-4*(1+math.Abs(want[i]))*math.Sqrt(float64(tc.k)) {
+				t.Fatalf("%+v: c[%d] = %v, want %v", tc, i, c[i], want[i])
+			}
+		}
+	}
+}
+
+// TestMatmulOffMatchesReference reads B's rows at arbitrary offsets, as the
+// padded-image convolutions do, including the left-over rows and columns.
+func TestMatmulOffMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct{ m, n, k int }{
+		{1, 840, 9}, {3, 37, 27}, {6, 16, 5}, {16, 840, 144}, {32, 224, 288}, {10, 5, 11},
+	} {
+		a := make([]float32, tc.m*tc.k)
+		b := make([]float32, tc.k*tc.n+500)
+		c := make([]float32, tc.m*tc.n)
+		for _, v := range [][]float32{a, b, c} {
+			for i := range v {
+				v[i] = float32(rng.NormFloat64())
+			}
+		}
+		boff := make([]int, tc.k)
+		for p := range boff {
+			boff[p] = rng.IntN(len(b) - tc.n + 1)
+		}
+		want := make([]float64, len(c))
+		for i := 0; i < tc.m; i++ {
+			for j := 0; j < tc.n; j++ {
+				s := float64(c[i*tc.n+j])
+				for p := 0; p < tc.k; p++ {
+					s += float64(a[i*tc.k+p]) * float64(b[boff[p]+j])
+				}
+				want[i*tc.n+j] = s
+			}
+		}
+		matmulAccOff(tc.m, tc.n, tc.k, a, tc.k, 1, b, boff, c, tc.n, make([]float32, padLen(tc.k)))
+		for i := range c {
+			if d := math.Abs(float64(c[i]) - want[i]); d > 1e-4*(1+math.Abs(want[i]))*math.Sqrt(float64(tc.k)) {
+				t.Fatalf("%+v: c[%d] = %v, want %v", tc, i, c[i], want[i])
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an offset past the end of B did not panic")
+		}
+	}()
+	matmulAccOff(4, 16, 1, make([]float32, 4), 1, 1, make([]float32, 20), []int{5}, make([]float32, 64), 16, make([]float32, padLen(1)))
+}
+
+// TestDotAccMatchesReference covers A·Bᵀ with ragged rows and k%8 tails.
+func TestDotAccMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct{ m, n, k int }{
+		{16, 16, 840}, {32, 16, 224}, {16, 1, 840}, {3, 3, 13}, {5, 7, 64}, {1, 1, 7}, {2, 3, 17},
+	} {
+		lda, ldb := tc.k+3, tc.k+5
+		a := make([]float32, tc.m*lda)
+		b := make([]float32, tc.n*ldb)
+		c := make([]float32, tc.m*tc.n)
+		for _, v := range [][]float32{a, b, c} {
+			for i := range v {
+				v[i] = float32(rng.NormFloat64())
+			}
+		}
+		want := make([]float64, len(c))
+		for i := 0; i < tc.m; i++ {
+			for j := 0; j < tc.n; j++ {
+				s := float64(c[i*tc.n+j])
+				for p := 0; p < tc.k; p++ {
+					s += float64(a[i*lda+p]) * float64(b[j*ldb+p])
+				}
+				want[i*tc.n+j] = s
+			}
+		}
+		dotAcc(tc.m, tc.n, tc.k, a, lda, b, ldb, c, tc.n, 1)
 		for i := range c {
 			if d := math.Abs(float64(c[i]) - want[i]); d > 1e-4*(1+math.Abs(want[i]))*math.Sqrt(float64(tc.k)) {
 				t.Fatalf("%+v: c[%d] = %v, want %v", tc, i, c[i], want[i])

@@ -37,49 +37,22 @@ func im2col3(in []float32, c, h, w int, col []float32) {
 	}
 }
 
-// col2im3 folds a (c·9)×(h·w) column gradient back onto a c×h×w image,
-// adding to what out already holds.
-func col2im3(col []float32, c, h, w int, out []float32) {
-	hw := h * w
-	for ch := 0; ch < c; ch++ {
-		dst := out[ch*hw : (ch+1)*hw]
-		for ky := 0; ky < 3; ky++ {
-			for kx := 0; kx < 3; kx++ {
-				src := col[(ch*9+ky*3+kx)*hw : (ch*9+ky*3+kx+1)*hw]
-				dx := kx - 1
-				for y := 0; y < h; y++ {
-					sy := y + ky - 1
-					if sy < 0 || sy >= h {
-						continue
-					}
-					row := src[y*w : (y+1)*w]
-					drow := dst[sy*w : (sy+1)*w]
-					switch dx {
-					case -1:
-						addTo(drow[:w-1], row[1:w])
-					case 0:
-						addTo(drow, row)
-					case 1:
-						addTo(drow[1:w], row[:w-1])
-					}
-				}
-			}
-		}
-	}
-}
+// flat is the unpadded layout of a c×h×w image, for maxpool2.
+func flat(h, w int) plane { return plane{h: h, w: w, wp: w, s: h * w, g: h * w} }
 
-// maxpool2 is a 2×2, stride 2 max pooling of a c×h×w image; idx records the
-// winning input offset of each output for the backward pass. Ties go to the
-// first element in row-major order, as in PyTorch.
-func maxpool2(in []float32, c, h, w int, out []float32, idx []int32) {
-	h2, w2 := h/2, w/2
+// maxpool2 is a 2×2, stride 2 max pooling of the c×h×w image in (layout
+// pi) into out (layout po, h/2×w/2); idx records the winning offset in in of
+// each output for the backward pass. Ties go to the first element in
+// row-major order, as in PyTorch.
+func maxpool2(in []float32, c int, pi plane, out []float32, po plane, idx []int32) {
+	h2, w2 := pi.h/2, pi.w/2
 	o := 0
 	for ch := 0; ch < c; ch++ {
-		base := ch * h * w
 		for y := 0; y < h2; y++ {
-			r0 := base + 2*y*w
-			r1 := r0 + w
-			for x := 0; x < w2; x++ {
+			r0 := ch*pi.s + pi.o + 2*y*pi.wp
+			r1 := r0 + pi.wp
+			dst := out[ch*po.s+po.o+y*po.wp : ch*po.s+po.o+y*po.wp+w2]
+			for x := range dst {
 				i := r0 + 2*x
 				best, bi := in[i], i
 				if v := in[i+1]; v > best {
@@ -91,26 +64,24 @@ func maxpool2(in []float32, c, h, w int, out []float32, idx []int32) {
 				if v := in[r1+2*x+1]; v > best {
 					best, bi = v, r1+2*x+1
 				}
-				out[o], idx[o] = best, int32(bi)
+				dst[x], idx[o] = best, int32(bi)
 				o++
 			}
 		}
 	}
 }
 
-// maxpool2Back scatters dout onto a zeroed din through the recorded indices.
-func maxpool2Back(dout []float32, idx []int32, din []float32) {
+// maxpool2Back scatters dout (c channels in layout po) onto a zeroed din
+// through the indices maxpool2 recorded.
+func maxpool2Back(dout []float32, c int, po plane, idx []int32, din []float32) {
 	clear(din)
-	for i, g := range dout {
-		din[idx[i]] += g
-	}
-}
-
-func addBias(out []float32, bias []float32, hw int) {
-	for c, b := range bias {
-		row := out[c*hw : (c+1)*hw]
-		for i := range row {
-			row[i] += b
+	o := 0
+	for ch := 0; ch < c; ch++ {
+		for y := 0; y < po.h; y++ {
+			for _, g := range dout[ch*po.s+po.o+y*po.wp : ch*po.s+po.o+y*po.wp+po.w] {
+				din[idx[o]] += g
+				o++
+			}
 		}
 	}
 }

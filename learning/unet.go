@@ -130,6 +130,7 @@ type unetWork struct {
 	d1a, d1, logit   []float32
 	col, dcol        []float32
 	doutT, wtmp, pad []float32
+	wflip            []float32
 	// gradient buffers
 	g1, g2, g3, g4 []float32
 	gl2a, gl2b     []float32
@@ -148,7 +149,7 @@ func (n *unetNet) newWorker() worker {
 		proj1: f(b * n.hw2), cat1: f(2 * b * n.hw),
 		d1a: f(b * n.hw), d1: f(b * n.hw), logit: f(n.hw),
 		col: f(n.maxCol), dcol: f(n.maxCol),
-		doutT: f(4 * b * n.hw), wtmp: f(16 * 9 * b * b), pad: f(padLen(max(n.hw, 36*b))),
+		doutT: f(4 * b * n.hw), wtmp: f(16 * 9 * b * b), wflip: f(16 * 9 * b * b), pad: f(padLen(max(n.hw, 36*b))),
 		g1: f(2 * b * n.hw), g2: f(2 * b * n.hw), g3: f(b * n.hw), g4: f(b * n.hw),
 		gl2a: f(4 * b * n.hw2), gl2b: f(4 * b * n.hw2),
 		gl4a: f(4 * b * n.hw4), gl4b: f(4 * b * n.hw4),
@@ -185,19 +186,59 @@ func (ws *unetWork) bwd(wt, grad []float32, i int, in []float32, h, w int, dOut,
 		col = ws.col[:kk*hw]
 		im2col3(in, cv.cin, h, w, col)
 	}
-	cw := &cnnWork{doutT: ws.doutT, wtmp: ws.wtmp, pad: ws.pad, dcol: ws.dcol}
-	cw.weightGrad(dOut[:cv.cout*hw], cv.cout, hw, col, kk, grad[cv.wOff:cv.wOff+cv.cout*kk], grad[cv.bOff:cv.bOff+cv.cout])
+	ws.weightGrad(dOut[:cv.cout*hw], cv.cout, hw, col, kk, grad[cv.wOff:cv.wOff+cv.cout*kk], grad[cv.bOff:cv.bOff+cv.cout])
 	if dIn == nil {
 		return
 	}
-	dcol := cw.inputGrad(W, dOut[:cv.cout*hw], cv.cout, kk, hw)
 	if cv.k == 3 {
-		col2im3(dcol, cv.cin, h, w, dIn)
+		wf := ws.wflip[:cv.cout*kk]
+		flip3(W, cv.cout, cv.cin, wf)
+		convInputGrad(wf, dOut, cv.cout, cv.cin, h, w, dIn, ws.dcol, ws.pad)
 		return
 	}
+	dcol := ws.inputGrad(W, dOut[:cv.cout*hw], cv.cout, kk, hw)
 	for j, v := range dcol {
 		dIn[j] += v
 	}
+}
+
+// weightGrad adds dOut·colᵀ to gW (cout×k) and the row sums of dOut to gB.
+// It computes (col·dOutᵀ)ᵀ so that the long hw dimension is the kernel's
+// inner loop and both operands stream contiguously.
+func (ws *unetWork) weightGrad(dOut []float32, cout, hw int, col []float32, k int, gW, gB []float32) {
+	dT := ws.doutT[:hw*cout]
+	transpose(dOut[:cout*hw], cout, hw, dT)
+	tmp := ws.wtmp[:k*cout]
+	clear(tmp)
+	matmulAcc(k, cout, hw, col, hw, 1, dT, cout, tmp, cout, ws.pad)
+	for o := 0; o < cout; o++ {
+		g := gW[o*k : (o+1)*k]
+		for kk := range g {
+			g[kk] += tmp[kk*cout+o]
+		}
+	}
+	rowSums(dOut, cout, hw, gB)
+}
+
+// inputGrad returns Wᵀ·dOut (k×hw), the gradient of the unfolded input of
+// a convolution (the U-Net's 1×1 convolutions use it directly).
+func (ws *unetWork) inputGrad(wt, dOut []float32, cout, k, hw int) []float32 {
+	dcol := ws.dcol[:k*hw]
+	clear(dcol)
+	matmulAcc(k, hw, cout, wt, 1, k, dOut, hw, dcol, hw, ws.pad)
+	return dcol
+}
+
+// convFwd computes out = W·col + b for a convolution unfolded by im2col:
+// W is cout×k, col is k×hw.
+func convFwd(wt, b, col []float32, cout, k, hw int, out, pad []float32) {
+	for c, v := range b {
+		row := out[c*hw : (c+1)*hw]
+		for i := range row {
+			row[i] = v
+		}
+	}
+	matmulAcc(cout, hw, k, wt, k, 1, col, hw, out, hw, pad)
 }
 
 // upsample2 is nearest-neighbour ×2 of a c×h×w image into out (c×2h×2w).
@@ -235,10 +276,10 @@ func (ws *unetWork) forward(wt []float32) {
 	n, b := ws.n, ws.n.b
 	ws.fwd(wt, uE1a, ws.x, n.h, n.w, ws.e1a, true)
 	ws.fwd(wt, uE1b, ws.e1a, n.h, n.w, ws.e1, true)
-	maxpool2(ws.e1, b, n.h, n.w, ws.p1, ws.idx1)
+	maxpool2(ws.e1, b, flat(n.h, n.w), ws.p1, flat(n.h2, n.w2), ws.idx1)
 	ws.fwd(wt, uE2a, ws.p1, n.h2, n.w2, ws.e2a, true)
 	ws.fwd(wt, uE2b, ws.e2a, n.h2, n.w2, ws.e2, true)
-	maxpool2(ws.e2, 2*b, n.h2, n.w2, ws.p2, ws.idx2)
+	maxpool2(ws.e2, 2*b, flat(n.h2, n.w2), ws.p2, flat(n.h4, n.w4), ws.idx2)
 	ws.fwd(wt, uMa, ws.p2, n.h4, n.w4, ws.ma, true)
 	ws.fwd(wt, uMb, ws.ma, n.h4, n.w4, ws.mo, true)
 	ws.fwd(wt, uUp2, ws.mo, n.h4, n.w4, ws.proj2, false)
@@ -339,7 +380,7 @@ func (ws *unetWork) gradStep(wt []float32, _ int, scale float32, grad []float32)
 	ws.bwd(wt, grad, uMa, ws.p2, n.h4, n.w4, dma, dp2)
 	// enc2: the pooled path plus the skip from dec2.
 	tmp2 := ws.gl2b[:2*b*n.hw2]
-	maxpool2Back(dp2, ws.idx2, tmp2)
+	maxpool2Back(dp2, 2*b, flat(n.h4, n.w4), ws.idx2, tmp2)
 	for i, v := range tmp2 {
 		de2[i] += v
 	}
@@ -353,7 +394,7 @@ func (ws *unetWork) gradStep(wt []float32, _ int, scale float32, grad []float32)
 	ws.bwd(wt, grad, uE2a, ws.p1, n.h2, n.w2, de2a, dp1)
 	// enc1
 	tmp1 := ws.g3[:b*n.hw]
-	maxpool2Back(dp1, ws.idx1, tmp1)
+	maxpool2Back(dp1, b, flat(n.h2, n.w2), ws.idx1, tmp1)
 	for i, v := range tmp1 {
 		de1[i] += v
 	}
