@@ -27,8 +27,8 @@ func TestTrainRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Device != "cpu" || !info.Supports("concord.cnn/1", "cnn") || info.Supports("concord.cnn/99", "cnn") {
-		t.Errorf("info = %+v; want device cpu building concord.cnn/1", info)
+	if info.Device != "cpu" || !info.Supports("concord.cnn/2", "cnn") || !info.Supports("concord.cnn/1", "cnn") || info.Supports("concord.cnn/99", "cnn") {
+		t.Errorf("info = %+v; want device cpu building concord.cnn/2 and /1", info)
 	}
 
 	manifest, global := testManifest(1, h, w, 2, 8, 7)
@@ -108,7 +108,7 @@ func TestTrainRejects(t *testing.T) {
 
 	manifest, global := testManifest(1, 28, 28, 2, 4, 1)
 	ok := Settings{Epochs: 1, BatchSize: 8, Optimizer: "sgd", LR: 0.01, Dataset: data}
-	wrongVersion := []byte(strings.Replace(string(manifest), "concord.cnn/1", "concord.cnn/99", 1))
+	wrongVersion := []byte(strings.Replace(string(manifest), "concord.cnn/2", "concord.cnn/99", 1))
 	cases := []struct {
 		name     string
 		manifest []byte

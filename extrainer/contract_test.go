@@ -83,16 +83,24 @@ func perturbed(t *testing.T, m *learning.Model) []float32 {
 	return w
 }
 
+// TestForwardMatchesLearning compares probabilities on both layout
+// versions: with GroupNorm (concord.cnn/2) and without (concord.cnn/1).
 func TestForwardMatchesLearning(t *testing.T) {
 	long(t) // TestSGDStepMatchesLearning covers the forward pass too
 	py := python(t)
 	trainer(t) // the shared data root exists once the trainer does
-	m, err := learning.New(learning.Spec{Arch: "cnn", Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: 8}, 5)
+	for _, norm := range []string{"group", "none"} {
+		t.Run(norm, func(t *testing.T) { forwardMatches(t, py, norm) })
+	}
+}
+
+func forwardMatches(t *testing.T, py, norm string) {
+	m, err := learning.New(learning.Spec{Arch: "cnn", Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: 8, Norm: norm}, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := perturbed(t, m)
-	name, ds := contractData(t, "forward.npz", 16)
+	name, ds := contractData(t, "forward-"+norm+".npz", 16)
 	dir := t.TempDir()
 	buf := make([]byte, 4*len(w))
 	for i, v := range w {

@@ -11,13 +11,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// testManifest builds the "cnn" layout manifest of the shared contract
+// testManifest builds the "cnn" layout manifest (concord.cnn/2, with
+// GroupNorm) of the shared contract
 // (independently of package learning) and its He-normal initial weights,
 // drawn in layout order from PCG(seed, 0x5eed).
 func testManifest(c, h, w, classes, width int, seed uint64) ([]byte, []float32) {
@@ -32,10 +34,15 @@ func testManifest(c, h, w, classes, width int, seed uint64) ([]byte, []float32) 
 		shape []int
 	}{
 		{"stem.conv.weight", []int{width, c, 3, 3}}, {"stem.conv.bias", []int{width}},
+		{"stem.norm.weight", []int{width}}, {"stem.norm.bias", []int{width}},
 		{"block1.conv1.weight", []int{width, width, 3, 3}}, {"block1.conv1.bias", []int{width}},
+		{"block1.norm1.weight", []int{width}}, {"block1.norm1.bias", []int{width}},
 		{"block1.conv2.weight", []int{width, width, 3, 3}}, {"block1.conv2.bias", []int{width}},
+		{"block1.norm2.weight", []int{width}}, {"block1.norm2.bias", []int{width}},
 		{"block2.conv1.weight", []int{2 * width, width, 3, 3}}, {"block2.conv1.bias", []int{2 * width}},
+		{"block2.norm1.weight", []int{2 * width}}, {"block2.norm1.bias", []int{2 * width}},
 		{"block2.conv2.weight", []int{2 * width, 2 * width, 3, 3}}, {"block2.conv2.bias", []int{2 * width}},
+		{"block2.norm2.weight", []int{2 * width}}, {"block2.norm2.bias", []int{2 * width}},
 		{"block2.shortcut.weight", []int{2 * width, width, 1, 1}}, {"block2.shortcut.bias", []int{2 * width}},
 		{"head.fc1.weight", []int{4 * width, 2 * width}}, {"head.fc1.bias", []int{4 * width}},
 		{"head.fc2.weight", []int{classes, 4 * width}}, {"head.fc2.bias", []int{classes}},
@@ -49,8 +56,14 @@ func testManifest(c, h, w, classes, width int, seed uint64) ([]byte, []float32) 
 			size *= d
 		}
 		params = append(params, param{Name: s.name, Shape: s.shape, Offset: len(weights), Size: size})
-		if len(s.shape) == 1 { // biases start at zero
-			weights = append(weights, make([]float32, size)...)
+		if len(s.shape) == 1 { // biases and GroupNorm shifts start at zero, scales at one
+			v := float32(0)
+			if strings.Contains(s.name, ".norm") && strings.HasSuffix(s.name, ".weight") {
+				v = 1
+			}
+			for range size {
+				weights = append(weights, v)
+			}
 			continue
 		}
 		fanIn := size / s.shape[0]
@@ -60,7 +73,7 @@ func testManifest(c, h, w, classes, width int, seed uint64) ([]byte, []float32) 
 		}
 	}
 	m, err := json.Marshal(map[string]any{
-		"version": "concord.cnn/1", "arch": "cnn", "input": []int{c, h, w}, "classes": classes,
+		"version": "concord.cnn/2", "arch": "cnn", "input": []int{c, h, w}, "classes": classes,
 		"width": width, "params": params, "total": len(weights),
 	})
 	if err != nil {

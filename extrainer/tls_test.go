@@ -96,7 +96,7 @@ func TestTLSToRemoteTrainer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("info over mutual TLS: %v", err)
 	}
-	if !info.Supports("concord.cnn/1", "cnn") {
+	if !info.Supports("concord.cnn/2", "cnn") {
 		t.Errorf("info %+v", info)
 	}
 

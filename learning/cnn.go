@@ -11,40 +11,56 @@ import "math"
 // gradient is a convolution with the flipped kernel, read the same way.
 type cnnNet struct {
 	c, h, w, k, bw int
+	norm           bool  // GroupNorm after each 3×3 convolution (layout concord.cnn/2)
+	g1, g2         int   // GroupNorm groups of the bw and 2bw channel layers
 	s1, s2         plane // stage 1 (h×w) and stage 2 (h/2×w/2)
 	hw4            int
-	off            [16]int // offsets of the 16 layout entries, in layout order
-	size           [16]int
+	off            [nCNNParams]int // offset and size of each tensor, by p… index
+	size           [nCNNParams]int
 	total          int
 }
 
-// Indices into cnnNet.off, in layout order.
+// Indices of the cnn's tensors (cnnNames); the layout orders them.
 const (
 	pStemW = iota
 	pStemB
+	pStemNW
+	pStemNB
 	pB1C1W
 	pB1C1B
+	pB1N1W
+	pB1N1B
 	pB1C2W
 	pB1C2B
+	pB1N2W
+	pB1N2B
 	pB2C1W
 	pB2C1B
+	pB2N1W
+	pB2N1B
 	pB2C2W
 	pB2C2B
+	pB2N2W
+	pB2N2B
 	pB2ScW
 	pB2ScB
 	pFc1W
 	pFc1B
 	pFc2W
 	pFc2B
+	nCNNParams
 )
 
 func newCNNNet(s Spec, l Layout) *cnnNet {
-	n := &cnnNet{c: s.Channels, h: s.Height, w: s.Width, k: s.Classes, bw: s.BaseWidth}
+	n := &cnnNet{c: s.Channels, h: s.Height, w: s.Width, k: s.Classes, bw: s.BaseWidth, norm: s.Norm == "group"}
+	n.g1, n.g2 = normGroups(n.bw), normGroups(2*n.bw)
 	n.s1 = newPlane(n.h, n.w, max(n.c, n.bw))
 	n.s2 = newPlane(n.h/2, n.w/2, 2*n.bw)
 	n.hw4 = (n.h / 4) * (n.w / 4)
-	for i, e := range l.Params {
-		n.off[i], n.size[i] = e.Offset, e.Size
+	for i, name := range cnnNames {
+		if e, ok := l.Entry(name); ok {
+			n.off[i], n.size[i] = e.Offset, e.Size
+		}
 	}
 	n.total = l.Total
 	return n
@@ -87,16 +103,22 @@ func (p plane) pack(src []float32, c int, dst []float32) {
 	}
 }
 
-// fillBias sets the grid of each channel of out to its bias (to the sum
-// of its biases when there are two).
-func (p plane) fillBias(out, bias []float32, more ...[]float32) {
+// fillBias sets the grid of each channel of out to its bias.
+func (p plane) fillBias(out, bias []float32) {
 	for ch, b := range bias {
-		for _, m := range more {
-			b += m[ch]
-		}
 		g := out[ch*p.s+p.o : ch*p.s+p.o+p.g]
 		for i := range g {
 			g[i] = b
+		}
+	}
+}
+
+// addBias adds each channel's bias to its grid.
+func (p plane) addBias(out, bias []float32) {
+	for ch, b := range bias {
+		g := out[ch*p.s+p.o : ch*p.s+p.o+p.g]
+		for i := range g {
+			g[i] += b
 		}
 	}
 }
@@ -137,6 +159,15 @@ type cnnWork struct {
 	dg, dh, dlogits []float32
 	augTmp          []float32
 	pad             []float32
+	ones            []float32 // s1.g ones: bias gradients are dot products with it
+	// GroupNorm (n.norm): the normalised outputs of the stem, block 1 conv 1
+	// and 2 (s1) and block 2 conv 1 and 2 (s2), each group's 1/σ, and the
+	// gradients at the normalised convolutions whose output gradient is
+	// still needed for a skip path.
+	xh   [5][]float32
+	rstd [5][]float32
+	dz1  []float32 // s1, bw channels
+	dz2  []float32 // s2, 2bw channels
 	// wf holds the 3×3 kernels of block 1 conv 1 and 2, block 2 conv 1 and
 	// 2 as flip3 leaves them for their input gradients; backward refreshes
 	// them.
@@ -146,7 +177,7 @@ type cnnWork struct {
 func (n *cnnNet) newWork() *cnnWork {
 	w := n.bw
 	f := func(k int) []float32 { return make([]float32, k) }
-	return &cnnWork{
+	ws := &cnnWork{
 		net: n,
 		x:   f(n.c * n.h * n.w), xp: f(n.s1.size(n.c)),
 		a1: f(n.s1.size(w)), a2: f(n.s1.size(w)), a3: f(n.s1.size(w)),
@@ -160,8 +191,43 @@ func (n *cnnNet) newWork() *cnnWork {
 		dg:  f(2 * w), dh: f(4 * w), dlogits: f(n.k),
 		augTmp: f((n.c + 1) * n.h * n.w),
 		pad:    f(padLen(max(n.s1.g, 18*w))),
+		ones:   ones(n.s1.g),
 		wf:     [4][]float32{f(9 * w * w), f(9 * w * w), f(18 * w * w), f(36 * w * w)},
 	}
+	if n.norm {
+		ws.xh = [5][]float32{f(n.s1.size(w)), f(n.s1.size(w)), f(n.s1.size(w)), f(n.s2.size(2 * w)), f(n.s2.size(2 * w))}
+		ws.rstd = [5][]float32{f(n.g1), f(n.g1), f(n.g1), f(n.g2), f(n.g2)}
+		ws.dz1, ws.dz2 = f(n.s1.size(w)), f(n.s2.size(2*w))
+	}
+	return ws
+}
+
+// normFwd applies GroupNorm number i (0 stem, 1–2 block 1, 3–4 block 2),
+// whose scale and shift are tensors pi and pi+1, to the c channels of buf,
+// whose borders are zero and stay zero.
+func (n *cnnNet) normFwd(wt []float32, ws *cnnWork, i, pi int, p plane, buf []float32, c, groups int) {
+	if n.norm {
+		groupNorm(p, buf, c, groups, n.p(wt, pi), n.p(wt, pi+1), ws.xh[i], ws.rstd[i])
+		p.clearBorders(buf, c)
+	}
+}
+
+// normBack turns the gradient at GroupNorm i's output into the gradient at
+// its input, in place, adding its scale and shift gradients to grad; the
+// borders of d are zero before and after.
+func (n *cnnNet) normBack(wt []float32, ws *cnnWork, i, pi int, p plane, d []float32, c, groups int, grad []float32) {
+	if n.norm {
+		groupNormBack(p, d, c, groups, n.p(wt, pi), ws.xh[i], ws.rstd[i], n.p(grad, pi), n.p(grad, pi+1))
+		p.clearBorders(d, c)
+	}
+}
+
+func ones(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
 }
 
 // flipKernels flips the kernels whose input gradients the backward pass
@@ -184,15 +250,18 @@ func (n *cnnNet) forward(wt []float32, ws *cnnWork) {
 	s1.fillBias(ws.a1, n.p(wt, pStemB))
 	s1.conv(n.p(wt, pStemW), w, n.c, ws.xp, ws.a1, ws.pad)
 	s1.clearBorders(ws.a1, w)
+	n.normFwd(wt, ws, 0, pStemNW, s1, ws.a1, w, n.g1)
 	reluInPlace(ws.a1)
 	// block 1
 	s1.fillBias(ws.a2, n.p(wt, pB1C1B))
 	s1.conv(n.p(wt, pB1C1W), w, w, ws.a1, ws.a2, ws.pad)
 	s1.clearBorders(ws.a2, w)
+	n.normFwd(wt, ws, 1, pB1N1W, s1, ws.a2, w, n.g1)
 	reluInPlace(ws.a2)
 	s1.fillBias(ws.a3, n.p(wt, pB1C2B))
 	s1.conv(n.p(wt, pB1C2W), w, w, ws.a2, ws.a3, ws.pad)
 	s1.clearBorders(ws.a3, w)
+	n.normFwd(wt, ws, 2, pB1N2W, s1, ws.a3, w, n.g1)
 	addTo(ws.a3, ws.a1)
 	reluInPlace(ws.a3)
 	maxpool2(ws.a3, w, s1, ws.p1, s2, ws.idx1)
@@ -200,9 +269,13 @@ func (n *cnnNet) forward(wt []float32, ws *cnnWork) {
 	s2.fillBias(ws.a4, n.p(wt, pB2C1B))
 	s2.conv(n.p(wt, pB2C1W), 2*w, w, ws.p1, ws.a4, ws.pad)
 	s2.clearBorders(ws.a4, 2*w)
+	n.normFwd(wt, ws, 3, pB2N1W, s2, ws.a4, 2*w, n.g2)
 	reluInPlace(ws.a4)
-	s2.fillBias(ws.a5, n.p(wt, pB2C2B), n.p(wt, pB2ScB))
+	s2.fillBias(ws.a5, n.p(wt, pB2C2B))
 	s2.conv(n.p(wt, pB2C2W), 2*w, 2*w, ws.a4, ws.a5, ws.pad)
+	s2.clearBorders(ws.a5, 2*w)
+	n.normFwd(wt, ws, 4, pB2N2W, s2, ws.a5, 2*w, n.g2)
+	s2.addBias(ws.a5, n.p(wt, pB2ScB))
 	matmulAcc(2*w, s2.g, w, n.p(wt, pB2ScW), w, 1, ws.p1[s2.o:], s2.s, ws.a5[s2.o:], s2.s, ws.pad)
 	s2.clearBorders(ws.a5, 2*w)
 	reluInPlace(ws.a5)
@@ -248,33 +321,48 @@ func (n *cnnNet) backward(wt []float32, ws *cnnWork, y int, scale float32, grad 
 			row[i] = d
 		}
 	}
-	// block 2
+	// block 2: ds2 is the gradient at conv 2 (normalised) plus shortcut.
 	maxpool2Back(ws.dp2, 2*w, flat(n.h/4, n.w/4), ws.idx2, ws.da5)
 	reluMask(ws.da5, ws.a5)
 	ds2 := ws.da5
 	ws.gridWeightGrad(s2, ds2, 2*w, ws.p1, w, 1, n.p(grad, pB2ScW), n.p(grad, pB2ScB))
 	clear(ws.dp1)
 	matmulAcc(w, s2.g, 2*w, n.p(wt, pB2ScW), 1, w, ds2[s2.o:], s2.s, ws.dp1[s2.o:], s2.s, ws.pad)
-	ws.gridWeightGrad(s2, ds2, 2*w, ws.a4, 2*w, 3, n.p(grad, pB2C2W), n.p(grad, pB2C2B))
+	dz := ds2
+	if n.norm {
+		dz = ws.dz2
+		copy(dz, ds2)
+		n.normBack(wt, ws, 4, pB2N2W, s2, dz, 2*w, n.g2, grad)
+	}
+	ws.gridWeightGrad(s2, dz, 2*w, ws.a4, 2*w, 3, n.p(grad, pB2C2W), n.p(grad, pB2C2B))
 	clear(ws.da4)
-	s2.conv(ws.wf[3], 2*w, 2*w, ds2, ws.da4, ws.pad)
+	s2.conv(ws.wf[3], 2*w, 2*w, dz, ws.da4, ws.pad)
 	reluMask(ws.da4, ws.a4)
+	n.normBack(wt, ws, 3, pB2N1W, s2, ws.da4, 2*w, n.g2, grad)
 	ws.gridWeightGrad(s2, ws.da4, 2*w, ws.p1, w, 3, n.p(grad, pB2C1W), n.p(grad, pB2C1B))
 	s2.conv(ws.wf[2], w, 2*w, ws.da4, ws.dp1, ws.pad)
-	// block 1
+	// block 1: ds1 is the gradient at conv 2 (normalised) plus the skip.
 	ds1 := ws.dA
 	maxpool2Back(ws.dp1, w, s2, ws.idx1, ds1)
 	reluMask(ds1, ws.a3)
-	ws.gridWeightGrad(s1, ds1, w, ws.a2, w, 3, n.p(grad, pB1C2W), n.p(grad, pB1C2B))
+	dz = ds1
+	if n.norm {
+		dz = ws.dz1
+		copy(dz, ds1)
+		n.normBack(wt, ws, 2, pB1N2W, s1, dz, w, n.g1, grad)
+	}
+	ws.gridWeightGrad(s1, dz, w, ws.a2, w, 3, n.p(grad, pB1C2W), n.p(grad, pB1C2B))
 	da2 := ws.dB
 	clear(da2)
-	s1.conv(ws.wf[1], w, w, ds1, da2, ws.pad)
+	s1.conv(ws.wf[1], w, w, dz, da2, ws.pad)
 	reluMask(da2, ws.a2)
+	n.normBack(wt, ws, 1, pB1N1W, s1, da2, w, n.g1, grad)
 	// ds1 now becomes the gradient at a1: the skip path plus conv1's input.
 	ws.gridWeightGrad(s1, da2, w, ws.a1, w, 3, n.p(grad, pB1C1W), n.p(grad, pB1C1B))
 	da1 := ds1
 	s1.conv(ws.wf[0], w, w, da2, da1, ws.pad)
 	reluMask(da1, ws.a1)
+	n.normBack(wt, ws, 0, pStemNW, s1, da1, w, n.g1, grad)
 	// stem
 	ws.gridWeightGrad(s1, da1, w, ws.xp, n.c, 3, n.p(grad, pStemW), n.p(grad, pStemB))
 	return loss
@@ -294,13 +382,7 @@ func (ws *cnnWork) gridWeightGrad(p plane, dOut []float32, cout int, in []float3
 		}
 		dotAcc(cout, cin, p.g, dOut[p.o:], p.s, in[start:], p.s, gW[q:], cin*kk, kk)
 	}
-	for o := range gB {
-		var s float32
-		for _, v := range dOut[o*p.s+p.o : o*p.s+p.o+p.g] {
-			s += v
-		}
-		gB[o] += s
-	}
+	dotAcc(cout, 1, p.g, dOut[p.o:], p.s, ws.ones[:p.g], 0, gB, 1, 1)
 }
 
 // dense computes out = W·in + b for W of shape [len(out), len(in)].

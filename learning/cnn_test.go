@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -50,8 +51,12 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	for _, e := range m.layout.Params {
 		if len(e.Shape) == 1 {
+			base := float32(0)
+			if strings.Contains(e.Name, ".norm") && strings.HasSuffix(e.Name, ".weight") {
+				base = 1 // GroupNorm scales near one, as trained ones are
+			}
 			for i := e.Offset; i < e.Offset+e.Size; i++ {
-				m.w[i] = float32(rng.NormFloat64() * 0.1)
+				m.w[i] = base + float32(rng.NormFloat64()*0.1)
 			}
 		}
 	}
@@ -68,7 +73,7 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 		grad[i] /= float32(ds.N)
 	}
 	w := m.Weights()
-	const eps = 1e-2
+	const eps = 3e-3
 	checked, bad := 0, 0
 	for _, e := range m.layout.Params {
 		for j := 0; j < min(e.Size, 6); j++ {
@@ -125,16 +130,39 @@ func TestNewIsDeterministicAndHeScaled(t *testing.T) {
 	}
 }
 
+type layoutWant struct {
+	name  string
+	shape []int
+}
+
 func TestLayoutContract(t *testing.T) {
 	m, err := New(Spec{Channels: 3, Height: 32, Width: 32, Classes: 5, BaseWidth: 8}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := m.Layout()
-	want := []struct {
-		name  string
-		shape []int
-	}{
+	checkLayout(t, m, CNNVersion, []layoutWant{
+		{"stem.conv.weight", []int{8, 3, 3, 3}}, {"stem.conv.bias", []int{8}},
+		{"stem.norm.weight", []int{8}}, {"stem.norm.bias", []int{8}},
+		{"block1.conv1.weight", []int{8, 8, 3, 3}}, {"block1.conv1.bias", []int{8}},
+		{"block1.norm1.weight", []int{8}}, {"block1.norm1.bias", []int{8}},
+		{"block1.conv2.weight", []int{8, 8, 3, 3}}, {"block1.conv2.bias", []int{8}},
+		{"block1.norm2.weight", []int{8}}, {"block1.norm2.bias", []int{8}},
+		{"block2.conv1.weight", []int{16, 8, 3, 3}}, {"block2.conv1.bias", []int{16}},
+		{"block2.norm1.weight", []int{16}}, {"block2.norm1.bias", []int{16}},
+		{"block2.conv2.weight", []int{16, 16, 3, 3}}, {"block2.conv2.bias", []int{16}},
+		{"block2.norm2.weight", []int{16}}, {"block2.norm2.bias", []int{16}},
+		{"block2.shortcut.weight", []int{16, 8, 1, 1}}, {"block2.shortcut.bias", []int{16}},
+		{"head.fc1.weight", []int{32, 16}}, {"head.fc1.bias", []int{32}},
+		{"head.fc2.weight", []int{5, 32}}, {"head.fc2.bias", []int{5}},
+	})
+	if w := m.Weights(); w[m.net.off[pStemNW]] != 1 || w[m.net.off[pStemNB]] != 0 {
+		t.Error("GroupNorm scales should start at 1 and shifts at 0")
+	}
+	plain, err := New(Spec{Channels: 3, Height: 32, Width: 32, Classes: 5, BaseWidth: 8, Norm: "none"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLayout(t, plain, CNNVersionPlain, []layoutWant{
 		{"stem.conv.weight", []int{8, 3, 3, 3}}, {"stem.conv.bias", []int{8}},
 		{"block1.conv1.weight", []int{8, 8, 3, 3}}, {"block1.conv1.bias", []int{8}},
 		{"block1.conv2.weight", []int{8, 8, 3, 3}}, {"block1.conv2.bias", []int{8}},
@@ -143,7 +171,20 @@ func TestLayoutContract(t *testing.T) {
 		{"block2.shortcut.weight", []int{16, 8, 1, 1}}, {"block2.shortcut.bias", []int{16}},
 		{"head.fc1.weight", []int{32, 16}}, {"head.fc1.bias", []int{32}},
 		{"head.fc2.weight", []int{5, 32}}, {"head.fc2.bias", []int{5}},
+	})
+	if _, err := New(Spec{Channels: 1, Height: 28, Width: 28, Classes: 2, Norm: "batch"}, 1); !errors.Is(err, ErrBadSpec) {
+		t.Errorf("norm \"batch\": %v, want ErrBadSpec", err)
 	}
+	for c, want := range map[int]int{1: 1, 2: 1, 4: 2, 5: 1, 12: 6, 16: 8, 24: 8, 32: 8, 36: 6} {
+		if got := normGroups(c); got != want {
+			t.Errorf("normGroups(%d) = %d, want %d", c, got, want)
+		}
+	}
+}
+
+func checkLayout(t *testing.T, m *Model, version string, want []layoutWant) {
+	t.Helper()
+	l := m.Layout()
 	if len(l.Params) != len(want) {
 		t.Fatalf("%d params, want %d", len(l.Params), len(want))
 	}
@@ -162,10 +203,12 @@ func TestLayoutContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Hash() != l.Hash() || back.Version != CNNVersion {
+	if back.Hash() != l.Hash() || back.Version != version {
 		t.Fatal("layout does not round-trip through JSON")
 	}
-	other, _ := New(Spec{Channels: 3, Height: 32, Width: 32, Classes: 4, BaseWidth: 8}, 1)
+	s := m.Spec()
+	s.Classes--
+	other, _ := New(s, 1)
 	if other.Layout().Hash() == l.Hash() {
 		t.Fatal("different class counts share a layout hash")
 	}

@@ -34,3 +34,33 @@ func kern6x16o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float3
 //
 //go:noescape
 func kernDot4x2(k8 int, a *float32, lda int, b *float32, ldb int, out *[8]float32)
+
+// reluAVX sets x[i] = max(x[i], +0) for 8·n8 values (-0 becomes +0).
+//
+//go:noescape
+func reluAVX(x *float32, n8 int)
+
+// reluMaskAVX zeroes grad[i] where act[i] is not positive, for 8·n8 values.
+//
+//go:noescape
+func reluMaskAVX(grad, act *float32, n8 int)
+
+// sumSqAVX returns the sum and the sum of squares of 8·n8 values.
+//
+//go:noescape
+func sumSqAVX(x *float32, n8 int) (s, ss float32)
+
+// normAVX sets xhat = (x−m)·r and x = gain·xhat + bias for 8·n8 values.
+//
+//go:noescape
+func normAVX(x, xhat *float32, n8 int, m, r, gain, bias float32)
+
+// dotSumAVX returns Σ d·xh and Σ d over 8·n8 values.
+//
+//go:noescape
+func dotSumAVX(d, xh *float32, n8 int) (dot, sum float32)
+
+// normBackAVX sets d = a·d − b − c·xh for 8·n8 values.
+//
+//go:noescape
+func normBackAVX(d, xh *float32, n8 int, a, b, c float32)

@@ -401,3 +401,169 @@ reduce:
 	VMOVUPS      X4, 16(R11)
 	VZEROUPPER
 	RET
+
+// func reluAVX(x *float32, n8 int)
+// x[i] = max(x[i], +0) for 8·n8 values; -0 becomes +0.
+TEXT ·reluAVX(SB), NOSPLIT, $0-16
+	MOVQ   x+0(FP), SI
+	MOVQ   n8+8(FP), CX
+	VXORPS Y15, Y15, Y15
+	TESTQ  CX, CX
+	JE     relud
+
+relul:
+	VMOVUPS (SI), Y0
+	VMAXPS  Y15, Y0, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     relul
+
+relud:
+	VZEROUPPER
+	RET
+
+// func reluMaskAVX(grad, act *float32, n8 int)
+// grad[i] = 0 where act[i] is not positive, for 8·n8 values.
+TEXT ·reluMaskAVX(SB), NOSPLIT, $0-24
+	MOVQ   grad+0(FP), DI
+	MOVQ   act+8(FP), SI
+	MOVQ   n8+16(FP), CX
+	VXORPS Y15, Y15, Y15
+	TESTQ  CX, CX
+	JE     maskd
+
+maskl:
+	VMOVUPS (SI), Y0
+	VCMPPS  $14, Y15, Y0, Y0
+	VANDPS  (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     maskl
+
+maskd:
+	VZEROUPPER
+	RET
+
+// func sumSqAVX(x *float32, n8 int) (s, ss float32)
+// The sum and the sum of squares of 8·n8 values.
+TEXT ·sumSqAVX(SB), NOSPLIT, $0-24
+	MOVQ   x+0(FP), SI
+	MOVQ   n8+8(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	TESTQ  CX, CX
+	JE     sumsqd
+
+sumsql:
+	VMOVUPS     (SI), Y2
+	VADDPS      Y2, Y0, Y0
+	VFMADD231PS Y2, Y2, Y1
+	ADDQ        $32, SI
+	DECQ        CX
+	JNZ         sumsql
+
+sumsqd:
+	VEXTRACTF128 $1, Y0, X2
+	VADDPS       X2, X0, X0
+	VEXTRACTF128 $1, Y1, X3
+	VADDPS       X3, X1, X1
+	VHADDPS      X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVSS       X0, s+16(FP)
+	VPSRLDQ      $4, X0, X0
+	VMOVSS       X0, ss+20(FP)
+	VZEROUPPER
+	RET
+
+// func normAVX(x, xhat *float32, n8 int, m, r, gain, bias float32)
+// xhat = (x−m)·r and x = gain·xhat + bias for 8·n8 values.
+TEXT ·normAVX(SB), NOSPLIT, $0-40
+	MOVQ         x+0(FP), DI
+	MOVQ         xhat+8(FP), SI
+	MOVQ         n8+16(FP), CX
+	VBROADCASTSS m+24(FP), Y4
+	VBROADCASTSS r+28(FP), Y5
+	VBROADCASTSS gain+32(FP), Y6
+	VBROADCASTSS bias+36(FP), Y7
+	TESTQ        CX, CX
+	JE           normd
+
+norml:
+	VMOVUPS     (DI), Y0
+	VSUBPS      Y4, Y0, Y0
+	VMULPS      Y5, Y0, Y0
+	VMOVUPS     Y0, (SI)
+	VMOVAPS     Y7, Y1
+	VFMADD231PS Y6, Y0, Y1
+	VMOVUPS     Y1, (DI)
+	ADDQ        $32, DI
+	ADDQ        $32, SI
+	DECQ        CX
+	JNZ         norml
+
+normd:
+	VZEROUPPER
+	RET
+
+// func dotSumAVX(d, xh *float32, n8 int) (dot, sum float32)
+// Σ d·xh and Σ d over 8·n8 values.
+TEXT ·dotSumAVX(SB), NOSPLIT, $0-32
+	MOVQ   d+0(FP), DI
+	MOVQ   xh+8(FP), SI
+	MOVQ   n8+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	TESTQ  CX, CX
+	JE     dotsumd
+
+dotsuml:
+	VMOVUPS     (DI), Y2
+	VFMADD231PS (SI), Y2, Y0
+	VADDPS      Y2, Y1, Y1
+	ADDQ        $32, DI
+	ADDQ        $32, SI
+	DECQ        CX
+	JNZ         dotsuml
+
+dotsumd:
+	VEXTRACTF128 $1, Y0, X2
+	VADDPS       X2, X0, X0
+	VEXTRACTF128 $1, Y1, X3
+	VADDPS       X3, X1, X1
+	VHADDPS      X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVSS       X0, dot+24(FP)
+	VPSRLDQ      $4, X0, X0
+	VMOVSS       X0, sum+28(FP)
+	VZEROUPPER
+	RET
+
+// func normBackAVX(d, xh *float32, n8 int, a, b, c float32)
+// d = a·d − b − c·xh for 8·n8 values.
+TEXT ·normBackAVX(SB), NOSPLIT, $0-36
+	MOVQ         d+0(FP), DI
+	MOVQ         xh+8(FP), SI
+	MOVQ         n8+16(FP), CX
+	VBROADCASTSS a+24(FP), Y4
+	VBROADCASTSS b+28(FP), Y5
+	VBROADCASTSS c+32(FP), Y6
+	TESTQ        CX, CX
+	JE           nbackd
+
+nbackl:
+	VMOVUPS      (DI), Y0
+	VMULPS       Y4, Y0, Y0
+	VSUBPS       Y5, Y0, Y0
+	VFNMADD231PS (SI), Y6, Y0
+	VMOVUPS      Y0, (DI)
+	ADDQ         $32, DI
+	ADDQ         $32, SI
+	DECQ         CX
+	JNZ          nbackl
+
+nbackd:
+	VZEROUPPER
+	RET

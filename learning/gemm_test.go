@@ -130,3 +130,29 @@ func TestDotAccMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestReluKernels checks the SIMD ReLU and ReLU mask, with their Go tails,
+// on negative zeros, negatives and positives.
+func TestReluKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	x := make([]float32, 37)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	x[3], x[30] = float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1))
+	act := append([]float32(nil), x...)
+	reluInPlace(act)
+	grad := make([]float32, len(x))
+	for i := range grad {
+		grad[i] = float32(i + 1)
+	}
+	reluMask(grad, act)
+	for i, v := range x {
+		if want := max(v, 0); act[i] != want || math.Signbit(float64(act[i])) {
+			t.Fatalf("relu(%v) = %v", v, act[i])
+		}
+		if want := float32(i + 1); (v > 0) != (grad[i] == want) || (v <= 0 && grad[i] != 0) {
+			t.Fatalf("mask at %v: grad %v", v, grad[i])
+		}
+	}
+}

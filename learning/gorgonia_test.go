@@ -77,8 +77,8 @@ func gorgoniaCNN(t *testing.T, g *G.ExprGraph, l Layout, w []float32, ds Dataset
 // against gorgonia's symbolic differentiation of the same network.
 func TestMatchesGorgonia(t *testing.T) {
 	for _, spec := range []Spec{
-		{Channels: 1, Height: 28, Width: 28, Classes: 3, BaseWidth: 4},
-		{Channels: 3, Height: 28, Width: 32, Classes: 3, BaseWidth: 4},
+		{Channels: 1, Height: 28, Width: 28, Classes: 3, BaseWidth: 4, Norm: "none"},
+		{Channels: 3, Height: 28, Width: 32, Classes: 3, BaseWidth: 4, Norm: "none"},
 	} {
 		t.Run("", func(t *testing.T) { matchGorgonia(t, spec) })
 	}

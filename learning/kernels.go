@@ -89,6 +89,10 @@ func maxpool2Back(dout []float32, c int, po plane, idx []int32, din []float32) {
 // reluInPlace is max(x, 0) without branches (the signs of activations are
 // unpredictable). It also turns -0 into +0, which reluMask relies on.
 func reluInPlace(x []float32) {
+	if n8 := len(x) / 8; useKernel && n8 > 0 {
+		reluAVX(&x[0], n8)
+		x = x[8*n8:]
+	}
 	for i, v := range x {
 		b := math.Float32bits(v)
 		b &^= uint32(int32(b) >> 31)
@@ -100,6 +104,10 @@ func reluInPlace(x []float32) {
 // reluInPlace, so +0 or positive) was not positive.
 func reluMask(grad, act []float32) {
 	act = act[:len(grad)]
+	if n8 := len(grad) / 8; useKernel && n8 > 0 {
+		reluMaskAVX(&grad[0], &act[0], n8)
+		grad, act = grad[8*n8:], act[8*n8:]
+	}
 	for i := range grad {
 		a := math.Float32bits(act[i])
 		keep := uint32(int32(-a|a) >> 31)

@@ -8,10 +8,34 @@ import (
 	"fmt"
 )
 
-// CNNVersion is the layout version of the "cnn" architecture. It changes
-// whenever the order, names or shapes of the parameters change, so that
-// vectors from incompatible models are never averaged together.
-const CNNVersion = "concord.cnn/1"
+// CNNVersion is the layout version of the "cnn" architecture with group
+// normalisation (the default). A layout version changes whenever the order,
+// names or shapes of the parameters change, so that vectors from
+// incompatible models are never averaged together.
+//
+// concord.cnn/2 adds, after each 3×3 convolution's weight and bias, the
+// per-channel scale ("…norm….weight", starting at 1) and shift ("…bias",
+// starting at 0) of a GroupNorm over normGroups(channels) groups (eps 1e-5),
+// applied to the convolution's output before its ReLU (and, in the residual
+// blocks, before the skip or shortcut is added).
+const CNNVersion = "concord.cnn/2"
+
+// CNNVersionPlain is the layout of the "cnn" without normalisation
+// (Spec.Norm "none"), as version 1 of the contract defined it.
+const CNNVersionPlain = "concord.cnn/1"
+
+// normGroups is the GroupNorm group count of a layer with c channels: the
+// largest divisor of c that is at most min(8, c/2), or 1. GroupNorm rather
+// than BatchNorm because it normalises each example on its own: no batch
+// statistics to aggregate across hospitals or leak between examples, and
+// per-example gradients (DP-SGD) stay per-example.
+func normGroups(c int) int {
+	g := min(8, c/2)
+	for g > 1 && c%g != 0 {
+		g--
+	}
+	return max(g, 1)
+}
 
 // ErrBadSpec is returned (wrapped) when a Spec cannot describe a model.
 var ErrBadSpec = errors.New("invalid model spec")
@@ -24,6 +48,7 @@ type Spec struct {
 	Width     int    // 28..224, divisible by 4
 	Classes   int    // cnn: >= 2, binary problems use 2 with softmax; unet: 0 or 1 (one foreground)
 	BaseWidth int    // channels of the first stage; 0 means 16 (cnn) or 8 (unet)
+	Norm      string // cnn: "group" (GroupNorm after each 3×3 convolution, the default) or "none"
 }
 
 // LayoutEntry is one named tensor inside the flat weight vector.
@@ -107,7 +132,12 @@ func (s Spec) normalised() (Spec, error) {
 	if s.BaseWidth == 0 {
 		s.BaseWidth = 16
 	}
+	if s.Norm == "" {
+		s.Norm = "group"
+	}
 	switch {
+	case s.Norm != "group" && s.Norm != "none":
+		return s, fmt.Errorf("%w: norm %q, want \"group\" or \"none\"", ErrBadSpec, s.Norm)
 	case s.Arch != "cnn":
 		return s, fmt.Errorf("%w: arch %q is not built; use \"cnn\" or \"unet\"", ErrBadSpec, s.Arch)
 	case s.Channels != 1 && s.Channels != 3:
@@ -124,32 +154,60 @@ func (s Spec) normalised() (Spec, error) {
 	return s, nil
 }
 
+// cnnNames are the names of the cnn's tensors, indexed by the p…
+// constants of cnn.go; cnnLayout orders them.
+var cnnNames = [...]string{
+	pStemW: "stem.conv.weight", pStemB: "stem.conv.bias",
+	pStemNW: "stem.norm.weight", pStemNB: "stem.norm.bias",
+	pB1C1W: "block1.conv1.weight", pB1C1B: "block1.conv1.bias",
+	pB1N1W: "block1.norm1.weight", pB1N1B: "block1.norm1.bias",
+	pB1C2W: "block1.conv2.weight", pB1C2B: "block1.conv2.bias",
+	pB1N2W: "block1.norm2.weight", pB1N2B: "block1.norm2.bias",
+	pB2C1W: "block2.conv1.weight", pB2C1B: "block2.conv1.bias",
+	pB2N1W: "block2.norm1.weight", pB2N1B: "block2.norm1.bias",
+	pB2C2W: "block2.conv2.weight", pB2C2B: "block2.conv2.bias",
+	pB2N2W: "block2.norm2.weight", pB2N2B: "block2.norm2.bias",
+	pB2ScW: "block2.shortcut.weight", pB2ScB: "block2.shortcut.bias",
+	pFc1W: "head.fc1.weight", pFc1B: "head.fc1.bias",
+	pFc2W: "head.fc2.weight", pFc2B: "head.fc2.bias",
+}
+
 // cnnLayout lists the "cnn" parameters in the order fixed by the shared
 // contract with the PyTorch reference trainer.
 func cnnLayout(s Spec) Layout {
 	w, c, k := s.BaseWidth, s.Channels, s.Classes
 	type p struct {
-		name  string
+		i     int
 		shape []int
 	}
-	ps := []p{
-		{"stem.conv.weight", []int{w, c, 3, 3}}, {"stem.conv.bias", []int{w}},
-		{"block1.conv1.weight", []int{w, w, 3, 3}}, {"block1.conv1.bias", []int{w}},
-		{"block1.conv2.weight", []int{w, w, 3, 3}}, {"block1.conv2.bias", []int{w}},
-		{"block2.conv1.weight", []int{2 * w, w, 3, 3}}, {"block2.conv1.bias", []int{2 * w}},
-		{"block2.conv2.weight", []int{2 * w, 2 * w, 3, 3}}, {"block2.conv2.bias", []int{2 * w}},
-		{"block2.shortcut.weight", []int{2 * w, w, 1, 1}}, {"block2.shortcut.bias", []int{2 * w}},
-		{"head.fc1.weight", []int{4 * w, 2 * w}}, {"head.fc1.bias", []int{4 * w}},
-		{"head.fc2.weight", []int{k, 4 * w}}, {"head.fc2.bias", []int{k}},
+	conv := func(wi, cout, cin, ks int) []p {
+		ps := []p{{wi, []int{cout, cin, ks, ks}}, {wi + 1, []int{cout}}}
+		if s.Norm == "group" && ks == 3 {
+			ps = append(ps, p{wi + 2, []int{cout}}, p{wi + 3, []int{cout}})
+		}
+		return ps
 	}
-	l := Layout{Version: CNNVersion, Arch: "cnn", Input: []int{c, s.Height, s.Width}, Classes: k, Width: w}
+	var ps []p
+	ps = append(ps, conv(pStemW, w, c, 3)...)
+	ps = append(ps, conv(pB1C1W, w, w, 3)...)
+	ps = append(ps, conv(pB1C2W, w, w, 3)...)
+	ps = append(ps, conv(pB2C1W, 2*w, w, 3)...)
+	ps = append(ps, conv(pB2C2W, 2*w, 2*w, 3)...)
+	ps = append(ps, conv(pB2ScW, 2*w, w, 1)...)
+	ps = append(ps, p{pFc1W, []int{4 * w, 2 * w}}, p{pFc1B, []int{4 * w}},
+		p{pFc2W, []int{k, 4 * w}}, p{pFc2B, []int{k}})
+	version := CNNVersion
+	if s.Norm == "none" {
+		version = CNNVersionPlain
+	}
+	l := Layout{Version: version, Arch: "cnn", Input: []int{c, s.Height, s.Width}, Classes: k, Width: w}
 	off := 0
 	for _, e := range ps {
 		n := 1
 		for _, d := range e.shape {
 			n *= d
 		}
-		l.Params = append(l.Params, LayoutEntry{Name: e.name, Shape: e.shape, Offset: off, Size: n})
+		l.Params = append(l.Params, LayoutEntry{Name: cnnNames[e.i], Shape: e.shape, Offset: off, Size: n})
 		off += n
 	}
 	l.Total = off

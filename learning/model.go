@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 )
 
 // ErrWeights is returned (wrapped) when a weight vector does not fit a model.
@@ -26,7 +27,7 @@ type Model struct {
 }
 
 // New builds a model whose weights are drawn deterministically from seed:
-// He-normal (fan-in) weights and zero biases, drawn in layout order from
+// He-normal (fan-in) weights, zero biases, unit normalisation scales, drawn in layout order from
 // PCG(seed, 0x5eed).
 func New(spec Spec, seed int64) (*Model, error) {
 	s, err := spec.normalised()
@@ -47,7 +48,12 @@ func New(spec Spec, seed int64) (*Model, error) {
 	rng := rand.New(rand.NewPCG(uint64(seed), initStream))
 	for _, e := range l.Params {
 		if len(e.Shape) == 1 {
-			continue // biases start at zero
+			if strings.Contains(e.Name, ".norm") && strings.HasSuffix(e.Name, ".weight") {
+				for i := range e.Size {
+					m.w[e.Offset+i] = 1 // normalisation scales start at one
+				}
+			}
+			continue // biases and normalisation shifts start at zero
 		}
 		fanIn := 1
 		for _, d := range e.Shape[1:] {

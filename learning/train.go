@@ -82,6 +82,12 @@ type TrainConfig struct {
 	Augment      bool    // random flips, small rotations and shifts, intensity jitter
 	ClassWeights []float32
 	Seed         int64 // drives shuffling and augmentation
+	// WeightAverage, if in (0, 1), keeps an exponential moving average of
+	// the weights after every step (avg = d·avg + (1−d)·w, from the starting
+	// weights): EpochEnd sees the averaged weights and Train leaves them in
+	// the model. Averaging smooths the noise of the last steps, which on a
+	// small data set is worth several points of AUC. 0 turns it off.
+	WeightAverage float64
 
 	// LRSchedule, if set, multiplies LR during epoch e (0-based).
 	LRSchedule func(epoch int) float64
@@ -170,6 +176,8 @@ func (c TrainConfig) normalised(classes int) (TrainConfig, error) {
 		return c, fmt.Errorf("learning rate %v: want a positive finite number", c.LR)
 	case c.Momentum < 0 || c.Momentum >= 1:
 		return c, fmt.Errorf("momentum %v: want 0 <= momentum < 1", c.Momentum)
+	case c.WeightAverage < 0 || c.WeightAverage >= 1:
+		return c, fmt.Errorf("weight average decay %v: want 0 (off) or 0 < d < 1", c.WeightAverage)
 	case c.WeightDecay < 0 || c.ProxMu < 0:
 		return c, fmt.Errorf("weight decay %v, prox mu %v: want non-negative", c.WeightDecay, c.ProxMu)
 	case c.ClassWeights != nil && len(c.ClassWeights) != classes:
@@ -228,6 +236,11 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 
 	opt := newOptimizer(cfg, P)
 	w0 := append([]float32(nil), m.w...)
+	var avg, raw []float32 // the weight average and, around EpochEnd, the raw weights
+	if cfg.WeightAverage > 0 {
+		avg, raw = append([]float32(nil), m.w...), make([]float32, P)
+		defer copy(m.w, avg) // also when stopped: the average is the result
+	}
 	grad := make([]float32, P)
 	maxChunks := (bs + chunkSize - 1) / chunkSize
 	workers := min(runtime.GOMAXPROCS(0), maxChunks)
@@ -348,6 +361,12 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 			grad[i] = g
 		}
 		opt.step(m.w, grad)
+		if avg != nil {
+			d := float32(cfg.WeightAverage)
+			for i, v := range m.w {
+				avg[i] = d*avg[i] + (1-d)*v
+			}
+		}
 
 		loss /= float64(len(batch))
 		epochLoss += loss
@@ -367,7 +386,15 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 				Samples: res.Samples, Loss: epochLoss / float64(epochSteps), Elapsed: time.Since(start)})
 		}
 		if cfg.EpochEnd != nil && (pos == stepsPerEpoch-1 || step+1 == total) {
-			if err := cfg.EpochEnd(epoch + 1); err != nil {
+			if avg != nil {
+				copy(raw, m.w)
+				copy(m.w, avg)
+			}
+			err := cfg.EpochEnd(epoch + 1)
+			if avg != nil {
+				copy(m.w, raw)
+			}
+			if err != nil {
 				res.FinalLoss = epochLoss / float64(epochSteps)
 				res.Seconds = time.Since(start).Seconds()
 				return res, fmt.Errorf("train: after epoch %d: %w", epoch+1, err)

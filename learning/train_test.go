@@ -252,3 +252,36 @@ func TestEpochEndAndSchedule(t *testing.T) {
 		t.Fatalf("EpochEnd saw %v and LRSchedule %v", ends, lrs)
 	}
 }
+
+// TestWeightAverage checks the moving average against a plain run: after
+// one step, avg = d·w0 + (1−d)·w1; EpochEnd sees the average and the raw
+// weights continue underneath it.
+func TestWeightAverage(t *testing.T) {
+	spec := Spec{Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: 4}
+	ds := randomData(16, 1, 28, 28, 2, 4)
+	plain, _ := New(spec, 9)
+	w0 := plain.Weights()
+	if _, err := plain.Train(context.Background(), ds, TrainConfig{Steps: 1, BatchSize: 16}); err != nil {
+		t.Fatal(err)
+	}
+	w1 := plain.Weights()
+	avg, _ := New(spec, 9)
+	var seen []float32
+	cfg := TrainConfig{Steps: 1, BatchSize: 16, WeightAverage: 0.75, EpochEnd: func(int) error {
+		seen = avg.Weights()
+		return nil
+	}}
+	if _, err := avg.Train(context.Background(), ds, cfg); err != nil {
+		t.Fatal(err)
+	}
+	got := avg.Weights()
+	for i := range got {
+		want := 0.75*w0[i] + 0.25*w1[i]
+		if d := math.Abs(float64(got[i] - want)); d > 1e-6 || seen[i] != got[i] {
+			t.Fatalf("weight %d: averaged %v (EpochEnd saw %v), want %v", i, got[i], seen[i], want)
+		}
+	}
+	if _, err := avg.Train(context.Background(), ds, TrainConfig{Steps: 1, WeightAverage: 1}); err == nil {
+		t.Error("weight average decay 1 accepted")
+	}
+}

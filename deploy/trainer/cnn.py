@@ -1,16 +1,33 @@
 """The Concord "cnn" classifier in PyTorch, built from a layout manifest.
 
 This mirrors the Go model in package learning parameter for parameter: the
-names, shapes and order below are the shared weight-layout contract
-(manifest version "concord.cnn/1"), so a flat float32 vector from one side
-loads into the other.
+names, shapes and order below are the shared weight-layout contract, so a
+flat float32 vector from one side loads into the other. Manifest version
+"concord.cnn/2" (the default) has a GroupNorm after each 3x3 convolution,
+over norm_groups(channels) groups with eps 1e-5, before its ReLU and before
+a skip or shortcut is added; "concord.cnn/1" is the same network without
+normalisation.
 """
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-MANIFEST_VERSIONS = ("concord.cnn/1",)
+MANIFEST_VERSIONS = ("concord.cnn/2", "concord.cnn/1")
+NORM_VERSION = "concord.cnn/2"
+
+
+def norm_groups(c):
+    """GroupNorm groups of a c-channel layer: the largest divisor of c that is
+    at most min(8, c // 2), or 1 (the Go side's normGroups)."""
+    g = min(8, c // 2)
+    while g > 1 and c % g:
+        g -= 1
+    return max(g, 1)
+
+
+def _norm(c, on):
+    return nn.GroupNorm(norm_groups(c), c, eps=1e-5) if on else None
 ARCHS = ("cnn",)
 
 
@@ -19,18 +36,25 @@ class ManifestError(ValueError):
 
 
 class _Stem(nn.Module):
-    def __init__(self, c, w):
+    def __init__(self, c, w, norm):
         super().__init__()
         self.conv = nn.Conv2d(c, w, 3, padding=1)
+        self.norm = _norm(w, norm)
 
 
 class _Block(nn.Module):
-    def __init__(self, cin, cout, shortcut):
+    def __init__(self, cin, cout, shortcut, norm):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm1 = _norm(cout, norm)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm2 = _norm(cout, norm)
         if shortcut:
             self.shortcut = nn.Conv2d(cin, cout, 1)
+
+
+def _n(norm, x):
+    return norm(x) if norm is not None else x
 
 
 class _Head(nn.Module):
@@ -42,51 +66,58 @@ class _Head(nn.Module):
 
 class CNN(nn.Module):
     """stem -> residual block (w) -> pool -> residual block (2w, 1x1
-    projection) -> pool -> global average pool -> fc(4w) -> fc(K) logits."""
+    projection) -> pool -> global average pool -> fc(4w) -> fc(K) logits,
+    with GroupNorm after each 3x3 convolution when norm is set."""
 
-    def __init__(self, channels, width, classes):
+    def __init__(self, channels, width, classes, norm=True):
         super().__init__()
-        self.stem = _Stem(channels, width)
-        self.block1 = _Block(width, width, shortcut=False)
-        self.block2 = _Block(width, 2 * width, shortcut=True)
+        self.stem = _Stem(channels, width, norm)
+        self.block1 = _Block(width, width, shortcut=False, norm=norm)
+        self.block2 = _Block(width, 2 * width, shortcut=True, norm=norm)
         self.head = _Head(width, classes)
 
     def forward(self, x):
-        x = F.relu(self.stem.conv(x))
-        y = F.relu(self.block1.conv1(x))
-        x = F.relu(x + self.block1.conv2(y))
+        s, b1, b2 = self.stem, self.block1, self.block2
+        x = F.relu(_n(s.norm, s.conv(x)))
+        y = F.relu(_n(b1.norm1, b1.conv1(x)))
+        x = F.relu(x + _n(b1.norm2, b1.conv2(y)))
         x = F.max_pool2d(x, 2)
-        y = F.relu(self.block2.conv1(x))
-        x = F.relu(self.block2.shortcut(x) + self.block2.conv2(y))
+        y = F.relu(_n(b2.norm1, b2.conv1(x)))
+        x = F.relu(b2.shortcut(x) + _n(b2.norm2, b2.conv2(y)))
         x = F.max_pool2d(x, 2)
         x = x.mean(dim=(2, 3))
         x = F.relu(self.head.fc1(x))
         return self.head.fc2(x)
 
 
-def layout(channels, width, classes):
+def layout(channels, width, classes, norm=True):
     """The contract's parameter list: [(name, shape)] in vector order."""
     w, c, k = width, channels, classes
-    return [
-        ("stem.conv.weight", [w, c, 3, 3]), ("stem.conv.bias", [w]),
-        ("block1.conv1.weight", [w, w, 3, 3]), ("block1.conv1.bias", [w]),
-        ("block1.conv2.weight", [w, w, 3, 3]), ("block1.conv2.bias", [w]),
-        ("block2.conv1.weight", [2 * w, w, 3, 3]), ("block2.conv1.bias", [2 * w]),
-        ("block2.conv2.weight", [2 * w, 2 * w, 3, 3]), ("block2.conv2.bias", [2 * w]),
-        ("block2.shortcut.weight", [2 * w, w, 1, 1]), ("block2.shortcut.bias", [2 * w]),
-        ("head.fc1.weight", [4 * w, 2 * w]), ("head.fc1.bias", [4 * w]),
-        ("head.fc2.weight", [k, 4 * w]), ("head.fc2.bias", [k]),
-    ]
+
+    def conv(name, norm_name, cout, cin, ks):
+        out = [(name + ".weight", [cout, cin, ks, ks]), (name + ".bias", [cout])]
+        if norm and norm_name:
+            out += [(norm_name + ".weight", [cout]), (norm_name + ".bias", [cout])]
+        return out
+
+    return (conv("stem.conv", "stem.norm", w, c, 3)
+            + conv("block1.conv1", "block1.norm1", w, w, 3)
+            + conv("block1.conv2", "block1.norm2", w, w, 3)
+            + conv("block2.conv1", "block2.norm1", 2 * w, w, 3)
+            + conv("block2.conv2", "block2.norm2", 2 * w, 2 * w, 3)
+            + conv("block2.shortcut", None, 2 * w, w, 1)
+            + [("head.fc1.weight", [4 * w, 2 * w]), ("head.fc1.bias", [4 * w]),
+               ("head.fc2.weight", [k, 4 * w]), ("head.fc2.bias", [k])])
 
 
-def manifest_for(channels, height, width_px, classes, width=16):
+def manifest_for(channels, height, width_px, classes, width=16, norm=True):
     """The manifest dict the Go side produces for the same model."""
     params, off = [], 0
-    for name, shape in layout(channels, width, classes):
+    for name, shape in layout(channels, width, classes, norm):
         size = int(np.prod(shape))
         params.append({"name": name, "shape": shape, "offset": off, "size": size})
         off += size
-    return {"version": MANIFEST_VERSIONS[0], "arch": "cnn", "input": [channels, height, width_px],
+    return {"version": NORM_VERSION if norm else "concord.cnn/1", "arch": "cnn", "input": [channels, height, width_px],
             "classes": classes, "width": width, "params": params, "total": off}
 
 
@@ -111,7 +142,8 @@ def build(manifest):
     k, width = manifest.get("classes"), manifest.get("width")
     if not (isinstance(k, int) and k >= 2 and isinstance(width, int) and 1 <= width <= 4096):
         raise ManifestError(f"manifest classes {k!r} / width {width!r}: want classes >= 2 and 1 <= width <= 4096")
-    want = layout(c, width, k)
+    norm = version == NORM_VERSION
+    want = layout(c, width, k, norm)
     got = manifest.get("params")
     if not isinstance(got, list) or len(got) != len(want):
         raise ManifestError(f"manifest lists {len(got) if isinstance(got, list) else 'no'} parameters, the cnn has {len(want)}")
@@ -126,7 +158,7 @@ def build(manifest):
         off += size
     if manifest.get("total") != off:
         raise ManifestError(f"manifest total {manifest.get('total')} but parameters add up to {off}")
-    return CNN(c, width, k), params
+    return CNN(c, width, k, norm), params
 
 
 def load_flat(model, params, vec):

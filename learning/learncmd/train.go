@@ -48,6 +48,10 @@ type TrainReport struct {
 	Augment      bool        `json:"augment"`
 	Balanced     bool        `json:"balanced"`
 	LRDecay      string      `json:"lr_decay"`
+	Norm         string      `json:"norm"`
+	EMA          float64     `json:"ema"`
+	Layout       string      `json:"layout"`
+	Parameters   int         `json:"parameters"`
 	LayoutHash   string      `json:"layout_hash"`
 	Test         TestMetrics `json:"test"`
 }
@@ -80,6 +84,8 @@ func Train(args []string, stdout, stderr io.Writer) int {
 	augment := fs.Bool("augment", true, "random flips, rotations, shifts and intensity jitter (--augment=false to turn off)")
 	balanced := fs.Bool("balanced", true, "weight classes inversely to their train-split frequency (--balanced=false to turn off)")
 	decay := fs.String("lr-decay", "step", "learning-rate schedule: step (x0.1 at 50% and 75% of the epochs) or none")
+	norm := fs.String("norm", "group", "normalisation after each 3x3 convolution: group (GroupNorm) or none")
+	ema := fs.Float64("ema", 0.99, "decay of the moving average of the weights that is validated and kept (0 turns it off)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: site-agent train --data PATH.npz [--model cnn] [--epochs N] [--json] [flags]")
 		fmt.Fprintln(stderr, "       site-agent train --model unet --ct DIR --seg SEG.dcm [--size 128] [--steps N] [--json]")
@@ -110,7 +116,7 @@ func Train(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	spec := learning.Spec{Arch: "cnn", Channels: mm.Train.C, Height: mm.Train.H, Width: mm.Train.W,
-		Classes: max(mm.Classes, 2), BaseWidth: *width}
+		Classes: max(mm.Classes, 2), BaseWidth: *width, Norm: *norm}
 	m, err := learning.New(spec, *seed)
 	if err != nil {
 		fmt.Fprintf(stderr, "train: %v\n", err)
@@ -119,7 +125,7 @@ func Train(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "train: %s: %d train, %d val, %d test images of %dx%dx%d, %d classes, %d parameters\n",
 		filepath.Base(*data), mm.Train.N, mm.Val.N, mm.Test.N, spec.Channels, spec.Height, spec.Width, spec.Classes, m.Layout().Total)
 	cfg := learning.TrainConfig{BatchSize: *batch, Optimizer: *opt, LR: *lr, WeightDecay: *wd,
-		Augment: *augment, ProgressEvery: 25}
+		Augment: *augment, ProgressEvery: 25, WeightAverage: *ema}
 	if *opt == "sgd" {
 		cfg.Momentum = *momentum
 	}
@@ -129,7 +135,8 @@ func Train(args []string, stdout, stderr io.Writer) int {
 
 	rep := TrainReport{Dataset: filepath.Base(*data), Model: *model, Epochs: *epochs, Seed: *seed,
 		Width: spec.BaseWidth, LayoutHash: m.Layout().Hash(), ValAUC: -1, Batch: *batch, LR: *lr, Optimizer: *opt,
-		Augment: *augment, Balanced: *balanced, LRDecay: *decay}
+		Augment: *augment, Balanced: *balanced, LRDecay: *decay, Norm: spec.Norm, EMA: *ema,
+		Layout: m.Layout().Version, Parameters: m.Layout().Total}
 	cfg.Epochs = *epochs
 	cfg.Seed = *seed
 	switch *decay {
