@@ -29,6 +29,7 @@ type File struct {
 		Width     uint32 `yaml:"width"`
 		Classes   uint32 `yaml:"classes"`
 		BaseWidth uint32 `yaml:"base_width"`
+		Norm      string `yaml:"norm"`
 	} `yaml:"model"`
 	Rounds          uint32             `yaml:"rounds"`
 	MinSites        uint32             `yaml:"min_sites"`
@@ -93,7 +94,7 @@ func Parse(data []byte) (*pb.JobSpec, error) {
 	spec := &pb.JobSpec{
 		Name: f.Name,
 		Model: &pb.ModelSpec{Arch: f.Model.Arch, Channels: f.Model.Channels, Height: f.Model.Height,
-			Width: f.Model.Width, Classes: f.Model.Classes, BaseWidth: f.Model.BaseWidth},
+			Width: f.Model.Width, Classes: f.Model.Classes, BaseWidth: f.Model.BaseWidth, Norm: f.Model.Norm},
 		Rounds:                 f.Rounds,
 		MinSites:               f.MinSites,
 		RoundDeadlineSeconds:   time.Duration(f.RoundDeadline).Seconds(),
@@ -132,6 +133,9 @@ func Defaults(s *pb.JobSpec) {
 	m.Width = orU(m.Width, 28)
 	m.Classes = orU(m.Classes, 2)
 	m.BaseWidth = orU(m.BaseWidth, 16)
+	if m.Arch == "cnn" {
+		m.Norm = orDefault(m.Norm, "group")
+	}
 	s.Rounds = orU(s.Rounds, 10)
 	s.MinSites = orU(s.MinSites, 2)
 	if s.RoundDeadlineSeconds == 0 {
@@ -185,7 +189,7 @@ func Defaults(s *pb.JobSpec) {
 func ModelSpec(s *pb.JobSpec) learning.Spec {
 	m := s.GetModel()
 	return learning.Spec{Arch: m.GetArch(), Channels: int(m.GetChannels()), Height: int(m.GetHeight()), Width: int(m.GetWidth()),
-		Classes: int(m.GetClasses()), BaseWidth: int(m.GetBaseWidth())}
+		Classes: int(m.GetClasses()), BaseWidth: int(m.GetBaseWidth()), Norm: m.GetNorm()}
 }
 
 // AggregationConfig converts the spec's aggregation settings, with defaults.
@@ -208,6 +212,9 @@ func Validate(s *pb.JobSpec) error {
 	}
 	if m.Channels != 1 && m.Channels != 3 {
 		bad("model.channels must be 1 (grey) or 3 (RGB), got %d", m.Channels)
+	}
+	if m.Norm != "group" && m.Norm != "none" {
+		bad("model.norm %q is not supported: use group (GroupNorm) or none", m.Norm)
 	}
 	if m.Height < 28 || m.Width < 28 || m.Height > 224 || m.Width > 224 || m.Height%4 != 0 || m.Width%4 != 0 {
 		bad("model input %dx%d: height and width must be multiples of 4 between 28 and 224", m.Height, m.Width)

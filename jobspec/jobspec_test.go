@@ -17,6 +17,8 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("round defaults: %d rounds, %d sites, %gs deadline, %gs cutoff", s.Rounds, s.MinSites, s.RoundDeadlineSeconds, s.StragglerCutoffSeconds)
 	case s.Aggregation.Strategy != "fedavg" || s.Training.Optimizer != "adam" || s.Training.LearningRate != 1e-3:
 		t.Errorf("training defaults: %s %s %g", s.Aggregation.Strategy, s.Training.Optimizer, s.Training.LearningRate)
+	case s.Model.Norm != "group":
+		t.Errorf("model.norm defaults to %q, want group", s.Model.Norm)
 	case s.Pipeline.Width != s.Model.Width || s.Pipeline.Normalise != "auto":
 		t.Errorf("pipeline defaults: %+v", s.Pipeline)
 	}
@@ -52,6 +54,7 @@ func TestParseErrors(t *testing.T) {
 		{"round_deadline: soon\n", "is not a duration"},
 		{"model: {arch: vit}\n", "model.arch \"vit\""},
 		{"model: {height: 30}\n", "multiples of 4"},
+		{"model: {norm: batch}\n", "model.norm \"batch\""},
 		{"aggregation: {strategy: median}\n", "cannot run with secure_aggregation mhe"},
 		{"privacy: {threshold: 1}\n", "any single site decrypt"},
 		{"min_sites: 2\nprivacy: {threshold: 3}\n", "exceeds min_sites"},

@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--norm", choices=("group", "none"), default="group")
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--channels", type=int, default=1)
     ap.add_argument("--classes", type=int, default=2)
@@ -39,7 +40,7 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
-    model, _ = cnn.build(cnn.manifest_for(a.channels, a.size, a.size, a.classes, a.width))
+    model, _ = cnn.build(cnn.manifest_for(a.channels, a.size, a.size, a.classes, a.width, norm=a.norm == "group"))
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     n = max(8 * a.batch, 512)
@@ -68,7 +69,7 @@ def main():
             break
     print(json.dumps({
         "samples_per_s": steps * a.batch / elapsed, "threads": a.threads, "batch": a.batch,
-        "width": a.width, "size": a.size, "channels": a.channels, "classes": a.classes,
+        "width": a.width, "norm": a.norm, "size": a.size, "channels": a.channels, "classes": a.classes,
         "steps": steps, "seconds": elapsed, "device": dev.type, "torch": torch.__version__,
     }), flush=True)
 

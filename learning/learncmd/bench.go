@@ -28,6 +28,7 @@ type BenchReport struct {
 	Input       []int   `json:"input"`
 	Batch       int     `json:"batch"`
 	Width       int     `json:"width"`
+	Norm        string  `json:"norm"`
 	Optimizer   string  `json:"optimizer"`
 	Threads     int     `json:"threads"`
 	Seconds     float64 `json:"seconds"`
@@ -56,6 +57,7 @@ func Bench(args []string, stdout, stderr io.Writer) int {
 	batch := fs.Int("batch", 64, "mini-batch size")
 	seconds := fs.Float64("seconds", 10, "seconds of timed training on each side")
 	width := fs.Int("width", 16, "cnn base width")
+	norm := fs.String("norm", "group", "cnn normalisation: group (layout concord.cnn/2) or none (concord.cnn/1)")
 	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "threads for both sides (GOMAXPROCS and torch.set_num_threads)")
 	script := fs.String("torch-script", "", "PyTorch benchmark script (default: deploy/trainer/bench_torch.py above the working directory)")
 	python := fs.String("python", defaultPython(), "python3 with torch (Debian's python3-torch)")
@@ -63,14 +65,18 @@ func Bench(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *norm != "group" && *norm != "none" {
+		fmt.Fprintf(stderr, "bench train: --norm %q: want group or none\n", *norm)
+		return 2
+	}
 	if *batch < 1 || *seconds <= 0 || *threads < 1 || *width < 1 {
 		fmt.Fprintln(stderr, "bench train: --batch, --seconds, --threads and --width must be positive")
 		return 2
 	}
 	runtime.GOMAXPROCS(*threads)
-	rep := BenchReport{Benchmark: "train", Model: "cnn", Input: []int{1, 28, 28}, Batch: *batch, Width: *width,
+	rep := BenchReport{Benchmark: "train", Model: "cnn", Input: []int{1, 28, 28}, Batch: *batch, Width: *width, Norm: *norm,
 		Optimizer: "adam", Threads: *threads, Seconds: *seconds, Kernel: learning.KernelName(), LoadAverage: loadAverage()}
-	sps, spc, err := benchGo(*batch, *width, *seconds)
+	sps, spc, err := benchGo(*batch, *width, *norm, *seconds)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench train: %v\n", err)
 		return 1
@@ -80,7 +86,7 @@ func Bench(args []string, stdout, stderr io.Writer) int {
 	if *noTorch {
 		rep.PyTorchError = "skipped (--no-pytorch)"
 	} else {
-		ts, ver, err := benchTorch(*python, *script, *batch, *threads, *width, *seconds)
+		ts, ver, err := benchTorch(*python, *script, *batch, *threads, *width, *norm, *seconds)
 		if err != nil {
 			rep.PyTorchError = err.Error()
 			fmt.Fprintf(stderr, "bench train: pytorch: %v\n", err)
@@ -101,8 +107,8 @@ func Bench(args []string, stdout, stderr io.Writer) int {
 
 // benchGo trains on random images for about the given time after a warm-up
 // and returns samples per wall-clock second and per CPU-second.
-func benchGo(batch, width int, seconds float64) (float64, float64, error) {
-	m, err := learning.New(learning.Spec{Arch: "cnn", Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: width}, 1)
+func benchGo(batch, width int, norm string, seconds float64) (float64, float64, error) {
+	m, err := learning.New(learning.Spec{Arch: "cnn", Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: width, Norm: norm}, 1)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -171,7 +177,7 @@ func findScript(script string) (string, error) {
 
 // benchTorch runs the PyTorch script and returns its samples/s from the last
 // JSON line it prints.
-func benchTorch(python, script string, batch, threads, width int, seconds float64) (float64, string, error) {
+func benchTorch(python, script string, batch, threads, width int, norm string, seconds float64) (float64, string, error) {
 	path, err := findScript(script)
 	if err != nil {
 		return 0, "", err
@@ -179,7 +185,7 @@ func benchTorch(python, script string, batch, threads, width int, seconds float6
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds*float64(time.Second))*4+2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, path, "--batch", strconv.Itoa(batch), "--threads", strconv.Itoa(threads),
-		"--seconds", strconv.FormatFloat(seconds, 'f', -1, 64), "--width", strconv.Itoa(width))
+		"--seconds", strconv.FormatFloat(seconds, 'f', -1, 64), "--width", strconv.Itoa(width), "--norm", norm)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -175,6 +175,7 @@ type ModelSpec struct {
 	Width         uint32                 `protobuf:"varint,4,opt,name=width,proto3" json:"width,omitempty"`
 	Classes       uint32                 `protobuf:"varint,5,opt,name=classes,proto3" json:"classes,omitempty"`
 	BaseWidth     uint32                 `protobuf:"varint,6,opt,name=base_width,json=baseWidth,proto3" json:"base_width,omitempty"`
+	Norm          string                 `protobuf:"bytes,7,opt,name=norm,proto3" json:"norm,omitempty"` // cnn: "group" (GroupNorm, layout concord.cnn/2; the default) or "none" (concord.cnn/1)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -249,6 +250,13 @@ func (x *ModelSpec) GetBaseWidth() uint32 {
 		return x.BaseWidth
 	}
 	return 0
+}
+
+func (x *ModelSpec) GetNorm() string {
+	if x != nil {
+		return x.Norm
+	}
+	return ""
 }
 
 type AggregationSpec struct {
@@ -708,7 +716,7 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	" \x03(\tR\x0fvalidationSites\x12\x14\n" +
 	"\x05sites\x18\v \x03(\tR\x05sites\x12\x12\n" +
 	"\x04seed\x18\f \x01(\x03R\x04seed\x124\n" +
-	"\bpipeline\x18\r \x01(\v2\x18.concord.v1.PipelineSpecR\bpipeline\"\xa2\x01\n" +
+	"\bpipeline\x18\r \x01(\v2\x18.concord.v1.PipelineSpecR\bpipeline\"\xb6\x01\n" +
 	"\tModelSpec\x12\x12\n" +
 	"\x04arch\x18\x01 \x01(\tR\x04arch\x12\x1a\n" +
 	"\bchannels\x18\x02 \x01(\rR\bchannels\x12\x16\n" +
@@ -716,7 +724,8 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\x05width\x18\x04 \x01(\rR\x05width\x12\x18\n" +
 	"\aclasses\x18\x05 \x01(\rR\aclasses\x12\x1d\n" +
 	"\n" +
-	"base_width\x18\x06 \x01(\rR\tbaseWidth\"\xc6\x01\n" +
+	"base_width\x18\x06 \x01(\rR\tbaseWidth\x12\x12\n" +
+	"\x04norm\x18\a \x01(\tR\x04norm\"\xc6\x01\n" +
 	"\x0fAggregationSpec\x12\x1a\n" +
 	"\bstrategy\x18\x01 \x01(\tR\bstrategy\x12\x1b\n" +
 	"\tserver_lr\x18\x02 \x01(\x01R\bserverLr\x12\x14\n" +
