@@ -49,7 +49,8 @@ func TestTrainBreastMNISTJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
 		t.Fatalf("last line is not JSON: %v\n%s", err, out.String())
 	}
-	if rep.Dataset != "breastmnist.npz" || rep.Model != "cnn" || rep.Epochs != 2 || rep.TrainSeconds <= 0 || rep.SamplesPerS <= 0 {
+	if rep.Dataset != "breastmnist.npz" || rep.Model != "cnn" || rep.Epochs != 2 || rep.TrainSeconds <= 0 || rep.SamplesPerS <= 0 ||
+		rep.Norm != "group" || rep.Layout != "concord.cnn/2" || rep.EMA != 0.99 {
 		t.Fatalf("report %+v", rep)
 	}
 	// Two epochs are far from the paper's figure but well above chance.
@@ -72,6 +73,7 @@ func TestTrainBadArguments(t *testing.T) {
 		{nil, 2, "--data is required"},
 		{[]string{"--data", empty, "--model", "vit"}, 2, "not available"},
 		{[]string{"--data", empty, "--epochs", "0"}, 2, "at least 1"},
+		{[]string{"--data", empty, "--ema", "1"}, 2, "--ema must be"},
 		{[]string{"--data", empty}, 1, "not a readable MedMNIST npz"},
 		{[]string{"--data", empty, "--nonsense"}, 2, "flag provided but not defined"},
 	} {

@@ -107,6 +107,10 @@ func Train(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "train: --epochs must be at least 1")
 		return 2
 	}
+	if *ema < 0 || *ema >= 1 {
+		fmt.Fprintln(stderr, "train: --ema must be 0 (off) or a decay below 1, such as 0.99")
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
