@@ -185,11 +185,19 @@ func Defaults(s *pb.JobSpec) {
 	p.Normalise = orDefault(p.Normalise, "auto")
 }
 
-// ModelSpec converts the spec's model section for package learning.
+// ModelSpec converts the spec's model section, after Defaults, for package
+// learning. Defaults always names the cnn's normalisation, so a cnn spec
+// without one is a job stored before model.norm existed: it gets the
+// network it was created with (concord.cnn/1, no normalisation), so that
+// such a job resumes on its own checkpoints after an upgrade.
 func ModelSpec(s *pb.JobSpec) learning.Spec {
 	m := s.GetModel()
+	norm := m.GetNorm()
+	if norm == "" && (m.GetArch() == "cnn" || m.GetArch() == "") {
+		norm = "none"
+	}
 	return learning.Spec{Arch: m.GetArch(), Channels: int(m.GetChannels()), Height: int(m.GetHeight()), Width: int(m.GetWidth()),
-		Classes: int(m.GetClasses()), BaseWidth: int(m.GetBaseWidth()), Norm: m.GetNorm()}
+		Classes: int(m.GetClasses()), BaseWidth: int(m.GetBaseWidth()), Norm: norm}
 }
 
 // AggregationConfig converts the spec's aggregation settings, with defaults.

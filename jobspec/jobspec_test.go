@@ -73,3 +73,19 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestModelSpecNorm: new jobs get GroupNorm; a stored pre-upgrade cnn job
+// without model.norm keeps the plain network it was created with.
+func TestModelSpecNorm(t *testing.T) {
+	s, err := Parse([]byte("name: n\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ModelSpec(s).Norm; got != "group" {
+		t.Errorf("new job: norm %q, want group", got)
+	}
+	s.Model.Norm = ""
+	if got := ModelSpec(s).Norm; got != "none" {
+		t.Errorf("stored job without norm: %q, want none (concord.cnn/1)", got)
+	}
+}
