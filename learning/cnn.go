@@ -12,7 +12,6 @@ import "math"
 type cnnNet struct {
 	c, h, w, k, bw int
 	norm           bool  // GroupNorm after each 3×3 convolution (layout concord.cnn/2)
-	g1, g2         int   // GroupNorm groups of the bw and 2bw channel layers
 	s1, s2         plane // stage 1 (h×w) and stage 2 (h/2×w/2)
 	hw4            int
 	off            [nCNNParams]int // offset and size of each tensor, by p… index
@@ -20,7 +19,9 @@ type cnnNet struct {
 	total          int
 }
 
-// Indices of the cnn's tensors (cnnNames); the layout orders them.
+// Indices of the cnn's tensors (cnnNames); the layout orders them. A 3×3
+// convolution's weight w is followed by its bias (w+1) and its GroupNorm
+// scale and shift (w+2, w+3), which convNorm and normBack rely on.
 const (
 	pStemW = iota
 	pStemB
@@ -53,7 +54,6 @@ const (
 
 func newCNNNet(s Spec, l Layout) *cnnNet {
 	n := &cnnNet{c: s.Channels, h: s.Height, w: s.Width, k: s.Classes, bw: s.BaseWidth, norm: s.Norm == "group"}
-	n.g1, n.g2 = normGroups(n.bw), normGroups(2*n.bw)
 	n.s1 = newPlane(n.h, n.w, max(n.c, n.bw))
 	n.s2 = newPlane(n.h/2, n.w/2, 2*n.bw)
 	n.hw4 = (n.h / 4) * (n.w / 4)
@@ -196,28 +196,34 @@ func (n *cnnNet) newWork() *cnnWork {
 	}
 	if n.norm {
 		ws.xh = [5][]float32{f(n.s1.size(w)), f(n.s1.size(w)), f(n.s1.size(w)), f(n.s2.size(2 * w)), f(n.s2.size(2 * w))}
-		ws.rstd = [5][]float32{f(n.g1), f(n.g1), f(n.g1), f(n.g2), f(n.g2)}
+		g1, g2 := normGroups(w), normGroups(2*w)
+		ws.rstd = [5][]float32{f(g1), f(g1), f(g1), f(g2), f(g2)}
 		ws.dz1, ws.dz2 = f(n.s1.size(w)), f(n.s2.size(2*w))
 	}
 	return ws
 }
 
-// normFwd applies GroupNorm number i (0 stem, 1–2 block 1, 3–4 block 2),
-// whose scale and shift are tensors pi and pi+1, to the c channels of buf,
-// whose borders are zero and stay zero.
-func (n *cnnNet) normFwd(wt []float32, ws *cnnWork, i, pi int, p plane, buf []float32, c, groups int) {
+// convNorm writes into out (plane p, cout channels, borders zero) the 3×3
+// convolution of in whose weight is tensor pw (bias pw+1), normalised, when
+// the network has GroupNorm, by GroupNorm i (0 stem, 1–2 block 1, 3–4
+// block 2) with scale and shift pw+2 and pw+3. The ReLU is the caller's.
+func (n *cnnNet) convNorm(wt []float32, ws *cnnWork, p plane, pw, cout, cin int, in, out []float32, i int) {
+	p.fillBias(out, n.p(wt, pw+1))
+	p.conv(n.p(wt, pw), cout, cin, in, out, ws.pad)
+	p.clearBorders(out, cout)
 	if n.norm {
-		groupNorm(p, buf, c, groups, n.p(wt, pi), n.p(wt, pi+1), ws.xh[i], ws.rstd[i])
-		p.clearBorders(buf, c)
+		groupNorm(p, out, cout, normGroups(cout), n.p(wt, pw+2), n.p(wt, pw+3), ws.xh[i], ws.rstd[i])
+		p.clearBorders(out, cout)
 	}
 }
 
-// normBack turns the gradient at GroupNorm i's output into the gradient at
-// its input, in place, adding its scale and shift gradients to grad; the
-// borders of d are zero before and after.
-func (n *cnnNet) normBack(wt []float32, ws *cnnWork, i, pi int, p plane, d []float32, c, groups int, grad []float32) {
+// normBack turns d, the gradient at the output of convNorm(…, pw, …, i),
+// into the gradient at its convolution's output, in place, adding the
+// GroupNorm's scale and shift gradients to grad; the borders of d are zero
+// before and after. Without GroupNorm it does nothing.
+func (n *cnnNet) normBack(wt []float32, ws *cnnWork, p plane, pw int, d []float32, c, i int, grad []float32) {
 	if n.norm {
-		groupNormBack(p, d, c, groups, n.p(wt, pi), ws.xh[i], ws.rstd[i], n.p(grad, pi), n.p(grad, pi+1))
+		groupNormBack(p, d, c, normGroups(c), n.p(wt, pw+2), ws.xh[i], ws.rstd[i], n.p(grad, pw+2), n.p(grad, pw+3))
 		p.clearBorders(d, c)
 	}
 }
@@ -247,34 +253,19 @@ func (n *cnnNet) forward(wt []float32, ws *cnnWork) {
 	w, s1, s2 := n.bw, n.s1, n.s2
 	s1.pack(ws.x, n.c, ws.xp)
 	// stem
-	s1.fillBias(ws.a1, n.p(wt, pStemB))
-	s1.conv(n.p(wt, pStemW), w, n.c, ws.xp, ws.a1, ws.pad)
-	s1.clearBorders(ws.a1, w)
-	n.normFwd(wt, ws, 0, pStemNW, s1, ws.a1, w, n.g1)
+	n.convNorm(wt, ws, s1, pStemW, w, n.c, ws.xp, ws.a1, 0)
 	reluInPlace(ws.a1)
 	// block 1
-	s1.fillBias(ws.a2, n.p(wt, pB1C1B))
-	s1.conv(n.p(wt, pB1C1W), w, w, ws.a1, ws.a2, ws.pad)
-	s1.clearBorders(ws.a2, w)
-	n.normFwd(wt, ws, 1, pB1N1W, s1, ws.a2, w, n.g1)
+	n.convNorm(wt, ws, s1, pB1C1W, w, w, ws.a1, ws.a2, 1)
 	reluInPlace(ws.a2)
-	s1.fillBias(ws.a3, n.p(wt, pB1C2B))
-	s1.conv(n.p(wt, pB1C2W), w, w, ws.a2, ws.a3, ws.pad)
-	s1.clearBorders(ws.a3, w)
-	n.normFwd(wt, ws, 2, pB1N2W, s1, ws.a3, w, n.g1)
+	n.convNorm(wt, ws, s1, pB1C2W, w, w, ws.a2, ws.a3, 2)
 	addTo(ws.a3, ws.a1)
 	reluInPlace(ws.a3)
 	maxpool2(ws.a3, w, s1, ws.p1, s2, ws.idx1)
-	// block 2
-	s2.fillBias(ws.a4, n.p(wt, pB2C1B))
-	s2.conv(n.p(wt, pB2C1W), 2*w, w, ws.p1, ws.a4, ws.pad)
-	s2.clearBorders(ws.a4, 2*w)
-	n.normFwd(wt, ws, 3, pB2N1W, s2, ws.a4, 2*w, n.g2)
+	// block 2: conv 2 (normalised) plus the 1×1 shortcut
+	n.convNorm(wt, ws, s2, pB2C1W, 2*w, w, ws.p1, ws.a4, 3)
 	reluInPlace(ws.a4)
-	s2.fillBias(ws.a5, n.p(wt, pB2C2B))
-	s2.conv(n.p(wt, pB2C2W), 2*w, 2*w, ws.a4, ws.a5, ws.pad)
-	s2.clearBorders(ws.a5, 2*w)
-	n.normFwd(wt, ws, 4, pB2N2W, s2, ws.a5, 2*w, n.g2)
+	n.convNorm(wt, ws, s2, pB2C2W, 2*w, 2*w, ws.a4, ws.a5, 4)
 	s2.addBias(ws.a5, n.p(wt, pB2ScB))
 	matmulAcc(2*w, s2.g, w, n.p(wt, pB2ScW), w, 1, ws.p1[s2.o:], s2.s, ws.a5[s2.o:], s2.s, ws.pad)
 	s2.clearBorders(ws.a5, 2*w)
@@ -332,13 +323,13 @@ func (n *cnnNet) backward(wt []float32, ws *cnnWork, y int, scale float32, grad 
 	if n.norm {
 		dz = ws.dz2
 		copy(dz, ds2)
-		n.normBack(wt, ws, 4, pB2N2W, s2, dz, 2*w, n.g2, grad)
+		n.normBack(wt, ws, s2, pB2C2W, dz, 2*w, 4, grad)
 	}
 	ws.gridWeightGrad(s2, dz, 2*w, ws.a4, 2*w, 3, n.p(grad, pB2C2W), n.p(grad, pB2C2B))
 	clear(ws.da4)
 	s2.conv(ws.wf[3], 2*w, 2*w, dz, ws.da4, ws.pad)
 	reluMask(ws.da4, ws.a4)
-	n.normBack(wt, ws, 3, pB2N1W, s2, ws.da4, 2*w, n.g2, grad)
+	n.normBack(wt, ws, s2, pB2C1W, ws.da4, 2*w, 3, grad)
 	ws.gridWeightGrad(s2, ws.da4, 2*w, ws.p1, w, 3, n.p(grad, pB2C1W), n.p(grad, pB2C1B))
 	s2.conv(ws.wf[2], w, 2*w, ws.da4, ws.dp1, ws.pad)
 	// block 1: ds1 is the gradient at conv 2 (normalised) plus the skip.
@@ -349,20 +340,20 @@ func (n *cnnNet) backward(wt []float32, ws *cnnWork, y int, scale float32, grad 
 	if n.norm {
 		dz = ws.dz1
 		copy(dz, ds1)
-		n.normBack(wt, ws, 2, pB1N2W, s1, dz, w, n.g1, grad)
+		n.normBack(wt, ws, s1, pB1C2W, dz, w, 2, grad)
 	}
 	ws.gridWeightGrad(s1, dz, w, ws.a2, w, 3, n.p(grad, pB1C2W), n.p(grad, pB1C2B))
 	da2 := ws.dB
 	clear(da2)
 	s1.conv(ws.wf[1], w, w, dz, da2, ws.pad)
 	reluMask(da2, ws.a2)
-	n.normBack(wt, ws, 1, pB1N1W, s1, da2, w, n.g1, grad)
+	n.normBack(wt, ws, s1, pB1C1W, da2, w, 1, grad)
 	// ds1 now becomes the gradient at a1: the skip path plus conv1's input.
 	ws.gridWeightGrad(s1, da2, w, ws.a1, w, 3, n.p(grad, pB1C1W), n.p(grad, pB1C1B))
 	da1 := ds1
 	s1.conv(ws.wf[0], w, w, da2, da1, ws.pad)
 	reluMask(da1, ws.a1)
-	n.normBack(wt, ws, 0, pStemNW, s1, da1, w, n.g1, grad)
+	n.normBack(wt, ws, s1, pStemW, da1, w, 0, grad)
 	// stem
 	ws.gridWeightGrad(s1, da1, w, ws.xp, n.c, 3, n.p(grad, pStemW), n.p(grad, pStemB))
 	return loss
@@ -444,17 +435,4 @@ func flip3(wt []float32, cout, cin int, dst []float32) {
 			}
 		}
 	}
-}
-
-// convInputGrad adds the input gradient of a 3×3, padding-1 convolution to
-// dIn (cin×h×w). That gradient is itself a 3×3 convolution of dOut
-// (cout×h×w) with the flipped kernel wf (flip3), so it runs as im2col and
-// one GEMM whose inner dimension is cout·9, like the forward pass, instead
-// of a GEMM over cout followed by a scatter-add (col2im). col is scratch of
-// cout·9·h·w values, pad of padLen(cout·9).
-func convInputGrad(wf, dOut []float32, cout, cin, h, w int, dIn, col, pad []float32) {
-	hw := h * w
-	col = col[:cout*9*hw]
-	im2col3(dOut[:cout*hw], cout, h, w, col)
-	matmulAcc(cin, hw, cout*9, wf[:cin*cout*9], cout*9, 1, col, hw, dIn[:cin*hw], hw, pad)
 }

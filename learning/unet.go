@@ -413,3 +413,16 @@ func (ws *unetWork) infer(wt []float32, out []float32) {
 		out[i] = sigmoid(z)
 	}
 }
+
+// convInputGrad adds the input gradient of a 3×3, padding-1 convolution to
+// dIn (cin×h×w). That gradient is itself a 3×3 convolution of dOut
+// (cout×h×w) with the flipped kernel wf (flip3), so it runs as im2col and
+// one GEMM whose inner dimension is cout·9, like the forward pass, instead
+// of a GEMM over cout followed by a scatter-add (col2im). col is scratch of
+// cout·9·h·w values, pad of padLen(cout·9).
+func convInputGrad(wf, dOut []float32, cout, cin, h, w int, dIn, col, pad []float32) {
+	hw := h * w
+	col = col[:cout*9*hw]
+	im2col3(dOut[:cout*hw], cout, h, w, col)
+	matmulAcc(cin, hw, cout*9, wf[:cin*cout*9], cout*9, 1, col, hw, dIn[:cin*hw], hw, pad)
+}
