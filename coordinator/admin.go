@@ -177,7 +177,7 @@ func (a *adminService) WatchJob(req *pb.WatchJobRequest, stream pb.Admin_WatchJo
 }
 
 func (a *adminService) ListEvents(ctx context.Context, req *pb.ListEventsRequest) (*pb.ListEventsResponse, error) {
-	evs, err := a.c.bus.events(req.JobId, req.AfterSeq, int(req.Limit))
+	evs, err := a.c.bus.events(req.JobId, req.AfterSeq, int(req.PageSize))
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
@@ -292,4 +292,8 @@ func jobProto(j *job) *pb.Job {
 func shortHash(b []byte) string {
 	h := sha256Hex(b)
 	return h[:16]
+}
+
+func (a *adminService) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, error) {
+	return &pb.InfoResponse{Version: Version}, nil
 }

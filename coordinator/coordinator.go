@@ -57,6 +57,7 @@ func Policy() pki.Policy {
 		"/concord.v1.Admin/WatchJob":   {pki.RoleAdmin, pki.RoleAuditor},
 		"/concord.v1.Admin/ListModels": {pki.RoleAdmin, pki.RoleAuditor},
 		"/concord.v1.Admin/ListEvents": {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/Info":       {pki.RoleAdmin, pki.RoleAuditor},
 	}
 }
 

@@ -147,9 +147,6 @@ func (c *Coordinator) secureTaskFields(j *job, a round.Action, t *pb.Task) error
 		}
 		t.InputBlob = requestBlob(j.rec.ID, a.Round, a.Attempt)
 		t.KeySharesBlob = relayBlob(j.rec.ID, a.Site)
-		for _, site := range a.Sites {
-			t.ActivePoints = append(t.ActivePoints, uint32(s.Points[site]))
-		}
 	}
 	return nil
 }

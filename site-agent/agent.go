@@ -205,8 +205,7 @@ func (a *Agent) session(ctx context.Context) error {
 	if c, ok := a.cfg.Data.(Counter); ok {
 		examples = uint64(c.Examples())
 	}
-	if err := stream.Send(&pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: &pb.Hello{Version: Version, Examples: examples,
-		Capabilities: []string{"train:cnn", "secure-aggregation:mhe"}}}}); err != nil {
+	if err := stream.Send(&pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: &pb.Hello{Version: Version, Examples: examples}}}); err != nil {
 		return err
 	}
 	first, err := stream.Recv()

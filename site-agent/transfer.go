@@ -38,7 +38,6 @@ func (a *Agent) upload(ctx context.Context, sub *submission, h *pb.UploadHeader)
 	h.Nonce = sub.Nonce
 	h.SampleCount = sub.Samples
 	h.Metrics = sub.Metrics
-	h.Params = sub.Params
 	h.LayoutHash = sub.Layout
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -21,21 +21,131 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-type Site struct {
+type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Connected     bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	LastSeenUnix  int64                  `protobuf:"varint,4,opt,name=last_seen_unix,json=lastSeenUnix,proto3" json:"last_seen_unix,omitempty"`
-	Examples      uint64                 `protobuf:"varint,5,opt,name=examples,proto3" json:"examples,omitempty"`
-	CurrentTask   string                 `protobuf:"bytes,6,opt,name=current_task,json=currentTask,proto3" json:"current_task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InfoRequest) Reset() {
+	*x = InfoRequest{}
+	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InfoRequest) ProtoMessage() {}
+
+func (x *InfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
+func (*InfoRequest) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+type InfoResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	MaxModelParams uint64                 `protobuf:"varint,2,opt,name=max_model_params,json=maxModelParams,proto3" json:"max_model_params,omitempty"`
+	MaxPageSize    uint32                 `protobuf:"varint,3,opt,name=max_page_size,json=maxPageSize,proto3" json:"max_page_size,omitempty"`
+	MaxStringBytes uint32                 `protobuf:"varint,4,opt,name=max_string_bytes,json=maxStringBytes,proto3" json:"max_string_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *InfoResponse) Reset() {
+	*x = InfoResponse{}
+	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InfoResponse) ProtoMessage() {}
+
+func (x *InfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
+func (*InfoResponse) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *InfoResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetMaxModelParams() uint64 {
+	if x != nil {
+		return x.MaxModelParams
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetMaxPageSize() uint32 {
+	if x != nil {
+		return x.MaxPageSize
+	}
+	return 0
+}
+
+func (x *InfoResponse) GetMaxStringBytes() uint32 {
+	if x != nil {
+		return x.MaxStringBytes
+	}
+	return 0
+}
+
+type Site struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Connected    bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
+	Version      string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	LastSeenUnix int64                  `protobuf:"varint,4,opt,name=last_seen_unix,json=lastSeenUnix,proto3" json:"last_seen_unix,omitempty"`
+	Examples     uint64                 `protobuf:"varint,5,opt,name=examples,proto3" json:"examples,omitempty"`
+	CurrentTask  string                 `protobuf:"bytes,6,opt,name=current_task,json=currentTask,proto3" json:"current_task,omitempty"`
+	// What the agent last reported about its data source; empty when healthy.
+	DataProblem string `protobuf:"bytes,7,opt,name=data_problem,json=dataProblem,proto3" json:"data_problem,omitempty"`
+	// The last task that failed at this site, with its reason.
+	LastFailure *SiteFailure `protobuf:"bytes,8,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
+	// The certificate is revoked: the site is disconnected and excluded.
+	Revoked       bool `protobuf:"varint,9,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Site) Reset() {
 	*x = Site{}
-	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	mi := &file_concord_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +157,7 @@ func (x *Site) String() string {
 func (*Site) ProtoMessage() {}
 
 func (x *Site) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	mi := &file_concord_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +170,7 @@ func (x *Site) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Site.ProtoReflect.Descriptor instead.
 func (*Site) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Site) GetName() string {
@@ -105,15 +215,127 @@ func (x *Site) GetCurrentTask() string {
 	return ""
 }
 
+func (x *Site) GetDataProblem() string {
+	if x != nil {
+		return x.DataProblem
+	}
+	return ""
+}
+
+func (x *Site) GetLastFailure() *SiteFailure {
+	if x != nil {
+		return x.LastFailure
+	}
+	return nil
+}
+
+func (x *Site) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+// SiteFailure is a task a site could not do, with the site's reason
+// (bounded in length; never a file path or patient identifier).
+type SiteFailure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Round         uint32                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
+	Task          string                 `protobuf:"bytes,4,opt,name=task,proto3" json:"task,omitempty"` // train | key-setup | key-shares | decrypt
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	UnixMillis    int64                  `protobuf:"varint,6,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteFailure) Reset() {
+	*x = SiteFailure{}
+	mi := &file_concord_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteFailure) ProtoMessage() {}
+
+func (x *SiteFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteFailure.ProtoReflect.Descriptor instead.
+func (*SiteFailure) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SiteFailure) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SiteFailure) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *SiteFailure) GetRound() uint32 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *SiteFailure) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *SiteFailure) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SiteFailure) GetUnixMillis() int64 {
+	if x != nil {
+		return x.UnixMillis
+	}
+	return 0
+}
+
+// Every list call pages the same way: page_size (0 = the server's default,
+// capped by its maximum) and page_token from the previous response's
+// next_page_token; an empty next_page_token means the list is complete.
 type ListSitesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      uint32                 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSitesRequest) Reset() {
 	*x = ListSitesRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	mi := &file_concord_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -125,7 +347,7 @@ func (x *ListSitesRequest) String() string {
 func (*ListSitesRequest) ProtoMessage() {}
 
 func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	mi := &file_concord_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -138,19 +360,34 @@ func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesRequest.ProtoReflect.Descriptor instead.
 func (*ListSitesRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListSitesRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSitesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type ListSitesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sites         []*Site                `protobuf:"bytes,1,rep,name=sites,proto3" json:"sites,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSitesResponse) Reset() {
 	*x = ListSitesResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[2]
+	mi := &file_concord_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -162,7 +399,7 @@ func (x *ListSitesResponse) String() string {
 func (*ListSitesResponse) ProtoMessage() {}
 
 func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[2]
+	mi := &file_concord_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -175,7 +412,7 @@ func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesResponse.ProtoReflect.Descriptor instead.
 func (*ListSitesResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListSitesResponse) GetSites() []*Site {
@@ -183,6 +420,13 @@ func (x *ListSitesResponse) GetSites() []*Site {
 		return x.Sites
 	}
 	return nil
+}
+
+func (x *ListSitesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type SubmitJobRequest struct {
@@ -194,7 +438,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[3]
+	mi := &file_concord_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +450,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[3]
+	mi := &file_concord_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +463,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -238,7 +482,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[4]
+	mi := &file_concord_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +494,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[4]
+	mi := &file_concord_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +507,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -275,13 +519,15 @@ func (x *GetJobRequest) GetJobId() string {
 
 type ListJobsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      uint32                 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[5]
+	mi := &file_concord_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +539,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[5]
+	mi := &file_concord_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,19 +552,34 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListJobsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type ListJobsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Jobs          []*Job                 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[6]
+	mi := &file_concord_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +591,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[6]
+	mi := &file_concord_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +604,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -351,6 +612,13 @@ func (x *ListJobsResponse) GetJobs() []*Job {
 		return x.Jobs
 	}
 	return nil
+}
+
+func (x *ListJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type AbortJobRequest struct {
@@ -363,7 +631,7 @@ type AbortJobRequest struct {
 
 func (x *AbortJobRequest) Reset() {
 	*x = AbortJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[7]
+	mi := &file_concord_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +643,7 @@ func (x *AbortJobRequest) String() string {
 func (*AbortJobRequest) ProtoMessage() {}
 
 func (x *AbortJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[7]
+	mi := &file_concord_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +656,7 @@ func (x *AbortJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortJobRequest.ProtoReflect.Descriptor instead.
 func (*AbortJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AbortJobRequest) GetJobId() string {
@@ -414,7 +682,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[8]
+	mi := &file_concord_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +694,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[8]
+	mi := &file_concord_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +707,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -464,7 +732,7 @@ type RoundSummary struct {
 
 func (x *RoundSummary) Reset() {
 	*x = RoundSummary{}
-	mi := &file_concord_v1_admin_proto_msgTypes[9]
+	mi := &file_concord_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +744,7 @@ func (x *RoundSummary) String() string {
 func (*RoundSummary) ProtoMessage() {}
 
 func (x *RoundSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[9]
+	mi := &file_concord_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +757,7 @@ func (x *RoundSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoundSummary.ProtoReflect.Descriptor instead.
 func (*RoundSummary) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RoundSummary) GetRound() uint32 {
@@ -542,23 +810,27 @@ func (x *RoundSummary) GetSeconds() float64 {
 }
 
 type Job struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Spec          *JobSpec               `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`  // pending | key-setup | running | completed | aborted | failed
-	Round         uint32                 `protobuf:"varint,4,opt,name=round,proto3" json:"round,omitempty"` // current or last round
-	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	SubmittedBy   string                 `protobuf:"bytes,6,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
-	CreatedUnix   int64                  `protobuf:"varint,7,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
-	Rounds        []*RoundSummary        `protobuf:"bytes,8,rep,name=rounds,proto3" json:"rounds,omitempty"`
-	ModelVersion  string                 `protobuf:"bytes,9,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Spec         *JobSpec               `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	State        string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`  // pending | key-setup | running | completed | aborted | failed
+	Round        uint32                 `protobuf:"varint,4,opt,name=round,proto3" json:"round,omitempty"` // current or last round
+	Reason       string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	SubmittedBy  string                 `protobuf:"bytes,6,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
+	CreatedUnix  int64                  `protobuf:"varint,7,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	Rounds       []*RoundSummary        `protobuf:"bytes,8,rep,name=rounds,proto3" json:"rounds,omitempty"`
+	ModelVersion string                 `protobuf:"bytes,9,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// Task failures reported by sites in this job, newest last (bounded).
+	Failures []*SiteFailure `protobuf:"bytes,10,rep,name=failures,proto3" json:"failures,omitempty"`
+	// Sites the current step still waits for, and why (e.g. "not connected").
+	WaitingFor    []*WaitingFor `protobuf:"bytes,11,rep,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_concord_v1_admin_proto_msgTypes[10]
+	mi := &file_concord_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +842,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[10]
+	mi := &file_concord_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +855,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Job) GetId() string {
@@ -649,6 +921,72 @@ func (x *Job) GetModelVersion() string {
 	return ""
 }
 
+func (x *Job) GetFailures() []*SiteFailure {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
+func (x *Job) GetWaitingFor() []*WaitingFor {
+	if x != nil {
+		return x.WaitingFor
+	}
+	return nil
+}
+
+type WaitingFor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitingFor) Reset() {
+	*x = WaitingFor{}
+	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitingFor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitingFor) ProtoMessage() {}
+
+func (x *WaitingFor) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitingFor.ProtoReflect.Descriptor instead.
+func (*WaitingFor) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WaitingFor) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *WaitingFor) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type JobEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           int64                  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
@@ -666,7 +1004,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_concord_v1_admin_proto_msgTypes[11]
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +1016,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[11]
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +1029,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *JobEvent) GetSeq() int64 {
@@ -775,7 +1113,7 @@ type ModelVersion struct {
 
 func (x *ModelVersion) Reset() {
 	*x = ModelVersion{}
-	mi := &file_concord_v1_admin_proto_msgTypes[12]
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +1125,7 @@ func (x *ModelVersion) String() string {
 func (*ModelVersion) ProtoMessage() {}
 
 func (x *ModelVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[12]
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +1138,7 @@ func (x *ModelVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersion.ProtoReflect.Descriptor instead.
 func (*ModelVersion) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ModelVersion) GetVersion() string {
@@ -876,13 +1214,15 @@ func (x *ModelVersion) GetLineage() string {
 type ListModelsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	PageSize      uint32                 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1234,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1247,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListModelsRequest) GetJobId() string {
@@ -917,16 +1257,31 @@ func (x *ListModelsRequest) GetJobId() string {
 	return ""
 }
 
+func (x *ListModelsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListModelsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListModelsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Models        []*ModelVersion        `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1293,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1306,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelVersion {
@@ -959,6 +1314,13 @@ func (x *ListModelsResponse) GetModels() []*ModelVersion {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *ListModelsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetModelRequest struct {
@@ -970,7 +1332,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1344,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1357,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetModelRequest) GetVersion() string {
@@ -1016,7 +1378,7 @@ type ModelChunk struct {
 
 func (x *ModelChunk) Reset() {
 	*x = ModelChunk{}
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1390,7 @@ func (x *ModelChunk) String() string {
 func (*ModelChunk) ProtoMessage() {}
 
 func (x *ModelChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1403,7 @@ func (x *ModelChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelChunk.ProtoReflect.Descriptor instead.
 func (*ModelChunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ModelChunk) GetInfo() *ModelVersion {
@@ -1065,18 +1427,20 @@ func (x *ModelChunk) GetChunk() *Chunk {
 	return nil
 }
 
+// ListEvents returns events with seq > after_seq, oldest first.
 type ListEventsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	AfterSeq      int64                  `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
-	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageSize      uint32                 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1452,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1465,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListEventsRequest) GetJobId() string {
@@ -1118,23 +1482,31 @@ func (x *ListEventsRequest) GetAfterSeq() int64 {
 	return 0
 }
 
-func (x *ListEventsRequest) GetLimit() uint32 {
+func (x *ListEventsRequest) GetPageSize() uint32 {
 	if x != nil {
-		return x.Limit
+		return x.PageSize
 	}
 	return 0
+}
+
+func (x *ListEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type ListEventsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*JobEvent            `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1518,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1531,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListEventsResponse) GetEvents() []*JobEvent {
@@ -1169,29 +1541,61 @@ func (x *ListEventsResponse) GetEvents() []*JobEvent {
 	return nil
 }
 
+func (x *ListEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_concord_v1_admin_proto protoreflect.FileDescriptor
 
 const file_concord_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/admin.proto\x12\n" +
-	"concord.v1\x1a\x17concord/v1/common.proto\"\xb7\x01\n" +
+	"concord.v1\x1a\x17concord/v1/common.proto\"\r\n" +
+	"\vInfoRequest\"\xa0\x01\n" +
+	"\fInfoResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12(\n" +
+	"\x10max_model_params\x18\x02 \x01(\x04R\x0emaxModelParams\x12\"\n" +
+	"\rmax_page_size\x18\x03 \x01(\rR\vmaxPageSize\x12(\n" +
+	"\x10max_string_bytes\x18\x04 \x01(\rR\x0emaxStringBytes\"\xb0\x02\n" +
 	"\x04Site\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12$\n" +
 	"\x0elast_seen_unix\x18\x04 \x01(\x03R\flastSeenUnix\x12\x1a\n" +
 	"\bexamples\x18\x05 \x01(\x04R\bexamples\x12!\n" +
-	"\fcurrent_task\x18\x06 \x01(\tR\vcurrentTask\"\x12\n" +
-	"\x10ListSitesRequest\";\n" +
+	"\fcurrent_task\x18\x06 \x01(\tR\vcurrentTask\x12!\n" +
+	"\fdata_problem\x18\a \x01(\tR\vdataProblem\x12:\n" +
+	"\flast_failure\x18\b \x01(\v2\x17.concord.v1.SiteFailureR\vlastFailure\x12\x18\n" +
+	"\arevoked\x18\t \x01(\bR\arevoked\"\x9b\x01\n" +
+	"\vSiteFailure\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
+	"\x05round\x18\x03 \x01(\rR\x05round\x12\x12\n" +
+	"\x04task\x18\x04 \x01(\tR\x04task\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vunix_millis\x18\x06 \x01(\x03R\n" +
+	"unixMillis\"N\n" +
+	"\x10ListSitesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"c\n" +
 	"\x11ListSitesResponse\x12&\n" +
-	"\x05sites\x18\x01 \x03(\v2\x10.concord.v1.SiteR\x05sites\";\n" +
+	"\x05sites\x18\x01 \x03(\v2\x10.concord.v1.SiteR\x05sites\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
 	"\x10SubmitJobRequest\x12'\n" +
 	"\x04spec\x18\x01 \x01(\v2\x13.concord.v1.JobSpecR\x04spec\"&\n" +
 	"\rGetJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x11\n" +
-	"\x0fListJobsRequest\"7\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"M\n" +
+	"\x0fListJobsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"_\n" +
 	"\x10ListJobsResponse\x12#\n" +
-	"\x04jobs\x18\x01 \x03(\v2\x0f.concord.v1.JobR\x04jobs\"@\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x0f.concord.v1.JobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"@\n" +
 	"\x0fAbortJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"(\n" +
@@ -1207,7 +1611,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\aseconds\x18\a \x01(\x01R\aseconds\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x9f\x02\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x8d\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.concord.v1.JobSpecR\x04spec\x12\x14\n" +
@@ -1217,7 +1621,15 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\fsubmitted_by\x18\x06 \x01(\tR\vsubmittedBy\x12!\n" +
 	"\fcreated_unix\x18\a \x01(\x03R\vcreatedUnix\x120\n" +
 	"\x06rounds\x18\b \x03(\v2\x18.concord.v1.RoundSummaryR\x06rounds\x12#\n" +
-	"\rmodel_version\x18\t \x01(\tR\fmodelVersion\"\xe3\x01\n" +
+	"\rmodel_version\x18\t \x01(\tR\fmodelVersion\x123\n" +
+	"\bfailures\x18\n" +
+	" \x03(\v2\x17.concord.v1.SiteFailureR\bfailures\x127\n" +
+	"\vwaiting_for\x18\v \x03(\v2\x16.concord.v1.WaitingForR\n" +
+	"waitingFor\"8\n" +
+	"\n" +
+	"WaitingFor\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xe3\x01\n" +
 	"\bJobEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x1f\n" +
 	"\vunix_millis\x18\x02 \x01(\x03R\n" +
@@ -1244,24 +1656,31 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	" \x01(\tR\alineage\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"*\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"f\n" +
 	"\x11ListModelsRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"F\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"n\n" +
 	"\x12ListModelsResponse\x120\n" +
-	"\x06models\x18\x01 \x03(\v2\x18.concord.v1.ModelVersionR\x06models\"+\n" +
+	"\x06models\x18\x01 \x03(\v2\x18.concord.v1.ModelVersionR\x06models\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n" +
 	"\x0fGetModelRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"{\n" +
 	"\n" +
 	"ModelChunk\x12,\n" +
 	"\x04info\x18\x01 \x01(\v2\x18.concord.v1.ModelVersionR\x04info\x12\x16\n" +
 	"\x06layout\x18\x02 \x01(\fR\x06layout\x12'\n" +
-	"\x05chunk\x18\x03 \x01(\v2\x11.concord.v1.ChunkR\x05chunk\"]\n" +
+	"\x05chunk\x18\x03 \x01(\v2\x11.concord.v1.ChunkR\x05chunk\"\x83\x01\n" +
 	"\x11ListEventsRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
-	"\tafter_seq\x18\x02 \x01(\x03R\bafterSeq\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\rR\x05limit\"B\n" +
+	"\tafter_seq\x18\x02 \x01(\x03R\bafterSeq\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"j\n" +
 	"\x12ListEventsResponse\x12,\n" +
-	"\x06events\x18\x01 \x03(\v2\x14.concord.v1.JobEventR\x06events2\xe2\x04\n" +
+	"\x06events\x18\x01 \x03(\v2\x14.concord.v1.JobEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x9d\x05\n" +
 	"\x05Admin\x12H\n" +
 	"\tListSites\x12\x1c.concord.v1.ListSitesRequest\x1a\x1d.concord.v1.ListSitesResponse\x12:\n" +
 	"\tSubmitJob\x12\x1c.concord.v1.SubmitJobRequest\x1a\x0f.concord.v1.Job\x124\n" +
@@ -1273,7 +1692,8 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"ListModels\x12\x1d.concord.v1.ListModelsRequest\x1a\x1e.concord.v1.ListModelsResponse\x12A\n" +
 	"\bGetModel\x12\x1b.concord.v1.GetModelRequest\x1a\x16.concord.v1.ModelChunk0\x01\x12K\n" +
 	"\n" +
-	"ListEvents\x12\x1d.concord.v1.ListEventsRequest\x1a\x1e.concord.v1.ListEventsResponseB9Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3"
+	"ListEvents\x12\x1d.concord.v1.ListEventsRequest\x1a\x1e.concord.v1.ListEventsResponse\x129\n" +
+	"\x04Info\x12\x17.concord.v1.InfoRequest\x1a\x18.concord.v1.InfoResponseB9Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3"
 
 var (
 	file_concord_v1_admin_proto_rawDescOnce sync.Once
@@ -1287,68 +1707,77 @@ func file_concord_v1_admin_proto_rawDescGZIP() []byte {
 	return file_concord_v1_admin_proto_rawDescData
 }
 
-var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_concord_v1_admin_proto_goTypes = []any{
-	(*Site)(nil),               // 0: concord.v1.Site
-	(*ListSitesRequest)(nil),   // 1: concord.v1.ListSitesRequest
-	(*ListSitesResponse)(nil),  // 2: concord.v1.ListSitesResponse
-	(*SubmitJobRequest)(nil),   // 3: concord.v1.SubmitJobRequest
-	(*GetJobRequest)(nil),      // 4: concord.v1.GetJobRequest
-	(*ListJobsRequest)(nil),    // 5: concord.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),   // 6: concord.v1.ListJobsResponse
-	(*AbortJobRequest)(nil),    // 7: concord.v1.AbortJobRequest
-	(*WatchJobRequest)(nil),    // 8: concord.v1.WatchJobRequest
-	(*RoundSummary)(nil),       // 9: concord.v1.RoundSummary
-	(*Job)(nil),                // 10: concord.v1.Job
-	(*JobEvent)(nil),           // 11: concord.v1.JobEvent
-	(*ModelVersion)(nil),       // 12: concord.v1.ModelVersion
-	(*ListModelsRequest)(nil),  // 13: concord.v1.ListModelsRequest
-	(*ListModelsResponse)(nil), // 14: concord.v1.ListModelsResponse
-	(*GetModelRequest)(nil),    // 15: concord.v1.GetModelRequest
-	(*ModelChunk)(nil),         // 16: concord.v1.ModelChunk
-	(*ListEventsRequest)(nil),  // 17: concord.v1.ListEventsRequest
-	(*ListEventsResponse)(nil), // 18: concord.v1.ListEventsResponse
-	nil,                        // 19: concord.v1.RoundSummary.MetricsEntry
-	nil,                        // 20: concord.v1.ModelVersion.MetricsEntry
-	(*JobSpec)(nil),            // 21: concord.v1.JobSpec
-	(*Chunk)(nil),              // 22: concord.v1.Chunk
+	(*InfoRequest)(nil),        // 0: concord.v1.InfoRequest
+	(*InfoResponse)(nil),       // 1: concord.v1.InfoResponse
+	(*Site)(nil),               // 2: concord.v1.Site
+	(*SiteFailure)(nil),        // 3: concord.v1.SiteFailure
+	(*ListSitesRequest)(nil),   // 4: concord.v1.ListSitesRequest
+	(*ListSitesResponse)(nil),  // 5: concord.v1.ListSitesResponse
+	(*SubmitJobRequest)(nil),   // 6: concord.v1.SubmitJobRequest
+	(*GetJobRequest)(nil),      // 7: concord.v1.GetJobRequest
+	(*ListJobsRequest)(nil),    // 8: concord.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),   // 9: concord.v1.ListJobsResponse
+	(*AbortJobRequest)(nil),    // 10: concord.v1.AbortJobRequest
+	(*WatchJobRequest)(nil),    // 11: concord.v1.WatchJobRequest
+	(*RoundSummary)(nil),       // 12: concord.v1.RoundSummary
+	(*Job)(nil),                // 13: concord.v1.Job
+	(*WaitingFor)(nil),         // 14: concord.v1.WaitingFor
+	(*JobEvent)(nil),           // 15: concord.v1.JobEvent
+	(*ModelVersion)(nil),       // 16: concord.v1.ModelVersion
+	(*ListModelsRequest)(nil),  // 17: concord.v1.ListModelsRequest
+	(*ListModelsResponse)(nil), // 18: concord.v1.ListModelsResponse
+	(*GetModelRequest)(nil),    // 19: concord.v1.GetModelRequest
+	(*ModelChunk)(nil),         // 20: concord.v1.ModelChunk
+	(*ListEventsRequest)(nil),  // 21: concord.v1.ListEventsRequest
+	(*ListEventsResponse)(nil), // 22: concord.v1.ListEventsResponse
+	nil,                        // 23: concord.v1.RoundSummary.MetricsEntry
+	nil,                        // 24: concord.v1.ModelVersion.MetricsEntry
+	(*JobSpec)(nil),            // 25: concord.v1.JobSpec
+	(*Chunk)(nil),              // 26: concord.v1.Chunk
 }
 var file_concord_v1_admin_proto_depIdxs = []int32{
-	0,  // 0: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
-	21, // 1: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
-	10, // 2: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
-	19, // 3: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
-	21, // 4: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
-	9,  // 5: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
-	10, // 6: concord.v1.JobEvent.job:type_name -> concord.v1.Job
-	20, // 7: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
-	12, // 8: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
-	12, // 9: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
-	22, // 10: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
-	11, // 11: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
-	1,  // 12: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
-	3,  // 13: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
-	4,  // 14: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
-	5,  // 15: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
-	8,  // 16: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
-	7,  // 17: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
-	13, // 18: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
-	15, // 19: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
-	17, // 20: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
-	2,  // 21: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
-	10, // 22: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
-	10, // 23: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
-	6,  // 24: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
-	11, // 25: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
-	10, // 26: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
-	14, // 27: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
-	16, // 28: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
-	18, // 29: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	3,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
+	2,  // 1: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
+	25, // 2: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
+	13, // 3: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
+	23, // 4: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
+	25, // 5: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
+	12, // 6: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
+	3,  // 7: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
+	14, // 8: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
+	13, // 9: concord.v1.JobEvent.job:type_name -> concord.v1.Job
+	24, // 10: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
+	16, // 11: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
+	16, // 12: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
+	26, // 13: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
+	15, // 14: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
+	4,  // 15: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
+	6,  // 16: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
+	7,  // 17: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
+	8,  // 18: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
+	11, // 19: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
+	10, // 20: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
+	17, // 21: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
+	19, // 22: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
+	21, // 23: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
+	0,  // 24: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
+	5,  // 25: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
+	13, // 26: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
+	13, // 27: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
+	9,  // 28: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
+	15, // 29: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
+	13, // 30: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
+	18, // 31: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
+	20, // 32: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
+	22, // 33: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
+	1,  // 34: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
+	25, // [25:35] is the sub-list for method output_type
+	15, // [15:25] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_admin_proto_init() }
@@ -1363,7 +1792,7 @@ func file_concord_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_admin_proto_rawDesc), len(file_concord_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	Admin_ListModels_FullMethodName = "/concord.v1.Admin/ListModels"
 	Admin_GetModel_FullMethodName   = "/concord.v1.Admin/GetModel"
 	Admin_ListEvents_FullMethodName = "/concord.v1.Admin/ListEvents"
+	Admin_Info_FullMethodName       = "/concord.v1.Admin/Info"
 )
 
 // AdminClient is the client API for Admin service.
@@ -45,6 +46,8 @@ type AdminClient interface {
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ModelChunk], error)
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// Info says which coordinator this is and the limits it enforces.
+	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
 }
 
 type adminClient struct {
@@ -163,6 +166,16 @@ func (c *adminClient) ListEvents(ctx context.Context, in *ListEventsRequest, opt
 	return out, nil
 }
 
+func (c *adminClient) Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InfoResponse)
+	err := c.cc.Invoke(ctx, Admin_Info_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -178,6 +191,8 @@ type AdminServer interface {
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	GetModel(*GetModelRequest, grpc.ServerStreamingServer[ModelChunk]) error
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
+	// Info says which coordinator this is and the limits it enforces.
+	Info(context.Context, *InfoRequest) (*InfoResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -214,6 +229,9 @@ func (UnimplementedAdminServer) GetModel(*GetModelRequest, grpc.ServerStreamingS
 }
 func (UnimplementedAdminServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
+}
+func (UnimplementedAdminServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -384,6 +402,24 @@ func _Admin_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Info_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Info(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Info_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Info(ctx, req.(*InfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -418,6 +454,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEvents",
 			Handler:    _Admin_ListEvents_Handler,
+		},
+		{
+			MethodName: "Info",
+			Handler:    _Admin_Info_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

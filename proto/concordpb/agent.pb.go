@@ -144,6 +144,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Hello
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Status
+	//	*AgentMessage_Health
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -213,6 +214,15 @@ func (x *AgentMessage) GetStatus() *TaskStatus {
 	return nil
 }
 
+func (x *AgentMessage) GetHealth() *Health {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Health); ok {
+			return x.Health
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -229,18 +239,27 @@ type AgentMessage_Status struct {
 	Status *TaskStatus `protobuf:"bytes,3,opt,name=status,proto3,oneof"`
 }
 
+type AgentMessage_Health struct {
+	Health *Health `protobuf:"bytes,4,opt,name=health,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Status) isAgentMessage_Msg() {}
 
+func (*AgentMessage_Health) isAgentMessage_Msg() {}
+
 type Hello struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Version string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
 	// Number of training examples the site holds (counts only).
-	Examples      uint64   `protobuf:"varint,2,opt,name=examples,proto3" json:"examples,omitempty"`
-	Capabilities  []string `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Examples uint64 `protobuf:"varint,2,opt,name=examples,proto3" json:"examples,omitempty"`
+	// Empty when the site's data source checked out at start-up; otherwise
+	// what is wrong with it (missing folder, class folders that do not match),
+	// with no file paths or patient identifiers.
+	DataProblem   string `protobuf:"bytes,4,opt,name=data_problem,json=dataProblem,proto3" json:"data_problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,11 +308,65 @@ func (x *Hello) GetExamples() uint64 {
 	return 0
 }
 
-func (x *Hello) GetCapabilities() []string {
+func (x *Hello) GetDataProblem() string {
 	if x != nil {
-		return x.Capabilities
+		return x.DataProblem
 	}
-	return nil
+	return ""
+}
+
+// Health is sent whenever the site's data check changes its answer (at
+// start-up, before each task, and when a folder appears or disappears).
+type Health struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Examples      uint64                 `protobuf:"varint,1,opt,name=examples,proto3" json:"examples,omitempty"`
+	DataProblem   string                 `protobuf:"bytes,2,opt,name=data_problem,json=dataProblem,proto3" json:"data_problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Health) Reset() {
+	*x = Health{}
+	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Health) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Health) ProtoMessage() {}
+
+func (x *Health) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Health.ProtoReflect.Descriptor instead.
+func (*Health) Descriptor() ([]byte, []int) {
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Health) GetExamples() uint64 {
+	if x != nil {
+		return x.Examples
+	}
+	return 0
+}
+
+func (x *Health) GetDataProblem() string {
+	if x != nil {
+		return x.DataProblem
+	}
+	return ""
 }
 
 type Heartbeat struct {
@@ -305,7 +378,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	mi := &file_concord_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +390,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	mi := &file_concord_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +403,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Heartbeat) GetUnixMillis() int64 {
@@ -345,14 +418,13 @@ type TaskStatus struct {
 	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // running | failed
 	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
-	Progress      float64                `protobuf:"fixed64,4,opt,name=progress,proto3" json:"progress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_concord_v1_agent_proto_msgTypes[3]
+	mi := &file_concord_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +436,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[3]
+	mi := &file_concord_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +449,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TaskStatus) GetTaskId() string {
@@ -401,13 +473,6 @@ func (x *TaskStatus) GetDetail() string {
 	return ""
 }
 
-func (x *TaskStatus) GetProgress() float64 {
-	if x != nil {
-		return x.Progress
-	}
-	return 0
-}
-
 type CoordinatorMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -423,7 +488,7 @@ type CoordinatorMessage struct {
 
 func (x *CoordinatorMessage) Reset() {
 	*x = CoordinatorMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[4]
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +500,7 @@ func (x *CoordinatorMessage) String() string {
 func (*CoordinatorMessage) ProtoMessage() {}
 
 func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[4]
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +513,7 @@ func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
 func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
@@ -533,7 +598,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +610,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +623,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Welcome) GetSite() string {
@@ -592,7 +657,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +669,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +682,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Cancel) GetJobId() string {
@@ -654,8 +719,6 @@ type Task struct {
 	ExchangeKeys map[string][]byte `protobuf:"bytes,11,rep,name=exchange_keys,json=exchangeKeys,proto3" json:"exchange_keys,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	CrpSeed      []byte            `protobuf:"bytes,12,opt,name=crp_seed,json=crpSeed,proto3" json:"crp_seed,omitempty"`
 	Threshold    uint32            `protobuf:"varint,13,opt,name=threshold,proto3" json:"threshold,omitempty"`
-	// DECRYPT: the Shamir points of the sites taking part.
-	ActivePoints []uint32 `protobuf:"varint,14,rep,packed,name=active_points,json=activePoints,proto3" json:"active_points,omitempty"`
 	// Secure jobs: the blob holding the Shamir shares other key holders
 	// sealed to this site (relayed by the coordinator, unreadable to it).
 	KeySharesBlob string `protobuf:"bytes,15,opt,name=key_shares_blob,json=keySharesBlob,proto3" json:"key_shares_blob,omitempty"`
@@ -666,7 +729,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +741,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +754,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Task) GetTaskId() string {
@@ -785,13 +848,6 @@ func (x *Task) GetThreshold() uint32 {
 	return 0
 }
 
-func (x *Task) GetActivePoints() []uint32 {
-	if x != nil {
-		return x.ActivePoints
-	}
-	return nil
-}
-
 func (x *Task) GetKeySharesBlob() string {
 	if x != nil {
 		return x.KeySharesBlob
@@ -819,7 +875,6 @@ type UploadHeader struct {
 	SampleCount uint64             `protobuf:"varint,8,opt,name=sample_count,json=sampleCount,proto3" json:"sample_count,omitempty"`
 	Metrics     map[string]float64 `protobuf:"bytes,9,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	LayoutHash  string             `protobuf:"bytes,10,opt,name=layout_hash,json=layoutHash,proto3" json:"layout_hash,omitempty"`
-	Params      uint64             `protobuf:"varint,11,opt,name=params,proto3" json:"params,omitempty"`
 	// For SHAMIR_SHARES: the receiving site of each chunk, in order.
 	Recipients    []string `protobuf:"bytes,12,rep,name=recipients,proto3" json:"recipients,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -828,7 +883,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +895,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +908,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UploadHeader) GetJobId() string {
@@ -926,13 +981,6 @@ func (x *UploadHeader) GetLayoutHash() string {
 	return ""
 }
 
-func (x *UploadHeader) GetParams() uint64 {
-	if x != nil {
-		return x.Params
-	}
-	return 0
-}
-
 func (x *UploadHeader) GetRecipients() []string {
 	if x != nil {
 		return x.Recipients
@@ -953,7 +1001,7 @@ type UploadMessage struct {
 
 func (x *UploadMessage) Reset() {
 	*x = UploadMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1013,7 @@ func (x *UploadMessage) String() string {
 func (*UploadMessage) ProtoMessage() {}
 
 func (x *UploadMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1026,7 @@ func (x *UploadMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMessage.ProtoReflect.Descriptor instead.
 func (*UploadMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UploadMessage) GetMsg() isUploadMessage_Msg {
@@ -1033,7 +1081,7 @@ type UploadAck struct {
 
 func (x *UploadAck) Reset() {
 	*x = UploadAck{}
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1093,7 @@ func (x *UploadAck) String() string {
 func (*UploadAck) ProtoMessage() {}
 
 func (x *UploadAck) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1106,7 @@ func (x *UploadAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadAck.ProtoReflect.Descriptor instead.
 func (*UploadAck) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UploadAck) GetAcknowledged() uint32 {
@@ -1085,7 +1133,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1145,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1158,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DownloadRequest) GetBlob() string {
@@ -1132,25 +1180,28 @@ var File_concord_v1_agent_proto protoreflect.FileDescriptor
 const file_concord_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/agent.proto\x12\n" +
-	"concord.v1\x1a\x17concord/v1/common.proto\"\xa9\x01\n" +
+	"concord.v1\x1a\x17concord/v1/common.proto\"\xd7\x01\n" +
 	"\fAgentMessage\x12)\n" +
 	"\x05hello\x18\x01 \x01(\v2\x11.concord.v1.HelloH\x00R\x05hello\x125\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x15.concord.v1.HeartbeatH\x00R\theartbeat\x120\n" +
-	"\x06status\x18\x03 \x01(\v2\x16.concord.v1.TaskStatusH\x00R\x06statusB\x05\n" +
-	"\x03msg\"a\n" +
+	"\x06status\x18\x03 \x01(\v2\x16.concord.v1.TaskStatusH\x00R\x06status\x12,\n" +
+	"\x06health\x18\x04 \x01(\v2\x12.concord.v1.HealthH\x00R\x06healthB\x05\n" +
+	"\x03msg\"t\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
-	"\bexamples\x18\x02 \x01(\x04R\bexamples\x12\"\n" +
-	"\fcapabilities\x18\x03 \x03(\tR\fcapabilities\",\n" +
+	"\bexamples\x18\x02 \x01(\x04R\bexamples\x12!\n" +
+	"\fdata_problem\x18\x04 \x01(\tR\vdataProblemJ\x04\b\x03\x10\x04R\fcapabilities\"G\n" +
+	"\x06Health\x12\x1a\n" +
+	"\bexamples\x18\x01 \x01(\x04R\bexamples\x12!\n" +
+	"\fdata_problem\x18\x02 \x01(\tR\vdataProblem\",\n" +
 	"\tHeartbeat\x12\x1f\n" +
 	"\vunix_millis\x18\x01 \x01(\x03R\n" +
-	"unixMillis\"o\n" +
+	"unixMillis\"c\n" +
 	"\n" +
 	"TaskStatus\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x1a\n" +
-	"\bprogress\x18\x04 \x01(\x01R\bprogress\"\xd9\x01\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detailJ\x04\b\x04\x10\x05R\bprogress\"\xd9\x01\n" +
 	"\x12CoordinatorMessage\x12/\n" +
 	"\awelcome\x18\x01 \x01(\v2\x13.concord.v1.WelcomeH\x00R\awelcome\x12&\n" +
 	"\x04task\x18\x02 \x01(\v2\x10.concord.v1.TaskH\x00R\x04task\x125\n" +
@@ -1163,7 +1214,7 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\x11heartbeat_seconds\x18\x03 \x01(\x01R\x10heartbeatSeconds\"7\n" +
 	"\x06Cancel\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xaf\x05\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9f\x05\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.concord.v1.TaskKindR\x04kind\x12\x15\n" +
@@ -1179,8 +1230,7 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	" \x03(\v2\x1c.concord.v1.Task.PointsEntryR\x06points\x12G\n" +
 	"\rexchange_keys\x18\v \x03(\v2\".concord.v1.Task.ExchangeKeysEntryR\fexchangeKeys\x12\x19\n" +
 	"\bcrp_seed\x18\f \x01(\fR\acrpSeed\x12\x1c\n" +
-	"\tthreshold\x18\r \x01(\rR\tthreshold\x12#\n" +
-	"\ractive_points\x18\x0e \x03(\rR\factivePoints\x12&\n" +
+	"\tthreshold\x18\r \x01(\rR\tthreshold\x12&\n" +
 	"\x0fkey_shares_blob\x18\x0f \x01(\tR\rkeySharesBlob\x12\x1f\n" +
 	"\vlayout_hash\x18\x10 \x01(\tR\n" +
 	"layoutHash\x1a9\n" +
@@ -1189,7 +1239,7 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\x1a?\n" +
 	"\x11ExchangeKeysEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xd2\x03\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01J\x04\b\x0e\x10\x0fR\ractive_points\"\xc8\x03\n" +
 	"\fUploadHeader\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\rR\x05round\x12\x14\n" +
@@ -1203,14 +1253,13 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\ametrics\x18\t \x03(\v2%.concord.v1.UploadHeader.MetricsEntryR\ametrics\x12\x1f\n" +
 	"\vlayout_hash\x18\n" +
 	" \x01(\tR\n" +
-	"layoutHash\x12\x16\n" +
-	"\x06params\x18\v \x01(\x04R\x06params\x12\x1e\n" +
+	"layoutHash\x12\x1e\n" +
 	"\n" +
 	"recipients\x18\f \x03(\tR\n" +
 	"recipients\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"u\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01J\x04\b\v\x10\fR\x06params\"u\n" +
 	"\rUploadMessage\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.concord.v1.UploadHeaderH\x00R\x06header\x12)\n" +
 	"\x05chunk\x18\x02 \x01(\v2\x11.concord.v1.ChunkH\x00R\x05chunkB\x05\n" +
@@ -1254,55 +1303,57 @@ func file_concord_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_concord_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_concord_v1_agent_proto_goTypes = []any{
 	(TaskKind)(0),              // 0: concord.v1.TaskKind
 	(UploadKind)(0),            // 1: concord.v1.UploadKind
 	(*AgentMessage)(nil),       // 2: concord.v1.AgentMessage
 	(*Hello)(nil),              // 3: concord.v1.Hello
-	(*Heartbeat)(nil),          // 4: concord.v1.Heartbeat
-	(*TaskStatus)(nil),         // 5: concord.v1.TaskStatus
-	(*CoordinatorMessage)(nil), // 6: concord.v1.CoordinatorMessage
-	(*Welcome)(nil),            // 7: concord.v1.Welcome
-	(*Cancel)(nil),             // 8: concord.v1.Cancel
-	(*Task)(nil),               // 9: concord.v1.Task
-	(*UploadHeader)(nil),       // 10: concord.v1.UploadHeader
-	(*UploadMessage)(nil),      // 11: concord.v1.UploadMessage
-	(*UploadAck)(nil),          // 12: concord.v1.UploadAck
-	(*DownloadRequest)(nil),    // 13: concord.v1.DownloadRequest
-	nil,                        // 14: concord.v1.Task.PointsEntry
-	nil,                        // 15: concord.v1.Task.ExchangeKeysEntry
-	nil,                        // 16: concord.v1.UploadHeader.MetricsEntry
-	(*JobSpec)(nil),            // 17: concord.v1.JobSpec
-	(*Chunk)(nil),              // 18: concord.v1.Chunk
+	(*Health)(nil),             // 4: concord.v1.Health
+	(*Heartbeat)(nil),          // 5: concord.v1.Heartbeat
+	(*TaskStatus)(nil),         // 6: concord.v1.TaskStatus
+	(*CoordinatorMessage)(nil), // 7: concord.v1.CoordinatorMessage
+	(*Welcome)(nil),            // 8: concord.v1.Welcome
+	(*Cancel)(nil),             // 9: concord.v1.Cancel
+	(*Task)(nil),               // 10: concord.v1.Task
+	(*UploadHeader)(nil),       // 11: concord.v1.UploadHeader
+	(*UploadMessage)(nil),      // 12: concord.v1.UploadMessage
+	(*UploadAck)(nil),          // 13: concord.v1.UploadAck
+	(*DownloadRequest)(nil),    // 14: concord.v1.DownloadRequest
+	nil,                        // 15: concord.v1.Task.PointsEntry
+	nil,                        // 16: concord.v1.Task.ExchangeKeysEntry
+	nil,                        // 17: concord.v1.UploadHeader.MetricsEntry
+	(*JobSpec)(nil),            // 18: concord.v1.JobSpec
+	(*Chunk)(nil),              // 19: concord.v1.Chunk
 }
 var file_concord_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: concord.v1.AgentMessage.hello:type_name -> concord.v1.Hello
-	4,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	5,  // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
-	7,  // 3: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
-	9,  // 4: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
-	4,  // 5: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	8,  // 6: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
-	0,  // 7: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
-	17, // 8: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
-	14, // 9: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
-	15, // 10: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
-	1,  // 11: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
-	16, // 12: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
-	10, // 13: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
-	18, // 14: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
-	2,  // 15: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
-	11, // 16: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
-	13, // 17: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
-	6,  // 18: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
-	12, // 19: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
-	18, // 20: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
-	18, // [18:21] is the sub-list for method output_type
-	15, // [15:18] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	5,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	6,  // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
+	4,  // 3: concord.v1.AgentMessage.health:type_name -> concord.v1.Health
+	8,  // 4: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
+	10, // 5: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
+	5,  // 6: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	9,  // 7: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
+	0,  // 8: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
+	18, // 9: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
+	15, // 10: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
+	16, // 11: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
+	1,  // 12: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
+	17, // 13: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
+	11, // 14: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
+	19, // 15: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
+	2,  // 16: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
+	12, // 17: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
+	14, // 18: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
+	7,  // 19: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
+	13, // 20: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
+	19, // 21: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
+	19, // [19:22] is the sub-list for method output_type
+	16, // [16:19] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_agent_proto_init() }
@@ -1315,14 +1366,15 @@ func file_concord_v1_agent_proto_init() {
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Status)(nil),
+		(*AgentMessage_Health)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[5].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
 		(*CoordinatorMessage_Task)(nil),
 		(*CoordinatorMessage_Heartbeat)(nil),
 		(*CoordinatorMessage_Cancel)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[9].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[10].OneofWrappers = []any{
 		(*UploadMessage_Header)(nil),
 		(*UploadMessage_Chunk)(nil),
 	}
@@ -1332,7 +1384,7 @@ func file_concord_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_agent_proto_rawDesc), len(file_concord_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
