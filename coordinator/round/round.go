@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -54,8 +55,11 @@ type Config struct {
 	RoundDeadline   time.Duration
 	StragglerCutoff time.Duration
 	// Sites allowed to take part; empty allows every site that connects.
-	Sites  []string
-	Secure bool
+	Sites []string
+	// Exclude lists sites that never take part in training or key setup
+	// (the job's validation sites), whether or not Sites is set.
+	Exclude []string
+	Secure  bool
 	// Threshold is the number of key holders needed to decrypt (t of N);
 	// 0 means all key holders.
 	Threshold int
@@ -105,6 +109,14 @@ type State struct {
 	Contributors []string `json:"contributors,omitempty"`
 	Participants []string `json:"participants,omitempty"`
 
+	// Failed holds the members of the current phase that reported they
+	// cannot deliver, with their reasons. A member that reconnects is asked
+	// again and its failure is forgotten.
+	Failed map[string]string `json:"failed,omitempty"`
+	// Revoked sites are out of the job for good: their certificates were
+	// revoked while it ran.
+	Revoked map[string]bool `json:"revoked,omitempty"`
+
 	// Connected is not persisted meaningfully: Restore clears it.
 	Connected map[string]bool `json:"-"`
 }
@@ -118,7 +130,8 @@ type Event struct {
 	Sites []string
 	Kind  Kind
 	Round int
-	// Reason of an Abort; Actor is who asked for it.
+	// Reason of an Abort, a site's failure or a revocation; Actor is who
+	// asked for an abort.
 	Reason string
 	Actor  string
 }
@@ -137,6 +150,8 @@ const (
 	EvAggregated                        // the caller finished aggregating Round
 	EvAbort                             // an admin aborted the job
 	EvFailed                            // the caller could not execute an action
+	EvSiteFailed                        // Site reported it cannot deliver Kind for Round (Reason)
+	EvRevoked                           // Site's certificate was revoked (Reason)
 )
 
 // ActionType enumerates actions.
@@ -151,6 +166,7 @@ const (
 	ActCompleted                         // the job finished all rounds
 	ActAborted                           // the job stopped; Reason says why
 	ActNote                              // something worth recording (audit, watch)
+	ActDiscard                           // drop Site's delivery of Kind for Round: it no longer counts
 )
 
 // Action is something the caller must do.
@@ -203,6 +219,13 @@ func (m *Machine) State() State {
 	s.Participants = slices.Clone(m.st.Participants)
 	s.Delivered = cloneSet(m.st.Delivered)
 	s.Connected = cloneSet(m.st.Connected)
+	s.Revoked = cloneSet(m.st.Revoked)
+	if m.st.Failed != nil {
+		s.Failed = make(map[string]string, len(m.st.Failed))
+		for k, v := range m.st.Failed {
+			s.Failed[k] = v
+		}
+	}
 	if m.st.Points != nil {
 		s.Points = make(map[string]int, len(m.st.Points))
 		for k, v := range m.st.Points {
@@ -305,6 +328,17 @@ func (m *Machine) Step(ev Event) []Action {
 		return m.abort(fmt.Sprintf("aborted by %s: %s", orUnknown(ev.Actor), ev.Reason))
 	case EvFailed:
 		return m.abort(ev.Reason)
+	case EvSiteFailed:
+		a, ok := m.siteFailed(ev)
+		if !ok {
+			return a
+		}
+		acts = append(acts, a...)
+	case EvRevoked:
+		acts = append(acts, m.revoke(ev)...)
+		if m.Done() {
+			return acts
+		}
 	}
 	return append(acts, m.advance(ev.Now)...)
 }
@@ -320,6 +354,9 @@ func (m *Machine) allowed(site string) bool {
 	if len(m.cfg.Sites) > 0 && !slices.Contains(m.cfg.Sites, site) {
 		return false
 	}
+	if slices.Contains(m.cfg.Exclude, site) || m.st.Revoked[site] {
+		return false
+	}
 	if m.st.Points != nil && m.st.Phase != PhaseWaiting {
 		// After key setup only key holders can take part.
 		_, ok := m.st.Points[site]
@@ -329,7 +366,10 @@ func (m *Machine) allowed(site string) bool {
 }
 
 // onConnect re-sends a task to a member that has not delivered, and lets a
-// new site join a training round in progress.
+// new site join a training round in progress. A round still waiting for
+// enough sites (no members yet) is left to advance, which starts it with
+// every connected site once there are enough: joining it here would make
+// the newcomer the round's only member.
 func (m *Machine) onConnect(ev Event) []Action {
 	kind, collecting := phaseKind[m.st.Phase]
 	if !collecting {
@@ -337,6 +377,12 @@ func (m *Machine) onConnect(ev Event) []Action {
 	}
 	if m.st.Phase == PhaseDecrypting && len(m.st.Members) == 0 {
 		return m.reselectDecryptors(ev.Now, "")
+	}
+	if m.st.Phase == PhaseTraining && len(m.st.Members) == 0 {
+		return nil
+	}
+	if _, failed := m.st.Failed[ev.Site]; failed {
+		delete(m.st.Failed, ev.Site)
 	}
 	if m.st.Phase == PhaseTraining && !slices.Contains(m.st.Members, ev.Site) {
 		m.st.Members = sortedAppend(m.st.Members, ev.Site)
@@ -396,8 +442,12 @@ func (m *Machine) advance(now time.Time) []Action {
 			m.st.Phase = PhaseKeyCombine
 			return []Action{{Type: ActCombineKey, Sites: slices.Clone(m.st.Members)}}
 		}
+		if len(m.st.Failed) > 0 {
+			return m.abort(fmt.Sprintf("key setup cannot complete: every key holder must deliver %s; %s", phaseKind[m.st.Phase], m.failures()))
+		}
 		if elapsed >= m.cfg.RoundDeadline {
-			return m.abort(fmt.Sprintf("key setup incomplete: %d of %d sites delivered %s before the deadline", len(m.st.Delivered), len(m.st.Members), phaseKind[m.st.Phase]))
+			return m.abort(fmt.Sprintf("key setup incomplete: %d of %d sites delivered %s before the deadline; missing: %s",
+				len(m.st.Delivered), len(m.st.Members), phaseKind[m.st.Phase], m.missing()))
 		}
 
 	case PhaseTraining:
@@ -412,11 +462,17 @@ func (m *Machine) advance(now time.Time) []Action {
 			return nil
 		}
 		got := len(m.st.Delivered)
-		all := got == len(m.st.Members)
+		pending := m.pending()
+		if got+len(pending) < m.cfg.MinSites {
+			return m.abort(fmt.Sprintf("round %d cannot complete: %d delivered and %d more can deliver, the round needs %d; %s",
+				m.st.Round, got, len(pending), m.cfg.MinSites, m.failures()))
+		}
+		all := len(pending) == 0
 		cut := elapsed >= m.cfg.StragglerCutoff && got >= m.cfg.MinSites
 		if all || cut || elapsed >= m.cfg.RoundDeadline {
 			if got < m.cfg.MinSites {
-				return m.abort(fmt.Sprintf("round %d: only %d of the %d updates needed arrived before the deadline", m.st.Round, got, m.cfg.MinSites))
+				return m.abort(fmt.Sprintf("round %d: only %d of the %d updates needed arrived before the deadline; missing: %s",
+					m.st.Round, got, m.cfg.MinSites, m.missing()))
 			}
 			return m.closeRound(now)
 		}
@@ -426,8 +482,12 @@ func (m *Machine) advance(now time.Time) []Action {
 			m.st.Phase = PhaseAggregate
 			return []Action{{Type: ActAggregate, Round: m.st.Round, Sites: slices.Clone(m.st.Contributors), Attempt: m.st.Attempt}}
 		}
+		if able := m.ableDecryptors(); len(able) < m.threshold() {
+			return m.abort(fmt.Sprintf("round %d cannot be decrypted: %d key holders can still take part, %d are needed; %s; nothing was decrypted",
+				m.st.Round, len(able), m.threshold(), m.failures()))
+		}
 		if elapsed >= m.cfg.RoundDeadline {
-			return m.abort(fmt.Sprintf("round %d: fewer than %d key holders were available to decrypt; nothing was decrypted", m.st.Round, m.threshold()))
+			return m.abort(fmt.Sprintf("round %d: fewer than %d key holders were available to decrypt; nothing was decrypted; missing: %s", m.st.Round, m.threshold(), m.missing()))
 		}
 	}
 	return nil
@@ -447,7 +507,9 @@ func (m *Machine) eligible() map[string]bool {
 	}
 	set := make(map[string]bool, len(m.st.Points))
 	for s := range m.st.Points {
-		set[s] = true
+		if !m.st.Revoked[s] {
+			set[s] = true
+		}
 	}
 	return set
 }
@@ -469,6 +531,7 @@ func (m *Machine) startPhase(now time.Time, p Phase, members []string, kind Kind
 	m.st.PhaseStart = now
 	m.st.Members = slices.Clone(members)
 	m.st.Delivered = map[string]bool{}
+	m.st.Failed = nil
 	acts := []Action{{Type: ActNote, Round: round, Sites: slices.Clone(members), Reason: fmt.Sprintf("%s started with %d sites", p, len(members))}}
 	for _, s := range members {
 		acts = append(acts, Action{Type: ActSendTask, Site: s, Kind: kind, Round: round, Sites: m.decryptSet(), Attempt: m.st.Attempt})
@@ -480,6 +543,7 @@ func (m *Machine) startRound(now time.Time, r int) []Action {
 	m.st.Round = r
 	m.st.Attempt = 0
 	m.st.Contributors = nil
+	m.st.Failed = nil
 	connected := m.connected(m.eligible())
 	if len(connected) < m.cfg.MinSites {
 		// Wait in the training phase with no members until enough connect.
@@ -524,6 +588,7 @@ func (m *Machine) closeRound(now time.Time) []Action {
 // decryption set; any earlier set's shares become void.
 func (m *Machine) reselectDecryptors(now time.Time, lost string) []Action {
 	holders := m.connected(m.eligible())
+	holders = slices.DeleteFunc(holders, func(s string) bool { _, f := m.st.Failed[s]; return f })
 	t := m.threshold()
 	var acts []Action
 	if lost != "" {
@@ -562,4 +627,184 @@ func sortedAppend(s []string, v string) []string {
 	s = append(s, v)
 	sort.Strings(s)
 	return s
+}
+
+// siteFailed records that a member cannot deliver what the current phase
+// asks of it. ok is false when the report does not concern the current
+// phase (a stale report), and the actions only note it.
+func (m *Machine) siteFailed(ev Event) (acts []Action, ok bool) {
+	kind, collecting := phaseKind[m.st.Phase]
+	current := collecting && kind == ev.Kind && (ev.Round == m.st.Round || kind == KindKeyShare || kind == KindShamirShares)
+	if !current || !slices.Contains(m.st.Members, ev.Site) || m.st.Delivered[ev.Site] {
+		return []Action{{Type: ActNote, Site: ev.Site, Round: ev.Round, Reason: fmt.Sprintf("%s failure report for a step no longer open: %s", ev.Kind, ev.Reason)}}, false
+	}
+	if m.st.Failed == nil {
+		m.st.Failed = map[string]string{}
+	}
+	m.st.Failed[ev.Site] = ev.Reason
+	acts = append(acts, Action{Type: ActNote, Site: ev.Site, Round: m.st.Round, Reason: fmt.Sprintf("%s failed at %s: %s", kind, ev.Site, ev.Reason)})
+	if m.st.Phase == PhaseDecrypting {
+		// The active set cannot decrypt without this share: choose another
+		// set from the key holders that have not failed.
+		acts = append(acts, m.reselectDecryptors(ev.Now, "")...)
+	}
+	return acts, true
+}
+
+// revoke takes a site out of the job for good. Its delivery in the
+// current round, if any, is discarded: the caller drops the upload (and
+// with secure aggregation rebuilds the encrypted sum without it).
+func (m *Machine) revoke(ev Event) []Action {
+	if m.st.Revoked == nil {
+		m.st.Revoked = map[string]bool{}
+	}
+	if m.st.Revoked[ev.Site] {
+		return nil
+	}
+	m.st.Revoked[ev.Site] = true
+	delete(m.st.Connected, ev.Site)
+	member := slices.Contains(m.st.Members, ev.Site)
+	_, holder := m.st.Points[ev.Site]
+	acts := []Action{}
+	if member || holder {
+		acts = append(acts, Action{Type: ActNote, Site: ev.Site, Round: m.st.Round, Reason: "site removed from the job: " + ev.Reason})
+	}
+	switch m.st.Phase {
+	case PhaseKeySetup, PhaseKeyShares:
+		if member {
+			return append(acts, m.abort(fmt.Sprintf("key setup cannot complete: key holder %s was revoked (%s)", ev.Site, ev.Reason))...)
+		}
+	case PhaseTraining:
+		if !member {
+			return acts
+		}
+		m.st.Members = slices.DeleteFunc(m.st.Members, func(s string) bool { return s == ev.Site })
+		if m.st.Delivered[ev.Site] {
+			delete(m.st.Delivered, ev.Site)
+			acts = append(acts, Action{Type: ActDiscard, Site: ev.Site, Kind: KindUpdate, Round: m.st.Round, Reason: "revoked before the round closed"})
+		}
+		delete(m.st.Failed, ev.Site)
+		if len(m.st.Members) == 0 {
+			return append(acts, m.abort(fmt.Sprintf("round %d cannot complete: its last member %s was revoked", m.st.Round, ev.Site))...)
+		}
+	case PhaseDecrypting:
+		if member && !m.st.Delivered[ev.Site] {
+			acts = append(acts, m.reselectDecryptors(ev.Now, "")...)
+		}
+	}
+	return acts
+}
+
+// pending lists members of the current phase that have neither delivered
+// nor failed, sorted.
+func (m *Machine) pending() []string {
+	var out []string
+	for _, s := range m.st.Members {
+		if _, failed := m.st.Failed[s]; !failed && !m.st.Delivered[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ableDecryptors lists key holders that could still send a decryption
+// share this round: not revoked and not failed (connected or not).
+func (m *Machine) ableDecryptors() []string {
+	var out []string
+	for s := range m.eligible() {
+		if _, failed := m.st.Failed[s]; !failed {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// failures names the failed members and their reasons.
+func (m *Machine) failures() string {
+	var parts []string
+	for _, s := range sortedKeys(m.st.Failed) {
+		parts = append(parts, fmt.Sprintf("%s failed: %s", s, m.st.Failed[s]))
+	}
+	for _, s := range sortedKeys(m.st.Revoked) {
+		parts = append(parts, s+" was revoked")
+	}
+	if len(parts) == 0 {
+		return "no site reported a failure"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// missing names the members that have not delivered, and why when known.
+func (m *Machine) missing() string {
+	var parts []string
+	if len(m.st.Members) == 0 && m.st.Phase == PhaseDecrypting {
+		for _, s := range m.ableDecryptors() {
+			if !m.st.Connected[s] {
+				parts = append(parts, s+" (not connected)")
+			}
+		}
+	}
+	for _, s := range m.st.Members {
+		if m.st.Delivered[s] {
+			continue
+		}
+		switch reason, failed := m.st.Failed[s]; {
+		case failed:
+			parts = append(parts, fmt.Sprintf("%s (failed: %s)", s, reason))
+		case !m.st.Connected[s]:
+			parts = append(parts, s+" (not connected)")
+		default:
+			parts = append(parts, s+" (no answer)")
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Waiting lists what the current step waits for, site by site, with a
+// short reason: the sites a job's status shows.
+func (m *Machine) Waiting() map[string]string {
+	out := map[string]string{}
+	switch m.st.Phase {
+	case PhaseWaiting:
+		for _, s := range m.cfg.Sites {
+			if m.allowed(s) && !m.st.Connected[s] {
+				out[s] = "not connected"
+			}
+		}
+	case PhaseTraining, PhaseKeySetup, PhaseKeyShares, PhaseDecrypting:
+		if len(m.st.Members) == 0 {
+			for _, s := range m.cfg.Sites {
+				if m.allowed(s) && !m.st.Connected[s] {
+					out[s] = "not connected"
+				}
+			}
+		}
+		for _, s := range m.st.Members {
+			if m.st.Delivered[s] {
+				continue
+			}
+			switch reason, failed := m.st.Failed[s]; {
+			case failed:
+				out[s] = "failed: " + reason
+			case !m.st.Connected[s]:
+				out[s] = "not connected"
+			default:
+				out[s] = "working on " + string(phaseKind[m.st.Phase])
+			}
+		}
+	}
+	return out
 }

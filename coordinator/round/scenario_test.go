@@ -22,6 +22,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the scen
 //	config rounds=N min=N deadline=S cutoff=S secure=BOOL threshold=N sites=a,b
 //	at S start [SITE...] | connect SITE | disconnect SITE | deliver SITE KIND ROUND | tick
 //	at S keycombined | aggregated ROUND | abort ACTOR REASON...
+//	at S fail SITE KIND ROUND REASON... | revoke SITE REASON...
 //	accept SITE KIND ROUND
 func TestScenarios(t *testing.T) {
 	scripts, err := filepath.Glob("testdata/*.txt")
@@ -118,6 +119,11 @@ func runScript(path string) (string, error) {
 			ev.Round, _ = strconv.Atoi(args[0])
 		case "abort":
 			ev.Type, ev.Actor, ev.Reason = EvAbort, args[0], strings.Join(args[1:], " ")
+		case "fail":
+			ev.Type, ev.Site, ev.Kind, ev.Reason = EvSiteFailed, args[0], Kind(args[1]), strings.Join(args[3:], " ")
+			ev.Round, _ = strconv.Atoi(args[2])
+		case "revoke":
+			ev.Type, ev.Site, ev.Reason = EvRevoked, args[0], strings.Join(args[1:], " ")
 		default:
 			return "", fmt.Errorf("line %d: unknown event %q", n, fields[2])
 		}
@@ -157,6 +163,8 @@ func parseConfig(args []string) (Config, error) {
 			cfg.Threshold, err = strconv.Atoi(v)
 		case "sites":
 			cfg.Sites = strings.Split(v, ",")
+		case "exclude":
+			cfg.Exclude = strings.Split(v, ",")
 		default:
 			return cfg, fmt.Errorf("unknown config key %q", k)
 		}
@@ -169,7 +177,7 @@ func parseConfig(args []string) (Config, error) {
 
 func formatAction(a Action) string {
 	names := map[ActionType]string{ActSendTask: "send-task", ActCombineKey: "combine-key", ActAggregate: "aggregate",
-		ActRoundClosed: "round-closed", ActCompleted: "completed", ActAborted: "aborted", ActNote: "note"}
+		ActRoundClosed: "round-closed", ActCompleted: "completed", ActAborted: "aborted", ActNote: "note", ActDiscard: "discard"}
 	s := names[a.Type]
 	if a.Site != "" {
 		s += " site=" + a.Site
