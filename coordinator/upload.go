@@ -11,10 +11,10 @@ import (
 	"math"
 
 	"github.com/concord-fl/concord/coordinator/round"
+	pb "github.com/concord-fl/concord/proto/concordpb"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
 // maxChunkBytes bounds one chunk's payload.
