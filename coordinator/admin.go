@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/concord-fl/concord/coordinator/round"
+	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -35,26 +36,49 @@ func (a *adminService) caller(ctx context.Context) (Identity, error) {
 	return id, nil
 }
 
-func (a *adminService) ListSites(ctx context.Context, _ *pb.ListSitesRequest) (*pb.ListSitesResponse, error) {
+// ListSites pages through the sites by name (page_token: the last name of
+// the previous page).
+func (a *adminService) ListSites(ctx context.Context, req *pb.ListSitesRequest) (*pb.ListSitesResponse, error) {
 	c := a.c
+	inv := c.inventory()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	names := make([]string, 0, len(c.sites))
+	for name := range c.sites {
+		if name > req.PageToken {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
 	resp := &pb.ListSitesResponse{}
-	for name, r := range c.sites {
-		s := &pb.Site{Name: name, Version: r.Version, LastSeenUnix: r.LastSeen.Unix(), Examples: r.Examples}
+	if n := pageSize(req.PageSize); len(names) > n {
+		names = names[:n]
+		resp.NextPageToken = names[n-1]
+	}
+	for _, name := range names {
+		r := c.sites[name]
+		s := &pb.Site{Name: name, Version: r.Version, LastSeenUnix: r.LastSeen.Unix(), Examples: r.Examples,
+			DataProblem: r.DataProblem, LastFailure: r.LastFailure.proto()}
 		if sess := c.sessions[name]; sess != nil {
 			s.Connected = true
+		}
+		if inv != nil && len(inv.Active(pki.RoleSite, name, c.now())) == 0 {
+			s.Revoked = true
 		}
 		for _, id := range c.order {
 			j := c.jobs[id]
 			st := j.m.State()
-			if !j.m.Done() && slices.Contains(st.Members, name) && !st.Delivered[name] {
+			if j.m.Done() || !slices.Contains(st.Members, name) || st.Delivered[name] {
+				continue
+			}
+			if reason, failed := st.Failed[name]; failed {
+				s.CurrentTask = fmt.Sprintf("job %s: %s failed in round %d: %s", id, st.Phase, st.Round, reason)
+			} else {
 				s.CurrentTask = fmt.Sprintf("job %s %s (round %d)", id, st.Phase, st.Round)
 			}
 		}
 		resp.Sites = append(resp.Sites, s)
 	}
-	sort.Slice(resp.Sites, func(i, j int) bool { return resp.Sites[i].Name < resp.Sites[j].Name })
 	return resp, nil
 }
 
@@ -81,7 +105,7 @@ func (a *adminService) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) 
 func (a *adminService) job(idStr string) (*job, error) {
 	j := a.c.jobs[idStr]
 	if j == nil {
-		return nil, status.Errorf(codes.NotFound, "job %q does not exist; `concordctl jobs list` shows the jobs", idStr)
+		return nil, status.Errorf(codes.NotFound, "job %s does not exist; `concordctl jobs list` shows the jobs", q(idStr))
 	}
 	return j, nil
 }
@@ -96,12 +120,33 @@ func (a *adminService) GetJob(ctx context.Context, req *pb.GetJobRequest) (*pb.J
 	return jobProto(j), nil
 }
 
-func (a *adminService) ListJobs(ctx context.Context, _ *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
+// ListJobs pages through the jobs in submission order (page_token: the
+// last job id of the previous page). A listed job carries its last round
+// summary only; GetJob has them all.
+func (a *adminService) ListJobs(ctx context.Context, req *pb.ListJobsRequest) (*pb.ListJobsResponse, error) {
 	a.c.mu.Lock()
 	defer a.c.mu.Unlock()
+	start := 0
+	if req.PageToken != "" {
+		start = len(a.c.order)
+		for i, id := range a.c.order {
+			if id == req.PageToken {
+				start = i + 1
+			}
+		}
+	}
+	ids := a.c.order[start:]
 	resp := &pb.ListJobsResponse{}
-	for _, id := range a.c.order {
-		resp.Jobs = append(resp.Jobs, jobProto(a.c.jobs[id]))
+	if n := pageSize(req.PageSize); len(ids) > n {
+		ids = ids[:n]
+		resp.NextPageToken = ids[n-1]
+	}
+	for _, id := range ids {
+		p := jobProto(a.c.jobs[id])
+		if n := len(p.Rounds); n > 1 {
+			p.Rounds = p.Rounds[n-1:]
+		}
+		resp.Jobs = append(resp.Jobs, p)
 	}
 	return resp, nil
 }
@@ -121,7 +166,7 @@ func (a *adminService) AbortJob(ctx context.Context, req *pb.AbortJobRequest) (*
 	if j.m.Done() {
 		return nil, status.Errorf(codes.FailedPrecondition, "job %s has already %s", req.JobId, j.m.State().Phase)
 	}
-	reason := req.Reason
+	reason := bound(req.Reason, maxReasonBytes)
 	if reason == "" {
 		reason = "no reason given"
 	}
@@ -141,10 +186,6 @@ func (a *adminService) WatchJob(req *pb.WatchJobRequest, stream pb.Admin_WatchJo
 	if err != nil {
 		return err
 	}
-	past, err := c.bus.events(req.JobId, 0, 0)
-	if err != nil {
-		return status.Errorf(codes.Internal, "read events: %v", err)
-	}
 	var last int64
 	send := func(e Event) (bool, error) {
 		if e.Seq <= last || (e.JobID != req.JobId) {
@@ -157,11 +198,21 @@ func (a *adminService) WatchJob(req *pb.WatchJobRequest, stream pb.Admin_WatchJo
 		pe.Job = jobProto(j)
 		done := j.m.Done() && (j.rec.ModelVersion != "" || j.m.State().Phase == round.PhaseAborted)
 		c.mu.Unlock()
-		return done, stream.Send(pe)
+		return done, within(stream.Context(), c.cfg.StreamTimeout, "sending an event", func() error { return stream.Send(pe) })
 	}
-	for _, e := range past {
-		if done, err := send(e); err != nil || done {
-			return err
+	for after := int64(0); ; {
+		past, more, err := c.bus.events(req.JobId, after, maxPageSize)
+		if err != nil {
+			return status.Errorf(codes.Internal, "read events: %v", err)
+		}
+		for _, e := range past {
+			if done, err := send(e); err != nil || done {
+				return err
+			}
+			after = e.Seq
+		}
+		if !more {
+			break
 		}
 	}
 	for {
@@ -176,14 +227,27 @@ func (a *adminService) WatchJob(req *pb.WatchJobRequest, stream pb.Admin_WatchJo
 	}
 }
 
+// ListEvents pages through the event log (page_token: the last sequence
+// number of the previous page; after_seq starts the listing).
 func (a *adminService) ListEvents(ctx context.Context, req *pb.ListEventsRequest) (*pb.ListEventsResponse, error) {
-	evs, err := a.c.bus.events(req.JobId, req.AfterSeq, int(req.PageSize))
+	after := req.AfterSeq
+	if req.PageToken != "" {
+		n, err := strconv.ParseInt(req.PageToken, 10, 64)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "page token %s is not one this coordinator gave", q(req.PageToken))
+		}
+		after = max(after, n)
+	}
+	evs, more, err := a.c.bus.events(req.JobId, after, pageSize(req.PageSize))
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
 	resp := &pb.ListEventsResponse{}
 	for _, e := range evs {
 		resp.Events = append(resp.Events, e.proto())
+	}
+	if more && len(evs) > 0 {
+		resp.NextPageToken = strconv.FormatInt(evs[len(evs)-1].Seq, 10)
 	}
 	return resp, nil
 }
@@ -211,12 +275,24 @@ func (c *Coordinator) models(jobID string) ([]*pb.ModelVersion, map[string]model
 	return out, recs, err
 }
 
+// ListModels pages through the published versions, oldest first
+// (page_token: the last version of the previous page).
 func (a *adminService) ListModels(ctx context.Context, req *pb.ListModelsRequest) (*pb.ListModelsResponse, error) {
 	mvs, _, err := a.c.models(req.JobId)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
-	return &pb.ListModelsResponse{Models: mvs}, nil
+	if req.PageToken != "" {
+		i := slices.IndexFunc(mvs, func(m *pb.ModelVersion) bool { return m.Version == req.PageToken })
+		mvs = mvs[i+1:]
+	}
+	resp := &pb.ListModelsResponse{}
+	if n := pageSize(req.PageSize); len(mvs) > n {
+		mvs = mvs[:n]
+		resp.NextPageToken = mvs[n-1].Version
+	}
+	resp.Models = mvs
+	return resp, nil
 }
 
 // GetModel streams a published model version: its record and weight
@@ -229,7 +305,7 @@ func (a *adminService) GetModel(req *pb.GetModelRequest, stream pb.Admin_GetMode
 		// A round checkpoint, JOB@ROUND: the global model after that round.
 		n, err := strconv.Atoi(r)
 		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "checkpoint %q: write JOB@ROUND, e.g. 3@5", req.Version)
+			return status.Errorf(codes.InvalidArgument, "checkpoint %s: write JOB@ROUND, e.g. 3@5", q(req.Version))
 		}
 		blob = modelBlob(jobID, n)
 		info, err := c.st.blobInfo(blob)
@@ -254,7 +330,7 @@ func (a *adminService) GetModel(req *pb.GetModelRequest, stream pb.Admin_GetMode
 			}
 		}
 		if mv == nil {
-			return status.Errorf(codes.NotFound, "model version %q does not exist; `concordctl models list` shows the versions", req.Version)
+			return status.Errorf(codes.NotFound, "model version %s does not exist; `concordctl models list` shows the versions", q(req.Version))
 		}
 	}
 	c.mu.Lock()
@@ -265,11 +341,11 @@ func (a *adminService) GetModel(req *pb.GetModelRequest, stream pb.Admin_GetMode
 	c.mu.Unlock()
 	first := true
 	return c.st.eachChunk(blob, 0, func(i int, data []byte) error {
-		m := &pb.ModelChunk{Chunk: &pb.Chunk{Index: uint32(i), Data: bytes.Clone(data)}}
+		m := &pb.ModelChunk{Chunk: &pb.Chunk{Index: uint32(i), Data: data}}
 		if first {
 			m.Info, m.Layout, first = mv, layout, false
 		}
-		return stream.Send(m)
+		return within(stream.Context(), c.cfg.StreamTimeout, "sending a model chunk", func() error { return stream.Send(m) })
 	})
 }
 
@@ -286,6 +362,15 @@ func jobProto(j *job) *pb.Job {
 		p.Rounds = append(p.Rounds, &pb.RoundSummary{Round: uint32(r.Round), Participants: r.Participants, Contributors: r.Contributors,
 			Samples: r.Samples, Metrics: r.Metrics, ModelVersion: r.Model, Seconds: r.Seconds})
 	}
+	for i := range j.rec.Failures {
+		p.Failures = append(p.Failures, j.rec.Failures[i].proto())
+	}
+	if !j.m.Done() {
+		waiting := j.m.Waiting()
+		for _, site := range sortedKeys(waiting) {
+			p.WaitingFor = append(p.WaitingFor, &pb.WaitingFor{Site: site, Reason: waiting[site]})
+		}
+	}
 	return p
 }
 
@@ -295,5 +380,14 @@ func shortHash(b []byte) string {
 }
 
 func (a *adminService) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, error) {
-	return &pb.InfoResponse{Version: Version}, nil
+	return &pb.InfoResponse{Version: Version, MaxModelParams: a.c.cfg.MaxModelParams, MaxPageSize: maxPageSize, MaxStringBytes: maxReasonBytes}, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -57,6 +57,7 @@ func Policy() pki.Policy {
 		"/concord.v1.Admin/WatchJob":   {pki.RoleAdmin, pki.RoleAuditor},
 		"/concord.v1.Admin/ListModels": {pki.RoleAdmin, pki.RoleAuditor},
 		"/concord.v1.Admin/ListEvents": {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/GetModel":   {pki.RoleAdmin, pki.RoleAuditor},
 		"/concord.v1.Admin/Info":       {pki.RoleAdmin, pki.RoleAuditor},
 	}
 }
@@ -88,12 +89,20 @@ type Config struct {
 	// Rand is the source of each secure job's public seed; nil means
 	// crypto/rand. Only simulations set it, to make a run reproducible.
 	Rand io.Reader
+	// StreamTimeout bounds each send to and each wait on a peer's stream
+	// (default 60s): a peer that stops reading or sending loses its own
+	// stream and nothing else.
+	StreamTimeout time.Duration
+	// MaxModelParams bounds the parameter count of a job's model, checked
+	// before the model is built (0: jobspec.DefaultLimits).
+	MaxModelParams uint64
 }
 
 // Identity is a verified caller.
 type Identity struct {
-	Role string // site | admin | auditor
-	Name string
+	Role   string // site | admin | auditor
+	Name   string
+	Serial string // of the caller's certificate
 }
 
 func (id Identity) String() string { return id.Role + ":" + id.Name }
@@ -103,7 +112,7 @@ func identify(ctx context.Context) (Identity, bool) {
 	if !ok {
 		return Identity{}, false
 	}
-	return Identity{Role: string(id.Role), Name: id.Name}, true
+	return Identity{Role: string(id.Role), Name: id.Name, Serial: id.Serial}, true
 }
 
 // Coordinator is the running service.
@@ -121,6 +130,10 @@ type Coordinator struct {
 	order    []string // job IDs in submission order
 	sessions map[string]*session
 	sites    map[string]*siteRecord
+	// uploads in progress, so revocation can stop them.
+	uploads map[*inflight]struct{}
+	// revoked holds the serials found revoked while running.
+	revoked map[string]bool
 
 	bg sync.WaitGroup
 	// runCtx is Run's context, for background work started by events.
@@ -151,6 +164,9 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 10 * time.Second
 	}
+	if cfg.StreamTimeout <= 0 {
+		cfg.StreamTimeout = time.Minute
+	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 10 * time.Second
 	}
@@ -165,6 +181,7 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, now: cfg.Now, st: st,
 		jobs: map[string]*job{}, sessions: map[string]*session{}, sites: map[string]*siteRecord{},
+		uploads: map[*inflight]struct{}{}, revoked: map[string]bool{},
 		metrics: &eventCounts{counts: map[string]uint64{}}}
 	if c.bus, err = newBus(st, cfg.Logger, cfg.Now); err != nil {
 		st.Close()
@@ -263,6 +280,7 @@ func (c *Coordinator) tickLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			c.checkRevocations()
 			c.tick()
 		}
 	}

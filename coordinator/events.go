@@ -47,6 +47,8 @@ const (
 	EvUploadRejected = "upload.rejected"
 	EvSiteConnected  = "site.connected"
 	EvSiteLeft       = "site.disconnected"
+	EvSiteHealth     = "site.health"
+	EvSiteRevoked    = "site.revoked"
 	EvModelPublished = "model.published"
 	EvKeyCombined    = "key.combined"
 	EvCoordinator    = "coordinator.started"
@@ -100,6 +102,7 @@ func (b *bus) emit(e Event) {
 	defer b.mu.Unlock()
 	e.Time = b.now().UTC()
 	e.PrevHash = b.last
+	e.Detail = bound(e.Detail, maxDetailBytes)
 	err := b.st.db.Update(func(tx *bolt.Tx) error {
 		seq, err := nextSeq(tx, "event")
 		if err != nil {
@@ -139,26 +142,37 @@ func (b *bus) subscribe() (chan Event, func()) {
 	}
 }
 
-// events returns logged events after seq for a job ("" for all), oldest first.
-func (b *bus) events(jobID string, after int64, limit int) ([]Event, error) {
+// events returns logged events after seq for a job ("" for all), oldest
+// first, at most limit of them (0: no limit), and whether more follow. A
+// record that cannot be decoded is returned as an "event.unreadable" entry
+// rather than failing the listing, and every detail is cut to
+// maxDetailBytes, so no single record can break listings for everyone.
+func (b *bus) events(jobID string, after int64, limit int) ([]Event, bool, error) {
 	var out []Event
+	more := false
 	err := b.st.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bEvents).Cursor()
 		for k, v := c.Seek(u64(uint64(after + 1))); k != nil; k, v = c.Next() {
 			var e Event
 			if err := json.Unmarshal(v, &e); err != nil {
-				return err
+				e = Event{Seq: int64(binary.BigEndian.Uint64(k)), Kind: "event.unreadable", Actor: "coordinator",
+					Detail: "this log record could not be decoded"}
+				if jobID != "" {
+					continue
+				}
 			}
 			if jobID == "" || e.JobID == jobID {
-				out = append(out, e)
 				if limit > 0 && len(out) >= limit {
+					more = true
 					break
 				}
+				e.Detail = bound(e.Detail, maxDetailBytes)
+				out = append(out, e)
 			}
 		}
 		return nil
 	})
-	return out, err
+	return out, more, err
 }
 
 // VerifyChain checks the hash chain of the whole event log and returns the

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,6 +16,7 @@ import (
 	"github.com/concord-fl/concord/coordinator/round"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
+	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -34,6 +37,9 @@ type jobRecord struct {
 	Rounds       []roundSummary    `json:"rounds,omitempty"`
 	ModelVersion string            `json:"model_version,omitempty"`
 	Secure       *secureState      `json:"secure,omitempty"`
+	// Failures are the task failures sites reported, newest last (at most
+	// maxFailures).
+	Failures []siteFailure `json:"failures,omitempty"`
 }
 
 type roundSummary struct {
@@ -70,6 +76,7 @@ func machineConfig(spec *pb.JobSpec) round.Config {
 		RoundDeadline:   time.Duration(spec.RoundDeadlineSeconds * float64(time.Second)),
 		StragglerCutoff: time.Duration(spec.StragglerCutoffSeconds * float64(time.Second)),
 		Sites:           spec.Sites,
+		Exclude:         spec.ValidationSites,
 		Secure:          spec.GetPrivacy().GetSecureAggregation() == "mhe",
 		Threshold:       int(spec.GetPrivacy().GetThreshold()),
 	}
@@ -79,6 +86,9 @@ func machineConfig(spec *pb.JobSpec) round.Config {
 func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 	jobspec.Defaults(spec)
 	if err := jobspec.Validate(spec); err != nil {
+		return nil, fmt.Errorf("%w: %w", errInvalid, err)
+	}
+	if err := c.checkSiteNames(spec); err != nil {
 		return nil, fmt.Errorf("%w: %w", errInvalid, err)
 	}
 	mcfg := machineConfig(spec)
@@ -202,19 +212,111 @@ func (c *Coordinator) tick() {
 	}
 }
 
-// stepLocked feeds one event to a job's machine, persists the new state,
-// then executes the actions. Callers hold c.mu.
+// stepLocked feeds one event to a job's machine, persists the new state
+// (with the deliveries the step discards, in the same transaction), then
+// executes the actions. When the state cannot be saved the machine is put
+// back as it was, so memory never runs ahead of the database. Callers hold
+// c.mu.
 func (c *Coordinator) stepLocked(j *job, ev round.Event) {
+	prev := j.m.State()
+	prevFailures := len(j.rec.Failures)
 	acts := j.m.Step(ev)
 	if len(acts) == 0 && ev.Type == round.EvTick {
 		return
 	}
 	j.rec.State = j.m.State()
-	if err := c.saveJob(j, nil); err != nil {
-		c.log.Error("persist job state", "job", j.rec.ID, "err", err)
+	if err := c.saveJob(j, func(tx *bolt.Tx) error { return c.applyDiscards(tx, j, acts) }); err != nil {
+		c.log.Error("persist job state; step rolled back", "job", j.rec.ID, "err", err)
+		j.m, _ = round.Restore(machineConfig(j.spec), prev)
+		j.rec.State = prev
+		j.rec.Failures = j.rec.Failures[:min(prevFailures, len(j.rec.Failures))]
 		return
 	}
 	c.execute(j, acts)
+}
+
+// applyDiscards drops the deliveries a step discarded (a revoked site's
+// update in a round not yet closed). With secure aggregation the round's
+// encrypted sum is rebuilt from the updates that still count.
+func (c *Coordinator) applyDiscards(tx *bolt.Tx, j *job, acts []round.Action) error {
+	for _, a := range acts {
+		if a.Type != round.ActDiscard {
+			continue
+		}
+		name := uploadBlob(j.rec.ID, a.Kind, a.Round, a.Site)
+		if err := deleteBlob(tx, name); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bUploads).Delete([]byte(name)); err != nil {
+			return err
+		}
+		if j.rec.Secure != nil && a.Kind == round.KindUpdate {
+			if err := c.rebuildSecureSum(tx, j, a.Round); err != nil {
+				return fmt.Errorf("rebuild encrypted sum without %s: %w", a.Site, err)
+			}
+		}
+	}
+	return nil
+}
+
+// taskFailed records a site's report that it could not do a task: the job
+// and the site's record keep it, an event with the job's id says it, and
+// the job's machine decides whether the round can still complete.
+func (c *Coordinator) taskFailed(site, taskID, detail string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if detail == "" {
+		detail = "no reason given"
+	}
+	jobID, key, _ := strings.Cut(taskID, "/")
+	j := c.jobs[jobID]
+	parts := strings.Split(key, "/") // kind/round[.attempt]/site
+	if j == nil || len(parts) != 3 || parts[2] != site || j.rec.Nonces[key] == "" {
+		c.bus.emit(Event{Kind: EvTaskFailed, Actor: "site:" + site, Site: site,
+			Detail: fmt.Sprintf("site %s reported a failure for a task it was not given (%s): %s", site, q(taskID), detail)})
+		return
+	}
+	kind := round.Kind(parts[0])
+	roundStr, _, _ := strings.Cut(parts[1], ".")
+	r, _ := strconv.Atoi(roundStr)
+	f := siteFailure{Site: site, JobID: jobID, Round: r, Task: string(kind), Reason: detail, Time: c.now().UTC()}
+	j.rec.Failures = append(j.rec.Failures, f)
+	if n := len(j.rec.Failures); n > maxFailures {
+		j.rec.Failures = slices.Delete(j.rec.Failures, 0, n-maxFailures)
+	}
+	rec := c.siteLocked(site)
+	rec.LastFailure = &f
+	c.saveSiteLocked(rec)
+	c.bus.emit(Event{Kind: EvTaskFailed, Actor: "site:" + site, JobID: jobID, Round: r, Site: site,
+		Detail: fmt.Sprintf("%s task failed at %s: %s", kind, site, detail)})
+	c.stepLocked(j, round.Event{Type: round.EvSiteFailed, Now: c.now(), Site: site, Kind: kind, Round: r, Reason: detail})
+}
+
+// checkSiteNames refuses a job naming a site the consortium CA never
+// issued a certificate to: it would wait for it forever.
+func (c *Coordinator) checkSiteNames(spec *pb.JobSpec) error {
+	inv := c.inventory()
+	if inv == nil {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, e := range inv.Certificates {
+		if e.Role == pki.RoleSite {
+			known[e.Name] = true
+		}
+	}
+	var unknown []string
+	for _, list := range [][]string{spec.Sites, spec.ValidationSites} {
+		for _, s := range list {
+			if !known[s] {
+				unknown = append(unknown, q(s))
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("no site certificate was ever issued to %s: check the names (`concordctl pki list` shows them) or issue a kit first", strings.Join(unknown, ", "))
+	}
+	return nil
 }
 
 // saveJob persists the job record, plus whatever extra writes must commit
@@ -258,6 +360,9 @@ func (c *Coordinator) execute(j *job, acts []round.Action) {
 			for _, s := range c.sessions {
 				s.send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Cancel{Cancel: &pb.Cancel{JobId: j.rec.ID, Reason: a.Reason}}})
 			}
+		case round.ActDiscard:
+			c.bus.emit(Event{Kind: EvRoundNote, Actor: "coordinator", JobID: j.rec.ID, Round: a.Round, Site: a.Site,
+				Detail: fmt.Sprintf("%s from %s discarded: %s", a.Kind, a.Site, a.Reason)})
 		case round.ActNote:
 			c.bus.emit(Event{Kind: EvRoundNote, Actor: "coordinator", JobID: j.rec.ID, Round: a.Round, Site: a.Site, Detail: a.Reason})
 		}

@@ -391,3 +391,47 @@ func cloneSecure(s *secureState) *secureState {
 	}
 	return &c
 }
+
+// rebuildSecureSum recomputes round r's encrypted sum from the updates of
+// the sites the machine still counts as delivered.
+func (c *Coordinator) rebuildSecureSum(tx *bolt.Tx, j *job, r int) error {
+	s := j.rec.Secure
+	if err := deleteBlob(tx, aggBlob(j.rec.ID, r)); err != nil {
+		return err
+	}
+	st := j.m.State()
+	sites := make([]string, 0, len(st.Delivered))
+	for site := range st.Delivered {
+		sites = append(sites, site)
+	}
+	if len(sites) == 0 {
+		return nil
+	}
+	sort.Strings(sites)
+	agg, err := c.loadAggregateTx(tx, j, r)
+	if err != nil {
+		return err
+	}
+	for _, site := range sites {
+		name := uploadBlob(j.rec.ID, round.KindUpdate, r, site)
+		var info blobInfo
+		if err := getJSON(tx, bBlobMeta, name, &info); err != nil {
+			return fmt.Errorf("update of %s: %w", site, err)
+		}
+		for i := 0; i < info.Chunks; i++ {
+			d := tx.Bucket(bBlobs).Get(chunkKey(name, i))
+			if d == nil {
+				return fmt.Errorf("update of %s: chunk %d missing", site, i)
+			}
+			if err := agg.Add(s.Points[site], d); err != nil {
+				return fmt.Errorf("update of %s: %w", site, err)
+			}
+		}
+	}
+	data, err := agg.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	_, err = putBlob(tx, aggBlob(j.rec.ID, r), data)
+	return err
+}

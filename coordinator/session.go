@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"sync/atomic"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,11 +20,16 @@ import (
 // session is one connected agent's task stream.
 type session struct {
 	site     string
+	serial   string // the certificate's serial, checked against revocation
 	out      chan *pb.CoordinatorMessage
 	done     chan struct{}
 	once     sync.Once
 	version  string
 	examples uint64
+	// lastRecv is when the agent last sent anything (unix nanoseconds).
+	lastRecv atomic.Int64
+	// why is the status Connect returns when the session is closed.
+	why atomic.Pointer[status.Status]
 }
 
 func (s *session) send(m *pb.CoordinatorMessage) {
@@ -33,18 +39,48 @@ func (s *session) send(m *pb.CoordinatorMessage) {
 	default:
 		// The agent is not reading; it will be sent its task again when it
 		// reconnects, so dropping here loses nothing.
-		s.close()
+		s.closeWith(status.New(codes.Unavailable, "the agent is not reading its task stream; reconnect"))
 	}
 }
 
-func (s *session) close() { s.once.Do(func() { close(s.done) }) }
+func (s *session) close() {
+	s.closeWith(status.New(codes.Unavailable, "session replaced or coordinator stopping; reconnect"))
+}
 
-// siteRecord is what the coordinator remembers about a site.
+func (s *session) closeWith(st *status.Status) {
+	s.once.Do(func() {
+		s.why.Store(st)
+		close(s.done)
+	})
+}
+
+// siteRecord is what the coordinator remembers about a site. It is written
+// when a site connects, disconnects or changes its health, not on every
+// heartbeat.
 type siteRecord struct {
-	Name     string    `json:"name"`
-	Version  string    `json:"version"`
-	LastSeen time.Time `json:"last_seen"`
-	Examples uint64    `json:"examples"`
+	Name        string       `json:"name"`
+	Version     string       `json:"version"`
+	LastSeen    time.Time    `json:"last_seen"`
+	Examples    uint64       `json:"examples"`
+	DataProblem string       `json:"data_problem,omitempty"`
+	LastFailure *siteFailure `json:"last_failure,omitempty"`
+}
+
+// siteFailure is a task a site reported it could not do.
+type siteFailure struct {
+	Site   string    `json:"site"`
+	JobID  string    `json:"job_id"`
+	Round  int       `json:"round"`
+	Task   string    `json:"task"`
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+}
+
+func (f *siteFailure) proto() *pb.SiteFailure {
+	if f == nil {
+		return nil
+	}
+	return &pb.SiteFailure{Site: f.Site, JobId: f.JobID, Round: uint32(f.Round), Task: f.Task, Reason: f.Reason, UnixMillis: f.Time.UnixMilli()}
 }
 
 func (c *Coordinator) loadSites() error {
@@ -52,7 +88,9 @@ func (c *Coordinator) loadSites() error {
 		return tx.Bucket(bSites).ForEach(func(k, v []byte) error {
 			r := &siteRecord{}
 			if err := json.Unmarshal(v, r); err != nil {
-				return err
+				// One unreadable record must not stop the coordinator.
+				c.log.Error("unreadable site record skipped", "key", bound(string(k), maxEchoBytes), "err", err)
+				return nil
 			}
 			c.sites[r.Name] = r
 			return nil
@@ -60,17 +98,21 @@ func (c *Coordinator) loadSites() error {
 	})
 }
 
-func (c *Coordinator) touchSiteLocked(name, version string, examples uint64) {
+// siteLocked returns the record of a site, creating it in memory.
+func (c *Coordinator) siteLocked(name string) *siteRecord {
 	r := c.sites[name]
 	if r == nil {
 		r = &siteRecord{Name: name}
 		c.sites[name] = r
 	}
-	r.LastSeen = c.now().UTC()
-	if version != "" {
-		r.Version, r.Examples = version, examples
+	return r
+}
+
+// saveSiteLocked persists a site's record.
+func (c *Coordinator) saveSiteLocked(r *siteRecord) {
+	if err := c.st.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, bSites, r.Name, r) }); err != nil {
+		c.log.Error("persist site record", "site", r.Name, "err", err)
 	}
-	_ = c.st.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, bSites, name, r) })
 }
 
 type agentService struct {
@@ -78,40 +120,51 @@ type agentService struct {
 	c *Coordinator
 }
 
-func (a *agentService) site(ctx context.Context) (string, error) {
+func (a *agentService) site(ctx context.Context) (Identity, error) {
 	id, ok := identify(ctx)
 	if !ok {
-		return "", status.Error(codes.Unauthenticated, "no verified client certificate")
+		return Identity{}, status.Error(codes.Unauthenticated, "no verified client certificate")
 	}
 	if id.Role != "site" {
-		return "", status.Errorf(codes.PermissionDenied, "%s is not a site certificate", id)
+		return Identity{}, status.Errorf(codes.PermissionDenied, "%s is not a site certificate", id)
 	}
-	return id.Name, nil
+	return id, nil
 }
 
-// Connect keeps a site's task stream: Hello first, then heartbeats and task
-// status from the agent, tasks and heartbeats from the coordinator.
+// Connect keeps a site's task stream: Hello first, then heartbeats, health
+// and task status from the agent, tasks and heartbeats from the
+// coordinator. Every send and the wait for Hello are bounded by
+// StreamTimeout, and an agent silent for three heartbeat intervals is
+// disconnected, so a peer that stops reading or writing holds nothing.
 func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 	c := a.c
-	site, err := a.site(stream.Context())
+	id, err := a.site(stream.Context())
 	if err != nil {
 		return err
 	}
-	first, err := stream.Recv()
-	if err != nil {
+	site := id.Name
+	ctx := stream.Context()
+	var first *pb.AgentMessage
+	if err := within(ctx, c.cfg.StreamTimeout, "waiting for Hello", func() (err error) { first, err = stream.Recv(); return err }); err != nil {
 		return err
 	}
 	hello := first.GetHello()
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message on the task stream must be Hello")
 	}
-	sess := &session{site: site, out: make(chan *pb.CoordinatorMessage, 64), done: make(chan struct{}),
-		version: hello.Version, examples: hello.Examples}
-	if err := stream.Send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Welcome{Welcome: &pb.Welcome{
+	sess := &session{site: site, serial: id.Serial, out: make(chan *pb.CoordinatorMessage, 64), done: make(chan struct{}),
+		version: bound(hello.Version, maxVersionBytes), examples: hello.Examples}
+	sess.lastRecv.Store(time.Now().UnixNano())
+	send := func(m *pb.CoordinatorMessage) error {
+		return within(ctx, c.cfg.StreamTimeout, "sending to "+site, func() error { return stream.Send(m) })
+	}
+	if err := send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Welcome{Welcome: &pb.Welcome{
 		Site: site, CoordinatorVersion: Version, HeartbeatSeconds: c.cfg.HeartbeatInterval.Seconds()}}}); err != nil {
 		return err
 	}
-	c.attach(sess)
+	if !c.attach(sess, bound(hello.DataProblem, maxReasonBytes)) {
+		return status.Errorf(codes.PermissionDenied, "the certificate of site %s was revoked", site)
+	}
 	defer c.detach(sess)
 
 	recvErr := make(chan error, 1)
@@ -122,24 +175,31 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 				recvErr <- err
 				return
 			}
-			c.mu.Lock()
-			c.touchSiteLocked(site, "", 0)
-			c.mu.Unlock()
-			if st := m.GetStatus(); st != nil && st.State == "failed" {
-				c.bus.emit(Event{Kind: EvTaskFailed, Actor: "site:" + site, Site: site, Detail: fmt.Sprintf("task %s failed: %s", st.TaskId, st.Detail)})
+			sess.lastRecv.Store(time.Now().UnixNano())
+			switch {
+			case m.GetStatus() != nil && m.GetStatus().State == "failed":
+				st := m.GetStatus()
+				c.taskFailed(site, bound(st.TaskId, 256), bound(st.Detail, maxReasonBytes))
+			case m.GetHealth() != nil:
+				h := m.GetHealth()
+				c.setHealth(site, h.Examples, bound(h.DataProblem, maxReasonBytes))
 			}
 		}
 	}()
+	silent := 3*c.cfg.HeartbeatInterval + c.cfg.StreamTimeout
 	hb := time.NewTicker(c.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	for {
 		select {
 		case m := <-sess.out:
-			if err := stream.Send(m); err != nil {
+			if err := send(m); err != nil {
 				return err
 			}
 		case <-hb.C:
-			if err := stream.Send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Heartbeat{Heartbeat: &pb.Heartbeat{UnixMillis: c.now().UnixMilli()}}}); err != nil {
+			if time.Since(time.Unix(0, sess.lastRecv.Load())) > silent {
+				return status.Errorf(codes.Unavailable, "no heartbeat from %s for %v; reconnect", site, silent)
+			}
+			if err := send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Heartbeat{Heartbeat: &pb.Heartbeat{UnixMillis: c.now().UnixMilli()}}}); err != nil {
 				return err
 			}
 		case err := <-recvErr:
@@ -148,27 +208,58 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 			}
 			return err
 		case <-sess.done:
-			return status.Error(codes.Unavailable, "session replaced or coordinator stopping; reconnect")
-		case <-stream.Context().Done():
-			return stream.Context().Err()
+			return sess.why.Load().Err()
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
 
-func (c *Coordinator) attach(s *session) {
+// setHealth records what an agent says about its data source.
+func (c *Coordinator) setHealth(site string, examples uint64, problem string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	r := c.siteLocked(site)
+	if r.DataProblem == problem && r.Examples == examples {
+		return
+	}
+	old := r.DataProblem
+	r.Examples, r.DataProblem = examples, problem
+	c.saveSiteLocked(r)
+	switch {
+	case problem != "" && problem != old:
+		c.bus.emit(Event{Kind: EvSiteHealth, Actor: "site:" + site, Site: site, Detail: fmt.Sprintf("site %s reports a data problem: %s", site, problem)})
+	case problem == "" && old != "":
+		c.bus.emit(Event{Kind: EvSiteHealth, Actor: "site:" + site, Site: site, Detail: fmt.Sprintf("site %s data source healthy again (%d examples)", site, examples)})
+	}
+}
+
+// attach registers a session; it refuses a site revoked while this
+// coordinator runs.
+func (c *Coordinator) attach(s *session, dataProblem string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.revoked[s.serial] {
+		return false
+	}
 	if old := c.sessions[s.site]; old != nil {
 		old.close()
 	}
 	c.sessions[s.site] = s
-	c.touchSiteLocked(s.site, s.version, s.examples)
-	c.bus.emit(Event{Kind: EvSiteConnected, Actor: "site:" + s.site, Site: s.site, Detail: fmt.Sprintf("site %s connected (agent %s)", s.site, s.version)})
+	r := c.siteLocked(s.site)
+	r.LastSeen, r.Version, r.Examples, r.DataProblem = c.now().UTC(), s.version, s.examples, dataProblem
+	c.saveSiteLocked(r)
+	detail := fmt.Sprintf("site %s connected (agent %s, %d examples)", s.site, s.version, s.examples)
+	if dataProblem != "" {
+		detail += "; data problem: " + dataProblem
+	}
+	c.bus.emit(Event{Kind: EvSiteConnected, Actor: "site:" + s.site, Site: s.site, Detail: detail})
 	for _, id := range c.order {
 		if j := c.jobs[id]; !j.m.Done() {
 			c.stepLocked(j, round.Event{Type: round.EvConnected, Now: c.now(), Site: s.site})
 		}
 	}
+	return true
 }
 
 func (c *Coordinator) detach(s *session) {
@@ -179,6 +270,9 @@ func (c *Coordinator) detach(s *session) {
 		return // replaced by a newer session
 	}
 	delete(c.sessions, s.site)
+	r := c.siteLocked(s.site)
+	r.LastSeen = c.now().UTC()
+	c.saveSiteLocked(r)
 	c.bus.emit(Event{Kind: EvSiteLeft, Actor: "site:" + s.site, Site: s.site, Detail: fmt.Sprintf("site %s disconnected", s.site)})
 	for _, id := range c.order {
 		if j := c.jobs[id]; !j.m.Done() {

@@ -154,8 +154,10 @@ func (s *store) blobInfo(name string) (blobInfo, error) {
 }
 
 // eachChunk calls fn for every chunk of a blob from chunk `from` on, in
-// order, each in its own read transaction so a large blob never pins the
-// database. The slice passed to fn is only valid during the call.
+// order. Each chunk is copied out of its own short read transaction and fn
+// runs outside any transaction: fn may send on the network, and a read
+// transaction held across a blocked send would stop the database from
+// growing, and so every writer. fn owns the slice it is given.
 func (s *store) eachChunk(name string, from int, fn func(i int, data []byte) error) error {
 	info, err := s.blobInfo(name)
 	if err != nil {
@@ -164,12 +166,16 @@ func (s *store) eachChunk(name string, from int, fn func(i int, data []byte) err
 	for i := from; i < info.Chunks; i++ {
 		var data []byte
 		if err := s.db.View(func(tx *bolt.Tx) error {
-			data = tx.Bucket(bBlobs).Get(chunkKey(name, i))
-			if data == nil {
+			d := tx.Bucket(bBlobs).Get(chunkKey(name, i))
+			if d == nil {
 				return fmt.Errorf("blob %q chunk %d: %w", name, i, ErrNotFound)
 			}
-			return fn(i, data)
+			data = bytes.Clone(d)
+			return nil
 		}); err != nil {
+			return err
+		}
+		if err := fn(i, data); err != nil {
 			return err
 		}
 	}

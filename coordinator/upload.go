@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
@@ -9,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/concord-fl/concord/coordinator/round"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -26,11 +27,24 @@ const maxChunkBytes = ChunkSize
 // point, and persists every chunk before acknowledging it.
 func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 	c := a.c
-	site, err := a.site(stream.Context())
+	id, err := a.site(stream.Context())
 	if err != nil {
 		return err
 	}
-	first, err := stream.Recv()
+	site := id.Name
+	ctx, release, err := c.trackUpload(stream.Context(), id)
+	if err != nil {
+		return err
+	}
+	defer release()
+	recv := func() (m *pb.UploadMessage, err error) {
+		err = within(ctx, c.cfg.StreamTimeout, "waiting for the next chunk", func() (err error) { m, err = stream.Recv(); return err })
+		return m, err
+	}
+	send := func(m *pb.UploadAck) error {
+		return within(ctx, c.cfg.StreamTimeout, "acknowledging", func() error { return stream.Send(m) })
+	}
+	first, err := recv()
 	if err != nil {
 		return err
 	}
@@ -48,7 +62,7 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 		c.bus.emit(Event{Kind: EvUploadRejected, Actor: "site:" + site, JobID: h.JobId, Round: int(h.Round), Site: site, Detail: "upload rejected: " + status.Convert(err).Message()})
 		return err
 	}
-	if err := stream.Send(&pb.UploadAck{Acknowledged: uint32(up.Received), Complete: up.Complete}); err != nil {
+	if err := send(&pb.UploadAck{Acknowledged: uint32(up.Received), Complete: up.Complete}); err != nil {
 		return err
 	}
 	if up.Complete {
@@ -61,7 +75,7 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 		}
 	}
 	for up.Received < up.TotalChunks {
-		m, err := stream.Recv()
+		m, err := recv()
 		if err == io.EOF {
 			return status.Errorf(codes.Aborted, "upload ended after %d of %d chunks; resume it", up.Received, up.TotalChunks)
 		}
@@ -92,7 +106,7 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 			return status.Errorf(codes.Unavailable, "persist chunk: %v", err)
 		}
 		if up.Received < up.TotalChunks {
-			if err := stream.Send(&pb.UploadAck{Acknowledged: uint32(up.Received)}); err != nil {
+			if err := send(&pb.UploadAck{Acknowledged: uint32(up.Received)}); err != nil {
 				return err
 			}
 		}
@@ -101,11 +115,11 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 		c.discardUpload(name)
 		return status.Errorf(codes.DataLoss, "upload checksum or size mismatch (%d of %d bytes): it was discarded; send it again", up.Bytes, up.TotalBytes)
 	}
-	if err := c.completeUpload(j, site, kind, name, up); err != nil {
+	if err := c.completeUpload(j, id, kind, name, up); err != nil {
 		c.bus.emit(Event{Kind: EvUploadRejected, Actor: "site:" + site, JobID: h.JobId, Round: int(h.Round), Site: site, Detail: "upload rejected: " + status.Convert(err).Message()})
 		return err
 	}
-	return stream.Send(&pb.UploadAck{Acknowledged: uint32(up.Received), Complete: true})
+	return send(&pb.UploadAck{Acknowledged: uint32(up.Received), Complete: true})
 }
 
 // admitUpload checks an upload header and returns the (possibly resumed)
@@ -115,7 +129,7 @@ func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHead
 	defer c.mu.Unlock()
 	j := c.jobs[h.JobId]
 	if j == nil {
-		return nil, nil, nil, status.Errorf(codes.NotFound, "job %q does not exist", h.JobId)
+		return nil, nil, nil, status.Errorf(codes.NotFound, "job %s does not exist", q(h.JobId))
 	}
 	if err := j.m.Accept(site, kind, int(h.Round)); err != nil {
 		if errors.Is(err, round.ErrDuplicate) {
@@ -156,15 +170,24 @@ func (c *Coordinator) checkHeader(j *job, site string, kind round.Kind, h *pb.Up
 	if minChunks := (h.TotalBytes + maxChunkBytes - 1) / maxChunkBytes; uint64(h.TotalChunks) < minChunks || uint64(h.TotalChunks) > h.TotalBytes {
 		return fmt.Errorf("%d chunks cannot carry %d bytes at %d bytes per chunk at most", h.TotalChunks, h.TotalBytes, maxChunkBytes)
 	}
+	if len(h.Metrics) > maxMetrics {
+		return fmt.Errorf("%d metrics: at most %d", len(h.Metrics), maxMetrics)
+	}
 	for k, v := range h.Metrics {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("metric %q is %v", k, v)
+		if len(k) == 0 || len(k) > maxMetricKey {
+			return fmt.Errorf("metric name %s: names hold 1..%d bytes", q(k), maxMetricKey)
 		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("metric %s is %v", q(k), v)
+		}
+	}
+	if len(h.LayoutHash) > 128 {
+		return fmt.Errorf("layout hash %s is too long", q(h.LayoutHash))
 	}
 	switch kind {
 	case round.KindUpdate:
 		if h.LayoutHash != j.rec.LayoutHash {
-			return fmt.Errorf("update was trained on layout %s, the job's model has layout %s", h.LayoutHash, j.rec.LayoutHash)
+			return fmt.Errorf("update was trained on layout %s, the job's model has layout %s", q(h.LayoutHash), j.rec.LayoutHash)
 		}
 		if h.SampleCount == 0 || h.SampleCount > 1<<40 {
 			return fmt.Errorf("sample count %d is implausible", h.SampleCount)
@@ -208,15 +231,22 @@ func (c *Coordinator) chunkChecker(j *job, kind round.Kind, r int, site string) 
 	if kind != round.KindUpdate {
 		return func(*uploadRecord, []byte) error { return nil }, nil
 	}
+	limit, limitWhy := updateNormLimit(j.spec)
 	return func(up *uploadRecord, data []byte) error {
 		if len(data)%4 != 0 {
 			return errors.New("plaintext update chunks must hold whole float32 values")
 		}
+		sq := 0.0
 		for i := 0; i < len(data); i += 4 {
-			f := math.Float32frombits(uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24)
-			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			f := float64(math.Float32frombits(uint32(data[i]) | uint32(data[i+1])<<8 | uint32(data[i+2])<<16 | uint32(data[i+3])<<24))
+			if math.IsNaN(f) || math.IsInf(f, 0) {
 				return fmt.Errorf("parameter %d is %v", int(up.Bytes/4)+i/4, f)
 			}
+			sq += f * f
+		}
+		up.NormSq += sq
+		if norm := math.Sqrt(up.NormSq); norm > limit {
+			return fmt.Errorf("the update's L2 norm exceeds %g (%s): %s", limit, limitWhy, clipAdvice)
 		}
 		return nil
 	}, nil
@@ -235,9 +265,18 @@ func (c *Coordinator) discardUpload(name string) {
 // the ciphertexts to the round's encrypted sum) and records the delivery in
 // the job's state machine, all in one transaction: a crash leaves either
 // all of it or none, so an upload is never counted twice or lost.
-func (c *Coordinator) completeUpload(j *job, site string, kind round.Kind, name string, up *uploadRecord) error {
+func (c *Coordinator) completeUpload(j *job, id Identity, kind round.Kind, name string, up *uploadRecord) error {
+	site := id.Name
+	if why := c.certProblem(id.Serial); why != "" {
+		c.discardUpload(name)
+		return status.Errorf(codes.PermissionDenied, "site %s: %s before its upload completed; the upload was discarded", site, why)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.revoked[id.Serial] {
+		c.discardUpload(name)
+		return status.Errorf(codes.PermissionDenied, "site %s was revoked before its upload completed; the upload was discarded", site)
+	}
 	if err := j.m.Accept(site, kind, up.Round); err != nil {
 		c.discardUpload(name)
 		return status.Errorf(codes.FailedPrecondition, "%v", err)
@@ -272,25 +311,61 @@ func (c *Coordinator) completeUpload(j *job, site string, kind round.Kind, name 
 	return nil
 }
 
-// Download streams a blob a task named. Sites may read global models, the
-// collective key, aggregates' decryption inputs and the shares relayed to
-// them, and nothing else.
+// Download streams a blob a task named. Sites may read the global models,
+// decryption requests and relayed shares of jobs they take part in (and
+// only the shares relayed to them). Each chunk is copied out of the
+// database before it is sent, so a peer that stops reading holds no
+// transaction, and each send is bounded by StreamTimeout.
 func (a *agentService) Download(req *pb.DownloadRequest, stream pb.Agent_DownloadServer) error {
 	c := a.c
-	site, err := a.site(stream.Context())
+	id, err := a.site(stream.Context())
 	if err != nil {
 		return err
 	}
-	if !blobReadableBy(req.Blob, site) {
-		return status.Errorf(codes.PermissionDenied, "blob %q is not readable by site %s", req.Blob, site)
+	site := id.Name
+	if !blobReadableBy(req.Blob, site) || !c.jobMember(blobJob(req.Blob), site) {
+		return status.Errorf(codes.PermissionDenied, "blob %s is not readable by site %s: it belongs to a job the site is not part of, or to another site", q(req.Blob), site)
 	}
+	ctx := stream.Context()
 	err = c.st.eachChunk(req.Blob, int(req.FromChunk), func(i int, data []byte) error {
-		return stream.Send(&pb.Chunk{Index: uint32(i), Data: bytes.Clone(data)})
+		return within(ctx, c.cfg.StreamTimeout, "sending a chunk to "+site, func() error {
+			return stream.Send(&pb.Chunk{Index: uint32(i), Data: data})
+		})
 	})
 	if errors.Is(err, ErrNotFound) {
-		return status.Errorf(codes.NotFound, "blob %q does not exist", req.Blob)
+		return status.Errorf(codes.NotFound, "blob %s does not exist", q(req.Blob))
 	}
 	return err
+}
+
+// blobJob returns the job a blob name belongs to ("" if none).
+func blobJob(name string) string {
+	parts := strings.SplitN(name, "/", 3)
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[1]
+}
+
+// jobMember says whether site takes part in a job: listed in it, or sent
+// one of its tasks.
+func (c *Coordinator) jobMember(jobID, site string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	j := c.jobs[jobID]
+	if j == nil {
+		return false
+	}
+	if slices.Contains(j.spec.Sites, site) || slices.Contains(j.spec.ValidationSites, site) {
+		return true
+	}
+	suffix := "/" + site
+	for k := range j.rec.Nonces {
+		if strings.HasSuffix(k, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // uploadRecord tracks one chunked upload. It is written in the same
@@ -310,4 +385,19 @@ type uploadRecord struct {
 	Samples     uint64             `json:"samples"`
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
 	Recipients  []string           `json:"recipients,omitempty"`
+	// NormSq is the running sum of squares of a plaintext update's values.
+	NormSq float64 `json:"norm_sq,omitempty"`
+}
+
+const clipAdvice = "the site must clip its update (the agent clips to training.clip_norm before sending)"
+
+// updateNormLimit is the largest L2 norm the coordinator accepts for a
+// plaintext update: the job's clip_norm (with room for float32 rounding),
+// or maxUnclippedNorm when the job does not clip. Encrypted updates cannot
+// be checked here; see the README's threat model for the site-side guard.
+func updateNormLimit(spec *pb.JobSpec) (float64, string) {
+	if c := spec.GetTraining().GetClipNorm(); c > 0 {
+		return c*(1+1e-4) + 1e-6, "the job's training.clip_norm"
+	}
+	return maxUnclippedNorm, "the bound for jobs without training.clip_norm"
 }
