@@ -21,8 +21,11 @@ import (
 // rawSite is a hand-driven site: a real certificate and the real wire, but
 // the test decides what it sends.
 type rawSite struct {
-	agent pb.AgentClient
-	tasks chan *pb.Task
+	agent  pb.AgentClient
+	tasks  chan *pb.Task
+	stream pb.Agent_ConnectClient
+	// closed receives the error that ended the task stream.
+	closed chan error
 }
 
 func newRawSite(t *testing.T, ctx context.Context, f *Federation, name string) *rawSite {
@@ -35,11 +38,12 @@ func newRawSite(t *testing.T, ctx context.Context, f *Federation, name string) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	s := &rawSite{agent: pb.NewAgentClient(conn), tasks: make(chan *pb.Task, 8)}
+	s := &rawSite{agent: pb.NewAgentClient(conn), tasks: make(chan *pb.Task, 8), closed: make(chan error, 1)}
 	stream, err := s.agent.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.stream = stream
 	if err := stream.Send(&pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: &pb.Hello{Version: "raw"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +51,7 @@ func newRawSite(t *testing.T, ctx context.Context, f *Federation, name string) *
 		for {
 			m, err := stream.Recv()
 			if err != nil {
+				s.closed <- err
 				return
 			}
 			if task := m.GetTask(); task != nil {
