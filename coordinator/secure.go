@@ -82,7 +82,7 @@ func sha256Hex(b []byte) string {
 func blobReadableBy(name, site string) bool {
 	switch {
 	case strings.HasPrefix(name, "model/"):
-		return true
+		return len(strings.Split(name, "/")) == 3
 	case strings.HasPrefix(name, "he/"):
 		parts := strings.Split(name, "/")
 		if len(parts) == 4 && parts[2] == "request" {
