@@ -86,7 +86,9 @@ func (c *Coordinator) certProblem(serial string) string {
 
 // inventory returns the whole inventory when the source can give it.
 func (c *Coordinator) inventory() *pki.Inventory {
-	src, ok := c.cfg.Inventory.(interface{ Inventory() (*pki.Inventory, error) })
+	src, ok := c.cfg.Inventory.(interface {
+		Inventory() (*pki.Inventory, error)
+	})
 	if !ok {
 		if inv, ok := c.cfg.Inventory.(*pki.Inventory); ok {
 			return inv

@@ -2,12 +2,12 @@ package coordinator
 
 import (
 	"context"
-	"sync/atomic"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/concord-fl/concord/coordinator/round"
