@@ -7,12 +7,13 @@ import (
 	"sort"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/concord-fl/concord/aggregation"
 	"github.com/concord-fl/concord/coordinator/round"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
-	bolt "go.etcd.io/bbolt"
 )
 
 // aggResult is a finished round aggregation, ready to commit.

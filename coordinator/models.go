@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"strconv"
 
-	pb "github.com/concord-fl/concord/proto/concordpb"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
+
+	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
 // modelRecord is a published model version.

@@ -10,11 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/concord-fl/concord/coordinator/round"
-	pb "github.com/concord-fl/concord/proto/concordpb"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/concord-fl/concord/coordinator/round"
+	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
 // session is one connected agent's task stream.

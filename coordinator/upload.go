@@ -11,11 +11,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/concord-fl/concord/coordinator/round"
-	pb "github.com/concord-fl/concord/proto/concordpb"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/concord-fl/concord/coordinator/round"
+	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
 // maxChunkBytes bounds one chunk's payload.
