@@ -158,6 +158,7 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 	if !started.IsZero() {
 		took = c.now().Sub(started)
 	}
+	prevOpt, prevRounds := j.rec.OptState, len(j.rec.Rounds)
 	acts := j.m.Step(round.Event{Type: round.EvAggregated, Now: c.now(), Round: r})
 	j.rec.State = j.m.State()
 	j.rec.OptState = res.optState
@@ -170,7 +171,11 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 		return c.dropRoundUploads(tx, j.rec.ID, r)
 	})
 	if err != nil {
-		c.log.Error("commit round", "job", j.rec.ID, "round", r, "err", err)
+		// Put memory back as the database has it; the next tick aggregates
+		// the round again.
+		c.log.Error("commit round; it will be aggregated again", "job", j.rec.ID, "round", r, "err", err)
+		j.m, _ = round.Restore(machineConfig(j.spec), st)
+		j.rec.State, j.rec.OptState, j.rec.Rounds = st, prevOpt, j.rec.Rounds[:prevRounds]
 		return
 	}
 	c.bus.emit(Event{Kind: EvRoundAggregate, Actor: "coordinator", JobID: j.rec.ID, Round: r,

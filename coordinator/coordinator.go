@@ -214,6 +214,9 @@ func New(cfg Config) (*Coordinator, error) {
 		grpc.ChainUnaryInterceptor(c.recoverUnary, authz.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(c.recoverStream, authz.StreamInterceptor()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// Dead connections are found by pings, not only by TCP time-outs.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.MaxRecvMsgSize(ChunkSize+(1<<16)),
 	)
 	pb.RegisterAgentServer(c.srv, &agentService{c: c})

@@ -206,8 +206,14 @@ func (c *Coordinator) tick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range c.order {
-		if j := c.jobs[id]; !j.m.Done() {
-			c.stepLocked(j, round.Event{Type: round.EvTick, Now: c.now()})
+		j := c.jobs[id]
+		if j.m.Done() {
+			continue
+		}
+		c.stepLocked(j, round.Event{Type: round.EvTick, Now: c.now()})
+		// Background work whose result could not be committed is redone.
+		if st := j.m.State(); st.Phase == round.PhaseAggregate && !j.busy {
+			c.startAggregation(c.runCtx, j, st.Round, st.Contributors)
 		}
 	}
 }
@@ -357,8 +363,10 @@ func (c *Coordinator) execute(j *job, acts []round.Action) {
 			c.publishLocked(j)
 		case round.ActAborted:
 			c.bus.emit(Event{Kind: EvJobAborted, Actor: "coordinator", JobID: j.rec.ID, Round: a.Round, Detail: a.Reason})
-			for _, s := range c.sessions {
-				s.send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Cancel{Cancel: &pb.Cancel{JobId: j.rec.ID, Reason: a.Reason}}})
+			for site, s := range c.sessions {
+				if c.jobMemberLocked(j, site) {
+					s.send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Cancel{Cancel: &pb.Cancel{JobId: j.rec.ID, Reason: a.Reason}}})
+				}
 			}
 		case round.ActDiscard:
 			c.bus.emit(Event{Kind: EvRoundNote, Actor: "coordinator", JobID: j.rec.ID, Round: a.Round, Site: a.Site,

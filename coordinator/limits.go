@@ -23,6 +23,11 @@ const (
 	maxMetrics      = 32   // metrics in one upload header
 	maxMetricKey    = 64   // bytes of one metric's name
 	maxFailures     = 50   // site failures remembered per job (newest kept)
+	// maxUploadsPerSite bounds a site's concurrent uploads (an honest agent
+	// has one open at a time).
+	maxUploadsPerSite = 8
+	// maxStreamsPerConn bounds concurrent calls on one connection.
+	maxStreamsPerConn = 64
 
 	defaultPageSize = 100
 	maxPageSize     = 500

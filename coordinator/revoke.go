@@ -39,6 +39,16 @@ func (c *Coordinator) trackUpload(ctx context.Context, id Identity) (context.Con
 		cancel(nil)
 		return nil, nil, status.Errorf(codes.PermissionDenied, "the certificate of site %s was revoked", id.Name)
 	}
+	open := 0
+	for o := range c.uploads {
+		if o.site == id.Name {
+			open++
+		}
+	}
+	if open >= maxUploadsPerSite {
+		cancel(nil)
+		return nil, nil, status.Errorf(codes.ResourceExhausted, "site %s already has %d uploads open; finish or cancel one first", id.Name, open)
+	}
 	c.uploads[u] = struct{}{}
 	return ctx, func() {
 		c.mu.Lock()

@@ -354,9 +354,10 @@ func (c *Coordinator) jobMember(jobID, site string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	j := c.jobs[jobID]
-	if j == nil {
-		return false
-	}
+	return j != nil && c.jobMemberLocked(j, site)
+}
+
+func (c *Coordinator) jobMemberLocked(j *job, site string) bool {
 	if slices.Contains(j.spec.Sites, site) || slices.Contains(j.spec.ValidationSites, site) {
 		return true
 	}
