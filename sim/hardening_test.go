@@ -20,6 +20,7 @@ import (
 
 	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
+	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
 // These tests attack a running coordinator with valid site and admin
@@ -557,5 +558,84 @@ func TestValidationSitesNeverTrain(t *testing.T) {
 	case task := <-v.tasks:
 		t.Fatalf("validation site got a %v task", task.Kind)
 	case <-time.After(time.Second):
+	}
+}
+
+// gatedTrainer returns the global model plus a constant, after gate opens.
+type gatedTrainer struct {
+	delta float32
+	gate  chan struct{}
+}
+
+func (f gatedTrainer) Train(ctx context.Context, req siteagent.TrainRequest) (siteagent.TrainResult, error) {
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return siteagent.TrainResult{}, ctx.Err()
+		}
+	}
+	w := make([]float32, len(req.Global))
+	for i, g := range req.Global {
+		w[i] = g + f.delta
+	}
+	return siteagent.TrainResult{Weights: w, Samples: 32}, nil
+}
+
+// TestRevokedKeyHolderLeavesTheEncryptedSum: with secure aggregation a site
+// revoked after its encrypted update was added to the round's sum is taken
+// out of it again: the decrypted mean is that of the other sites.
+func TestRevokedKeyHolderLeavesTheEncryptedSum(t *testing.T) {
+	f, ctx := startFederation(t)
+	gate := make(chan struct{})
+	for name, tr := range map[string]gatedTrainer{"site-a": {delta: 0.5}, "site-b": {delta: 0.1}, "site-c": {delta: 0.3, gate: gate}} {
+		if err := f.AddSite(name, SiteOptions{Data: siteagent.MemoryData{Data: blobs(32, 1)}, Trainer: tr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.WaitSites(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	job := submit(t, ctx, f, "name: secure-revoke\nrounds: 1\nmin_sites: 2\nround_deadline: 120s\nstraggler_cutoff: 100s\nprivacy: {secure_aggregation: mhe, threshold: 2}\nseed: 1\n")
+	delivered := func(site string) bool {
+		for _, e := range allEvents(t, ctx, f, job.Id) {
+			if e.Kind == "upload.accepted" && e.Round == 1 && e.Site == site {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, 60*time.Second, "site-a and site-b delivered", func() bool { return delivered("site-a") && delivered("site-b") })
+	if err := pki.Revoke(f.CADir, pki.RoleSite, "site-a"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "site-a removed", func() bool {
+		for _, e := range allEvents(t, ctx, f, "") {
+			if e.Kind == "site.revoked" && e.Site == "site-a" {
+				return true
+			}
+		}
+		return false
+	})
+	close(gate)
+	final := watchToEnd(t, ctx, f, job.Id)
+	if final.State != "completed" {
+		t.Fatalf("job %s: %s", final.State, final.Reason)
+	}
+	if c := final.Rounds[0].Contributors; !slices.Equal(c, []string{"site-b", "site-c"}) {
+		t.Fatalf("contributors %v", c)
+	}
+	before, err := fetchModel(ctx, f.Admin, job.Id+"@0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := fetchModel(ctx, f.Admin, job.Id+"@1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range before {
+		if d := after[i] - before[i]; math.Abs(float64(d)-0.2) > 1e-3 {
+			t.Fatalf("parameter %d moved by %g: want 0.2, the mean of site-b and site-c (0.3 would include the revoked site)", i, d)
+		}
 	}
 }
