@@ -1,6 +1,7 @@
 package jobspec
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -48,23 +49,40 @@ pipeline: {width: 64, height: 64, channels: 1, normalise: "percentile:0.5:99.5",
 	}
 }
 
+// TestParseErrors: job files that must be refused, each error naming the
+// field by its job-file name. YAML's .nan and .inf reach the floats.
 func TestParseErrors(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"nmae: typo\n", "field nmae not found"},
 		{"round_deadline: soon\n", "is not a duration"},
-		{"model: {arch: vit}\n", "model.arch \"vit\""},
-		{"model: {height: 30}\n", "multiples of 4"},
-		{"model: {norm: batch}\n", "model.norm \"batch\""},
+		{"model: {arch: vit}\n", `model.arch is "vit": use cnn`},
+		{"model: {height: 30}\n", "model.height is 30: a multiple of 4 between 28 and 224"},
+		{"model: {norm: batch}\n", `model.norm is "batch": use group or none`},
+		{"model: {classes: 4294967295}\n", "model.classes is 4294967295: at most 1000"},
+		{"model: {classes: 4294967296}\n", "cannot unmarshal"},
+		{"model: {base_width: 1024, height: 224, width: 224, channels: 3}\n", "at most 50000000"},
 		{"aggregation: {strategy: median}\n", "cannot run with secure_aggregation mhe"},
 		{"privacy: {threshold: 1}\n", "any single site decrypt"},
 		{"min_sites: 2\nprivacy: {threshold: 3}\n", "exceeds min_sites"},
-		{"privacy: {secure_aggregation: maybe}\n", "use mhe (default) or none"},
+		{"privacy: {secure_aggregation: maybe}\n", `privacy.secure_aggregation is "maybe": use mhe or none`},
 		{"round_deadline: 1m\nstraggler_cutoff: 2m\n", "must not exceed round_deadline"},
+		{"round_deadline: -1m\n", "round_deadline (seconds) is -60"},
+		{"round_deadline: 9000h\n", "round_deadline (seconds) is 3.24e+07: it must be a finite number in [1, 604800]"},
 		{"sites: [a]\nmin_sites: 2\n", "1 sites listed but min_sites is 2"},
-		{"sites: [a, b]\nvalidation_sites: [b]\n", "both for training and for validation"},
-		{"training: {optimizer: rmsprop}\n", "use sgd or adam"},
+		{"sites: [a, b]\nvalidation_sites: [b]\n", `site "b" is listed both for training and for validation`},
+		{"training: {optimizer: rmsprop}\n", `training.optimizer is "rmsprop": use sgd or adam`},
 		{"training: {class_weighting: inverse}\n", "use none or balanced"},
 		{"pipeline: {width: 64}\n", "must match the model input"},
+		{"training: {learning_rate: .nan}\n", "training.learning_rate is NaN"},
+		{"training: {learning_rate: .inf}\n", "training.learning_rate is +Inf"},
+		{"training: {optimizer: sgd, momentum: .nan}\n", "training.momentum is NaN"},
+		{"training: {clip_norm: .nan}\n", "training.clip_norm is NaN"},
+		{"training: {clip_norm: -.inf}\n", "training.clip_norm is -Inf"},
+		{"privacy: {epsilon: .inf}\n", "privacy.epsilon is +Inf: differential privacy is not available yet"},
+		{"privacy: {delta: .nan}\n", "privacy.delta is NaN: differential privacy is not available yet"},
+		{"privacy: {noise_multiplier: 1.1}\n", "privacy.noise_multiplier is 1.1: differential privacy is not available yet"},
+		{"aggregation: {strategy: fedadam, server_lr: .nan}\n", "aggregation.server_lr is NaN"},
+		{"aggregation: {strategy: trimmed-mean, trim_fraction: .inf}\nprivacy: {secure_aggregation: none}\n", "aggregation.trim_fraction is +Inf"},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.yaml))
@@ -74,18 +92,40 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-// TestModelSpecNorm: new jobs get GroupNorm; a stored pre-upgrade cnn job
-// without model.norm keeps the plain network it was created with.
-func TestModelSpecNorm(t *testing.T) {
-	s, err := Parse([]byte("name: n\n"))
+// TestParseLongValue: an offending string is quoted back at most 64 bytes
+// long, whatever its length.
+func TestParseLongValue(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	for _, yaml := range []string{
+		"name: " + long + "\n",
+		"model: {arch: " + long + "}\n",
+		"round_deadline: " + long + "\n",
+		"sites: [" + long + "]\n",
+		"privacy: {he_params: " + long + "}\n",
+		"pipeline: {normalise: " + long + "}\n",
+		"aggregation: {strategy: " + long + "}\n",
+		"model: {classes: " + long + "}\n",
+		long + ": 1\n",
+		"training: {" + long + ": 1}\n",
+	} {
+		_, err := Parse([]byte(yaml))
+		if err == nil {
+			t.Errorf("%.40q…: accepted", yaml)
+			continue
+		}
+		if len(err.Error()) > 1000 {
+			t.Errorf("%.40q…: error is %d bytes long: %.200s…", yaml, len(err.Error()), err)
+		}
+	}
+}
+
+// TestExampleJobFile: the example shipped for admins passes the rules.
+func TestExampleJobFile(t *testing.T) {
+	data, err := os.ReadFile("../deploy/examples/job.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ModelSpec(s).Norm; got != "group" {
-		t.Errorf("new job: norm %q, want group", got)
-	}
-	s.Model.Norm = ""
-	if got := ModelSpec(s).Norm; got != "none" {
-		t.Errorf("stored job without norm: %q, want none (concord.cnn/1)", got)
+	if _, err := Parse(data); err != nil {
+		t.Errorf("deploy/examples/job.yaml: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // CNNVersion is the layout version of the "cnn" architecture with group
@@ -212,4 +213,73 @@ func cnnLayout(s Spec) Layout {
 	}
 	l.Total = off
 	return l
+}
+
+// ParamCount is the length of the weight vector New would allocate for
+// spec, computed from the spec alone so that a caller (the coordinator,
+// checking a submitted job) can refuse a model before allocating it. It
+// reports ErrBadSpec for a spec New would refuse, and for a count that does
+// not fit in 64 bits.
+func ParamCount(spec Spec) (uint64, error) {
+	s, err := spec.normalised()
+	if err != nil {
+		return 0, err
+	}
+	var c paramCounter
+	if s.Arch == "unet" {
+		for _, cv := range unetConvs(s.Channels, s.BaseWidth) {
+			c.conv(cv.cout, cv.cin, cv.kern, false)
+		}
+	} else {
+		w, k, norm := s.BaseWidth, s.Classes, s.Norm == "group"
+		c.conv(w, s.Channels, 3, norm)      // stem
+		c.conv(w, w, 3, norm)               // block1.conv1
+		c.conv(w, w, 3, norm)               // block1.conv2
+		c.conv(2*w, w, 3, norm)             // block2.conv1
+		c.conv(2*w, 2*w, 3, norm)           // block2.conv2
+		c.conv(2*w, w, 1, false)            // block2.shortcut
+		c.add(c.mul(4*w, 2*w), uint64(4*w)) // head.fc1
+		c.add(c.mul(k, 4*w), uint64(k))     // head.fc2
+	}
+	if c.overflow {
+		return 0, fmt.Errorf("%w: the parameter count does not fit in 64 bits", ErrBadSpec)
+	}
+	return c.n, nil
+}
+
+// paramCounter sums tensor sizes, remembering an overflow instead of
+// wrapping, so that absurd specs are reported rather than undercounted.
+type paramCounter struct {
+	n        uint64
+	overflow bool
+}
+
+func (c *paramCounter) mul(dims ...int) uint64 {
+	p := uint64(1)
+	for _, d := range dims {
+		hi, lo := bits.Mul64(p, uint64(d))
+		if hi != 0 || d < 0 {
+			c.overflow = true
+			return 0
+		}
+		p = lo
+	}
+	return p
+}
+
+func (c *paramCounter) add(sizes ...uint64) {
+	for _, v := range sizes {
+		var carry uint64
+		c.n, carry = bits.Add64(c.n, v, 0)
+		c.overflow = c.overflow || carry != 0
+	}
+}
+
+// conv counts a convolution's weight and bias, and, for a normalised 3×3
+// convolution, its normalisation scale and shift (see cnnLayout).
+func (c *paramCounter) conv(cout, cin, k int, norm bool) {
+	c.add(c.mul(cout, cin, k, k), uint64(cout))
+	if norm && k == 3 {
+		c.add(uint64(cout), uint64(cout))
+	}
 }

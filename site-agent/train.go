@@ -26,17 +26,8 @@ func (LocalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, e
 	if err := m.SetWeights(req.Global); err != nil {
 		return TrainResult{}, fmt.Errorf("load global model: %w", err)
 	}
-	t := spec.Training
-	cfg := learning.TrainConfig{
-		Epochs: int(t.LocalEpochs), Steps: int(t.LocalSteps), BatchSize: int(t.BatchSize), Optimizer: t.Optimizer,
-		LR: t.LearningRate, Momentum: t.Momentum, Augment: t.Augment, Seed: req.Seed,
-	}
-	if t.ClassWeighting == "balanced" {
-		cfg.ClassWeights = learning.BalancedClassWeights(req.Data.Y, int(spec.Model.Classes))
-	}
-	if spec.Aggregation.Strategy == "fedprox" {
-		cfg.ProxMu = spec.Aggregation.ProxMu
-	}
+	cfg := jobspec.TrainConfig(spec, req.Data.Y)
+	cfg.Seed = req.Seed
 	if req.Progress != nil {
 		cfg.Progress = func(p learning.TrainProgress) {
 			if p.Samples > 0 {

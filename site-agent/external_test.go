@@ -1,0 +1,62 @@
+package siteagent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/concord-fl/concord/jobspec"
+)
+
+// TestExternalRefusesUnsupported: settings the trainer protocol cannot carry
+// fail the task with the option's name, before anything reaches the trainer
+// (the trainer here is not even connected).
+func TestExternalRefusesUnsupported(t *testing.T) {
+	cases := []struct {
+		yaml string
+		want string // "" means supported
+	}{
+		{"training: {local_epochs: 2}\n", ""},
+		{"training: {local_epochs: 0, local_steps: 50}\n", "training.local_steps (50) is not supported by the external trainer"},
+		{"training: {class_weighting: balanced}\n", "training.class_weighting balanced is not supported by the external trainer"},
+	}
+	for _, c := range cases {
+		spec, err := jobspec.Parse([]byte("name: ext\n" + c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		_, err = externalSettings(spec, 1, "d.npz")
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%q: %v", c.yaml, err)
+		case c.want != "" && (!errors.Is(err, ErrExternalUnsupported) || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%q: got %v, want %v containing %q", c.yaml, err, ErrExternalUnsupported, c.want)
+		}
+		if c.want == "" {
+			continue
+		}
+		var tr ExternalTrainer // no connection: the refusal must come first
+		if _, err := tr.Train(context.Background(), TrainRequest{Spec: spec}); !errors.Is(err, ErrExternalUnsupported) {
+			t.Errorf("%q: Train returned %v, want %v", c.yaml, err, ErrExternalUnsupported)
+		}
+	}
+}
+
+// TestExternalSettings: every training setting the trainer protocol has a
+// field for reaches it.
+func TestExternalSettings(t *testing.T) {
+	spec, err := jobspec.Parse([]byte("name: ext\naggregation: {strategy: fedprox, prox_mu: 0.5}\n" +
+		"training: {local_epochs: 3, batch_size: 7, optimizer: sgd, learning_rate: 0.2, momentum: 0.8, augment: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := externalSettings(spec, -9, "site.npz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Epochs != 3 || s.BatchSize != 7 || s.Optimizer != "sgd" || s.LR != 0.2 || s.Momentum != 0.8 || !s.Augment ||
+		s.ProxMu != 0.5 || s.Seed != -9 || s.Dataset != "site.npz" || s.ClassWeights != nil {
+		t.Errorf("settings %+v", s)
+	}
+}
