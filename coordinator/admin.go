@@ -380,7 +380,7 @@ func shortHash(b []byte) string {
 }
 
 func (a *adminService) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, error) {
-	return &pb.InfoResponse{Version: Version, MaxModelParams: a.c.cfg.MaxModelParams, MaxPageSize: maxPageSize, MaxStringBytes: maxReasonBytes}, nil
+	return &pb.InfoResponse{Version: Version, MaxModelParams: a.c.limits().MaxModelParams, MaxPageSize: maxPageSize, MaxStringBytes: maxReasonBytes}, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -170,6 +172,9 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 		}
 		return c.dropRoundUploads(tx, j.rec.ID, r)
 	})
+	if err == nil {
+		c.pruneNoncesLocked(j, r)
+	}
 	if err != nil {
 		// Put memory back as the database has it; the next tick aggregates
 		// the round again.
@@ -220,4 +225,20 @@ func formatMetrics(m map[string]float64) string {
 		s += fmt.Sprintf("%s=%.4f ", k, m[k])
 	}
 	return s
+}
+
+// pruneNoncesLocked forgets the task nonces of rounds up to r (updates and
+// decryption shares): uploads for a closed round are refused anyway, and
+// the job record would otherwise grow with every round and site. Key
+// setup nonces (round 0) stay. The record is written with the next step.
+func (c *Coordinator) pruneNoncesLocked(j *job, r int) {
+	for k := range j.rec.Nonces {
+		kind, rest, _ := strings.Cut(k, "/")
+		roundStr, _, _ := strings.Cut(rest, "/")
+		roundStr, _, _ = strings.Cut(roundStr, ".")
+		n, err := strconv.Atoi(roundStr)
+		if err == nil && n >= 1 && n <= r && (round.Kind(kind) == round.KindUpdate || round.Kind(kind) == round.KindDecryption) {
+			delete(j.rec.Nonces, k)
+		}
+	}
 }

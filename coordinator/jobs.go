@@ -37,6 +37,9 @@ type jobRecord struct {
 	Rounds       []roundSummary    `json:"rounds,omitempty"`
 	ModelVersion string            `json:"model_version,omitempty"`
 	Secure       *secureState      `json:"secure,omitempty"`
+	// Sites lists every site sent a task of this job: the job's members,
+	// who may read its models.
+	Sites map[string]bool `json:"sites,omitempty"`
 	// Failures are the task failures sites reported, newest last (at most
 	// maxFailures).
 	Failures []siteFailure `json:"failures,omitempty"`
@@ -82,10 +85,19 @@ func machineConfig(spec *pb.JobSpec) round.Config {
 	}
 }
 
+// limits are the job limits this coordinator's operator set.
+func (c *Coordinator) limits() jobspec.Limits {
+	lim := jobspec.DefaultLimits()
+	if c.cfg.MaxModelParams > 0 {
+		lim.MaxModelParams = c.cfg.MaxModelParams
+	}
+	return lim
+}
+
 // submit validates a spec, creates the job with its initial model and starts it.
 func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 	jobspec.Defaults(spec)
-	if err := jobspec.Validate(spec); err != nil {
+	if err := jobspec.ValidateWithLimits(spec, c.limits()); err != nil {
 		return nil, fmt.Errorf("%w: %w", errInvalid, err)
 	}
 	if err := c.checkSiteNames(spec); err != nil {

@@ -62,6 +62,10 @@ func (c *Coordinator) buildTaskLocked(j *job, a round.Action) (*pb.Task, error) 
 		nonceHex = hex.EncodeToString(n[:])
 		j.rec.Nonces[key] = nonceHex
 	}
+	if j.rec.Sites == nil {
+		j.rec.Sites = map[string]bool{}
+	}
+	j.rec.Sites[a.Site] = true
 	nonce, _ := hex.DecodeString(nonceHex)
 	t := &pb.Task{
 		TaskId:      j.rec.ID + "/" + key,

@@ -361,6 +361,10 @@ func (c *Coordinator) jobMemberLocked(j *job, site string) bool {
 	if slices.Contains(j.spec.Sites, site) || slices.Contains(j.spec.ValidationSites, site) {
 		return true
 	}
+	if j.rec.Sites[site] {
+		return true
+	}
+	// Jobs stored before Sites was recorded: a task nonce names the site.
 	suffix := "/" + site
 	for k := range j.rec.Nonces {
 		if strings.HasSuffix(k, suffix) {

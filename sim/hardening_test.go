@@ -639,3 +639,42 @@ func TestRevokedKeyHolderLeavesTheEncryptedSum(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecsThatWouldKillTheCoordinator: specs that once exhausted memory or
+// slipped NaN into training are refused before anything is allocated, with
+// the field and the limit, and the coordinator keeps serving.
+func TestSpecsThatWouldKillTheCoordinator(t *testing.T) {
+	f, ctx := startFederation(t)
+	base := "name: hostile\nrounds: 1\nmin_sites: 1\nprivacy: {secure_aggregation: none}\n"
+	for _, tc := range []struct {
+		name string
+		edit func(s *pb.JobSpec)
+		want string
+	}{
+		{"4294967295 classes", func(s *pb.JobSpec) { s.Model.Classes = 4294967295 }, "model.classes"},
+		{"base_width 1024 at 224x224x3", func(s *pb.JobSpec) {
+			s.Model.BaseWidth, s.Model.Height, s.Model.Width, s.Model.Channels = 1024, 224, 224, 3
+		}, "parameters"},
+		{"NaN learning rate", func(s *pb.JobSpec) { s.Training.LearningRate = math.NaN() }, "training.learning_rate"},
+		{"NaN clip norm", func(s *pb.JobSpec) { s.Training.ClipNorm = math.NaN() }, "training.clip_norm"},
+		{"NaN momentum", func(s *pb.JobSpec) { s.Training.Momentum = math.NaN() }, "training.momentum"},
+		{"Inf epsilon", func(s *pb.JobSpec) { s.Privacy.Epsilon = math.Inf(1) }, "privacy.epsilon"},
+		{"epsilon without DP", func(s *pb.JobSpec) { s.Privacy.Epsilon = 1 }, "privacy.epsilon"},
+		{"huge batch", func(s *pb.JobSpec) { s.Training.BatchSize = 1 << 30 }, "training.batch_size"},
+		{"huge epochs", func(s *pb.JobSpec) { s.Training.LocalEpochs = 1 << 30 }, "training.local_epochs"},
+		{"huge min_sites", func(s *pb.JobSpec) { s.MinSites = 1 << 30 }, "min_sites"},
+		{"a megabyte name", func(s *pb.JobSpec) { s.Name = strings.Repeat("n", 1<<20) }, "name"},
+	} {
+		spec := testSpec(t, base)
+		tc.edit(spec)
+		_, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want InvalidArgument naming %s", tc.name, err, tc.want)
+		} else if len(err.Error()) > 1024 {
+			t.Errorf("%s: a %d-byte error", tc.name, len(err.Error()))
+		}
+	}
+	if _, err := f.Admin.ListJobs(ctx, &pb.ListJobsRequest{}); err != nil {
+		t.Fatalf("the coordinator stopped serving: %v", err)
+	}
+}
