@@ -103,6 +103,7 @@ func (b *bus) emit(e Event) {
 	e.Time = b.now().UTC()
 	e.PrevHash = b.last
 	e.Detail = bound(e.Detail, maxDetailBytes)
+	e.JobID, e.Site, e.Actor = bound(e.JobID, maxEchoBytes), bound(e.Site, maxEchoBytes), bound(e.Actor, 2*maxEchoBytes)
 	err := b.st.db.Update(func(tx *bolt.Tx) error {
 		seq, err := nextSeq(tx, "event")
 		if err != nil {
