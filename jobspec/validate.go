@@ -242,9 +242,9 @@ func (v *validator) rounds(s *pb.JobSpec) {
 	v.uintIn("rounds", uint64(s.Rounds), 1, uint64(v.lim.MaxRounds))
 	v.uintIn("min_sites", uint64(s.MinSites), 1, uint64(v.lim.MaxSites))
 	maxDeadline := v.lim.MaxRoundDeadline.Seconds()
-	if v.floatIn("round_deadline (seconds)", s.RoundDeadlineSeconds, span{lo: minDeadline.Seconds(), hi: maxDeadline}) &&
-		v.floatIn("straggler_cutoff (seconds)", s.StragglerCutoffSeconds, span{lo: 0, hi: maxDeadline}) &&
-		s.StragglerCutoffSeconds > s.RoundDeadlineSeconds {
+	deadline := v.floatIn("round_deadline (seconds)", s.RoundDeadlineSeconds, span{lo: minDeadline.Seconds(), hi: maxDeadline})
+	cutoff := v.floatIn("straggler_cutoff (seconds)", s.StragglerCutoffSeconds, span{lo: 0, hi: maxDeadline})
+	if deadline && cutoff && s.StragglerCutoffSeconds > s.RoundDeadlineSeconds {
 		v.bad("straggler_cutoff (%gs) must not exceed round_deadline (%gs)", s.StragglerCutoffSeconds, s.RoundDeadlineSeconds)
 	}
 }

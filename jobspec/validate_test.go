@@ -192,3 +192,21 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateReportsAll: every problem is reported at once, so an admin
+// fixes a job file in one pass.
+func TestValidateReportsAll(t *testing.T) {
+	s := valid(t)
+	s.Model.Classes = math.MaxUint32
+	s.RoundDeadlineSeconds = math.NaN()
+	s.StragglerCutoffSeconds = -1
+	s.Training.LearningRate = math.Inf(-1)
+	s.Privacy.Epsilon = 3
+	s.Sites = append(s.Sites, "st-marys")
+	err := Validate(s)
+	for _, want := range []string{"model.classes", "round_deadline", "straggler_cutoff", "training.learning_rate", "privacy.epsilon", `"st-marys" twice`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %s", err, want)
+		}
+	}
+}
