@@ -1,8 +1,8 @@
 // Package jobspec owns the job spec: it converts a job file (YAML, written
 // by a consortium admin) into the wire form concord.v1.JobSpec, fills
 // defaults, validates, and converts the spec into the types of the packages
-// that run it (ModelSpec, TrainConfig, AggregationConfig, PipelineConfig,
-// RoundConfig). It is the edge where YAML ends: the coordinator sees only
+// that run it (ModelSpec, TrainConfig, AggregationConfig, PipelineConfig).
+// It is the edge where YAML ends: the coordinator sees only
 // the proto and calls Defaults and Validate again, since a spec can also
 // arrive from other clients.
 //
