@@ -227,8 +227,7 @@ func (v *validator) model(m *pb.ModelSpec) {
 	if !ok {
 		return // the size of a model with a bad field means nothing
 	}
-	n, err := learning.ParamCount(learning.Spec{Arch: m.Arch, Channels: int(m.Channels), Height: int(m.Height), Width: int(m.Width),
-		Classes: int(m.Classes), BaseWidth: int(m.BaseWidth), Norm: m.Norm})
+	n, err := learning.ParamCount(ModelSpec(&pb.JobSpec{Model: m}))
 	switch {
 	case err != nil:
 		v.bad("model: %w", err)
