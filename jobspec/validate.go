@@ -317,10 +317,14 @@ func (v *validator) privacy(s *pb.JobSpec) {
 		field string
 		x     float64
 	}{{"privacy.epsilon", p.Epsilon}, {"privacy.delta", p.Delta}, {"privacy.noise_multiplier", p.NoiseMultiplier}} {
-		if f.x != 0 {
-			v.bad("%s is %v: differential privacy is not available yet; remove privacy.epsilon/delta/noise_multiplier "+
-				"(the update is still protected by secure aggregation)", f.field, f.x)
+		if f.x == 0 {
+			continue
 		}
+		protected := "the update is still protected by secure aggregation"
+		if p.SecureAggregation != "mhe" {
+			protected = "note that with secure_aggregation " + quote(p.SecureAggregation) + " the coordinator sees each site's update; mhe would hide it"
+		}
+		v.bad("%s is %v: differential privacy is not available yet; remove privacy.epsilon/delta/noise_multiplier (%s)", f.field, f.x, protected)
 	}
 	if !v.oneOf("privacy.secure_aggregation", p.SecureAggregation, "mhe", "none") {
 		return

@@ -90,6 +90,8 @@ func TestValidateFields(t *testing.T) {
 		{"class weighting", func(s *pb.JobSpec) { s.Training.ClassWeighting = "inverse" }, `training.class_weighting is "inverse"`},
 		{"epsilon", func(s *pb.JobSpec) { s.Privacy.Epsilon = 8 }, "privacy.epsilon is 8: differential privacy is not available yet; " +
 			"remove privacy.epsilon/delta/noise_multiplier (the update is still protected by secure aggregation)"},
+		{"epsilon without mhe", func(s *pb.JobSpec) { s.Privacy.Epsilon, s.Privacy.SecureAggregation = 8, "none" }, "privacy.epsilon is 8: differential privacy is not available yet; " +
+			`remove privacy.epsilon/delta/noise_multiplier (note that with secure_aggregation "none" the coordinator sees each site's update; mhe would hide it)`},
 		{"epsilon Inf", func(s *pb.JobSpec) { s.Privacy.Epsilon = inf }, "privacy.epsilon is +Inf: differential privacy is not available yet"},
 		{"delta NaN", func(s *pb.JobSpec) { s.Privacy.Delta = nan }, "privacy.delta is NaN: differential privacy is not available yet"},
 		{"noise multiplier", func(s *pb.JobSpec) { s.Privacy.NoiseMultiplier = -1 }, "privacy.noise_multiplier is -1: differential privacy"},
