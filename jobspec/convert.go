@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/concord-fl/concord/aggregation"
-	"github.com/concord-fl/concord/coordinator/round"
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -93,18 +92,3 @@ func PipelineConfig(s *pb.JobSpec) imaging.Pipeline {
 	return imaging.Pipeline{Width: int(p.GetWidth()), Height: int(p.GetHeight()), Channels: int(p.GetChannels()),
 		Resample: p.GetResample(), Normalise: p.GetNormalise(), Denoise: p.GetDenoise(), Contrast: p.GetContrast()}
 }
-
-// RoundConfig converts what the coordinator's round state machine needs.
-func RoundConfig(s *pb.JobSpec) round.Config {
-	return round.Config{
-		Rounds:          int(s.GetRounds()),
-		MinSites:        int(s.GetMinSites()),
-		RoundDeadline:   seconds(s.GetRoundDeadlineSeconds()),
-		StragglerCutoff: seconds(s.GetStragglerCutoffSeconds()),
-		Sites:           s.GetSites(),
-		Secure:          s.GetPrivacy().GetSecureAggregation() == "mhe",
-		Threshold:       int(s.GetPrivacy().GetThreshold()),
-	}
-}
-
-func seconds(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }

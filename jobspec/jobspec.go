@@ -1,10 +1,10 @@
 // Package jobspec owns the job spec: it converts a job file (YAML, written
 // by a consortium admin) into the wire form concord.v1.JobSpec, fills
 // defaults, validates, and converts the spec into the types of the packages
-// that run it (ModelSpec, TrainConfig, AggregationConfig, PipelineConfig,
-// RoundConfig). It is the edge where YAML ends: the coordinator sees only
-// the proto and calls Defaults and Validate again, since a spec can also
-// arrive from other clients.
+// that run it (ModelSpec, TrainConfig, AggregationConfig, PipelineConfig).
+// It is the edge where YAML ends: the coordinator sees only the proto and
+// calls Defaults and Validate again, since a spec can also arrive from
+// other clients.
 //
 // The caller's duties, in order: Defaults, then Validate (or
 // ValidateWithLimits with the operator's Limits), and only then anything
@@ -18,9 +18,8 @@
 //   - MaxModelParams 50 million: the coordinator holds the model several
 //     times over (the global weights, their encoded blob, a checkpoint per
 //     round, and in plaintext mode one update per site), 200 MB each at
-//     this size. The largest cnn the other bounds allow at a useful size
-//     (base_width 512, about 21 million parameters) fits; base_width 1024
-//     (about 86 million) does not.
+//     this size. A cnn of base_width 512 (about 21.5 million parameters)
+//     fits; base_width 1024 (about 86 million) does not.
 //   - MaxSites 256: the largest federation the default homomorphic
 //     encryption parameter set's error bound is documented for
 //     (privacy/he, n12-q60).

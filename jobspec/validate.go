@@ -227,8 +227,7 @@ func (v *validator) model(m *pb.ModelSpec) {
 	if !ok {
 		return // the size of a model with a bad field means nothing
 	}
-	n, err := learning.ParamCount(learning.Spec{Arch: m.Arch, Channels: int(m.Channels), Height: int(m.Height), Width: int(m.Width),
-		Classes: int(m.Classes), BaseWidth: int(m.BaseWidth), Norm: m.Norm})
+	n, err := learning.ParamCount(ModelSpec(&pb.JobSpec{Model: m}))
 	switch {
 	case err != nil:
 		v.bad("model: %w", err)
@@ -242,9 +241,9 @@ func (v *validator) rounds(s *pb.JobSpec) {
 	v.uintIn("rounds", uint64(s.Rounds), 1, uint64(v.lim.MaxRounds))
 	v.uintIn("min_sites", uint64(s.MinSites), 1, uint64(v.lim.MaxSites))
 	maxDeadline := v.lim.MaxRoundDeadline.Seconds()
-	if v.floatIn("round_deadline (seconds)", s.RoundDeadlineSeconds, span{lo: minDeadline.Seconds(), hi: maxDeadline}) &&
-		v.floatIn("straggler_cutoff (seconds)", s.StragglerCutoffSeconds, span{lo: 0, hi: maxDeadline}) &&
-		s.StragglerCutoffSeconds > s.RoundDeadlineSeconds {
+	deadline := v.floatIn("round_deadline (seconds)", s.RoundDeadlineSeconds, span{lo: minDeadline.Seconds(), hi: maxDeadline})
+	cutoff := v.floatIn("straggler_cutoff (seconds)", s.StragglerCutoffSeconds, span{lo: 0, hi: maxDeadline})
+	if deadline && cutoff && s.StragglerCutoffSeconds > s.RoundDeadlineSeconds {
 		v.bad("straggler_cutoff (%gs) must not exceed round_deadline (%gs)", s.StragglerCutoffSeconds, s.RoundDeadlineSeconds)
 	}
 }
@@ -318,10 +317,14 @@ func (v *validator) privacy(s *pb.JobSpec) {
 		field string
 		x     float64
 	}{{"privacy.epsilon", p.Epsilon}, {"privacy.delta", p.Delta}, {"privacy.noise_multiplier", p.NoiseMultiplier}} {
-		if f.x != 0 {
-			v.bad("%s is %v: differential privacy is not available yet; remove privacy.epsilon/delta/noise_multiplier "+
-				"(the update is still protected by secure aggregation)", f.field, f.x)
+		if f.x == 0 {
+			continue
 		}
+		protected := "the update is still protected by secure aggregation"
+		if p.SecureAggregation != "mhe" {
+			protected = "note that with secure_aggregation " + quote(p.SecureAggregation) + " the coordinator sees each site's update; mhe would hide it"
+		}
+		v.bad("%s is %v: differential privacy is not available yet; remove privacy.epsilon/delta/noise_multiplier (%s)", f.field, f.x, protected)
 	}
 	if !v.oneOf("privacy.secure_aggregation", p.SecureAggregation, "mhe", "none") {
 		return

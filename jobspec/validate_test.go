@@ -90,6 +90,8 @@ func TestValidateFields(t *testing.T) {
 		{"class weighting", func(s *pb.JobSpec) { s.Training.ClassWeighting = "inverse" }, `training.class_weighting is "inverse"`},
 		{"epsilon", func(s *pb.JobSpec) { s.Privacy.Epsilon = 8 }, "privacy.epsilon is 8: differential privacy is not available yet; " +
 			"remove privacy.epsilon/delta/noise_multiplier (the update is still protected by secure aggregation)"},
+		{"epsilon without mhe", func(s *pb.JobSpec) { s.Privacy.Epsilon, s.Privacy.SecureAggregation = 8, "none" }, "privacy.epsilon is 8: differential privacy is not available yet; " +
+			`remove privacy.epsilon/delta/noise_multiplier (note that with secure_aggregation "none" the coordinator sees each site's update; mhe would hide it)`},
 		{"epsilon Inf", func(s *pb.JobSpec) { s.Privacy.Epsilon = inf }, "privacy.epsilon is +Inf: differential privacy is not available yet"},
 		{"delta NaN", func(s *pb.JobSpec) { s.Privacy.Delta = nan }, "privacy.delta is NaN: differential privacy is not available yet"},
 		{"noise multiplier", func(s *pb.JobSpec) { s.Privacy.NoiseMultiplier = -1 }, "privacy.noise_multiplier is -1: differential privacy"},
@@ -189,6 +191,24 @@ func TestQuote(t *testing.T) {
 	for _, c := range cases {
 		if got := quote(c.in); got != c.want {
 			t.Errorf("quote(%d bytes) = %s, want %s", len(c.in), got, c.want)
+		}
+	}
+}
+
+// TestValidateReportsAll: every problem is reported at once, so an admin
+// fixes a job file in one pass.
+func TestValidateReportsAll(t *testing.T) {
+	s := valid(t)
+	s.Model.Classes = math.MaxUint32
+	s.RoundDeadlineSeconds = math.NaN()
+	s.StragglerCutoffSeconds = -1
+	s.Training.LearningRate = math.Inf(-1)
+	s.Privacy.Epsilon = 3
+	s.Sites = append(s.Sites, "st-marys")
+	err := Validate(s)
+	for _, want := range []string{"model.classes", "round_deadline", "straggler_cutoff", "training.learning_rate", "privacy.epsilon", `"st-marys" twice`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %s", err, want)
 		}
 	}
 }
