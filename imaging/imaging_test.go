@@ -413,30 +413,6 @@ func TestResampleAndFilters(t *testing.T) {
 	}
 }
 
-func TestLoadMedMNIST(t *testing.T) {
-	p := filepath.Join(sharedDir(t, "data/medmnist"), "pneumoniamnist.npz")
-	n, err := LoadMedMNIST(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n.NTrain != 4708 || n.NVal != 524 || n.NTest != 624 || n.H != 28 || n.W != 28 || n.C != 1 {
-		t.Fatalf("pneumoniamnist: %d/%d/%d %dx%dx%d", n.NTrain, n.NVal, n.NTest, n.H, n.W, n.C)
-	}
-	if len(n.TrainX) != 4708*28*28 {
-		t.Fatalf("train images: %d bytes", len(n.TrainX))
-	}
-	pos := 0
-	for _, y := range n.TrainY {
-		pos += y
-	}
-	if pos != 3494 {
-		t.Errorf("train pneumonia count %d, want 3494", pos)
-	}
-	if _, err := LoadMedMNIST(filepath.Join(t.TempDir(), "none.npz")); err == nil {
-		t.Error("missing file accepted")
-	}
-}
-
 func TestDatasets(t *testing.T) {
 	root := t.TempDir()
 	for i, class := range []string{"normal", "pneumonia", "normal"} {
