@@ -348,7 +348,7 @@ func TestCTWindowAndInversion(t *testing.T) {
 func TestResampleAndFilters(t *testing.T) {
 	// 4x4 -> 2x2 area is the mean of each 2x2 block.
 	v := []float32{1, 3, 5, 7, 1, 3, 5, 7, 0, 0, 8, 8, 0, 0, 8, 8}
-	got := resizeArea(v, 4, 4, 2, 2)
+	got := ResizeArea(v, 4, 4, 2, 2)
 	want := []float32{2, 6, 0, 8}
 	for i := range want {
 		if got[i] != want[i] {
@@ -356,7 +356,7 @@ func TestResampleAndFilters(t *testing.T) {
 		}
 	}
 	// 3 -> 2 columns: weights 1, 0.5 | 0.5, 1.
-	got = resizeArea([]float32{0, 3, 6}, 3, 1, 2, 1)
+	got = ResizeArea([]float32{0, 3, 6}, 3, 1, 2, 1)
 	if math.Abs(float64(got[0]-1)) > 1e-6 || math.Abs(float64(got[1]-5)) > 1e-6 {
 		t.Fatalf("fractional area: %v", got)
 	}
@@ -368,7 +368,7 @@ func TestResampleAndFilters(t *testing.T) {
 	for i := range flat {
 		flat[i] = 0.5
 	}
-	for _, f := range [][]float32{gaussian(flat, 5, 5, 1), bilateral(flat, 5, 5, 2, 0.1), median(flat, 5, 5, 1)} {
+	for _, f := range [][]float32{Gaussian(flat, 5, 5, 1), bilateral(flat, 5, 5, 2, 0.1), median(flat, 5, 5, 1)} {
 		for _, x := range f {
 			if math.Abs(float64(x-0.5)) > 1e-6 {
 				t.Fatalf("filter changed a flat image: %v", f)
@@ -387,7 +387,7 @@ func TestResampleAndFilters(t *testing.T) {
 			edge[i] = 1
 		}
 	}
-	bl, gs := bilateral(edge, 10, 10, 2, 0.1), gaussian(edge, 10, 10, 1)
+	bl, gs := bilateral(edge, 10, 10, 2, 0.1), Gaussian(edge, 10, 10, 1)
 	if bl[4] > 0.01 || gs[4] < 0.1 {
 		t.Errorf("edge preservation: bilateral %v gaussian %v next to the edge", bl[4], gs[4])
 	}
