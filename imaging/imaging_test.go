@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // fakePatient holds identifiers that must never survive de-identification.
@@ -81,7 +83,7 @@ func TestWriteFileRoundTrip(t *testing.T) {
 
 // TestWriteFilePydicom checks that pydicom reads what WriteFile writes, with equal pixels.
 func TestWriteFilePydicom(t *testing.T) {
-	py := systemPython(t)
+	py := testenv.Python(t, "pydicom", "numpy")
 	dir := t.TempDir()
 	f := synthetic(9, 11)
 	path := filepath.Join(dir, "s.dcm")
@@ -173,7 +175,7 @@ func TestDeidentifyLeak(t *testing.T) {
 // result must parse, keep its pixels, carry no private element and none of the
 // original patient name, id or birth date.
 func TestDeidentifyCorpus(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	d := NewDeidentifier([]byte("corpus-secret"))
 	d.AllowBurnedIn = true
@@ -237,7 +239,7 @@ func walkElements(ds *Dataset, fn func(*Element)) {
 }
 
 func TestTruncatedNeverPanics(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	for _, name := range []string{"CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm", "image_dfl.dcm", "ExplVR_BigEnd.dcm", "nested_priv_SQ.dcm"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -497,7 +499,7 @@ func TestScan(t *testing.T) {
 // attributes as the full read, and rejects every file the full read rejects for a
 // reason visible in the header (native pixel data shorter than declared included).
 func TestReadHeaderAgreesWithReadFile(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	files = append(files, filepath.Join(moduleTestdata(t), "4.dcm"), filepath.Join(moduleTestdata(t), "6.dcm"))
 	for _, p := range files {
@@ -526,7 +528,7 @@ func TestReadHeaderAgreesWithReadFile(t *testing.T) {
 // TestNoPart10Header reads a data set written without preamble and meta group, in
 // each of the three uncompressed encodings, and gets the same pixels.
 func TestNoPart10Header(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	for _, name := range []string{"CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -556,7 +558,7 @@ func TestNoPart10Header(t *testing.T) {
 // TestPipelineOnCorpus standardises every decodable corpus file (grey, colour, palette,
 // multi-frame, signed, 32-bit) and checks the tensor's shape and range.
 func TestPipelineOnCorpus(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	n := 0
 	for _, ch := range []int{1, 3} {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -247,4 +248,29 @@ func (z *NPZ) Array(name string) (*Array, error) {
 		return nil, fmt.Errorf("array %q: %w", name, err)
 	}
 	return a, nil
+}
+
+// WriteNPZ writes arrays as an uncompressed .npz archive (what numpy.savez
+// writes), members in name order so that the bytes are reproducible.
+func WriteNPZ(w io.Writer, arrays map[string]*Array) error {
+	names := make([]string, 0, len(arrays))
+	for name := range arrays {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	zw := zip.NewWriter(w)
+	for _, name := range names {
+		a := arrays[name]
+		f, err := zw.Create(name + ".npy")
+		if err != nil {
+			return fmt.Errorf("write npz member %q: %w", name, err)
+		}
+		if err := Write(f, a.Dtype, a.Shape, a.Data); err != nil {
+			return fmt.Errorf("write npz member %q: %w", name, err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("write npz: %w", err)
+	}
+	return nil
 }

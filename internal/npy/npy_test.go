@@ -1,7 +1,6 @@
 package npy
 
 import (
-	"archive/zip"
 	"bytes"
 	"os"
 	"path/filepath"
@@ -98,18 +97,12 @@ func TestInts(t *testing.T) {
 
 func TestNPZ(t *testing.T) {
 	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, b := range map[string][]byte{
-		"small.npy": encode(t, "|u1", []int{2}, []byte{4, 5}),
-		"big.npy":   encode(t, "|u1", []int{1000}, make([]byte, 1000)),
-	} {
-		w, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(b)
+	if err := WriteNPZ(&buf, map[string]*Array{
+		"small": {Dtype: "|u1", Shape: []int{2}, Data: []byte{4, 5}},
+		"big":   {Dtype: "|u1", Shape: []int{1000}, Data: make([]byte, 1000)},
+	}); err != nil {
+		t.Fatal(err)
 	}
-	zw.Close()
 	p := filepath.Join(t.TempDir(), "a.npz")
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
