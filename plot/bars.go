@@ -98,6 +98,7 @@ func (b BarChart) image() (*image.RGBA, error) {
 		names[i] = fit(p.X.Tick.Label, c, slot-vg.Points(4))
 	}
 	p.NominalX(names...)
+	p.Y.Tick.Marker = ticks{max: h / 35}
 	l := newLegend(w, h)
 	for si, s := range b.Series {
 		vals := make(plotter.Values, n)

@@ -1,12 +1,14 @@
 package plot
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 
 	gplot "gonum.org/v1/plot"
@@ -113,9 +115,9 @@ func (c Chart) image() (*image.RGBA, error) {
 	p := newPlot(c.Title, c.XLabel, c.YLabel, true)
 	p.X.Min, p.X.Max = xlo, xhi
 	p.Y.Min, p.Y.Max = yAxis(ylo, yhi, c.YMin, c.YMax)
-	if whole(c.Series) {
-		p.X.Tick.Marker = wholeTicks{}
-	}
+	// Labels about 80 pixels apart across, 35 up.
+	p.X.Tick.Marker = ticks{max: w / 80, whole: whole(c.Series)}
+	p.Y.Tick.Marker = ticks{max: h / 35}
 	l := newLegend(w, h)
 	// Markers only where they stay apart: about one per 12 pixels.
 	room := w / 12
@@ -228,19 +230,49 @@ func whole(ss []Series) bool {
 	return true
 }
 
-// wholeTicks are gonum's default ticks less those between whole numbers.
-type wholeTicks struct{}
+// ticks are gonum's default ticks, its minor ticks labelled as well when
+// that gives at most max labels (gonum aims at three, too coarse to read a
+// metric off), less those between whole numbers when whole is set.
+type ticks struct {
+	max   int
+	whole bool
+}
 
-func (wholeTicks) Ticks(lo, hi float64) []gplot.Tick {
-	var out []gplot.Tick
-	for _, t := range (gplot.DefaultTicks{}).Ticks(lo, hi) {
-		if t.Value != math.Trunc(t.Value) {
-			continue
-		}
-		if t.Label != "" {
-			t.Label = strconv.FormatFloat(t.Value, 'f', -1, 64)
-		}
-		out = append(out, t)
+func (t ticks) Ticks(lo, hi float64) []gplot.Tick {
+	all := (gplot.DefaultTicks{}).Ticks(lo, hi)
+	slices.SortFunc(all, func(a, b gplot.Tick) int { return cmp.Compare(a.Value, b.Value) })
+	if t.whole {
+		all = slices.DeleteFunc(all, func(k gplot.Tick) bool { return k.Value != math.Trunc(k.Value) })
 	}
-	return out
+	if len(all) < 2 || len(all) > t.max {
+		return all
+	}
+	step := all[1].Value - all[0].Value
+	d := decimals(step)
+	if d < 0 || math.Max(math.Abs(lo), math.Abs(hi)) >= 1e6 {
+		return all
+	}
+	// gonum's minor ticks may stop one step short of the ends.
+	if v := all[0].Value - step; v >= lo-step*1e-9 {
+		all = slices.Insert(all, 0, gplot.Tick{Value: v})
+	}
+	if v := all[len(all)-1].Value + step; v <= hi+step*1e-9 {
+		all = append(all, gplot.Tick{Value: v})
+	}
+	for i := range all {
+		all[i].Label = strconv.FormatFloat(all[i].Value, 'f', d, 64)
+	}
+	return all
+}
+
+// decimals is how many decimals print step exactly: 1 for 0.5, 2 for 0.25;
+// -1 when more than 6 would be needed.
+func decimals(step float64) int {
+	for d := 0; d <= 6; d++ {
+		v := step * math.Pow10(d)
+		if math.Abs(v-math.Round(v)) <= 1e-6*v {
+			return d
+		}
+	}
+	return -1
 }

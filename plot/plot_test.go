@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -280,7 +281,7 @@ func TestTicksAndLabels(t *testing.T) {
 	// decimal point.
 	for _, r := range [][2]float64{{1, 2}, {1, 4}, {0, 7}, {1, 100}} {
 		labelled := 0
-		for _, tk := range (wholeTicks{}).Ticks(r[0], r[1]) {
+		for _, tk := range (ticks{max: 12, whole: true}).Ticks(r[0], r[1]) {
 			if tk.Value != math.Trunc(tk.Value) {
 				t.Errorf("ticks over %v include %v", r, tk.Value)
 			}
@@ -294,6 +295,15 @@ func TestTicksAndLabels(t *testing.T) {
 		if labelled < 2 {
 			t.Errorf("ticks over %v: %d labelled, want at least 2", r, labelled)
 		}
+	}
+	// Minor ticks are labelled too where there is room, with as many
+	// decimals as the step needs.
+	var got []string
+	for _, tk := range (ticks{max: 12}).Ticks(0, 1) {
+		got = append(got, tk.Label)
+	}
+	if want := []string{"0.0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"}; !slices.Equal(got, want) {
+		t.Errorf("ticks over [0, 1] labelled %q, want %q", got, want)
 	}
 	for v, want := range map[float64]string{0.876: "0.88", 312: "312", -0.05: "-0.05", 12.34: "12.3", 0.001234: "0.0012", 3e9: "3e+09"} {
 		if got := formatValue(v); got != want {
