@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // testManifest builds the "cnn" layout manifest (concord.cnn/2, with
@@ -107,24 +109,12 @@ func blobs(n, h, w int, seed uint64) (images, labels []byte) {
 	return images, labels
 }
 
-// python returns Debian's python3 when it has torch, grpc and protobuf. In
-// CI a missing piece fails the test; elsewhere it skips.
+// python returns Debian's python3 when it has what the reference trainer
+// needs (apt-get install python3-torch python3-grpcio python3-protobuf
+// python3-numpy); in CI a missing piece fails the test, elsewhere it skips.
 func python(t testing.TB) string {
 	t.Helper()
-	py := os.Getenv("CONCORD_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
-	out, err := exec.Command(py, "-c", "import torch, grpc, numpy, google.protobuf").CombinedOutput()
-	if err != nil {
-		msg := "the reference trainer needs python3 with torch, grpc and protobuf " +
-			"(apt-get install -y python3-torch python3-grpcio python3-protobuf python3-numpy): " + err.Error() + "\n" + string(out)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return py
+	return testenv.Python(t, "torch", "grpc", "numpy", "google.protobuf")
 }
 
 // The tests share one trainer process: starting PyTorch costs seconds.

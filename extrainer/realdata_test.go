@@ -2,7 +2,6 @@ package extrainer
 
 import (
 	"context"
-	"github.com/concord-fl/concord/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,15 +9,9 @@ import (
 	"time"
 
 	"github.com/concord-fl/concord/evaluation"
+	"github.com/concord-fl/concord/internal/testenv"
 	"github.com/concord-fl/concord/learning"
 )
-
-// sharedDir returns the project's shared data folder: $CONCORD_SHARED, or
-// ../shared next to the repository root. In CI a missing folder fails the
-// test; elsewhere it skips.
-func sharedDir(t *testing.T) string {
-	return testenv.Shared(t, "")
-}
 
 // TestPneumoniaRound trains one round on real chest X-rays (PneumoniaMNIST's
 // validation split, 524 images, read in place through a link in the
@@ -26,7 +19,7 @@ func sharedDir(t *testing.T) string {
 // with packages learning and evaluation.
 func TestPneumoniaRound(t *testing.T) {
 	long(t)
-	src := filepath.Join(sharedDir(t), "data", "medmnist", "pneumoniamnist.npz")
+	src := testenv.Shared(t, "data/medmnist/pneumoniamnist.npz")
 	py := python(t)
 	c := dial(t, trainer(t))
 	link := filepath.Join(shared.dataDir, "pneumonia.npz")

@@ -13,7 +13,7 @@ import (
 // samples/s; compare with package learning's training benchmark on the same
 // machine.
 func BenchmarkTorchTrain(b *testing.B) {
-	py := "/usr/bin/python3"
+	py := python(b)
 	script, _ := filepath.Abs(filepath.Join("..", "deploy", "trainer", "bench_torch.py"))
 	tb := TorchBench{Python: py, Script: script, Batch: 64, Threads: runtime.GOMAXPROCS(0), Seconds: 5,
 		Width: 16, Size: 28, Channels: 1, Classes: 2}

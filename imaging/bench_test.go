@@ -4,13 +4,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // corpusFiles returns the uncompressed, decodable files of the shared pydicom corpus
 // and the dicom module's testdata.
 func corpusFiles(b *testing.B) []string {
 	var out []string
-	dirs := []string{sharedDir(b, "data/dicom/pydicom"), moduleTestdata(b)}
+	dirs := []string{testenv.Shared(b, "data/dicom/pydicom"), moduleTestdata(b)}
 	for _, d := range dirs {
 		files, _ := filepath.Glob(filepath.Join(d, "*.dcm"))
 		for _, f := range files {
@@ -72,7 +74,7 @@ func BenchmarkStandardise(b *testing.B) {
 // BenchmarkDecodeCompressed decodes the corpus's RLE, JPEG (8/12-bit, lossless) and
 // JPEG-LS files to float32; bytes/op is the files' total size.
 func BenchmarkDecodeCompressed(b *testing.B) {
-	dir := sharedDir(b, "data/dicom/pydicom")
+	dir := testenv.Shared(b, "data/dicom/pydicom")
 	all, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	var files []string
 	var total int64

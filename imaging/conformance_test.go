@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 type pyResult struct {
@@ -87,8 +89,8 @@ var brokenFiles = map[string]bool{
 // each decoded array with pydicom's, exactly (lossy JPEG included: our DCT decoder uses
 // libjpeg's integer IDCT, fancy upsampling and colour conversion, as Pillow does).
 func TestConformancePydicom(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
-	py := systemPython(t)
+	dir := testenv.Shared(t, "data/dicom/pydicom")
+	py := testenv.Python(t, "pydicom", "numpy")
 	files, err := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	if err != nil {
 		t.Fatal(err)

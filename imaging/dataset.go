@@ -1,8 +1,6 @@
 package imaging
 
 import (
-	"archive/zip"
-	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -180,106 +178,4 @@ func headerSOPInstanceUID(path string) (string, error) {
 		return "", err
 	}
 	return f.Data.String(tagSOPInstanceUID), nil
-}
-
-// NPZ is a MedMNIST split: images as uint8, H*W*C per image, labels as class indices.
-type NPZ struct {
-	TrainX, ValX, TestX []uint8
-	TrainY, ValY, TestY []int
-	H, W, C             int
-	NTrain, NVal, NTest int
-}
-
-// LoadMedMNIST reads a MedMNIST .npz (train/val/test _images and _labels).
-func LoadMedMNIST(path string) (*NPZ, error) {
-	zr, err := zip.OpenReader(path)
-	if err != nil {
-		return nil, fmt.Errorf("load medmnist: %w", err)
-	}
-	defer zr.Close()
-	arrays := map[string]*NPYArray{}
-	for _, f := range zr.File {
-		if f.UncompressedSize64 > 1<<31 {
-			return nil, fmt.Errorf("load medmnist %s: member %s is too large", filepath.Base(path), f.Name)
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return nil, fmt.Errorf("load medmnist: %w", err)
-		}
-		b, err := io.ReadAll(io.LimitReader(rc, int64(f.UncompressedSize64)+1))
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("load medmnist %s: %w", f.Name, err)
-		}
-		a, err := ReadNPY(b)
-		if err != nil {
-			return nil, fmt.Errorf("load medmnist %s: %w", f.Name, err)
-		}
-		arrays[strings.TrimSuffix(f.Name, ".npy")] = a
-	}
-	n := &NPZ{}
-	split := func(name string) ([]uint8, []int, int, error) {
-		x, y := arrays[name+"_images"], arrays[name+"_labels"]
-		if x == nil || y == nil {
-			return nil, nil, 0, fmt.Errorf("load medmnist %s: missing %s_images or %s_labels", filepath.Base(path), name, name)
-		}
-		if x.Dtype != "|u1" || (len(x.Shape) != 3 && len(x.Shape) != 4) {
-			return nil, nil, 0, fmt.Errorf("load medmnist %s: %s_images is %s %v, want uint8 (N,H,W[,C])", filepath.Base(path), name, x.Dtype, x.Shape)
-		}
-		h, w, c := x.Shape[1], x.Shape[2], 1
-		if len(x.Shape) == 4 {
-			c = x.Shape[3]
-		}
-		if n.H == 0 {
-			n.H, n.W, n.C = h, w, c
-		} else if n.H != h || n.W != w || n.C != c {
-			return nil, nil, 0, fmt.Errorf("load medmnist %s: splits disagree on image shape", filepath.Base(path))
-		}
-		cnt := x.Shape[0]
-		labels, err := npyInts(y)
-		if err != nil {
-			return nil, nil, 0, fmt.Errorf("load medmnist %s: %s_labels: %w", filepath.Base(path), name, err)
-		}
-		if len(labels) != cnt {
-			return nil, nil, 0, fmt.Errorf("load medmnist %s: %d %s images but %d labels (multi-label sets are not supported)", filepath.Base(path), cnt, name, len(labels))
-		}
-		return x.Data, labels, cnt, nil
-	}
-	if n.TrainX, n.TrainY, n.NTrain, err = split("train"); err != nil {
-		return nil, err
-	}
-	if n.ValX, n.ValY, n.NVal, err = split("val"); err != nil {
-		return nil, err
-	}
-	if n.TestX, n.TestY, n.NTest, err = split("test"); err != nil {
-		return nil, err
-	}
-	return n, nil
-}
-
-func npyInts(a *NPYArray) ([]int, error) {
-	size, err := dtypeSize(a.Dtype)
-	if err != nil {
-		return nil, err
-	}
-	n := len(a.Data) / size
-	out := make([]int, n)
-	for i := 0; i < n; i++ {
-		b := a.Data[i*size:]
-		switch a.Dtype {
-		case "|u1":
-			out[i] = int(b[0])
-		case "|i1":
-			out[i] = int(int8(b[0]))
-		case "<i8":
-			out[i] = int(int64(binary.LittleEndian.Uint64(b)))
-		case "<i4":
-			out[i] = int(int32(binary.LittleEndian.Uint32(b)))
-		case "<u2":
-			out[i] = int(binary.LittleEndian.Uint16(b))
-		default:
-			return nil, fmt.Errorf("label dtype %s not supported", a.Dtype)
-		}
-	}
-	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // dcmtkDecode decompresses in with dcmdjpeg (or dcmdjpls) into a native file and
@@ -33,14 +35,14 @@ func dcmtkDecode(t *testing.T, tool, in string) []byte {
 func TestJPEGLosslessAgainstDcmtk(t *testing.T) {
 	cjpeg := needTool(t, "dcmcjpeg", "dcmtk")
 	djpeg := needTool(t, "dcmdjpeg", "dcmtk")
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	sources := []string{
-		filepath.Join(dir, "MR_small.dcm"),                                     // 16-bit signed
-		filepath.Join(dir, "CT_small.dcm"),                                     // 16-bit signed CT
-		filepath.Join(dir, "image_dfl.dcm"),                                    // 8-bit, from deflate
-		filepath.Join(sharedDir(t, "data/dicom/dcmqi"), "ct-3slice", "01.dcm"), // 512x512 CT
-		filepath.Join(dir, "SC_rgb_small_odd.dcm"),                             // RGB, odd size
-		filepath.Join(dir, "examples_rgb_color.dcm"),                           // RGB
+		filepath.Join(dir, "MR_small.dcm"),                                          // 16-bit signed
+		filepath.Join(dir, "CT_small.dcm"),                                          // 16-bit signed CT
+		filepath.Join(dir, "image_dfl.dcm"),                                         // 8-bit, from deflate
+		filepath.Join(testenv.Shared(t, "data/dicom/dcmqi"), "ct-3slice", "01.dcm"), // 512x512 CT
+		filepath.Join(dir, "SC_rgb_small_odd.dcm"),                                  // RGB, odd size
+		filepath.Join(dir, "examples_rgb_color.dcm"),                                // RGB
 	}
 	type variant struct {
 		name string
@@ -99,7 +101,7 @@ func TestJPEGLosslessAgainstDcmtk(t *testing.T) {
 // pydicom cannot, and compares with dcmdjpeg (IJG 6b islow IDCT, as ours).
 func TestJPEG12BitAgainstDcmtk(t *testing.T) {
 	djpeg := needTool(t, "dcmdjpeg", "dcmtk")
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	for _, name := range []string{"JPGExtended.dcm", "JPEG-lossy.dcm"} {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(dir, name)
@@ -125,7 +127,7 @@ func TestJPEG12BitAgainstDcmtk(t *testing.T) {
 func TestJPEGLSAgainstDcmtk(t *testing.T) {
 	djpls := needTool(t, "dcmdjpls", "dcmtk")
 	cjpls := needTool(t, "dcmcjpls", "dcmtk")
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	files := []string{}
 	for _, n := range []string{"MR_small_jpeg_ls_lossless.dcm", "JPEGLSNearLossless_08.dcm", "JPEGLSNearLossless_16.dcm", "SC_rgb_jls_lossy_line.dcm", "SC_rgb_jls_lossy_sample.dcm"} {
 		files = append(files, filepath.Join(dir, n))

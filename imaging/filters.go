@@ -18,7 +18,7 @@ func clampInt(x, lo, hi int) int {
 func denoise(v []float32, w, h int, name string, args []float64) []float32 {
 	switch name {
 	case "gaussian":
-		return gaussian(v, w, h, args[0])
+		return Gaussian(v, w, h, args[0])
 	case "median":
 		return median(v, w, h, int(args[0])/2)
 	case "bilateral":
@@ -27,8 +27,9 @@ func denoise(v []float32, w, h int, name string, args []float64) []float32 {
 	return v
 }
 
-// gaussian blurs with a separable kernel of radius ceil(3 sigma), edges replicated.
-func gaussian(v []float32, w, h int, sigma float64) []float32 {
+// Gaussian blurs a w×h image with a separable kernel of radius ceil(3 sigma),
+// edges replicated. v is not changed.
+func Gaussian(v []float32, w, h int, sigma float64) []float32 {
 	r := int(math.Ceil(3 * sigma))
 	k := make([]float32, 2*r+1)
 	var sum float64
@@ -206,9 +207,10 @@ func clahe(v []float32, w, h, tiles int, clip float64, idx func(float32) int) []
 	return out
 }
 
-// resizeArea averages the source pixels each output pixel covers, weighting partial
-// coverage (OpenCV INTER_AREA for shrinking); enlarging falls back to bilinear.
-func resizeArea(v []float32, w, h, ow, oh int) []float32 {
+// ResizeArea maps a w×h image onto ow×oh, each output pixel the mean of the
+// source pixels it covers, weighting partial coverage (OpenCV INTER_AREA for
+// shrinking); enlarging falls back to bilinear. v is not changed.
+func ResizeArea(v []float32, w, h, ow, oh int) []float32 {
 	if w == ow && h == oh {
 		out := make([]float32, len(v))
 		copy(out, v)

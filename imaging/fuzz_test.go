@@ -1,10 +1,11 @@
 package imaging
 
 import (
-	"github.com/concord-fl/concord/internal/testenv"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // FuzzRead feeds arbitrary bytes to the reader, the pixel path and the de-identifier.
@@ -12,7 +13,7 @@ import (
 // per input is bounded by tight limits: the pixel budget is checked against the bytes
 // present before anything is allocated.
 func FuzzRead(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(sharedDirOrEmpty(), "data/dicom/pydicom", "*.dcm"))
+	files, _ := filepath.Glob(filepath.Join(testenv.SharedDir(), "data/dicom/pydicom", "*.dcm"))
 	for _, p := range files {
 		if b, err := os.ReadFile(p); err == nil && len(b) < 64<<10 {
 			f.Add(b)
@@ -42,9 +43,4 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
-}
-
-// sharedDirOrEmpty is sharedDir without failing: fuzz seeds are optional.
-func sharedDirOrEmpty() string {
-	return testenv.SharedDir()
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // fakePatient holds identifiers that must never survive de-identification.
@@ -81,7 +83,7 @@ func TestWriteFileRoundTrip(t *testing.T) {
 
 // TestWriteFilePydicom checks that pydicom reads what WriteFile writes, with equal pixels.
 func TestWriteFilePydicom(t *testing.T) {
-	py := systemPython(t)
+	py := testenv.Python(t, "pydicom", "numpy")
 	dir := t.TempDir()
 	f := synthetic(9, 11)
 	path := filepath.Join(dir, "s.dcm")
@@ -173,7 +175,7 @@ func TestDeidentifyLeak(t *testing.T) {
 // result must parse, keep its pixels, carry no private element and none of the
 // original patient name, id or birth date.
 func TestDeidentifyCorpus(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	d := NewDeidentifier([]byte("corpus-secret"))
 	d.AllowBurnedIn = true
@@ -237,7 +239,7 @@ func walkElements(ds *Dataset, fn func(*Element)) {
 }
 
 func TestTruncatedNeverPanics(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	for _, name := range []string{"CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm", "image_dfl.dcm", "ExplVR_BigEnd.dcm", "nested_priv_SQ.dcm"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -348,7 +350,7 @@ func TestCTWindowAndInversion(t *testing.T) {
 func TestResampleAndFilters(t *testing.T) {
 	// 4x4 -> 2x2 area is the mean of each 2x2 block.
 	v := []float32{1, 3, 5, 7, 1, 3, 5, 7, 0, 0, 8, 8, 0, 0, 8, 8}
-	got := resizeArea(v, 4, 4, 2, 2)
+	got := ResizeArea(v, 4, 4, 2, 2)
 	want := []float32{2, 6, 0, 8}
 	for i := range want {
 		if got[i] != want[i] {
@@ -356,7 +358,7 @@ func TestResampleAndFilters(t *testing.T) {
 		}
 	}
 	// 3 -> 2 columns: weights 1, 0.5 | 0.5, 1.
-	got = resizeArea([]float32{0, 3, 6}, 3, 1, 2, 1)
+	got = ResizeArea([]float32{0, 3, 6}, 3, 1, 2, 1)
 	if math.Abs(float64(got[0]-1)) > 1e-6 || math.Abs(float64(got[1]-5)) > 1e-6 {
 		t.Fatalf("fractional area: %v", got)
 	}
@@ -368,7 +370,7 @@ func TestResampleAndFilters(t *testing.T) {
 	for i := range flat {
 		flat[i] = 0.5
 	}
-	for _, f := range [][]float32{gaussian(flat, 5, 5, 1), bilateral(flat, 5, 5, 2, 0.1), median(flat, 5, 5, 1)} {
+	for _, f := range [][]float32{Gaussian(flat, 5, 5, 1), bilateral(flat, 5, 5, 2, 0.1), median(flat, 5, 5, 1)} {
 		for _, x := range f {
 			if math.Abs(float64(x-0.5)) > 1e-6 {
 				t.Fatalf("filter changed a flat image: %v", f)
@@ -387,7 +389,7 @@ func TestResampleAndFilters(t *testing.T) {
 			edge[i] = 1
 		}
 	}
-	bl, gs := bilateral(edge, 10, 10, 2, 0.1), gaussian(edge, 10, 10, 1)
+	bl, gs := bilateral(edge, 10, 10, 2, 0.1), Gaussian(edge, 10, 10, 1)
 	if bl[4] > 0.01 || gs[4] < 0.1 {
 		t.Errorf("edge preservation: bilateral %v gaussian %v next to the edge", bl[4], gs[4])
 	}
@@ -410,30 +412,6 @@ func TestResampleAndFilters(t *testing.T) {
 	}
 	if q := quantile([]float32{1, 2, 3, 4}, 0.5); q != 2.5 {
 		t.Errorf("median of 1..4 = %v, want 2.5", q)
-	}
-}
-
-func TestLoadMedMNIST(t *testing.T) {
-	p := filepath.Join(sharedDir(t, "data/medmnist"), "pneumoniamnist.npz")
-	n, err := LoadMedMNIST(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n.NTrain != 4708 || n.NVal != 524 || n.NTest != 624 || n.H != 28 || n.W != 28 || n.C != 1 {
-		t.Fatalf("pneumoniamnist: %d/%d/%d %dx%dx%d", n.NTrain, n.NVal, n.NTest, n.H, n.W, n.C)
-	}
-	if len(n.TrainX) != 4708*28*28 {
-		t.Fatalf("train images: %d bytes", len(n.TrainX))
-	}
-	pos := 0
-	for _, y := range n.TrainY {
-		pos += y
-	}
-	if pos != 3494 {
-		t.Errorf("train pneumonia count %d, want 3494", pos)
-	}
-	if _, err := LoadMedMNIST(filepath.Join(t.TempDir(), "none.npz")); err == nil {
-		t.Error("missing file accepted")
 	}
 }
 
@@ -521,7 +499,7 @@ func TestScan(t *testing.T) {
 // attributes as the full read, and rejects every file the full read rejects for a
 // reason visible in the header (native pixel data shorter than declared included).
 func TestReadHeaderAgreesWithReadFile(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	files = append(files, filepath.Join(moduleTestdata(t), "4.dcm"), filepath.Join(moduleTestdata(t), "6.dcm"))
 	for _, p := range files {
@@ -550,7 +528,7 @@ func TestReadHeaderAgreesWithReadFile(t *testing.T) {
 // TestNoPart10Header reads a data set written without preamble and meta group, in
 // each of the three uncompressed encodings, and gets the same pixels.
 func TestNoPart10Header(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	for _, name := range []string{"CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -580,7 +558,7 @@ func TestNoPart10Header(t *testing.T) {
 // TestPipelineOnCorpus standardises every decodable corpus file (grey, colour, palette,
 // multi-frame, signed, 32-bit) and checks the tensor's shape and range.
 func TestPipelineOnCorpus(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/pydicom")
+	dir := testenv.Shared(t, "data/dicom/pydicom")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	n := 0
 	for _, ch := range []int{1, 3} {

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // withElements re-encodes a synthetic file with extra or replaced top-level elements.
@@ -49,7 +51,7 @@ func lutItem(first, bits int, data []uint16) *Dataset {
 // and windows with each VOI LUT Function, and compares this package's modality values
 // and VOI output with pydicom's apply_modality_lut and apply_voi_lut.
 func TestLUTsAgainstPydicom(t *testing.T) {
-	py := systemPython(t)
+	py := testenv.Python(t, "pydicom", "numpy")
 	dir := t.TempDir()
 	base := synthetic(16, 16)
 	base.WindowWidth, base.RescaleSlope = 0, 0

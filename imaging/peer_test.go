@@ -9,6 +9,8 @@ import (
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // suyashkumarParse parses headers with github.com/suyashkumar/dicom, turning its panics
@@ -42,7 +44,7 @@ func peerString(ds dicom.Dataset, t tag.Tag) (string, bool) {
 // reader on every file both parse, and reports where only one of them does.
 func TestHeadersAgainstSuyashkumar(t *testing.T) {
 	var files []string
-	for _, d := range []string{moduleTestdata(t), sharedDir(t, "data/dicom/pydicom")} {
+	for _, d := range []string{moduleTestdata(t), testenv.Shared(t, "data/dicom/pydicom")} {
 		f, _ := filepath.Glob(filepath.Join(d, "*.dcm"))
 		files = append(files, f...)
 	}

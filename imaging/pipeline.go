@@ -185,7 +185,7 @@ func (p Pipeline) Apply(im *Image, frame int) (result []float32, err error) {
 		if p.Resample == "bilinear" {
 			pl = resizeBilinear(pl, w, h, p.Width, p.Height)
 		} else {
-			pl = resizeArea(pl, w, h, p.Width, p.Height)
+			pl = ResizeArea(pl, w, h, p.Width, p.Height)
 		}
 		out = append(out, pl...)
 	}
@@ -221,22 +221,7 @@ func normalise(v []float32, name string, args []float64) {
 		lo, hi := percentiles(v, args[0], args[1])
 		scaleClip(v, lo, hi)
 	case "zscore":
-		var sum, sq float64
-		for _, x := range v {
-			sum += float64(x)
-		}
-		mean := sum / float64(len(v))
-		for _, x := range v {
-			d := float64(x) - mean
-			sq += d * d
-		}
-		sd := math.Sqrt(sq / float64(len(v)))
-		if sd == 0 {
-			sd = 1
-		}
-		for k, x := range v {
-			v[k] = float32((float64(x) - mean) / sd)
-		}
+		ZScore(v)
 	default: // minmax
 		lo, hi := math.Inf(1), math.Inf(-1)
 		for _, x := range v {
@@ -244,6 +229,27 @@ func normalise(v []float32, name string, args []float64) {
 			hi = math.Max(hi, float64(x))
 		}
 		scaleClip(v, lo, hi)
+	}
+}
+
+// ZScore standardises v in place to zero mean and unit variance; a constant v
+// becomes all zeros.
+func ZScore(v []float32) {
+	var sum, sq float64
+	for _, x := range v {
+		sum += float64(x)
+	}
+	mean := sum / float64(len(v))
+	for _, x := range v {
+		d := float64(x) - mean
+		sq += d * d
+	}
+	sd := math.Sqrt(sq / float64(len(v)))
+	if sd == 0 {
+		sd = 1
+	}
+	for k, x := range v {
+		v[k] = float32((float64(x) - mean) / sd)
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // TestSegmentationDcmqi reads the dcmqi liver SEG and ties its frames to the real CT
 // series it segments.
 func TestSegmentationDcmqi(t *testing.T) {
-	dir := sharedDir(t, "data/dicom/dcmqi")
+	dir := testenv.Shared(t, "data/dicom/dcmqi")
 	s, err := ReadSegmentation(filepath.Join(dir, "liver-seg.dcm"))
 	if err != nil {
 		t.Fatal(err)

@@ -3,9 +3,15 @@ package plot
 import (
 	"fmt"
 	"image"
-	"image/png"
 	"io"
 	"math"
+	"strconv"
+
+	gplot "gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // BarChart is a grouped bar chart: one group per category (a site), one
@@ -35,18 +41,14 @@ func Bars(title, ylabel string, categories []string, series ...BarSeries) BarCha
 
 // PNG renders the chart and writes it as PNG.
 func (b BarChart) PNG(w io.Writer) error {
-	img, err := b.Image()
+	img, err := b.image()
 	if err != nil {
 		return err
 	}
-	if err := png.Encode(w, img); err != nil {
-		return fmt.Errorf("encode bar chart: %w", err)
-	}
-	return nil
+	return encode(w, img, "bar chart")
 }
 
-// Image renders the chart.
-func (b BarChart) Image() (*image.RGBA, error) {
+func (b BarChart) image() (*image.RGBA, error) {
 	if len(b.Categories) == 0 {
 		return nil, fmt.Errorf("%w %q: no categories", ErrChart, b.Title)
 	}
@@ -62,87 +64,121 @@ func (b BarChart) Image() (*image.RGBA, error) {
 			return nil, fmt.Errorf("%w: series %q has %d values for %d categories", ErrChart, s.Name, len(s.Values), len(b.Categories))
 		}
 		for _, v := range s.Values {
-			if math.IsInf(v, 0) || math.Abs(v) > 1e300 {
-				return nil, fmt.Errorf("%w: series %q has a value beyond ±1e300", ErrChart, s.Name)
+			if math.IsInf(v, 0) || math.Abs(v) > limit {
+				return nil, fmt.Errorf("%w: series %q has a value beyond ±1e200", ErrChart, s.Name)
 			}
 			if finite(v) {
 				lo, hi = math.Min(lo, v), math.Max(hi, v)
 			}
 		}
 	}
-	cv, err := newCanvas(b.Width, b.Height)
+	w, h, err := pictureSize(b.Width, b.Height)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrChart, err)
+		return nil, err
 	}
-	var names []string
-	if len(b.Series) > 1 || b.Series[0].Name != "" {
-		for _, s := range b.Series {
-			names = append(names, s.Name)
-		}
-	}
-	fr := cv.frame(b.Title, b.XLabel, b.YLabel, b.Footnote, names)
-	// Headroom for the value labels over the tallest bar.
 	if lo == 0 && hi == 0 {
 		hi = 1 // all zero (or all n/a): show a positive axis
 	}
+	// Headroom for the value labels over the tallest bar.
 	span := hi - lo
 	if b.YMax == nil && hi > 0 {
-		hi += span * 0.06
+		hi += span * 0.08
 	}
 	if b.YMin == nil && lo < 0 {
-		lo -= span * 0.06
+		lo -= span * 0.08
 	}
-	lo, hi, step := yAxis(lo, hi, b.YMin, b.YMax, max(3, min(10, fr.plot.Dy()/(3*lineHeight(cv.small)))))
-	fr.yTicks(cv, lo, hi, step)
-	py := func(v float64) float64 {
-		v = math.Min(hi, math.Max(lo, v))
-		return float64(fr.plot.Max.Y) - (v-lo)/(hi-lo)*float64(fr.plot.Dy())
-	}
-	base := py(math.Min(hi, math.Max(lo, 0)))
+	lo, hi = yAxis(lo, hi, b.YMin, b.YMax)
 
+	p := newPlot(b.Title, b.XLabel, b.YLabel, false)
 	n, m := len(b.Categories), len(b.Series)
-	slot := float64(fr.plot.Dx()) / float64(n)
-	group := slot * 0.78
-	barW := group / float64(m)
-	gap := math.Min(2, barW*0.1)
-	sh := lineHeight(cv.small)
-	for ci, cat := range b.Categories {
-		x0 := float64(fr.plot.Min.X) + slot*float64(ci) + (slot-group)/2
-		cx := int(float64(fr.plot.Min.X) + slot*(float64(ci)+0.5))
-		cv.vline(cx, fr.plot.Max.Y, fr.plot.Max.Y+fr.tick, axisColor)
-		cv.drawText(cv.small, fit(cv.small, cat, int(slot)-4), cx, fr.plot.Max.Y+fr.tick+2, alignCenter, ink)
-		for si, s := range b.Series {
-			v := s.Values[ci]
-			l := int(math.Round(x0 + barW*float64(si) + gap/2))
-			r := int(math.Round(x0 + barW*float64(si+1) - gap/2))
-			if r <= l {
-				r = l + 1
+	// Category names fit their slot, taking the plot as 80% of the picture.
+	slot := vg.Length(w) * vg.Inch / vg.Length(dpi(w, h)) * 0.8 / vg.Length(n)
+	names := make([]string, n)
+	for i, c := range b.Categories {
+		names[i] = fit(p.X.Tick.Label, c, slot-vg.Points(4))
+	}
+	p.NominalX(names...)
+	p.Y.Tick.Marker = ticks{max: h / 35}
+	l := newLegend(w, h)
+	for si, s := range b.Series {
+		vals := make(plotter.Values, n)
+		labels := plotter.XYLabels{XYs: make(plotter.XYs, n), Labels: make([]string, n)}
+		styles := make([]text.Style, n)
+		for ci, v := range s.Values {
+			sty := p.X.Tick.Label
+			sty.XAlign, sty.YAlign = draw.XCenter, draw.YBottom
+			label := "n/a"
+			switch {
+			case !finite(v):
+				sty.Color = muted
+			case v < 0:
+				sty.YAlign = draw.YTop
+				fallthrough
+			default:
+				label = formatValue(v)
+				vals[ci] = v
 			}
-			mid := (l + r) / 2
-			if !finite(v) {
-				cv.drawText(cv.small, "n/a", mid, int(base)-sh-2, alignCenter, muted)
-				continue
-			}
-			top, bot := py(v), base
-			if top > bot {
-				top, bot = bot, top
-			}
-			cv.fillRect(image.Rect(l, int(math.Round(top)), r, int(math.Round(bot))), seriesColor(si))
-			label := formatValue(v)
-			if textWidth(cv.small, label) <= r-l+int(gap)+sh/2 {
-				y := int(top) - sh - 2
-				if v < 0 {
-					y = int(bot) + 2
-				}
-				if y >= fr.plot.Min.Y-sh && y+sh <= fr.plot.Max.Y+sh {
-					cv.drawText(cv.small, label, mid, y, alignCenter, ink)
-				}
-			}
+			labels.XYs[ci] = plotter.XY{X: float64(ci), Y: math.Min(hi, math.Max(lo, vals[ci]))}
+			labels.Labels[ci], styles[ci] = label, sty
+		}
+		bars, err := plotter.NewBarChart(vals, 1) // the width is set when drawn
+		if err != nil {
+			return nil, fmt.Errorf("%w: series %q: %w", ErrChart, s.Name, err)
+		}
+		bars.Color = seriesColor(si)
+		bars.LineStyle.Width = 0
+		lab, err := plotter.NewLabels(labels)
+		if err != nil {
+			return nil, fmt.Errorf("%w: series %q: %w", ErrChart, s.Name, err)
+		}
+		lab.TextStyle = styles
+		p.Add(barGroup{bars: bars, labels: lab, i: si, m: m})
+		if m > 1 || s.Name != "" {
+			l.add(s.Name, thumb{fill: seriesColor(si)})
 		}
 	}
-	// The zero line, over the bars' feet.
-	cv.hline(fr.plot.Min.X, fr.plot.Max.X, int(math.Round(base)), axisColor)
-	fr.axes(cv)
-	fr.legend(cv, names, 0, 0, true)
-	return cv.img, nil
+	// One slot per category, so that the outer bars need no padding.
+	p.X.Min, p.X.Max = -0.5, float64(n)-0.5
+	p.Y.Min, p.Y.Max = lo, hi
+	return frame(p, l, b.Footnote, w, h)
+}
+
+// barGroup is series i of m: its bars take their share of 78% of each
+// category's slot, sized when the plot area is known, with their values
+// over them where the labels fit the bars.
+type barGroup struct {
+	bars   *plotter.BarChart
+	labels *plotter.Labels
+	i, m   int
+}
+
+func (g barGroup) Plot(c draw.Canvas, p *gplot.Plot) {
+	trX, _ := p.Transforms(&c)
+	share := (trX(1) - trX(0)) * 0.78 / vg.Length(g.m)
+	g.bars.Width = share * 0.92
+	g.bars.Offset = share * (vg.Length(g.i) - vg.Length(g.m-1)/2)
+	g.bars.Plot(c, p)
+	for k, t := range g.labels.Labels {
+		if t != "n/a" && g.labels.TextStyle[k].Width(t) > share*1.3 {
+			return // no room: the axis still tells the values
+		}
+	}
+	g.labels.Offset = vg.Point{X: g.bars.Offset}
+	g.labels.Plot(c, p)
+}
+
+// formatValue prints a bar's value with about three significant digits.
+func formatValue(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 1e7:
+		return strconv.FormatFloat(v, 'g', 3, 64)
+	case a >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case a >= 0.01 || a == 0:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 2, 64)
 }

@@ -1,12 +1,21 @@
 package plot
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"image"
-	"image/png"
+	"image/color"
 	"io"
 	"math"
+	"slices"
+	"strconv"
+
+	gplot "gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // Series is one line: Y[i] is drawn at X[i], in the order given.
@@ -18,8 +27,8 @@ type Series struct {
 // Chart is a line chart, for example a metric per round per site.
 type Chart struct {
 	Title, XLabel, YLabel string
-	// YMin and YMax fix the value axis (e.g. 0 and 1 for AUC); nil picks
-	// round numbers around the data. Points outside are clipped.
+	// YMin and YMax fix the value axis (e.g. 0 and 1 for AUC); nil fits
+	// the data. Points outside are clipped.
 	YMin, YMax *float64
 	Series     []Series
 	// Refs are horizontal reference lines: a privacy budget, chance level.
@@ -31,7 +40,7 @@ type Chart struct {
 	Footnote string
 }
 
-// Ref is a dashed horizontal line at Y, labelled at its right end, for
+// Ref is a dashed horizontal line at Y, labelled at its left end, for
 // example {Label: "budget ε = 8", Y: 8}.
 type Ref struct {
 	Label string
@@ -46,157 +55,224 @@ func F(v float64) *float64 { return &v }
 
 // PNG renders the chart and writes it as PNG.
 func (c Chart) PNG(w io.Writer) error {
-	img, err := c.Image()
+	img, err := c.image()
 	if err != nil {
 		return err
 	}
-	if err := png.Encode(w, img); err != nil {
-		return fmt.Errorf("encode chart: %w", err)
-	}
-	return nil
+	return encode(w, img, "chart")
 }
 
-func checkRange(lo, hi *float64) error {
-	if lo != nil && !finite(*lo) || hi != nil && !finite(*hi) {
-		return fmt.Errorf("%w: axis bounds must be finite numbers", ErrChart)
-	}
-	if lo != nil && hi != nil && *lo >= *hi {
-		return fmt.Errorf("%w: YMin %v is not below YMax %v", ErrChart, *lo, *hi)
-	}
-	return nil
-}
+// limit is the largest magnitude drawn: gonum's axis layout loses the
+// x axis for spans much beyond it.
+const limit = 1e200
 
-// Image renders the chart.
-func (c Chart) Image() (*image.RGBA, error) {
+// check validates the chart and returns the finite data's extent.
+func (c Chart) check() (xlo, xhi, ylo, yhi float64, err error) {
 	if len(c.Series) == 0 {
-		return nil, fmt.Errorf("%w %q: no series to draw", ErrChart, c.Title)
+		return 0, 0, 0, 0, fmt.Errorf("%w %q: no series to draw", ErrChart, c.Title)
 	}
 	if err := checkRange(c.YMin, c.YMax); err != nil {
-		return nil, err
+		return 0, 0, 0, 0, err
 	}
-	xlo, xhi := math.Inf(1), math.Inf(-1)
-	ylo, yhi := math.Inf(1), math.Inf(-1)
-	integerX := true
+	xlo, xhi, ylo, yhi = math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, s := range c.Series {
 		if len(s.X) != len(s.Y) {
-			return nil, fmt.Errorf("%w: series %q has %d x values and %d y values", ErrChart, s.Name, len(s.X), len(s.Y))
+			return 0, 0, 0, 0, fmt.Errorf("%w: series %q has %d x values and %d y values", ErrChart, s.Name, len(s.X), len(s.Y))
 		}
 		for i := range s.X {
-			if !finite(s.X[i]) || !finite(s.Y[i]) {
-				continue
+			if finite(s.X[i]) && finite(s.Y[i]) {
+				xlo, xhi = math.Min(xlo, s.X[i]), math.Max(xhi, s.X[i])
+				ylo, yhi = math.Min(ylo, s.Y[i]), math.Max(yhi, s.Y[i])
 			}
-			xlo, xhi = math.Min(xlo, s.X[i]), math.Max(xhi, s.X[i])
-			ylo, yhi = math.Min(ylo, s.Y[i]), math.Max(yhi, s.Y[i])
-			integerX = integerX && s.X[i] == math.Trunc(s.X[i])
 		}
 	}
 	if xlo > xhi {
-		return nil, fmt.Errorf("%w %q: no finite points to draw", ErrChart, c.Title)
+		return 0, 0, 0, 0, fmt.Errorf("%w %q: no finite points to draw", ErrChart, c.Title)
 	}
 	for _, r := range c.Refs {
 		if !finite(r.Y) {
-			return nil, fmt.Errorf("%w: reference line %q is not at a finite value", ErrChart, r.Label)
+			return 0, 0, 0, 0, fmt.Errorf("%w: reference line %q is not at a finite value", ErrChart, r.Label)
 		}
 		ylo, yhi = math.Min(ylo, r.Y), math.Max(yhi, r.Y)
 	}
-	if !finite(xhi-xlo) || !finite(yhi-ylo) || math.Abs(xlo) > 1e300 || math.Abs(xhi) > 1e300 || math.Abs(ylo) > 1e300 || math.Abs(yhi) > 1e300 {
-		return nil, fmt.Errorf("%w %q: values beyond ±1e300 cannot be plotted", ErrChart, c.Title)
+	for _, v := range []float64{xlo, xhi, ylo, yhi} {
+		if math.Abs(v) > limit {
+			return 0, 0, 0, 0, fmt.Errorf("%w %q: values beyond ±1e200 cannot be plotted", ErrChart, c.Title)
+		}
 	}
-	cv, err := newCanvas(c.Width, c.Height)
+	return xlo, xhi, ylo, yhi, nil
+}
+
+func (c Chart) image() (*image.RGBA, error) {
+	xlo, xhi, ylo, yhi, err := c.check()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrChart, err)
+		return nil, err
 	}
-	if xlo == xhi {
-		xlo, xhi = xlo-1, xhi+1
+	w, h, err := pictureSize(c.Width, c.Height)
+	if err != nil {
+		return nil, err
 	}
-
-	names := make([]string, len(c.Series))
+	p := newPlot(c.Title, c.XLabel, c.YLabel, true)
+	p.X.Min, p.X.Max = xlo, xhi
+	p.Y.Min, p.Y.Max = yAxis(ylo, yhi, c.YMin, c.YMax)
+	// Labels about 80 pixels apart across, 35 up.
+	p.X.Tick.Marker = ticks{max: w / 80, whole: whole(c.Series)}
+	p.Y.Tick.Marker = ticks{max: h / 35}
+	l := newLegend(w, h)
+	// Markers only where they stay apart: about one per 12 pixels.
+	room := w / 12
 	for i, s := range c.Series {
-		names[i] = s.Name
-	}
-	fr := cv.frame(c.Title, c.XLabel, c.YLabel, c.Footnote, names)
-	ylo, yhi, ystep := yAxis(ylo, yhi, c.YMin, c.YMax, max(3, min(10, fr.plot.Dy()/(3*lineHeight(cv.small)))))
-	fr.yTicks(cv, ylo, yhi, ystep)
-
-	// X: ticks at round numbers within the data; whole rounds stay whole.
-	labelW := max(textWidth(cv.small, formatTick(xlo, 1)), textWidth(cv.small, formatTick(xhi, 1))) + lineHeight(cv.small)*2
-	xstep := niceStep(xhi-xlo, max(2, min(12, fr.plot.Dx()/max(labelW, 1))))
-	if integerX && xstep < 1 {
-		xstep = 1
-	}
-	inset := float64(lineHeight(cv.small)) * 0.8
-	px := func(v float64) float64 {
-		return float64(fr.plot.Min.X) + inset + (v-xlo)/(xhi-xlo)*(float64(fr.plot.Dx())-2*inset)
-	}
-	py := func(v float64) float64 {
-		return float64(fr.plot.Max.Y) - (v-ylo)/(yhi-ylo)*float64(fr.plot.Dy())
-	}
-	for _, v := range ticks(xlo, xhi, xstep) {
-		x := int(math.Round(px(v)))
-		cv.vline(x, fr.plot.Min.Y, fr.plot.Max.Y, gridColor)
-		cv.vline(x, fr.plot.Max.Y, fr.plot.Max.Y+fr.tick, axisColor)
-		cv.drawText(cv.small, formatTick(v, xstep), x, fr.plot.Max.Y+fr.tick+2, alignCenter, ink)
-	}
-	fr.axes(cv)
-
-	lw := math.Max(2, float64(lineHeight(cv.text))/8)
-	for _, ref := range c.Refs {
-		if ref.Y < ylo || ref.Y > yhi {
-			continue // outside the caller's fixed axis
+		line := draw.LineStyle{Color: seriesColor(i), Width: vg.Points(2)}
+		glyph := draw.GlyphStyle{Color: seriesColor(i), Radius: vg.Points(3.5), Shape: shapes[i%len(shapes)]}
+		var all, run plotter.XYs
+		flush := func() {
+			if len(run) > 1 {
+				ln := &plotter.Line{XYs: run, LineStyle: line}
+				p.Add(ln)
+			}
+			run = nil
 		}
-		y := py(ref.Y)
-		dash := cv.shapes(fr.plot)
-		step := 3 * lw * 2
-		for x := float64(fr.plot.Min.X); x < float64(fr.plot.Max.X); x += step {
-			dash.segment(pt{x, y}, pt{math.Min(x+step*0.55, float64(fr.plot.Max.X)), y}, lw*0.75)
-		}
-		dash.paint(cv.img, muted)
-	}
-	r := lw * 1.9
-	clip := fr.plot.Inset(-int(math.Ceil(r + 2)))
-	for i, s := range c.Series {
-		col := seriesColor(i)
-		line := cv.shapes(clip)
-		var prev *pt
-		pts := make([]pt, 0, len(s.X))
 		for k := range s.X {
 			if !finite(s.X[k]) || !finite(s.Y[k]) {
-				prev = nil // a gap
+				flush() // a gap
 				continue
 			}
-			p := pt{px(s.X[k]), py(s.Y[k])}
-			if prev != nil {
-				line.segment(*prev, p, lw)
-			}
-			prev = &p
-			pts = append(pts, p)
+			run = append(run, plotter.XY{X: s.X[k], Y: s.Y[k]})
+			all = append(all, plotter.XY{X: s.X[k], Y: s.Y[k]})
 		}
-		line.paint(cv.img, col)
-		// Markers, with a white halo, unless the series is too dense.
-		if len(pts) <= fr.plot.Dx()/int(4*r) || len(pts) == 1 {
-			halo, mark := cv.shapes(clip), cv.shapes(clip)
-			for _, p := range pts {
-				halo.marker(i, p.x, p.y, r+lw*0.7)
-				mark.marker(i, p.x, p.y, r)
-			}
-			halo.paint(cv.img, white)
-			mark.paint(cv.img, col)
+		flush()
+		t := thumb{line: &line}
+		if len(all) <= room || len(all) == 1 {
+			p.Add(&plotter.Scatter{XYs: all, GlyphStyle: glyph})
+			t.glyph = &glyph
+		}
+		l.add(s.Name, t)
+	}
+	// Adding the plotters widened the axes to all the data; the caller's
+	// bounds win.
+	p.X.Min, p.X.Max = xlo, xhi
+	p.Y.Min, p.Y.Max = yAxis(ylo, yhi, c.YMin, c.YMax)
+	c.refs(p)
+	return frame(p, l, c.Footnote, w, h)
+}
+
+// refs adds the reference lines that lie inside the value axis.
+func (c Chart) refs(p *gplot.Plot) {
+	for _, r := range c.Refs {
+		if r.Y >= p.Y.Min && r.Y <= p.Y.Max {
+			p.Add(refLine{r, p.X.Tick.Label})
 		}
 	}
-	// Reference labels last, on a white ground, so no line hides them.
-	sh := lineHeight(cv.small)
-	for _, ref := range c.Refs {
-		if ref.Label == "" || ref.Y < ylo || ref.Y > yhi {
-			continue
-		}
-		label := fit(cv.small, ref.Label, fr.plot.Dx()/2)
-		x, y := fr.plot.Min.X+int(inset), int(py(ref.Y))-sh-3
-		if y < fr.plot.Min.Y {
-			y = int(py(ref.Y)) + 3 // at the top edge: below the line instead
-		}
-		cv.fillRect(image.Rect(x-3, y, x+textWidth(cv.small, label)+3, y+sh), white)
-		cv.drawText(cv.small, label, x, y, alignLeft, muted)
+}
+
+// refLine draws a Ref dashed and grey across the plot, labelled just above
+// its left end. It has no glyph boxes, so it never moves the axes.
+type refLine struct {
+	Ref
+	sty text.Style
+}
+
+func (r refLine) Plot(c draw.Canvas, p *gplot.Plot) {
+	_, trY := p.Transforms(&c)
+	y := trY(r.Y)
+	dash := draw.LineStyle{Color: muted, Width: vg.Points(1.25), Dashes: []vg.Length{vg.Points(6), vg.Points(4)}}
+	c.StrokeLine2(dash, c.Min.X, y, c.Max.X, y)
+	if r.Label == "" {
+		return
 	}
-	fr.legend(cv, names, lw, r, false)
-	return cv.img, nil
+	sty := r.sty
+	sty.Color, sty.XAlign, sty.YAlign = muted, draw.XLeft, draw.YBottom
+	label := fit(sty, r.Label, c.Size().X/2)
+	at := vg.Point{X: c.Min.X + vg.Points(4), Y: y + vg.Points(2)}
+	if at.Y+sty.Height(label) > c.Max.Y {
+		// At the top edge: below the line instead.
+		sty.YAlign = draw.YTop
+		at.Y = y - vg.Points(2)
+	}
+	box := sty.Rectangle(label).Add(at)
+	c.SetColor(color.White)
+	c.Fill(box.Path())
+	c.FillText(sty, at, label)
+}
+
+// yAxis is the value axis: the caller's bounds where given, the data's
+// elsewhere, never empty.
+func yAxis(lo, hi float64, fixLo, fixHi *float64) (float64, float64) {
+	if fixLo != nil {
+		lo = *fixLo
+	}
+	if fixHi != nil {
+		hi = *fixHi
+	}
+	if lo >= hi {
+		switch {
+		case fixLo != nil && fixHi == nil:
+			hi = lo + 1
+		case fixHi != nil && fixLo == nil:
+			lo = hi - 1
+		default: // a flat series
+			lo, hi = lo-1, hi+1
+		}
+	}
+	return lo, hi
+}
+
+// whole reports whether every x is an integer (rounds), so that the x axis
+// must not show fractions.
+func whole(ss []Series) bool {
+	for _, s := range ss {
+		for _, x := range s.X {
+			if finite(x) && x != math.Trunc(x) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ticks are gonum's default ticks, its minor ticks labelled as well when
+// that gives at most max labels (gonum aims at three, too coarse to read a
+// metric off), less those between whole numbers when whole is set.
+type ticks struct {
+	max   int
+	whole bool
+}
+
+func (t ticks) Ticks(lo, hi float64) []gplot.Tick {
+	all := (gplot.DefaultTicks{}).Ticks(lo, hi)
+	slices.SortFunc(all, func(a, b gplot.Tick) int { return cmp.Compare(a.Value, b.Value) })
+	if t.whole {
+		all = slices.DeleteFunc(all, func(k gplot.Tick) bool { return k.Value != math.Trunc(k.Value) })
+	}
+	if len(all) < 2 || len(all) > t.max {
+		return all
+	}
+	step := all[1].Value - all[0].Value
+	d := decimals(step)
+	if d < 0 || math.Max(math.Abs(lo), math.Abs(hi)) >= 1e6 {
+		return all
+	}
+	// gonum's minor ticks may stop one step short of the ends.
+	if v := all[0].Value - step; v >= lo-step*1e-9 {
+		all = slices.Insert(all, 0, gplot.Tick{Value: v})
+	}
+	if v := all[len(all)-1].Value + step; v <= hi+step*1e-9 {
+		all = append(all, gplot.Tick{Value: v})
+	}
+	for i := range all {
+		all[i].Label = strconv.FormatFloat(all[i].Value, 'f', d, 64)
+	}
+	return all
+}
+
+// decimals is how many decimals print step exactly: 1 for 0.5, 2 for 0.25;
+// -1 when more than 6 would be needed.
+func decimals(step float64) int {
+	for d := 0; d <= 6; d++ {
+		v := step * math.Pow10(d)
+		if math.Abs(v-math.Round(v)) <= 1e-6*v {
+			return d
+		}
+	}
+	return -1
 }

@@ -10,8 +10,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
+
+var white = color.RGBA{255, 255, 255, 255}
 
 var outDir = flag.String("plot.out", "", "also write the test charts as PNG files into this folder, to look at")
 
@@ -116,7 +120,7 @@ func TestChartDefaultsAndEdgeCases(t *testing.T) {
 		"gap":           {Series: []Series{{Name: "eps", X: []float64{1, 2, 3, 4}, Y: []float64{0.1, nan, 0.3, 0.4}}}},
 		"clipped":       {YMin: F(0), YMax: F(1), Series: []Series{{X: []float64{1, 2, 3}, Y: []float64{-5, 0.5, 7}}}},
 		"tiny range":    {Series: []Series{{X: []float64{0, 1e-9}, Y: []float64{1e-12, 3e-12}}}},
-		"huge values":   {Series: []Series{{X: []float64{-1e299, 1e299}, Y: []float64{-1e299, 1e299}}}},
+		"huge values":   {Series: []Series{{X: []float64{-1e199, 1e199}, Y: []float64{-1e199, 1e199}}}},
 		"flat":          {Series: []Series{{X: []float64{1, 2}, Y: []float64{0, 0}}}},
 		"only ymin":     {YMin: F(0), Series: []Series{{X: []float64{1, 2}, Y: []float64{2, 3}}}},
 		"ymax below":    {YMax: F(-10), Series: []Series{{X: []float64{1, 2}, Y: []float64{2, 3}}}},
@@ -209,6 +213,7 @@ func TestChartErrors(t *testing.T) {
 		"ymin >= ymax":  {YMin: F(1), YMax: F(1), Series: ok},
 		"nan bound":     {YMin: F(math.NaN()), Series: ok},
 		"inf bound":     {YMax: F(math.Inf(1)), Series: ok},
+		"beyond limit":  {Series: []Series{{X: []float64{0, 1e250}, Y: []float64{1, 2}}}},
 		"too small":     {Width: 100, Height: 100, Series: ok},
 		"too large":     {Width: 100000, Height: 500, Series: ok},
 		"negative size": {Width: -1, Height: 500, Series: ok},
@@ -271,41 +276,40 @@ func TestBarsErrors(t *testing.T) {
 	}
 }
 
-func TestTicks(t *testing.T) {
-	for _, tc := range []struct {
-		span float64
-		n    int
-		want float64
-	}{{1, 5, 0.2}, {0.6, 6, 0.1}, {9, 8, 2}, {100, 4, 25}, {7, 10, 1}, {1e-9, 5, 2e-10}} {
-		if got := niceStep(tc.span, tc.n); math.Abs(got-tc.want) > tc.want*1e-9 {
-			t.Errorf("niceStep(%v, %d) = %v, want %v", tc.span, tc.n, got, tc.want)
+func TestTicksAndLabels(t *testing.T) {
+	// Rounds are whole numbers: no tick between them, labels without a
+	// decimal point.
+	for _, r := range [][2]float64{{1, 2}, {1, 4}, {0, 7}, {1, 100}} {
+		labelled := 0
+		for _, tk := range (ticks{max: 12, whole: true}).Ticks(r[0], r[1]) {
+			if tk.Value != math.Trunc(tk.Value) {
+				t.Errorf("ticks over %v include %v", r, tk.Value)
+			}
+			if tk.Label != "" {
+				labelled++
+				if strings.Contains(tk.Label, ".") {
+					t.Errorf("ticks over %v: label %q", r, tk.Label)
+				}
+			}
+		}
+		if labelled < 2 {
+			t.Errorf("ticks over %v: %d labelled, want at least 2", r, labelled)
 		}
 	}
-	got := []string{}
-	for _, v := range ticks(-0.3, 0.45, 0.25) {
-		got = append(got, formatTick(v, 0.25))
+	// Minor ticks are labelled too where there is room, with as many
+	// decimals as the step needs.
+	var got []string
+	for _, tk := range (ticks{max: 12}).Ticks(0, 1) {
+		got = append(got, tk.Label)
 	}
-	if want := []string{"-0.25", "0.00", "0.25"}; !equal(got, want) {
-		t.Errorf("ticks(-0.3, 0.45, 0.25) = %v, want %v", got, want)
+	if want := []string{"0.0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"}; !slices.Equal(got, want) {
+		t.Errorf("ticks over [0, 1] labelled %q, want %q", got, want)
 	}
-	if s := formatValue(0.876); s != "0.88" {
-		t.Errorf("formatValue(0.876) = %q", s)
-	}
-	if s := formatValue(312); s != "312" {
-		t.Errorf("formatValue(312) = %q", s)
-	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+	for v, want := range map[float64]string{0.876: "0.88", 312: "312", -0.05: "-0.05", 12.34: "12.3", 0.001234: "0.0012", 3e9: "3e+09"} {
+		if got := formatValue(v); got != want {
+			t.Errorf("formatValue(%v) = %q, want %q", v, got, want)
 		}
 	}
-	return true
 }
 
 func FuzzChart(f *testing.F) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 func TestWriteDICOMRoundTrip(t *testing.T) {
@@ -111,13 +112,7 @@ func TestWriteDICOMRoundTrip(t *testing.T) {
 // TestWriteDICOMPydicom has an independent reader, pydicom, open a written
 // file and agree on its header and pixels.
 func TestWriteDICOMPydicom(t *testing.T) {
-	py := os.Getenv("CONCORD_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
-	if err := exec.Command(py, "-c", "import pydicom, numpy").Run(); err != nil {
-		missing(t, "%s cannot import pydicom and numpy (apt-get install python3-pydicom python3-numpy): %v", py, err)
-	}
+	py := testenv.Python(t, "pydicom", "numpy")
 	h := Hospitals(1, 2)[0]
 	h.N = 3
 	m, err := WriteDICOM(t.TempDir(), h, 1)

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+
+	"github.com/concord-fl/concord/imaging"
 )
 
 // Sample is one synthetic radiograph as the scanner stored it.
@@ -333,7 +335,7 @@ func segmentDistance2(px, py, x0, y0, x1, y1 float64) float64 {
 func render(h Hospital, rng *rand.Rand, label int) []uint16 {
 	a := newAnatomy(rng, label)
 	n := h.Size
-	img := make([]float64, n*n)
+	img := make([]float32, n*n)
 	// Supersample 2x2 below 64 pixels so that thin ribs and small lesions
 	// survive small sizes; above, the point spread does that job.
 	ss := 1
@@ -357,19 +359,19 @@ func render(h Hospital, rng *rand.Rand, label int) []uint16 {
 			for _, w := range a.waves {
 				bg += w[3] * math.Cos(2*math.Pi*(w[0]*u+w[1]*v)+w[2])
 			}
-			img[y*n+x] = sum/float64(ss*ss) + bg
+			img[y*n+x] = float32(sum/float64(ss*ss) + bg)
 		}
 	}
 	for i, v := range img {
-		img[i] = 0.45 + h.Contrast*(v-0.45)
+		img[i] = float32(0.45 + h.Contrast*(float64(v)-0.45))
 	}
 	if h.Blur > 0 {
-		gaussianBlur(img, n, n, h.Blur)
+		img = imaging.Gaussian(img, n, n, h.Blur)
 	}
 	full := float64(maxStored(h.BitsStored))
 	out := make([]uint16, n*n)
-	for i, v := range img {
-		v += h.NoiseSigma * rng.NormFloat64()
+	for i, p := range img {
+		v := float64(p) + h.NoiseSigma*rng.NormFloat64()
 		v = math.Min(1, math.Max(0, v))
 		if h.Monochrome1 {
 			v = 1 - v
@@ -379,46 +381,11 @@ func render(h Hospital, rng *rand.Rand, label int) []uint16 {
 	return out
 }
 
-// gaussianBlur blurs img (w x h) in place, separably, clamping at the edges.
-func gaussianBlur(img []float64, w, h int, sigma float64) {
-	r := max(1, int(math.Ceil(3*sigma)))
-	k := make([]float64, 2*r+1)
-	var sum float64
-	for i := range k {
-		d := float64(i - r)
-		k[i] = math.Exp(-d * d / (2 * sigma * sigma))
-		sum += k[i]
-	}
-	for i := range k {
-		k[i] /= sum
-	}
-	tmp := make([]float64, len(img))
-	clamp := func(i, n int) int { return min(n-1, max(0, i)) }
-	for y := range h {
-		for x := range w {
-			var s float64
-			for i, kv := range k {
-				s += kv * img[y*w+clamp(x+i-r, w)]
-			}
-			tmp[y*w+x] = s
-		}
-	}
-	for y := range h {
-		for x := range w {
-			var s float64
-			for i, kv := range k {
-				s += kv * tmp[clamp(y+i-r, h)*w+x]
-			}
-			img[y*w+x] = s
-		}
-	}
-}
-
 // Input resamples the sample to size x size by area averaging and
 // standardises it to zero mean and unit variance (inverting MONOCHROME1
-// samples), which removes the scanner's units the way a site's
-// preprocessing would. It is the model
-// input for simulations that keep the data in memory.
+// samples) with imaging's own functions, which removes the scanner's units
+// the way a site's preprocessing would. It is the model input for
+// simulations that keep the data in memory.
 func (s Sample) Input(size int) ([]float32, error) {
 	if size <= 0 || size > MaxSize {
 		return nil, fmt.Errorf("input size %d is outside 1..%d", size, MaxSize)
@@ -426,87 +393,16 @@ func (s Sample) Input(size int) ([]float32, error) {
 	if s.Rows <= 0 || s.Cols <= 0 || len(s.Pixels) != s.Rows*s.Cols {
 		return nil, fmt.Errorf("sample has %d pixels for %dx%d", len(s.Pixels), s.Rows, s.Cols)
 	}
-	src := make([]float64, len(s.Pixels))
+	src := make([]float32, len(s.Pixels))
 	for i, p := range s.Pixels {
-		src[i] = float64(p)
+		src[i] = float32(p)
 	}
-	dst := resampleArea(src, s.Cols, s.Rows, size, size)
-	var mean, sq float64
-	for _, v := range dst {
-		mean += v
-	}
-	mean /= float64(len(dst))
-	for _, v := range dst {
-		sq += (v - mean) * (v - mean)
-	}
-	std := math.Sqrt(sq / float64(len(dst)))
-	out := make([]float32, len(dst))
-	if std == 0 {
-		return out, nil
-	}
+	out := imaging.ResizeArea(src, s.Cols, s.Rows, size, size)
+	imaging.ZScore(out)
 	if s.Monochrome1 {
-		std = -std // bright is air: turn it round
-	}
-	for i, v := range dst {
-		out[i] = float32((v - mean) / std)
+		for i := range out {
+			out[i] = -out[i] // bright is air: turn it round
+		}
 	}
 	return out, nil
-}
-
-// resampleArea maps a w x h image onto dw x dh, each output pixel the
-// area-weighted mean of the source pixels it covers.
-func resampleArea(src []float64, w, h, dw, dh int) []float64 {
-	wx := areaWeights(w, dw)
-	wy := areaWeights(h, dh)
-	tmp := make([]float64, dw*h)
-	for y := range h {
-		for ox, ws := range wx {
-			var s float64
-			for _, e := range ws {
-				s += e.w * src[y*w+e.i]
-			}
-			tmp[y*dw+ox] = s
-		}
-	}
-	dst := make([]float64, dw*dh)
-	for oy, ws := range wy {
-		for x := range dw {
-			var s float64
-			for _, e := range ws {
-				s += e.w * tmp[e.i*dw+x]
-			}
-			dst[oy*dw+x] = s
-		}
-	}
-	return dst
-}
-
-type weight struct {
-	i int
-	w float64
-}
-
-// areaWeights gives, for each of m output cells over n input cells, the
-// input cells it overlaps and the normalised overlap; when upsampling it
-// degrades to nearest neighbour.
-func areaWeights(n, m int) [][]weight {
-	out := make([][]weight, m)
-	scale := float64(n) / float64(m)
-	for o := range out {
-		lo, hi := float64(o)*scale, float64(o+1)*scale
-		var ws []weight
-		var total float64
-		for i := int(lo); i < n && float64(i) < hi; i++ {
-			ov := math.Min(hi, float64(i+1)) - math.Max(lo, float64(i))
-			if ov > 0 {
-				ws = append(ws, weight{i, ov})
-				total += ov
-			}
-		}
-		for k := range ws {
-			ws[k].w /= total
-		}
-		out[o] = ws
-	}
-	return out
 }

@@ -2,14 +2,14 @@ package synth
 
 import (
 	"errors"
-	"github.com/concord-fl/concord/internal/testenv"
 	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
 
-	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/learning"
 )
 
 func balancedLabels(n, classes int) []int {
@@ -122,11 +122,11 @@ func TestPartitionErrors(t *testing.T) {
 // TestPartitionMedMNIST splits the real PneumoniaMNIST training labels
 // (1214 normal, 3494 pneumonia) the way the simulator does.
 func TestPartitionMedMNIST(t *testing.T) {
-	npz, err := imaging.LoadMedMNIST(sharedPath(t, "data/medmnist/pneumoniamnist.npz"))
+	npz, err := learning.LoadMedMNIST(testenv.Shared(t, "data/medmnist/pneumoniamnist.npz"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	labels := npz.TrainY
+	labels := npz.Train.Y
 	if len(labels) != 4708 {
 		t.Fatalf("%d training labels, want 4708", len(labels))
 	}
@@ -199,16 +199,4 @@ func FuzzPartition(f *testing.F) {
 		}
 		checkCoverage(t, p, len(labels))
 	})
-}
-
-// sharedPath finds a file under the shared data folder: $CONCORD_SHARED,
-// else ../shared beside the repository root. Missing data fails under CI
-// and skips elsewhere.
-func sharedPath(t *testing.T, rel string) string {
-	return testenv.Shared(t, rel)
-}
-
-func missing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	testenv.Missing(t, format, args...)
 }
