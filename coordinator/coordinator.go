@@ -88,6 +88,9 @@ type Config struct {
 	// Rand is the source of each secure job's public seed; nil means
 	// crypto/rand. Only simulations set it, to make a run reproducible.
 	Rand io.Reader
+	// MaxModelParams caps the parameters of a job's model (the limits
+	// section of coordinator.yaml); 0 means the coordinator's default.
+	MaxModelParams uint64
 }
 
 // Identity is a verified caller.
