@@ -1,4 +1,4 @@
-package imagingcmd
+package main
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ func TestScanCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "junk.bin"), []byte("not dicom at all"), 0o644)
 	var out, errb bytes.Buffer
 	cache := filepath.Join(t.TempDir(), "c")
-	if rc := Scan([]string{dir, "--json", "--cache", cache}, &out, &errb); rc != 0 {
+	if rc := run([]string{"scan", dir, "--json", "--cache", cache}, &out, &errb); rc != 0 {
 		t.Fatalf("scan rc %d: %s", rc, errb.String())
 	}
 	var s imaging.ScanSummary
@@ -56,7 +56,7 @@ func TestScanCommand(t *testing.T) {
 		t.Errorf("no progress bar: %q", errb.String())
 	}
 	out.Reset()
-	if rc := Scan([]string{dir, "--cache", cache, "--quiet"}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "not dicom") {
+	if rc := run([]string{"scan", dir, "--cache", cache, "--quiet"}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "not dicom") {
 		t.Fatalf("text summary rc %d: %s", rc, out.String())
 	}
 	for _, id := range []string{fake.PatientName, fake.PatientID, fake.StudyInstanceUID} {
@@ -64,7 +64,7 @@ func TestScanCommand(t *testing.T) {
 			t.Errorf("scan output contains %q", id)
 		}
 	}
-	if rc := Scan(nil, &out, &errb); rc != 2 {
+	if rc := run([]string{"scan"}, &out, &errb); rc != 2 {
 		t.Errorf("scan without DIR: rc %d", rc)
 	}
 }
@@ -75,7 +75,7 @@ func TestExportCommand(t *testing.T) {
 	in := filepath.Join(dir, "Brunhilde_a.dcm")
 	npy, pngf := filepath.Join(dir, "o.npy"), filepath.Join(dir, "o.png")
 	var out, errb bytes.Buffer
-	if rc := DicomExport([]string{in, "--npy", npy, "--png", pngf}, &out, &errb); rc != 0 {
+	if rc := run([]string{"dicom", "export", in, "--npy", npy, "--png", pngf}, &out, &errb); rc != 0 {
 		t.Fatalf("export rc %d: %s", rc, errb.String())
 	}
 	b, _ := os.ReadFile(npy)
@@ -86,7 +86,7 @@ func TestExportCommand(t *testing.T) {
 	if st, err := os.Stat(pngf); err != nil || st.Size() < 100 {
 		t.Fatalf("png: %v", err)
 	}
-	if rc := DicomExport([]string{filepath.Join(dir, "missing.dcm"), "--npy", npy}, &out, &errb); rc != 1 {
+	if rc := run([]string{"dicom", "export", filepath.Join(dir, "missing.dcm"), "--npy", npy}, &out, &errb); rc != 1 {
 		t.Errorf("missing file: rc %d", rc)
 	}
 }
@@ -97,11 +97,11 @@ func TestDeidCommand(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secret, []byte("0123456789abcdef0123456789abcdef"), 0o600)
 	var out, errb bytes.Buffer
-	if rc := Deid([]string{in, outDir}, &out, &errb); rc != 1 || !strings.Contains(errb.String(), "secret") {
+	if rc := run([]string{"deid", in, outDir}, &out, &errb); rc != 1 || !strings.Contains(errb.String(), "secret") {
 		t.Fatalf("deid without a secret must fail clearly: rc %d %s", rc, errb.String())
 	}
 	errb.Reset()
-	if rc := Deid([]string{in, outDir, "--secret-file", secret}, &out, &errb); rc != 0 {
+	if rc := run([]string{"deid", in, outDir, "--secret-file", secret}, &out, &errb); rc != 0 {
 		t.Fatalf("deid rc %d: %s", rc, errb.String())
 	}
 	names, _ := os.ReadDir(outDir)
@@ -128,40 +128,11 @@ func TestDeidSingleFileIntoFolder(t *testing.T) {
 	writeSet(t, in, 2)
 	t.Setenv("CONCORD_SITE_SECRET", "0123456789abcdef0123456789abcdef")
 	var out, errb bytes.Buffer
-	if rc := Deid([]string{filepath.Join(in, "Brunhilde_a.dcm"), outDir}, &out, &errb); rc != 0 {
+	if rc := run([]string{"deid", filepath.Join(in, "Brunhilde_a.dcm"), outDir}, &out, &errb); rc != 0 {
 		t.Fatalf("deid rc %d: %s", rc, errb.String())
 	}
 	names, _ := os.ReadDir(outDir)
 	if len(names) != 1 || strings.Contains(names[0].Name(), "Brunhilde") || !strings.HasPrefix(names[0].Name(), "2.25.") {
 		t.Fatalf("output %v", names)
 	}
-}
-
-func TestBenchCommand(t *testing.T) {
-	dir := t.TempDir()
-	writeSet(t, dir, 3)
-	var out, errb bytes.Buffer
-	if rc := Bench([]string{"--dir", dir, "--json", "--repeat", "1", "--no-peers", "--size", "16"}, &out, &errb); rc != 0 {
-		t.Fatalf("bench rc %d: %s", rc, errb.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	var r BenchResult
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
-		t.Fatalf("last line is not JSON: %v", err)
-	}
-	if r.All.Files != 3 || r.All.Decode.Files != 3 || r.All.Decode.FilesPerS <= 0 || r.Uncompressed.Files != 3 {
-		t.Fatalf("bench result %+v", r)
-	}
-}
-
-// TestBenchReport prints the full comparison when CONCORD_BENCH_DIR is set; it is a
-// measurement, not an assertion, and is skipped otherwise.
-func TestBenchReport(t *testing.T) {
-	dir := os.Getenv("CONCORD_BENCH_DIR")
-	if dir == "" {
-		t.Skip("set CONCORD_BENCH_DIR to run the peer comparison")
-	}
-	var out, errb bytes.Buffer
-	rc := Bench([]string{"--dir", dir}, &out, &errb)
-	t.Logf("rc %d\n%s\n%s", rc, out.String(), errb.String())
 }

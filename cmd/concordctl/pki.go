@@ -1,0 +1,292 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/pki"
+)
+
+// pkiCommand is `concordctl pki ...`: the consortium CA and startup kits.
+// It works on the CA folder and never calls the coordinator.
+//
+//	pki init   --dir DIR [--name NAME]
+//	pki issue  --dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator --host H...) --out KITDIR
+//	           [--coordinator-addr HOST:PORT] [--validity 8760h]
+//	pki revoke --dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator NAME | --serial SERIAL)
+//	pki list   --dir DIR [--json]
+func pkiCommand() *cli.Command {
+	sub := make([]*cli.Command, len(subcommands))
+	for i, sc := range subcommands {
+		c := &cli.Command{Name: sc.name, Args: sc.usage, Synopsis: sc.short, Help: sc.synopsis}
+		setup := sc.setup
+		c.Run = func(args []string, stdout, stderr io.Writer) int {
+			fs := c.NewFlagSet(stderr)
+			run := setup(fs)
+			pos, code, ok := c.Parse(fs, args, stdout, stderr)
+			if !ok {
+				return code
+			}
+			if len(pos) > 0 {
+				return c.Usagef(stderr, "unexpected argument %q", pos[0])
+			}
+			if err := run(stdout); err != nil {
+				var u usageError
+				if errors.As(err, &u) {
+					return c.Usagef(stderr, "%v", err)
+				}
+				return c.Fail(stderr, err)
+			}
+			return 0
+		}
+		sub[i] = c
+	}
+	return &cli.Command{Name: "pki", Synopsis: "create the consortium CA and startup kits, revoke and list certificates",
+		Help: "concordctl pki: the consortium certificate authority and startup kits.", Sub: sub}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+type subcommand struct {
+	name, usage, short, synopsis string
+	// setup declares the flags and returns the function to run after parsing.
+	setup func(fs *flag.FlagSet) func(stdout io.Writer) error
+}
+
+var subcommands = []subcommand{
+	{"init", "--dir DIR [--name NAME]", "create the consortium certificate authority", "Create the consortium CA (ca.pem, ca-key.pem, inventory.json) in DIR. Keep DIR on the admin's machine, backed up and private.", setupInit},
+	{"issue", "--dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator --host HOST...) --out KITDIR [--coordinator-addr HOST:PORT]",
+		"issue a startup kit for a site, admin, auditor or the coordinator", "pki.Issue a certificate and write a startup kit (cert.pem, key.pem, ca.pem and a config file) to KITDIR.", setupIssue},
+	{"revoke", "--dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator NAME | --serial SERIAL)", "revoke every certificate of a holder, or one by serial", "pki.Revoke every certificate of one holder, or one certificate by serial (the old one after a renewal). A coordinator watching the inventory refuses the revoked certificates from their next call on.", setupRevoke},
+	{"list", "--dir DIR [--json]", "list the certificates issued", "List the certificates in the inventory.", setupList},
+}
+
+func requireDir(dir string) error {
+	if dir == "" {
+		return usageError{"--dir is required: the CA directory made by pki init"}
+	}
+	return nil
+}
+
+func setupInit(fs *flag.FlagSet) func(io.Writer) error {
+	dir := fs.String("dir", "", "CA `directory` to create")
+	name := fs.String("name", pki.DefaultCACommonName, "common `name` of the CA certificate")
+	return func(stdout io.Writer) error {
+		if err := requireDir(*dir); err != nil {
+			return err
+		}
+		if err := pki.InitCA(*dir, *name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Created the consortium CA %q in %s.\n"+
+			"Keep %s private and backed up: whoever holds it can admit anyone to the consortium.\n"+
+			"Next: concordctl pki issue --dir %s --coordinator --host HOSTNAME --out coordinator-kit\n",
+			*name, *dir, filepath.Join(*dir, pki.CAKeyFile), *dir)
+		return nil
+	}
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// holderFlags declares --site, --admin and --auditor NAME; exactly one of
+// them (or a coordinator flag handled by the caller) must be given.
+type holderFlags struct{ site, admin, auditor *string }
+
+func declareHolder(fs *flag.FlagSet, verb string) holderFlags {
+	return holderFlags{
+		site:    fs.String("site", "", verb+" the site `NAME` (e.g. st-marys)"),
+		admin:   fs.String("admin", "", verb+" the consortium admin `NAME`"),
+		auditor: fs.String("auditor", "", verb+" the auditor `NAME` (read-only access to audit reports)"),
+	}
+}
+
+func (h holderFlags) chosen(coordinator bool, coordinatorName string) (pki.Role, string, error) {
+	var role pki.Role
+	var name string
+	n := 0
+	for _, c := range []struct {
+		r pki.Role
+		v string
+	}{{pki.RoleSite, *h.site}, {pki.RoleAdmin, *h.admin}, {pki.RoleAuditor, *h.auditor}} {
+		if c.v != "" {
+			role, name = c.r, c.v
+			n++
+		}
+	}
+	if coordinator {
+		role, name = pki.RoleCoordinator, coordinatorName
+		n++
+	}
+	if n != 1 {
+		return "", "", usageError{"give exactly one of --site NAME, --admin NAME, --auditor NAME, --coordinator"}
+	}
+	return role, name, nil
+}
+
+func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
+	dir := fs.String("dir", "", "CA `directory` made by pki init")
+	holder := declareHolder(fs, "issue for")
+	coordinator := fs.Bool("coordinator", false, "issue the coordinator's server certificate (needs --host)")
+	coordName := fs.String("name", "coordinator", "`name` of the coordinator, with --coordinator")
+	var hosts stringList
+	fs.Var(&hosts, "host", "`HOST`: a DNS name or IP address sites use to reach the coordinator (repeat for several)")
+	out := fs.String("out", "", "kit `folder` to write (created; must not already hold a kit)")
+	addr := fs.String("coordinator-addr", "", "`HOST:PORT` the kit's holder dials (default: the coordinator certificate's first host, port "+strconv.Itoa(pki.DefaultPort)+")")
+	validity := fs.Duration("validity", pki.DefaultLeafValidity, "how long the certificate is valid")
+	return func(stdout io.Writer) error {
+		if err := requireDir(*dir); err != nil {
+			return err
+		}
+		role, name, err := holder.chosen(*coordinator, *coordName)
+		if err != nil {
+			return err
+		}
+		if *out == "" {
+			return usageError{"--out is required: the folder to write the kit to"}
+		}
+		if *validity <= 0 {
+			return usageError{"--validity must be positive, e.g. 8760h for a year"}
+		}
+		var kc pki.KitConfig
+		switch role {
+		case pki.RoleCoordinator:
+			abs, err := filepath.Abs(filepath.Join(*dir, pki.InventoryFile))
+			if err != nil {
+				return err
+			}
+			kc.InventoryPath = abs
+		default:
+			kc.CoordinatorAddr = *addr
+			if kc.CoordinatorAddr == "" {
+				if kc.CoordinatorAddr, err = defaultCoordinatorAddr(*dir); err != nil {
+					return err
+				}
+			}
+			if err := pki.CheckAddr(kc.CoordinatorAddr); err != nil {
+				return usageError{err.Error()}
+			}
+		}
+		if err := pki.CheckKitDir(*out, role); err != nil {
+			return err
+		}
+		kit, err := pki.Issue(*dir, pki.IssueRequest{Role: role, Name: name, Hosts: hosts, Validity: *validity})
+		if err != nil {
+			return err
+		}
+		cfg, err := pki.ConfigYAML(kit, kc)
+		if err != nil {
+			return err
+		}
+		if err := pki.WriteKit(*out, kit, cfg); err != nil {
+			return fmt.Errorf("%w (certificate %s was issued and recorded; revoke it with pki revoke if you will not use it)", err, kit.Serial)
+		}
+		cfgName := pki.ConfigFileName(role)
+		if inv, err := pki.LoadInventory(filepath.Join(*dir, pki.InventoryFile)); err == nil {
+			for _, e := range inv.Active(role, name, time.Now()) {
+				if e.Serial != kit.Serial {
+					fmt.Fprintf(stdout, "Note: %s %s still has certificate %s (valid until %s); once the new kit is installed, revoke it with: concordctl pki revoke --dir %s --serial %s\n",
+						role, name, e.Serial, e.NotAfter.Format(time.DateOnly), *dir, e.Serial)
+				}
+			}
+		}
+		fmt.Fprintf(stdout, "Issued %s %s: certificate %s, valid until %s.\n", role, name, kit.Serial, kit.NotAfter.Format(time.DateOnly))
+		fmt.Fprintf(stdout, "Wrote %s: %s, %s (private key, keep secret), %s, %s.\n", *out, pki.KitCertFile, pki.KitKeyFile, pki.KitCAFile, cfgName)
+		switch role {
+		case pki.RoleSite:
+			fmt.Fprintf(stdout, "Next: send this folder to %s's IT over a secure channel (not plain e-mail).\n"+
+				"They set data.dir in %s, then start the agent with: site-agent run --config %s\n", name, cfgName, cfgName)
+		case pki.RoleCoordinator:
+			fmt.Fprintf(stdout, "Next: install this folder on the coordinator host; %s points at %s, keep that file readable there\n"+
+				"so revocations take effect. Start with: coordinator --config %s\n", cfgName, kc.InventoryPath, cfgName)
+		default:
+			fmt.Fprintf(stdout, "Next: give this folder to %s over a secure channel; they run e.g.: concordctl --config %s sites list\n", name, cfgName)
+		}
+		return nil
+	}
+}
+
+// defaultCoordinatorAddr is pki.DefaultCoordinatorAddr; no coordinator
+// certificate yet is a usage error (the flag is then needed).
+func defaultCoordinatorAddr(caDir string) (string, error) {
+	addr, err := pki.DefaultCoordinatorAddr(caDir)
+	if errors.Is(err, pki.ErrNoCoordinator) {
+		return "", usageError{err.Error()}
+	}
+	return addr, err
+}
+
+func setupRevoke(fs *flag.FlagSet) func(io.Writer) error {
+	dir := fs.String("dir", "", "CA `directory` made by pki init")
+	holder := declareHolder(fs, "revoke")
+	coordinator := fs.String("coordinator", "", "revoke the coordinator `NAME`")
+	serial := fs.String("serial", "", "revoke only the certificate with this `SERIAL` (see pki list)")
+	return func(stdout io.Writer) error {
+		if err := requireDir(*dir); err != nil {
+			return err
+		}
+		if *serial != "" {
+			if *holder.site != "" || *holder.admin != "" || *holder.auditor != "" || *coordinator != "" {
+				return usageError{"give either --serial or one holder (--site, --admin, --auditor, --coordinator), not both"}
+			}
+			if err := pki.RevokeSerial(*dir, *serial); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "Revoked certificate %s. A coordinator watching %s refuses it from its next call on.\n", *serial, filepath.Join(*dir, pki.InventoryFile))
+			return nil
+		}
+		role, name, err := holder.chosen(*coordinator != "", *coordinator)
+		if err != nil {
+			return err
+		}
+		if err := pki.Revoke(*dir, role, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Revoked every certificate of %s %s. The coordinator refuses its calls from the next call on,\n"+
+			"provided it watches %s (copy the file there if it runs elsewhere).\n", role, name, filepath.Join(*dir, pki.InventoryFile))
+		return nil
+	}
+}
+
+func setupList(fs *flag.FlagSet) func(io.Writer) error {
+	dir := fs.String("dir", "", "CA `directory` made by pki init")
+	asJSON := fs.Bool("json", false, "print the inventory as JSON")
+	return func(stdout io.Writer) error {
+		if err := requireDir(*dir); err != nil {
+			return err
+		}
+		inv, err := pki.LoadInventory(filepath.Join(*dir, pki.InventoryFile))
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(inv)
+		}
+		if len(inv.Certificates) == 0 {
+			fmt.Fprintln(stdout, "No certificates issued yet. pki.Issue one with: concordctl pki issue --dir", *dir, "--site NAME --out KITDIR")
+			return nil
+		}
+		now := time.Now()
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROLE\tNAME\tSTATUS\tNOT AFTER\tSERIAL\tHOSTS")
+		for _, e := range inv.SortedForDisplay() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Role, e.Name, e.Status(now), e.NotAfter.Format(time.DateOnly), e.Serial, strings.Join(e.Hosts, ","))
+		}
+		return tw.Flush()
+	}
+}
