@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
 )
 
 //go:embed pydicom_bench.py
@@ -56,23 +55,23 @@ func cpuTime() float64 {
 
 // DecodeBenchSet is the measurements on one set of files.
 type DecodeBenchSet struct {
-	Files       int     `json:"files"`
-	Decode      DecodeRate    `json:"decode"`
-	DecodeMulti DecodeRate    `json:"decode_parallel"`
-	Standardise DecodeRate    `json:"standardise"`
-	Pydicom     *DecodeRate   `json:"pydicom,omitempty"`
-	Dcmtk       *DecodeRate   `json:"dcmtk,omitempty"`
-	SpeedupVsPy float64 `json:"speedup_vs_pydicom,omitempty"`
+	Files       int         `json:"files"`
+	Decode      DecodeRate  `json:"decode"`
+	DecodeMulti DecodeRate  `json:"decode_parallel"`
+	Standardise DecodeRate  `json:"standardise"`
+	Pydicom     *DecodeRate `json:"pydicom,omitempty"`
+	Dcmtk       *DecodeRate `json:"dcmtk,omitempty"`
+	SpeedupVsPy float64     `json:"speedup_vs_pydicom,omitempty"`
 }
 
 // DecodeBenchResult is the JSON line concord-bench dicom prints last.
 type DecodeBenchResult struct {
-	Dir          string   `json:"dir"`
-	Pipeline     string   `json:"pipeline"`
-	PipelineHash string   `json:"pipeline_hash"`
-	Repeat       int      `json:"repeat"`
-	CPUs         int      `json:"cpus"`
-	GoVersion    string   `json:"go"`
+	Dir          string         `json:"dir"`
+	Pipeline     string         `json:"pipeline"`
+	PipelineHash string         `json:"pipeline_hash"`
+	Repeat       int            `json:"repeat"`
+	CPUs         int            `json:"cpus"`
+	GoVersion    string         `json:"go"`
 	All          DecodeBenchSet `json:"all"`
 	Uncompressed DecodeBenchSet `json:"uncompressed"`
 }

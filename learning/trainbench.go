@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // TrainBenchReport is the last-line JSON of `concord-bench train --json`.
