@@ -46,7 +46,7 @@ func readSecret(path string) ([]byte, error) {
 func scan(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	fs := c.NewFlagSet(stderr)
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
-	cache := fs.String("cache", "", "header cache file (default DIR/.concord-scan-cache if writable)")
+	cache := fs.String("cache", "", "header cache `file` (mode 0600; default in the user's cache folder, see above; none: no cache)")
 	decode := fs.Bool("decode", false, "decode every frame, not only check headers and sizes")
 	secretFile := fs.String("secret-file", "", "site secret, to key series by de-identified uid (else SHA-256 of the uid)")
 	allowBurned := fs.Bool("allow-burned-in", false, "count images flagged burned-in annotation as usable (the site opted in)")
@@ -60,8 +60,15 @@ func scan(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	}
 	dir := pos[0]
 	opt := imaging.ScanOptions{CachePath: *cache, Decode: *decode, AllowBurnedIn: *allowBurned}
-	if opt.CachePath == "" {
-		opt.CachePath = filepath.Join(os.TempDir(), "concord-scan-"+cacheName(dir))
+	switch opt.CachePath {
+	case "none":
+		opt.CachePath = ""
+	case "":
+		p, err := defaultScanCache(dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "scan: no cache (%v); pass --cache FILE to keep one\n", err)
+		}
+		opt.CachePath = p
 	}
 	if *secretFile != "" || os.Getenv("CONCORD_SITE_SECRET") != "" {
 		sec, err := readSecret(*secretFile)
@@ -101,6 +108,22 @@ func scan(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// defaultScanCache is the cache file of dir in the user's cache folder
+// ($XDG_CACHE_HOME/concord/scan or ~/.cache/concord/scan on Linux), made
+// private to the user: the cache holds file paths. A shared temporary
+// folder would let other users read them.
+func defaultScanCache(dir string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	folder := filepath.Join(base, "concord", "scan")
+	if err := os.MkdirAll(folder, 0o700); err != nil {
+		return "", err
+	}
+	return filepath.Join(folder, cacheName(dir)), nil
+}
+
 func cacheName(dir string) string {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -138,10 +161,27 @@ func printSummary(w io.Writer, s imaging.ScanSummary) {
 		rejected += n
 	}
 	fmt.Fprintf(w, "files      %d (%d from cache)\n", s.Files, s.CacheHits)
-	fmt.Fprintf(w, "decoded    %d\n", s.Decoded)
+	fmt.Fprintf(w, "usable     %d\n", s.Usable)
+	if s.Decoded > 0 || s.Usable == 0 {
+		fmt.Fprintf(w, "decoded    %d\n", s.Decoded)
+	} else {
+		fmt.Fprintf(w, "decoded    %d (headers and sizes checked; --decode decodes the pixels)\n", s.Decoded)
+	}
 	fmt.Fprintf(w, "rejected   %d\n", rejected)
 	for _, r := range sortedKeys(s.Rejected) {
 		fmt.Fprintf(w, "  %-40s %d\n", r, s.Rejected[r])
+	}
+	if len(s.Classes) > 0 {
+		fmt.Fprintln(w, "classes (first-level folders): files, usable, rejected")
+		names := make([]string, 0, len(s.Classes))
+		for n := range s.Classes {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			c := s.Classes[n]
+			fmt.Fprintf(w, "  %-40s %d, %d, %d\n", n, c.Files, c.Usable, c.Rejected)
+		}
 	}
 	fmt.Fprintf(w, "studies    %d\nseries     %d\nmodalities\n", s.Studies, s.Series)
 	for _, m := range sortedKeys(s.Modalities) {
@@ -150,6 +190,12 @@ func printSummary(w io.Writer, s imaging.ScanSummary) {
 	fmt.Fprintln(w, "transfer syntaxes")
 	for _, t := range sortedKeys(s.TransferSyntaxes) {
 		fmt.Fprintf(w, "  %-40s %d\n", imaging.TransferSyntaxName(t), s.TransferSyntaxes[t])
+	}
+	if len(s.RejectedFiles) > 0 {
+		fmt.Fprintln(w, "rejected files (relative to the scanned folder)")
+		for _, f := range s.RejectedFiles {
+			fmt.Fprintf(w, "  %-40s %s\n", f.Path, f.Reason)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 var fake = imaging.SyntheticFile{
@@ -49,8 +50,15 @@ func TestScanCommand(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
 		t.Fatalf("scan --json: %v: %s", err, out.String())
 	}
-	if s.Files != 4 || s.Decoded != 3 || s.Rejected["not dicom"] != 1 || s.Modalities["CR"] != 3 {
+	// Without --decode only headers are checked: usable, not decoded.
+	if s.Files != 4 || s.Usable != 3 || s.Decoded != 0 || s.Rejected["not dicom"] != 1 || s.Modalities["CR"] != 3 {
 		t.Fatalf("summary %+v", s)
+	}
+	if len(s.RejectedFiles) != 1 || s.RejectedFiles[0] != (imaging.RejectedFile{Path: "junk.bin", Reason: "not dicom"}) {
+		t.Errorf("rejected files %+v", s.RejectedFiles)
+	}
+	if st, err := os.Stat(cache); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("cache file: %v, %v; want mode 0600", st, err)
 	}
 	if !strings.Contains(errb.String(), "3/4") && !strings.Contains(errb.String(), "4/4") {
 		t.Errorf("no progress bar: %q", errb.String())
@@ -134,5 +142,104 @@ func TestDeidSingleFileIntoFolder(t *testing.T) {
 	names, _ := os.ReadDir(outDir)
 	if len(names) != 1 || strings.Contains(names[0].Name(), "Brunhilde") || !strings.HasPrefix(names[0].Name(), "2.25.") {
 		t.Fatalf("output %v", names)
+	}
+}
+
+// TestScanRealFilesByClass scans real DICOM files laid out as class folders,
+// good and broken mixed, and checks the per-class counts and the list of
+// rejected files with reasons, in text and JSON.
+func TestScanRealFilesByClass(t *testing.T) {
+	src := testenv.Shared(t, "data/dicom/pydicom")
+	dir := t.TempDir()
+	layout := map[string][]string{
+		"normal":    {"CT_small.dcm", "MR_small.dcm", "MR_truncated.dcm"},
+		"pneumonia": {"MR_small_RLE.dcm", "no_meta.dcm", "rtplan.dcm"},
+	}
+	for class, files := range layout {
+		if err := os.MkdirAll(filepath.Join(dir, class), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(src, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, class, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	if rc := run([]string{"scan", dir, "--json", "--decode", "--quiet", "--cache", "none"}, &out, &errb); rc != 0 {
+		t.Fatalf("scan rc %d: %s", rc, errb.String())
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(out.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"files", "usable", "decoded", "cache_hits", "rejected", "rejected_files", "classes", "modalities", "transfer_syntaxes"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("JSON lacks key %q", k)
+		}
+	}
+	if _, ok := raw["files"].(float64); !ok {
+		t.Errorf("files is %T, want a JSON number", raw["files"])
+	}
+	var s imaging.ScanSummary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]imaging.ClassCount{
+		"normal":    {Files: 3, Usable: 2, Decoded: 2, Rejected: 1},
+		"pneumonia": {Files: 3, Usable: 1, Decoded: 1, Rejected: 2},
+	}
+	for class, w := range want {
+		if s.Classes[class] != w {
+			t.Errorf("class %s: %+v, want %+v", class, s.Classes[class], w)
+		}
+	}
+	wantRejected := []imaging.RejectedFile{
+		{Path: "normal/MR_truncated.dcm", Reason: "truncated"},
+		{Path: "pneumonia/no_meta.dcm", Reason: "not dicom"},
+		{Path: "pneumonia/rtplan.dcm", Reason: "no pixel data"},
+	}
+	if len(s.RejectedFiles) != len(wantRejected) {
+		t.Fatalf("rejected files %+v, want %+v", s.RejectedFiles, wantRejected)
+	}
+	for i, w := range wantRejected {
+		if s.RejectedFiles[i] != w {
+			t.Errorf("rejected file %d: %+v, want %+v", i, s.RejectedFiles[i], w)
+		}
+	}
+	if s.Decoded != 3 || s.Usable != 3 {
+		t.Errorf("decoded %d, usable %d; want 3, 3", s.Decoded, s.Usable)
+	}
+	out.Reset()
+	if rc := run([]string{"scan", dir, "--quiet", "--cache", "none"}, &out, &errb); rc != 0 {
+		t.Fatalf("scan rc %d: %s", rc, errb.String())
+	}
+	for _, line := range []string{"normal/MR_truncated.dcm", "pneumonia/rtplan.dcm", "no pixel data", "classes (first-level folders)", "usable     3"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("text output lacks %q:\n%s", line, out.String())
+		}
+	}
+}
+
+func TestScanDefaultCacheIsPrivate(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", home)
+	t.Setenv("HOME", home)
+	dir := t.TempDir()
+	writeSet(t, dir, 1)
+	var out, errb bytes.Buffer
+	if rc := run([]string{"scan", dir, "--quiet"}, &out, &errb); rc != 0 {
+		t.Fatalf("scan rc %d: %s", rc, errb.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(home, "concord", "scan", "*"))
+	if len(files) != 1 {
+		t.Fatalf("cache files %v, want one under $XDG_CACHE_HOME/concord/scan", files)
+	}
+	if st, err := os.Stat(files[0]); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("cache %s: %v %v, want mode 0600", files[0], st.Mode(), err)
 	}
 }
