@@ -198,7 +198,7 @@ func TestAgainstACoordinator(t *testing.T) {
 	}
 	for i := 1; i <= 3; i++ {
 		f.jobs = append(f.jobs, &pb.Job{Id: strconv.Itoa(i), State: "running", Round: 2, CreatedUnix: 1700000000,
-			Spec: &pb.JobSpec{Name: "pneumonia", Rounds: 10, MinSites: 2, RoundDeadlineSeconds: 600},
+			Spec:   &pb.JobSpec{Name: "pneumonia", Rounds: 10, MinSites: 2, RoundDeadlineSeconds: 600},
 			Rounds: []*pb.RoundSummary{{Round: 1, Samples: 320, Metrics: map[string]float64{"auc": 0.8}}}})
 	}
 	config := serve(t, f)
