@@ -66,7 +66,7 @@ type subcommand struct {
 
 var subcommands = []subcommand{
 	{"init", "--dir DIR [--name NAME]", "create the consortium certificate authority", "Create the consortium CA (ca.pem, ca-key.pem, inventory.json) in DIR. Keep DIR on the admin's machine, backed up and private.", setupInit},
-	{"issue", "--dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator --host HOST...) --out KITDIR [--coordinator-addr HOST:PORT]",
+	{"issue", "--dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator --host HOST...) --out KITDIR [--coordinator-addr HOST:PORT] [--listen ADDR] [--state-dir DIR] [--data-dir DIR]",
 		"issue a startup kit for a site, admin, auditor or the coordinator", "pki.Issue a certificate and write a startup kit (cert.pem, key.pem, ca.pem and a config file) to KITDIR.", setupIssue},
 	{"revoke", "--dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator NAME | --serial SERIAL)", "revoke every certificate of a holder, or one by serial", "pki.Revoke every certificate of one holder, or one certificate by serial (the old one after a renewal). A coordinator watching the inventory refuses the revoked certificates from their next call on.", setupRevoke},
 	{"list", "--dir DIR [--json]", "list the certificates issued", "List the certificates in the inventory.", setupList},
@@ -147,6 +147,9 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 	out := fs.String("out", "", "kit `folder` to write (created; must not already hold a kit)")
 	addr := fs.String("coordinator-addr", "", "`HOST:PORT` the kit's holder dials (default: the coordinator certificate's first host, port "+strconv.Itoa(pki.DefaultPort)+")")
 	validity := fs.Duration("validity", pki.DefaultLeafValidity, "how long the certificate is valid")
+	listen := fs.String("listen", "", "with --coordinator: the `address` it listens on (default :"+strconv.Itoa(pki.DefaultPort)+")")
+	stateDir := fs.String("state-dir", "", "the kit's state_dir (a site's default /var/lib/concord/agent, the coordinator's /var/lib/concord/coordinator; relative: to the kit folder)")
+	dataDir := fs.String("data-dir", "", "with --site: the `folder` of DICOM files (default /var/lib/concord/images)")
 	return func(stdout io.Writer) error {
 		if err := requireDir(*dir); err != nil {
 			return err
@@ -161,7 +164,16 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 		if *validity <= 0 {
 			return usageError{"--validity must be positive, e.g. 8760h for a year"}
 		}
-		var kc pki.KitConfig
+		kc := pki.KitConfig{Listen: *listen, StateDir: *stateDir, DataDir: *dataDir}
+		if *listen != "" && role != pki.RoleCoordinator {
+			return usageError{"--listen is for the coordinator's kit (--coordinator)"}
+		}
+		if *dataDir != "" && role != pki.RoleSite {
+			return usageError{"--data-dir is for a site's kit (--site NAME)"}
+		}
+		if *stateDir != "" && role != pki.RoleSite && role != pki.RoleCoordinator {
+			return usageError{"--state-dir is for a site's or the coordinator's kit"}
+		}
 		switch role {
 		case pki.RoleCoordinator:
 			abs, err := filepath.Abs(filepath.Join(*dir, pki.InventoryFile))

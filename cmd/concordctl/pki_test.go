@@ -145,6 +145,58 @@ func TestCommandFlow(t *testing.T) {
 	}
 }
 
+// TestIssueForOneMachine issues the kits of a federation on one machine:
+// the port set once, each agent with its own state_dir.
+func TestIssueForOneMachine(t *testing.T) {
+	tmp := t.TempDir()
+	ca := filepath.Join(tmp, "ca")
+	if code, _, errs := runPKI(t, "init", "--dir", ca); code != 0 {
+		t.Fatal(errs)
+	}
+	const addr = "127.0.0.1:9443"
+	coord := filepath.Join(tmp, "coordinator")
+	if code, _, errs := runPKI(t, "issue", "--dir", ca, "--coordinator", "--host", "127.0.0.1", "--listen", addr, "--state-dir", "state", "--out", coord); code != 0 {
+		t.Fatal(errs)
+	}
+	var c struct {
+		Listen    string       `yaml:"listen"`
+		TLS       pki.TLSFiles `yaml:"tls"`
+		Inventory string       `yaml:"inventory"`
+		StateDir  string       `yaml:"state_dir"`
+	}
+	readYAML(t, filepath.Join(coord, pki.CoordinatorConfigFile), &c)
+	if c.Listen != addr || c.StateDir != "state" {
+		t.Errorf("coordinator.yaml %+v", c)
+	}
+	for _, site := range []string{"st-marys", "riverside"} {
+		kit := filepath.Join(tmp, site)
+		if code, _, errs := runPKI(t, "issue", "--dir", ca, "--site", site, "--coordinator-addr", addr, "--state-dir", "state", "--data-dir", "/data/"+site, "--out", kit); code != 0 {
+			t.Fatal(errs)
+		}
+		var a struct {
+			Site        string       `yaml:"site"`
+			Coordinator string       `yaml:"coordinator"`
+			TLS         pki.TLSFiles `yaml:"tls"`
+			Data        struct {
+				Dir string `yaml:"dir"`
+			} `yaml:"data"`
+			StateDir string `yaml:"state_dir"`
+		}
+		readYAML(t, filepath.Join(kit, pki.AgentConfigFile), &a)
+		if a.Coordinator != addr || a.StateDir != "state" || a.Data.Dir != "/data/"+site {
+			t.Errorf("%s agent.yaml %+v", site, a)
+		}
+	}
+	for _, args := range [][]string{
+		{"issue", "--dir", ca, "--site", "x", "--listen", addr, "--out", filepath.Join(tmp, "x")},
+		{"issue", "--dir", ca, "--admin", "x", "--data-dir", "/d", "--out", filepath.Join(tmp, "y")},
+	} {
+		if code, _, _ := runPKI(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
 func TestCommandUsageErrors(t *testing.T) {
 	ca := t.TempDir()
 	if err := pki.InitCA(ca, ""); err != nil {
