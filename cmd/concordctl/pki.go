@@ -24,7 +24,7 @@ import (
 //	           [--coordinator-addr HOST:PORT] [--validity 8760h]
 //	pki revoke --dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator NAME | --serial SERIAL)
 //	pki list   --dir DIR [--json]
-func pkiCommand() *cli.Command {
+func pkiCommand(g *globals) *cli.Command {
 	sub := make([]*cli.Command, len(subcommands))
 	for i, sc := range subcommands {
 		c := &cli.Command{Name: sc.name, Args: sc.usage, Synopsis: sc.short, Help: sc.synopsis}
@@ -32,6 +32,9 @@ func pkiCommand() *cli.Command {
 		c.Run = func(args []string, stdout, stderr io.Writer) int {
 			fs := c.NewFlagSet(stderr)
 			run := setup(fs)
+			if f := fs.Lookup("json"); f != nil && g.json {
+				f.Value.Set("true") // concordctl --json pki list
+			}
 			pos, code, ok := c.Parse(fs, args, stdout, stderr)
 			if !ok {
 				return code

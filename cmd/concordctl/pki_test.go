@@ -187,6 +187,12 @@ func TestIssueForOneMachine(t *testing.T) {
 			t.Errorf("%s agent.yaml %+v", site, a)
 		}
 	}
+	// The global --json reaches pki list too.
+	code, out, errs := runCtl("--json", "pki", "list", "--dir", ca)
+	var inv pki.Inventory
+	if err := json.Unmarshal([]byte(out), &inv); code != 0 || err != nil || len(inv.Certificates) != 3 {
+		t.Errorf("concordctl --json pki list: exit %d, %v, %d certificates\n%s", code, err, len(inv.Certificates), errs)
+	}
 	for _, args := range [][]string{
 		{"issue", "--dir", ca, "--site", "x", "--listen", addr, "--out", filepath.Join(tmp, "x")},
 		{"issue", "--dir", ca, "--admin", "x", "--data-dir", "/d", "--out", filepath.Join(tmp, "y")},
