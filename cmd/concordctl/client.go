@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,8 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
-	"gopkg.in/yaml.v3"
 
+	"github.com/concord-fl/concord/cmd/internal/config"
 	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -41,9 +38,7 @@ func loadConfig(path string) (ctlConfig, error) {
 		return ctlConfig{}, fmt.Errorf("read %s: %w (pass --config, set CONCORD_CONFIG, or run from the admin kit folder)", path, err)
 	}
 	var c ctlConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := config.Decode(data, &c); err != nil {
 		return ctlConfig{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	if c.Coordinator == "" {

@@ -312,7 +312,7 @@ func TestConfigRefusesUnknownKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errs := runCtl("--config", p, "sites", "list")
-	if code != 1 || !strings.Contains(errs, "line 5: field kee not found") {
+	if code != 1 || !strings.Contains(errs, "line 5: unknown key kee") {
 		t.Errorf("exit %d: %s", code, errs)
 	}
 }

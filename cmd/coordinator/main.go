@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -17,9 +16,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/cmd/internal/config"
 	"github.com/concord-fl/concord/coordinator"
 	"github.com/concord-fl/concord/internal/daemon"
 	"github.com/concord-fl/concord/internal/version"
@@ -97,9 +95,7 @@ func readConfig(path string) (fileConfig, error) {
 		return fileConfig{}, fmt.Errorf("read config: %w (create one with concordctl pki issue --coordinator)", err)
 	}
 	var fc fileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+	if err := config.Decode(data, &fc); err != nil {
 		return fileConfig{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return fc, nil

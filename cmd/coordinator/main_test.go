@@ -37,10 +37,10 @@ func TestCommandLine(t *testing.T) {
 func TestConfigRefusesUnknownKeysAndLevels(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ yaml, want string }{
-		{"listen: \":7443\"\nstate_dir: s\nstate_dri: x\n", "line 3: field state_dri not found"},
+		{"listen: \":7443\"\nstate_dir: s\nstate_dri: x\n", "line 3: unknown key state_dri"},
 		{"log:\n  level: verbose\nstate_dir: s\n", "want debug, info, warn or error"},
 		{"log:\n  format: xml\nstate_dir: s\n", "want json or text"},
-		{"limits:\n  max_model_parms: 5\n", "line 2: field max_model_parms not found"},
+		{"limits:\n  max_model_parms: 5\n", "line 2: unknown key max_model_parms"},
 		{"limits:\n  max_model_params: -5\n", "line 2: cannot unmarshal"},
 	} {
 		p := filepath.Join(dir, "coordinator.yaml")

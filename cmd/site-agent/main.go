@@ -18,9 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/cmd/internal/config"
 	"github.com/concord-fl/concord/extrainer"
 	"github.com/concord-fl/concord/internal/daemon"
 	"github.com/concord-fl/concord/internal/version"
@@ -141,9 +140,7 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("read config: %w (it comes in the site's startup kit)", err)
 	}
 	var fc fileConfig
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+	if err := config.Decode(data, &fc); err != nil {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 	}
 	base := filepath.Dir(path)

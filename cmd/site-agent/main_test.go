@@ -93,7 +93,7 @@ func TestAgentConfig(t *testing.T) {
 		{"no site line", func(s string) string { return strings.Replace(s, "site: st-marys\n", "", 1) }, ""},
 		{"site of another kit", func(s string) string { return strings.Replace(s, "site: st-marys", "site: st-johns", 1) },
 			`site: "st-johns", but the certificate`},
-		{"unknown key", func(s string) string { return s + "stat_dir: /tmp\n" }, "field stat_dir not found"},
+		{"unknown key", func(s string) string { return s + "stat_dir: /tmp\n" }, "unknown key stat_dir"},
 		{"bad log level", func(s string) string { return s + "log:\n  level: verbose\n" }, "want debug, info, warn or error"},
 		{"good log level", func(s string) string { return s + "log:\n  level: debug\n  format: text\n" }, ""},
 	} {
