@@ -85,12 +85,17 @@ func requireDir(dir string) error {
 func setupInit(fs *flag.FlagSet) func(io.Writer) error {
 	dir := fs.String("dir", "", "CA `directory` to create")
 	name := fs.String("name", pki.DefaultCACommonName, "common `name` of the CA certificate")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	return func(stdout io.Writer) error {
 		if err := requireDir(*dir); err != nil {
 			return err
 		}
 		if err := pki.InitCA(*dir, *name); err != nil {
 			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, map[string]any{"dir": *dir, "name": *name,
+				"ca_key": filepath.Join(*dir, pki.CAKeyFile), "inventory": filepath.Join(*dir, pki.InventoryFile)})
 		}
 		fmt.Fprintf(stdout, "Created the consortium CA %q in %s.\n"+
 			"Keep %s private and backed up: whoever holds it can admit anyone to the consortium.\n"+
@@ -153,6 +158,7 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 	listen := fs.String("listen", "", "with --coordinator: the `address` it listens on (default :"+strconv.Itoa(pki.DefaultPort)+")")
 	stateDir := fs.String("state-dir", "", "the kit's state_dir (a site's default /var/lib/concord/agent, the coordinator's /var/lib/concord/coordinator; relative: to the kit folder)")
 	dataDir := fs.String("data-dir", "", "with --site: the `folder` of DICOM files (default /var/lib/concord/images)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	return func(stdout io.Writer) error {
 		if err := requireDir(*dir); err != nil {
 			return err
@@ -210,6 +216,22 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 			return fmt.Errorf("%w (certificate %s was issued and recorded; revoke it with pki revoke if you will not use it)", err, kit.Serial)
 		}
 		cfgName := pki.ConfigFileName(role)
+		var older []string
+		if inv, err := pki.LoadInventory(filepath.Join(*dir, pki.InventoryFile)); err == nil {
+			for _, e := range inv.Active(role, name, time.Now()) {
+				if e.Serial != kit.Serial {
+					older = append(older, e.Serial)
+				}
+			}
+		}
+		if *asJSON {
+			if older == nil {
+				older = []string{}
+			}
+			return writeJSON(stdout, map[string]any{"role": role, "name": name, "serial": kit.Serial,
+				"not_after": kit.NotAfter.UTC().Format(time.RFC3339), "kit_dir": *out,
+				"config_file": filepath.Join(*out, cfgName), "older_active_serials": older})
+		}
 		if inv, err := pki.LoadInventory(filepath.Join(*dir, pki.InventoryFile)); err == nil {
 			for _, e := range inv.Active(role, name, time.Now()) {
 				if e.Serial != kit.Serial {
@@ -249,6 +271,7 @@ func setupRevoke(fs *flag.FlagSet) func(io.Writer) error {
 	holder := declareHolder(fs, "revoke")
 	coordinator := fs.String("coordinator", "", "revoke the coordinator `NAME`")
 	serial := fs.String("serial", "", "revoke only the certificate with this `SERIAL` (see pki list)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	return func(stdout io.Writer) error {
 		if err := requireDir(*dir); err != nil {
 			return err
@@ -260,6 +283,9 @@ func setupRevoke(fs *flag.FlagSet) func(io.Writer) error {
 			if err := pki.RevokeSerial(*dir, *serial); err != nil {
 				return err
 			}
+			if *asJSON {
+				return writeJSON(stdout, map[string]any{"revoked": true, "serial": *serial})
+			}
 			fmt.Fprintf(stdout, "Revoked certificate %s. A coordinator watching %s refuses it from its next call on.\n", *serial, filepath.Join(*dir, pki.InventoryFile))
 			return nil
 		}
@@ -269,6 +295,9 @@ func setupRevoke(fs *flag.FlagSet) func(io.Writer) error {
 		}
 		if err := pki.Revoke(*dir, role, name); err != nil {
 			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, map[string]any{"revoked": true, "role": role, "name": name})
 		}
 		fmt.Fprintf(stdout, "Revoked every certificate of %s %s. The coordinator refuses its calls from the next call on,\n"+
 			"provided it watches %s (copy the file there if it runs elsewhere).\n", role, name, filepath.Join(*dir, pki.InventoryFile))

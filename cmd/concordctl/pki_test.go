@@ -187,10 +187,20 @@ func TestIssueForOneMachine(t *testing.T) {
 			t.Errorf("%s agent.yaml %+v", site, a)
 		}
 	}
-	// The global --json reaches pki list too.
-	code, out, errs := runCtl("--json", "pki", "list", "--dir", ca)
+	// --json on issue and revoke, and the global --json on pki list.
+	code, out, errs := runCtl("--json", "pki", "issue", "--dir", ca, "--auditor", "carol", "--coordinator-addr", addr, "--out", filepath.Join(tmp, "carol"))
+	var issued map[string]any
+	if err := json.Unmarshal([]byte(out), &issued); code != 0 || err != nil || issued["role"] != "auditor" || issued["serial"] == "" || issued["config_file"] != filepath.Join(tmp, "carol", pki.CtlConfigFile) {
+		t.Errorf("pki issue --json: exit %d, %v, %v\n%s", code, err, issued, errs)
+	}
+	code, out, errs = runCtl("pki", "revoke", "--dir", ca, "--auditor", "carol", "--json")
+	var revoked map[string]any
+	if err := json.Unmarshal([]byte(out), &revoked); code != 0 || err != nil || revoked["revoked"] != true || revoked["name"] != "carol" {
+		t.Errorf("pki revoke --json: exit %d, %v, %v\n%s", code, err, revoked, errs)
+	}
+	code, out, errs = runCtl("--json", "pki", "list", "--dir", ca)
 	var inv pki.Inventory
-	if err := json.Unmarshal([]byte(out), &inv); code != 0 || err != nil || len(inv.Certificates) != 3 {
+	if err := json.Unmarshal([]byte(out), &inv); code != 0 || err != nil || len(inv.Certificates) != 4 {
 		t.Errorf("concordctl --json pki list: exit %d, %v, %d certificates\n%s", code, err, len(inv.Certificates), errs)
 	}
 	for _, args := range [][]string{
