@@ -5,6 +5,9 @@
 //	site-agent dicom export FILE --npy OUT --png OUT     look at one file
 //	site-agent deid IN OUT                               write de-identified copies
 //	site-agent train --data FILE.npz --model cnn --epochs N [--json]   local dry run
+//	site-agent version
+//
+// The commands follow cmd/internal/cli; agent.yaml is read by load.
 package main
 
 import (
