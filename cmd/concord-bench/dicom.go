@@ -28,8 +28,8 @@ func dicomBench(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if o.Dir == "" && len(pos) == 1 {
 		o.Dir, pos = pos[0], nil
 	}
-	if len(pos) > 0 {
-		return c.Usagef(stderr, "unexpected argument %q", pos[0])
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	if o.Dir == "" || o.Repeat < 1 || o.Size < 1 {
 		return c.Usagef(stderr, "--dir is required; --repeat and --size must be positive")

@@ -39,8 +39,8 @@ func heBench(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return c.Usagef(stderr, "unexpected argument %q", pos[0])
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	ps, err := he.Lookup(*setFlag)
 	if err != nil {

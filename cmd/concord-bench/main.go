@@ -38,38 +38,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return cli.Dispatch("concord-bench", intro, commands(), args, stdout, stderr)
 }
 
-// leaf makes a command whose Run calls f with the command itself.
-func leaf(c *cli.Command, f func(c *cli.Command, args []string, stdout, stderr io.Writer) int) *cli.Command {
-	c.Run = func(args []string, stdout, stderr io.Writer) int { return f(c, args, stdout, stderr) }
-	return c
-}
-
 func commands() []*cli.Command {
 	return []*cli.Command{
-		leaf(&cli.Command{Name: "aggregate", Args: "[--sites N] [--params P]",
+		cli.Leaf(&cli.Command{Name: "aggregate", Args: "[--sites N] [--params P]",
 			Synopsis: "coordinator aggregation time and peak memory (also at 1 site, to show it does not grow)"}, aggregate),
-		leaf(&cli.Command{Name: "transfer", Args: "[--params P]", Synopsis: "upload and download throughput over loopback mutual TLS"}, transfer),
-		leaf(&cli.Command{Name: "he", Args: "[--params P] [--sites N] [--threshold T] [--set NAME] [--json]",
+		cli.Leaf(&cli.Command{Name: "transfer", Args: "[--params P]", Synopsis: "upload and download throughput over loopback mutual TLS"}, transfer),
+		cli.Leaf(&cli.Command{Name: "he", Args: "[--params P] [--sites N] [--threshold T] [--set NAME] [--json]",
 			Synopsis: "secure aggregation round, encrypted vs plaintext (no flags: the full table)"}, heBench),
-		leaf(&cli.Command{Name: "dicom", Args: "--dir DIR [--json] [--repeat N] [--python PATH] [--no-peers] [--size N]",
+		cli.Leaf(&cli.Command{Name: "dicom", Args: "--dir DIR [--json] [--repeat N] [--python PATH] [--no-peers] [--size N]",
 			Synopsis: "DICOM decode and standardise, with pydicom and dcmtk in the same run"}, dicomBench),
-		leaf(&cli.Command{Name: "train", Args: "[--json] [--batch N] [--seconds S] [--width W] [--norm group|none] [--threads N] [--no-pytorch]",
+		cli.Leaf(&cli.Command{Name: "train", Args: "[--json] [--batch N] [--seconds S] [--width W] [--norm group|none] [--threads N] [--no-pytorch]",
 			Synopsis: "training samples/s of our CNN and of the same model in PyTorch"}, trainBench),
-		leaf(&cli.Command{Name: "version", Synopsis: "print the version"}, printVersion),
+		cli.Version("concord-bench", version.Of(version.Default)),
 	}
-}
-
-func printVersion(c *cli.Command, args []string, stdout, stderr io.Writer) int {
-	fs := c.NewFlagSet(stderr)
-	pos, code, ok := c.Parse(fs, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	if len(pos) > 0 {
-		return c.Usagef(stderr, "unexpected argument %q", pos[0])
-	}
-	fmt.Fprintln(stdout, "concord-bench", version.Of(version.Default))
-	return 0
 }
 
 // parse parses a benchmark's flags; they take no positional argument.
@@ -78,10 +59,7 @@ func parse(c *cli.Command, fs *flag.FlagSet, args []string, stdout, stderr io.Wr
 	if !ok {
 		return code, false
 	}
-	if len(pos) > 0 {
-		return c.Usagef(stderr, "unexpected argument %q", pos[0]), false
-	}
-	return 0, true
+	return c.NoArgs(fs, pos, stderr)
 }
 
 func aggregate(c *cli.Command, args []string, stdout, stderr io.Writer) int {

@@ -57,11 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		if s := cli.Suggest(pos[0], []string{"version", "help"}); s != "" {
-			return cmd.Usagef(stderr, "unexpected argument %q; did you mean --%s?", pos[0], s)
-		}
-		return cmd.Usagef(stderr, "unexpected argument %q", pos[0])
+	if code, ok := cmd.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "concord-sim", version.Of(version.Default))

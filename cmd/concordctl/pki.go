@@ -39,8 +39,8 @@ func pkiCommand(g *globals) *cli.Command {
 			if !ok {
 				return code
 			}
-			if len(pos) > 0 {
-				return c.Usagef(stderr, "unexpected argument %q", pos[0])
+			if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+				return code
 			}
 			if err := run(stdout); err != nil {
 				var u usageError

@@ -43,8 +43,8 @@ func (g *globals) versionCommand() *cli.Command {
 		if !ok {
 			return code
 		}
-		if len(pos) > 0 {
-			return c.Usagef(stderr, "unexpected argument %q", pos[0])
+		if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+			return code
 		}
 		out := versionOutput{Client: version.Of(version.Default)}
 		out.Coordinator = askCoordinator(*cf.config)

@@ -61,11 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		if s := cli.Suggest(pos[0], []string{"version", "help"}); s != "" {
-			return c.Usagef(stderr, "unexpected argument %q; did you mean --%s?", pos[0], s)
-		}
-		return c.Usagef(stderr, "unexpected argument %q", pos[0])
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "coordinator", version.Of(coordinator.Version))

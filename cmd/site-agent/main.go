@@ -43,43 +43,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return cli.Dispatch("site-agent", intro, commands(), args, stdout, stderr)
 }
 
-// leaf makes a command whose Run calls f with the command itself.
-func leaf(c *cli.Command, f func(c *cli.Command, args []string, stdout, stderr io.Writer) int) *cli.Command {
-	c.Run = func(args []string, stdout, stderr io.Writer) int { return f(c, args, stdout, stderr) }
-	return c
-}
-
 func commands() []*cli.Command {
 	return []*cli.Command{
-		leaf(&cli.Command{Name: "run", Args: "[--config agent.yaml]", Synopsis: "connect to the coordinator and take part in jobs",
+		cli.Leaf(&cli.Command{Name: "run", Args: "[--config agent.yaml]", Synopsis: "connect to the coordinator and take part in jobs",
 			Help: "Connect to the coordinator named in agent.yaml (from the site's startup kit) and take part in jobs\nuntil SIGINT/SIGTERM."}, runAgent),
-		leaf(&cli.Command{Name: "scan", Args: "DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in] [--quiet]",
+		cli.Leaf(&cli.Command{Name: "scan", Args: "DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in] [--quiet]",
 			Synopsis: "index a DICOM folder: files, decoded, rejected files and why, counts per class folder",
 			Help:     scanHelp}, scan),
 		{Name: "dicom", Synopsis: "look at one DICOM file", Help: "site-agent dicom: look at one DICOM file.", Sub: []*cli.Command{
-			leaf(&cli.Command{Name: "export", Args: "FILE [--npy OUT.npy] [--png OUT.png] [--frame N]",
+			cli.Leaf(&cli.Command{Name: "export", Args: "FILE [--npy OUT.npy] [--png OUT.png] [--frame N]",
 				Synopsis: "decode one file: stored values as .npy, a windowed preview as .png"}, dicomExport)}},
-		leaf(&cli.Command{Name: "deid", Args: "IN OUT [--secret-file FILE] [--allow-burned-in]",
+		cli.Leaf(&cli.Command{Name: "deid", Args: "IN OUT [--secret-file FILE] [--allow-burned-in]",
 			Synopsis: "write de-identified copies (PS3.15 Annex E basic profile)",
 			Help:     "Write de-identified copies of IN (a file or a folder) to OUT. Copies are named by their new UID,\nsince hospital file names often carry identifiers."}, deid),
-		leaf(&cli.Command{Name: "train", Args: "--data FILE.npz [--model cnn] [--epochs N] [--json] | --model unet --ct DIR --seg SEG.dcm [--json]",
+		cli.Leaf(&cli.Command{Name: "train", Args: "--data FILE.npz [--model cnn] [--epochs N] [--json] | --model unet --ct DIR --seg SEG.dcm [--json]",
 			Synopsis: "train locally (a dry run before joining a federation)",
 			Help:     "Train locally on the train split, select the epoch by validation AUC and report test metrics;\nwith --model unet, train the U-Net on CT slices and their DICOM SEG and report Dice."}, train),
-		leaf(&cli.Command{Name: "version", Args: "", Synopsis: "print the agent's version"}, printVersion),
+		cli.Version("site-agent", version.Of(siteagent.Version)),
 	}
-}
-
-func printVersion(c *cli.Command, args []string, stdout, stderr io.Writer) int {
-	fs := c.NewFlagSet(stderr)
-	pos, code, ok := c.Parse(fs, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	if len(pos) > 0 {
-		return c.Usagef(stderr, "unexpected argument %q", pos[0])
-	}
-	fmt.Fprintln(stdout, "site-agent", version.Of(siteagent.Version))
-	return 0
 }
 
 // fileConfig is agent.yaml. Relative paths are relative to its folder.
@@ -115,8 +96,8 @@ func runAgent(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return c.Usagef(stderr, "unexpected argument %q", pos[0])
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	cfg, logger, closeFn, err := load(*configPath)
 	if err != nil {

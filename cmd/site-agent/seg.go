@@ -52,8 +52,8 @@ func trainSeg(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return c.Usagef(stderr, "unexpected argument %q", pos[0])
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	if *ctDir == "" || *segPath == "" {
 		fmt.Fprintln(stderr, "train: --model unet needs --ct DIR and --seg FILE")

@@ -82,8 +82,8 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return c.Usagef(stderr, "unexpected argument %q", pos[0])
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	if *data == "" {
 		fmt.Fprintln(stderr, "train: --data is required (a MedMNIST .npz file)")

@@ -236,3 +236,41 @@ func distance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Leaf sets c.Run to call f with c itself, for commands written as
+// functions of their Command, and returns c.
+func Leaf(c *Command, f func(c *Command, args []string, stdout, stderr io.Writer) int) *Command {
+	c.Run = func(args []string, stdout, stderr io.Writer) int { return f(c, args, stdout, stderr) }
+	return c
+}
+
+// Version is the `version` command: it prints "prog version" to stdout.
+func Version(prog, version string) *Command {
+	return Leaf(&Command{Name: "version", Synopsis: "print the version"},
+		func(c *Command, args []string, stdout, stderr io.Writer) int {
+			fs := c.NewFlagSet(stderr)
+			pos, code, ok := c.Parse(fs, args, stdout, stderr)
+			if !ok {
+				return code
+			}
+			if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+				return code
+			}
+			fmt.Fprintln(stdout, prog, version)
+			return 0
+		})
+}
+
+// NoArgs refuses positional arguments for a command that takes none; a word
+// close to one of its flags gets a "did you mean --FLAG?".
+func (c *Command) NoArgs(fs *flag.FlagSet, pos []string, stderr io.Writer) (code int, ok bool) {
+	if len(pos) == 0 {
+		return 0, true
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	if s := Suggest(strings.TrimLeft(pos[0], "-"), names); s != "" {
+		return c.Usagef(stderr, "unexpected argument %q; did you mean --%s?", pos[0], s), false
+	}
+	return c.Usagef(stderr, "unexpected argument %q", pos[0]), false
+}

@@ -78,3 +78,25 @@ func TestDispatch(t *testing.T) {
 		}
 	}
 }
+
+func TestNoArgsAndVersion(t *testing.T) {
+	c := Version("prog", "1.2.3")
+	var out, errb bytes.Buffer
+	if code := Dispatch("prog", "", []*Command{c}, []string{"version"}, &out, &errb); code != 0 || out.String() != "prog 1.2.3\n" {
+		t.Errorf("version: exit %d, %q %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := Dispatch("prog", "", []*Command{c}, []string{"version", "extra"}, &out, &errb); code != 2 || out.Len() != 0 {
+		t.Errorf("version extra: exit %d", code)
+	}
+	leaf := &Command{Name: "run"}
+	fs := leaf.NewFlagSet(&errb)
+	fs.Bool("version", false, "")
+	errb.Reset()
+	if code, ok := leaf.NoArgs(fs, []string{"verison"}, &errb); ok || code != 2 || !strings.Contains(errb.String(), "did you mean --version?") {
+		t.Errorf("NoArgs: %d %v %q", code, ok, errb.String())
+	}
+	if _, ok := leaf.NoArgs(fs, nil, &errb); !ok {
+		t.Error("NoArgs refused no arguments")
+	}
+}
