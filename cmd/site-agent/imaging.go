@@ -73,8 +73,7 @@ func scan(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if *secretFile != "" || os.Getenv("CONCORD_SITE_SECRET") != "" {
 		sec, err := readSecret(*secretFile)
 		if err != nil {
-			fmt.Fprintln(stderr, "scan:", err)
-			return 1
+			return c.Fail(stderr, err)
 		}
 		opt.Deid = imaging.NewDeidentifier(sec)
 	}
@@ -94,8 +93,7 @@ func scan(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	sum, err := imaging.Scan(ctx, dir, opt)
 	if err != nil {
-		fmt.Fprintln(stderr, "scan:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -216,19 +214,16 @@ func dicomExport(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	}
 	im, err := imaging.ReadFile(pos[0])
 	if err != nil {
-		fmt.Fprintln(stderr, "export:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	if *npyOut != "" {
 		if err := writeNPY(im, *npyOut); err != nil {
-			fmt.Fprintln(stderr, "export:", err)
-			return 1
+			return c.Fail(stderr, err)
 		}
 	}
 	if *pngOut != "" {
 		if err := writePNG(im, *frame, *pngOut); err != nil {
-			fmt.Fprintln(stderr, "export:", err)
-			return 1
+			return c.Fail(stderr, err)
 		}
 	}
 	fmt.Fprintf(stdout, "%dx%d, %d frame(s), %d sample(s), %s, %s\n", im.Columns, im.Rows, im.Frames, im.SamplesPerPixel, im.PhotometricInterpretation, imaging.TransferSyntaxName(im.TransferSyntaxUID))
@@ -321,15 +316,13 @@ func deid(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	}
 	sec, err := readSecret(*secretFile)
 	if err != nil {
-		fmt.Fprintln(stderr, "deid:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	d := imaging.NewDeidentifier(sec)
 	d.AllowBurnedIn = *allowBurned
 	st, err := os.Stat(pos[0])
 	if err != nil {
-		fmt.Fprintln(stderr, "deid:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	if !st.IsDir() {
 		out := pos[1]
@@ -344,16 +337,14 @@ func deid(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		if err := d.File(pos[0], out); err != nil {
-			fmt.Fprintln(stderr, "deid:", err)
-			return 1
+			return c.Fail(stderr, err)
 		}
 		fmt.Fprintln(stdout, "wrote 1 de-identified file")
 		return 0
 	}
 	res, err := d.Tree(pos[0], pos[1], "")
 	if err != nil {
-		fmt.Fprintln(stderr, "deid:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	fmt.Fprintf(stdout, "wrote %d de-identified files\n", res.Written)
 	for _, r := range sortedKeys(res.Failed) {

@@ -56,15 +56,13 @@ func trainSeg(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if *ctDir == "" || *segPath == "" {
-		fmt.Fprintln(stderr, "train: --model unet needs --ct DIR and --seg FILE")
-		return 2
+		return c.Usagef(stderr, "--model unet needs --ct DIR and --seg FILE")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ds, err := loadCTSeg(*ctDir, *segPath, *size, *wl, *ww)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	if ds.N < 2 {
 		fmt.Fprintf(stderr, "train: %d slice(s) with a mask; need at least 2 to hold one out\n", ds.N)
@@ -80,8 +78,7 @@ func trainSeg(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	train := subsetSeg(ds, trainIdx)
 	m, err := learning.New(learning.Spec{Arch: "unet", Channels: 1, Height: *size, Width: *size, BaseWidth: *width}, *seed)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	fmt.Fprintf(stderr, "train: unet on %d CT slices at %dx%d (slice %d held out), %d parameters\n", ds.N, *size, *size, held+1, m.Layout().Total)
 	res, err := m.Train(ctx, train, learning.TrainConfig{Steps: *steps, BatchSize: train.N, LR: *lr, Augment: true, Seed: *seed,
@@ -90,13 +87,11 @@ func trainSeg(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 		}})
 	fmt.Fprintln(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	probs, err := m.Predict(ds)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	hw := *size * *size
 	rep := SegReport{Model: "unet", Slices: ds.N, Size: *size, Steps: res.Steps, TrainSeconds: res.Seconds,

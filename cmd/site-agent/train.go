@@ -86,35 +86,29 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if *data == "" {
-		fmt.Fprintln(stderr, "train: --data is required (a MedMNIST .npz file)")
-		return 2
+		return c.Usagef(stderr, "--data is required (a MedMNIST .npz file)")
 	}
 	if *model != "cnn" {
-		fmt.Fprintf(stderr, "train: model %q is not available; use --model cnn (or --model unet with --ct and --seg)\n", *model)
-		return 2
+		return c.Usagef(stderr, "model %q is not available; use --model cnn (or --model unet with --ct and --seg)", *model)
 	}
 	if *epochs < 1 {
-		fmt.Fprintln(stderr, "train: --epochs must be at least 1")
-		return 2
+		return c.Usagef(stderr, "--epochs must be at least 1")
 	}
 	if *ema < 0 || *ema >= 1 {
-		fmt.Fprintln(stderr, "train: --ema must be 0 (off) or a decay below 1, such as 0.99")
-		return 2
+		return c.Usagef(stderr, "--ema must be 0 (off) or a decay below 1, such as 0.99")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
 	mm, err := learning.LoadMedMNIST(*data)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	spec := learning.Spec{Arch: "cnn", Channels: mm.Train.C, Height: mm.Train.H, Width: mm.Train.W,
 		Classes: max(mm.Classes, 2), BaseWidth: *width, Norm: *norm}
 	m, err := learning.New(spec, *seed)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	fmt.Fprintf(stderr, "train: %s: %d train, %d val, %d test images of %dx%dx%d, %d classes, %d parameters\n",
 		filepath.Base(*data), mm.Train.N, mm.Val.N, mm.Test.N, spec.Channels, spec.Height, spec.Width, spec.Classes, m.Layout().Total)
@@ -147,8 +141,7 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 		}
 	case "none":
 	default:
-		fmt.Fprintf(stderr, "train: --lr-decay %q: want step or none\n", *decay)
-		return 2
+		return c.Usagef(stderr, "--lr-decay %q: want step or none", *decay)
 	}
 	cfg.Progress = func(p learning.TrainProgress) {
 		fmt.Fprintf(stderr, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f samples/s ", p.Epoch, p.Epochs, p.Step, p.Steps,
@@ -177,8 +170,7 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	trainSec := res.Seconds - valSeconds
 	samples := res.Samples
 	if err := m.SetWeights(best); err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	test, err := evaluate(m, mm.Test)
 	if err != nil {
