@@ -8,6 +8,9 @@ BINARIES  := coordinator site-agent concordctl concord-sim concord-bench
 SHARED    ?= ../shared
 PROTOS    := proto/concord/v1/common.proto proto/concord/v1/agent.proto proto/concord/v1/admin.proto proto/concord/v1/trainer.proto
 GOBIN     := $(shell $(GO) env GOPATH)/bin
+# VERSION, when set (make build VERSION=v1.2.3), is what every binary's version command prints.
+VERSION   ?=
+LDFLAGS   := -s -w $(if $(VERSION),-X github.com/concord-fl/concord/internal/version.Stamp=$(VERSION))
 export PATH := $(GOBIN):$(PATH)
 
 .PHONY: all build test test-short demo proto verify-proto bench lint fuzz clean tools
@@ -16,7 +19,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 	@echo "built static binaries in $(BIN)/: $(BINARIES)"
 
 # The whole suite; CONCORD_LONG_TESTS runs the external-trainer round on real data too.

@@ -39,6 +39,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -93,9 +94,9 @@ type Config struct {
 	// (default 60s): a peer that stops reading or sending loses its own
 	// stream and nothing else.
 	StreamTimeout time.Duration
-	// MaxModelParams bounds the parameter count of a job's model, checked
-	// before the model is built (0: jobspec.DefaultLimits).
-	MaxModelParams uint64
+	// Limits bound every submitted job (coordinator.yaml, limits.*); a zero
+	// field means jobspec's default.
+	Limits jobspec.Limits
 }
 
 // Identity is a verified caller.

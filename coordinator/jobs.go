@@ -87,9 +87,18 @@ func machineConfig(spec *pb.JobSpec) round.Config {
 
 // limits are the job limits this coordinator's operator set.
 func (c *Coordinator) limits() jobspec.Limits {
-	lim := jobspec.DefaultLimits()
-	if c.cfg.MaxModelParams > 0 {
-		lim.MaxModelParams = c.cfg.MaxModelParams
+	lim, d := c.cfg.Limits, jobspec.DefaultLimits()
+	if lim.MaxModelParams == 0 {
+		lim.MaxModelParams = d.MaxModelParams
+	}
+	if lim.MaxSites <= 0 {
+		lim.MaxSites = d.MaxSites
+	}
+	if lim.MaxRounds == 0 {
+		lim.MaxRounds = d.MaxRounds
+	}
+	if lim.MaxRoundDeadline <= 0 {
+		lim.MaxRoundDeadline = d.MaxRoundDeadline
 	}
 	return lim
 }

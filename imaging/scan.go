@@ -11,13 +11,15 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 )
 
 // ScanOptions configure Scan.
 type ScanOptions struct {
 	// CachePath, if set, is a header cache: files whose size and modification time are
-	// unchanged since the last scan are not read again. It holds no identifiers.
+	// unchanged since the last scan are not read again. It holds the files' paths
+	// (which may name patients) and pseudonymous keys, and is written with mode 0600.
 	CachePath string
 	// Progress, if set, is called from one goroutine as files complete.
 	Progress func(done, total int)
@@ -32,18 +34,46 @@ type ScanOptions struct {
 	AllowBurnedIn bool
 }
 
-// ScanSummary is what a scan found. It carries counts and pseudonymous keys only.
+// ScanSummary is what a scan found: counts and pseudonymous keys, and the
+// rejected files by their path relative to the scanned folder. Those paths
+// are for the operator who must find the files; the summary is printed on
+// the hospital's own machine and never goes to a log line or an event.
 type ScanSummary struct {
-	Files     int `json:"files"`
+	Files int `json:"files"`
+	// Usable counts files that passed every check: header, sizes, transfer
+	// syntax, and with Decode the pixel data too.
+	Usable int `json:"usable"`
+	// Decoded counts files whose pixels were decoded, which only Decode
+	// does (now or in the cached scan of an unchanged file).
 	Decoded   int `json:"decoded"`
 	CacheHits int `json:"cache_hits"`
 	// Rejected counts files that cannot be used, by reason.
-	Rejected         map[string]int  `json:"rejected"`
-	Modalities       map[string]int  `json:"modalities"`
-	TransferSyntaxes map[string]int  `json:"transfer_syntaxes"`
-	Series           int             `json:"series"`
-	Studies          int             `json:"studies"`
-	SeriesList       []SeriesSummary `json:"series_list,omitempty"`
+	Rejected map[string]int `json:"rejected"`
+	// RejectedFiles lists them, sorted by path.
+	RejectedFiles []RejectedFile `json:"rejected_files"`
+	// Classes counts the files under each first-level subfolder of the
+	// scanned folder (the class folders of a training set); files directly
+	// in it are in no class.
+	Classes          map[string]ClassCount `json:"classes"`
+	Modalities       map[string]int        `json:"modalities"`
+	TransferSyntaxes map[string]int        `json:"transfer_syntaxes"`
+	Series           int                   `json:"series"`
+	Studies          int                   `json:"studies"`
+	SeriesList       []SeriesSummary       `json:"series_list,omitempty"`
+}
+
+// RejectedFile is one file a scan could not use.
+type RejectedFile struct {
+	Path   string `json:"path"`   // relative to the scanned folder, with forward slashes
+	Reason string `json:"reason"` // as in ScanSummary.Rejected
+}
+
+// ClassCount is what a scan found in one class folder.
+type ClassCount struct {
+	Files    int `json:"files"`
+	Usable   int `json:"usable"`
+	Decoded  int `json:"decoded"`
+	Rejected int `json:"rejected"`
 }
 
 // SeriesSummary is one series: de-identified keys, its modality and image count.
@@ -87,8 +117,11 @@ func loadScanCache(path string) map[string]scanEntry {
 }
 
 func saveScanCache(path string, entries map[string]scanEntry) error {
+	// The cache is keyed by file path, which can name a patient: only its
+	// owner may read it.
 	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("save scan cache: %w", err)
 	}
@@ -108,7 +141,40 @@ func saveScanCache(path string, entries map[string]scanEntry) error {
 // Scan indexes every regular file under dir. Broken files are counted by reason and
 // never stop the scan. It returns ctx.Err() if cancelled (the cache is still saved).
 func Scan(ctx context.Context, dir string, opt ScanOptions) (ScanSummary, error) {
-	sum := ScanSummary{Rejected: map[string]int{}, Modalities: map[string]int{}, TransferSyntaxes: map[string]int{}}
+	sum := ScanSummary{Rejected: map[string]int{}, Classes: map[string]ClassCount{}, RejectedFiles: []RejectedFile{},
+		Modalities: map[string]int{}, TransferSyntaxes: map[string]int{}}
+	rel := func(path string) string {
+		r, err := filepath.Rel(dir, path)
+		if err != nil {
+			return filepath.Base(path)
+		}
+		return filepath.ToSlash(r)
+	}
+	// count adds one file's outcome to its class folder, if it has one.
+	count := func(path, reason string, decoded bool) {
+		r := rel(path)
+		class, _, nested := strings.Cut(r, "/")
+		if !nested {
+			return
+		}
+		c := sum.Classes[class]
+		c.Files++
+		switch {
+		case reason != "":
+			c.Rejected++
+		default:
+			c.Usable++
+			if decoded {
+				c.Decoded++
+			}
+		}
+		sum.Classes[class] = c
+	}
+	reject := func(path, reason string) {
+		sum.Rejected[reason]++
+		sum.RejectedFiles = append(sum.RejectedFiles, RejectedFile{Path: rel(path), Reason: reason})
+		count(path, reason, false)
+	}
 	type job struct {
 		path string
 		size int64
@@ -120,7 +186,10 @@ func Scan(ctx context.Context, dir string, opt ScanOptions) (ScanSummary, error)
 			if path == dir {
 				return err
 			}
-			sum.Rejected["unreadable"]++
+			reject(path, "unreadable")
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -131,7 +200,7 @@ func Scan(ctx context.Context, dir string, opt ScanOptions) (ScanSummary, error)
 		}
 		info, err := d.Info()
 		if err != nil {
-			sum.Rejected["unreadable"]++
+			reject(path, "unreadable")
 			return nil
 		}
 		if opt.CachePath != "" && sameFileName(path, opt.CachePath) {
@@ -213,10 +282,14 @@ func Scan(ctx context.Context, dir string, opt ScanOptions) (ScanSummary, error)
 		}
 		fresh[jobs[i].path] = r
 		if r.Reason != "" {
-			sum.Rejected[r.Reason]++
+			reject(jobs[i].path, r.Reason)
 			continue
 		}
-		sum.Decoded++
+		count(jobs[i].path, "", r.Decoded)
+		sum.Usable++
+		if r.Decoded {
+			sum.Decoded++
+		}
 		sum.Modalities[r.Modality]++
 		sum.TransferSyntaxes[r.TS]++
 		k := [2]string{r.Study, r.Series}
@@ -227,6 +300,7 @@ func Scan(ctx context.Context, dir string, opt ScanOptions) (ScanSummary, error)
 		}
 		studies[r.Study] = true
 	}
+	sort.Slice(sum.RejectedFiles, func(i, j int) bool { return sum.RejectedFiles[i].Path < sum.RejectedFiles[j].Path })
 	sum.Series, sum.Studies = len(series), len(studies)
 	for _, s := range series {
 		sum.SeriesList = append(sum.SeriesList, *s)

@@ -33,7 +33,8 @@ const (
 	CAValidity          = 10 * 365 * 24 * time.Hour
 	DefaultLeafValidity = 365 * 24 * time.Hour
 	clockSkewAllowance  = 5 * time.Minute
-	defaultCACommonName = "Concord consortium CA"
+	// DefaultCACommonName is the CA certificate's name when pki init is given none.
+	DefaultCACommonName = "Concord consortium CA"
 )
 
 // Sentinel errors of the CA.
@@ -53,7 +54,7 @@ var (
 // commonName means "Concord consortium CA".
 func InitCA(dir string, commonName string) error {
 	if commonName == "" {
-		commonName = defaultCACommonName
+		commonName = DefaultCACommonName
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create CA directory: %w", err)

@@ -19,7 +19,7 @@ func TestInitCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ca.cert.Subject.CommonName != defaultCACommonName || !ca.cert.IsCA || !ca.cert.MaxPathLenZero {
+	if ca.cert.Subject.CommonName != DefaultCACommonName || !ca.cert.IsCA || !ca.cert.MaxPathLenZero {
 		t.Errorf("CA certificate: CN %q IsCA %v", ca.cert.Subject.CommonName, ca.cert.IsCA)
 	}
 	if life := ca.cert.NotAfter.Sub(ca.cert.NotBefore); life < CAValidity || life > CAValidity+time.Hour {

@@ -16,7 +16,7 @@
 // The caller's duties:
 //
 //  1. Create the CA once with InitCA; issue kits with Issue and WriteKit (or
-//     the `pki` CLI in Command); revoke with Revoke or RevokeSerial. These take a lock file in
+//     `concordctl pki`, in cmd/concordctl); revoke with Revoke or RevokeSerial. These take a lock file in
 //     the CA directory, so two admins cannot lose each other's updates.
 //  2. On the coordinator, build the server with ServerTLS (or LoadServerTLS
 //     / TLSFiles.Server) and install both Authorizer interceptors, with a

@@ -3,10 +3,13 @@ package pki
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -147,4 +150,29 @@ func ContextWithIdentity(ctx context.Context, id Identity) context.Context {
 func IdentityFromContext(ctx context.Context) (Identity, bool) {
 	id, ok := ctx.Value(identityKey{}).(Identity)
 	return id, ok
+}
+
+// IdentityFromCertFile reads the identity of the first certificate in a PEM
+// file, such as a kit's cert.pem. Like IdentityFromCertificate, it does not
+// verify the certificate.
+func IdentityFromCertFile(path string) (Identity, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Identity{}, fmt.Errorf("read certificate: %w", err)
+	}
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return Identity{}, fmt.Errorf("%s holds no PEM certificate", filepath.Base(path))
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return Identity{}, fmt.Errorf("parse certificate: %w", err)
+		}
+		return IdentityFromCertificate(cert)
+	}
 }

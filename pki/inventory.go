@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -284,8 +286,8 @@ func (inv *Inventory) revokeAll(role Role, name string, now time.Time) int {
 	return n
 }
 
-// sortedForDisplay returns the entries by role, name, then issue time.
-func (inv *Inventory) sortedForDisplay() []Entry {
+// SortedForDisplay returns the entries by role, name, then issue time.
+func (inv *Inventory) SortedForDisplay() []Entry {
 	out := slices.Clone(inv.Certificates)
 	slices.SortStableFunc(out, func(a, b Entry) int {
 		if a.Role != b.Role {
@@ -300,4 +302,25 @@ func (inv *Inventory) sortedForDisplay() []Entry {
 		return a.NotBefore.Compare(b.NotBefore)
 	})
 	return out
+}
+
+// ErrNoCoordinator means no active coordinator certificate has been issued
+// yet, so a kit's coordinator address cannot be derived.
+var ErrNoCoordinator = errors.New("no coordinator certificate issued yet: pass --coordinator-addr HOST:PORT, or issue the coordinator's kit first")
+
+// DefaultCoordinatorAddr is the first host of the newest active coordinator
+// certificate in caDir's inventory, at DefaultPort.
+func DefaultCoordinatorAddr(caDir string) (string, error) {
+	inv, err := LoadInventory(filepath.Join(caDir, InventoryFile))
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	for i := len(inv.Certificates) - 1; i >= 0; i-- {
+		e := inv.Certificates[i]
+		if e.Role == RoleCoordinator && e.Status(now) == "active" && len(e.Hosts) > 0 {
+			return net.JoinHostPort(e.Hosts[0], strconv.Itoa(DefaultPort)), nil
+		}
+	}
+	return "", ErrNoCoordinator
 }

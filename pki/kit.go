@@ -71,7 +71,7 @@ func WriteKit(dir string, kit Kit, configYAML []byte) error {
 			perm os.FileMode
 		}{ConfigFileName(kit.Role), configYAML, 0o644})
 	}
-	if err := checkKitDir(dir, kit.Role); err != nil {
+	if err := CheckKitDir(dir, kit.Role); err != nil {
 		return fmt.Errorf("write kit: %w", err)
 	}
 	for _, f := range files {
@@ -82,8 +82,8 @@ func WriteKit(dir string, kit Kit, configYAML []byte) error {
 	return nil
 }
 
-// checkKitDir fails if dir already holds any file a kit for role would write.
-func checkKitDir(dir string, role Role) error {
+// CheckKitDir fails if dir already holds any file a kit for role would write.
+func CheckKitDir(dir string, role Role) error {
 	for _, name := range []string{KitKeyFile, KitCertFile, KitCAFile, ConfigFileName(role)} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			return fmt.Errorf("%s already holds %s; choose another folder or remove it first: %w", dir, name, fs.ErrExist)
@@ -128,7 +128,7 @@ func ConfigYAML(kit Kit, c KitConfig) ([]byte, error) {
 	var header string
 	switch kit.Role {
 	case RoleSite:
-		if err := checkAddr(c.CoordinatorAddr); err != nil {
+		if err := CheckAddr(c.CoordinatorAddr); err != nil {
 			return nil, err
 		}
 		doc = struct {
@@ -144,7 +144,7 @@ func ConfigYAML(kit Kit, c KitConfig) ([]byte, error) {
 		}{or(c.DataDir, "/var/lib/concord/images")}, StateDir: or(c.StateDir, "/var/lib/concord/agent")}
 		header = "Concord site agent for site " + kit.Name
 	case RoleAdmin, RoleAuditor:
-		if err := checkAddr(c.CoordinatorAddr); err != nil {
+		if err := CheckAddr(c.CoordinatorAddr); err != nil {
 			return nil, err
 		}
 		doc = struct {
@@ -175,7 +175,8 @@ func ConfigYAML(kit Kit, c KitConfig) ([]byte, error) {
 	return append([]byte(head), body...), nil
 }
 
-func checkAddr(addr string) error {
+// CheckAddr checks that addr is host:port with a port in 1-65535.
+func CheckAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" {
 		return fmt.Errorf("coordinator address %q: give host:port, e.g. coord.example.org:%d", addr, DefaultPort)

@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,70 +19,55 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/concord-fl/concord/cmd/internal/cli"
 	"github.com/concord-fl/concord/coordinator"
-	"github.com/concord-fl/concord/imaging/imagingcmd"
-	"github.com/concord-fl/concord/learning/learncmd"
-	"github.com/concord-fl/concord/privacy/he/hebench"
+	"github.com/concord-fl/concord/internal/version"
 	"github.com/concord-fl/concord/sim"
 )
 
-const usage = `usage: concord-bench COMMAND [flags]
-
-  aggregate --sites N --params P   coordinator aggregation time and peak memory (also at 1 site, to show it does not grow)
-  transfer --params P              upload and download throughput over loopback mutual TLS
-  he [--params P] [--sites N]      secure aggregation round, encrypted vs plaintext (no flags: the full table)
-  dicom --dir DIR                  DICOM decode and standardise, with pydicom and dcmtk in the same run
-  train                            training samples/s of our CNN and of the same model in PyTorch
-
-Each prints a JSON object on its last line.
-`
+const intro = "concord-bench: measure Concord's hot paths. Each benchmark prints a JSON object on its last line of stdout."
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	if len(args) > 0 && args[0] == "--version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
-	rest := args[1:]
-	switch args[0] {
-	case "aggregate":
-		return aggregate(rest, stdout, stderr)
-	case "transfer":
-		return transfer(rest, stdout, stderr)
-	case "he":
-		return hebench.Run(rest, stdout, stderr)
-	case "dicom":
-		return imagingcmd.Bench(rest, stdout, stderr)
-	case "train":
-		return learncmd.Bench(rest, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
-	fmt.Fprintf(stderr, "concord-bench: unknown benchmark %q\n\n%s", args[0], usage)
-	return 2
+	return cli.Dispatch("concord-bench", intro, commands(), args, stdout, stderr)
 }
 
-func parse(fs *flag.FlagSet, args []string) (bool, int) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return false, 0
-		}
-		return false, 2
+func commands() []*cli.Command {
+	return []*cli.Command{
+		cli.Leaf(&cli.Command{Name: "aggregate", Args: "[--sites N] [--params P]",
+			Synopsis: "coordinator aggregation time and peak memory (also at 1 site, to show it does not grow)"}, aggregate),
+		cli.Leaf(&cli.Command{Name: "transfer", Args: "[--params P]", Synopsis: "upload and download throughput over loopback mutual TLS"}, transfer),
+		cli.Leaf(&cli.Command{Name: "he", Args: "[--params P] [--sites N] [--threshold T] [--set NAME] [--json]",
+			Synopsis: "secure aggregation round, encrypted vs plaintext (no flags: the full table)"}, heBench),
+		cli.Leaf(&cli.Command{Name: "dicom", Args: "--dir DIR [--json] [--repeat N] [--python PATH] [--no-peers] [--size N]",
+			Synopsis: "DICOM decode and standardise, with pydicom and dcmtk in the same run"}, dicomBench),
+		cli.Leaf(&cli.Command{Name: "train", Args: "[--json] [--batch N] [--seconds S] [--width W] [--norm group|none] [--threads N] [--no-pytorch]",
+			Synopsis: "training samples/s of our CNN and of the same model in PyTorch"}, trainBench),
+		cli.Version("concord-bench", version.Of(version.Default)),
 	}
-	return true, 0
 }
 
-func aggregate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("concord-bench aggregate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// parse parses a benchmark's flags; they take no positional argument.
+func parse(c *cli.Command, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (int, bool) {
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code, false
+	}
+	return c.NoArgs(fs, pos, stderr)
+}
+
+func aggregate(c *cli.Command, args []string, stdout, stderr io.Writer) int {
+	fs := c.NewFlagSet(stderr)
 	sites := fs.Int("sites", 10, "sites whose updates are aggregated")
 	params := fs.Int("params", 1_000_000, "model parameters")
 	fs.Bool("json", true, "JSON on the last line (always)")
-	if ok, code := parse(fs, args); !ok {
+	if code, ok := parse(c, fs, args, stdout, stderr); !ok {
 		return code
 	}
 	dir, err := os.MkdirTemp("", "concord-bench-aggregate")
@@ -112,12 +96,11 @@ func aggregate(args []string, stdout, stderr io.Writer) int {
 		"peak_bytes_per_param": float64(res.PeakHeapBytes) / float64(res.Params), "gomaxprocs": runtime.GOMAXPROCS(0)})
 }
 
-func transfer(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("concord-bench transfer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func transfer(c *cli.Command, args []string, stdout, stderr io.Writer) int {
+	fs := c.NewFlagSet(stderr)
 	params := fs.Int("params", 10_000_000, "approximate model parameters (a classifier width is chosen to match)")
 	fs.Bool("json", true, "JSON on the last line (always)")
-	if ok, code := parse(fs, args); !ok {
+	if code, ok := parse(c, fs, args, stdout, stderr); !ok {
 		return code
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

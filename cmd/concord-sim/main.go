@@ -10,8 +10,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +17,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/internal/version"
 	"github.com/concord-fl/concord/sim"
 )
 
@@ -26,9 +26,14 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+var command = &cli.Command{Name: "concord-sim", Args: "[--sites N] [--rounds N] [--dataset FILE.npz] [--out DIR] [--json] [flags]",
+	Help: "Run a whole federation on this machine: a coordinator and N site agents in one process over\n" +
+		"real gRPC with mutual TLS, on generated hospital data or a partitioned MedMNIST set.\n" +
+		"With --json, the summary (the same object as OUT/summary.json) is the last line of stdout."}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("concord-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cmd := command
+	fs := cmd.NewFlagSet(stderr)
 	var c sim.Config
 	fs.IntVar(&c.Sites, "sites", 3, "number of hospitals")
 	fs.IntVar(&c.Rounds, "rounds", 10, "federated rounds")
@@ -47,11 +52,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.ImagesPerSite, "images", 160, "images per generated hospital")
 	asJSON := fs.Bool("json", false, "print a JSON summary as the last line of stdout")
 	verbose := fs.Bool("v", false, "log the federation's events to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	pos, code, ok := cmd.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if code, ok := cmd.NoArgs(fs, pos, stderr); !ok {
+		return code
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "concord-sim", version.Of(version.Default))
+		return 0
 	}
 	c.Progress = stderr
 	if !*asJSON {

@@ -1,6 +1,7 @@
 // Command coordinator runs Concord's coordinator.
 //
 //	coordinator --config /etc/concord/coordinator.yaml
+//	coordinator --version
 //
 // SIGINT or SIGTERM stop it gracefully within a bound; a second signal
 // stops it at once. Restarting it resumes every unfinished job.
@@ -8,20 +9,23 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/cmd/internal/config"
 	"github.com/concord-fl/concord/coordinator"
 	"github.com/concord-fl/concord/internal/daemon"
+	"github.com/concord-fl/concord/internal/version"
+	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/pki"
 )
 
+// fileConfig is coordinator.yaml. Relative paths are relative to its folder.
 type fileConfig struct {
 	Listen    string       `yaml:"listen"`
 	TLS       pki.TLSFiles `yaml:"tls"`
@@ -29,61 +33,79 @@ type fileConfig struct {
 	StateDir  string       `yaml:"state_dir"`
 	Log       struct {
 		Format string `yaml:"format"` // json (default) or text
-		Level  string `yaml:"level"`
+		Level  string `yaml:"level"`  // debug, info (default), warn, error
 	} `yaml:"log"`
 	ShutdownGrace string `yaml:"shutdown_grace"`
 	// MetricsListen serves /metrics (Prometheus text) on plain HTTP, e.g.
 	// 127.0.0.1:9090; empty disables it.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Limits bound every submitted job; 0 or absent keeps jobspec's default.
+	Limits struct {
+		MaxModelParams   uint64 `yaml:"max_model_params"`
+		MaxSites         int    `yaml:"max_sites"`
+		MaxRounds        uint32 `yaml:"max_rounds"`
+		MaxRoundDeadline string `yaml:"max_round_deadline"` // e.g. 24h
+	} `yaml:"limits"`
 }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
-	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
-	configPath := fs.String("config", "coordinator.yaml", "coordinator config file (written by concordctl pki issue --coordinator)")
-	version := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: coordinator [--config FILE]\n\nRuns the Concord coordinator until SIGINT/SIGTERM.\n\nflags:\n")
-		fs.PrintDefaults()
+var command = &cli.Command{Name: "coordinator", Args: "[--config FILE] [--version]",
+	Help: "Runs the Concord coordinator until SIGINT/SIGTERM (a second signal stops it at once).\n" +
+		"The config file is written by concordctl pki issue --coordinator."}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	c := command
+	fs := c.NewFlagSet(stderr)
+	configPath := fs.String("config", "coordinator.yaml", "coordinator config `file`")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
-	if *version {
-		fmt.Println("coordinator", coordinator.Version)
+	if *showVersion {
+		fmt.Fprintln(stdout, "coordinator", version.Of(coordinator.Version))
 		return 0
 	}
 	cfg, logger, err := load(*configPath)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "coordinator: %v\n", err)
+		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 1
 	}
-	c, err := coordinator.New(cfg)
+	co, err := coordinator.New(cfg)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
-	if err := c.Run(daemon.StopOnSignal(logger)); err != nil {
+	if err := co.Run(daemon.StopOnSignal(logger)); err != nil {
 		logger.Error("coordinator stopped with an error", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func load(path string) (coordinator.Config, *slog.Logger, error) {
+// readConfig decodes coordinator.yaml, refusing unknown keys with their line.
+func readConfig(path string) (fileConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return coordinator.Config{}, nil, fmt.Errorf("read config: %w (create one with concordctl pki issue --coordinator)", err)
+		return fileConfig{}, fmt.Errorf("read config: %w (create one with concordctl pki issue --coordinator)", err)
 	}
 	var fc fileConfig
-	if err := yaml.Unmarshal(data, &fc); err != nil {
-		return coordinator.Config{}, nil, fmt.Errorf("config %s: %w", path, err)
+	if err := config.Decode(data, &fc); err != nil {
+		return fileConfig{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return fc, nil
+}
+
+func load(path string) (coordinator.Config, *slog.Logger, error) {
+	fc, err := readConfig(path)
+	if err != nil {
+		return coordinator.Config{}, nil, err
 	}
 	base := filepath.Dir(path)
 	abs := func(p string) string {
@@ -92,7 +114,20 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 		}
 		return filepath.Join(base, p)
 	}
-	logger := daemon.Logger(fc.Log.Format, fc.Log.Level)
+	logger, err := daemon.Logger(fc.Log.Format, fc.Log.Level)
+	if err != nil {
+		return coordinator.Config{}, nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	grace := 10 * time.Second
+	if fc.ShutdownGrace != "" {
+		if grace, err = time.ParseDuration(fc.ShutdownGrace); err != nil {
+			return coordinator.Config{}, nil, fmt.Errorf("config shutdown_grace: %w", err)
+		}
+	}
+	stateDir := abs(fc.StateDir)
+	if stateDir == "" {
+		return coordinator.Config{}, nil, errors.New("config: state_dir is required")
+	}
 	tlsCfg, err := fc.TLS.Resolve(base).Server()
 	if err != nil {
 		return coordinator.Config{}, nil, err
@@ -101,17 +136,16 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 	if err != nil {
 		return coordinator.Config{}, nil, fmt.Errorf("inventory: %w", err)
 	}
-	stateDir := abs(fc.StateDir)
-	if stateDir == "" {
-		return coordinator.Config{}, nil, errors.New("config: state_dir is required")
-	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return coordinator.Config{}, nil, err
 	}
-	grace := 10 * time.Second
-	if fc.ShutdownGrace != "" {
-		if grace, err = time.ParseDuration(fc.ShutdownGrace); err != nil {
-			return coordinator.Config{}, nil, fmt.Errorf("config shutdown_grace: %w", err)
+	lim := jobspec.Limits{MaxModelParams: fc.Limits.MaxModelParams, MaxSites: fc.Limits.MaxSites, MaxRounds: fc.Limits.MaxRounds}
+	if fc.Limits.MaxSites < 0 {
+		return coordinator.Config{}, nil, errors.New("config: limits.max_sites must not be negative")
+	}
+	if d := fc.Limits.MaxRoundDeadline; d != "" {
+		if lim.MaxRoundDeadline, err = time.ParseDuration(d); err != nil || lim.MaxRoundDeadline <= 0 {
+			return coordinator.Config{}, nil, fmt.Errorf("config: limits.max_round_deadline %q is not a positive duration (write e.g. 24h)", d)
 		}
 	}
 	listen := fc.Listen
@@ -119,5 +153,5 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 		listen = fmt.Sprintf(":%d", pki.DefaultPort)
 	}
 	return coordinator.Config{Listen: listen, TLS: tlsCfg, Inventory: inv, StatePath: filepath.Join(stateDir, "coordinator.db"),
-		Logger: logger, ShutdownGrace: grace, MetricsListen: fc.MetricsListen}, logger, nil
+		Logger: logger, ShutdownGrace: grace, MetricsListen: fc.MetricsListen, Limits: lim}, logger, nil
 }

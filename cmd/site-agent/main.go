@@ -5,12 +5,14 @@
 //	site-agent dicom export FILE --npy OUT --png OUT     look at one file
 //	site-agent deid IN OUT                               write de-identified copies
 //	site-agent train --data FILE.npz --model cnn --epochs N [--json]   local dry run
+//	site-agent version
+//
+// The commands follow cmd/internal/cli; agent.yaml is read by load.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,64 +21,53 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/cmd/internal/config"
 	"github.com/concord-fl/concord/extrainer"
-	"github.com/concord-fl/concord/imaging/imagingcmd"
 	"github.com/concord-fl/concord/internal/daemon"
-	"github.com/concord-fl/concord/learning/learncmd"
+	"github.com/concord-fl/concord/internal/version"
 	"github.com/concord-fl/concord/pki"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
-const usage = `site-agent: Concord's agent for a hospital site.
-
-usage:
-  site-agent run --config agent.yaml        connect to the coordinator and take part in jobs
-  site-agent scan DIR [--json]              index a DICOM folder: files, decoded, rejected by reason
-  site-agent dicom export FILE --npy OUT [--png OUT]   decode one file (stored values) / windowed preview
-  site-agent deid IN OUT                    write de-identified copies (PS3.15 Annex E basic profile)
-  site-agent train --data FILE.npz --model cnn --epochs N [--json]   train locally (dry run)
-  site-agent version
-`
+const intro = "site-agent: Concord's agent for a hospital site."
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	if len(args) > 0 && args[0] == "--version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
-	switch args[0] {
-	case "run":
-		return runAgent(args[1:], stderr)
-	case "scan":
-		return imagingcmd.Scan(args[1:], stdout, stderr)
-	case "dicom":
-		if len(args) < 2 || args[1] != "export" {
-			fmt.Fprint(stderr, "usage: site-agent dicom export FILE --npy OUT [--png OUT]\n")
-			return 2
-		}
-		return imagingcmd.DicomExport(args[2:], stdout, stderr)
-	case "deid":
-		return imagingcmd.Deid(args[1:], stdout, stderr)
-	case "train":
-		return learncmd.Train(args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "site-agent", siteagent.Version)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+	return cli.Dispatch("site-agent", intro, commands(), args, stdout, stderr)
+}
+
+func commands() []*cli.Command {
+	return []*cli.Command{
+		cli.Leaf(&cli.Command{Name: "run", Args: "[--config agent.yaml]", Synopsis: "connect to the coordinator and take part in jobs",
+			Help: "Connect to the coordinator named in agent.yaml (from the site's startup kit) and take part in jobs\nuntil SIGINT/SIGTERM."}, runAgent),
+		cli.Leaf(&cli.Command{Name: "scan", Args: "DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in] [--quiet]",
+			Synopsis: "index a DICOM folder: files, decoded, rejected files and why, counts per class folder",
+			Help:     scanHelp}, scan),
+		{Name: "dicom", Synopsis: "look at one DICOM file", Help: "site-agent dicom: look at one DICOM file.", Sub: []*cli.Command{
+			cli.Leaf(&cli.Command{Name: "export", Args: "FILE [--npy OUT.npy] [--png OUT.png] [--frame N]",
+				Synopsis: "decode one file: stored values as .npy, a windowed preview as .png"}, dicomExport)}},
+		cli.Leaf(&cli.Command{Name: "deid", Args: "IN OUT [--secret-file FILE] [--allow-burned-in]",
+			Synopsis: "write de-identified copies (PS3.15 Annex E basic profile)",
+			Help:     "Write de-identified copies of IN (a file or a folder) to OUT. Copies are named by their new UID,\nsince hospital file names often carry identifiers."}, deid),
+		cli.Leaf(&cli.Command{Name: "train", Args: "--data FILE.npz [--model cnn] [--epochs N] [--json] | --model unet --ct DIR --seg SEG.dcm [--json]",
+			Synopsis: "train locally (a dry run before joining a federation)",
+			Help:     "Train locally on the train split, select the epoch by validation AUC and report test metrics;\nwith --model unet, train the U-Net on CT slices and their DICOM SEG and report Dice."}, train),
+		cli.Version("site-agent", version.Of(siteagent.Version)),
 	}
-	fmt.Fprintf(stderr, "site-agent: unknown command %q\n\n%s", args[0], usage)
-	return 2
 }
 
 // fileConfig is agent.yaml. Relative paths are relative to its folder.
 type fileConfig struct {
+	// Site, when set, must be the site name in the kit's certificate: the
+	// identity comes from the certificate, and a mismatch means the kit was
+	// installed on the wrong machine.
 	Site        string       `yaml:"site"`
 	Coordinator string       `yaml:"coordinator"`
 	TLS         pki.TLSFiles `yaml:"tls"`
@@ -98,15 +89,15 @@ type fileConfig struct {
 	} `yaml:"log"`
 }
 
-func runAgent(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("site-agent run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "agent.yaml", "agent config file (from the startup kit)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+func runAgent(c *cli.Command, args []string, stdout, stderr io.Writer) int {
+	fs := c.NewFlagSet(stderr)
+	configPath := fs.String("config", "agent.yaml", "agent config `file` (from the startup kit)")
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	cfg, logger, closeFn, err := load(*configPath)
 	if err != nil {
@@ -133,9 +124,7 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("read config: %w (it comes in the site's startup kit)", err)
 	}
 	var fc fileConfig
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil {
+	if err := config.Decode(data, &fc); err != nil {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 	}
 	base := filepath.Dir(path)
@@ -145,7 +134,13 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 		}
 		return filepath.Join(base, p)
 	}
-	logger := daemon.Logger(fc.Log.Format, fc.Log.Level)
+	logger, err := daemon.Logger(fc.Log.Format, fc.Log.Level)
+	if err != nil {
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := checkSite(fc.Site, fc.TLS.Resolve(base)); err != nil {
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
+	}
 	host := fc.Coordinator
 	if i := strings.LastIndex(host, ":"); i > 0 {
 		host = host[:i]
@@ -181,4 +176,24 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 		cfg.Trainer, closeFn = t, func() { t.Close() }
 	}
 	return cfg, logger, closeFn, nil
+}
+
+// checkSite compares agent.yaml's site: with the identity in the kit's
+// certificate, which is what the coordinator believes. An empty site: is
+// accepted: the certificate alone names the site.
+func checkSite(site string, files pki.TLSFiles) error {
+	if site == "" {
+		return nil
+	}
+	id, err := pki.IdentityFromCertFile(files.Cert)
+	if err != nil {
+		return fmt.Errorf("site %q: cannot read the kit's certificate to check it: %w", site, err)
+	}
+	if id.Role != pki.RoleSite {
+		return fmt.Errorf("the certificate %s belongs to %s, not to a site: install the site's own kit", files.Cert, id)
+	}
+	if id.Name != site {
+		return fmt.Errorf("site: %q, but the certificate %s is site %q's: this kit was made for another site (check which kit is installed here), or remove the site: line", site, files.Cert, id.Name)
+	}
+	return nil
 }

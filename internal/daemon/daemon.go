@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,15 +14,37 @@ import (
 )
 
 // Logger writes to stderr: JSON (the default, for a SIEM) or "text", at
-// level ("debug", "info" (default), "warn", "error").
-func Logger(format, level string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+// level "debug", "info" (the default when empty), "warn" or "error". Any
+// other format or level is an error naming the allowed values: a typo in a
+// config file must not silently change what reaches the SIEM.
+func Logger(format, level string) (*slog.Logger, error) {
+	lv, err := ParseLevel(level)
+	if err != nil {
+		return nil, err
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log.format %q: want json or text", format)
+}
+
+// ParseLevel reads a log.level value: debug, info, warn or error; "" is info.
+func ParseLevel(level string) (slog.Level, error) {
+	switch level {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log.level %q: want debug, info, warn or error", level)
 }
 
 // StopOnSignal returns a context cancelled by the first SIGINT or SIGTERM;

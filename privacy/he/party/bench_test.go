@@ -7,7 +7,7 @@ import (
 )
 
 // The hot paths of a round, for 1M values (245 ciphertexts). Whole-round figures with
-// memory and error: concord-bench he (package hebench).
+// memory and error: concord-bench he (RoundBench).
 
 const benchValues = 1_000_000
 

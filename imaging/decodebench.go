@@ -1,10 +1,9 @@
-package imagingcmd
+package imaging
 
 import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,17 +14,15 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/concord-fl/concord/imaging"
 )
 
 //go:embed pydicom_bench.py
 var pydicomBench []byte
 
-// Rate is one measured throughput.
+// DecodeRate is one measured throughput.
 // Rates are per CPU second when CPU time is known (it is robust on a loaded machine,
 // where wall time depends on what else runs), else per wall second.
-type Rate struct {
+type DecodeRate struct {
 	Files      int     `json:"files"`
 	Failed     int     `json:"failed"`
 	Bytes      int64   `json:"bytes"`
@@ -36,7 +33,7 @@ type Rate struct {
 	Note       string  `json:"note,omitempty"`
 }
 
-func (r *Rate) finish() {
+func (r *DecodeRate) finish() {
 	t := r.Seconds
 	if r.CPUSeconds > 0 {
 		t = r.CPUSeconds
@@ -56,55 +53,46 @@ func cpuTime() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-// BenchSet is the measurements on one set of files.
-type BenchSet struct {
-	Files       int     `json:"files"`
-	Decode      Rate    `json:"decode"`
-	DecodeMulti Rate    `json:"decode_parallel"`
-	Standardise Rate    `json:"standardise"`
-	Pydicom     *Rate   `json:"pydicom,omitempty"`
-	Dcmtk       *Rate   `json:"dcmtk,omitempty"`
-	SpeedupVsPy float64 `json:"speedup_vs_pydicom,omitempty"`
+// DecodeBenchSet is the measurements on one set of files.
+type DecodeBenchSet struct {
+	Files       int         `json:"files"`
+	Decode      DecodeRate  `json:"decode"`
+	DecodeMulti DecodeRate  `json:"decode_parallel"`
+	Standardise DecodeRate  `json:"standardise"`
+	Pydicom     *DecodeRate `json:"pydicom,omitempty"`
+	Dcmtk       *DecodeRate `json:"dcmtk,omitempty"`
+	SpeedupVsPy float64     `json:"speedup_vs_pydicom,omitempty"`
 }
 
-// BenchResult is the JSON line concord-bench dicom prints last.
-type BenchResult struct {
-	Dir          string   `json:"dir"`
-	Pipeline     string   `json:"pipeline"`
-	PipelineHash string   `json:"pipeline_hash"`
-	Repeat       int      `json:"repeat"`
-	CPUs         int      `json:"cpus"`
-	GoVersion    string   `json:"go"`
-	All          BenchSet `json:"all"`
-	Uncompressed BenchSet `json:"uncompressed"`
+// DecodeBenchResult is the JSON line concord-bench dicom prints last.
+type DecodeBenchResult struct {
+	Dir          string         `json:"dir"`
+	Pipeline     string         `json:"pipeline"`
+	PipelineHash string         `json:"pipeline_hash"`
+	Repeat       int            `json:"repeat"`
+	CPUs         int            `json:"cpus"`
+	GoVersion    string         `json:"go"`
+	All          DecodeBenchSet `json:"all"`
+	Uncompressed DecodeBenchSet `json:"uncompressed"`
 }
 
-// Bench is "concord-bench dicom --dir DIR [--json] [--repeat N] [--python PATH] [--no-peers]".
-// It times decoding (to float32 with the modality LUT) and standardising with this
-// package, and the same files decoded by pydicom (to float32 numpy arrays) and dcmtk's
-// dcm2pnm, in the same run. Single-threaded numbers compare like with like.
-func Bench(args []string, stdout, stderr io.Writer) int {
-	fls := flag.NewFlagSet("dicom", flag.ContinueOnError)
-	fls.SetOutput(stderr)
-	dir := fls.String("dir", "", "folder of DICOM files")
-	asJSON := fls.Bool("json", false, "print only the JSON result")
-	repeat := fls.Int("repeat", 3, "passes; the best is reported")
-	python := fls.String("python", "/usr/bin/python3", "python with pydicom and numpy")
-	noPeers := fls.Bool("no-peers", false, "skip pydicom and dcmtk")
-	width := fls.Int("size", 224, "standardised width and height")
-	fl, pos := splitArgs(args, map[string]bool{"dir": true, "repeat": true, "python": true, "size": true})
-	if err := fls.Parse(fl); err != nil {
-		return 2
-	}
-	if *dir == "" && len(pos) == 1 {
-		*dir = pos[0]
-	}
-	if *dir == "" || *repeat < 1 {
-		fmt.Fprintln(stderr, "usage: concord-bench dicom --dir DIR [--json] [--repeat N] [--python PATH] [--no-peers] [--size N]")
-		return 2
-	}
+// DecodeBenchOptions configure DecodeBench.
+type DecodeBenchOptions struct {
+	Dir     string // folder of DICOM files
+	Repeat  int    // passes; the best is reported
+	Python  string // python with pydicom and numpy
+	NoPeers bool   // skip pydicom and dcmtk
+	Size    int    // standardised width and height
+}
+
+// DecodeBench times decoding (to float32 with the modality LUT) and
+// standardising with this package, and the same files decoded by pydicom
+// (to float32 numpy arrays) and dcmtk's dcm2pnm, in the same run, for
+// concord-bench dicom. Single-threaded numbers compare like with like. A
+// missing peer is reported on log and left out.
+func DecodeBench(o DecodeBenchOptions, log io.Writer) (DecodeBenchResult, error) {
 	var files, native []string
-	_ = filepath.WalkDir(*dir, func(p string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(o.Dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			files = append(files, p)
 		}
@@ -113,68 +101,44 @@ func Bench(args []string, stdout, stderr io.Writer) int {
 	// Only files both sides can decode are timed; which ones is decided once, by us.
 	var usable []string
 	for _, f := range files {
-		im, err := imaging.ReadFile(f)
-		if err != nil || !imaging.CanDecode(im.TransferSyntaxUID) {
+		im, err := ReadFile(f)
+		if err != nil || !CanDecode(im.TransferSyntaxUID) {
 			continue
 		}
 		if _, err := im.Frame(0); err != nil {
 			continue
 		}
 		usable = append(usable, f)
-		if !imaging.IsEncapsulated(im.TransferSyntaxUID) {
+		if !IsEncapsulated(im.TransferSyntaxUID) {
 			native = append(native, f)
 		}
 	}
 	if len(usable) == 0 {
-		fmt.Fprintf(stderr, "bench: no decodable DICOM files under %s\n", *dir)
-		return 1
+		return DecodeBenchResult{}, fmt.Errorf("no decodable DICOM files under %s", o.Dir)
 	}
-	if !*noPeers {
+	if !o.NoPeers {
 		// Time only files the peer decodes too, so that both sides do the same work.
-		if ok, err := pydicomDecodable(usable, *python); err != nil {
-			fmt.Fprintln(stderr, "bench: pydicom:", err)
+		if ok, err := pydicomDecodable(usable, o.Python); err != nil {
+			fmt.Fprintln(log, "bench: pydicom:", err)
 		} else {
 			usable, native = intersect(usable, ok), intersect(native, ok)
 		}
 	}
-	pl := imaging.DefaultPipeline()
-	pl.Width, pl.Height = *width, *width
-	res := BenchResult{Dir: *dir, Pipeline: pl.Canonical(), PipelineHash: pl.Hash(), Repeat: *repeat, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
-	res.All = benchSet(usable, pl, *repeat, *python, *noPeers, stderr)
+	pl := DefaultPipeline()
+	pl.Width, pl.Height = o.Size, o.Size
+	res := DecodeBenchResult{Dir: o.Dir, Pipeline: pl.Canonical(), PipelineHash: pl.Hash(), Repeat: o.Repeat, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	res.All = benchSet(usable, pl, o.Repeat, o.Python, o.NoPeers, log)
 	if len(native) > 0 {
-		res.Uncompressed = benchSet(native, pl, *repeat, *python, *noPeers, stderr)
+		res.Uncompressed = benchSet(native, pl, o.Repeat, o.Python, o.NoPeers, log)
 	}
-	if !*asJSON {
-		for _, s := range []struct {
-			name string
-			b    BenchSet
-		}{{"all decodable by both", res.All}, {"uncompressed", res.Uncompressed}} {
-			fmt.Fprintf(stdout, "%s: %d files\n", s.name, s.b.Files)
-			line := func(n string, r *Rate) {
-				if r != nil && r.Seconds > 0 {
-					fmt.Fprintf(stdout, "  %-34s %9.1f files/s %9.1f MB/s %s\n", n, r.FilesPerS, r.MBPerS, r.Note)
-				}
-			}
-			line("concord decode (1 thread)", &s.b.Decode)
-			line(fmt.Sprintf("concord decode (%d threads, wall)", runtime.GOMAXPROCS(0)), &s.b.DecodeMulti)
-			line("concord decode+standardise", &s.b.Standardise)
-			line("pydicom decode", s.b.Pydicom)
-			line("dcmtk dcm2pnm", s.b.Dcmtk)
-			if s.b.SpeedupVsPy > 0 {
-				fmt.Fprintf(stdout, "  speed-up over pydicom (per CPU second, 1 thread each): %.2fx\n", s.b.SpeedupVsPy)
-			}
-		}
-	}
-	b, _ := json.Marshal(res)
-	fmt.Fprintln(stdout, string(b))
-	return 0
+	return res, nil
 }
 
-func benchSet(files []string, pl imaging.Pipeline, repeat int, python string, noPeers bool, stderr io.Writer) BenchSet {
-	s := BenchSet{Files: len(files)}
-	s.Decode = best(repeat, func() Rate { return ourPass(files, nil, 1) })
-	s.DecodeMulti = best(repeat, func() Rate { return ourPass(files, nil, runtime.GOMAXPROCS(0)) })
-	s.Standardise = best(repeat, func() Rate { return ourPass(files, &pl, 1) })
+func benchSet(files []string, pl Pipeline, repeat int, python string, noPeers bool, stderr io.Writer) DecodeBenchSet {
+	s := DecodeBenchSet{Files: len(files)}
+	s.Decode = best(repeat, func() DecodeRate { return ourPass(files, nil, 1) })
+	s.DecodeMulti = best(repeat, func() DecodeRate { return ourPass(files, nil, runtime.GOMAXPROCS(0)) })
+	s.Standardise = best(repeat, func() DecodeRate { return ourPass(files, &pl, 1) })
 	if noPeers {
 		return s
 	}
@@ -194,8 +158,8 @@ func benchSet(files []string, pl imaging.Pipeline, repeat int, python string, no
 	return s
 }
 
-func best(n int, f func() Rate) Rate {
-	var b Rate
+func best(n int, f func() DecodeRate) DecodeRate {
+	var b DecodeRate
 	for i := 0; i < n; i++ {
 		r := f()
 		if i == 0 || r.FilesPerS > b.FilesPerS {
@@ -205,7 +169,7 @@ func best(n int, f func() Rate) Rate {
 	return b
 }
 
-func ourPass(files []string, pl *imaging.Pipeline, workers int) Rate {
+func ourPass(files []string, pl *Pipeline, workers int) DecodeRate {
 	type out struct {
 		ok    bool
 		bytes int64
@@ -215,7 +179,7 @@ func ourPass(files []string, pl *imaging.Pipeline, workers int) Rate {
 		if err != nil {
 			return out{}
 		}
-		im, err := imaging.ReadFile(f)
+		im, err := ReadFile(f)
 		if err != nil {
 			return out{}
 		}
@@ -231,7 +195,7 @@ func ourPass(files []string, pl *imaging.Pipeline, workers int) Rate {
 		}
 		return out{true, st.Size()}
 	}
-	var r Rate
+	var r DecodeRate
 	t0, c0 := time.Now(), cpuTime()
 	if workers <= 1 {
 		for _, f := range files {
@@ -277,7 +241,7 @@ func ourPass(files []string, pl *imaging.Pipeline, workers int) Rate {
 	return r
 }
 
-func pydicomPass(files []string, repeat int, python string) (*Rate, error) {
+func pydicomPass(files []string, repeat int, python string) (*DecodeRate, error) {
 	script, err := writeScript()
 	if err != nil {
 		return nil, err
@@ -302,14 +266,14 @@ func pydicomPass(files []string, repeat int, python string) (*Rate, error) {
 	if err := json.Unmarshal(bytes.TrimSpace(outb), &r); err != nil {
 		return nil, fmt.Errorf("parse pydicom bench output: %w", err)
 	}
-	rate := &Rate{Files: r.Files, Failed: r.Failed, Bytes: r.Bytes, Seconds: r.Seconds, CPUSeconds: r.CPU, Note: "pydicom " + r.Pydicom + ", numpy " + r.Numpy + ", to float32"}
+	rate := &DecodeRate{Files: r.Files, Failed: r.Failed, Bytes: r.Bytes, Seconds: r.Seconds, CPUSeconds: r.CPU, Note: "pydicom " + r.Pydicom + ", numpy " + r.Numpy + ", to float32"}
 	rate.finish()
 	return rate, nil
 }
 
 // dcmtkPass runs dcm2pnm once per file (dcmtk has no batch decoder), so process start-up
 // is included in its time; the note says so.
-func dcmtkPass(files []string) (*Rate, error) {
+func dcmtkPass(files []string) (*DecodeRate, error) {
 	tool, err := exec.LookPath("dcm2pnm")
 	if err != nil {
 		return nil, fmt.Errorf("dcm2pnm not found (apt-get install dcmtk)")
@@ -319,7 +283,7 @@ func dcmtkPass(files []string) (*Rate, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	r := &Rate{Note: "dcm2pnm +Fa --write-raw-pnm, one process per file"}
+	r := &DecodeRate{Note: "dcm2pnm +Fa --write-raw-pnm, one process per file"}
 	t0 := time.Now()
 	for i, f := range files {
 		st, err := os.Stat(f)

@@ -1,15 +1,10 @@
-// Package imagingcmd holds the command-line entry points for the imaging package:
-// site-agent scan, site-agent dicom export, site-agent deid and concord-bench dicom.
-// Each takes the arguments after its subcommand words and returns an exit status;
-// the caller (a binary's main) owns the process, signals and exit.
-package imagingcmd
+package main
 
 import (
 	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"image"
 	"image/color"
@@ -22,31 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/concord-fl/concord/cmd/internal/cli"
 	"github.com/concord-fl/concord/imaging"
 )
-
-// splitArgs moves positional arguments after the flags so that "scan DIR --json" and
-// "scan --json DIR" both parse. valued names the flags that take a value.
-func splitArgs(args []string, valued map[string]bool) (flags, pos []string) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if strings.HasPrefix(a, "-") && a != "-" {
-			flags = append(flags, a)
-			name := strings.TrimLeft(a, "-")
-			if !strings.Contains(name, "=") && valued[name] && i+1 < len(args) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-			continue
-		}
-		pos = append(pos, a)
-	}
-	return flags, pos
-}
 
 func readSecret(path string) ([]byte, error) {
 	if path != "" {
@@ -69,38 +42,38 @@ func readSecret(path string) ([]byte, error) {
 	return nil, errors.New("no site secret: pass --secret-file FILE or set CONCORD_SITE_SECRET (the key that makes uid remapping consistent and irreversible)")
 }
 
-// Scan is "site-agent scan DIR [--json] [--cache FILE] [--decode] [--secret-file FILE]".
-func Scan(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// scan is "site-agent scan DIR [--json] [--cache FILE] [--decode] [--secret-file FILE]".
+func scan(c *cli.Command, args []string, stdout, stderr io.Writer) int {
+	fs := c.NewFlagSet(stderr)
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
-	cache := fs.String("cache", "", "header cache file (default DIR/.concord-scan-cache if writable)")
+	cache := fs.String("cache", "", "header cache `file` (mode 0600; default in the user's cache folder, see above; none: no cache)")
 	decode := fs.Bool("decode", false, "decode every frame, not only check headers and sizes")
 	secretFile := fs.String("secret-file", "", "site secret, to key series by de-identified uid (else SHA-256 of the uid)")
 	allowBurned := fs.Bool("allow-burned-in", false, "count images flagged burned-in annotation as usable (the site opted in)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: site-agent scan DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in]")
-		fs.PrintDefaults()
-	}
-	fl, pos := splitArgs(args, map[string]bool{"cache": true, "secret-file": true})
-	if err := fs.Parse(fl); err != nil {
-		return 2
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return 2
+		return c.Usagef(stderr, "give one folder to scan")
 	}
 	dir := pos[0]
 	opt := imaging.ScanOptions{CachePath: *cache, Decode: *decode, AllowBurnedIn: *allowBurned}
-	if opt.CachePath == "" {
-		opt.CachePath = filepath.Join(os.TempDir(), "concord-scan-"+cacheName(dir))
+	switch opt.CachePath {
+	case "none":
+		opt.CachePath = ""
+	case "":
+		p, err := defaultScanCache(dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "scan: no cache (%v); pass --cache FILE to keep one\n", err)
+		}
+		opt.CachePath = p
 	}
 	if *secretFile != "" || os.Getenv("CONCORD_SITE_SECRET") != "" {
 		sec, err := readSecret(*secretFile)
 		if err != nil {
-			fmt.Fprintln(stderr, "scan:", err)
-			return 1
+			return c.Fail(stderr, err)
 		}
 		opt.Deid = imaging.NewDeidentifier(sec)
 	}
@@ -120,8 +93,7 @@ func Scan(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	sum, err := imaging.Scan(ctx, dir, opt)
 	if err != nil {
-		fmt.Fprintln(stderr, "scan:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -132,6 +104,22 @@ func Scan(args []string, stdout, stderr io.Writer) int {
 	}
 	printSummary(stdout, sum)
 	return 0
+}
+
+// defaultScanCache is the cache file of dir in the user's cache folder
+// ($XDG_CACHE_HOME/concord/scan or ~/.cache/concord/scan on Linux), made
+// private to the user: the cache holds file paths. A shared temporary
+// folder would let other users read them.
+func defaultScanCache(dir string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	folder := filepath.Join(base, "concord", "scan")
+	if err := os.MkdirAll(folder, 0o700); err != nil {
+		return "", err
+	}
+	return filepath.Join(folder, cacheName(dir)), nil
 }
 
 func cacheName(dir string) string {
@@ -171,10 +159,27 @@ func printSummary(w io.Writer, s imaging.ScanSummary) {
 		rejected += n
 	}
 	fmt.Fprintf(w, "files      %d (%d from cache)\n", s.Files, s.CacheHits)
-	fmt.Fprintf(w, "decoded    %d\n", s.Decoded)
+	fmt.Fprintf(w, "usable     %d\n", s.Usable)
+	if s.Decoded > 0 || s.Usable == 0 {
+		fmt.Fprintf(w, "decoded    %d\n", s.Decoded)
+	} else {
+		fmt.Fprintf(w, "decoded    %d (headers and sizes checked; --decode decodes the pixels)\n", s.Decoded)
+	}
 	fmt.Fprintf(w, "rejected   %d\n", rejected)
 	for _, r := range sortedKeys(s.Rejected) {
 		fmt.Fprintf(w, "  %-40s %d\n", r, s.Rejected[r])
+	}
+	if len(s.Classes) > 0 {
+		fmt.Fprintln(w, "classes (first-level folders): files, usable, rejected")
+		names := make([]string, 0, len(s.Classes))
+		for n := range s.Classes {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			c := s.Classes[n]
+			fmt.Fprintf(w, "  %-40s %d, %d, %d\n", n, c.Files, c.Usable, c.Rejected)
+		}
 	}
 	fmt.Fprintf(w, "studies    %d\nseries     %d\nmodalities\n", s.Studies, s.Series)
 	for _, m := range sortedKeys(s.Modalities) {
@@ -184,44 +189,41 @@ func printSummary(w io.Writer, s imaging.ScanSummary) {
 	for _, t := range sortedKeys(s.TransferSyntaxes) {
 		fmt.Fprintf(w, "  %-40s %d\n", imaging.TransferSyntaxName(t), s.TransferSyntaxes[t])
 	}
+	if len(s.RejectedFiles) > 0 {
+		fmt.Fprintln(w, "rejected files (relative to the scanned folder)")
+		for _, f := range s.RejectedFiles {
+			fmt.Fprintf(w, "  %-40s %s\n", f.Path, f.Reason)
+		}
+	}
 }
 
-// DicomExport is "site-agent dicom export FILE [--npy OUT] [--png OUT] [--frame N]".
+// dicomExport is "site-agent dicom export FILE [--npy OUT] [--png OUT] [--frame N]".
 // The .npy holds every frame's stored values (pydicom's pixel_array layout); the PNG is
 // a windowed 8-bit preview of one frame.
-func DicomExport(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dicom export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func dicomExport(c *cli.Command, args []string, stdout, stderr io.Writer) int {
+	fs := c.NewFlagSet(stderr)
 	npyOut := fs.String("npy", "", "write the stored-value pixel array as .npy")
 	pngOut := fs.String("png", "", "write a windowed preview as .png")
 	frame := fs.Int("frame", 0, "frame for the preview")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: site-agent dicom export FILE [--npy OUT.npy] [--png OUT.png] [--frame N]")
-		fs.PrintDefaults()
-	}
-	fl, pos := splitArgs(args, map[string]bool{"npy": true, "png": true, "frame": true})
-	if err := fs.Parse(fl); err != nil {
-		return 2
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 || (*npyOut == "" && *pngOut == "") {
-		fs.Usage()
-		return 2
+		return c.Usagef(stderr, "give one FILE and --npy OUT, --png OUT or both")
 	}
 	im, err := imaging.ReadFile(pos[0])
 	if err != nil {
-		fmt.Fprintln(stderr, "export:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	if *npyOut != "" {
 		if err := writeNPY(im, *npyOut); err != nil {
-			fmt.Fprintln(stderr, "export:", err)
-			return 1
+			return c.Fail(stderr, err)
 		}
 	}
 	if *pngOut != "" {
 		if err := writePNG(im, *frame, *pngOut); err != nil {
-			fmt.Fprintln(stderr, "export:", err)
-			return 1
+			return c.Fail(stderr, err)
 		}
 	}
 	fmt.Fprintf(stdout, "%dx%d, %d frame(s), %d sample(s), %s, %s\n", im.Columns, im.Rows, im.Frames, im.SamplesPerPixel, im.PhotometricInterpretation, imaging.TransferSyntaxName(im.TransferSyntaxUID))
@@ -299,36 +301,28 @@ func writePNG(im *imaging.Image, frame int, path string) error {
 	return f.Close()
 }
 
-// Deid is "site-agent deid IN OUT [--secret-file FILE] [--allow-burned-in]": IN and OUT
+// deid is "site-agent deid IN OUT [--secret-file FILE] [--allow-burned-in]": IN and OUT
 // are files, or folders (every file under IN, written under OUT named by its new UID).
-func Deid(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("deid", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func deid(c *cli.Command, args []string, stdout, stderr io.Writer) int {
+	fs := c.NewFlagSet(stderr)
 	secretFile := fs.String("secret-file", "", "site secret (else CONCORD_SITE_SECRET)")
 	allowBurned := fs.Bool("allow-burned-in", false, "also write images flagged burned-in annotation (their pixels may show identifiers)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: site-agent deid IN OUT [--secret-file FILE] [--allow-burned-in]")
-		fs.PrintDefaults()
-	}
-	fl, pos := splitArgs(args, map[string]bool{"secret-file": true})
-	if err := fs.Parse(fl); err != nil {
-		return 2
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(pos) != 2 {
-		fs.Usage()
-		return 2
+		return c.Usagef(stderr, "give IN and OUT")
 	}
 	sec, err := readSecret(*secretFile)
 	if err != nil {
-		fmt.Fprintln(stderr, "deid:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	d := imaging.NewDeidentifier(sec)
 	d.AllowBurnedIn = *allowBurned
 	st, err := os.Stat(pos[0])
 	if err != nil {
-		fmt.Fprintln(stderr, "deid:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	if !st.IsDir() {
 		out := pos[1]
@@ -343,16 +337,14 @@ func Deid(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		if err := d.File(pos[0], out); err != nil {
-			fmt.Fprintln(stderr, "deid:", err)
-			return 1
+			return c.Fail(stderr, err)
 		}
 		fmt.Fprintln(stdout, "wrote 1 de-identified file")
 		return 0
 	}
 	res, err := d.Tree(pos[0], pos[1], "")
 	if err != nil {
-		fmt.Fprintln(stderr, "deid:", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	fmt.Fprintf(stdout, "wrote %d de-identified files\n", res.Written)
 	for _, r := range sortedKeys(res.Failed) {
@@ -360,3 +352,13 @@ func Deid(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+const scanHelp = `Index a DICOM folder: how many files, how many are usable, which files were rejected and why
+(paths relative to DIR, so that the operator can find them; they never go to logs or events),
+and counts per class folder (the first-level subfolders of DIR, as data.classes names them).
+"decoded" counts files whose pixels were decoded, which only --decode does; without it,
+headers and sizes are checked and the files that pass are counted as "usable".
+
+The header cache (mode 0600) lets a second scan skip unchanged files. By default it lives
+in the user's cache folder ($XDG_CACHE_HOME/concord/scan, else ~/.cache/concord/scan),
+one file per scanned folder; --cache FILE puts it elsewhere, --cache none turns it off.`

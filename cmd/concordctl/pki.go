@@ -1,4 +1,4 @@
-package pki
+package main
 
 import (
 	"encoding/json"
@@ -6,96 +6,73 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/pki"
 )
 
-// Command runs `concordctl pki ...`. args are the words after "pki" (a
-// leading "pki" is accepted too). It returns the process exit code: 0 on
-// success, 1 when the command failed, 2 on a usage error.
+// pkiCommand is `concordctl pki ...`: the consortium CA and startup kits.
+// It works on the CA folder and never calls the coordinator.
 //
 //	pki init   --dir DIR [--name NAME]
 //	pki issue  --dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator --host H...) --out KITDIR
 //	           [--coordinator-addr HOST:PORT] [--validity 8760h]
 //	pki revoke --dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator NAME | --serial SERIAL)
 //	pki list   --dir DIR [--json]
-func Command(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "pki" {
-		args = args[1:]
-	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, pkiUsage)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	for _, c := range subcommands {
-		if c.name == args[0] {
-			fs := flag.NewFlagSet("pki "+c.name, flag.ContinueOnError)
-			fs.SetOutput(stderr)
-			fs.Usage = func() {
-				fmt.Fprintf(stderr, "usage: concordctl pki %s\n\n%s\n\nflags:\n", c.usage, c.synopsis)
-				fs.PrintDefaults()
+func pkiCommand(g *globals) *cli.Command {
+	sub := make([]*cli.Command, len(subcommands))
+	for i, sc := range subcommands {
+		c := &cli.Command{Name: sc.name, Args: sc.usage, Synopsis: sc.short, Help: sc.synopsis}
+		setup := sc.setup
+		c.Run = func(args []string, stdout, stderr io.Writer) int {
+			fs := c.NewFlagSet(stderr)
+			run := setup(fs)
+			if f := fs.Lookup("json"); f != nil && g.json {
+				f.Value.Set("true") // concordctl --json pki list
 			}
-			run := c.setup(fs)
-			if err := fs.Parse(args[1:]); err != nil {
-				if errors.Is(err, flag.ErrHelp) {
-					return 0
-				}
-				return 2
+			pos, code, ok := c.Parse(fs, args, stdout, stderr)
+			if !ok {
+				return code
 			}
-			if fs.NArg() > 0 {
-				fmt.Fprintf(stderr, "pki %s: unexpected argument %q\n", c.name, fs.Arg(0))
-				fs.Usage()
-				return 2
+			if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+				return code
 			}
 			if err := run(stdout); err != nil {
 				var u usageError
-				fmt.Fprintf(stderr, "pki %s: %v\n", c.name, err)
 				if errors.As(err, &u) {
-					return 2
+					return c.Usagef(stderr, "%v", err)
 				}
-				return 1
+				return c.Fail(stderr, err)
 			}
 			return 0
 		}
+		sub[i] = c
 	}
-	fmt.Fprintf(stderr, "pki: unknown command %q\n\n%s", args[0], pkiUsage)
-	return 2
+	return &cli.Command{Name: "pki", Synopsis: "create the consortium CA and startup kits, revoke and list certificates",
+		Help: "concordctl pki: the consortium certificate authority and startup kits.", Sub: sub}
 }
-
-const pkiUsage = `usage: concordctl pki <command> [flags]
-
-commands:
-  init     create the consortium certificate authority
-  issue    issue a startup kit for a site, admin, auditor or the coordinator
-  revoke   revoke every certificate of a site, admin, auditor or coordinator
-  list     list the certificates issued
-
-Run "concordctl pki <command> -h" for a command's flags.
-`
 
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
 type subcommand struct {
-	name, usage, synopsis string
+	name, usage, short, synopsis string
 	// setup declares the flags and returns the function to run after parsing.
 	setup func(fs *flag.FlagSet) func(stdout io.Writer) error
 }
 
 var subcommands = []subcommand{
-	{"init", "init --dir DIR [--name NAME]", "Create the consortium CA (ca.pem, ca-key.pem, inventory.json) in DIR. Keep DIR on the admin's machine, backed up and private.", setupInit},
-	{"issue", "issue --dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator --host HOST...) --out KITDIR [--coordinator-addr HOST:PORT]",
-		"Issue a certificate and write a startup kit (cert.pem, key.pem, ca.pem and a config file) to KITDIR.", setupIssue},
-	{"revoke", "revoke --dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator NAME | --serial SERIAL)", "Revoke every certificate of one holder, or one certificate by serial (the old one after a renewal). A coordinator watching the inventory refuses the revoked certificates from their next call on.", setupRevoke},
-	{"list", "list --dir DIR [--json]", "List the certificates in the inventory.", setupList},
+	{"init", "--dir DIR [--name NAME]", "create the consortium certificate authority", "Create the consortium CA (ca.pem, ca-key.pem, inventory.json) in DIR. Keep DIR on the admin's machine, backed up and private.", setupInit},
+	{"issue", "--dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator --host HOST...) --out KITDIR [--coordinator-addr HOST:PORT] [--listen ADDR] [--state-dir DIR] [--data-dir DIR]",
+		"issue a startup kit for a site, admin, auditor or the coordinator", "pki.Issue a certificate and write a startup kit (cert.pem, key.pem, ca.pem and a config file) to KITDIR.", setupIssue},
+	{"revoke", "--dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator NAME | --serial SERIAL)", "revoke every certificate of a holder, or one by serial", "pki.Revoke every certificate of one holder, or one certificate by serial (the old one after a renewal). A coordinator watching the inventory refuses the revoked certificates from their next call on.", setupRevoke},
+	{"list", "--dir DIR [--json]", "list the certificates issued", "List the certificates in the inventory.", setupList},
 }
 
 func requireDir(dir string) error {
@@ -107,18 +84,23 @@ func requireDir(dir string) error {
 
 func setupInit(fs *flag.FlagSet) func(io.Writer) error {
 	dir := fs.String("dir", "", "CA `directory` to create")
-	name := fs.String("name", defaultCACommonName, "common `name` of the CA certificate")
+	name := fs.String("name", pki.DefaultCACommonName, "common `name` of the CA certificate")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	return func(stdout io.Writer) error {
 		if err := requireDir(*dir); err != nil {
 			return err
 		}
-		if err := InitCA(*dir, *name); err != nil {
+		if err := pki.InitCA(*dir, *name); err != nil {
 			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, map[string]any{"dir": *dir, "name": *name,
+				"ca_key": filepath.Join(*dir, pki.CAKeyFile), "inventory": filepath.Join(*dir, pki.InventoryFile)})
 		}
 		fmt.Fprintf(stdout, "Created the consortium CA %q in %s.\n"+
 			"Keep %s private and backed up: whoever holds it can admit anyone to the consortium.\n"+
 			"Next: concordctl pki issue --dir %s --coordinator --host HOSTNAME --out coordinator-kit\n",
-			*name, *dir, filepath.Join(*dir, CAKeyFile), *dir)
+			*name, *dir, filepath.Join(*dir, pki.CAKeyFile), *dir)
 		return nil
 	}
 }
@@ -140,21 +122,21 @@ func declareHolder(fs *flag.FlagSet, verb string) holderFlags {
 	}
 }
 
-func (h holderFlags) chosen(coordinator bool, coordinatorName string) (Role, string, error) {
-	var role Role
+func (h holderFlags) chosen(coordinator bool, coordinatorName string) (pki.Role, string, error) {
+	var role pki.Role
 	var name string
 	n := 0
 	for _, c := range []struct {
-		r Role
+		r pki.Role
 		v string
-	}{{RoleSite, *h.site}, {RoleAdmin, *h.admin}, {RoleAuditor, *h.auditor}} {
+	}{{pki.RoleSite, *h.site}, {pki.RoleAdmin, *h.admin}, {pki.RoleAuditor, *h.auditor}} {
 		if c.v != "" {
 			role, name = c.r, c.v
 			n++
 		}
 	}
 	if coordinator {
-		role, name = RoleCoordinator, coordinatorName
+		role, name = pki.RoleCoordinator, coordinatorName
 		n++
 	}
 	if n != 1 {
@@ -171,8 +153,12 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 	var hosts stringList
 	fs.Var(&hosts, "host", "`HOST`: a DNS name or IP address sites use to reach the coordinator (repeat for several)")
 	out := fs.String("out", "", "kit `folder` to write (created; must not already hold a kit)")
-	addr := fs.String("coordinator-addr", "", "`HOST:PORT` the kit's holder dials (default: the coordinator certificate's first host, port "+strconv.Itoa(DefaultPort)+")")
-	validity := fs.Duration("validity", DefaultLeafValidity, "how long the certificate is valid")
+	addr := fs.String("coordinator-addr", "", "`HOST:PORT` the kit's holder dials (default: the coordinator certificate's first host, port "+strconv.Itoa(pki.DefaultPort)+")")
+	validity := fs.Duration("validity", pki.DefaultLeafValidity, "how long the certificate is valid")
+	listen := fs.String("listen", "", "with --coordinator: the `address` it listens on (default :"+strconv.Itoa(pki.DefaultPort)+")")
+	stateDir := fs.String("state-dir", "", "the kit's state_dir (a site's default /var/lib/concord/agent, the coordinator's /var/lib/concord/coordinator; relative: to the kit folder)")
+	dataDir := fs.String("data-dir", "", "with --site: the `folder` of DICOM files (default /var/lib/concord/images)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	return func(stdout io.Writer) error {
 		if err := requireDir(*dir); err != nil {
 			return err
@@ -187,10 +173,19 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 		if *validity <= 0 {
 			return usageError{"--validity must be positive, e.g. 8760h for a year"}
 		}
-		var kc KitConfig
+		kc := pki.KitConfig{Listen: *listen, StateDir: *stateDir, DataDir: *dataDir}
+		if *listen != "" && role != pki.RoleCoordinator {
+			return usageError{"--listen is for the coordinator's kit (--coordinator)"}
+		}
+		if *dataDir != "" && role != pki.RoleSite {
+			return usageError{"--data-dir is for a site's kit (--site NAME)"}
+		}
+		if *stateDir != "" && role != pki.RoleSite && role != pki.RoleCoordinator {
+			return usageError{"--state-dir is for a site's or the coordinator's kit"}
+		}
 		switch role {
-		case RoleCoordinator:
-			abs, err := filepath.Abs(filepath.Join(*dir, InventoryFile))
+		case pki.RoleCoordinator:
+			abs, err := filepath.Abs(filepath.Join(*dir, pki.InventoryFile))
 			if err != nil {
 				return err
 			}
@@ -202,26 +197,42 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 					return err
 				}
 			}
-			if err := checkAddr(kc.CoordinatorAddr); err != nil {
+			if err := pki.CheckAddr(kc.CoordinatorAddr); err != nil {
 				return usageError{err.Error()}
 			}
 		}
-		if err := checkKitDir(*out, role); err != nil {
+		if err := pki.CheckKitDir(*out, role); err != nil {
 			return err
 		}
-		kit, err := Issue(*dir, IssueRequest{Role: role, Name: name, Hosts: hosts, Validity: *validity})
+		kit, err := pki.Issue(*dir, pki.IssueRequest{Role: role, Name: name, Hosts: hosts, Validity: *validity})
 		if err != nil {
 			return err
 		}
-		cfg, err := ConfigYAML(kit, kc)
+		cfg, err := pki.ConfigYAML(kit, kc)
 		if err != nil {
 			return err
 		}
-		if err := WriteKit(*out, kit, cfg); err != nil {
+		if err := pki.WriteKit(*out, kit, cfg); err != nil {
 			return fmt.Errorf("%w (certificate %s was issued and recorded; revoke it with pki revoke if you will not use it)", err, kit.Serial)
 		}
-		cfgName := ConfigFileName(role)
-		if inv, err := LoadInventory(filepath.Join(*dir, InventoryFile)); err == nil {
+		cfgName := pki.ConfigFileName(role)
+		var older []string
+		if inv, err := pki.LoadInventory(filepath.Join(*dir, pki.InventoryFile)); err == nil {
+			for _, e := range inv.Active(role, name, time.Now()) {
+				if e.Serial != kit.Serial {
+					older = append(older, e.Serial)
+				}
+			}
+		}
+		if *asJSON {
+			if older == nil {
+				older = []string{}
+			}
+			return writeJSON(stdout, map[string]any{"role": role, "name": name, "serial": kit.Serial,
+				"not_after": kit.NotAfter.UTC().Format(time.RFC3339), "kit_dir": *out,
+				"config_file": filepath.Join(*out, cfgName), "older_active_serials": older})
+		}
+		if inv, err := pki.LoadInventory(filepath.Join(*dir, pki.InventoryFile)); err == nil {
 			for _, e := range inv.Active(role, name, time.Now()) {
 				if e.Serial != kit.Serial {
 					fmt.Fprintf(stdout, "Note: %s %s still has certificate %s (valid until %s); once the new kit is installed, revoke it with: concordctl pki revoke --dir %s --serial %s\n",
@@ -230,12 +241,12 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 			}
 		}
 		fmt.Fprintf(stdout, "Issued %s %s: certificate %s, valid until %s.\n", role, name, kit.Serial, kit.NotAfter.Format(time.DateOnly))
-		fmt.Fprintf(stdout, "Wrote %s: %s, %s (private key, keep secret), %s, %s.\n", *out, KitCertFile, KitKeyFile, KitCAFile, cfgName)
+		fmt.Fprintf(stdout, "Wrote %s: %s, %s (private key, keep secret), %s, %s.\n", *out, pki.KitCertFile, pki.KitKeyFile, pki.KitCAFile, cfgName)
 		switch role {
-		case RoleSite:
+		case pki.RoleSite:
 			fmt.Fprintf(stdout, "Next: send this folder to %s's IT over a secure channel (not plain e-mail).\n"+
 				"They set data.dir in %s, then start the agent with: site-agent run --config %s\n", name, cfgName, cfgName)
-		case RoleCoordinator:
+		case pki.RoleCoordinator:
 			fmt.Fprintf(stdout, "Next: install this folder on the coordinator host; %s points at %s, keep that file readable there\n"+
 				"so revocations take effect. Start with: coordinator --config %s\n", cfgName, kc.InventoryPath, cfgName)
 		default:
@@ -245,21 +256,14 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 	}
 }
 
-// defaultCoordinatorAddr is the first host of the newest active coordinator
-// certificate, at DefaultPort.
+// defaultCoordinatorAddr is pki.DefaultCoordinatorAddr; no coordinator
+// certificate yet is a usage error (the flag is then needed).
 func defaultCoordinatorAddr(caDir string) (string, error) {
-	inv, err := LoadInventory(filepath.Join(caDir, InventoryFile))
-	if err != nil {
-		return "", err
+	addr, err := pki.DefaultCoordinatorAddr(caDir)
+	if errors.Is(err, pki.ErrNoCoordinator) {
+		return "", usageError{err.Error()}
 	}
-	now := time.Now()
-	for i := len(inv.Certificates) - 1; i >= 0; i-- {
-		e := inv.Certificates[i]
-		if e.Role == RoleCoordinator && e.Status(now) == "active" && len(e.Hosts) > 0 {
-			return net.JoinHostPort(e.Hosts[0], strconv.Itoa(DefaultPort)), nil
-		}
-	}
-	return "", usageError{"no coordinator certificate issued yet: pass --coordinator-addr HOST:PORT, or issue the coordinator's kit first"}
+	return addr, err
 }
 
 func setupRevoke(fs *flag.FlagSet) func(io.Writer) error {
@@ -267,6 +271,7 @@ func setupRevoke(fs *flag.FlagSet) func(io.Writer) error {
 	holder := declareHolder(fs, "revoke")
 	coordinator := fs.String("coordinator", "", "revoke the coordinator `NAME`")
 	serial := fs.String("serial", "", "revoke only the certificate with this `SERIAL` (see pki list)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	return func(stdout io.Writer) error {
 		if err := requireDir(*dir); err != nil {
 			return err
@@ -275,21 +280,27 @@ func setupRevoke(fs *flag.FlagSet) func(io.Writer) error {
 			if *holder.site != "" || *holder.admin != "" || *holder.auditor != "" || *coordinator != "" {
 				return usageError{"give either --serial or one holder (--site, --admin, --auditor, --coordinator), not both"}
 			}
-			if err := RevokeSerial(*dir, *serial); err != nil {
+			if err := pki.RevokeSerial(*dir, *serial); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "Revoked certificate %s. A coordinator watching %s refuses it from its next call on.\n", *serial, filepath.Join(*dir, InventoryFile))
+			if *asJSON {
+				return writeJSON(stdout, map[string]any{"revoked": true, "serial": *serial})
+			}
+			fmt.Fprintf(stdout, "Revoked certificate %s. A coordinator watching %s refuses it from its next call on.\n", *serial, filepath.Join(*dir, pki.InventoryFile))
 			return nil
 		}
 		role, name, err := holder.chosen(*coordinator != "", *coordinator)
 		if err != nil {
 			return err
 		}
-		if err := Revoke(*dir, role, name); err != nil {
+		if err := pki.Revoke(*dir, role, name); err != nil {
 			return err
 		}
+		if *asJSON {
+			return writeJSON(stdout, map[string]any{"revoked": true, "role": role, "name": name})
+		}
 		fmt.Fprintf(stdout, "Revoked every certificate of %s %s. The coordinator refuses its calls from the next call on,\n"+
-			"provided it watches %s (copy the file there if it runs elsewhere).\n", role, name, filepath.Join(*dir, InventoryFile))
+			"provided it watches %s (copy the file there if it runs elsewhere).\n", role, name, filepath.Join(*dir, pki.InventoryFile))
 		return nil
 	}
 }
@@ -301,7 +312,7 @@ func setupList(fs *flag.FlagSet) func(io.Writer) error {
 		if err := requireDir(*dir); err != nil {
 			return err
 		}
-		inv, err := LoadInventory(filepath.Join(*dir, InventoryFile))
+		inv, err := pki.LoadInventory(filepath.Join(*dir, pki.InventoryFile))
 		if err != nil {
 			return err
 		}
@@ -311,13 +322,13 @@ func setupList(fs *flag.FlagSet) func(io.Writer) error {
 			return enc.Encode(inv)
 		}
 		if len(inv.Certificates) == 0 {
-			fmt.Fprintln(stdout, "No certificates issued yet. Issue one with: concordctl pki issue --dir", *dir, "--site NAME --out KITDIR")
+			fmt.Fprintln(stdout, "No certificates issued yet. pki.Issue one with: concordctl pki issue --dir", *dir, "--site NAME --out KITDIR")
 			return nil
 		}
 		now := time.Now()
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ROLE\tNAME\tSTATUS\tNOT AFTER\tSERIAL\tHOSTS")
-		for _, e := range inv.sortedForDisplay() {
+		for _, e := range inv.SortedForDisplay() {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Role, e.Name, e.Status(now), e.NotAfter.Format(time.DateOnly), e.Serial, strings.Join(e.Hosts, ","))
 		}
 		return tw.Flush()

@@ -1,32 +1,14 @@
-package learncmd
+package main
 
 import (
 	"bytes"
 	"encoding/json"
 	"github.com/concord-fl/concord/internal/testenv"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// repoRoot walks up to go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			t.Fatal("go.mod not found")
-		}
-	}
-}
 
 // sharedFile finds shared data via $CONCORD_SHARED or ../shared next to the
 // repository; missing data fails in CI and skips elsewhere.
@@ -42,7 +24,7 @@ func lastLine(s string) string {
 func TestTrainBreastMNISTJSON(t *testing.T) {
 	data := sharedFile(t, "data/medmnist/breastmnist.npz")
 	var out, errb bytes.Buffer
-	if code := Train([]string{"--data", data, "--epochs", "2", "--json", "--seed", "3"}, &out, &errb); code != 0 {
+	if code := run([]string{"train", "--data", data, "--epochs", "2", "--json", "--seed", "3"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	var rep TrainReport
@@ -78,68 +60,18 @@ func TestTrainBadArguments(t *testing.T) {
 		{[]string{"--data", empty, "--nonsense"}, 2, "flag provided but not defined"},
 	} {
 		var out, errb bytes.Buffer
-		if code := Train(c.args, &out, &errb); code != c.code || !strings.Contains(errb.String(), c.msg) {
+		if code := run(append([]string{"train"}, c.args...), &out, &errb); code != c.code || !strings.Contains(errb.String(), c.msg) {
 			t.Errorf("Train(%q) = %d, %q; want %d and %q", c.args, code, errb.String(), c.code, c.msg)
 		}
 	}
 }
 
-func TestBenchWithoutPyTorchScript(t *testing.T) {
-	var out, errb bytes.Buffer
-	code := Bench([]string{"--json", "--seconds", "0.5", "--batch", "16", "--torch-script", filepath.Join(t.TempDir(), "absent.py")}, &out, &errb)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	var rep BenchReport
-	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
-		t.Fatal(err)
-	}
-	if rep.SamplesPerS <= 0 || rep.PyTorchError == "" || rep.Ratio != 0 || rep.Batch != 16 {
-		t.Fatalf("report %+v: want our samples/s and a pytorch_error", rep)
-	}
-}
-
-// TestBenchAgainstPyTorch runs the real comparison. It needs Debian's
-// python3-torch and deploy/trainer/bench_torch.py; in CI their absence fails.
-func TestBenchAgainstPyTorch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starting PyTorch takes tens of seconds on a loaded machine")
-	}
-	script := filepath.Join(repoRoot(t), "deploy", "trainer", "bench_torch.py")
-	py := defaultPython()
-	missing := ""
-	if _, err := os.Stat(script); err != nil {
-		missing = "deploy/trainer/bench_torch.py"
-	} else if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		missing = "python3-torch (" + py + " cannot import torch)"
-	}
-	if missing != "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing", missing)
-		}
-		t.Skipf("%s is missing", missing)
-	}
-	var out, errb bytes.Buffer
-	if code := Bench([]string{"--json", "--seconds", "1", "--torch-script", script}, &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	var rep BenchReport
-	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
-		t.Fatal(err)
-	}
-	if rep.PyTorchError != "" || rep.PyTorchSamples <= 0 || rep.Ratio <= 0 {
-		t.Fatalf("report %+v: want a PyTorch figure and a ratio", rep)
-	}
-}
-
-// TestUNetOnSharedCTSeg trains the U-Net on the shared real CT slices and
-// their DICOM SEG liver mask, holding the middle slice out.
 func TestUNetOnSharedCTSeg(t *testing.T) {
 	ct := sharedFile(t, "data/dicom/dcmqi/ct-3slice")
 	seg := sharedFile(t, "data/dicom/dcmqi/liver-seg.dcm")
 	steps := "40"
 	var out, errb bytes.Buffer
-	if code := Train([]string{"--model", "unet", "--ct", ct, "--seg", seg, "--size", "64", "--steps", steps, "--json"}, &out, &errb); code != 0 {
+	if code := run([]string{"train", "--model", "unet", "--ct", ct, "--seg", seg, "--size", "64", "--steps", steps, "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	var rep SegReport
@@ -156,12 +88,12 @@ func TestUNetOnSharedCTSeg(t *testing.T) {
 
 func TestUNetBadArguments(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := Train([]string{"--model", "unet"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--ct") {
+	if code := run([]string{"train", "--model", "unet"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--ct") {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	errb.Reset()
 	dir := t.TempDir()
-	if code := Train([]string{"--model=unet", "--ct", dir, "--seg", filepath.Join(dir, "none.dcm")}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "segmentation") {
+	if code := run([]string{"train", "--model=unet", "--ct", dir, "--seg", filepath.Join(dir, "none.dcm")}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "segmentation") {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }

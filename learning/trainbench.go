@@ -1,4 +1,4 @@
-package learncmd
+package learning
 
 import (
 	"bufio"
@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,12 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/concord-fl/concord/learning"
 )
 
-// BenchReport is the last-line JSON of `concord-bench train --json`.
-type BenchReport struct {
+// TrainBenchReport is the last-line JSON of `concord-bench train --json`.
+type TrainBenchReport struct {
 	Benchmark   string  `json:"benchmark"`
 	Model       string  `json:"model"`
 	Input       []int   `json:"input"`
@@ -46,75 +43,68 @@ type BenchReport struct {
 	PyTorchVersion string  `json:"pytorch_version,omitempty"`
 }
 
-// Bench is the Go side of `concord-bench train [--json] [--batch 64]
-// [--seconds N]`: it measures training samples/s of the cnn (28×28 grey,
-// Adam) and then runs the PyTorch reference script on the same architecture,
-// batch and thread count, in the same process tree, one after the other.
-func Bench(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print the result as one JSON line on stdout")
-	batch := fs.Int("batch", 64, "mini-batch size")
-	seconds := fs.Float64("seconds", 10, "seconds of timed training on each side")
-	width := fs.Int("width", 16, "cnn base width")
-	norm := fs.String("norm", "group", "cnn normalisation: group (layout concord.cnn/2) or none (concord.cnn/1)")
-	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "threads for both sides (GOMAXPROCS and torch.set_num_threads)")
-	script := fs.String("torch-script", "", "PyTorch benchmark script (default: deploy/trainer/bench_torch.py above the working directory)")
-	python := fs.String("python", defaultPython(), "python3 with torch (Debian's python3-torch)")
-	noTorch := fs.Bool("no-pytorch", false, "skip the PyTorch side")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// TrainBenchOptions configure TrainBench.
+type TrainBenchOptions struct {
+	Batch   int     // mini-batch size
+	Seconds float64 // seconds of timed training on each side
+	Width   int     // cnn base width
+	Norm    string  // group or none
+	Threads int     // threads for both sides
+	Script  string  // PyTorch benchmark script; "" finds deploy/trainer/bench_torch.py upwards
+	Python  string  // python3 with torch; "" is Debian's
+	NoTorch bool    // skip the PyTorch side
+}
+
+// TrainBench measures training samples/s of the cnn (28×28 grey, Adam) and
+// then runs the PyTorch reference script on the same architecture, batch
+// and thread count, one after the other: the Go side of concord-bench
+// train. It sets GOMAXPROCS to o.Threads. A PyTorch failure is recorded in
+// the report, not returned; progress goes to log.
+func TrainBench(o TrainBenchOptions, log io.Writer) (TrainBenchReport, error) {
+	if o.Norm != "group" && o.Norm != "none" {
+		return TrainBenchReport{}, fmt.Errorf("norm %q: want group or none", o.Norm)
 	}
-	if *norm != "group" && *norm != "none" {
-		fmt.Fprintf(stderr, "bench train: --norm %q: want group or none\n", *norm)
-		return 2
+	if o.Batch < 1 || o.Seconds <= 0 || o.Threads < 1 || o.Width < 1 {
+		return TrainBenchReport{}, errors.New("batch, seconds, threads and width must be positive")
 	}
-	if *batch < 1 || *seconds <= 0 || *threads < 1 || *width < 1 {
-		fmt.Fprintln(stderr, "bench train: --batch, --seconds, --threads and --width must be positive")
-		return 2
+	if o.Python == "" {
+		o.Python = DefaultPython()
 	}
-	runtime.GOMAXPROCS(*threads)
-	rep := BenchReport{Benchmark: "train", Model: "cnn", Input: []int{1, 28, 28}, Batch: *batch, Width: *width, Norm: *norm,
-		Optimizer: "adam", Threads: *threads, Seconds: *seconds, Kernel: learning.KernelName(), LoadAverage: loadAverage()}
-	sps, spc, err := benchGo(*batch, *width, *norm, *seconds)
+	runtime.GOMAXPROCS(o.Threads)
+	rep := TrainBenchReport{Benchmark: "train", Model: "cnn", Input: []int{1, 28, 28}, Batch: o.Batch, Width: o.Width, Norm: o.Norm,
+		Optimizer: "adam", Threads: o.Threads, Seconds: o.Seconds, Kernel: KernelName(), LoadAverage: loadAverage()}
+	sps, spc, err := benchGo(o.Batch, o.Width, o.Norm, o.Seconds)
 	if err != nil {
-		fmt.Fprintf(stderr, "bench train: %v\n", err)
-		return 1
+		return rep, err
 	}
 	rep.SamplesPerS, rep.SamplesPerCPUS = sps, spc
-	fmt.Fprintf(stderr, "bench train: go %.1f samples/s, %.1f per CPU-second (%s kernel, %d threads, load %.1f)\n", sps, spc, rep.Kernel, *threads, rep.LoadAverage)
-	if *noTorch {
+	fmt.Fprintf(log, "bench train: go %.1f samples/s, %.1f per CPU-second (%s kernel, %d threads, load %.1f)\n", sps, spc, rep.Kernel, o.Threads, rep.LoadAverage)
+	if o.NoTorch {
 		rep.PyTorchError = "skipped (--no-pytorch)"
-	} else {
-		ts, ver, err := benchTorch(*python, *script, *batch, *threads, *width, *norm, *seconds)
-		if err != nil {
-			rep.PyTorchError = err.Error()
-			fmt.Fprintf(stderr, "bench train: pytorch: %v\n", err)
-		} else {
-			rep.PyTorchSamples, rep.PyTorchVersion = ts, ver
-			rep.Ratio = sps / ts
-			fmt.Fprintf(stderr, "bench train: pytorch %.1f samples/s; ratio %.2f\n", ts, rep.Ratio)
-		}
+		return rep, nil
 	}
-	if *asJSON {
-		b, _ := json.Marshal(rep)
-		fmt.Fprintln(stdout, string(b))
+	ts, ver, err := benchTorch(o.Python, o.Script, o.Batch, o.Threads, o.Width, o.Norm, o.Seconds)
+	if err != nil {
+		rep.PyTorchError = err.Error()
+		fmt.Fprintf(log, "bench train: pytorch: %v\n", err)
 	} else {
-		fmt.Fprintf(stdout, "go %.1f samples/s  pytorch %.1f samples/s  ratio %.2f\n", rep.SamplesPerS, rep.PyTorchSamples, rep.Ratio)
+		rep.PyTorchSamples, rep.PyTorchVersion = ts, ver
+		rep.Ratio = sps / ts
+		fmt.Fprintf(log, "bench train: pytorch %.1f samples/s; ratio %.2f\n", ts, rep.Ratio)
 	}
-	return 0
+	return rep, nil
 }
 
 // benchGo trains on random images for about the given time after a warm-up
 // and returns samples per wall-clock second and per CPU-second.
 func benchGo(batch, width int, norm string, seconds float64) (float64, float64, error) {
-	m, err := learning.New(learning.Spec{Arch: "cnn", Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: width, Norm: norm}, 1)
+	m, err := New(Spec{Arch: "cnn", Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: width, Norm: norm}, 1)
 	if err != nil {
 		return 0, 0, err
 	}
 	n := batch * 8
 	rng := rand.New(rand.NewPCG(1, 2))
-	ds := learning.Dataset{N: n, C: 1, H: 28, W: 28, X: make([]float32, n*784), Y: make([]int, n)}
+	ds := Dataset{N: n, C: 1, H: 28, W: 28, X: make([]float32, n*784), Y: make([]int, n)}
 	for i := range ds.X {
 		ds.X[i] = float32(rng.NormFloat64())
 	}
@@ -122,7 +112,7 @@ func benchGo(batch, width int, norm string, seconds float64) (float64, float64, 
 		ds.Y[i] = rng.IntN(2)
 	}
 	ctx := context.Background()
-	cfg := learning.TrainConfig{Steps: 2, BatchSize: batch, Optimizer: "adam", LR: 1e-3}
+	cfg := TrainConfig{Steps: 2, BatchSize: batch, Optimizer: "adam", LR: 1e-3}
 	if _, err := m.Train(ctx, ds, cfg); err != nil { // warm-up
 		return 0, 0, err
 	}
@@ -145,7 +135,8 @@ func benchGo(batch, width int, norm string, seconds float64) (float64, float64, 
 	return float64(samples) / spent, perCPU, nil
 }
 
-func defaultPython() string {
+// DefaultPython is Debian's python3 when it exists, else python3 on PATH.
+func DefaultPython() string {
 	// Debian's python3 carries python3-torch; a pyenv or venv python3 found
 	// first on PATH usually does not.
 	if _, err := os.Stat("/usr/bin/python3"); err == nil {

@@ -1,10 +1,9 @@
-package learncmd
+package main
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -14,6 +13,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/learning"
 )
@@ -34,9 +35,8 @@ type SegReport struct {
 
 // trainSeg trains the U-Net on CT slices and their DICOM SEG mask, leaving
 // the middle slice out, and reports Dice at probability 0.5.
-func trainSeg(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func trainSeg(c *cli.Command, args []string, stdout, stderr io.Writer) int {
+	fs := c.NewFlagSet(stderr)
 	fs.String("model", "unet", "model architecture")
 	ctDir := fs.String("ct", "", "folder of CT slices (.dcm) that the SEG references (required)")
 	segPath := fs.String("seg", "", "DICOM SEG file with the mask (required)")
@@ -48,19 +48,21 @@ func trainSeg(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the result as one JSON line on stdout")
 	wl := fs.Float64("window-center", 40, "CT window centre (HU) mapped to 0")
 	ww := fs.Float64("window-width", 400, "CT window width (HU) mapped to [-1, 1]")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	if *ctDir == "" || *segPath == "" {
-		fmt.Fprintln(stderr, "train: --model unet needs --ct DIR and --seg FILE")
-		return 2
+		return c.Usagef(stderr, "--model unet needs --ct DIR and --seg FILE")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ds, err := loadCTSeg(*ctDir, *segPath, *size, *wl, *ww)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	if ds.N < 2 {
 		fmt.Fprintf(stderr, "train: %d slice(s) with a mask; need at least 2 to hold one out\n", ds.N)
@@ -76,8 +78,7 @@ func trainSeg(args []string, stdout, stderr io.Writer) int {
 	train := subsetSeg(ds, trainIdx)
 	m, err := learning.New(learning.Spec{Arch: "unet", Channels: 1, Height: *size, Width: *size, BaseWidth: *width}, *seed)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	fmt.Fprintf(stderr, "train: unet on %d CT slices at %dx%d (slice %d held out), %d parameters\n", ds.N, *size, *size, held+1, m.Layout().Total)
 	res, err := m.Train(ctx, train, learning.TrainConfig{Steps: *steps, BatchSize: train.N, LR: *lr, Augment: true, Seed: *seed,
@@ -86,20 +87,21 @@ func trainSeg(args []string, stdout, stderr io.Writer) int {
 		}})
 	fmt.Fprintln(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	probs, err := m.Predict(ds)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	hw := *size * *size
 	rep := SegReport{Model: "unet", Slices: ds.N, Size: *size, Steps: res.Steps, TrainSeconds: res.Seconds,
 		FinalLoss: res.FinalLoss, HeldOut: held}
 	var trainSum float64
 	for i := 0; i < ds.N; i++ {
-		d := dice(probs[i*hw:(i+1)*hw], ds.Masks[i*hw:(i+1)*hw])
+		d, _, err := evaluation.Overlap(probs[i*hw:(i+1)*hw], ds.Masks[i*hw:(i+1)*hw], 0.5)
+		if err != nil {
+			return c.Fail(stderr, err)
+		}
 		rep.SliceDice = append(rep.SliceDice, d)
 		if i == held {
 			rep.HeldOutDice = d
@@ -116,27 +118,6 @@ func trainSeg(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "dice train %.4f held-out %.4f\n", rep.TrainDice, rep.HeldOutDice)
 	}
 	return 0
-}
-
-// dice is the Dice coefficient of pred >= 0.5 against truth >= 0.5.
-func dice(pred, truth []float32) float64 {
-	var inter, ps, ts float64
-	for i := range pred {
-		p, t := pred[i] >= 0.5, truth[i] >= 0.5
-		if p && t {
-			inter++
-		}
-		if p {
-			ps++
-		}
-		if t {
-			ts++
-		}
-	}
-	if ps+ts == 0 {
-		return 1
-	}
-	return 2 * inter / (ps + ts)
 }
 
 func subsetSeg(ds learning.Dataset, idx []int) learning.Dataset {

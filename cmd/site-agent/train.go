@@ -1,16 +1,8 @@
-// Package learncmd holds the command-line entry points of local training
-// that the lead wires into binaries: `site-agent train` (Train), the dry run
-// a hospital does before joining a federation, and the Go side of
-// `concord-bench train` (Bench). Each takes its arguments without the
-// command name and returns the process exit code. Train stops cleanly on
-// SIGINT (the weights of the last completed step are kept, nothing is
-// written), so a binary needs no signal handling of its own for it.
-package learncmd
+package main
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/concord-fl/concord/cmd/internal/cli"
 	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/learning"
 )
@@ -56,20 +49,19 @@ type TrainReport struct {
 	Test         TestMetrics `json:"test"`
 }
 
-// Train is `site-agent train --data PATH.npz --model cnn --epochs N [--json]`:
+// train is `site-agent train --data PATH.npz --model cnn --epochs N [--json]`:
 // it trains on the official train split, keeps the epoch with the best
 // validation AUC, and reports test-split metrics.
 //
 // With --model unet it instead trains the U-Net on CT slices and their DICOM
 // SEG (--ct DIR --seg FILE) and reports Dice.
-func Train(args []string, stdout, stderr io.Writer) int {
+func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	for i, a := range args {
 		if a == "--model=unet" || a == "-model=unet" || (a == "--model" || a == "-model") && i+1 < len(args) && args[i+1] == "unet" {
-			return trainSeg(args, stdout, stderr)
+			return trainSeg(c, args, stdout, stderr)
 		}
 	}
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := c.NewFlagSet(stderr)
 	data := fs.String("data", "", "MedMNIST .npz file with train/val/test splits (required)")
 	model := fs.String("model", "cnn", "model architecture: cnn, or unet (see --ct, --seg)")
 	epochs := fs.Int("epochs", 15, "passes over the train split")
@@ -86,45 +78,37 @@ func Train(args []string, stdout, stderr io.Writer) int {
 	decay := fs.String("lr-decay", "step", "learning-rate schedule: step (x0.1 at 50% and 75% of the epochs) or none")
 	norm := fs.String("norm", "group", "normalisation after each 3x3 convolution: group (GroupNorm) or none")
 	ema := fs.Float64("ema", 0.99, "decay of the moving average of the weights that is validated and kept (0 turns it off)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: site-agent train --data PATH.npz [--model cnn] [--epochs N] [--json] [flags]")
-		fmt.Fprintln(stderr, "       site-agent train --model unet --ct DIR --seg SEG.dcm [--size 128] [--steps N] [--json]")
-		fmt.Fprintln(stderr, "Trains locally on the train split, selects the epoch by validation AUC and reports test metrics.")
-		fs.PrintDefaults()
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
 	}
 	if *data == "" {
-		fmt.Fprintln(stderr, "train: --data is required (a MedMNIST .npz file)")
-		return 2
+		return c.Usagef(stderr, "--data is required (a MedMNIST .npz file)")
 	}
 	if *model != "cnn" {
-		fmt.Fprintf(stderr, "train: model %q is not available; use --model cnn (or --model unet with --ct and --seg)\n", *model)
-		return 2
+		return c.Usagef(stderr, "model %q is not available; use --model cnn (or --model unet with --ct and --seg)", *model)
 	}
 	if *epochs < 1 {
-		fmt.Fprintln(stderr, "train: --epochs must be at least 1")
-		return 2
+		return c.Usagef(stderr, "--epochs must be at least 1")
 	}
 	if *ema < 0 || *ema >= 1 {
-		fmt.Fprintln(stderr, "train: --ema must be 0 (off) or a decay below 1, such as 0.99")
-		return 2
+		return c.Usagef(stderr, "--ema must be 0 (off) or a decay below 1, such as 0.99")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
 	mm, err := learning.LoadMedMNIST(*data)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	spec := learning.Spec{Arch: "cnn", Channels: mm.Train.C, Height: mm.Train.H, Width: mm.Train.W,
 		Classes: max(mm.Classes, 2), BaseWidth: *width, Norm: *norm}
 	m, err := learning.New(spec, *seed)
 	if err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	fmt.Fprintf(stderr, "train: %s: %d train, %d val, %d test images of %dx%dx%d, %d classes, %d parameters\n",
 		filepath.Base(*data), mm.Train.N, mm.Val.N, mm.Test.N, spec.Channels, spec.Height, spec.Width, spec.Classes, m.Layout().Total)
@@ -157,8 +141,7 @@ func Train(args []string, stdout, stderr io.Writer) int {
 		}
 	case "none":
 	default:
-		fmt.Fprintf(stderr, "train: --lr-decay %q: want step or none\n", *decay)
-		return 2
+		return c.Usagef(stderr, "--lr-decay %q: want step or none", *decay)
 	}
 	cfg.Progress = func(p learning.TrainProgress) {
 		fmt.Fprintf(stderr, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f samples/s ", p.Epoch, p.Epochs, p.Step, p.Steps,
@@ -187,8 +170,7 @@ func Train(args []string, stdout, stderr io.Writer) int {
 	trainSec := res.Seconds - valSeconds
 	samples := res.Samples
 	if err := m.SetWeights(best); err != nil {
-		fmt.Fprintf(stderr, "train: %v\n", err)
-		return 1
+		return c.Fail(stderr, err)
 	}
 	test, err := evaluate(m, mm.Test)
 	if err != nil {

@@ -1,4 +1,4 @@
-package hebench
+package main
 
 import (
 	"bytes"
@@ -7,27 +7,29 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/concord-fl/concord/privacy/he/party"
 )
 
-var cliArgs = flag.String("hebench.args", "", "run concord-bench he with these arguments (until the binary is wired): go test ./privacy/he/hebench -run CommandLine -hebench.args='--params 1M --sites 10 --json' -timeout 0 -v")
+var cliArgs = flag.String("he.args", "", "run concord-bench he with these arguments: go test ./cmd/concord-bench -run CommandLine -he.args='--params 1M --sites 10 --json' -timeout 0 -v")
 
 func TestCommandLine(t *testing.T) {
 	if *cliArgs == "" {
-		t.Skip("set -hebench.args to run the benchmark command")
+		t.Skip("set -he.args to run the benchmark command")
 	}
-	if code := Run(strings.Fields(*cliArgs), os.Stdout, os.Stderr); code != 0 {
+	if code := run(append([]string{"he"}, strings.Fields(*cliArgs)...), os.Stdout, os.Stderr); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
 
 func TestRunOneConfigurationJSON(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := Run([]string{"--params", "20k", "--sites", "4", "--json"}, &out, &errb)
+	code := run([]string{"he", "--params", "20k", "--sites", "4", "--json"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	var r Report
+	var r party.RoundReport
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
 		t.Fatalf("last line is not the JSON report: %v\n%s", err, out.String())
 	}
@@ -53,7 +55,7 @@ func TestRunOneConfigurationJSON(t *testing.T) {
 func TestRunRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"--params", "x"}, {"--sites", "0", "--params", "1k"}, {"--set", "nope"}, {"extra"}, {"--params", "1k", "--sites", "3", "--threshold", "4"}} {
 		var out, errb bytes.Buffer
-		if code := Run(args, &out, &errb); code != 2 {
+		if code := run(append([]string{"he"}, args...), &out, &errb); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package learncmd
+package learning
 
 import (
 	"os"

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package learncmd
+package learning
 
 func cpuSeconds() float64  { return 0 }
 func loadAverage() float64 { return 0 }

@@ -1,34 +1,26 @@
-// Package hebench implements `concord-bench he`: a whole secure-aggregation round
-// (key setup, encryption at every site, streaming aggregation, threshold decryption)
-// next to the same round in plaintext, on one machine, with real lattigo and no network.
-//
-// It owns only measurement. The caller (cmd/concord-bench) passes the arguments after
-// "he" and the output streams; Run returns the process exit code. Sites run one after
-// another on one goroutine, so per-site figures are one-core figures; round times count
-// sites as running in parallel (the slowest site's encryption, then the coordinator,
-// then the slowest committee member's shares and the combination).
-package hebench
+package party
+
+// RoundBench measures a whole secure-aggregation round (key setup,
+// encryption at every site, streaming aggregation, threshold decryption)
+// next to the same round in plaintext, on one machine, with real lattigo and
+// no network: the figures of concord-bench he. Sites run one after another
+// on one goroutine, so per-site figures are one-core figures; round times
+// count sites as running in parallel (the slowest site's encryption, then
+// the coordinator, then the slowest committee member's shares and the
+// combination).
 
 import (
 	"crypto/rand"
-	"encoding/json"
-	"flag"
-	"fmt"
-	"io"
 	"math"
 	mrand "math/rand/v2"
 	"runtime"
-	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/concord-fl/concord/privacy/he"
-	"github.com/concord-fl/concord/privacy/he/party"
 )
 
-// Report is one configuration's figures; the JSON line of `--json`.
-type Report struct {
+// RoundReport is one configuration's figures; the JSON line of concord-bench he --json.
+type RoundReport struct {
 	ParamSet  string `json:"param_set"`
 	Params    int    `json:"params"`
 	Sites     int    `json:"sites"`
@@ -60,137 +52,6 @@ type Report struct {
 	GoMaxProcs            int     `json:"gomaxprocs"`
 }
 
-var (
-	defaultParams = []int{100_000, 1_000_000, 10_000_000}
-	defaultSites  = []int{3, 10, 50}
-)
-
-// skipDefault says why a configuration of the default table is left out.
-func skipDefault(params, sites int) string {
-	if params >= 10_000_000 && sites >= 50 {
-		return "10M x 50 takes several minutes on 2 shared cores (50 encryptions and 34 share sets of 10M values); run it alone with --params 10M --sites 50"
-	}
-	return ""
-}
-
-// Run is `concord-bench he [--params P] [--sites N] [--threshold T] [--set NAME] [--json]`.
-func Run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("concord-bench he", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	paramsFlag := fs.String("params", "", "values per update: an integer or 100k, 1M, 10M (default: the table over 100k, 1M, 10M)")
-	sitesFlag := fs.Int("sites", 0, "number of sites (default: the table over 3, 10, 50)")
-	thrFlag := fs.Int("threshold", 0, "decryption threshold t (default: ceil(2N/3))")
-	setFlag := fs.String("set", he.Default, "parameter set")
-	jsonFlag := fs.Bool("json", false, "end with one JSON line of the figures")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: concord-bench he [--params P] [--sites N] [--threshold T] [--set NAME] [--json]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "concord-bench he: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	ps, err := he.Lookup(*setFlag)
-	if err != nil {
-		fmt.Fprintf(stderr, "concord-bench he: %v\n", err)
-		return 2
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	paramsList, sitesList := defaultParams, defaultSites
-	single := set["params"] || set["sites"]
-	if set["params"] {
-		p, err := parseCount(*paramsFlag)
-		if err != nil {
-			fmt.Fprintf(stderr, "concord-bench he: --params: %v\n", err)
-			return 2
-		}
-		paramsList = []int{p}
-	}
-	if set["sites"] {
-		if *sitesFlag < 1 || *sitesFlag > ps.MaxSites {
-			fmt.Fprintf(stderr, "concord-bench he: --sites %d, want 1..%d\n", *sitesFlag, ps.MaxSites)
-			return 2
-		}
-		sitesList = []int{*sitesFlag}
-	}
-	var reports []Report
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "params\tsites\tt\tB/param\tenc s/site\tagg s\tdec s\tcoord MB\tmax err\tplain s\the s\t")
-	for _, p := range paramsList {
-		for _, n := range sitesList {
-			if !single {
-				if why := skipDefault(p, n); why != "" {
-					fmt.Fprintf(stderr, "skipped %s x %d: %s\n", human(p), n, why)
-					continue
-				}
-			}
-			t := *thrFlag
-			if t == 0 {
-				t = (2*n + 2) / 3
-			}
-			if t < 1 || t > n {
-				fmt.Fprintf(stderr, "concord-bench he: threshold %d, want 1..%d\n", t, n)
-				return 2
-			}
-			fmt.Fprintf(stderr, "running %s values x %d sites, t=%d ...\n", human(p), n, t)
-			r, err := RunOne(ps, p, n, t)
-			if err != nil {
-				fmt.Fprintf(stderr, "concord-bench he: %s x %d: %v\n", human(p), n, err)
-				return 1
-			}
-			reports = append(reports, r)
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.3f\t%.3f\t%.3f\t%.1f\t%.2g\t%.3f\t%.3f\t\n",
-				human(p), n, t, r.BytesPerParam, r.EncryptSecondsPerSite, r.AggregateSeconds, r.DecryptSeconds,
-				float64(r.CoordinatorPeakBytes)/1e6, r.MaxAbsError, r.PlaintextRoundSeconds, r.HERoundSeconds)
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return 1
-	}
-	if *jsonFlag {
-		var out any = reports
-		if len(reports) == 1 {
-			out = reports[0]
-		}
-		b, err := json.Marshal(out)
-		if err != nil {
-			fmt.Fprintf(stderr, "concord-bench he: %v\n", err)
-			return 1
-		}
-		fmt.Fprintln(stdout, string(b))
-	}
-	return 0
-}
-
-func parseCount(s string) (int, error) {
-	mult := 1
-	switch {
-	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
-		mult, s = 1_000, s[:len(s)-1]
-	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
-		mult, s = 1_000_000, s[:len(s)-1]
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 100_000_000/mult {
-		return 0, fmt.Errorf("%q is not a count between 1 and 100M", s)
-	}
-	return n * mult, nil
-}
-
-func human(n int) string {
-	switch {
-	case n%1_000_000 == 0:
-		return fmt.Sprintf("%dM", n/1_000_000)
-	case n%1_000 == 0:
-		return fmt.Sprintf("%dk", n/1_000)
-	}
-	return strconv.Itoa(n)
-}
-
 // heapPeak tracks the largest live heap (after a collection) at the sampling points:
 // the whole simulated federation, sites' keys and plaintext reference included.
 type heapPeak struct{ max uint64 }
@@ -204,9 +65,9 @@ func (h *heapPeak) sample() {
 	}
 }
 
-// RunOne measures one round of numValues values over sites sites with threshold t.
-func RunOne(ps he.ParamSet, numValues, sites, t int) (Report, error) {
-	r := Report{ParamSet: ps.Name, Params: numValues, Sites: sites, Threshold: t, GoMaxProcs: runtime.GOMAXPROCS(0)}
+// RoundBench measures one round of numValues values over sites sites with threshold t.
+func RoundBench(ps he.ParamSet, numValues, sites, t int) (RoundReport, error) {
+	r := RoundReport{ParamSet: ps.Name, Params: numValues, Sites: sites, Threshold: t, GoMaxProcs: runtime.GOMAXPROCS(0)}
 	seed := make([]byte, 32)
 	if _, err := rand.Read(seed); err != nil {
 		return r, err
@@ -216,10 +77,10 @@ func RunOne(ps he.ParamSet, numValues, sites, t int) (Report, error) {
 
 	// Key setup, relayed as bytes.
 	start := time.Now()
-	parties := make([]*party.Party, sites+1)
+	parties := make([]*Party, sites+1)
 	pubs := map[int][]byte{}
 	for i := 1; i <= sites; i++ {
-		p, err := party.New(ps, job, i, rand.Reader)
+		p, err := New(ps, job, i, rand.Reader)
 		if err != nil {
 			return r, err
 		}

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/concord-fl/concord/internal/version"
+)
+
+func TestCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		code      int
+		out, errs string
+	}{
+		{[]string{"--version"}, 0, "concord-sim " + version.Of(version.Default), ""},
+		{[]string{"-h"}, 0, "usage: concord-sim", ""},
+		{[]string{"verison"}, 2, "", "did you mean --version?"},
+		{[]string{"--site", "3"}, 2, "", "did you mean --sites?"},
+		{[]string{"--dir", "x"}, 2, "", "flag provided but not defined: -dir"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.Contains(errb.String(), tc.errs) {
+			t.Errorf("%v: exit %d (want %d)\nstdout %q\nstderr %q", tc.args, code, tc.code, out.String(), errb.String())
+		}
+	}
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/jobspec"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+func (g *globals) jobsSubmit() *cli.Command {
+	return g.remote(&cli.Command{Name: "submit", Args: "FILE [--json]", Synopsis: "submit a job described in a YAML file"}, 1, nil,
+		func(ctx context.Context, cl *client, asJSON bool, args []string, out io.Writer) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			spec, err := jobspec.Parse(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			job, err := cl.admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(out, protoObject(job))
+			}
+			fmt.Fprintf(out, "Job %s submitted (%s): %d rounds, min %d sites, %s, secure aggregation %s.\nFollow it with: concordctl jobs watch %s\n",
+				job.Id, spec.Name, spec.Rounds, spec.MinSites, spec.Aggregation.GetStrategy(), spec.Privacy.GetSecureAggregation(), job.Id)
+			return nil
+		})
+}
+
+func (g *globals) jobsList() *cli.Command {
+	return g.remote(&cli.Command{Name: "list", Args: "[--json]", Synopsis: "list jobs"}, 0, nil,
+		func(ctx context.Context, cl *client, asJSON bool, _ []string, out io.Writer) error {
+			jobs, err := listJobs(ctx, cl.admin)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(out, map[string]any{"jobs": protoList(jobs)})
+			}
+			tw := table(out)
+			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tROUND\tSUBMITTED BY\tMODEL")
+			for _, j := range jobs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", j.Id, j.Spec.GetName(), j.State, j.Round, j.Spec.GetRounds(), j.SubmittedBy, orDash(j.ModelVersion))
+			}
+			return tw.Flush()
+		})
+}
+
+func (g *globals) jobsStatus() *cli.Command {
+	return g.remote(&cli.Command{Name: "status", Args: "ID [--json]", Synopsis: "show a job and its rounds"}, 1, nil,
+		func(ctx context.Context, cl *client, asJSON bool, args []string, out io.Writer) error {
+			j, err := cl.admin.GetJob(ctx, &pb.GetJobRequest{JobId: args[0]})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(out, protoObject(j))
+			}
+			printJob(out, j)
+			return nil
+		})
+}
+
+func printJob(w io.Writer, j *pb.Job) {
+	fmt.Fprintf(w, "Job %s  %s\n  state: %s\n  round: %d of %d\n  submitted by %s at %s\n",
+		j.Id, j.Spec.GetName(), j.State, j.Round, j.Spec.GetRounds(), j.SubmittedBy, time.Unix(j.CreatedUnix, 0).UTC().Format(time.RFC3339))
+	if j.Reason != "" {
+		fmt.Fprintf(w, "  reason: %s\n", j.Reason)
+	}
+	if j.ModelVersion != "" {
+		fmt.Fprintf(w, "  model: %s (concordctl models get %s)\n", j.ModelVersion, j.ModelVersion)
+	}
+	for _, wf := range j.WaitingFor {
+		fmt.Fprintf(w, "  waiting for %s: %s\n", wf.Site, wf.Reason)
+	}
+	for _, f := range j.Failures {
+		fmt.Fprintf(w, "  failure at %s, round %d, %s: %s\n", f.Site, f.Round, f.Task, f.Reason)
+	}
+	if len(j.Rounds) > 0 {
+		tw := table(w)
+		fmt.Fprintln(tw, "\n  ROUND\tSITES\tSAMPLES\tSECONDS\tMETRICS")
+		for _, r := range j.Rounds {
+			var ms []string
+			for _, k := range sortedKeys(r.Metrics) {
+				ms = append(ms, fmt.Sprintf("%s=%.4f", k, r.Metrics[k]))
+			}
+			fmt.Fprintf(tw, "  %d\t%d/%d\t%d\t%.1f\t%s\n", r.Round, len(r.Contributors), len(r.Participants), r.Samples, r.Seconds, strings.Join(ms, " "))
+		}
+		tw.Flush()
+	}
+}
+
+func (g *globals) jobsWatch() *cli.Command {
+	return g.remote(&cli.Command{Name: "watch", Args: "ID [--json]", Synopsis: "follow a job live until it ends",
+		Help: "Follow a job live until it ends. With --json, one JSON object per event and line."}, 1, nil,
+		func(ctx context.Context, cl *client, asJSON bool, args []string, out io.Writer) error {
+			stream, err := cl.admin.WatchJob(ctx, &pb.WatchJobRequest{JobId: args[0]})
+			if err != nil {
+				return err
+			}
+			var last *pb.Job
+			for {
+				ev, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
+				}
+				last = ev.Job
+				if asJSON {
+					b, err := json.Marshal(protoObject(ev))
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(out, string(b))
+					continue
+				}
+				ts := time.UnixMilli(ev.UnixMillis).Format("15:04:05")
+				who := ""
+				if ev.Site != "" {
+					who = " [" + ev.Site + "]"
+				}
+				where := ""
+				if ev.Round > 0 && !strings.HasPrefix(ev.Detail, "round ") {
+					where = fmt.Sprintf(" round %d", ev.Round)
+				}
+				fmt.Fprintf(out, "%s%s%s %s\n", ts, where, who, ev.Detail)
+			}
+			if last != nil && !asJSON {
+				fmt.Fprintln(out)
+				printJob(out, last)
+			}
+			if last != nil && last.State == "aborted" {
+				return fmt.Errorf("job %s aborted: %s", last.Id, last.Reason)
+			}
+			return nil
+		})
+}
+
+func (g *globals) jobsAbort() *cli.Command {
+	var reason *string
+	return g.remote(&cli.Command{Name: "abort", Args: "ID [--reason TEXT] [--json]",
+		Synopsis: "abort a running job (--reason says why; recorded in the audit trail)"}, 1,
+		func(fs *flag.FlagSet) { reason = fs.String("reason", "", "why, for the audit trail") },
+		func(ctx context.Context, cl *client, asJSON bool, args []string, out io.Writer) error {
+			j, err := cl.admin.AbortJob(ctx, &pb.AbortJobRequest{JobId: args[0], Reason: *reason})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(out, protoObject(j))
+			}
+			fmt.Fprintf(out, "Job %s is now %s: %s\n", j.Id, j.State, j.Reason)
+			return nil
+		})
+}
+
+func (g *globals) modelsGet() *cli.Command {
+	var outPath *string
+	return g.remote(&cli.Command{Name: "get", Args: "VERSION [--out FILE] [--json]",
+		Synopsis: "download a model version's weights (--out FILE, default VERSION.f32) and layout (FILE.layout.json)"}, 1,
+		func(fs *flag.FlagSet) { outPath = fs.String("out", "", "weights `file` (default VERSION.f32)") },
+		func(ctx context.Context, cl *client, asJSON bool, args []string, out io.Writer) error {
+			path := *outPath
+			if path == "" {
+				path = args[0] + ".f32"
+			}
+			stream, err := cl.admin.GetModel(ctx, &pb.GetModelRequest{Version: args[0]})
+			if err != nil {
+				return err
+			}
+			f, err := os.Create(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			var info *pb.ModelVersion
+			var n int64
+			for {
+				m, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				if m.Info != nil {
+					info = m.Info
+					if err := os.WriteFile(path+".layout.json", m.Layout, 0o644); err != nil {
+						return err
+					}
+				}
+				w, err := f.Write(m.Chunk.GetData())
+				if err != nil {
+					return err
+				}
+				n += int64(w)
+			}
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(out, map[string]any{"version": info.GetVersion(), "job_id": info.GetJobId(), "round": info.GetRound(),
+					"file": path, "bytes": n, "params": n / 4, "layout_file": path + ".layout.json"})
+			}
+			fmt.Fprintf(out, "Model %s (job %s, round %d): %d parameters written to %s, layout to %s.layout.json\n",
+				info.GetVersion(), info.GetJobId(), info.GetRound(), n/4, path, path)
+			return nil
+		})
+}

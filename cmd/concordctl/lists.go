@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// Every list call is paged: the coordinator returns at most its page size
+// and a next_page_token; concordctl follows the tokens to the end. A token
+// seen twice stops the loop rather than spinning on a broken server.
+func pages(fetch func(token string) (next string, err error)) error {
+	seen := map[string]bool{}
+	token := ""
+	for {
+		next, err := fetch(token)
+		if err != nil {
+			return err
+		}
+		if next == "" || seen[next] {
+			return nil
+		}
+		seen[next] = true
+		token = next
+	}
+}
+
+func listSites(ctx context.Context, admin pb.AdminClient) ([]*pb.Site, error) {
+	var all []*pb.Site
+	err := pages(func(token string) (string, error) {
+		r, err := admin.ListSites(ctx, &pb.ListSitesRequest{PageToken: token})
+		if err != nil {
+			return "", err
+		}
+		all = append(all, r.Sites...)
+		return r.NextPageToken, nil
+	})
+	return all, err
+}
+
+func listJobs(ctx context.Context, admin pb.AdminClient) ([]*pb.Job, error) {
+	var all []*pb.Job
+	err := pages(func(token string) (string, error) {
+		r, err := admin.ListJobs(ctx, &pb.ListJobsRequest{PageToken: token})
+		if err != nil {
+			return "", err
+		}
+		all = append(all, r.Jobs...)
+		return r.NextPageToken, nil
+	})
+	return all, err
+}
+
+func listModels(ctx context.Context, admin pb.AdminClient, job string) ([]*pb.ModelVersion, error) {
+	var all []*pb.ModelVersion
+	err := pages(func(token string) (string, error) {
+		r, err := admin.ListModels(ctx, &pb.ListModelsRequest{JobId: job, PageToken: token})
+		if err != nil {
+			return "", err
+		}
+		all = append(all, r.Models...)
+		return r.NextPageToken, nil
+	})
+	return all, err
+}
+
+// listEvents returns the events after seq after, at most limit of them (0:
+// all).
+func listEvents(ctx context.Context, admin pb.AdminClient, job string, after int64, limit int) ([]*pb.JobEvent, error) {
+	var all []*pb.JobEvent
+	err := pages(func(token string) (string, error) {
+		req := &pb.ListEventsRequest{JobId: job, AfterSeq: after, PageToken: token}
+		if limit > 0 {
+			req.PageSize = uint32(min(limit-len(all), 1<<20))
+		}
+		r, err := admin.ListEvents(ctx, req)
+		if err != nil {
+			return "", err
+		}
+		all = append(all, r.Events...)
+		if limit > 0 && len(all) >= limit {
+			all = all[:limit]
+			return "", nil
+		}
+		return r.NextPageToken, nil
+	})
+	return all, err
+}
+
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 2, 4, 2, ' ', 0) }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func ago(unix int64) string {
+	if unix <= 0 {
+		return "never"
+	}
+	return time.Since(time.Unix(unix, 0)).Round(time.Second).String() + " ago"
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (g *globals) sitesList() *cli.Command {
+	return g.remote(&cli.Command{Name: "list", Args: "[--json]",
+		Synopsis: "list sites: connected or not, agent version, last seen, examples, current task"}, 0, nil,
+		func(ctx context.Context, cl *client, asJSON bool, _ []string, out io.Writer) error {
+			sites, err := listSites(ctx, cl.admin)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(out, map[string]any{"sites": protoList(sites)})
+			}
+			if len(sites) == 0 {
+				fmt.Fprintln(out, "No site has connected yet. Issue a kit with `concordctl pki issue --site NAME` and start its agent.")
+				return nil
+			}
+			tw := table(out)
+			fmt.Fprintln(tw, "SITE\tSTATUS\tAGENT\tLAST SEEN\tEXAMPLES\tCURRENT TASK\tPROBLEM")
+			for _, s := range sites {
+				st := "offline"
+				switch {
+				case s.Revoked:
+					st = "revoked"
+				case s.Connected:
+					st = "connected"
+				}
+				problem := s.DataProblem
+				if problem == "" && s.LastFailure != nil {
+					problem = s.LastFailure.Task + ": " + s.LastFailure.Reason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, st, orDash(s.Version), ago(s.LastSeenUnix), s.Examples, orDash(s.CurrentTask), orDash(problem))
+			}
+			return tw.Flush()
+		})
+}
+
+func (g *globals) modelsList() *cli.Command {
+	var job *string
+	return g.remote(&cli.Command{Name: "list", Args: "[--job ID] [--json]", Synopsis: "list published model versions"}, 0,
+		func(fs *flag.FlagSet) { job = fs.String("job", "", "only the models of job `ID`") },
+		func(ctx context.Context, cl *client, asJSON bool, _ []string, out io.Writer) error {
+			models, err := listModels(ctx, cl.admin, *job)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(out, map[string]any{"models": protoList(models)})
+			}
+			if len(models) == 0 {
+				fmt.Fprintln(out, "No model published yet; a model version is published when a job completes.")
+				return nil
+			}
+			tw := table(out)
+			fmt.Fprintln(tw, "VERSION\tJOB\tROUND\tPARAMS\tCREATED\tSHA256")
+			for _, m := range models {
+				sha := m.Sha256
+				if len(sha) > 16 {
+					sha = sha[:16]
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", m.Version, m.JobId, m.Round, m.Params,
+					time.Unix(m.CreatedUnix, 0).UTC().Format(time.RFC3339), sha)
+			}
+			return tw.Flush()
+		})
+}
+
+func (g *globals) events() *cli.Command {
+	var job *string
+	var after *int64
+	var limit *int
+	return g.remote(&cli.Command{Name: "events", Args: "[--job ID] [--after SEQ] [--limit N] [--json]",
+		Synopsis: "list the coordinator's event log",
+		Help:     "List the coordinator's event log, oldest first, every page of it.\n--after SEQ starts after an event already seen; --limit N stops after N events."}, 0,
+		func(fs *flag.FlagSet) {
+			job = fs.String("job", "", "only the events of job `ID`")
+			after = fs.Int64("after", 0, "only events after sequence number `SEQ`")
+			limit = fs.Int("limit", 0, "at most `N` events (0: all)")
+		},
+		func(ctx context.Context, cl *client, asJSON bool, _ []string, out io.Writer) error {
+			if *limit < 0 || *after < 0 {
+				return fmt.Errorf("--limit and --after must not be negative")
+			}
+			evs, err := listEvents(ctx, cl.admin, *job, *after, *limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(out, map[string]any{"events": protoList(evs)})
+			}
+			tw := table(out)
+			fmt.Fprintln(tw, "SEQ\tTIME\tKIND\tACTOR\tJOB\tDETAIL")
+			for _, ev := range evs {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", ev.Seq, time.UnixMilli(ev.UnixMillis).UTC().Format(time.RFC3339), ev.Kind, ev.Actor, orDash(ev.JobId), ev.Detail)
+			}
+			return tw.Flush()
+		})
+}

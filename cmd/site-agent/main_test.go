@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/concord-fl/concord/pki"
+	siteagent "github.com/concord-fl/concord/site-agent"
+)
+
+func TestDispatcher(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		code      int
+		out, errs string
+	}{
+		{nil, 2, "", "usage: site-agent COMMAND"},
+		{[]string{"help"}, 0, "scan", ""},
+		{[]string{"--help"}, 0, "commands:", ""},
+		{[]string{"help", "scan"}, 0, "usage: site-agent scan DIR", ""},
+		{[]string{"scna"}, 2, "", `did you mean "scan"?`},
+		{[]string{"dicom", "exprot"}, 2, "", `did you mean "export"?`},
+		{[]string{"version"}, 0, "site-agent " + siteagent.Version, ""},
+		{[]string{"--version"}, 0, "site-agent " + siteagent.Version, ""},
+		{[]string{"scan", "-h"}, 0, "--decode", ""},
+		// A flag of another command is refused.
+		{[]string{"train", "--npy", "x.npy"}, 2, "", "flag provided but not defined: -npy"},
+		{[]string{"scan", ".", "--data", "x.npz"}, 2, "", "flag provided but not defined: -data"},
+		{[]string{"dicom", "export", "f.dcm", "--decode"}, 2, "", "flag provided but not defined: -decode"},
+		{[]string{"run", "--json"}, 2, "", "flag provided but not defined: -json"},
+		{[]string{"deid", "in"}, 2, "", "give IN and OUT"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.Contains(errb.String(), tc.errs) {
+			t.Errorf("%v: exit %d (want %d)\nstdout %q\nstderr %q", tc.args, code, tc.code, out.String(), errb.String())
+		}
+		if code == 2 && out.Len() > 0 {
+			t.Errorf("%v: usage error written to stdout: %q", tc.args, out.String())
+		}
+		if code == 0 && errb.Len() > 0 {
+			t.Errorf("%v: help or version written to stderr: %q", tc.args, errb.String())
+		}
+	}
+}
+
+// siteKit writes a real startup kit for site st-marys and returns its
+// agent.yaml path.
+func siteKit(t *testing.T) string {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca")
+	if err := pki.InitCA(ca, ""); err != nil {
+		t.Fatal(err)
+	}
+	kit, err := pki.Issue(ca, pki.IssueRequest{Role: pki.RoleSite, Name: "st-marys"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pki.ConfigYAML(kit, pki.KitConfig{CoordinatorAddr: "127.0.0.1:7443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "kit")
+	if err := pki.WriteKit(dir, kit, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, pki.AgentConfigFile)
+}
+
+// withConfig rewrites the kit's agent.yaml: the kit's own text with edit applied.
+func withConfig(t *testing.T, path string, edit func(string) string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(edit(string(b))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAgentConfig(t *testing.T) {
+	t.Setenv("CONCORD_KEY_PASSPHRASE", "a passphrase long enough for the test")
+	for _, tc := range []struct {
+		name string
+		edit func(string) string
+		err  string // "" means load succeeds
+	}{
+		{"kit as issued", func(s string) string { return s }, ""},
+		{"no site line", func(s string) string { return strings.Replace(s, "site: st-marys\n", "", 1) }, ""},
+		{"site of another kit", func(s string) string { return strings.Replace(s, "site: st-marys", "site: st-johns", 1) },
+			`site: "st-johns", but the certificate`},
+		{"unknown key", func(s string) string { return s + "stat_dir: /tmp\n" }, "unknown key stat_dir"},
+		{"bad log level", func(s string) string { return s + "log:\n  level: verbose\n" }, "want debug, info, warn or error"},
+		{"good log level", func(s string) string { return s + "log:\n  level: debug\n  format: text\n" }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := siteKit(t)
+			withConfig(t, path, tc.edit)
+			_, _, closeFn, err := load(path)
+			closeFn()
+			if tc.err == "" {
+				if err != nil {
+					t.Fatalf("load: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("load error %v, want %q", err, tc.err)
+			}
+		})
+	}
+}
