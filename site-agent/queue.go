@@ -204,6 +204,9 @@ func (a *Agent) runTask(ctx context.Context, t *pb.Task) (err error) {
 			err = permanentf("the agent failed on this task (internal error: %s): report it to the Concord maintainers", bounded(fmt.Sprint(r), 200))
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		return err // cancelled while queued or between tries
+	}
 	switch t.Kind {
 	case pb.TaskKind_TASK_KIND_TRAIN:
 		return a.train(ctx, t)
