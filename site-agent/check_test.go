@@ -57,7 +57,7 @@ func TestDICOMFolderCheck(t *testing.T) {
 		{name: "class folder missing", classes: classes, tree: []string{"xrays/normal/" + patient + "/1.dcm"},
 			problem: []string{`class folder "pneumonia" is missing`, "'xrays'", "data.classes"}},
 		{name: "patient folder one level too high", classes: classes,
-			tree: []string{"xrays/normal/1.dcm", "xrays/pneumonia/1.dcm", "xrays/" + patient + "/1.dcm"},
+			tree:    []string{"xrays/normal/1.dcm", "xrays/pneumonia/1.dcm", "xrays/" + patient + "/1.dcm"},
 			problem: []string{"1 folder(s) besides the classes", "data.classes"}},
 		{name: "class folders empty", classes: classes, tree: []string{"xrays/normal/" + patient + "/", "xrays/pneumonia/"},
 			problem: []string{"hold no files", "copy the site's images"}},
