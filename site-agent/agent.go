@@ -189,7 +189,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	backoff := a.cfg.MinBackoff
 	for ctx.Err() == nil {
 		start := time.Now()
-		a.tlsw.reset()
 		err := a.session(ctx)
 		if ctx.Err() != nil {
 			break
@@ -238,6 +237,7 @@ func (a *Agent) session(ctx context.Context) error {
 	if w == nil {
 		return errors.New("coordinator did not answer with Welcome")
 	}
+	a.tlsw.reset()
 	a.log.Info("connected to coordinator", "site", bounded(w.Site, maxIDLen), "coordinator_version", bounded(w.CoordinatorVersion, maxVersion))
 	hb := time.Duration(w.HeartbeatSeconds * float64(time.Second))
 	if hb <= 0 {

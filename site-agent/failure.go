@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -123,9 +124,12 @@ func (a *Agent) detail(err error) string {
 }
 
 // tlsWatch remembers the last TLS failure of the agent's connection that
-// no reconnection can cure. gRPC reports a failed handshake only as
-// Unavailable with a message, so the transport credentials are wrapped to
-// see the typed error where it happens.
+// no reconnection can cure, until a session is welcomed. gRPC reports a
+// failed handshake only as Unavailable with a message, so the transport
+// credentials are wrapped to see the typed error where it happens. gRPC
+// reconnects on its own schedule, not per session, so the record is not
+// cleared when a session starts: a session's error may be the cached
+// result of an earlier attempt.
 type tlsWatch struct {
 	mu  sync.Mutex
 	err error
@@ -169,7 +173,7 @@ func classifyTLS(err error) error {
 		return permanentf("the coordinator's certificate has expired or is not yet valid (check this machine's clock): ask the consortium admin to renew it")
 	}
 	switch remoteAlert(err) {
-	case 48: // unknown_ca
+	case 48, 116: // unknown_ca; certificate_required: crypto/tls sends none that the server's CA list accepts
 		return permanentf("the coordinator does not accept this site's certificate: it is not signed by the consortium's CA (a kit from another consortium?): reinstall the site's kit")
 	case 45: // certificate_expired
 		return permanentf("the coordinator refused this site's certificate as expired (or this machine's clock is wrong): ask the consortium admin for a new kit")
@@ -189,7 +193,7 @@ func remoteAlert(err error) uint8 {
 	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
 		return 0
 	}
-	for _, a := range []uint8{42, 43, 44, 45, 48} {
+	for _, a := range []uint8{42, 43, 44, 45, 48, 116} {
 		if op.Err.Error() == tls.AlertError(a).Error() {
 			return a
 		}
@@ -246,6 +250,21 @@ func (c watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil {
 		c.w.note(err)
+	}
+	return n, err
+}
+
+// Write looks for that alert when a write fails: the server that sent it
+// closed the connection, so gRPC's first write may fail (and gRPC close
+// the connection) before its reader has seen the alert.
+func (c watchedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && c.w.last() == nil {
+		c.Conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		var b [1]byte
+		if _, rerr := c.Conn.Read(b[:]); rerr != nil {
+			c.w.note(rerr)
+		}
 	}
 	return n, err
 }
