@@ -3,6 +3,7 @@ package siteagent
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -110,6 +111,9 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		res, err := a.cfg.Trainer.Train(ctx, TrainRequest{JobID: t.JobId, Round: int(t.Round), Spec: t.Spec, Global: global,
 			Data: data, Seed: TrainingSeed(t.Spec.Seed, int(t.Round), site)})
 		if err != nil {
+			if errors.Is(err, learning.ErrBadSpec) || errors.Is(err, learning.ErrWeights) || errors.Is(err, learning.ErrData) {
+				err = permanent(err) // the same job, data and model fail the same way again
+			}
 			return fmt.Errorf("local training: %w", err)
 		}
 		if len(res.Weights) != len(global) {

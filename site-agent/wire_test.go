@@ -2,6 +2,8 @@ package siteagent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -51,6 +54,11 @@ func (p *peer) Connect(stream pb.Agent_ConnectServer) error {
 		}
 		p.in <- m
 	}
+}
+
+// Download serves every blob as a model of 1000 zero weights.
+func (p *peer) Download(_ *pb.DownloadRequest, stream pb.Agent_DownloadServer) error {
+	return stream.Send(&pb.Chunk{Data: make([]byte, 4000)})
 }
 
 // startPeer serves a peer and returns it with an agent configuration
@@ -198,5 +206,49 @@ func TestOddTasksFailWithoutHarm(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Fatalf("no report for %v", want)
+	}
+}
+
+// failingTrainer fails every call with err and counts the calls.
+type failingTrainer struct {
+	err   error
+	calls chan struct{}
+}
+
+func (f failingTrainer) Train(context.Context, TrainRequest) (TrainResult, error) {
+	f.calls <- struct{}{}
+	return TrainResult{}, f.err
+}
+
+// TestRetryPolicy: a transient training failure is tried three times, a
+// permanent one (the job's model cannot be built) once; both are reported.
+func TestRetryPolicy(t *testing.T) {
+	cases := []struct {
+		name  string
+		err   error
+		tries int
+	}{
+		{"transient", errors.New("the GPU node went away"), 3},
+		{"bad model spec", fmt.Errorf("%w: base_width 0", learning.ErrBadSpec), 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, cfg := startPeer(t)
+			cfg.Data = MemoryData{Data: learning.Dataset{N: 2, C: 1, H: 2, W: 2, X: make([]float32, 8), Y: []int{0, 1}}}
+			tr := failingTrainer{err: c.err, calls: make(chan struct{}, 8)}
+			cfg.Trainer = tr
+			runAgent(t, cfg)
+			<-p.hello
+			task := trainTask("job-1", 1)
+			task.Spec.Model = &pb.ModelSpec{Channels: 1, Height: 2, Width: 2, Classes: 2}
+			p.out <- &pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Task{Task: task}}
+			s := next(t, p, (*pb.AgentMessage).GetStatus, func(s *pb.TaskStatus) bool { return s != nil })
+			if s.TaskId != task.TaskId || s.State != "failed" || !strings.Contains(s.Detail, c.err.Error()) {
+				t.Fatalf("status %+v", s)
+			}
+			if len(tr.calls) != c.tries {
+				t.Fatalf("trained %d times, want %d", len(tr.calls), c.tries)
+			}
+		})
 	}
 }
