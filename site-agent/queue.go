@@ -160,7 +160,7 @@ func (a *Agent) worker(ctx context.Context) {
 		case errors.Is(context.Cause(tctx), errJobCancelled):
 			a.log.Info("task stopped: its job was cancelled", "task", t.TaskId)
 		default:
-			a.log.Error("task failed", "task", t.TaskId, "err", err, "permanent", errors.Is(err, ErrPermanent))
+			a.log.Error("task failed", "task", t.TaskId, "err", a.detail(err), "permanent", errors.Is(err, ErrPermanent))
 			a.report(t.TaskId, err)
 		}
 	}
@@ -175,7 +175,7 @@ func (a *Agent) runWithRetries(ctx context.Context, t *pb.Task) error {
 		if ctx.Err() != nil || errors.Is(err, ErrPermanent) {
 			return err
 		}
-		a.log.Warn("task failed; retrying", "task", t.TaskId, "err", err, "retry_in", wait)
+		a.log.Warn("task failed; retrying", "task", t.TaskId, "err", a.detail(err), "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return err
