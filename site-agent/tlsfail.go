@@ -57,7 +57,8 @@ func classifyTLS(err error) error {
 	var host x509.HostnameError
 	switch {
 	case errors.As(err, &unknownCA):
-		return permanentf("the coordinator's certificate is not signed by this site's consortium CA (ca.pem in the kit): check `coordinator:` in agent.yaml or reinstall the site's kit")
+		return permanentf("the coordinator's certificate is not signed by this site's consortium CA (ca.pem in the kit): check `coordinator:` in agent.yaml, " +
+			"reinstall the site's kit, or have the hospital's proxy pass this connection through without TLS inspection")
 	case errors.As(err, &host):
 		return permanentf("the coordinator's certificate is not valid for the address dialled (%s): set `coordinator:` in agent.yaml to a host name the coordinator's certificate names", bounded(host.Host, 256))
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
