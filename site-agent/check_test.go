@@ -141,3 +141,19 @@ func TestDetailIsPathFreeAndBounded(t *testing.T) {
 		t.Fatalf("a long reason became %d bytes (valid UTF-8: %v)", len(long), utf8.ValidString(long))
 	}
 }
+
+// FuzzDetail: whatever an error says, the reason that leaves the site
+// holds no path below the data folder, is valid UTF-8 and fits the bound.
+func FuzzDetail(f *testing.F) {
+	const data = "/srv/pacs/export/site-data"
+	a := &Agent{cfg: Config{StateDir: "/var/lib/concord", Data: &DICOMFolder{Dir: data}}}
+	f.Add("open " + data + "/pneumonia/" + patient + "/1.dcm: denied")
+	f.Add(`walk "` + data + `/normal": ` + strings.Repeat("x", 2000))
+	f.Add(data + data + "/\xff\x00" + data)
+	f.Fuzz(func(t *testing.T, msg string) {
+		got := a.detail(errors.New(msg))
+		if strings.Contains(got, data) || len(got) > maxDetail || !utf8.ValidString(got) {
+			t.Fatalf("detail(%q) = %q", msg, got)
+		}
+	})
+}
