@@ -1,16 +1,3 @@
-// Package siteagent is the process a hospital runs. It dials out to the
-// coordinator (hospitals allow outbound connections only, often through a
-// proxy), keeps a task stream open, and for each task runs the site's side
-// of the job: data → local training → clipping → encryption → upload.
-// Patient data never leaves this process; only model updates do, and with
-// secure aggregation only ciphertexts.
-//
-// The caller's duties: build a Config (cmd/site-agent converts the YAML
-// file), call New, then Run with a context that is cancelled to stop. Run
-// reconnects with exponential backoff and jitter until then. What the agent
-// has computed and submitted is recorded in its state database before it is
-// sent, so a restarted agent resumes an interrupted upload instead of
-// training again, and never submits twice.
 package siteagent
 
 import (
@@ -89,6 +76,9 @@ type Config struct {
 	Logger  *slog.Logger
 	// Reconnect backoff bounds (defaults 500ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
+	// CheckInterval is how often the data source's Check runs between
+	// tasks (default one minute).
+	CheckInterval time.Duration
 }
 
 // Agent is a running site agent.
@@ -103,10 +93,18 @@ type Agent struct {
 	sealKey []byte
 	keyErr  error
 
+	tlsw *tlsWatch
+
 	mu      sync.Mutex
-	running map[string]bool // task IDs in progress
-	queue   chan *pb.Task
+	tasks   map[string]bool // IDs of the queued and the running task
+	pending []*pb.Task
+	current *runningTask
+	wake    chan struct{}
 	status  chan *pb.TaskStatus
+
+	health        health
+	healthKnown   bool
+	healthChanged chan struct{}
 }
 
 // New opens the agent's state and prepares the connection; it does not
@@ -139,12 +137,16 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = time.Minute
+	}
 	st, err := openState(filepath.Join(cfg.StateDir, "agent.db"))
 	if err != nil {
 		return nil, err
 	}
+	w := &tlsWatch{}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS)),
+		grpc.WithTransportCredentials(watchedCreds{TransportCredentials: credentials.NewTLS(cfg.TLS), w: w}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4 << 20)),
 	}
@@ -156,19 +158,33 @@ func New(cfg Config) (*Agent, error) {
 		st.close()
 		return nil, fmt.Errorf("prepare connection to %s: %w", cfg.Coordinator, err)
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, st: st, conn: conn, cli: pb.NewAgentClient(conn),
-		running: map[string]bool{}, queue: make(chan *pb.Task, 64), status: make(chan *pb.TaskStatus, 16)}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger, st: st, conn: conn, cli: pb.NewAgentClient(conn), tlsw: w,
+		tasks: map[string]bool{}, wake: make(chan struct{}, 1), status: make(chan *pb.TaskStatus, 16),
+		healthChanged: make(chan struct{}, 1)}, nil
 }
 
-// Run connects and serves tasks until ctx is cancelled.
+// Run connects and serves tasks until ctx is cancelled, and then returns
+// nil. It reconnects after transient failures; when this site and the
+// coordinator cannot authenticate each other (see ErrPermanent) it stops
+// and returns an error that says what to fix.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.conn.Close()
 	defer a.st.close()
+	ctx, stop := context.WithCancel(ctx)
+	a.checkData()
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		a.worker(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.watchData(ctx)
+	}()
+	defer func() {
+		stop()
+		wg.Wait()
 	}()
 	backoff := a.cfg.MinBackoff
 	for ctx.Err() == nil {
@@ -176,6 +192,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		err := a.session(ctx)
 		if ctx.Err() != nil {
 			break
+		}
+		if p := a.classifySession(err); p != nil {
+			a.log.Error("cannot connect to the coordinator, and retrying cannot help", "err", p)
+			return fmt.Errorf("connect to %s: %w", a.cfg.Coordinator, p)
 		}
 		if time.Since(start) > time.Minute {
 			backoff = a.cfg.MinBackoff // the session was healthy for a while
@@ -189,7 +209,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, a.cfg.MaxBackoff)
 	}
-	wg.Wait()
 	return nil
 }
 
@@ -201,11 +220,13 @@ func (a *Agent) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	examples := uint64(0)
-	if c, ok := a.cfg.Data.(Counter); ok {
-		examples = uint64(c.Examples())
+	select {
+	case <-a.healthChanged: // Hello carries it
+	default:
 	}
-	if err := stream.Send(&pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: &pb.Hello{Version: Version, Examples: examples}}}); err != nil {
+	h := a.currentHealth()
+	hello := &pb.Hello{Version: bounded(Version, maxVersion), Examples: uint64(h.examples), DataProblem: h.problem}
+	if err := stream.Send(&pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: hello}}); err != nil {
 		return err
 	}
 	first, err := stream.Recv()
@@ -216,7 +237,8 @@ func (a *Agent) session(ctx context.Context) error {
 	if w == nil {
 		return errors.New("coordinator did not answer with Welcome")
 	}
-	a.log.Info("connected to coordinator", "site", w.Site, "coordinator_version", w.CoordinatorVersion)
+	a.tlsw.reset()
+	a.log.Info("connected to coordinator", "site", bounded(w.Site, maxIDLen), "coordinator_version", bounded(w.CoordinatorVersion, maxVersion))
 	hb := time.Duration(w.HeartbeatSeconds * float64(time.Second))
 	if hb <= 0 {
 		hb = 10 * time.Second
@@ -234,6 +256,8 @@ func (a *Agent) session(ctx context.Context) error {
 				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Heartbeat{Heartbeat: &pb.Heartbeat{UnixMillis: time.Now().UnixMilli()}}}
 			case s := <-a.status:
 				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Status{Status: s}}
+			case <-a.healthChanged:
+				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Health{Health: a.currentHealth().proto()}}
 			}
 			if err := stream.Send(m); err != nil {
 				sendErr <- err
@@ -258,69 +282,7 @@ func (a *Agent) session(ctx context.Context) error {
 		case *pb.CoordinatorMessage_Task:
 			a.enqueue(msg.Task)
 		case *pb.CoordinatorMessage_Cancel:
-			a.log.Info("job cancelled by coordinator", "job", msg.Cancel.JobId, "reason", msg.Cancel.Reason)
+			a.cancelJob(msg.Cancel.JobId, msg.Cancel.Reason)
 		}
 	}
-}
-
-func (a *Agent) enqueue(t *pb.Task) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.running[t.TaskId] {
-		return // the coordinator re-sent a task already under way
-	}
-	a.running[t.TaskId] = true
-	select {
-	case a.queue <- t:
-	default:
-		delete(a.running, t.TaskId)
-		a.log.Warn("task queue full; the coordinator will send the task again", "task", t.TaskId)
-	}
-}
-
-// worker runs tasks one at a time: training is CPU-bound and the hospital's
-// machine is shared.
-func (a *Agent) worker(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case t := <-a.queue:
-			err := a.runTask(ctx, t)
-			// A failed task is retried twice with backoff: most failures
-			// (a dropped connection mid-upload) are transient.
-			for try, wait := 1, time.Second; err != nil && ctx.Err() == nil && try < 3; try, wait = try+1, wait*2 {
-				a.log.Warn("task failed; retrying", "task", t.TaskId, "err", err, "retry_in", wait)
-				select {
-				case <-ctx.Done():
-				case <-time.After(wait):
-				}
-				err = a.runTask(ctx, t)
-			}
-			a.mu.Lock()
-			delete(a.running, t.TaskId)
-			a.mu.Unlock()
-			if err != nil && ctx.Err() == nil {
-				a.log.Error("task failed", "task", t.TaskId, "err", err)
-				select {
-				case a.status <- &pb.TaskStatus{TaskId: t.TaskId, State: "failed", Detail: err.Error()}:
-				default:
-				}
-			}
-		}
-	}
-}
-
-func (a *Agent) runTask(ctx context.Context, t *pb.Task) error {
-	switch t.Kind {
-	case pb.TaskKind_TASK_KIND_TRAIN:
-		return a.train(ctx, t)
-	case pb.TaskKind_TASK_KIND_KEY_SETUP:
-		return a.keySetup(ctx, t)
-	case pb.TaskKind_TASK_KIND_KEY_SHARES:
-		return a.keyShares(ctx, t)
-	case pb.TaskKind_TASK_KIND_DECRYPT:
-		return a.decrypt(ctx, t)
-	}
-	return fmt.Errorf("unknown task kind %v", t.Kind)
 }

@@ -2,6 +2,7 @@ package siteagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -37,12 +38,12 @@ func (m MemoryData) Dataset(_ context.Context, spec *pb.JobSpec) (learning.Datas
 func checkShape(d learning.Dataset, spec *pb.JobSpec) error {
 	mm := spec.GetModel()
 	if d.C != int(mm.GetChannels()) || d.H != int(mm.GetHeight()) || d.W != int(mm.GetWidth()) {
-		return fmt.Errorf("site data is %dx%dx%d, the job's model takes %dx%dx%d: adjust the job's pipeline",
+		return permanentf("site data is %dx%dx%d, the job's model takes %dx%dx%d: adjust the job's pipeline",
 			d.C, d.H, d.W, mm.GetChannels(), mm.GetHeight(), mm.GetWidth())
 	}
 	for _, y := range d.Y {
 		if y < 0 || y >= int(mm.GetClasses()) {
-			return fmt.Errorf("label %d outside the job's %d classes", y, mm.GetClasses())
+			return permanentf("the site's data has label %d, outside the job's %d classes: check data.classes against the job's model.classes", y, mm.GetClasses())
 		}
 	}
 	return nil
@@ -70,11 +71,8 @@ type DICOMFolder struct {
 // Examples implements Counter: the image files in the class folders (before
 // decoding; broken files are counted when a job loads them).
 func (d *DICOMFolder) Examples() int {
-	examples, _, err := imaging.LoadFolderDataset(d.Dir)
-	if err != nil {
-		return 0
-	}
-	return len(examples)
+	n, _ := d.Check()
+	return n
 }
 
 // PipelineFromSpec converts the job's pipeline section.
@@ -87,16 +85,21 @@ func PipelineFromSpec(p *pb.PipelineSpec) imaging.Pipeline {
 func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Dataset, error) {
 	pl := PipelineFromSpec(spec.GetPipeline())
 	if err := pl.Validate(); err != nil {
-		return learning.Dataset{}, err
+		return learning.Dataset{}, permanent(fmt.Errorf("the job's pipeline: %w", err))
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ds, ok := d.cache[pl.Hash()]; ok {
 		return ds, checkShape(ds, spec)
 	}
+	if _, problem := d.Check(); problem != "" {
+		return learning.Dataset{}, permanent(errors.New(problem))
+	}
 	examples, folders, err := imaging.LoadFolderDataset(d.Dir)
 	if err != nil {
-		return learning.Dataset{}, err
+		// Its message holds paths below the data folder: the check above
+		// says what is wrong in words that may leave the site.
+		return learning.Dataset{}, fmt.Errorf("the data folder changed while it was being read (%s): try again", errKind(err))
 	}
 	label := make([]int, len(folders))
 	for i, f := range folders {
@@ -104,7 +107,7 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 		if len(d.Classes) > 0 {
 			label[i] = slices.Index(d.Classes, f)
 			if label[i] < 0 {
-				return learning.Dataset{}, fmt.Errorf("image folder %q is not one of the configured classes %v", f, d.Classes)
+				return learning.Dataset{}, errors.New("a folder that is not one of data.classes appeared in the data folder while it was being read: try again")
 			}
 		}
 	}

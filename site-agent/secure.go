@@ -182,7 +182,7 @@ func (a *Agent) ensureShares(ctx context.Context, t *pb.Task, p *party.Party) er
 	if _, err := a.st.key(flag); err == nil {
 		return nil
 	}
-	relay, err := a.download(ctx, t.KeySharesBlob)
+	relay, err := a.download(ctx, t.KeySharesBlob, maxBlobBytes)
 	if err != nil {
 		return err
 	}
@@ -265,7 +265,7 @@ func (a *Agent) decrypt(ctx context.Context, t *pb.Task) error {
 		return err
 	}
 	return a.sendOnce(ctx, t, pb.UploadKind_UPLOAD_KIND_DECRYPTION_SHARE, nil, func() ([][]byte, error) {
-		raw, err := a.download(ctx, t.InputBlob)
+		raw, err := a.download(ctx, t.InputBlob, maxBlobBytes)
 		if err != nil {
 			return nil, err
 		}

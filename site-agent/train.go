@@ -3,6 +3,7 @@ package siteagent
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -77,29 +78,37 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 	}
 	if sub == nil {
 		started := time.Now()
-		raw, err := a.download(ctx, t.InputBlob)
+		// The data first: a site whose data cannot be trained on says so at
+		// once instead of after a download, and nothing retries it.
+		if h := a.checkData(); h.problem != "" {
+			return permanent(dataProblem(h.problem))
+		}
+		raw, err := a.download(ctx, t.InputBlob, int64(t.InputParams)*4)
 		if err != nil {
 			return err
 		}
 		global := learning.DecodeWeightsInto(nil, raw)
 		if uint64(len(global)) != t.InputParams {
-			return fmt.Errorf("global model has %d parameters, the task says %d", len(global), t.InputParams)
+			return permanentf("global model has %d parameters, the task says %d", len(global), t.InputParams)
 		}
 		data, err := a.cfg.Data.Dataset(ctx, t.Spec)
 		if err != nil {
 			return fmt.Errorf("load training data: %w", err)
 		}
 		if data.N == 0 {
-			return fmt.Errorf("no training examples available for job %s", t.JobId)
+			return permanentf("no training examples could be read for job %s: run `site-agent scan` on the data folder to see why", t.JobId)
 		}
 		site := a.siteName()
 		res, err := a.cfg.Trainer.Train(ctx, TrainRequest{JobID: t.JobId, Round: int(t.Round), Spec: t.Spec, Global: global,
 			Data: data, Seed: TrainingSeed(t.Spec.Seed, int(t.Round), site)})
 		if err != nil {
+			if errors.Is(err, learning.ErrBadSpec) || errors.Is(err, learning.ErrWeights) || errors.Is(err, learning.ErrData) {
+				err = permanent(err) // the same job, data and model fail the same way again
+			}
 			return fmt.Errorf("local training: %w", err)
 		}
 		if len(res.Weights) != len(global) {
-			return fmt.Errorf("trainer returned %d weights, the model has %d", len(res.Weights), len(global))
+			return permanentf("trainer returned %d weights, the model has %d", len(res.Weights), len(global))
 		}
 		delta := make([]float32, len(global))
 		for i := range delta {
@@ -130,6 +139,9 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		}
 		a.log.Info("local training done", "job", t.JobId, "round", t.Round, "examples", res.Samples,
 			"seconds", time.Since(started).Seconds(), "update_norm", norm)
+	}
+	if err := ctx.Err(); err != nil {
+		return err // the job was cancelled after training: upload nothing
 	}
 	return a.upload(ctx, sub, &pb.UploadHeader{JobId: t.JobId, Round: t.Round, Kind: kind})
 }

@@ -107,8 +107,8 @@ func uploadErr(remote, local error) error {
 	return errors.New("upload stream ended without confirmation")
 }
 
-// download fetches a whole blob.
-func (a *Agent) download(ctx context.Context, blob string) ([]byte, error) {
+// download fetches a whole blob of at most limit bytes.
+func (a *Agent) download(ctx context.Context, blob string, limit int64) ([]byte, error) {
 	var out []byte
 	for attempt := 0; attempt < 3; attempt++ {
 		stream, err := a.cli.Download(ctx, &pb.DownloadRequest{Blob: blob, FromChunk: 0})
@@ -122,10 +122,19 @@ func (a *Agent) download(ctx context.Context, blob string) ([]byte, error) {
 				return out, nil
 			}
 			if err != nil {
-				if s, ok := status.FromError(err); ok && (s.Code() == codes.NotFound || s.Code() == codes.PermissionDenied) {
+				if s, ok := status.FromError(err); ok && s.Code() == codes.PermissionDenied {
+					return nil, permanentf("download %s: %s", blob, s.Message())
+				}
+				if s, ok := status.FromError(err); ok && s.Code() == codes.NotFound {
 					return nil, fmt.Errorf("download %s: %s", blob, s.Message())
 				}
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
 				break
+			}
+			if int64(len(out))+int64(len(c.Data)) > limit {
+				return nil, permanentf("download %s: the blob is larger than the %d bytes the task allows", blob, limit)
 			}
 			out = append(out, c.Data...)
 		}

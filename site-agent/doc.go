@@ -1,0 +1,57 @@
+// Package siteagent is the process a hospital runs. It dials out to the
+// coordinator (hospitals allow outbound connections only, often through a
+// proxy), keeps a task stream open, and for each task runs the site's side
+// of the job: data → local training → clipping → encryption → upload.
+// Patient data never leaves this process; only model updates do, and with
+// secure aggregation only ciphertexts.
+//
+// The caller's duties: build a Config (cmd/site-agent converts the YAML
+// file), call New, then Run with a context that is cancelled to stop, and
+// exit non-zero when Run returns an error. What the agent has computed and
+// submitted is recorded in its state database before it is sent, so a
+// restarted agent resumes an interrupted upload instead of training again,
+// and never submits twice.
+//
+// # Connection failures
+//
+// Run reconnects with exponential backoff and full jitter (Config's
+// MinBackoff to MaxBackoff) after a transient failure: the coordinator is
+// down or unreachable, the connection dropped. It returns an error wrapping
+// ErrPermanent, and does not retry, when no retry can succeed:
+//
+//   - the coordinator's certificate does not chain to the kit's CA, is
+//     expired, or does not name the dialled host;
+//   - the coordinator rejects this site's certificate during the TLS
+//     handshake (another consortium's CA, expired, revoked);
+//   - the coordinator answers Unauthenticated or PermissionDenied (a
+//     certificate revoked or unknown to the consortium's inventory).
+//
+// The error says what failed and what to do (reinstall the kit, check
+// `coordinator:` in agent.yaml, ask the admin for a new certificate).
+//
+// # Task failures
+//
+// Tasks run one at a time. A failed task is retried twice, after 1s and 2s,
+// unless its error wraps ErrPermanent: a data problem, a job spec or model
+// the site cannot train, a task outside the agent's bounds, a refused
+// download. Either way a task that finally fails is reported to the
+// coordinator as TaskStatus{state: "failed"} with a reason of at most
+// 1 KiB in which the site's folders appear by base name only.
+//
+// On Cancel{job_id} the agent drops the job's queued tasks and cancels the
+// context of its running one: local training stops at its next step,
+// nothing more is uploaded for the job, and the task is neither retried
+// nor reported. A task of the same job sent later (the job resumed) runs.
+//
+// # Data check
+//
+// A DataSource that implements Checker is checked without decoding any
+// image (DICOMFolder: the folder exists and is readable, its sub-folders
+// are exactly data.classes, and they hold files, which are counted). The
+// check runs at start-up (its answer goes in Hello), before each training
+// task (a problem fails the task at once, without retries) and every
+// Config.CheckInterval; whenever the answer changes the agent sends Health.
+// A problem names the data folder by its base name and the configured
+// class names only, never a folder below a class folder (those may carry
+// patient names), and says what to do.
+package siteagent
