@@ -3,9 +3,13 @@ package siteagent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ErrPermanent marks a failure that trying again cannot fix: Run returns an
@@ -29,6 +33,26 @@ func permanent(err error) error {
 		return err
 	}
 	return permanentError{err}
+}
+
+// linkDown reports a failure of the link to the coordinator rather than of
+// the task: the coordinator was unreachable, restarted, or closed a stream
+// that went quiet. Such a task is tried again (its update, once prepared,
+// is kept and resumed) for as long as its round may still be open, and is
+// not reported as failed: a report would tell the coordinator the site
+// cannot deliver, and end a round that the site can still complete.
+func linkDown(err error) bool {
+	if err == nil || errors.Is(err, ErrPermanent) {
+		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
+		return true
+	}
+	return false
 }
 
 // permanentf is permanent(fmt.Errorf(...)).

@@ -159,6 +159,9 @@ func (a *Agent) worker(ctx context.Context) {
 		case err == nil, ctx.Err() != nil:
 		case errors.Is(context.Cause(tctx), errJobCancelled):
 			a.log.Info("task stopped: its job was cancelled", "task", t.TaskId)
+		case linkDown(err):
+			a.log.Warn("task not finished: the coordinator could not be reached; it sends the task again when the agent reconnects",
+				"task", t.TaskId, "err", a.detail(err))
 		default:
 			a.log.Error("task failed", "task", t.TaskId, "err", a.detail(err), "permanent", errors.Is(err, ErrPermanent))
 			a.report(t.TaskId, err)
@@ -166,13 +169,24 @@ func (a *Agent) worker(ctx context.Context) {
 	}
 }
 
-// runWithRetries runs a task, retrying twice with backoff: most failures
-// (a dropped connection mid-upload) are transient. A permanent failure, a
+// runWithRetries runs a task, retrying twice with backoff. A failure of the
+// link to the coordinator (linkDown) is retried, with backoff up to 30 s,
+// for as long as the task's round deadline lasts, since the prepared update
+// is kept and only its sending is repeated. A permanent failure, a
 // cancelled job or a stopping agent ends it at once.
 func (a *Agent) runWithRetries(ctx context.Context, t *pb.Task) error {
+	start := time.Now()
+	deadline := time.Duration(t.GetSpec().GetRoundDeadlineSeconds() * float64(time.Second))
 	err := a.runTask(ctx, t)
-	for try, wait := 1, time.Second; err != nil && try < 3; try, wait = try+1, wait*2 {
+	for try, wait := 1, time.Second; err != nil; try, wait = try+1, min(wait*2, 30*time.Second) {
 		if ctx.Err() != nil || errors.Is(err, ErrPermanent) {
+			return err
+		}
+		if linkDown(err) {
+			if time.Since(start)+wait > deadline {
+				return err
+			}
+		} else if try >= 3 {
 			return err
 		}
 		a.log.Warn("task failed; retrying", "task", t.TaskId, "err", a.detail(err), "retry_in", wait)

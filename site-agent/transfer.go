@@ -97,7 +97,11 @@ func (a *Agent) upload(ctx context.Context, sub *submission, h *pb.UploadHeader)
 func uploadErr(remote, local error) error {
 	if remote != nil && !errors.Is(remote, io.EOF) {
 		if s, ok := status.FromError(remote); ok && s.Code() != codes.Canceled {
-			return fmt.Errorf("coordinator refused the upload: %s", s.Message())
+			// Keep the code: it tells a refusal from a lost connection.
+			if s.Code() == codes.Unavailable {
+				return status.Errorf(s.Code(), "lost the connection during the upload: %s", s.Message())
+			}
+			return status.Errorf(s.Code(), "coordinator refused the upload: %s", s.Message())
 		}
 		return remote
 	}
