@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/jobspec"
 
 	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -75,15 +76,9 @@ func (d *DICOMFolder) Examples() int {
 	return n
 }
 
-// PipelineFromSpec converts the job's pipeline section.
-func PipelineFromSpec(p *pb.PipelineSpec) imaging.Pipeline {
-	return imaging.Pipeline{Width: int(p.GetWidth()), Height: int(p.GetHeight()), Channels: int(p.GetChannels()),
-		Resample: p.GetResample(), Normalise: p.GetNormalise(), Denoise: p.GetDenoise(), Contrast: p.GetContrast()}
-}
-
 // Dataset implements DataSource.
 func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Dataset, error) {
-	pl := PipelineFromSpec(spec.GetPipeline())
+	pl := jobspec.PipelineConfig(spec)
 	if err := pl.Validate(); err != nil {
 		return learning.Dataset{}, permanent(fmt.Errorf("the job's pipeline: %w", err))
 	}

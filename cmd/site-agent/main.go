@@ -112,10 +112,19 @@ func runAgent(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	}
 	if err := a.Run(daemon.StopOnSignal(logger)); err != nil {
 		logger.Error("agent stopped with an error", "err", err)
+		fmt.Fprintf(stderr, "site-agent: %v\n", err)
+		if errors.Is(err, siteagent.ErrPermanent) {
+			return exitPermanent
+		}
 		return 1
 	}
 	return 0
 }
+
+// exitPermanent is the exit status of an agent that stopped on a failure
+// restarting cannot fix (a certificate of another consortium, expired or
+// revoked): the systemd unit does not restart on it (RestartPreventExitStatus).
+const exitPermanent = 78 // EX_CONFIG
 
 func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	noop := func() {}
