@@ -329,4 +329,21 @@ func TestDataProblemFailsTaskAtOnce(t *testing.T) {
 	if n := src.checks.Load(); n != 2 {
 		t.Errorf("the data was checked %d times (start-up and the task make 2): the task was retried", n)
 	}
+	// The admin sees the problem and the failed task in sites list, and the
+	// job ended at once (min_sites 1, its only site cannot deliver).
+	sites, err := f.Admin.ListSites(ctx, &pb.ListSitesRequest{})
+	if err != nil || len(sites.Sites) != 1 {
+		t.Fatalf("sites list: %v, %d sites", err, len(sites.GetSites()))
+	}
+	s := sites.Sites[0]
+	if !strings.Contains(s.DataProblem, `class folder "lesion" is missing`) || s.GetLastFailure().GetJobId() == "" {
+		t.Errorf("sites list shows data problem %q, last failure %v", s.DataProblem, s.LastFailure)
+	}
+	if failed[0].JobId == "" {
+		t.Error("the task.failed event carries no job id")
+	}
+	jobs, err := f.Admin.ListJobs(ctx, &pb.ListJobsRequest{})
+	if err != nil || len(jobs.Jobs) != 1 || jobs.Jobs[0].State != "aborted" || !strings.Contains(jobs.Jobs[0].Reason, "st-marys failed") {
+		t.Errorf("the job did not end at once naming the site: %v", jobs.GetJobs())
+	}
 }
