@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -367,7 +368,7 @@ func jobProto(j *job) *pb.Job {
 	}
 	if !j.m.Done() {
 		waiting := j.m.Waiting()
-		for _, site := range sortedKeys(waiting) {
+		for _, site := range slices.Sorted(maps.Keys(waiting)) {
 			p.WaitingFor = append(p.WaitingFor, &pb.WaitingFor{Site: site, Reason: waiting[site]})
 		}
 	}
@@ -381,13 +382,4 @@ func shortHash(b []byte) string {
 
 func (a *adminService) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, error) {
 	return &pb.InfoResponse{Version: Version, MaxModelParams: a.c.limits().MaxModelParams, MaxPageSize: maxPageSize, MaxStringBytes: maxReasonBytes}, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

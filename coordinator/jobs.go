@@ -86,22 +86,7 @@ func machineConfig(spec *pb.JobSpec) round.Config {
 }
 
 // limits are the job limits this coordinator's operator set.
-func (c *Coordinator) limits() jobspec.Limits {
-	lim, d := c.cfg.Limits, jobspec.DefaultLimits()
-	if lim.MaxModelParams == 0 {
-		lim.MaxModelParams = d.MaxModelParams
-	}
-	if lim.MaxSites <= 0 {
-		lim.MaxSites = d.MaxSites
-	}
-	if lim.MaxRounds == 0 {
-		lim.MaxRounds = d.MaxRounds
-	}
-	if lim.MaxRoundDeadline <= 0 {
-		lim.MaxRoundDeadline = d.MaxRoundDeadline
-	}
-	return lim
-}
+func (c *Coordinator) limits() jobspec.Limits { return c.cfg.Limits.WithDefaults() }
 
 // submit validates a spec, creates the job with its initial model and starts it.
 func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {

@@ -35,7 +35,8 @@ func DefaultLimits() Limits {
 	return Limits{MaxModelParams: 50_000_000, MaxSites: 256, MaxRounds: 10_000, MaxRoundDeadline: 7 * 24 * time.Hour}
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults fills every zero field with DefaultLimits' value.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxModelParams == 0 {
 		l.MaxModelParams = d.MaxModelParams
@@ -81,7 +82,7 @@ func ValidateWithLimits(s *pb.JobSpec, lim Limits) error {
 	if s == nil || s.Model == nil || s.Training == nil || s.Privacy == nil || s.Pipeline == nil || s.Aggregation == nil {
 		return errors.New("job spec is incomplete: apply defaults before validating")
 	}
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	v := &validator{lim: lim}
 	v.name(s.Name)
 	v.model(s.Model)

@@ -3,6 +3,7 @@ package round
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -723,25 +724,16 @@ func (m *Machine) ableDecryptors() []string {
 // failures names the failed members and their reasons.
 func (m *Machine) failures() string {
 	var parts []string
-	for _, s := range sortedKeys(m.st.Failed) {
+	for _, s := range slices.Sorted(maps.Keys(m.st.Failed)) {
 		parts = append(parts, fmt.Sprintf("%s failed: %s", s, m.st.Failed[s]))
 	}
-	for _, s := range sortedKeys(m.st.Revoked) {
+	for _, s := range slices.Sorted(maps.Keys(m.st.Revoked)) {
 		parts = append(parts, s+" was revoked")
 	}
 	if len(parts) == 0 {
 		return "no site reported a failure"
 	}
 	return strings.Join(parts, "; ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // missing names the members that have not delivered, and why when known.
