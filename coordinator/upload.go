@@ -306,6 +306,10 @@ func (c *Coordinator) completeUpload(j *job, id Identity, kind round.Kind, name 
 		c.discardUpload(name)
 		return status.Errorf(codes.InvalidArgument, "upload rejected: %v", err)
 	}
+	if rec := c.siteLocked(site); rec.LastFailure != nil {
+		rec.LastFailure = nil // it delivers again: the old failure no longer describes it
+		c.saveSiteLocked(rec)
+	}
 	c.bus.emit(Event{Kind: EvUploadAccepted, Actor: "site:" + site, JobID: j.rec.ID, Round: up.Round, Site: site,
 		Detail: fmt.Sprintf("%s from %s accepted: %d bytes in %d chunks", kind, site, up.TotalBytes, up.TotalChunks)})
 	c.execute(j, acts)

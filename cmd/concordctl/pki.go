@@ -299,8 +299,9 @@ func setupRevoke(fs *flag.FlagSet) func(io.Writer) error {
 		if *asJSON {
 			return writeJSON(stdout, map[string]any{"revoked": true, "role": role, "name": name})
 		}
-		fmt.Fprintf(stdout, "Revoked every certificate of %s %s. The coordinator refuses its calls from the next call on,\n"+
-			"provided it watches %s (copy the file there if it runs elsewhere).\n", role, name, filepath.Join(*dir, pki.InventoryFile))
+		fmt.Fprintf(stdout, "Revoked every certificate of %s %s. Within seconds the coordinator closes its open streams,\n"+
+			"stops its uploads and removes it from open jobs (see `concordctl events`), provided it watches\n"+
+			"%s (copy the file there if it runs elsewhere).\n", role, name, filepath.Join(*dir, pki.InventoryFile))
 		return nil
 	}
 }
