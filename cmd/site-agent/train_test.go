@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/concord-fl/concord/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 // sharedFile finds shared data via $CONCORD_SHARED or ../shared next to the
