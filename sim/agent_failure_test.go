@@ -192,14 +192,15 @@ func TestAbortStopsLocalTraining(t *testing.T) {
 	}
 	defer f.Close()
 	tr := &watchedTrainer{started: make(chan struct{}), ended: make(chan error, 4)}
-	if err := f.AddSite("st-marys", SiteOptions{Data: siteagent.MemoryData{Data: blobs(32, 1)}, Trainer: tr}); err != nil {
+	// 100 epochs of 2048 examples in batches of 4: minutes of training.
+	if err := f.AddSite("st-marys", SiteOptions{Data: siteagent.MemoryData{Data: blobs(2048, 1)}, Trainer: tr}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.WaitSites(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
 	spec := testSpec(t, "name: long\nrounds: 1\nmin_sites: 1\nround_deadline: 600s\nprivacy: {secure_aggregation: none}\nseed: 1\n"+
-		"training: {local_epochs: 100000, batch_size: 4}\n")
+		"training: {local_epochs: 100, batch_size: 4}\n")
 	job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
 	if err != nil {
 		t.Fatal(err)
