@@ -67,7 +67,11 @@ func thresholdFederation(t *testing.T, kill []int) (*Federation, *pb.Job, []floa
 	if err := f.WaitSites(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	spec := testSpec(t, "name: threshold\nrounds: 1\nmin_sites: 7\nround_deadline: 15s\nstraggler_cutoff: 15s\nprivacy: {secure_aggregation: mhe, threshold: 7}\nseed: 3\n")
+	deadline := "15s"
+	if raceDetector {
+		deadline = "90s"
+	}
+	spec := testSpec(t, "name: threshold\nrounds: 1\nmin_sites: 7\nround_deadline: "+deadline+"\nstraggler_cutoff: "+deadline+"\nprivacy: {secure_aggregation: mhe, threshold: 7}\nseed: 3\n")
 	job, err := f.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
 	if err != nil {
 		t.Fatal(err)
