@@ -21,6 +21,118 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ExportAuditRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	ModelVersion  string                 `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Format        string                 `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"` // bundle | json | html | pdf | csv
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportAuditRequest) Reset() {
+	*x = ExportAuditRequest{}
+	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportAuditRequest) ProtoMessage() {}
+
+func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportAuditRequest.ProtoReflect.Descriptor instead.
+func (*ExportAuditRequest) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ExportAuditRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ExportAuditRequest) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *ExportAuditRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+type ExportChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FileName      string                 `protobuf:"bytes,1,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"` // set on the first chunk
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportChunk) Reset() {
+	*x = ExportChunk{}
+	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportChunk) ProtoMessage() {}
+
+func (x *ExportChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
+func (*ExportChunk) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ExportChunk) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *ExportChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -29,7 +141,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	mi := &file_concord_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +153,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	mi := &file_concord_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +166,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 type InfoResponse struct {
@@ -69,7 +181,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	mi := &file_concord_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -81,7 +193,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	mi := &file_concord_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -94,7 +206,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InfoResponse) GetVersion() string {
@@ -145,7 +257,7 @@ type Site struct {
 
 func (x *Site) Reset() {
 	*x = Site{}
-	mi := &file_concord_v1_admin_proto_msgTypes[2]
+	mi := &file_concord_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -157,7 +269,7 @@ func (x *Site) String() string {
 func (*Site) ProtoMessage() {}
 
 func (x *Site) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[2]
+	mi := &file_concord_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -170,7 +282,7 @@ func (x *Site) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Site.ProtoReflect.Descriptor instead.
 func (*Site) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Site) GetName() string {
@@ -252,7 +364,7 @@ type SiteFailure struct {
 
 func (x *SiteFailure) Reset() {
 	*x = SiteFailure{}
-	mi := &file_concord_v1_admin_proto_msgTypes[3]
+	mi := &file_concord_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +376,7 @@ func (x *SiteFailure) String() string {
 func (*SiteFailure) ProtoMessage() {}
 
 func (x *SiteFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[3]
+	mi := &file_concord_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +389,7 @@ func (x *SiteFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteFailure.ProtoReflect.Descriptor instead.
 func (*SiteFailure) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SiteFailure) GetSite() string {
@@ -335,7 +447,7 @@ type ListSitesRequest struct {
 
 func (x *ListSitesRequest) Reset() {
 	*x = ListSitesRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[4]
+	mi := &file_concord_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +459,7 @@ func (x *ListSitesRequest) String() string {
 func (*ListSitesRequest) ProtoMessage() {}
 
 func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[4]
+	mi := &file_concord_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +472,7 @@ func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesRequest.ProtoReflect.Descriptor instead.
 func (*ListSitesRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListSitesRequest) GetPageSize() uint32 {
@@ -387,7 +499,7 @@ type ListSitesResponse struct {
 
 func (x *ListSitesResponse) Reset() {
 	*x = ListSitesResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[5]
+	mi := &file_concord_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +511,7 @@ func (x *ListSitesResponse) String() string {
 func (*ListSitesResponse) ProtoMessage() {}
 
 func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[5]
+	mi := &file_concord_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +524,7 @@ func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesResponse.ProtoReflect.Descriptor instead.
 func (*ListSitesResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListSitesResponse) GetSites() []*Site {
@@ -438,7 +550,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[6]
+	mi := &file_concord_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +562,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[6]
+	mi := &file_concord_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +575,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -482,7 +594,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[7]
+	mi := &file_concord_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +606,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[7]
+	mi := &file_concord_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +619,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -527,7 +639,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[8]
+	mi := &file_concord_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +651,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[8]
+	mi := &file_concord_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +664,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListJobsRequest) GetPageSize() uint32 {
@@ -579,7 +691,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[9]
+	mi := &file_concord_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +703,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[9]
+	mi := &file_concord_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +716,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -631,7 +743,7 @@ type AbortJobRequest struct {
 
 func (x *AbortJobRequest) Reset() {
 	*x = AbortJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[10]
+	mi := &file_concord_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +755,7 @@ func (x *AbortJobRequest) String() string {
 func (*AbortJobRequest) ProtoMessage() {}
 
 func (x *AbortJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[10]
+	mi := &file_concord_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +768,7 @@ func (x *AbortJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortJobRequest.ProtoReflect.Descriptor instead.
 func (*AbortJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AbortJobRequest) GetJobId() string {
@@ -682,7 +794,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[11]
+	mi := &file_concord_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +806,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[11]
+	mi := &file_concord_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +819,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -732,7 +844,7 @@ type RoundSummary struct {
 
 func (x *RoundSummary) Reset() {
 	*x = RoundSummary{}
-	mi := &file_concord_v1_admin_proto_msgTypes[12]
+	mi := &file_concord_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +856,7 @@ func (x *RoundSummary) String() string {
 func (*RoundSummary) ProtoMessage() {}
 
 func (x *RoundSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[12]
+	mi := &file_concord_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +869,7 @@ func (x *RoundSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoundSummary.ProtoReflect.Descriptor instead.
 func (*RoundSummary) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RoundSummary) GetRound() uint32 {
@@ -830,7 +942,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +954,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +967,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Job) GetId() string {
@@ -945,7 +1057,7 @@ type WaitingFor struct {
 
 func (x *WaitingFor) Reset() {
 	*x = WaitingFor{}
-	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1069,7 @@ func (x *WaitingFor) String() string {
 func (*WaitingFor) ProtoMessage() {}
 
 func (x *WaitingFor) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1082,7 @@ func (x *WaitingFor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitingFor.ProtoReflect.Descriptor instead.
 func (*WaitingFor) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WaitingFor) GetSite() string {
@@ -1004,7 +1116,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1128,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1141,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JobEvent) GetSeq() int64 {
@@ -1113,7 +1225,7 @@ type ModelVersion struct {
 
 func (x *ModelVersion) Reset() {
 	*x = ModelVersion{}
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1237,7 @@ func (x *ModelVersion) String() string {
 func (*ModelVersion) ProtoMessage() {}
 
 func (x *ModelVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1250,7 @@ func (x *ModelVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersion.ProtoReflect.Descriptor instead.
 func (*ModelVersion) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ModelVersion) GetVersion() string {
@@ -1222,7 +1334,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1346,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1359,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListModelsRequest) GetJobId() string {
@@ -1281,7 +1393,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1405,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1418,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelVersion {
@@ -1332,7 +1444,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[19]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1456,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[19]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1469,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetModelRequest) GetVersion() string {
@@ -1378,7 +1490,7 @@ type ModelChunk struct {
 
 func (x *ModelChunk) Reset() {
 	*x = ModelChunk{}
-	mi := &file_concord_v1_admin_proto_msgTypes[20]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1502,7 @@ func (x *ModelChunk) String() string {
 func (*ModelChunk) ProtoMessage() {}
 
 func (x *ModelChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[20]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1515,7 @@ func (x *ModelChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelChunk.ProtoReflect.Descriptor instead.
 func (*ModelChunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ModelChunk) GetInfo() *ModelVersion {
@@ -1440,7 +1552,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[21]
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1564,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[21]
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1577,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListEventsRequest) GetJobId() string {
@@ -1506,7 +1618,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1630,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1643,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListEventsResponse) GetEvents() []*JobEvent {
@@ -1553,7 +1665,14 @@ var File_concord_v1_admin_proto protoreflect.FileDescriptor
 const file_concord_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/admin.proto\x12\n" +
-	"concord.v1\x1a\x17concord/v1/common.proto\"\r\n" +
+	"concord.v1\x1a\x17concord/v1/common.proto\"h\n" +
+	"\x12ExportAuditRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
+	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12\x16\n" +
+	"\x06format\x18\x03 \x01(\tR\x06format\">\n" +
+	"\vExportChunk\x12\x1b\n" +
+	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\r\n" +
 	"\vInfoRequest\"\xa0\x01\n" +
 	"\fInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12(\n" +
@@ -1680,7 +1799,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"j\n" +
 	"\x12ListEventsResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.concord.v1.JobEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x9d\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe7\x05\n" +
 	"\x05Admin\x12H\n" +
 	"\tListSites\x12\x1c.concord.v1.ListSitesRequest\x1a\x1d.concord.v1.ListSitesResponse\x12:\n" +
 	"\tSubmitJob\x12\x1c.concord.v1.SubmitJobRequest\x1a\x0f.concord.v1.Job\x124\n" +
@@ -1693,7 +1812,8 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\bGetModel\x12\x1b.concord.v1.GetModelRequest\x1a\x16.concord.v1.ModelChunk0\x01\x12K\n" +
 	"\n" +
 	"ListEvents\x12\x1d.concord.v1.ListEventsRequest\x1a\x1e.concord.v1.ListEventsResponse\x129\n" +
-	"\x04Info\x12\x17.concord.v1.InfoRequest\x1a\x18.concord.v1.InfoResponseB9Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3"
+	"\x04Info\x12\x17.concord.v1.InfoRequest\x1a\x18.concord.v1.InfoResponse\x12H\n" +
+	"\vExportAudit\x12\x1e.concord.v1.ExportAuditRequest\x1a\x17.concord.v1.ExportChunk0\x01B9Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3"
 
 var (
 	file_concord_v1_admin_proto_rawDescOnce sync.Once
@@ -1707,74 +1827,78 @@ func file_concord_v1_admin_proto_rawDescGZIP() []byte {
 	return file_concord_v1_admin_proto_rawDescData
 }
 
-var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_concord_v1_admin_proto_goTypes = []any{
-	(*InfoRequest)(nil),        // 0: concord.v1.InfoRequest
-	(*InfoResponse)(nil),       // 1: concord.v1.InfoResponse
-	(*Site)(nil),               // 2: concord.v1.Site
-	(*SiteFailure)(nil),        // 3: concord.v1.SiteFailure
-	(*ListSitesRequest)(nil),   // 4: concord.v1.ListSitesRequest
-	(*ListSitesResponse)(nil),  // 5: concord.v1.ListSitesResponse
-	(*SubmitJobRequest)(nil),   // 6: concord.v1.SubmitJobRequest
-	(*GetJobRequest)(nil),      // 7: concord.v1.GetJobRequest
-	(*ListJobsRequest)(nil),    // 8: concord.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),   // 9: concord.v1.ListJobsResponse
-	(*AbortJobRequest)(nil),    // 10: concord.v1.AbortJobRequest
-	(*WatchJobRequest)(nil),    // 11: concord.v1.WatchJobRequest
-	(*RoundSummary)(nil),       // 12: concord.v1.RoundSummary
-	(*Job)(nil),                // 13: concord.v1.Job
-	(*WaitingFor)(nil),         // 14: concord.v1.WaitingFor
-	(*JobEvent)(nil),           // 15: concord.v1.JobEvent
-	(*ModelVersion)(nil),       // 16: concord.v1.ModelVersion
-	(*ListModelsRequest)(nil),  // 17: concord.v1.ListModelsRequest
-	(*ListModelsResponse)(nil), // 18: concord.v1.ListModelsResponse
-	(*GetModelRequest)(nil),    // 19: concord.v1.GetModelRequest
-	(*ModelChunk)(nil),         // 20: concord.v1.ModelChunk
-	(*ListEventsRequest)(nil),  // 21: concord.v1.ListEventsRequest
-	(*ListEventsResponse)(nil), // 22: concord.v1.ListEventsResponse
-	nil,                        // 23: concord.v1.RoundSummary.MetricsEntry
-	nil,                        // 24: concord.v1.ModelVersion.MetricsEntry
-	(*JobSpec)(nil),            // 25: concord.v1.JobSpec
-	(*Chunk)(nil),              // 26: concord.v1.Chunk
+	(*ExportAuditRequest)(nil), // 0: concord.v1.ExportAuditRequest
+	(*ExportChunk)(nil),        // 1: concord.v1.ExportChunk
+	(*InfoRequest)(nil),        // 2: concord.v1.InfoRequest
+	(*InfoResponse)(nil),       // 3: concord.v1.InfoResponse
+	(*Site)(nil),               // 4: concord.v1.Site
+	(*SiteFailure)(nil),        // 5: concord.v1.SiteFailure
+	(*ListSitesRequest)(nil),   // 6: concord.v1.ListSitesRequest
+	(*ListSitesResponse)(nil),  // 7: concord.v1.ListSitesResponse
+	(*SubmitJobRequest)(nil),   // 8: concord.v1.SubmitJobRequest
+	(*GetJobRequest)(nil),      // 9: concord.v1.GetJobRequest
+	(*ListJobsRequest)(nil),    // 10: concord.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),   // 11: concord.v1.ListJobsResponse
+	(*AbortJobRequest)(nil),    // 12: concord.v1.AbortJobRequest
+	(*WatchJobRequest)(nil),    // 13: concord.v1.WatchJobRequest
+	(*RoundSummary)(nil),       // 14: concord.v1.RoundSummary
+	(*Job)(nil),                // 15: concord.v1.Job
+	(*WaitingFor)(nil),         // 16: concord.v1.WaitingFor
+	(*JobEvent)(nil),           // 17: concord.v1.JobEvent
+	(*ModelVersion)(nil),       // 18: concord.v1.ModelVersion
+	(*ListModelsRequest)(nil),  // 19: concord.v1.ListModelsRequest
+	(*ListModelsResponse)(nil), // 20: concord.v1.ListModelsResponse
+	(*GetModelRequest)(nil),    // 21: concord.v1.GetModelRequest
+	(*ModelChunk)(nil),         // 22: concord.v1.ModelChunk
+	(*ListEventsRequest)(nil),  // 23: concord.v1.ListEventsRequest
+	(*ListEventsResponse)(nil), // 24: concord.v1.ListEventsResponse
+	nil,                        // 25: concord.v1.RoundSummary.MetricsEntry
+	nil,                        // 26: concord.v1.ModelVersion.MetricsEntry
+	(*JobSpec)(nil),            // 27: concord.v1.JobSpec
+	(*Chunk)(nil),              // 28: concord.v1.Chunk
 }
 var file_concord_v1_admin_proto_depIdxs = []int32{
-	3,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
-	2,  // 1: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
-	25, // 2: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
-	13, // 3: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
-	23, // 4: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
-	25, // 5: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
-	12, // 6: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
-	3,  // 7: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
-	14, // 8: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
-	13, // 9: concord.v1.JobEvent.job:type_name -> concord.v1.Job
-	24, // 10: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
-	16, // 11: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
-	16, // 12: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
-	26, // 13: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
-	15, // 14: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
-	4,  // 15: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
-	6,  // 16: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
-	7,  // 17: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
-	8,  // 18: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
-	11, // 19: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
-	10, // 20: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
-	17, // 21: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
-	19, // 22: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
-	21, // 23: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
-	0,  // 24: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
-	5,  // 25: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
-	13, // 26: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
-	13, // 27: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
-	9,  // 28: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
-	15, // 29: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
-	13, // 30: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
-	18, // 31: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
-	20, // 32: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
-	22, // 33: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
-	1,  // 34: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
-	25, // [25:35] is the sub-list for method output_type
-	15, // [15:25] is the sub-list for method input_type
+	5,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
+	4,  // 1: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
+	27, // 2: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
+	15, // 3: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
+	25, // 4: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
+	27, // 5: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
+	14, // 6: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
+	5,  // 7: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
+	16, // 8: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
+	15, // 9: concord.v1.JobEvent.job:type_name -> concord.v1.Job
+	26, // 10: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
+	18, // 11: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
+	18, // 12: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
+	28, // 13: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
+	17, // 14: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
+	6,  // 15: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
+	8,  // 16: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
+	9,  // 17: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
+	10, // 18: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
+	13, // 19: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
+	12, // 20: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
+	19, // 21: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
+	21, // 22: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
+	23, // 23: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
+	2,  // 24: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
+	0,  // 25: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
+	7,  // 26: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
+	15, // 27: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
+	15, // 28: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
+	11, // 29: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
+	17, // 30: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
+	15, // 31: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
+	20, // 32: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
+	22, // 33: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
+	24, // 34: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
+	3,  // 35: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
+	1,  // 36: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -1792,7 +1916,7 @@ func file_concord_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_admin_proto_rawDesc), len(file_concord_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,16 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_ListSites_FullMethodName  = "/concord.v1.Admin/ListSites"
-	Admin_SubmitJob_FullMethodName  = "/concord.v1.Admin/SubmitJob"
-	Admin_GetJob_FullMethodName     = "/concord.v1.Admin/GetJob"
-	Admin_ListJobs_FullMethodName   = "/concord.v1.Admin/ListJobs"
-	Admin_WatchJob_FullMethodName   = "/concord.v1.Admin/WatchJob"
-	Admin_AbortJob_FullMethodName   = "/concord.v1.Admin/AbortJob"
-	Admin_ListModels_FullMethodName = "/concord.v1.Admin/ListModels"
-	Admin_GetModel_FullMethodName   = "/concord.v1.Admin/GetModel"
-	Admin_ListEvents_FullMethodName = "/concord.v1.Admin/ListEvents"
-	Admin_Info_FullMethodName       = "/concord.v1.Admin/Info"
+	Admin_ListSites_FullMethodName   = "/concord.v1.Admin/ListSites"
+	Admin_SubmitJob_FullMethodName   = "/concord.v1.Admin/SubmitJob"
+	Admin_GetJob_FullMethodName      = "/concord.v1.Admin/GetJob"
+	Admin_ListJobs_FullMethodName    = "/concord.v1.Admin/ListJobs"
+	Admin_WatchJob_FullMethodName    = "/concord.v1.Admin/WatchJob"
+	Admin_AbortJob_FullMethodName    = "/concord.v1.Admin/AbortJob"
+	Admin_ListModels_FullMethodName  = "/concord.v1.Admin/ListModels"
+	Admin_GetModel_FullMethodName    = "/concord.v1.Admin/GetModel"
+	Admin_ListEvents_FullMethodName  = "/concord.v1.Admin/ListEvents"
+	Admin_Info_FullMethodName        = "/concord.v1.Admin/Info"
+	Admin_ExportAudit_FullMethodName = "/concord.v1.Admin/ExportAudit"
 )
 
 // AdminClient is the client API for Admin service.
@@ -48,6 +49,9 @@ type AdminClient interface {
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// Info says which coordinator this is and the limits it enforces.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
+	// ExportAudit exports the audit log bundle, or a compliance report, for
+	// a job or a model version; the export itself is recorded in the log.
+	ExportAudit(ctx context.Context, in *ExportAuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportChunk], error)
 }
 
 type adminClient struct {
@@ -176,6 +180,25 @@ func (c *adminClient) Info(ctx context.Context, in *InfoRequest, opts ...grpc.Ca
 	return out, nil
 }
 
+func (c *adminClient) ExportAudit(ctx context.Context, in *ExportAuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[2], Admin_ExportAudit_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportAuditRequest, ExportChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_ExportAuditClient = grpc.ServerStreamingClient[ExportChunk]
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -193,6 +216,9 @@ type AdminServer interface {
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// Info says which coordinator this is and the limits it enforces.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
+	// ExportAudit exports the audit log bundle, or a compliance report, for
+	// a job or a model version; the export itself is recorded in the log.
+	ExportAudit(*ExportAuditRequest, grpc.ServerStreamingServer[ExportChunk]) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -232,6 +258,9 @@ func (UnimplementedAdminServer) ListEvents(context.Context, *ListEventsRequest) 
 }
 func (UnimplementedAdminServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedAdminServer) ExportAudit(*ExportAuditRequest, grpc.ServerStreamingServer[ExportChunk]) error {
+	return status.Error(codes.Unimplemented, "method ExportAudit not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -420,6 +449,17 @@ func _Admin_Info_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ExportAudit_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportAuditRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).ExportAudit(m, &grpc.GenericServerStream[ExportAuditRequest, ExportChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_ExportAuditServer = grpc.ServerStreamingServer[ExportChunk]
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -469,6 +509,11 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "GetModel",
 			Handler:       _Admin_GetModel_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ExportAudit",
+			Handler:       _Admin_ExportAudit_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -145,6 +145,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Status
 	//	*AgentMessage_Health
+	//	*AgentMessage_Cosignature
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -223,6 +224,15 @@ func (x *AgentMessage) GetHealth() *Health {
 	return nil
 }
 
+func (x *AgentMessage) GetCosignature() *Cosignature {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Cosignature); ok {
+			return x.Cosignature
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -243,6 +253,10 @@ type AgentMessage_Health struct {
 	Health *Health `protobuf:"bytes,4,opt,name=health,proto3,oneof"`
 }
 
+type AgentMessage_Cosignature struct {
+	Cosignature *Cosignature `protobuf:"bytes,5,opt,name=cosignature,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
@@ -250,6 +264,8 @@ func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 func (*AgentMessage_Status) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Health) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Cosignature) isAgentMessage_Msg() {}
 
 type Hello struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -259,7 +275,12 @@ type Hello struct {
 	// Empty when the site's data source checked out at start-up; otherwise
 	// what is wrong with it (missing folder, class folders that do not match),
 	// with no file paths or patient identifiers.
-	DataProblem   string `protobuf:"bytes,4,opt,name=data_problem,json=dataProblem,proto3" json:"data_problem,omitempty"`
+	DataProblem string `protobuf:"bytes,4,opt,name=data_problem,json=dataProblem,proto3" json:"data_problem,omitempty"`
+	// The site's audit witness key, as a signed-note verifier
+	// ("name+hash+base64key"), and the size of the last audit checkpoint it
+	// accepted (0: none yet). See privacy/audit.
+	WitnessKey    string `protobuf:"bytes,5,opt,name=witness_key,json=witnessKey,proto3" json:"witness_key,omitempty"`
+	WitnessedSize uint64 `protobuf:"varint,6,opt,name=witnessed_size,json=witnessedSize,proto3" json:"witnessed_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,6 +336,67 @@ func (x *Hello) GetDataProblem() string {
 	return ""
 }
 
+func (x *Hello) GetWitnessKey() string {
+	if x != nil {
+		return x.WitnessKey
+	}
+	return ""
+}
+
+func (x *Hello) GetWitnessedSize() uint64 {
+	if x != nil {
+		return x.WitnessedSize
+	}
+	return 0
+}
+
+// Cosignature is the site's witness signature on an audit checkpoint it
+// checked for consistency with the last one it accepted: the checkpoint
+// note with the site's signature line added.
+type Cosignature struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	SignedCheckpoint []byte                 `protobuf:"bytes,1,opt,name=signed_checkpoint,json=signedCheckpoint,proto3" json:"signed_checkpoint,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Cosignature) Reset() {
+	*x = Cosignature{}
+	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cosignature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cosignature) ProtoMessage() {}
+
+func (x *Cosignature) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cosignature.ProtoReflect.Descriptor instead.
+func (*Cosignature) Descriptor() ([]byte, []int) {
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Cosignature) GetSignedCheckpoint() []byte {
+	if x != nil {
+		return x.SignedCheckpoint
+	}
+	return nil
+}
+
 // Health is sent whenever the site's data check changes its answer (at
 // start-up, before each task, and when a folder appears or disappears).
 type Health struct {
@@ -327,7 +409,7 @@ type Health struct {
 
 func (x *Health) Reset() {
 	*x = Health{}
-	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	mi := &file_concord_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +421,7 @@ func (x *Health) String() string {
 func (*Health) ProtoMessage() {}
 
 func (x *Health) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	mi := &file_concord_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +434,7 @@ func (x *Health) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Health.ProtoReflect.Descriptor instead.
 func (*Health) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Health) GetExamples() uint64 {
@@ -378,7 +460,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_concord_v1_agent_proto_msgTypes[3]
+	mi := &file_concord_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +472,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[3]
+	mi := &file_concord_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +485,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Heartbeat) GetUnixMillis() int64 {
@@ -424,7 +506,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_concord_v1_agent_proto_msgTypes[4]
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +518,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[4]
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +531,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TaskStatus) GetTaskId() string {
@@ -481,6 +563,7 @@ type CoordinatorMessage struct {
 	//	*CoordinatorMessage_Task
 	//	*CoordinatorMessage_Heartbeat
 	//	*CoordinatorMessage_Cancel
+	//	*CoordinatorMessage_Checkpoint
 	Msg           isCoordinatorMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -488,7 +571,7 @@ type CoordinatorMessage struct {
 
 func (x *CoordinatorMessage) Reset() {
 	*x = CoordinatorMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +583,7 @@ func (x *CoordinatorMessage) String() string {
 func (*CoordinatorMessage) ProtoMessage() {}
 
 func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +596,7 @@ func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
 func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
@@ -559,6 +642,15 @@ func (x *CoordinatorMessage) GetCancel() *Cancel {
 	return nil
 }
 
+func (x *CoordinatorMessage) GetCheckpoint() *AuditCheckpoint {
+	if x != nil {
+		if x, ok := x.Msg.(*CoordinatorMessage_Checkpoint); ok {
+			return x.Checkpoint
+		}
+	}
+	return nil
+}
+
 type isCoordinatorMessage_Msg interface {
 	isCoordinatorMessage_Msg()
 }
@@ -579,6 +671,10 @@ type CoordinatorMessage_Cancel struct {
 	Cancel *Cancel `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
 }
 
+type CoordinatorMessage_Checkpoint struct {
+	Checkpoint *AuditCheckpoint `protobuf:"bytes,5,opt,name=checkpoint,proto3,oneof"`
+}
+
 func (*CoordinatorMessage_Welcome) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Task) isCoordinatorMessage_Msg() {}
@@ -586,6 +682,70 @@ func (*CoordinatorMessage_Task) isCoordinatorMessage_Msg() {}
 func (*CoordinatorMessage_Heartbeat) isCoordinatorMessage_Msg() {}
 
 func (*CoordinatorMessage_Cancel) isCoordinatorMessage_Msg() {}
+
+func (*CoordinatorMessage_Checkpoint) isCoordinatorMessage_Msg() {}
+
+// AuditCheckpoint is the coordinator's signed audit-log checkpoint with the
+// consistency proof from the size the site last witnessed (from_size).
+type AuditCheckpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Signed        []byte                 `protobuf:"bytes,1,opt,name=signed,proto3" json:"signed,omitempty"`
+	FromSize      uint64                 `protobuf:"varint,2,opt,name=from_size,json=fromSize,proto3" json:"from_size,omitempty"`
+	Consistency   [][]byte               `protobuf:"bytes,3,rep,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCheckpoint) Reset() {
+	*x = AuditCheckpoint{}
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCheckpoint) ProtoMessage() {}
+
+func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
+func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AuditCheckpoint) GetSigned() []byte {
+	if x != nil {
+		return x.Signed
+	}
+	return nil
+}
+
+func (x *AuditCheckpoint) GetFromSize() uint64 {
+	if x != nil {
+		return x.FromSize
+	}
+	return 0
+}
+
+func (x *AuditCheckpoint) GetConsistency() [][]byte {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
 
 type Welcome struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
@@ -598,7 +758,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +770,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +783,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Welcome) GetSite() string {
@@ -657,7 +817,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +829,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +842,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Cancel) GetJobId() string {
@@ -729,7 +889,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +901,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +914,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Task) GetTaskId() string {
@@ -876,14 +1036,17 @@ type UploadHeader struct {
 	Metrics     map[string]float64 `protobuf:"bytes,9,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	LayoutHash  string             `protobuf:"bytes,10,opt,name=layout_hash,json=layoutHash,proto3" json:"layout_hash,omitempty"`
 	// For SHAMIR_SHARES: the receiving site of each chunk, in order.
-	Recipients    []string `protobuf:"bytes,12,rep,name=recipients,proto3" json:"recipients,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Recipients []string `protobuf:"bytes,12,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	// The site's signed privacy receipt for this update (privacy/dp), when
+	// the job uses differential privacy.
+	PrivacyReceipt []byte `protobuf:"bytes,13,opt,name=privacy_receipt,json=privacyReceipt,proto3" json:"privacy_receipt,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1058,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1071,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UploadHeader) GetJobId() string {
@@ -988,6 +1151,13 @@ func (x *UploadHeader) GetRecipients() []string {
 	return nil
 }
 
+func (x *UploadHeader) GetPrivacyReceipt() []byte {
+	if x != nil {
+		return x.PrivacyReceipt
+	}
+	return nil
+}
+
 type UploadMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -1001,7 +1171,7 @@ type UploadMessage struct {
 
 func (x *UploadMessage) Reset() {
 	*x = UploadMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1183,7 @@ func (x *UploadMessage) String() string {
 func (*UploadMessage) ProtoMessage() {}
 
 func (x *UploadMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1196,7 @@ func (x *UploadMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMessage.ProtoReflect.Descriptor instead.
 func (*UploadMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UploadMessage) GetMsg() isUploadMessage_Msg {
@@ -1073,15 +1243,18 @@ func (*UploadMessage_Chunk) isUploadMessage_Msg() {}
 type UploadAck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Chunks persisted so far; the agent resumes from here.
-	Acknowledged  uint32 `protobuf:"varint,1,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
-	Complete      bool   `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Acknowledged uint32 `protobuf:"varint,1,opt,name=acknowledged,proto3" json:"acknowledged,omitempty"`
+	Complete     bool   `protobuf:"varint,2,opt,name=complete,proto3" json:"complete,omitempty"`
+	// With complete: the coordinator's countersignature of the upload's
+	// privacy receipt, when it carried one.
+	CountersignedReceipt []byte `protobuf:"bytes,3,opt,name=countersigned_receipt,json=countersignedReceipt,proto3" json:"countersigned_receipt,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *UploadAck) Reset() {
 	*x = UploadAck{}
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1266,7 @@ func (x *UploadAck) String() string {
 func (*UploadAck) ProtoMessage() {}
 
 func (x *UploadAck) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1279,7 @@ func (x *UploadAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadAck.ProtoReflect.Descriptor instead.
 func (*UploadAck) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UploadAck) GetAcknowledged() uint32 {
@@ -1123,6 +1296,13 @@ func (x *UploadAck) GetComplete() bool {
 	return false
 }
 
+func (x *UploadAck) GetCountersignedReceipt() []byte {
+	if x != nil {
+		return x.CountersignedReceipt
+	}
+	return nil
+}
+
 type DownloadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Blob          string                 `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
@@ -1133,7 +1313,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_concord_v1_agent_proto_msgTypes[12]
+	mi := &file_concord_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1325,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[12]
+	mi := &file_concord_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1338,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DownloadRequest) GetBlob() string {
@@ -1180,17 +1360,23 @@ var File_concord_v1_agent_proto protoreflect.FileDescriptor
 const file_concord_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/agent.proto\x12\n" +
-	"concord.v1\x1a\x17concord/v1/common.proto\"\xd7\x01\n" +
+	"concord.v1\x1a\x17concord/v1/common.proto\"\x94\x02\n" +
 	"\fAgentMessage\x12)\n" +
 	"\x05hello\x18\x01 \x01(\v2\x11.concord.v1.HelloH\x00R\x05hello\x125\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x15.concord.v1.HeartbeatH\x00R\theartbeat\x120\n" +
 	"\x06status\x18\x03 \x01(\v2\x16.concord.v1.TaskStatusH\x00R\x06status\x12,\n" +
-	"\x06health\x18\x04 \x01(\v2\x12.concord.v1.HealthH\x00R\x06healthB\x05\n" +
-	"\x03msg\"t\n" +
+	"\x06health\x18\x04 \x01(\v2\x12.concord.v1.HealthH\x00R\x06health\x12;\n" +
+	"\vcosignature\x18\x05 \x01(\v2\x17.concord.v1.CosignatureH\x00R\vcosignatureB\x05\n" +
+	"\x03msg\"\xbc\x01\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
 	"\bexamples\x18\x02 \x01(\x04R\bexamples\x12!\n" +
-	"\fdata_problem\x18\x04 \x01(\tR\vdataProblemJ\x04\b\x03\x10\x04R\fcapabilities\"G\n" +
+	"\fdata_problem\x18\x04 \x01(\tR\vdataProblem\x12\x1f\n" +
+	"\vwitness_key\x18\x05 \x01(\tR\n" +
+	"witnessKey\x12%\n" +
+	"\x0ewitnessed_size\x18\x06 \x01(\x04R\rwitnessedSizeJ\x04\b\x03\x10\x04R\fcapabilities\":\n" +
+	"\vCosignature\x12+\n" +
+	"\x11signed_checkpoint\x18\x01 \x01(\fR\x10signedCheckpoint\"G\n" +
 	"\x06Health\x12\x1a\n" +
 	"\bexamples\x18\x01 \x01(\x04R\bexamples\x12!\n" +
 	"\fdata_problem\x18\x02 \x01(\tR\vdataProblem\",\n" +
@@ -1201,13 +1387,20 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"TaskStatus\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detailJ\x04\b\x04\x10\x05R\bprogress\"\xd9\x01\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detailJ\x04\b\x04\x10\x05R\bprogress\"\x98\x02\n" +
 	"\x12CoordinatorMessage\x12/\n" +
 	"\awelcome\x18\x01 \x01(\v2\x13.concord.v1.WelcomeH\x00R\awelcome\x12&\n" +
 	"\x04task\x18\x02 \x01(\v2\x10.concord.v1.TaskH\x00R\x04task\x125\n" +
 	"\theartbeat\x18\x03 \x01(\v2\x15.concord.v1.HeartbeatH\x00R\theartbeat\x12,\n" +
-	"\x06cancel\x18\x04 \x01(\v2\x12.concord.v1.CancelH\x00R\x06cancelB\x05\n" +
-	"\x03msg\"{\n" +
+	"\x06cancel\x18\x04 \x01(\v2\x12.concord.v1.CancelH\x00R\x06cancel\x12=\n" +
+	"\n" +
+	"checkpoint\x18\x05 \x01(\v2\x1b.concord.v1.AuditCheckpointH\x00R\n" +
+	"checkpointB\x05\n" +
+	"\x03msg\"h\n" +
+	"\x0fAuditCheckpoint\x12\x16\n" +
+	"\x06signed\x18\x01 \x01(\fR\x06signed\x12\x1b\n" +
+	"\tfrom_size\x18\x02 \x01(\x04R\bfromSize\x12 \n" +
+	"\vconsistency\x18\x03 \x03(\fR\vconsistency\"{\n" +
 	"\aWelcome\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12/\n" +
 	"\x13coordinator_version\x18\x02 \x01(\tR\x12coordinatorVersion\x12+\n" +
@@ -1239,7 +1432,7 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\x1a?\n" +
 	"\x11ExchangeKeysEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01J\x04\b\x0e\x10\x0fR\ractive_points\"\xc8\x03\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01J\x04\b\x0e\x10\x0fR\ractive_points\"\xf1\x03\n" +
 	"\fUploadHeader\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\rR\x05round\x12\x14\n" +
@@ -1256,17 +1449,19 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"layoutHash\x12\x1e\n" +
 	"\n" +
 	"recipients\x18\f \x03(\tR\n" +
-	"recipients\x1a:\n" +
+	"recipients\x12'\n" +
+	"\x0fprivacy_receipt\x18\r \x01(\fR\x0eprivacyReceipt\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01J\x04\b\v\x10\fR\x06params\"u\n" +
 	"\rUploadMessage\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.concord.v1.UploadHeaderH\x00R\x06header\x12)\n" +
 	"\x05chunk\x18\x02 \x01(\v2\x11.concord.v1.ChunkH\x00R\x05chunkB\x05\n" +
-	"\x03msg\"K\n" +
+	"\x03msg\"\x80\x01\n" +
 	"\tUploadAck\x12\"\n" +
 	"\facknowledged\x18\x01 \x01(\rR\facknowledged\x12\x1a\n" +
-	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"D\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\x123\n" +
+	"\x15countersigned_receipt\x18\x03 \x01(\fR\x14countersignedReceipt\"D\n" +
 	"\x0fDownloadRequest\x12\x12\n" +
 	"\x04blob\x18\x01 \x01(\tR\x04blob\x12\x1d\n" +
 	"\n" +
@@ -1303,57 +1498,61 @@ func file_concord_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_concord_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_concord_v1_agent_proto_goTypes = []any{
 	(TaskKind)(0),              // 0: concord.v1.TaskKind
 	(UploadKind)(0),            // 1: concord.v1.UploadKind
 	(*AgentMessage)(nil),       // 2: concord.v1.AgentMessage
 	(*Hello)(nil),              // 3: concord.v1.Hello
-	(*Health)(nil),             // 4: concord.v1.Health
-	(*Heartbeat)(nil),          // 5: concord.v1.Heartbeat
-	(*TaskStatus)(nil),         // 6: concord.v1.TaskStatus
-	(*CoordinatorMessage)(nil), // 7: concord.v1.CoordinatorMessage
-	(*Welcome)(nil),            // 8: concord.v1.Welcome
-	(*Cancel)(nil),             // 9: concord.v1.Cancel
-	(*Task)(nil),               // 10: concord.v1.Task
-	(*UploadHeader)(nil),       // 11: concord.v1.UploadHeader
-	(*UploadMessage)(nil),      // 12: concord.v1.UploadMessage
-	(*UploadAck)(nil),          // 13: concord.v1.UploadAck
-	(*DownloadRequest)(nil),    // 14: concord.v1.DownloadRequest
-	nil,                        // 15: concord.v1.Task.PointsEntry
-	nil,                        // 16: concord.v1.Task.ExchangeKeysEntry
-	nil,                        // 17: concord.v1.UploadHeader.MetricsEntry
-	(*JobSpec)(nil),            // 18: concord.v1.JobSpec
-	(*Chunk)(nil),              // 19: concord.v1.Chunk
+	(*Cosignature)(nil),        // 4: concord.v1.Cosignature
+	(*Health)(nil),             // 5: concord.v1.Health
+	(*Heartbeat)(nil),          // 6: concord.v1.Heartbeat
+	(*TaskStatus)(nil),         // 7: concord.v1.TaskStatus
+	(*CoordinatorMessage)(nil), // 8: concord.v1.CoordinatorMessage
+	(*AuditCheckpoint)(nil),    // 9: concord.v1.AuditCheckpoint
+	(*Welcome)(nil),            // 10: concord.v1.Welcome
+	(*Cancel)(nil),             // 11: concord.v1.Cancel
+	(*Task)(nil),               // 12: concord.v1.Task
+	(*UploadHeader)(nil),       // 13: concord.v1.UploadHeader
+	(*UploadMessage)(nil),      // 14: concord.v1.UploadMessage
+	(*UploadAck)(nil),          // 15: concord.v1.UploadAck
+	(*DownloadRequest)(nil),    // 16: concord.v1.DownloadRequest
+	nil,                        // 17: concord.v1.Task.PointsEntry
+	nil,                        // 18: concord.v1.Task.ExchangeKeysEntry
+	nil,                        // 19: concord.v1.UploadHeader.MetricsEntry
+	(*JobSpec)(nil),            // 20: concord.v1.JobSpec
+	(*Chunk)(nil),              // 21: concord.v1.Chunk
 }
 var file_concord_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: concord.v1.AgentMessage.hello:type_name -> concord.v1.Hello
-	5,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	6,  // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
-	4,  // 3: concord.v1.AgentMessage.health:type_name -> concord.v1.Health
-	8,  // 4: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
-	10, // 5: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
-	5,  // 6: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	9,  // 7: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
-	0,  // 8: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
-	18, // 9: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
-	15, // 10: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
-	16, // 11: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
-	1,  // 12: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
-	17, // 13: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
-	11, // 14: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
-	19, // 15: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
-	2,  // 16: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
-	12, // 17: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
-	14, // 18: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
-	7,  // 19: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
-	13, // 20: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
-	19, // 21: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	6,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	7,  // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
+	5,  // 3: concord.v1.AgentMessage.health:type_name -> concord.v1.Health
+	4,  // 4: concord.v1.AgentMessage.cosignature:type_name -> concord.v1.Cosignature
+	10, // 5: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
+	12, // 6: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
+	6,  // 7: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	11, // 8: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
+	9,  // 9: concord.v1.CoordinatorMessage.checkpoint:type_name -> concord.v1.AuditCheckpoint
+	0,  // 10: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
+	20, // 11: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
+	17, // 12: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
+	18, // 13: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
+	1,  // 14: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
+	19, // 15: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
+	13, // 16: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
+	21, // 17: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
+	2,  // 18: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
+	14, // 19: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
+	16, // 20: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
+	8,  // 21: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
+	15, // 22: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
+	21, // 23: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
+	21, // [21:24] is the sub-list for method output_type
+	18, // [18:21] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_agent_proto_init() }
@@ -1367,14 +1566,16 @@ func file_concord_v1_agent_proto_init() {
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Health)(nil),
+		(*AgentMessage_Cosignature)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[5].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[6].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
 		(*CoordinatorMessage_Task)(nil),
 		(*CoordinatorMessage_Heartbeat)(nil),
 		(*CoordinatorMessage_Cancel)(nil),
+		(*CoordinatorMessage_Checkpoint)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[10].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[12].OneofWrappers = []any{
 		(*UploadMessage_Header)(nil),
 		(*UploadMessage_Chunk)(nil),
 	}
@@ -1384,7 +1585,7 @@ func file_concord_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_agent_proto_rawDesc), len(file_concord_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
