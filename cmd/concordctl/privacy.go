@@ -93,11 +93,11 @@ func privacySpent(g *globals) *cli.Command {
 	return privacyLeaf(c, g, false, []string{"noise-multiplier", "sample-rate", "steps", "delta"},
 		func(f privacyFlags, stdout io.Writer) error {
 			m := dp.Gaussian{NoiseMultiplier: *f.noise, SampleRate: *f.rate, Steps: *f.steps}
-			r, err := dp.RDP(m, dp.DefaultOrders)
+			r, err := dp.RDP(m, dp.DefaultOrders())
 			if err != nil {
 				return err
 			}
-			eps, order, err := dp.Epsilon(r, dp.DefaultOrders, *f.delta)
+			eps, order, err := dp.Epsilon(r, dp.DefaultOrders(), *f.delta)
 			if err != nil {
 				return err
 			}

@@ -18,7 +18,7 @@
 // and Opacus use today, ε = min over α of RDP(α) + log(1−1/α) − (log δ +
 // log α)/(α−1); the older bound RDP(α) − log δ/(α−1), which published
 // tables such as TF Privacy's MNIST tutorial used, gives a larger ε for the
-// same run. Spent(σ, q, T, δ) is that ε over DefaultOrders (1.1..10.9 by
+// same run. Spent(σ, q, T, δ) is that ε over DefaultOrders() (1.1..10.9 by
 // 0.1, 11..63, 128, 256, 512); Plan(ε, δ, q, T) is the smallest σ, to a
 // relative PlanPrecision and rounded up, with Spent <= ε. Invalid inputs
 // (NaN, negative, q outside [0, 1], δ outside (0, 1)) return errors

@@ -105,12 +105,12 @@ func (e Entry) validate(level Level) error {
 
 // Ledger is a site's privacy budget at one level and the releases charged
 // to it. Its epsilon is the composition of every entry: their RDP curves,
-// recomputed by this accountant at DefaultOrders, added per order and
+// recomputed by this accountant at DefaultOrders(), added per order and
 // converted at the budget's δ. A Ledger is not safe for concurrent use.
 type Ledger struct {
 	budget  Budget
 	entries []Entry
-	curve   []float64 // Σ entries' RDP at DefaultOrders
+	curve   []float64 // Σ entries' RDP at defaultOrders
 }
 
 // NewLedger returns an empty ledger for budget b.
@@ -118,7 +118,7 @@ func NewLedger(b Budget) (*Ledger, error) {
 	if err := b.validate(); err != nil {
 		return nil, err
 	}
-	return &Ledger{budget: b, curve: make([]float64, len(DefaultOrders))}, nil
+	return &Ledger{budget: b, curve: make([]float64, len(defaultOrders))}, nil
 }
 
 // Budget is the ledger's budget.
@@ -130,7 +130,7 @@ func (l *Ledger) Entries() []Entry { return slices.Clone(l.entries) }
 // Spent is the epsilon, at the budget's δ, of everything charged; 0 for an
 // empty ledger. It may exceed the budget: Charge records every release.
 func (l *Ledger) Spent() (float64, error) {
-	eps, _, err := Epsilon(l.curve, DefaultOrders, l.budget.Delta)
+	eps, _, err := Epsilon(l.curve, defaultOrders, l.budget.Delta)
 	return eps, err
 }
 
@@ -140,7 +140,7 @@ func (l *Ledger) Spent() (float64, error) {
 // what planned costs alone, the total it would bring and the budget.
 // It charges nothing.
 func (l *Ledger) Check(planned Gaussian) error {
-	r, err := RDP(planned, DefaultOrders)
+	r, err := RDP(planned, defaultOrders)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (l *Ledger) Check(planned Gaussian) error {
 	if err != nil {
 		return err
 	}
-	after, _, err := Epsilon(total, DefaultOrders, l.budget.Delta)
+	after, _, err := Epsilon(total, defaultOrders, l.budget.Delta)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (l *Ledger) Check(planned Gaussian) error {
 	if err != nil {
 		return err
 	}
-	alone, _, err := Epsilon(r, DefaultOrders, l.budget.Delta)
+	alone, _, err := Epsilon(r, defaultOrders, l.budget.Delta)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func (l *Ledger) Charge(e Entry) error {
 			return fmt.Errorf("charge job %q round %d: %w", e.JobID, e.Round, ErrAlreadyCharged)
 		}
 	}
-	r, err := RDP(e.Gaussian(), DefaultOrders)
+	r, err := RDP(e.Gaussian(), defaultOrders)
 	if err != nil {
 		return err
 	}

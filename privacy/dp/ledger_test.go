@@ -94,10 +94,10 @@ func TestLedgerComposition(t *testing.T) {
 	if err := l.Charge(entry("2", 0, b)); err != nil {
 		t.Fatal(err)
 	}
-	ra, _ := RDP(a, DefaultOrders)
-	rb, _ := RDP(b, DefaultOrders)
+	ra, _ := RDP(a, defaultOrders)
+	rb, _ := RDP(b, defaultOrders)
 	sum, _ := Compose(ra, rb)
-	want, _, _ := Epsilon(sum, DefaultOrders, 1e-5)
+	want, _, _ := Epsilon(sum, defaultOrders, 1e-5)
 	got, err := l.Spent()
 	if err != nil {
 		t.Fatal(err)

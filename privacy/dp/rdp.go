@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // AccountantVersion names this accountant in ledger entries and reports.
@@ -13,15 +14,18 @@ const AccountantVersion = "concord-rdp/1"
 // ErrInvalid is returned (wrapped) for a parameter outside its domain.
 var ErrInvalid = errors.New("invalid privacy parameter")
 
-// DefaultOrders are the Rényi orders the accountant evaluates when the
-// caller gives none: 1.1 to 10.9 in steps of 0.1, the integers 11 to 63, and
-// 128, 256, 512. The first two ranges are Opacus' DEFAULT_ALPHAS, so Concord
-// reproduces Opacus' epsilons; the large orders, as in Google's
-// dp_accounting, serve small epsilons. More orders can only lower epsilon
-// (every order gives a valid bound; the minimum is taken).
-var DefaultOrders = defaultOrders()
+// DefaultOrders returns the Rényi orders Spent, Plan and Ledger use: 1.1 to
+// 10.9 in steps of 0.1, the integers 11 to 63, and 128, 256, 512. The first
+// two ranges are Opacus' DEFAULT_ALPHAS, so the optimum is found at the
+// order Opacus finds; the large orders, as in Google's dp_accounting, serve
+// small epsilons. More orders can only lower epsilon (every order gives a
+// valid bound; the minimum is taken). Changing them changes epsilons: it
+// needs a new AccountantVersion.
+func DefaultOrders() []float64 { return slices.Clone(defaultOrders) }
 
-func defaultOrders() []float64 {
+var defaultOrders = makeOrders()
+
+func makeOrders() []float64 {
 	var o []float64
 	for x := 1; x < 100; x++ {
 		o = append(o, 1+float64(x)/10)
@@ -185,11 +189,11 @@ func spentAt(m Gaussian, delta float64) (float64, error) {
 	if err := checkDelta(delta); err != nil {
 		return 0, err
 	}
-	r, err := RDP(m, DefaultOrders)
+	r, err := RDP(m, defaultOrders)
 	if err != nil {
 		return 0, err
 	}
-	eps, _, err := Epsilon(r, DefaultOrders, delta)
+	eps, _, err := Epsilon(r, defaultOrders, delta)
 	return eps, err
 }
 

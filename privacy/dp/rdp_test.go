@@ -89,7 +89,7 @@ func TestEpsilonReferences(t *testing.T) {
 	} {
 		orders := tc.orders
 		if orders == nil {
-			orders = DefaultOrders
+			orders = defaultOrders
 		}
 		r, err := RDP(Gaussian{tc.noise, tc.rate, tc.steps}, orders)
 		if err != nil {
@@ -124,11 +124,11 @@ func fineOrders() []float64 {
 func TestOpacus(t *testing.T) {
 	const want = 7.32911117143
 	m := Gaussian{NoiseMultiplier: 1.5, SampleRate: 0.04, Steps: 2250}
-	r, err := rdp(m, DefaultOrders, true)
+	r, err := rdp(m, defaultOrders, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, order, err := Epsilon(r, DefaultOrders, 1e-5)
+	signed, order, err := Epsilon(r, defaultOrders, 1e-5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,25 +272,25 @@ func planErr(eps, delta, rate float64, steps int) error {
 func TestCompose(t *testing.T) {
 	a := Gaussian{NoiseMultiplier: 1.1, SampleRate: 0.01, Steps: 100}
 	b := Gaussian{NoiseMultiplier: 0.8, SampleRate: 0.05, Steps: 30}
-	ra, _ := RDP(a, DefaultOrders)
-	rb, _ := RDP(b, DefaultOrders)
+	ra, _ := RDP(a, defaultOrders)
+	rb, _ := RDP(b, defaultOrders)
 	sum, err := Compose(ra, rb)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range sum {
 		if sum[i] != ra[i]+rb[i] {
-			t.Fatalf("order %v: composed %v, want %v + %v", DefaultOrders[i], sum[i], ra[i], rb[i])
+			t.Fatalf("order %v: composed %v, want %v + %v", defaultOrders[i], sum[i], ra[i], rb[i])
 		}
 	}
 	// Composing a mechanism with itself is the same as doubling its steps.
 	a2 := a
 	a2.Steps *= 2
-	r2, _ := RDP(a2, DefaultOrders)
+	r2, _ := RDP(a2, defaultOrders)
 	self, _ := Compose(ra, ra)
 	for i := range r2 {
 		if relErr(self[i], r2[i]) > 1e-12 {
-			t.Fatalf("order %v: twice %v, doubled steps %v", DefaultOrders[i], self[i], r2[i])
+			t.Fatalf("order %v: twice %v, doubled steps %v", defaultOrders[i], self[i], r2[i])
 		}
 	}
 	if _, err := Compose(ra, rb[:3]); !errors.Is(err, ErrInvalid) {
