@@ -13,8 +13,10 @@ import (
 // coordinate. The trainer then divides the sum by the expected batch size
 // SampleRate·N, not by the number of examples drawn (as Opacus does with
 // Poisson sampling: dividing by the drawn count would make the sensitivity
-// depend on the batch). The privacy of the run is that of
-// Gaussian{NoiseMultiplier, SampleRate, steps}.
+// depend on the batch). Run with the trainer's SampleRate q for T steps, its
+// privacy is that of Gaussian{NoiseMultiplier, q, T}; with shuffled
+// fixed-size batches the accountant's figure does not apply (CheckSampling
+// catches that).
 //
 // An SGD serves one training run at a time; its counters are not
 // synchronised.
