@@ -56,7 +56,10 @@
 //     (initial weights, data, TrainConfig), restarts the optimiser state on
 //     every call (one call is one federated round) and is not safe for
 //     concurrent use on one Model.
-//  4. For DP-SGD, pass a PerExampleHook: the trainer then materialises one
-//     gradient per example and leaves clipping and noise to the hook, which
-//     owns its random source.
+//  4. For DP-SGD, pass a PerExampleHook (dp.SGD): the trainer then
+//     materialises one gradient per example and leaves clipping and noise to
+//     the hook, which owns its random source. Set SampleRate for the Poisson
+//     sampling the accountant assumes, with a secret Sampler, and charge the
+//     privacy ledger with the TrainResult's Steps (and check its Samples
+//     with dp.CheckSampling): they are what ran, also after a stop.
 package learning

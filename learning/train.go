@@ -62,9 +62,12 @@ type TrainProgress struct {
 // respect to the flat weights, in layout order, not divided by the batch
 // size. The hook must write into out (zeroed, length Layout().Total) the sum
 // of the clipped per-example gradients plus its noise; it may modify grads.
-// The trainer then divides out by the batch length and adds the FedProx and
-// weight-decay terms, which do not depend on the data. The hook owns its
-// random source, so determinism of noisy training is the hook's to keep.
+// With Poisson sampling (TrainConfig.SampleRate) grads may be empty: the
+// step then releases noise only. The trainer then divides out by the batch
+// length, or with Poisson sampling by the expected batch length
+// SampleRate·N, and adds the FedProx and weight-decay terms, which do not
+// depend on the data. The hook owns its random source, so determinism of
+// noisy training is the hook's to keep.
 type PerExampleHook interface {
 	ClipAndNoise(grads [][]float32, out []float32)
 }
@@ -98,11 +101,26 @@ type TrainConfig struct {
 
 	Progress   func(TrainProgress) // called every ProgressEvery steps and at the end
 	PerExample PerExampleHook      // nil: ordinary batch gradients; non-nil: DP-SGD path
+	// SampleRate, if > 0, replaces shuffled batches of BatchSize by Poisson
+	// sampling, as DP-SGD's accounting assumes: each step includes every
+	// example independently with this probability, so a batch has
+	// SampleRate·N examples on average and may be empty, and the summed
+	// gradient is divided by SampleRate·N. An epoch is then round(1/rate)
+	// steps. It needs PerExample. BatchSize is not used.
+	SampleRate float64
+	// Sampler draws the Poisson batches: each example is in when Float64()
+	// < SampleRate. nil means a generator seeded from Seed, reproducible and
+	// therefore predictable by whoever knows the seed; a deployment passes a
+	// secret source (dp.NewSecureSource()).
+	Sampler interface{ Float64() float64 }
 	// ProgressEvery is the step interval of Progress calls; 0 means 20.
 	ProgressEvery int
 }
 
-// TrainResult summarises a Train call.
+// TrainResult summarises a Train call. With Poisson sampling, Samples is
+// the number of examples actually drawn and Steps the draws made (empty
+// batches included): what dp.CheckSampling checks and the privacy ledger
+// charges, also when training stopped early.
 type TrainResult struct {
 	Samples   int     // examples processed, counting repeats
 	Steps     int     // optimiser steps taken
@@ -180,6 +198,10 @@ func (c TrainConfig) normalised(classes int) (TrainConfig, error) {
 		return c, fmt.Errorf("weight average decay %v: want 0 (off) or 0 < d < 1", c.WeightAverage)
 	case c.WeightDecay < 0 || c.ProxMu < 0:
 		return c, fmt.Errorf("weight decay %v, prox mu %v: want non-negative", c.WeightDecay, c.ProxMu)
+	case !(c.SampleRate >= 0 && c.SampleRate <= 1):
+		return c, fmt.Errorf("sample rate %v: want 0 (shuffled batches) or 0 < rate <= 1", c.SampleRate)
+	case c.SampleRate > 0 && c.PerExample == nil:
+		return c, fmt.Errorf("sample rate %v without a per-example hook: Poisson sampling is for DP-SGD", c.SampleRate)
 	case c.ClassWeights != nil && len(c.ClassWeights) != classes:
 		return c, fmt.Errorf("%d class weights for %d classes", len(c.ClassWeights), classes)
 	}
@@ -227,6 +249,16 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 	P := len(m.w)
 	bs := min(cfg.BatchSize, ds.N)
 	stepsPerEpoch := (ds.N + bs - 1) / bs
+	poisson := cfg.SampleRate > 0
+	var sampler interface{ Float64() float64 }
+	if poisson {
+		bs = ds.N // the largest batch a draw can give, for the buffers below
+		stepsPerEpoch = max(1, int(math.Round(1/cfg.SampleRate)))
+		sampler = cfg.Sampler
+		if sampler == nil {
+			sampler = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9015<<32))
+		}
+	}
 	total := cfg.Steps
 	epochs := 0
 	if total == 0 {
@@ -251,7 +283,11 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 	var chunkGrads [][]float32
 	var exGrads [][]float32
 	if cfg.PerExample != nil {
-		exGrads = make([][]float32, bs)
+		n := bs
+		if poisson {
+			n = 0 // grown as draws need, rather than N gradients up front
+		}
+		exGrads = make([][]float32, n, bs)
 		for i := range exGrads {
 			exGrads[i] = make([]float32, P)
 		}
@@ -268,7 +304,13 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 	var perm []int
 	res := TrainResult{}
 	var epochLoss float64
-	var epochSteps int
+	var epochSteps int // steps with a non-empty batch, over which epochLoss is summed
+	meanLoss := func() float64 {
+		if epochSteps == 0 {
+			return 0
+		}
+		return epochLoss / float64(epochSteps)
+	}
 	for step := 0; step < total; step++ {
 		if err := ctx.Err(); err != nil {
 			res.Seconds = time.Since(start).Seconds()
@@ -276,14 +318,24 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 		}
 		epoch, pos := step/stepsPerEpoch, step%stepsPerEpoch
 		if pos == 0 {
-			perm = shuffle(ds.N, cfg.Seed, epoch)
+			if !poisson {
+				perm = shuffle(ds.N, cfg.Seed, epoch)
+			}
 			epochLoss, epochSteps = 0, 0
 			opt.lr = cfg.LR
 			if cfg.LRSchedule != nil {
 				opt.lr = cfg.LR * cfg.LRSchedule(epoch)
 			}
 		}
-		batch := perm[pos*bs : min((pos+1)*bs, ds.N)]
+		var batch []int
+		if poisson {
+			batch = poissonBatch(ds.N, cfg.SampleRate, sampler)
+			for len(exGrads) < len(batch) {
+				exGrads = append(exGrads, make([]float32, P))
+			}
+		} else {
+			batch = perm[pos*bs : min((pos+1)*bs, ds.N)]
+		}
 		nChunks := (len(batch) + chunkSize - 1) / chunkSize
 
 		var next atomic.Int32
@@ -349,6 +401,9 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 			}
 		}
 		inv := 1 / float32(len(batch))
+		if poisson {
+			inv = float32(1 / (cfg.SampleRate * float64(ds.N)))
+		}
 		wd, mu := float32(cfg.WeightDecay), float32(cfg.ProxMu)
 		for i := range grad {
 			g := grad[i] * inv
@@ -368,9 +423,11 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 			}
 		}
 
-		loss /= float64(len(batch))
-		epochLoss += loss
-		epochSteps++
+		if len(batch) > 0 {
+			loss /= float64(len(batch))
+			epochLoss += loss
+			epochSteps++
+		}
 		res.Steps++
 		res.Samples += len(batch)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
@@ -383,7 +440,7 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 				ep = epoch + 1
 			}
 			cfg.Progress(TrainProgress{Epoch: ep, Epochs: epochs, Step: step + 1, Steps: total,
-				Samples: res.Samples, Loss: epochLoss / float64(epochSteps), Elapsed: time.Since(start)})
+				Samples: res.Samples, Loss: meanLoss(), Elapsed: time.Since(start)})
 		}
 		if cfg.EpochEnd != nil && (pos == stepsPerEpoch-1 || step+1 == total) {
 			if avg != nil {
@@ -395,17 +452,28 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 				copy(m.w, raw)
 			}
 			if err != nil {
-				res.FinalLoss = epochLoss / float64(epochSteps)
+				res.FinalLoss = meanLoss()
 				res.Seconds = time.Since(start).Seconds()
 				return res, fmt.Errorf("train: after epoch %d: %w", epoch+1, err)
 			}
 		}
 	}
-	if epochSteps > 0 {
-		res.FinalLoss = epochLoss / float64(epochSteps)
-	}
+	res.FinalLoss = meanLoss()
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// poissonBatch draws each of n examples with probability rate. It is
+// dp.PoissonBatch, repeated here because learning does not depend on the
+// privacy packages (the dp tests check that the two agree).
+func poissonBatch(n int, rate float64, src interface{ Float64() float64 }) []int {
+	var out []int
+	for i := 0; i < n; i++ {
+		if src.Float64() < rate {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // shuffle is the example order of one epoch.
