@@ -470,10 +470,17 @@ type PrivacySpec struct {
 	// Sites needed to decrypt an aggregate (t of N); 0 means all key holders.
 	Threshold uint32 `protobuf:"varint,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
 	HeParams  string `protobuf:"bytes,3,opt,name=he_params,json=heParams,proto3" json:"he_params,omitempty"`
-	// Differential privacy settings, accounted by the privacy work.
+	// Differential privacy (privacy/dp). level "record": DP-SGD at every
+	// site (Poisson sampling at rate batch_size/examples, per-example
+	// clipping to example_clip, Gaussian noise of noise_multiplier x
+	// example_clip); "" or "none": off. With epsilon and no
+	// noise_multiplier each site plans the noise that spends epsilon (at
+	// delta) over the whole job. Each site also enforces its own budget.
 	Epsilon         float64 `protobuf:"fixed64,4,opt,name=epsilon,proto3" json:"epsilon,omitempty"`
 	Delta           float64 `protobuf:"fixed64,5,opt,name=delta,proto3" json:"delta,omitempty"`
 	NoiseMultiplier float64 `protobuf:"fixed64,6,opt,name=noise_multiplier,json=noiseMultiplier,proto3" json:"noise_multiplier,omitempty"`
+	Level           string  `protobuf:"bytes,7,opt,name=level,proto3" json:"level,omitempty"`
+	ExampleClip     float64 `protobuf:"fixed64,8,opt,name=example_clip,json=exampleClip,proto3" json:"example_clip,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -546,6 +553,20 @@ func (x *PrivacySpec) GetDelta() float64 {
 func (x *PrivacySpec) GetNoiseMultiplier() float64 {
 	if x != nil {
 		return x.NoiseMultiplier
+	}
+	return 0
+}
+
+func (x *PrivacySpec) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *PrivacySpec) GetExampleClip() float64 {
+	if x != nil {
+		return x.ExampleClip
 	}
 	return 0
 }
@@ -745,14 +766,16 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\bmomentum\x18\x06 \x01(\x01R\bmomentum\x12\x18\n" +
 	"\aaugment\x18\a \x01(\bR\aaugment\x12\x1b\n" +
 	"\tclip_norm\x18\b \x01(\x01R\bclipNorm\x12'\n" +
-	"\x0fclass_weighting\x18\t \x01(\tR\x0eclassWeighting\"\xd2\x01\n" +
+	"\x0fclass_weighting\x18\t \x01(\tR\x0eclassWeighting\"\x8b\x02\n" +
 	"\vPrivacySpec\x12-\n" +
 	"\x12secure_aggregation\x18\x01 \x01(\tR\x11secureAggregation\x12\x1c\n" +
 	"\tthreshold\x18\x02 \x01(\rR\tthreshold\x12\x1b\n" +
 	"\the_params\x18\x03 \x01(\tR\bheParams\x12\x18\n" +
 	"\aepsilon\x18\x04 \x01(\x01R\aepsilon\x12\x14\n" +
 	"\x05delta\x18\x05 \x01(\x01R\x05delta\x12)\n" +
-	"\x10noise_multiplier\x18\x06 \x01(\x01R\x0fnoiseMultiplier\"\xc8\x01\n" +
+	"\x10noise_multiplier\x18\x06 \x01(\x01R\x0fnoiseMultiplier\x12\x14\n" +
+	"\x05level\x18\a \x01(\tR\x05level\x12!\n" +
+	"\fexample_clip\x18\b \x01(\x01R\vexampleClip\"\xc8\x01\n" +
 	"\fPipelineSpec\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\rR\x06height\x12\x1a\n" +
