@@ -70,7 +70,7 @@ type VerifyOptions struct {
 // tree root, and consistency with every earlier checkpoint. The first
 // failing record is named in a *RecordError.
 func Verify(b *Bundle, t *Trust, opt VerifyOptions) (*Report, error) {
-	rep := &Report{Trusted: t != nil, Jobs: []string{}}
+	rep := &Report{Trusted: t != nil, Jobs: []string{}, Cosigners: []string{}, Consistent: []uint64{}}
 	if b.Format != BundleFormat {
 		return nil, fmt.Errorf("%w: format %q, want %q", ErrBundle, b.Format, BundleFormat)
 	}
@@ -84,7 +84,8 @@ func Verify(b *Bundle, t *Trust, opt VerifyOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Origin, rep.Size, rep.Root, rep.Cosigners, rep.Quorum = c.Origin, c.Size, c.Root, cosigners, t.Quorum
+	rep.Origin, rep.Size, rep.Root, rep.Quorum = c.Origin, c.Size, c.Root, t.Quorum
+	rep.Cosigners = append(rep.Cosigners, cosigners...)
 	if err := t.CheckQuorum(c, cosigners); err != nil {
 		return nil, err
 	}
