@@ -124,7 +124,7 @@ func verifyBundleFile(path string, trust *audit.Trust, opt audit.VerifyOptions) 
 func printAuditReport(w io.Writer, file string, r *audit.Report) {
 	scope := "the whole log"
 	if !r.Whole {
-		scope = fmt.Sprintf("selected records, each proved in a log of %d", r.Size)
+		scope = fmt.Sprintf("job %s's records, each proved to be in the log of %d; this does not show that none of the job's records is missing", r.Job, r.Size)
 	}
 	fmt.Fprintf(w, "%s: valid: %d records of %s (%s)\n", file, r.Records, r.Origin, scope)
 	cosigners := "none"

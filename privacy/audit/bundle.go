@@ -20,12 +20,13 @@ const BundleFormat = "concord-audit-bundle/v1"
 //	  "origin": "concord.example.org/audit",
 //	  "checkpoint": "<signed note: the checkpoint with the log signature and cosignatures>",
 //	  "keys": {"log": ["coordinator+…"], "signer": [], "witness": ["st-marys+…"], "quorum": 1},
+//	  "job": "7",                          (only in a one-job bundle)
 //	  "records": [{"index": 0, "leaf": "<base64 canonical record>"}, …]
 //	}
 //
 // A whole-log bundle holds records 0 … size-1 and no proofs: the verifier
-// rebuilds the tree. A bundle of some records (one job's) gives each an
-// inclusion "proof" (base64 hashes) in the checkpoint's tree.
+// rebuilds the tree. A one-job bundle holds that job's records, each with
+// an inclusion "proof" (base64 hashes) in the checkpoint's tree.
 //
 // The keys are those the exporter trusts, carried for a reader without a
 // trust file; a verifier that has one (Verify with a Trust) ignores them.
@@ -34,6 +35,7 @@ type Bundle struct {
 	Origin     string         `json:"origin"`
 	Checkpoint string         `json:"checkpoint"`
 	Keys       BundleKeys     `json:"keys"`
+	Job        string         `json:"job,omitempty"`
 	Records    []BundleRecord `json:"records"`
 }
 
@@ -84,8 +86,8 @@ func Export(l *Log, t *Trust, opt ExportOptions) (*Bundle, error) {
 		return nil, err
 	}
 	b := &Bundle{Format: BundleFormat, Origin: c.Origin, Checkpoint: string(signed),
-		Keys:    BundleKeys{Log: t.Logs, Signer: t.Signers, Witness: t.Witnesses, Quorum: t.Quorum},
-		Records: []BundleRecord{}}
+		Keys: BundleKeys{Log: t.Logs, Signer: t.Signers, Witness: t.Witnesses, Quorum: t.Quorum},
+		Job:  opt.JobID, Records: []BundleRecord{}}
 	for i := uint64(0); i < c.Size; i++ {
 		leaf, err := l.store.Leaf(i)
 		if err != nil {

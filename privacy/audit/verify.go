@@ -42,9 +42,10 @@ var (
 // Report summarises a verified bundle.
 type Report struct {
 	Origin     string    `json:"origin"`
-	Size       uint64    `json:"size"`    // records in the checkpoint's tree
-	Records    int       `json:"records"` // records in the bundle, all verified
-	Whole      bool      `json:"whole"`   // the bundle holds the whole log
+	Size       uint64    `json:"size"`          // records in the checkpoint's tree
+	Records    int       `json:"records"`       // records in the bundle, all verified
+	Whole      bool      `json:"whole"`         // the bundle holds the whole log
+	Job        string    `json:"job,omitempty"` // the job of a one-job bundle
 	Root       []byte    `json:"root"`
 	Cosigners  []string  `json:"cosigners"`
 	Quorum     int       `json:"quorum"`
@@ -97,8 +98,8 @@ func Verify(b *Bundle, t *Trust, opt VerifyOptions) (*Report, error) {
 	for i, br := range b.Records {
 		leaves[i] = br.Leaf
 	}
-	whole := len(b.Records) == 0 || b.Records[0].Proof == nil
-	rep.Whole = whole
+	whole := b.Job == ""
+	rep.Whole, rep.Job = whole, b.Job
 	// Places first, so a missing record is reported as missing rather
 	// than as a wrong sequence number.
 	for i, br := range b.Records {
@@ -113,7 +114,9 @@ func Verify(b *Bundle, t *Trust, opt VerifyOptions) (*Report, error) {
 		case br.Index >= c.Size:
 			return nil, &RecordError{Index: br.Index, Err: fmt.Errorf("beyond the checkpoint's %d records", c.Size)}
 		case !whole && br.Proof == nil:
-			return nil, &RecordError{Index: br.Index, Err: errors.New("no inclusion proof in a partial bundle")}
+			return nil, &RecordError{Index: br.Index, Err: errors.New("no inclusion proof in a one-job bundle")}
+		case whole && br.Proof != nil:
+			return nil, &RecordError{Index: br.Index, Err: errors.New("an inclusion proof in a whole-log bundle")}
 		}
 	}
 	indices := make([]uint64, len(b.Records))
@@ -135,6 +138,10 @@ func Verify(b *Bundle, t *Trust, opt VerifyOptions) (*Report, error) {
 		}
 	} else {
 		for i, br := range b.Records {
+			if recs[i].JobID != b.Job {
+				return nil, &RecordError{Index: br.Index, Kind: recs[i].Kind, Actor: recs[i].Actor,
+					Err: fmt.Errorf("of job %q in a bundle of job %q", recs[i].JobID, b.Job)}
+			}
 			if err := proof.VerifyInclusion(hasher, br.Index, c.Size, hasher.HashLeaf(br.Leaf), br.Proof, c.Root); err != nil {
 				return nil, &RecordError{Index: br.Index, Kind: recs[i].Kind, Actor: recs[i].Actor,
 					Err: fmt.Errorf("not in the checkpoint's tree: %w", err)}
@@ -149,7 +156,7 @@ func Verify(b *Bundle, t *Trust, opt VerifyOptions) (*Report, error) {
 				return nil, truncated(ec, c)
 			}
 			if ec.Size < c.Size || !bytes.Equal(ec.Root, c.Root) {
-				return nil, fmt.Errorf("a partial (one job's) bundle cannot prove it extends the earlier checkpoint at size %d: verify a whole-log export", ec.Size)
+				return nil, fmt.Errorf("a one-job bundle cannot prove it extends the earlier checkpoint at size %d: verify a whole-log export", ec.Size)
 			}
 			rep.Consistent = append(rep.Consistent, ec.Size)
 		}
@@ -277,17 +284,6 @@ func VerifyStore(s Store, t *Trust) error {
 	if err != nil {
 		return err
 	}
-	leaves := make([][]byte, size)
-	indices := make([]uint64, size)
-	for i := range size {
-		if leaves[i], err = s.Leaf(i); err != nil {
-			return &RecordError{Index: i, Err: err}
-		}
-		indices[i] = i
-	}
-	if _, err := checkRecords(leaves, indices, t); err != nil {
-		return err
-	}
 	var cp *Checkpoint
 	signed, err := s.Checkpoint()
 	if err != nil {
@@ -304,29 +300,53 @@ func VerifyStore(s Store, t *Trust) error {
 		cp = &c
 	}
 	rng := ranges.NewEmptyRange(0)
-	var bad error
-	for i, leaf := range leaves {
+	checkRoot := func() error {
 		if cp != nil && rng.End() == cp.Size && !bytes.Equal(rootOf(rng), cp.Root) {
 			return fmt.Errorf("stored checkpoint: %w at size %d: records before %d were changed after it was signed", ErrRoot, cp.Size, cp.Size)
 		}
-		err := rng.Append(hasher.HashLeaf(leaf), func(id compact.NodeID, h []byte) {
-			if bad != nil {
-				return
+		return nil
+	}
+	if err := checkRoot(); err != nil {
+		return err
+	}
+	// In batches, so a log of millions of records is not held in memory.
+	const batch = 1 << 14
+	for start := uint64(0); start < size; start += batch {
+		n := min(batch, size-start)
+		leaves, indices := make([][]byte, n), make([]uint64, n)
+		for i := range n {
+			indices[i] = start + i
+			if leaves[i], err = s.Leaf(start + i); err != nil {
+				return &RecordError{Index: start + i, Err: err}
 			}
-			stored, err := s.Node(id.Level, id.Index)
-			if err != nil || !bytes.Equal(stored, h) {
-				bad = &RecordError{Index: uint64(i), Err: fmt.Errorf("the stored tree hash %d/%d does not match the records (%v)", id.Level, id.Index, err)}
-			}
-		})
-		if err != nil {
+		}
+		if _, err := checkRecords(leaves, indices, t); err != nil {
 			return err
 		}
-		if bad != nil {
-			return bad
+		for i, leaf := range leaves {
+			var bad error
+			err := rng.Append(hasher.HashLeaf(leaf), func(id compact.NodeID, h []byte) {
+				if bad != nil {
+					return
+				}
+				stored, err := s.Node(id.Level, id.Index)
+				if err == nil && !bytes.Equal(stored, h) {
+					err = errors.New("it differs")
+				}
+				if err != nil {
+					bad = &RecordError{Index: indices[i], Err: fmt.Errorf("the stored tree hash %d/%d does not match the records: %w", id.Level, id.Index, err)}
+				}
+			})
+			if err != nil {
+				return err
+			}
+			if bad != nil {
+				return bad
+			}
+			if err := checkRoot(); err != nil {
+				return err
+			}
 		}
-	}
-	if cp != nil && rng.End() == cp.Size && !bytes.Equal(rootOf(rng), cp.Root) {
-		return fmt.Errorf("stored checkpoint: %w at size %d", ErrRoot, cp.Size)
 	}
 	return nil
 }

@@ -313,6 +313,26 @@ func TestVerifyJobBundle(t *testing.T) {
 	c.Records[3].Leaf, c.Records[4].Leaf = c.Records[4].Leaf, c.Records[3].Leaf
 	_, err = Verify(c, f.trust, VerifyOptions{})
 	wantRecordErr(t, "swapped", err, b.Records[3].Index, ErrSeq)
+
+	// Another job's record, with a valid proof, passed off as this job's.
+	other := f.export(t, ExportOptions{JobID: "1"})
+	c = clone(t, b)
+	c.Records = append([]BundleRecord{other.Records[0]}, c.Records...)
+	_, err = Verify(c, f.trust, VerifyOptions{})
+	wantRecordErr(t, "other job", err, other.Records[0].Index, nil)
+
+	// Proofs stripped, posing as the whole log.
+	c = clone(t, b)
+	c.Job = ""
+	if _, err := Verify(c, f.trust, VerifyOptions{}); err == nil {
+		t.Fatal("a one-job bundle passed as the whole log")
+	}
+
+	// A job with no records exports and verifies as empty.
+	empty := f.export(t, ExportOptions{JobID: "none"})
+	if rep, err := Verify(clone(t, empty), f.trust, VerifyOptions{}); err != nil || rep.Records != 0 || rep.Job != "none" {
+		t.Fatalf("empty job: %+v %v", rep, err)
+	}
 }
 
 func TestVerifyStore(t *testing.T) {
