@@ -105,10 +105,7 @@ func Verify(b *Bundle, t *Trust, opt VerifyOptions) (*Report, error) {
 	for i, br := range b.Records {
 		switch {
 		case whole && br.Index != uint64(i):
-			if br.Index > uint64(i) {
-				return nil, &RecordError{Index: uint64(i), Err: fmt.Errorf("%w: the bundle goes from record %d to %d", ErrMissing, i-1, br.Index)}
-			}
-			return nil, &RecordError{Index: br.Index, Err: fmt.Errorf("%w: it comes after record %d", ErrOrder, i-1)}
+			return nil, misplaced(b.Records, i)
 		case !whole && i > 0 && br.Index <= b.Records[i-1].Index:
 			return nil, &RecordError{Index: br.Index, Err: fmt.Errorf("%w: it comes after record %d", ErrOrder, b.Records[i-1].Index)}
 		case br.Index >= c.Size:
@@ -155,7 +152,10 @@ func Verify(b *Bundle, t *Trust, opt VerifyOptions) (*Report, error) {
 			if ec.Size > c.Size {
 				return nil, truncated(ec, c)
 			}
-			if ec.Size < c.Size || !bytes.Equal(ec.Root, c.Root) {
+			if ec.Size == c.Size && !bytes.Equal(ec.Root, c.Root) {
+				return nil, fmt.Errorf("%w: the earlier checkpoint (%s) has the same size and another root", ErrInconsistent, ec)
+			}
+			if ec.Size < c.Size {
 				return nil, fmt.Errorf("a one-job bundle cannot prove it extends the earlier checkpoint at size %d: verify a whole-log export", ec.Size)
 			}
 			rep.Consistent = append(rep.Consistent, ec.Size)
@@ -178,6 +178,23 @@ func Verify(b *Bundle, t *Trust, opt VerifyOptions) (*Report, error) {
 	}
 	slices.Sort(rep.Jobs)
 	return rep, nil
+}
+
+// misplaced explains why the record at position i of a whole-log bundle
+// is not record i: record i is elsewhere (reordered) or nowhere (deleted).
+func misplaced(recs []BundleRecord, i int) error {
+	if recs[i].Index < uint64(i) {
+		return &RecordError{Index: recs[i].Index, Err: fmt.Errorf("%w: it appears again after record %d", ErrOrder, i-1)}
+	}
+	for j := i + 1; j < len(recs); j++ {
+		if recs[j].Index == uint64(i) {
+			return &RecordError{Index: uint64(i), Err: fmt.Errorf("%w: it comes after record %d", ErrOrder, recs[j-1].Index)}
+		}
+	}
+	if i == 0 {
+		return &RecordError{Index: 0, Err: fmt.Errorf("%w: the bundle starts at record %d", ErrMissing, recs[0].Index)}
+	}
+	return &RecordError{Index: uint64(i), Err: fmt.Errorf("%w: the bundle goes from record %d to %d", ErrMissing, i-1, recs[i].Index)}
 }
 
 func truncated(earlier, now Checkpoint) error {

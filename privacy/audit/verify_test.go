@@ -129,7 +129,12 @@ func TestVerifyReordered(t *testing.T) {
 	c = clone(t, b)
 	c.Records[2], c.Records[4] = c.Records[4], c.Records[2]
 	_, err = Verify(c, f.trust, VerifyOptions{})
-	wantRecordErr(t, "swap entries", err, 2, ErrMissing)
+	wantRecordErr(t, "swap entries", err, 2, ErrOrder)
+
+	c = clone(t, b)
+	c.Records = append(c.Records[:4], c.Records[3:]...)
+	_, err = Verify(c, f.trust, VerifyOptions{})
+	wantRecordErr(t, "duplicate", err, 3, ErrOrder)
 }
 
 // resign is the attacker's best effort: it applies edit to record i of b,
