@@ -4,9 +4,11 @@ go 1.26.8
 
 require (
 	github.com/suyashkumar/dicom v1.1.0
+	github.com/transparency-dev/merkle v0.0.2
 	github.com/tuneinsight/lattigo/v5 v5.0.7
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/image v0.30.0
+	golang.org/x/mod v0.42.0
 	golang.org/x/sys v0.48.0
 	gonum.org/v1/plot v0.17.0
 	google.golang.org/grpc v1.85.0

@@ -69,6 +69,7 @@ func (g *globals) commands() []*cli.Command {
 	return []*cli.Command{
 		pkiCommand(g),
 		privacyCommand(g),
+		auditCommand(g),
 		{Name: "sites", Synopsis: "the consortium's sites", Sub: []*cli.Command{g.sitesList()}},
 		{Name: "jobs", Synopsis: "submit, list, follow and abort training jobs", Sub: []*cli.Command{
 			g.jobsSubmit(), g.jobsList(), g.jobsStatus(), g.jobsWatch(), g.jobsAbort()}},
