@@ -752,8 +752,13 @@ type Welcome struct {
 	Site               string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
 	CoordinatorVersion string                 `protobuf:"bytes,2,opt,name=coordinator_version,json=coordinatorVersion,proto3" json:"coordinator_version,omitempty"`
 	HeartbeatSeconds   float64                `protobuf:"fixed64,3,opt,name=heartbeat_seconds,json=heartbeatSeconds,proto3" json:"heartbeat_seconds,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The audit log's origin and the coordinator's log key (a signed-note
+	// verifier). A site pins the key on first use, over this authenticated
+	// channel, and witnesses checkpoints signed with it (privacy/audit).
+	AuditOrigin   string `protobuf:"bytes,4,opt,name=audit_origin,json=auditOrigin,proto3" json:"audit_origin,omitempty"`
+	AuditLogKey   string `protobuf:"bytes,5,opt,name=audit_log_key,json=auditLogKey,proto3" json:"audit_log_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -805,6 +810,20 @@ func (x *Welcome) GetHeartbeatSeconds() float64 {
 		return x.HeartbeatSeconds
 	}
 	return 0
+}
+
+func (x *Welcome) GetAuditOrigin() string {
+	if x != nil {
+		return x.AuditOrigin
+	}
+	return ""
+}
+
+func (x *Welcome) GetAuditLogKey() string {
+	if x != nil {
+		return x.AuditLogKey
+	}
+	return ""
 }
 
 type Cancel struct {
@@ -1400,11 +1419,13 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\x0fAuditCheckpoint\x12\x16\n" +
 	"\x06signed\x18\x01 \x01(\fR\x06signed\x12\x1b\n" +
 	"\tfrom_size\x18\x02 \x01(\x04R\bfromSize\x12 \n" +
-	"\vconsistency\x18\x03 \x03(\fR\vconsistency\"{\n" +
+	"\vconsistency\x18\x03 \x03(\fR\vconsistency\"\xc2\x01\n" +
 	"\aWelcome\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12/\n" +
 	"\x13coordinator_version\x18\x02 \x01(\tR\x12coordinatorVersion\x12+\n" +
-	"\x11heartbeat_seconds\x18\x03 \x01(\x01R\x10heartbeatSeconds\"7\n" +
+	"\x11heartbeat_seconds\x18\x03 \x01(\x01R\x10heartbeatSeconds\x12!\n" +
+	"\faudit_origin\x18\x04 \x01(\tR\vauditOrigin\x12\"\n" +
+	"\raudit_log_key\x18\x05 \x01(\tR\vauditLogKey\"7\n" +
 	"\x06Cancel\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9f\x05\n" +
