@@ -29,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -41,6 +42,7 @@ import (
 
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/pki"
+	"github.com/concord-fl/concord/privacy/audit"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -94,6 +96,19 @@ type Config struct {
 	// (default 60s): a peer that stops reading or sending loses its own
 	// stream and nothing else.
 	StreamTimeout time.Duration
+	// AuditKey signs the audit log's records and checkpoints; nil means the
+	// key in audit-key.pem beside the state database, created on first
+	// start.
+	AuditKey *audit.Key
+	// AuditOrigin names the audit log in its checkpoints (default
+	// "concord/audit").
+	AuditOrigin string
+	// AcceptBrokenAuditLog lets the coordinator start on an audit log that
+	// fails verification; the override is itself recorded in the log.
+	AcceptBrokenAuditLog bool
+	// CheckpointInterval is how often a new audit checkpoint is signed and
+	// sent to the sites to witness (default 5s).
+	CheckpointInterval time.Duration
 	// Limits bound every submitted job (coordinator.yaml, limits.*); a zero
 	// field means jobspec's default.
 	Limits jobspec.Limits
@@ -165,6 +180,19 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 10 * time.Second
 	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = 5 * time.Second
+	}
+	if cfg.AuditOrigin == "" {
+		cfg.AuditOrigin = "concord/audit"
+	}
+	if cfg.AuditKey == nil {
+		k, err := auditKey(filepath.Join(filepath.Dir(cfg.StatePath), "audit-key.pem"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.AuditKey = k
+	}
 	if cfg.StreamTimeout <= 0 {
 		cfg.StreamTimeout = time.Minute
 	}
@@ -184,9 +212,18 @@ func New(cfg Config) (*Coordinator, error) {
 		jobs: map[string]*job{}, sessions: map[string]*session{}, sites: map[string]*siteRecord{},
 		uploads: map[*inflight]struct{}{}, revoked: map[string]bool{},
 		metrics: &eventCounts{counts: map[string]uint64{}}}
-	if c.bus, err = newBus(st, cfg.Logger, cfg.Now); err != nil {
+	if c.bus, err = newBus(st, cfg.Logger, cfg.Now, cfg.AuditKey, cfg.AuditOrigin); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("open event log: %w", err)
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	if _, err := c.bus.verify(); err != nil {
+		if !cfg.AcceptBrokenAuditLog {
+			st.Close()
+			return nil, fmt.Errorf("the audit log fails verification: %w; the coordinator will not run on it. "+
+				"Keep the database for investigation; to run anyway, start with --accept-broken-audit-log (the override is recorded in the log)", err)
+		}
+		c.log.Error("running on an audit log that fails verification, as the operator asked", "err", err)
+		c.bus.emit(Event{Kind: EvAuditOverride, Actor: "coordinator", Detail: "started on an audit log that fails verification (--accept-broken-audit-log): " + err.Error()})
 	}
 	if err := c.loadSites(); err != nil {
 		st.Close()
@@ -279,6 +316,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 func (c *Coordinator) tickLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.TickInterval)
 	defer t.Stop()
+	cp := time.NewTicker(c.cfg.CheckpointInterval)
+	defer cp.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -286,12 +325,18 @@ func (c *Coordinator) tickLoop(ctx context.Context) {
 		case <-t.C:
 			c.checkRevocations()
 			c.tick()
+		case <-cp.C:
+			c.publishCheckpoint()
 		}
 	}
 }
 
-// VerifyAudit checks the event log's hash chain.
-func (c *Coordinator) VerifyAudit() (int, error) { return c.bus.VerifyChain() }
+// VerifyAudit checks the audit log (every record's signature, the Merkle
+// tree, the latest checkpoint) and returns its size.
+func (c *Coordinator) VerifyAudit() (int, error) {
+	n, err := c.bus.verify()
+	return int(n), err
+}
 
 // recoverUnary and recoverStream turn a panic in a handler into an
 // Internal error and a log line: one bad request must not stop rounds for

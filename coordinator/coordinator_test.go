@@ -1,7 +1,10 @@
 package coordinator
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/concord-fl/concord/coordinator/round"
+	"github.com/concord-fl/concord/privacy/audit"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -30,11 +34,15 @@ func testCoordinator(t *testing.T) *Coordinator {
 	t.Helper()
 	st := testStore(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := newBus(st, log, time.Now)
+	key, err := audit.GenerateKey(nil, "coordinator")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Coordinator{cfg: Config{StreamTimeout: time.Second}, log: log, now: time.Now, st: st, bus: b,
+	b, err := newBus(st, log, time.Now, key, "concord/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Coordinator{cfg: Config{StreamTimeout: time.Second, AuditKey: key}, log: log, now: time.Now, st: st, bus: b,
 		jobs: map[string]*job{}, sessions: map[string]*session{}, sites: map[string]*siteRecord{},
 		uploads: map[*inflight]struct{}{}, revoked: map[string]bool{}}
 }
@@ -199,7 +207,9 @@ func TestEventsSurviveABadRecord(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		c.bus.emit(Event{Kind: EvRoundNote, JobID: "1", Detail: strings.Repeat("d", 1<<20)})
 	}
-	if err := c.st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bEvents).Put(u64(3), []byte("{not json")) }); err != nil {
+	if err := c.st.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(auditBucket)).Bucket([]byte("leaves")).Put(binary.BigEndian.AppendUint64(nil, 2), []byte("not a record"))
+	}); err != nil {
 		t.Fatal(err)
 	}
 	evs, more, err := c.bus.events("", 0, 3)
@@ -256,5 +266,34 @@ func TestTaskFailedNeedsTheTask(t *testing.T) {
 	}
 	if reason, ok := j.m.State().Failed["a"]; !ok || reason == "" {
 		t.Fatalf("the machine did not hear of a's failure: %v", j.m.State().Failed)
+	}
+}
+
+// TestAuditLogDetectsTampering: the coordinator's events are signed audit
+// records; an edited record fails verification, and a coordinator refuses
+// to start on such a log unless told to.
+func TestAuditLogDetectsTampering(t *testing.T) {
+	c := testCoordinator(t)
+	for i := 0; i < 4; i++ {
+		c.bus.emit(Event{Kind: EvJobSubmitted, Actor: "admin:alice", JobID: "1", Detail: fmt.Sprintf("event %d", i)})
+	}
+	if _, _, err := c.bus.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.VerifyAudit(); err != nil || n != 4 {
+		t.Fatalf("an untouched log: %d records, %v", n, err)
+	}
+	if err := c.st.db.Update(func(tx *bolt.Tx) error {
+		leaves := tx.Bucket([]byte(auditBucket)).Bucket([]byte("leaves"))
+		k := binary.BigEndian.AppendUint64(nil, 1)
+		leaf := bytes.Clone(leaves.Get(k))
+		i := bytes.Index(leaf, []byte("event 1"))
+		leaf[i+6] = '9' // "event 9"
+		return leaves.Put(k, leaf)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyAudit(); err == nil {
+		t.Fatal("an edited record passed verification")
 	}
 }

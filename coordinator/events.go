@@ -1,36 +1,33 @@
 package coordinator
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/concord-fl/concord/privacy/audit"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
 // Event is one entry of the coordinator's event stream: every admin action
-// and every round event passes through it, with who did it and when. The
-// persisted log is hash-chained (each entry's hash covers the previous
-// entry's hash), so an edited or deleted entry breaks the chain; the audit
-// trail, metrics and `jobs watch` are all subscribers of this one stream.
+// and every round event passes through it, with who did it and when. Each
+// event is a record of the audit log (package privacy/audit): signed with
+// the coordinator's audit key and appended to an RFC 6962 Merkle tree whose
+// checkpoints the sites witness, so no single party can rewrite or
+// truncate it. The audit trail, metrics and `jobs watch` are all
+// subscribers of this one stream.
 type Event struct {
-	Seq      int64     `json:"seq"`
-	Time     time.Time `json:"time"`
-	Kind     string    `json:"kind"`
-	Actor    string    `json:"actor"`
-	JobID    string    `json:"job_id,omitempty"`
-	Round    int       `json:"round,omitempty"`
-	Site     string    `json:"site,omitempty"`
-	Detail   string    `json:"detail,omitempty"`
-	PrevHash string    `json:"prev_hash"`
-	Hash     string    `json:"hash"`
+	Seq    int64 // 1-based: the audit record's index + 1
+	Time   time.Time
+	Kind   string
+	Actor  string
+	JobID  string
+	Round  int
+	Site   string
+	Detail string
+	// Data names what a peer sent (sizes and SHA-256, never content).
+	Data []audit.DataField
 }
 
 // Event kinds.
@@ -49,79 +46,87 @@ const (
 	EvSiteLeft       = "site.disconnected"
 	EvSiteHealth     = "site.health"
 	EvSiteRevoked    = "site.revoked"
+	EvSiteWitness    = "site.witness"
 	EvModelPublished = "model.published"
 	EvKeyCombined    = "key.combined"
 	EvCoordinator    = "coordinator.started"
+	EvAuditOverride  = "audit.override"
+	EvAuditExported  = "audit.exported"
 )
-
-func (e *Event) computeHash() string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%d\x00%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00%s\x00%s",
-		e.Seq, e.Time.UTC().Format(time.RFC3339Nano), e.Kind, e.Actor, e.JobID, e.Round, e.Site, e.Detail, e.PrevHash)
-	return hex.EncodeToString(h.Sum(nil))
-}
 
 func (e *Event) proto() *pb.JobEvent {
 	return &pb.JobEvent{Seq: e.Seq, UnixMillis: e.Time.UnixMilli(), JobId: e.JobID, Kind: e.Kind,
 		Actor: e.Actor, Round: uint32(e.Round), Site: e.Site, Detail: e.Detail}
 }
 
-// bus persists events and fans them out to subscribers.
+func eventOf(r *audit.Record) Event {
+	return Event{Seq: int64(r.Seq) + 1, Time: r.Time, Kind: r.Kind, Actor: r.Actor, JobID: r.JobID, Round: int(r.Round),
+		Site: r.Site, Detail: r.Detail, Data: r.Data}
+}
+
+// bus persists events in the audit log and fans them out to subscribers.
 type bus struct {
-	st  *store
-	log *slog.Logger
-	now func() time.Time
+	log   *slog.Logger
+	now   func() time.Time
+	store *audit.BoltStore
+	alog  *audit.Log
+	key   *audit.Key
 
 	mu   sync.Mutex
-	last string
 	subs map[chan Event]struct{}
+	// signedSize is the size of the last checkpoint signed.
+	signedSize uint64
 }
 
-func newBus(st *store, log *slog.Logger, now func() time.Time) (*bus, error) {
-	b := &bus{st: st, log: log, now: now, subs: map[chan Event]struct{}{}}
-	err := st.db.View(func(tx *bolt.Tx) error {
-		k, v := tx.Bucket(bEvents).Cursor().Last()
-		if k == nil {
-			return nil
-		}
-		var e Event
-		if err := json.Unmarshal(v, &e); err != nil {
-			return err
-		}
-		b.last = e.Hash
-		return nil
-	})
-	return b, err
+// auditBucket holds the audit log in the coordinator's database.
+const auditBucket = "audit"
+
+func newBus(st *store, log *slog.Logger, now func() time.Time, key *audit.Key, origin string) (*bus, error) {
+	bs, err := audit.NewBoltStore(st.db, auditBucket)
+	if err != nil {
+		return nil, err
+	}
+	l, err := audit.Open(bs, origin)
+	if err != nil {
+		return nil, err
+	}
+	return &bus{log: log, now: now, store: bs, alog: l, key: key, subs: map[chan Event]struct{}{}}, nil
 }
 
-// emit appends an event to the log and delivers it to subscribers. A
+// trust is what the coordinator itself trusts: its own log key.
+func (b *bus) trust() (*audit.Trust, error) {
+	return audit.NewTrust(b.alog.Origin(), []string{b.key.Verifier()}, nil, nil, 0)
+}
+
+// verify checks the stored log (signatures, tree, latest checkpoint) and
+// returns its size.
+func (b *bus) verify() (uint64, error) {
+	t, err := b.trust()
+	if err != nil {
+		return 0, err
+	}
+	if err := audit.VerifyStore(b.store, t); err != nil {
+		return 0, err
+	}
+	return b.alog.Size(), nil
+}
+
+// emit appends an event to the audit log and delivers it to subscribers. A
 // subscriber too slow to keep up loses events rather than stalling rounds;
 // it can re-read them from the log by sequence number.
 func (b *bus) emit(e Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e.Time = b.now().UTC()
-	e.PrevHash = b.last
 	e.Detail = bound(e.Detail, maxDetailBytes)
 	e.JobID, e.Site, e.Actor = bound(e.JobID, maxEchoBytes), bound(e.Site, maxEchoBytes), bound(e.Actor, 2*maxEchoBytes)
-	err := b.st.db.Update(func(tx *bolt.Tx) error {
-		seq, err := nextSeq(tx, "event")
-		if err != nil {
-			return err
-		}
-		e.Seq = int64(seq)
-		e.Hash = e.computeHash()
-		data, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bEvents).Put(u64(seq), data)
-	})
+	rec, err := b.alog.Append(audit.Record{Time: e.Time, Kind: e.Kind, Actor: e.Actor, JobID: e.JobID, Round: uint32(max(e.Round, 0)),
+		Site: e.Site, Detail: e.Detail, Data: e.Data}, b.key)
 	if err != nil {
-		b.log.Error("event log write failed", "kind", e.Kind, "job", e.JobID, "err", err)
+		b.log.Error("audit log write failed", "kind", e.Kind, "job", e.JobID, "err", err)
 		return
 	}
-	b.last = e.Hash
+	e.Seq = int64(rec.Seq) + 1
 	b.log.Info(e.Detail, "event", e.Kind, "job", e.JobID, "round", e.Round, "site", e.Site, "actor", e.Actor, "seq", e.Seq)
 	for ch := range b.subs {
 		select {
@@ -145,55 +150,32 @@ func (b *bus) subscribe() (chan Event, func()) {
 
 // events returns logged events after seq for a job ("" for all), oldest
 // first, at most limit of them (0: no limit), and whether more follow. A
-// record that cannot be decoded is returned as an "event.unreadable" entry
+// record that cannot be read is returned as an "event.unreadable" entry
 // rather than failing the listing, and every detail is cut to
 // maxDetailBytes, so no single record can break listings for everyone.
 func (b *bus) events(jobID string, after int64, limit int) ([]Event, bool, error) {
 	var out []Event
-	more := false
-	err := b.st.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bEvents).Cursor()
-		for k, v := c.Seek(u64(uint64(after + 1))); k != nil; k, v = c.Next() {
-			var e Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				e = Event{Seq: int64(binary.BigEndian.Uint64(k)), Kind: "event.unreadable", Actor: "coordinator",
-					Detail: "this log record could not be decoded"}
-				if jobID != "" {
-					continue
-				}
-			}
-			if jobID == "" || e.JobID == jobID {
-				if limit > 0 && len(out) >= limit {
-					more = true
-					break
-				}
-				e.Detail = bound(e.Detail, maxDetailBytes)
-				out = append(out, e)
-			}
+	size := b.alog.Size()
+	for i := uint64(max(after, 0)); i < size; i++ {
+		var e Event
+		r, err := b.alog.Record(i)
+		switch {
+		case err != nil && jobID != "":
+			continue
+		case err != nil:
+			e = Event{Seq: int64(i) + 1, Kind: "event.unreadable", Actor: "coordinator",
+				Detail: fmt.Sprintf("this audit record could not be read (%s)", bound(err.Error(), maxEchoBytes))}
+		default:
+			e = eventOf(r)
 		}
-		return nil
-	})
-	return out, more, err
-}
-
-// VerifyChain checks the hash chain of the whole event log and returns the
-// number of entries verified, or the sequence number where it breaks.
-func (b *bus) VerifyChain() (int, error) {
-	n := 0
-	prev := ""
-	err := b.st.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bEvents).ForEach(func(k, v []byte) error {
-			var e Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("entry %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if e.PrevHash != prev || e.computeHash() != e.Hash {
-				return fmt.Errorf("audit chain broken at entry %d", e.Seq)
-			}
-			prev = e.Hash
-			n++
-			return nil
-		})
-	})
-	return n, err
+		if jobID != "" && e.JobID != jobID {
+			continue
+		}
+		if limit > 0 && len(out) >= limit {
+			return out, true, nil
+		}
+		e.Detail = bound(e.Detail, maxDetailBytes)
+		out = append(out, e)
+	}
+	return out, false, nil
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/concord-fl/concord/coordinator/round"
+	"github.com/concord-fl/concord/privacy/audit"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -31,6 +32,10 @@ type session struct {
 	lastRecv atomic.Int64
 	// why is the status Connect returns when the session is closed.
 	why atomic.Pointer[status.Status]
+	// The site's audit witness key, the checkpoint size it last cosigned
+	// and the size last offered to it (guarded by Coordinator.mu).
+	witnessKey         string
+	witnessed, offered uint64
 }
 
 func (s *session) send(m *pb.CoordinatorMessage) {
@@ -154,13 +159,20 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 		return status.Error(codes.InvalidArgument, "the first message on the task stream must be Hello")
 	}
 	sess := &session{site: site, serial: id.Serial, out: make(chan *pb.CoordinatorMessage, 64), done: make(chan struct{}),
-		version: bound(hello.Version, maxVersionBytes), examples: hello.Examples}
+		version: bound(hello.Version, maxVersionBytes), examples: hello.Examples, witnessed: hello.WitnessedSize}
+	if hello.WitnessKey != "" {
+		if _, err := audit.NewTrust(c.bus.alog.Origin(), []string{c.cfg.AuditKey.Verifier()}, nil, []string{hello.WitnessKey}, 1); err != nil {
+			return status.Errorf(codes.InvalidArgument, "witness key: %s", bound(err.Error(), maxReasonBytes))
+		}
+		sess.witnessKey = hello.WitnessKey
+	}
 	sess.lastRecv.Store(time.Now().UnixNano())
 	send := func(m *pb.CoordinatorMessage) error {
 		return within(ctx, c.cfg.StreamTimeout, "sending to "+site, func() error { return stream.Send(m) })
 	}
 	if err := send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Welcome{Welcome: &pb.Welcome{
-		Site: site, CoordinatorVersion: Version, HeartbeatSeconds: c.cfg.HeartbeatInterval.Seconds()}}}); err != nil {
+		Site: site, CoordinatorVersion: Version, HeartbeatSeconds: c.cfg.HeartbeatInterval.Seconds(),
+		AuditOrigin: c.bus.alog.Origin(), AuditLogKey: c.cfg.AuditKey.Verifier()}}}); err != nil {
 		return err
 	}
 	if !c.attach(sess, bound(hello.DataProblem, maxReasonBytes)) {
@@ -181,6 +193,8 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 			case m.GetStatus() != nil && m.GetStatus().State == "failed":
 				st := m.GetStatus()
 				c.taskFailed(site, bound(st.TaskId, 256), bound(st.Detail, maxReasonBytes))
+			case m.GetCosignature() != nil:
+				c.cosigned(sess, m.GetCosignature().SignedCheckpoint)
 			case m.GetHealth() != nil:
 				h := m.GetHealth()
 				c.setHealth(site, h.Examples, bound(h.DataProblem, maxReasonBytes))

@@ -1,0 +1,151 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/concord-fl/concord/privacy/audit"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// The sites witness the audit log. Every CheckpointInterval, when the log
+// grew, the coordinator signs a checkpoint, stores it as the latest, and
+// sends it to each connected site with a consistency proof from the size
+// that site last witnessed. A site checks the proof against the checkpoint
+// it accepted before and returns its cosignature, which is added to the
+// stored checkpoint. A site that was shown a truncated or rewritten log
+// refuses, so once sites witness, the coordinator's operator cannot rewrite
+// history alone. The site learns the log key in Welcome, over its mutual
+// TLS connection, and pins it.
+
+// auditKey loads the coordinator's audit key, creating it on first start.
+func auditKey(path string) (*audit.Key, error) {
+	k, err := audit.ReadKeyFile(path)
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("audit key %s: %w", path, err)
+	}
+	k, err = audit.GenerateKey(nil, "coordinator")
+	if err != nil {
+		return nil, err
+	}
+	if err := audit.WriteKeyFile(path, k); err != nil {
+		return nil, fmt.Errorf("write audit key %s: %w", path, err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// checkpoint signs and stores a checkpoint of the current log when it grew
+// since the last one, and returns the latest with its size.
+func (b *bus) checkpoint() ([]byte, uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	size := b.alog.Size()
+	if latest, err := b.alog.Latest(); err != nil {
+		return nil, 0, err
+	} else if latest != nil && b.signedSize == size {
+		return latest, size, nil
+	}
+	signed, err := b.alog.SignCheckpoint(b.key)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := b.alog.Publish(signed); err != nil {
+		return nil, 0, err
+	}
+	b.signedSize = size
+	return signed, size, nil
+}
+
+// proof is the consistency proof from the tree of size from to size to.
+func (b *bus) proof(from, to uint64) ([][]byte, error) {
+	if from == 0 || from >= to {
+		return nil, nil
+	}
+	return b.alog.ConsistencyProof(from, to)
+}
+
+// cosign adds a witness's cosignature line to the latest checkpoint, after
+// checking it is that witness's signature over that checkpoint.
+func (b *bus) cosign(line []byte, witnessKey string) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	latest, err := b.alog.Latest()
+	if err != nil || latest == nil {
+		return 0, fmt.Errorf("no checkpoint to cosign: %v", err)
+	}
+	merged, err := audit.AddCosignatures(latest, line)
+	if err != nil {
+		return 0, err
+	}
+	t, err := audit.NewTrust(b.alog.Origin(), []string{b.key.Verifier()}, nil, []string{witnessKey}, 1)
+	if err != nil {
+		return 0, err
+	}
+	cp, cosigners, err := audit.OpenCheckpoint(merged, t)
+	if err != nil {
+		return 0, err
+	}
+	if len(cosigners) != 1 {
+		return 0, errors.New("the cosignature is not by the site's witness key")
+	}
+	if err := b.alog.Publish(merged); err != nil {
+		return 0, err
+	}
+	return cp.Size, nil
+}
+
+// publishCheckpoint signs a checkpoint if the log grew and sends it to
+// every connected witness that has not seen it.
+func (c *Coordinator) publishCheckpoint() {
+	signed, size, err := c.bus.checkpoint()
+	if err != nil {
+		c.log.Error("sign audit checkpoint", "err", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.sessions {
+		if s.witnessKey == "" || s.witnessed >= size || s.offered >= size {
+			continue
+		}
+		proof, err := c.bus.proof(s.witnessed, size)
+		if err != nil {
+			c.log.Error("audit consistency proof", "site", s.site, "from", s.witnessed, "to", size, "err", err)
+			continue
+		}
+		s.offered = size
+		s.send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Checkpoint{Checkpoint: &pb.AuditCheckpoint{
+			Signed: signed, FromSize: s.witnessed, Consistency: proof}}})
+	}
+}
+
+// cosigned takes a site's cosignature of the checkpoint it was offered.
+func (c *Coordinator) cosigned(s *session, line []byte) {
+	c.mu.Lock()
+	key := s.witnessKey
+	c.mu.Unlock()
+	if key == "" {
+		return
+	}
+	size, err := c.bus.cosign(line, key)
+	if err != nil {
+		// The site cosigned an older checkpoint, or something else: it
+		// is offered the next one.
+		c.log.Warn("audit cosignature not added", "site", s.site, "err", err)
+		c.mu.Lock()
+		s.offered = s.witnessed
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	s.witnessed = size
+	c.mu.Unlock()
+}
