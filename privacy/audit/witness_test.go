@@ -201,3 +201,29 @@ func TestWitnessesCatchTruncateAndContinue(t *testing.T) {
 		}
 	}
 }
+
+func TestAddCosignatures(t *testing.T) {
+	f := newFixture(t, NewMemStore())
+	f.add(t, 2)
+	signed, _ := f.log.SignCheckpoint(f.logKey)
+	cs, err := f.witnesses[0].Update(signed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	once, err := AddCosignatures(signed, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice, err := AddCosignatures(once, cs)
+	if err != nil || !bytes.Equal(once, twice) || bytes.Count(once, []byte("\n— ")) != 2 {
+		t.Fatalf("adding a cosignature twice:\n%s", twice)
+	}
+	for _, bad := range []string{"st-marys abc\n", "— st-marys abc"} {
+		if _, err := AddCosignatures(signed, []byte(bad)); !errors.Is(err, ErrMalformedCheckpoint) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if _, err := AddCosignatures([]byte("no signatures"), cs); !errors.Is(err, ErrMalformedCheckpoint) {
+		t.Errorf("unsigned: %v", err)
+	}
+}
