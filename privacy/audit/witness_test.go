@@ -177,7 +177,7 @@ func TestWitnessesCatchTruncateAndContinue(t *testing.T) {
 	f.add(t, 10)
 	f.checkpoint(t)
 
-	mem.Truncate(7)
+	mem.truncate(7)
 	var err error
 	if f.log, err = Open(mem, testOrigin); err != nil {
 		t.Fatal(err)
