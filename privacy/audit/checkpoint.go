@@ -168,28 +168,21 @@ func AddCosignatures(signed []byte, cosigs ...[]byte) ([]byte, error) {
 		return nil, err
 	}
 	for _, c := range cosigs {
-		_, add, err := sigLines(append(append([]byte{}, text...), append([]byte("\n"), c...)...))
-		if err != nil || len(add) == 0 {
-			return nil, fmt.Errorf("%w: a cosignature is not a signature line", ErrMalformedCheckpoint)
-		}
-		for _, l := range add {
-			if !slicesContainsBytes(lines, l) {
+		for _, l := range bytes.SplitAfter(c, []byte("\n")) {
+			if len(l) == 0 {
+				continue
+			}
+			if !bytes.HasPrefix(l, []byte("— ")) || l[len(l)-1] != '\n' {
+				return nil, fmt.Errorf("%w: a cosignature is not a signature line", ErrMalformedCheckpoint)
+			}
+			if !slices.ContainsFunc(lines, func(x []byte) bool { return bytes.Equal(x, l) }) {
 				lines = append(lines, l)
 			}
 		}
 	}
-	out := append(append([]byte{}, text...), '\n')
+	out := append(bytes.Clone(text), '\n')
 	for _, l := range lines {
 		out = append(out, l...)
 	}
 	return out, nil
-}
-
-func slicesContainsBytes(list [][]byte, b []byte) bool {
-	for _, l := range list {
-		if bytes.Equal(l, b) {
-			return true
-		}
-	}
-	return false
 }

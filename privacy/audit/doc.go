@@ -21,12 +21,20 @@
 //   - change, delete or reorder any record covered by a cosigned checkpoint
 //     (the root would change; a witness cosigns only trees that extend the
 //     one it cosigned before, proved by a consistency proof);
-//   - delete the last records (a smaller tree is refused by every witness,
-//     and Verify with an earlier checkpoint names the deleted range);
+//   - delete the last records unseen: a smaller tree is refused by every
+//     witness, and Verify given any later checkpoint (a site's witness
+//     state, an earlier bundle's) names the deleted range. A bundle
+//     exported from a truncated log still verifies on its own with the
+//     older checkpoint it carries, so an auditor asks a site for its
+//     witness state and passes it as an earlier checkpoint;
 //   - show two sites two different histories (each witness keeps the last
 //     state it cosigned; a bundle needs the quorum's cosignatures on one
 //     checkpoint, and two trees of one size are refused as a split view);
 //   - pass off another consortium's log (the trust file names the keys).
+//
+// Records appended after the latest cosigned checkpoint are protected by
+// nothing but the coordinator's own signature until the next checkpoint,
+// so checkpoint often (after every round, and before every export).
 //
 // Witnesses do not gossip here: a split view between sites that each only
 // see their own history is caught when a bundle needs the cosignatures of
@@ -43,9 +51,10 @@
 //     the sequence number, signs, and stores the record and the tree nodes
 //     it completes in one transaction. Set Record.Time; never put content,
 //     patient identifiers or file paths in a record, only sizes and SHA-256.
-//  3. Periodically (and before every export), Log.SignCheckpoint(logKey),
-//     and send it to every witness with Log.ConsistencyProof(w.Last().Size,
-//     new size), from the size that witness last cosigned.
+//  3. Periodically (after every round, and before every export),
+//     Log.SignCheckpoint(logKey), and send it to every witness with
+//     Log.ConsistencyProof(from, new size), where from is the size that
+//     witness last cosigned (the site says it: Witness.Last().Size).
 //  4. Collect the cosignature lines, AddCosignatures, and Log.Publish the
 //     result. Export includes only records covered by the published
 //     checkpoint.
@@ -57,11 +66,23 @@
 //
 // # Formats
 //
-// Record (leaf): version byte 1, then the fields in a fixed order with
-// uvarint lengths (see Record.encode); the signature covers
-// "concord audit record v1\x00" followed by the encoding without the
-// signature. Decoding accepts only the canonical encoding. Leaf hash and
-// tree: RFC 6962 with SHA-256.
+// Record (leaf), version 1, at most MaxLeafBytes:
+//
+//	byte     1 (the encoding's version)
+//	uvarint  seq
+//	8 bytes  time, big-endian int64 nanoseconds since 1970 UTC
+//	string   kind, actor, job id, site, detail (each: uvarint length, UTF-8 bytes)
+//	uvarint  round
+//	uvarint  number of data fields, then per field:
+//	         string name, uvarint size, 32 bytes SHA-256
+//	string   signer key id ("name+hash")
+//	uvarint  signature length, then the Ed25519 signature
+//
+// The signature covers "concord audit record v1\x00" followed by the
+// encoding up to and including the key id. Decoding accepts only this
+// canonical form (no trailing bytes, no overlong numbers), so a record has
+// one leaf. Leaf hashes and tree: RFC 6962 with SHA-256. The bytes are
+// pinned by testdata/formats-v1.golden.
 //
 // Checkpoint: a signed note (golang.org/x/mod/sumdb/note) with the text
 // "<origin>\n<size>\n<base64 root>\n", the transparency-dev tlog checkpoint

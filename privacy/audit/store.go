@@ -113,17 +113,17 @@ func (s *MemStore) SetCheckpoint(signed []byte) error {
 	return nil
 }
 
-// Truncate drops the leaves from size on: what a malicious operator does to
+// truncate drops the leaves from size on: what a malicious operator does to
 // a log's storage. Tests use it to show the damage is detected.
-func (s *MemStore) Truncate(size uint64) {
+func (s *MemStore) truncate(size uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.leaves = s.leaves[:size]
 }
 
-// SetLeaf replaces leaf i without touching the tree: storage corruption or
+// setLeaf replaces leaf i without touching the tree: storage corruption or
 // tampering, for tests.
-func (s *MemStore) SetLeaf(i uint64, leaf []byte) {
+func (s *MemStore) setLeaf(i uint64, leaf []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.leaves[i] = leaf

@@ -26,6 +26,9 @@ import (
 //	witness st-marys+9e8d7c6b+ATt...
 //	witness city-general+11223344+AcQ...
 //	quorum 2                              (default: every witness listed)
+//
+// A trust file without witnesses trusts the coordinator alone. Build a
+// Trust with NewTrust or ParseTrust; a Trust literal trusts no key.
 type Trust struct {
 	Origin    string
 	Logs      []string // verifier keys

@@ -357,18 +357,18 @@ func TestVerifyStore(t *testing.T) {
 	if err := r.Sign(f.logKey); err != nil {
 		t.Fatal(err)
 	}
-	mem.SetLeaf(4, r.Leaf())
+	mem.setLeaf(4, r.Leaf())
 	wantRecordErr(t, "rewritten", VerifyStore(mem, f.trust), 4, nil)
 
 	// A record corrupted on disk.
 	bad := bytes.Clone(orig)
 	bad[len(bad)-1] ^= 1
-	mem.SetLeaf(4, bad)
+	mem.setLeaf(4, bad)
 	wantRecordErr(t, "corrupted", VerifyStore(mem, f.trust), 4, ErrRecordSignature)
-	mem.SetLeaf(4, orig)
+	mem.setLeaf(4, orig)
 
 	// The last records deleted under the checkpoint.
-	mem.Truncate(7)
+	mem.truncate(7)
 	if err := VerifyStore(mem, f.trust); !errors.Is(err, ErrTruncated) {
 		t.Fatalf("truncated: %v", err)
 	}

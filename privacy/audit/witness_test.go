@@ -167,3 +167,63 @@ func TestSplitViewMissesQuorum(t *testing.T) {
 		t.Fatalf("one view's bundle: %v", err)
 	}
 }
+
+// The operator deletes the last records on disk, restarts and carries on
+// writing: at the next checkpoint every witness refuses, whatever proof
+// the log makes, until the tree is back to what they cosigned.
+func TestWitnessesCatchTruncateAndContinue(t *testing.T) {
+	mem := NewMemStore()
+	f := newFixture(t, mem)
+	f.add(t, 10)
+	f.checkpoint(t)
+
+	mem.truncate(7)
+	var err error
+	if f.log, err = Open(mem, testOrigin); err != nil {
+		t.Fatal(err)
+	}
+	f.t0 = f.t0.Add(time.Hour)
+	f.add(t, 5) // size 12: records 7 to 11 are new
+	signed, err := f.log.SignCheckpoint(f.logKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range f.witnesses {
+		p, err := f.log.ConsistencyProof(w.Last().Size, f.log.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Update(signed, p); !errors.Is(err, ErrInconsistent) {
+			t.Fatalf("witness cosigned a log rewritten after truncation: %v", err)
+		}
+		if w.Last().Size != 10 {
+			t.Fatalf("witness moved to %d", w.Last().Size)
+		}
+	}
+}
+
+func TestAddCosignatures(t *testing.T) {
+	f := newFixture(t, NewMemStore())
+	f.add(t, 2)
+	signed, _ := f.log.SignCheckpoint(f.logKey)
+	cs, err := f.witnesses[0].Update(signed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	once, err := AddCosignatures(signed, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice, err := AddCosignatures(once, cs)
+	if err != nil || !bytes.Equal(once, twice) || bytes.Count(once, []byte("\n— ")) != 2 {
+		t.Fatalf("adding a cosignature twice:\n%s", twice)
+	}
+	for _, bad := range []string{"st-marys abc\n", "— st-marys abc"} {
+		if _, err := AddCosignatures(signed, []byte(bad)); !errors.Is(err, ErrMalformedCheckpoint) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	if _, err := AddCosignatures([]byte("no signatures"), cs); !errors.Is(err, ErrMalformedCheckpoint) {
+		t.Errorf("unsigned: %v", err)
+	}
+}
