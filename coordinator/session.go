@@ -69,6 +69,8 @@ type siteRecord struct {
 	LastSeen    time.Time    `json:"last_seen"`
 	Examples    uint64       `json:"examples"`
 	DataProblem string       `json:"data_problem,omitempty"`
+	// WitnessKey is the site's audit witness key, as it last presented it.
+	WitnessKey string `json:"witness_key,omitempty"`
 	LastFailure *siteFailure `json:"last_failure,omitempty"`
 }
 
@@ -263,7 +265,14 @@ func (c *Coordinator) attach(s *session, dataProblem string) bool {
 	c.sessions[s.site] = s
 	r := c.siteLocked(s.site)
 	r.LastSeen, r.Version, r.Examples, r.DataProblem = c.now().UTC(), s.version, s.examples, dataProblem
+	newKey := s.witnessKey != "" && s.witnessKey != r.WitnessKey
+	if newKey {
+		r.WitnessKey = s.witnessKey
+	}
 	c.saveSiteLocked(r)
+	if newKey {
+		c.bus.emit(Event{Kind: EvSiteWitness, Actor: "site:" + s.site, Site: s.site, Detail: fmt.Sprintf("site %s witnesses the audit log with key %s", s.site, s.witnessKey)})
+	}
 	detail := fmt.Sprintf("site %s connected (agent %s, %d examples)", s.site, s.version, s.examples)
 	if dataProblem != "" {
 		detail += "; data problem: " + dataProblem

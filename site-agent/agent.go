@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/concord-fl/concord/learning"
+	"github.com/concord-fl/concord/privacy/audit"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -83,11 +84,13 @@ type Config struct {
 
 // Agent is a running site agent.
 type Agent struct {
-	cfg  Config
-	log  *slog.Logger
-	st   *state
-	conn *grpc.ClientConn
-	cli  pb.AgentClient
+	cfg Config
+	log *slog.Logger
+	st  *state
+	// witnessKey signs this site's cosignatures of audit checkpoints.
+	witnessKey *audit.Key
+	conn       *grpc.ClientConn
+	cli        pb.AgentClient
 
 	keyOnce sync.Once
 	sealKey []byte
@@ -144,6 +147,11 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	wk, err := st.witnessKey(siteName(cfg))
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("audit witness key: %w", err)
+	}
 	w := &tlsWatch{}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(watchedCreds{TransportCredentials: credentials.NewTLS(cfg.TLS), w: w}),
@@ -158,7 +166,7 @@ func New(cfg Config) (*Agent, error) {
 		st.close()
 		return nil, fmt.Errorf("prepare connection to %s: %w", cfg.Coordinator, err)
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, st: st, conn: conn, cli: pb.NewAgentClient(conn), tlsw: w,
+	return &Agent{cfg: cfg, log: cfg.Logger, st: st, conn: conn, cli: pb.NewAgentClient(conn), tlsw: w, witnessKey: wk,
 		tasks: map[string]bool{}, wake: make(chan struct{}, 1), status: make(chan *pb.TaskStatus, 16),
 		healthChanged: make(chan struct{}, 1)}, nil
 }
@@ -225,7 +233,8 @@ func (a *Agent) session(ctx context.Context) error {
 	default:
 	}
 	h := a.currentHealth()
-	hello := &pb.Hello{Version: bounded(Version, maxVersion), Examples: uint64(h.examples), DataProblem: h.problem}
+	hello := &pb.Hello{Version: bounded(Version, maxVersion), Examples: uint64(h.examples), DataProblem: h.problem,
+		WitnessKey: a.witnessKey.Verifier(), WitnessedSize: a.witnessed()}
 	if err := stream.Send(&pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: hello}}); err != nil {
 		return err
 	}
@@ -238,12 +247,16 @@ func (a *Agent) session(ctx context.Context) error {
 		return errors.New("coordinator did not answer with Welcome")
 	}
 	a.tlsw.reset()
+	if err := a.pinLog(w); err != nil {
+		a.log.Error("audit log witness", "err", err)
+	}
 	a.log.Info("connected to coordinator", "site", bounded(w.Site, maxIDLen), "coordinator_version", bounded(w.CoordinatorVersion, maxVersion))
 	hb := time.Duration(w.HeartbeatSeconds * float64(time.Second))
 	if hb <= 0 {
 		hb = 10 * time.Second
 	}
 	sendErr := make(chan error, 1)
+	cosigs := make(chan []byte, 1)
 	go func() {
 		t := time.NewTicker(hb)
 		defer t.Stop()
@@ -258,6 +271,8 @@ func (a *Agent) session(ctx context.Context) error {
 				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Status{Status: s}}
 			case <-a.healthChanged:
 				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Health{Health: a.currentHealth().proto()}}
+			case line := <-cosigs:
+				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Cosignature{Cosignature: &pb.Cosignature{SignedCheckpoint: line}}}
 			}
 			if err := stream.Send(m); err != nil {
 				sendErr <- err
@@ -283,6 +298,17 @@ func (a *Agent) session(ctx context.Context) error {
 			a.enqueue(msg.Task)
 		case *pb.CoordinatorMessage_Cancel:
 			a.cancelJob(msg.Cancel.JobId, msg.Cancel.Reason)
+		case *pb.CoordinatorMessage_Checkpoint:
+			line, err := a.checkpoint(msg.Checkpoint)
+			if err != nil {
+				a.log.Error("audit checkpoint not cosigned: the coordinator's audit history may have been truncated, rewritten or forked; tell the consortium",
+					"err", bounded(err.Error(), maxDetail))
+				continue
+			}
+			select {
+			case cosigs <- line:
+			default: // the previous cosignature is still queued; the next checkpoint brings another chance
+			}
 		}
 	}
 }
