@@ -3,6 +3,7 @@ module github.com/concord-fl/concord
 go 1.26.8
 
 require (
+	github.com/go-pdf/fpdf v0.9.0
 	github.com/suyashkumar/dicom v1.1.0
 	github.com/tuneinsight/lattigo/v5 v5.0.7
 	go.etcd.io/bbolt v1.5.0

@@ -10,8 +10,8 @@ const Schema = "concord.compliance-report/v1"
 // it (see the package documentation for where each field comes from),
 // calls [Sign], then one of the Write functions.
 type Report struct {
-	Schema     string `json:"schema"`
-	Consortium string `json:"consortium"`
+	Schema     string  `json:"schema"`
+	Consortium string  `json:"consortium"`
 	Subject    Subject `json:"subject"`
 	// GeneratedAt is when the report was built; GeneratedBy is the
 	// certificate identity of whoever asked for it.
