@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -60,7 +61,21 @@ func cellHTML(s string) template.HTML {
 	return template.HTML(strings.Join(lines, "<br>"))
 }
 
-var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{"cell": cellHTML}).Parse(`<!DOCTYPE html>
+// cellClass right-aligns numbers and lets long tokens (hashes,
+// signatures) break anywhere, while ordinary words stay whole.
+func cellClass(s string) template.HTMLAttr {
+	if _, err := strconv.ParseFloat(strings.ReplaceAll(s, ",", ""), 64); err == nil {
+		return ` class="num"`
+	}
+	for _, w := range strings.Fields(s) {
+		if len(w) > 24 {
+			return ` class="long"`
+		}
+	}
+	return ""
+}
+
+var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{"cell": cellHTML, "class": cellClass}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -73,7 +88,8 @@ h1 { font-size: 22pt; margin: 0 0 .2em; }
 h2 { font-size: 14pt; margin: 1.8em 0 .5em; padding-bottom: .2em; border-bottom: 2px solid #0b5394; color: #0b5394; break-after: avoid; }
 .subtitle { font-size: 14pt; color: #444; margin: 0 0 1em; }
 table { border-collapse: collapse; width: 100%; margin: .6em 0 1em; font-size: 9pt; }
-th, td { border: 1px solid #bbb; padding: .3em .45em; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th, td { border: 1px solid #bbb; padding: .3em .45em; text-align: left; vertical-align: top; overflow-wrap: break-word; }
+td.long { overflow-wrap: anywhere; }
 th { background: #e8eef6; }
 tr { break-inside: avoid; }
 table.facts th { width: 13em; background: #f3f3f3; }
@@ -102,7 +118,7 @@ figcaption { font-size: 9pt; color: #555; }
 {{range .Blocks}}{{if .Table}}<table id="{{.Table.ID}}">
 <thead><tr>{{range .Table.Header}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>
-{{range .Table.Rows}}<tr>{{range .}}<td>{{cell .}}</td>{{end}}</tr>
+{{range .Table.Rows}}<tr>{{range .}}<td{{class .}}>{{cell .}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
 {{else if .Chart}}{{if $.Chart}}<figure>

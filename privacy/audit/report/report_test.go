@@ -113,7 +113,7 @@ func TestExtractAndVerifyFindsEdits(t *testing.T) {
 		{FormatJSON, `"patients": 4210`, `"patients": 4211`, ErrBadSignature},
 		{FormatJSON, `"consortium": "European`, `"approved_by": "FDA", "consortium": "European`, ErrNotReport},
 		{FormatHTML, `"patients":4210`, `"patients":4211`, ErrBadSignature},
-		{FormatHTML, `<td>4,210</td>`, `<td>4,211</td>`, ErrVisibleMismatch},
+		{FormatHTML, `<td class="num">4,210</td>`, `<td class="num">4,211</td>`, ErrVisibleMismatch},
 		{FormatCSV, "site,st-marys,records.patients,4210", "site,st-marys,records.patients,4211", ErrVisibleMismatch},
 		{FormatPDF, "/Title", "/Titlf", ErrVisibleMismatch},
 	}
