@@ -246,7 +246,7 @@ type Cosignature struct {
 type Signature struct {
 	Algorithm string `json:"algorithm"`
 	KeyID     string `json:"key_id"`
-	// Value is the base64 (standard encoding) signature over the canonical
-	// JSON of the report without its signature.
+	// Value is the base64 (standard encoding) signature over [Canonical]:
+	// the report's JSON with this Value empty.
 	Value string `json:"value"`
 }

@@ -26,12 +26,16 @@ var (
 )
 
 // Canonical is the byte string a signature covers: the report as compact
-// JSON without its signature. encoding/json writes struct fields in
-// declaration order and map keys sorted, so the same report always gives
-// the same bytes, and a report read back from its JSON gives them again.
+// JSON with its signature's value left empty (its algorithm and key id are
+// covered, so that the key a reader is shown cannot be changed either).
+// encoding/json writes struct fields in declaration order and map keys
+// sorted, so the same report always gives the same bytes, and a report
+// read back from its JSON gives them again.
 func Canonical(r *Report) ([]byte, error) {
 	c := *r
-	c.Signature = nil
+	if r.Signature != nil {
+		c.Signature = &Signature{Algorithm: r.Signature.Algorithm, KeyID: r.Signature.KeyID}
+	}
 	b, err := json.Marshal(&c)
 	if err != nil {
 		return nil, fmt.Errorf("encode report: %w", err)
@@ -49,15 +53,13 @@ func Sign(r *Report, key ed25519.PrivateKey, keyID string) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("sign report: %w", err)
 	}
+	r.Signature = &Signature{Algorithm: Algorithm, KeyID: keyID}
 	msg, err := Canonical(r)
 	if err != nil {
+		r.Signature = nil
 		return fmt.Errorf("sign report: %w", err)
 	}
-	r.Signature = &Signature{
-		Algorithm: Algorithm,
-		KeyID:     keyID,
-		Value:     base64.StdEncoding.EncodeToString(ed25519.Sign(key, msg)),
-	}
+	r.Signature.Value = base64.StdEncoding.EncodeToString(ed25519.Sign(key, msg))
 	return nil
 }
 
