@@ -19,17 +19,24 @@ import (
 	"github.com/concord-fl/concord/internal/testenv"
 )
 
-const chromiumPath = "/usr/bin/chromium"
+// chromiumPath is Debian's chromium; $CONCORD_CHROMIUM overrides it.
+func chromiumPath() string {
+	if p := os.Getenv("CONCORD_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
 
 // browser starts a headless Chromium that cannot resolve any host name, so
 // that nothing leaves the machine even if a page asks for it.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
+	path := chromiumPath()
+	if _, err := os.Stat(path); err != nil {
 		testenv.Missing(t, "chromium is not installed (apt-get install -y chromium): %v", err)
 	}
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(path),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
