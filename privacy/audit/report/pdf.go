@@ -7,6 +7,9 @@ import (
 	"io"
 	"strings"
 
+	"codeberg.org/go-fonts/liberation/liberationmonoregular"
+	"codeberg.org/go-fonts/liberation/liberationsansbold"
+	"codeberg.org/go-fonts/liberation/liberationsansregular"
 	"github.com/go-pdf/fpdf"
 )
 
@@ -39,7 +42,12 @@ func WritePDF(w io.Writer, r *Report) error {
 	}
 	p := &pdfWriter{f: fpdf.New("P", "mm", "A4", ""), r: r}
 	f := p.f
-	p.tr = f.UnicodeTranslatorFromDescriptor("")
+	// Liberation fonts (metric-compatible with Arial and Courier New)
+	// cover the Latin, Greek and Cyrillic names of European hospitals;
+	// the PDF's core fonts stop at Windows-1252.
+	f.AddUTF8FontFromBytes(sans, "", liberationsansregular.TTF)
+	f.AddUTF8FontFromBytes(sans, "B", liberationsansbold.TTF)
+	f.AddUTF8FontFromBytes(mono, "", liberationmonoregular.TTF)
 	d := buildDocument(r)
 	f.SetCreationDate(r.GeneratedAt)
 	f.SetModificationDate(r.GeneratedAt)
@@ -55,7 +63,7 @@ func WritePDF(w io.Writer, r *Report) error {
 	f.AliasNbPages("{nb}")
 	footer := p.text(fmt.Sprintf("%s · %s · %s", d.Title, r.Consortium, subjectLine(r.Subject)))
 	f.SetFooterFunc(func() {
-		f.SetFont("Helvetica", "", 7.5)
+		f.SetFont(sans, "", 7.5)
 		f.SetTextColor(110, 110, 110)
 		f.SetDrawColor(190, 190, 190)
 		f.Line(margin, pageH-13, pageW-margin, pageH-13)
@@ -85,16 +93,25 @@ func WritePDF(w io.Writer, r *Report) error {
 type pdfWriter struct {
 	f     *fpdf.Fpdf
 	r     *Report
-	tr    func(string) string
 	y     float64
 	chart bool
 }
 
-// text converts to the core fonts' code page (cp1252); Greek letters and
-// symbols beyond it are spelled out.
+// Font families registered in WritePDF.
+const (
+	sans = "LiberationSans"
+	mono = "LiberationMono"
+)
+
+// text makes s safe for fpdf, whose width tables stop at the Basic
+// Multilingual Plane: other characters (emoji) become "?".
 func (p *pdfWriter) text(s string) string {
-	s = strings.NewReplacer("ε", "epsilon", "δ", "delta", "≤", "<=", "≥", ">=", "→", "->").Replace(s)
-	return p.tr(s)
+	return strings.Map(func(r rune) rune {
+		if r > 0xFFFF {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func (p *pdfWriter) newPage() {
@@ -115,17 +132,17 @@ func (p *pdfWriter) titlePage(d document) {
 	f.SetFillColor(11, 83, 148)
 	f.Rect(0, 0, pageW, 8, "F")
 	p.y = 45
-	f.SetFont("Helvetica", "B", 28)
+	f.SetFont(sans, "B", 28)
 	f.SetTextColor(11, 83, 148)
 	f.Text(margin, p.y, p.text(d.Title))
 	p.y += 12
-	f.SetFont("Helvetica", "", 16)
+	f.SetFont(sans, "", 16)
 	f.SetTextColor(60, 60, 60)
-	for _, l := range f.SplitLines([]byte(p.text(d.Subtitle)), contentW) {
-		f.Text(margin, p.y, string(l))
+	for _, l := range f.SplitText(p.text(d.Subtitle), contentW) {
+		f.Text(margin, p.y, l)
 		p.y += 7
 	}
-	f.SetFont("Helvetica", "", 13)
+	f.SetFont(sans, "", 13)
 	f.Text(margin, p.y+1, p.text(subjectLine(p.r.Subject)))
 	f.SetTextColor(0, 0, 0)
 	p.y += 14
@@ -146,8 +163,8 @@ func rowsOf(kv [][2]string) [][]string {
 
 func (p *pdfWriter) notice(s string) {
 	f := p.f
-	f.SetFont("Helvetica", "", 9.5)
-	lines := f.SplitLines([]byte(p.text(s)), contentW-8)
+	f.SetFont(sans, "", 9.5)
+	lines := f.SplitText(p.text(s), contentW-8)
 	h := float64(len(lines))*lineH + 4
 	p.room(h)
 	f.SetFillColor(255, 248, 230)
@@ -155,7 +172,7 @@ func (p *pdfWriter) notice(s string) {
 	f.SetFillColor(230, 159, 0)
 	f.Rect(margin, p.y, 1.5, h, "F")
 	for i, l := range lines {
-		f.Text(margin+5, p.y+2+float64(i+1)*lineH-1, string(l))
+		f.Text(margin+5, p.y+2+float64(i+1)*lineH-1, l)
 	}
 	p.y += h + 3
 }
@@ -167,11 +184,11 @@ func (p *pdfWriter) section(s section) {
 	} else {
 		p.y += 6
 	}
-	f.SetFont("Helvetica", "B", 13)
+	f.SetFont(sans, "B", 13)
 	f.SetTextColor(11, 83, 148)
-	for _, l := range f.SplitLines([]byte(p.text(s.Heading)), contentW) {
+	for _, l := range f.SplitText(p.text(s.Heading), contentW) {
 		p.y += 6
-		f.Text(margin, p.y, string(l))
+		f.Text(margin, p.y, l)
 	}
 	f.SetDrawColor(11, 83, 148)
 	f.SetLineWidth(0.5)
@@ -201,25 +218,25 @@ func (p *pdfWriter) section(s section) {
 
 func (p *pdfWriter) paragraph(s string) {
 	f := p.f
-	f.SetFont("Helvetica", "", 9.5)
-	for _, l := range f.SplitLines([]byte(p.text(s)), contentW) {
+	f.SetFont(sans, "", 9.5)
+	for _, l := range f.SplitText(p.text(s), contentW) {
 		p.room(lineH)
 		p.y += lineH
-		f.Text(margin, p.y-1, string(l))
+		f.Text(margin, p.y-1, l)
 	}
 	p.y += 2
 }
 
 func (p *pdfWriter) pre(s string) {
 	f := p.f
-	f.SetFont("Courier", "", 7.5)
-	lines := f.SplitLines([]byte(p.text(strings.TrimRight(s, "\n"))), contentW-4)
+	f.SetFont(mono, "", 7.5)
+	lines := f.SplitText(p.text(strings.TrimRight(s, "\n")), contentW-4)
 	h := float64(len(lines))*3.3 + 3
 	p.room(h)
 	f.SetFillColor(246, 246, 246)
 	f.Rect(margin, p.y, contentW, h, "F")
 	for i, l := range lines {
-		f.Text(margin+2, p.y+1.5+float64(i+1)*3.3-0.8, string(l))
+		f.Text(margin+2, p.y+1.5+float64(i+1)*3.3-0.8, l)
 	}
 	p.y += h + 3
 }
@@ -227,7 +244,7 @@ func (p *pdfWriter) pre(s string) {
 // line is one wrapped line of a table cell; todo marks the lines of a
 // placeholder the hospital must complete.
 type line struct {
-	text []byte
+	text string
 	todo bool
 }
 
@@ -236,7 +253,7 @@ func (p *pdfWriter) wrap(s string, w float64) []line {
 	var out []line
 	for _, para := range strings.Split(s, "\n") {
 		k := strings.Index(para, placeholderPrefix)
-		for _, l := range p.f.SplitLines([]byte(p.text(para)), w) {
+		for _, l := range p.f.SplitText(p.text(para), w) {
 			out = append(out, line{text: l, todo: k >= 0})
 		}
 	}
@@ -270,7 +287,7 @@ func (p *pdfWriter) table(t *table, size, lh float64, keyCol bool) {
 		cells := make([][]line, len(row))
 		n := 1
 		for i, c := range row {
-			f.SetFont("Helvetica", style(header, i), size)
+			f.SetFont(sans, style(header, i), size)
 			cells[i] = p.wrap(c, ws[i]-2*cellPad+2*f.GetCellMargin())
 			n = max(n, len(cells[i]))
 		}
@@ -279,7 +296,7 @@ func (p *pdfWriter) table(t *table, size, lh float64, keyCol bool) {
 	draw := func(cells [][]line, h float64, header bool) {
 		x := margin
 		for i := range cells {
-			f.SetFont("Helvetica", style(header, i), size)
+			f.SetFont(sans, style(header, i), size)
 			f.SetDrawColor(187, 187, 187)
 			switch {
 			case header:
@@ -295,7 +312,7 @@ func (p *pdfWriter) table(t *table, size, lh float64, keyCol bool) {
 				if l.todo {
 					f.SetTextColor(170, 90, 0)
 				}
-				f.Text(x+cellPad, p.y+cellPad+float64(k+1)*lh-0.9, string(l.text))
+				f.Text(x+cellPad, p.y+cellPad+float64(k+1)*lh-0.9, l.text)
 				f.SetTextColor(0, 0, 0)
 			}
 			x += ws[i]
