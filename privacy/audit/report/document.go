@@ -220,7 +220,11 @@ func dpSection(r *Report) section {
 	rounds := map[int][]string{}
 	var order []int
 	for i, b := range dp.Sites {
-		et.Header = append(et.Header, b.Site+" epsilon", b.Site+" cumulative")
+		lvl := ""
+		if b.Level != dp.Level {
+			lvl = " (" + string(b.Level) + " level)"
+		}
+		et.Header = append(et.Header, b.Site+" epsilon"+lvl, b.Site+" cumulative"+lvl)
 		et.Widths = append(et.Widths, 1, 1)
 		for _, rs := range b.Rounds {
 			row, ok := rounds[rs.Round]

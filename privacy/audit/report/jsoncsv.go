@@ -35,11 +35,17 @@ const csvChunk = 8000
 // site, a round, a HIPAA section), field the attribute. A spreadsheet
 // opens it as one table that filters and pivots by section. The last rows
 // (section "signed_report") hold the signed JSON in base64 pieces so that
-// the file can be verified. Text cells starting with = + - @ get a leading
+// the file can be verified. The file is UTF-8 with a byte-order mark and
+// CRLF line ends (RFC 4180). Text cells starting with = + - @ get a leading
 // apostrophe so a spreadsheet does not run them as formulas.
 func WriteCSV(w io.Writer, r *Report) error {
 	signed, err := json.Marshal(r)
 	if err != nil {
+		return fmt.Errorf("write report csv: %w", err)
+	}
+	// The byte-order mark tells Excel the file is UTF-8; without it
+	// "Charité" opens as "CharitÃ©".
+	if _, err := io.WriteString(w, "\ufeff"); err != nil {
 		return fmt.Errorf("write report csv: %w", err)
 	}
 	cw := csv.NewWriter(w)

@@ -2,10 +2,14 @@ package report
 
 import (
 	"bytes"
+	"compress/zlib"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -132,5 +136,35 @@ func TestExtractAndVerifyFindsEdits(t *testing.T) {
 				t.Error("a visible mismatch returns the verified report")
 			}
 		})
+	}
+}
+
+// A forger who rewrites the PDF's attached data (same length, recompressed,
+// lengths fixed) still breaks the signature.
+func TestPDFWithRewrittenAttachment(t *testing.T) {
+	pub, _ := testKey()
+	file := render(t, signedSample(t), FormatPDF)
+	m := embeddedFile.FindSubmatchIndex(file)
+	if m == nil {
+		t.Fatal("attachment not found")
+	}
+	n, _ := strconv.Atoi(string(file[m[2]:m[3]]))
+	zr, err := zlib.NewReader(bytes.NewReader(file[m[1] : m[1]+n]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(zr)
+	forged := bytes.Replace(data, []byte(`"patients":4210`), []byte(`"patients":4211`), 1)
+	if bytes.Equal(forged, data) {
+		t.Fatal("patients count not found in the attachment")
+	}
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(forged)
+	zw.Close()
+	head := bytes.Replace(file[:m[1]], []byte(fmt.Sprintf("/Length %d ", n)), []byte(fmt.Sprintf("/Length %d ", z.Len())), 1)
+	out := append(append(head, z.Bytes()...), file[m[1]+n:]...)
+	if _, err := ExtractAndVerify(out, pub); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("got %v, want ErrBadSignature", err)
 	}
 }
