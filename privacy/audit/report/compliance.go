@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -152,7 +153,7 @@ func GDPRRecordFor(r *Report) GDPRRecord {
 func profiles(sites []Site) string {
 	var ps []string
 	for _, s := range sites {
-		if s.Deidentification != "" && !strings.Contains(strings.Join(ps, "\x00"), s.Deidentification) {
+		if s.Deidentification != "" && !slices.Contains(ps, s.Deidentification) {
 			ps = append(ps, s.Deidentification)
 		}
 	}
