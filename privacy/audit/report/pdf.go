@@ -324,17 +324,45 @@ func (p *pdfWriter) table(t *table, size, lh float64, keyCol bool) {
 	if len(t.Header) > 0 {
 		hcells, hh = split(t.Header, true)
 	}
-	first := true
-	for _, row := range t.Rows {
+	header := func() {
+		if hcells != nil {
+			draw(hcells, hh, true)
+		}
+	}
+	minRow := lh + 2*cellPad
+	for i, row := range t.Rows {
 		cells, h := split(row, false)
-		if first || p.y+h > bottom {
-			if p.y+hh+h > bottom {
+		if i == 0 {
+			if p.y+hh+min(h, 4*minRow) > bottom {
 				p.newPage()
 			}
-			if hcells != nil {
-				draw(hcells, hh, true)
+			header()
+		}
+		// A row taller than the room left continues on the next page,
+		// under the header again.
+		for p.y+h > bottom {
+			if h <= bottom-margin-hh { // fits on a fresh page
+				p.newPage()
+				header()
+				break
 			}
-			first = false
+			n := int((bottom - p.y - 2*cellPad) / lh)
+			if n < 1 {
+				p.newPage()
+				header()
+				continue
+			}
+			head := make([][]line, len(cells))
+			for k, c := range cells {
+				head[k], cells[k] = c[:min(n, len(c))], c[min(n, len(c)):]
+			}
+			draw(head, float64(n)*lh+2*cellPad, false)
+			h = 2 * cellPad
+			for _, c := range cells {
+				h = max(h, float64(len(c))*lh+2*cellPad)
+			}
+			p.newPage()
+			header()
 		}
 		draw(cells, h, false)
 	}

@@ -206,3 +206,37 @@ func TestSampleIsConsistent(t *testing.T) {
 		t.Error("the sample's GDPR record has no placeholder for the hospitals")
 	}
 }
+
+// A consortium of 40 hospitals makes a GDPR row taller than a page: it
+// continues on the next page and nothing is lost.
+func TestPDFSplitsRowsTallerThanAPage(t *testing.T) {
+	if _, err := exec.LookPath("pdftotext"); err != nil {
+		testenv.Missing(t, "pdftotext is missing (apt-get install -y poppler-utils): %v", err)
+	}
+	_, priv := testKey()
+	r := Sample()
+	for i := len(r.Sites); i < 40; i++ {
+		s := r.Sites[i%3]
+		s.Name = "hospital-" + strconv.Itoa(i)
+		s.DataController = "Regional Hospital Number " + strconv.Itoa(i)
+		r.Sites = append(r.Sites, s)
+	}
+	r.GDPR = GDPRRecordFor(r)
+	if err := Sign(r, priv, "k"); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "big.pdf")
+	if err := os.WriteFile(file, render(t, r, FormatPDF), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("pdftotext", "-raw", file, "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdftotext: %v\n%s", err, out)
+	}
+	gdpr := string(out)[strings.Index(string(out), "8. GDPR Article 30"):]
+	for i := 3; i < 40; i++ {
+		if !strings.Contains(gdpr, "Regional Hospital Number "+strconv.Itoa(i)+", joint controller") {
+			t.Errorf("the GDPR record lost hospital %d", i)
+		}
+	}
+}
