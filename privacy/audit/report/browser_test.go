@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/concord-fl/concord/internal/testenv"
@@ -58,7 +60,7 @@ func browser(t *testing.T) context.Context {
 
 // page opens file in a new tab and returns the tab and a function that
 // lists the URLs it requested so far.
-func page(t *testing.T, browser context.Context, file string) (context.Context, func() []string) {
+func openPage(t *testing.T, browser context.Context, file string) (context.Context, func() []string) {
 	t.Helper()
 	var mu sync.Mutex
 	var urls []string
@@ -115,7 +117,7 @@ func TestHTMLInChromium(t *testing.T) {
 	if err := os.WriteFile(file, render(t, r, FormatHTML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, requests := page(t, b, file)
+	ctx, requests := openPage(t, b, file)
 
 	if got := eval[string](t, ctx, `document.getElementById("report-title").textContent`); got != "Compliance report" {
 		t.Errorf("title text = %q", got)
@@ -159,6 +161,32 @@ func TestHTMLInChromium(t *testing.T) {
 		}
 	}
 
+	// Printing (what an officer does with the page) gives A4 pages, the
+	// title page alone on the first.
+	printed, err := chromedp.Run(ctx, chromedp.PrintToPDF(func(p *page.PrintToPDFParams) { p.PreferCSSPageSize = ptr(true) }))
+	if err != nil || !bytes.HasPrefix(printed, []byte("%PDF-")) {
+		t.Fatalf("print to PDF: %v", err)
+	}
+	if out := os.Getenv("REPORT_OUT"); out != "" {
+		if err := os.WriteFile(filepath.Join(out, "report-html-print.pdf"), printed, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pdftotext, err := exec.LookPath("pdftotext"); err == nil {
+		pdf := filepath.Join(dir, "printed.pdf")
+		if err := os.WriteFile(pdf, printed, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		text, err := exec.Command(pdftotext, pdf, "-").Output()
+		if err != nil {
+			t.Fatalf("pdftotext: %v", err)
+		}
+		pages := strings.Split(string(text), "\f")
+		if len(pages) < 6 || !strings.Contains(pages[0], "Compliance report") || strings.Contains(pages[0], "1. Purpose") {
+			t.Errorf("printed %d pages; first page:\n%s", len(pages)-1, pages[0])
+		}
+	}
+
 	urls := requests()
 	if len(urls) == 0 {
 		t.Fatal("no request seen: the request recorder is not working")
@@ -178,7 +206,7 @@ func TestChromiumSeesExternalRequests(t *testing.T) {
 	if err := os.WriteFile(file, []byte(leaky), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, requests := page(t, b, file)
+	ctx, requests := openPage(t, b, file)
 	// Wait for the page to finish trying.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" || new Promise(r => window.addEventListener("load", () => r(true)))`, chromedp.EvalAwaitPromise)); err != nil {
 		t.Fatal(err)
@@ -187,3 +215,5 @@ func TestChromiumSeesExternalRequests(t *testing.T) {
 		t.Errorf("recorded outside requests %q, want both the stylesheet and the image", ext)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
