@@ -240,3 +240,34 @@ func TestPDFSplitsRowsTallerThanAPage(t *testing.T) {
 		}
 	}
 }
+
+// Names come from job specs and certificates: markup is shown, not run,
+// and characters no font has do not stop a report.
+func TestOddTextIsRenderedSafely(t *testing.T) {
+	pub, priv := testKey()
+	r := Sample()
+	r.Consortium = `Ünïcødé 🏥 консорциум <script>alert(1)</script> & "quotes"`
+	r.Sites[0].DataController = "</script><img src=x onerror=alert(2)>"
+	r.Purpose = "\x00\t\r\nline two"
+	if err := Sign(r, priv, "k"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range formats {
+		file := render(t, r, f)
+		got, err := ExtractAndVerify(file, pub)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if got.Consortium != r.Consortium {
+			t.Errorf("%s: consortium read back as %q", f, got.Consortium)
+		}
+		if f == FormatHTML {
+			html := string(file)
+			for _, bad := range []string{"<script>alert(1)", "<img src=x", "</script><img"} {
+				if strings.Contains(html, bad) {
+					t.Errorf("HTML contains markup from the data: %q", bad)
+				}
+			}
+		}
+	}
+}
