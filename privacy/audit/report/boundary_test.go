@@ -1,0 +1,32 @@
+package report_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/concord-fl/concord"
+
+// The report package is a model and its renderers: it must stay free of the
+// wire, the coordinator and the packages whose data it reports, so that
+// it can be filled from anywhere and read without them.
+func TestReportImportsNothingItReports(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list returned %d packages", len(deps))
+	}
+	for _, d := range deps {
+		switch {
+		case d == module+"/privacy/audit", d == module+"/privacy/dp", strings.HasPrefix(d, module+"/privacy/dp/"),
+			strings.HasPrefix(d, module+"/coordinator"), strings.HasPrefix(d, module+"/site-agent"),
+			strings.HasPrefix(d, module+"/proto"), strings.HasPrefix(d, "google.golang.org/grpc"),
+			strings.HasPrefix(d, "github.com/chromedp/"):
+			t.Errorf("package report depends on %s", d)
+		}
+	}
+}
