@@ -14,6 +14,8 @@ import (
 // could be confused with (height 32, width 36, …). It is not a valid job:
 // some settings exclude each other.
 const everyField = `name: every-field
+purpose: pneumonia triage research
+legal_basis: GDPR Art. 9(2)(j)
 model: {arch: cnn, channels: 3, height: 32, width: 36, classes: 5, base_width: 6, norm: none}
 rounds: 7
 min_sites: 3
@@ -31,6 +33,8 @@ pipeline: {width: 40, height: 44, channels: 1, resample: bilinear, normalise: zs
 // wireValues is what everyField must decode to, by proto field path.
 var wireValues = map[string]string{
 	"name":                       "every-field",
+	"purpose":                    "pneumonia triage research",
+	"legal_basis":                "GDPR Art. 9(2)(j)",
 	"model.arch":                 "cnn",
 	"model.channels":             "3",
 	"model.height":               "32",
@@ -187,6 +191,8 @@ func TestConversionsCarryEveryField(t *testing.T) {
 		"privacy.secure_aggregation": machine + "; the site agent encrypts when it is mhe",
 		"privacy.threshold":          machine + " and privacy/he in the coordinator",
 		"name":                       "shown to people only (concordctl, the coordinator's events)",
+		"purpose":                    "read by the coordinator's compliance reports (coordinator/report.go)",
+		"legal_basis":                "read by the coordinator's compliance reports (coordinator/report.go)",
 		"seed":                       "learning.New(ModelSpec(s), s.Seed) and siteagent.TrainingSeed",
 		"training.clip_norm":         "the site agent clips each update with it (siteagent.ClipL2), whichever trainer ran",
 		"privacy.he_params":          "looked up by privacy/he in the coordinator and the site agent",

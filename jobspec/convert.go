@@ -18,7 +18,7 @@ import (
 func (f *File) spec() *pb.JobSpec {
 	agg, t, p, pl := f.Aggregation, &f.Training, &f.Privacy, &f.Pipeline
 	return &pb.JobSpec{
-		Name: f.Name,
+		Name: f.Name, Purpose: f.Purpose, LegalBasis: f.LegalBasis,
 		Model: &pb.ModelSpec{Arch: f.Model.Arch, Channels: f.Model.Channels, Height: f.Model.Height,
 			Width: f.Model.Width, Classes: f.Model.Classes, BaseWidth: f.Model.BaseWidth, Norm: f.Model.Norm},
 		Rounds:                 f.Rounds,

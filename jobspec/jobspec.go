@@ -47,8 +47,11 @@ import (
 
 // File is the YAML layout of a job file. See the README's job spec reference.
 type File struct {
-	Name  string `yaml:"name"`
-	Model struct {
+	Name string `yaml:"name"`
+	// Purpose and LegalBasis go into the compliance reports.
+	Purpose    string `yaml:"purpose"`
+	LegalBasis string `yaml:"legal_basis"`
+	Model      struct {
 		Arch      string `yaml:"arch"`
 		Channels  uint32 `yaml:"channels"`
 		Height    uint32 `yaml:"height"`

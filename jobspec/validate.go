@@ -56,8 +56,9 @@ func (l Limits) WithDefaults() Limits {
 // Bounds of single fields that do not depend on the coordinator's size and
 // so are not Limits.
 const (
-	maxNameBytes   = 128 // name
-	maxTokenBytes  = 64  // he_params and the pipeline's strings
+	maxNameBytes   = 128  // name
+	maxTextBytes   = 2048 // purpose, legal_basis
+	maxTokenBytes  = 64   // he_params and the pipeline's strings
 	maxClasses     = 1000
 	maxBaseWidth   = 1024 // what package learning builds; MaxModelParams bounds it in practice
 	maxLocalEpochs = 100
@@ -85,6 +86,8 @@ func ValidateWithLimits(s *pb.JobSpec, lim Limits) error {
 	lim = lim.WithDefaults()
 	v := &validator{lim: lim}
 	v.name(s.Name)
+	v.text("purpose", s.Purpose)
+	v.text("legal_basis", s.LegalBasis)
 	v.model(s.Model)
 	v.rounds(s)
 	v.aggregation(s)
@@ -187,6 +190,23 @@ func quote(s string) string {
 		cut--
 	}
 	return strconv.Quote(s[:cut]) + "… (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// text bounds a free-text field a report shows (purpose, legal_basis).
+func (v *validator) text(field, t string) {
+	switch {
+	case len(t) > maxTextBytes:
+		v.bad("%s is %d bytes: at most %d", field, len(t), maxTextBytes)
+	case !utf8.ValidString(t):
+		v.bad("%s is not valid UTF-8", field)
+	default:
+		for _, r := range t {
+			if !unicode.IsPrint(r) && r != '\n' {
+				v.bad("%s: only printable characters and line breaks", field)
+				break
+			}
+		}
+	}
 }
 
 func (v *validator) name(n string) {

@@ -149,3 +149,15 @@ func parseVerifier(vkey string) (id string, pub ed25519.PublicKey, v note.Verifi
 	}
 	return id, ed25519.PublicKey(raw[1:]), v, nil
 }
+
+// PrivateKey is the key's Ed25519 private key, for signing documents
+// other than records and checkpoints (a compliance report).
+func (k *Key) PrivateKey() ed25519.PrivateKey { return k.priv }
+
+// VerifierPublicKey returns the Ed25519 public key and id ("name+hash") of
+// a note verifier key, e.g. a trust file's log key, to check documents the
+// key signed (a compliance report).
+func VerifierPublicKey(vkey string) (ed25519.PublicKey, string, error) {
+	id, pub, _, err := parseVerifier(vkey)
+	return pub, id, err
+}

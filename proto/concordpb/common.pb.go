@@ -39,9 +39,14 @@ type JobSpec struct {
 	Privacy                *PrivacySpec     `protobuf:"bytes,9,opt,name=privacy,proto3" json:"privacy,omitempty"`
 	ValidationSites        []string         `protobuf:"bytes,10,rep,name=validation_sites,json=validationSites,proto3" json:"validation_sites,omitempty"`
 	// Sites allowed to take part; empty means every connected site.
-	Sites         []string      `protobuf:"bytes,11,rep,name=sites,proto3" json:"sites,omitempty"`
-	Seed          int64         `protobuf:"varint,12,opt,name=seed,proto3" json:"seed,omitempty"`
-	Pipeline      *PipelineSpec `protobuf:"bytes,13,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	Sites    []string      `protobuf:"bytes,11,rep,name=sites,proto3" json:"sites,omitempty"`
+	Seed     int64         `protobuf:"varint,12,opt,name=seed,proto3" json:"seed,omitempty"`
+	Pipeline *PipelineSpec `protobuf:"bytes,13,opt,name=pipeline,proto3" json:"pipeline,omitempty"`
+	// Why the consortium trains this model, and the legal basis of the
+	// processing (e.g. GDPR Art. 6(1)(e) and 9(2)(j)): they go into the
+	// compliance reports.
+	Purpose       string `protobuf:"bytes,14,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	LegalBasis    string `protobuf:"bytes,15,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -165,6 +170,20 @@ func (x *JobSpec) GetPipeline() *PipelineSpec {
 		return x.Pipeline
 	}
 	return nil
+}
+
+func (x *JobSpec) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *JobSpec) GetLegalBasis() string {
+	if x != nil {
+		return x.LegalBasis
+	}
+	return ""
 }
 
 type ModelSpec struct {
@@ -722,7 +741,7 @@ var File_concord_v1_common_proto protoreflect.FileDescriptor
 const file_concord_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"\x17concord/v1/common.proto\x12\n" +
-	"concord.v1\"\xa2\x04\n" +
+	"concord.v1\"\xdd\x04\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05model\x18\x02 \x01(\v2\x15.concord.v1.ModelSpecR\x05model\x12\x16\n" +
@@ -737,7 +756,10 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	" \x03(\tR\x0fvalidationSites\x12\x14\n" +
 	"\x05sites\x18\v \x03(\tR\x05sites\x12\x12\n" +
 	"\x04seed\x18\f \x01(\x03R\x04seed\x124\n" +
-	"\bpipeline\x18\r \x01(\v2\x18.concord.v1.PipelineSpecR\bpipeline\"\xb6\x01\n" +
+	"\bpipeline\x18\r \x01(\v2\x18.concord.v1.PipelineSpecR\bpipeline\x12\x18\n" +
+	"\apurpose\x18\x0e \x01(\tR\apurpose\x12\x1f\n" +
+	"\vlegal_basis\x18\x0f \x01(\tR\n" +
+	"legalBasis\"\xb6\x01\n" +
 	"\tModelSpec\x12\x12\n" +
 	"\x04arch\x18\x01 \x01(\tR\x04arch\x12\x1a\n" +
 	"\bchannels\x18\x02 \x01(\rR\bchannels\x12\x16\n" +
