@@ -35,6 +35,8 @@ type Federation struct {
 	Dir   string
 	CADir string
 	Log   *slog.Logger
+	// AcceptBrokenAuditLog is passed to the coordinator at its next start.
+	AcceptBrokenAuditLog bool
 
 	coordTLS  *tls.Config
 	inventory *pki.InventoryWatcher
@@ -132,7 +134,8 @@ func Start(opts Options) (*Federation, error) {
 func (f *Federation) StartCoordinator(addr string, tick time.Duration) error {
 	c, err := coordinator.New(coordinator.Config{Listen: addr, TLS: f.coordTLS, Inventory: f.inventory,
 		StatePath: f.statePath, Logger: f.Log.With("component", "coordinator"), TickInterval: tick, HeartbeatInterval: 2 * time.Second,
-		ShutdownGrace: 2 * time.Second, MetricsListen: "127.0.0.1:0", Rand: f.seededRand("coordinator")})
+		ShutdownGrace: 2 * time.Second, MetricsListen: "127.0.0.1:0", Rand: f.seededRand("coordinator"),
+		CheckpointInterval: 300 * time.Millisecond, AcceptBrokenAuditLog: f.AcceptBrokenAuditLog})
 	if err != nil {
 		return err
 	}
@@ -295,3 +298,6 @@ func (f *Federation) Close() error {
 	}
 	return f.StopCoordinator()
 }
+
+// StatePath is the coordinator's database file.
+func (f *Federation) StatePath() string { return f.statePath }
