@@ -19,14 +19,17 @@ type Role string
 // The roles. A coordinator certificate is a TLS server certificate; the
 // others are client certificates.
 const (
-	RoleSite        Role = "site"
-	RoleAdmin       Role = "admin"
-	RoleAuditor     Role = "auditor"
+	RoleSite    Role = "site"
+	RoleAdmin   Role = "admin"
+	RoleAuditor Role = "auditor"
+	// RoleObserver sees sites, jobs and models, and nothing else: no
+	// events, no exports, no model weights, no job control.
+	RoleObserver    Role = "observer"
 	RoleCoordinator Role = "coordinator"
 )
 
 // Roles lists every role, in a stable order.
-var Roles = []Role{RoleSite, RoleAdmin, RoleAuditor, RoleCoordinator}
+var Roles = []Role{RoleSite, RoleAdmin, RoleAuditor, RoleObserver, RoleCoordinator}
 
 // ErrInvalidIdentity means a role, name or identity URI is malformed.
 var ErrInvalidIdentity = errors.New("invalid identity")
@@ -43,7 +46,7 @@ func ParseRole(s string) (Role, error) {
 // Valid reports whether r is one of Roles.
 func (r Role) Valid() bool {
 	switch r {
-	case RoleSite, RoleAdmin, RoleAuditor, RoleCoordinator:
+	case RoleSite, RoleAdmin, RoleAuditor, RoleObserver, RoleCoordinator:
 		return true
 	}
 	return false

@@ -143,7 +143,7 @@ func ConfigYAML(kit Kit, c KitConfig) ([]byte, error) {
 			Dir string `yaml:"dir"`
 		}{or(c.DataDir, "/var/lib/concord/images")}, StateDir: or(c.StateDir, "/var/lib/concord/agent")}
 		header = "Concord site agent for site " + kit.Name
-	case RoleAdmin, RoleAuditor:
+	case RoleAdmin, RoleAuditor, RoleObserver:
 		if err := CheckAddr(c.CoordinatorAddr); err != nil {
 			return nil, err
 		}

@@ -112,13 +112,14 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // holderFlags declares --site, --admin and --auditor NAME; exactly one of
 // them (or a coordinator flag handled by the caller) must be given.
-type holderFlags struct{ site, admin, auditor *string }
+type holderFlags struct{ site, admin, auditor, observer *string }
 
 func declareHolder(fs *flag.FlagSet, verb string) holderFlags {
 	return holderFlags{
-		site:    fs.String("site", "", verb+" the site `NAME` (e.g. st-marys)"),
-		admin:   fs.String("admin", "", verb+" the consortium admin `NAME`"),
-		auditor: fs.String("auditor", "", verb+" the auditor `NAME` (read-only access to audit reports)"),
+		site:     fs.String("site", "", verb+" the site `NAME` (e.g. st-marys)"),
+		admin:    fs.String("admin", "", verb+" the consortium admin `NAME`"),
+		auditor:  fs.String("auditor", "", verb+" the auditor `NAME` (reads and exports the audit log and reports; cannot start or stop jobs)"),
+		observer: fs.String("observer", "", verb+" the observer `NAME` (sees sites, jobs and models only)"),
 	}
 }
 
@@ -129,7 +130,7 @@ func (h holderFlags) chosen(coordinator bool, coordinatorName string) (pki.Role,
 	for _, c := range []struct {
 		r pki.Role
 		v string
-	}{{pki.RoleSite, *h.site}, {pki.RoleAdmin, *h.admin}, {pki.RoleAuditor, *h.auditor}} {
+	}{{pki.RoleSite, *h.site}, {pki.RoleAdmin, *h.admin}, {pki.RoleAuditor, *h.auditor}, {pki.RoleObserver, *h.observer}} {
 		if c.v != "" {
 			role, name = c.r, c.v
 			n++
@@ -140,7 +141,7 @@ func (h holderFlags) chosen(coordinator bool, coordinatorName string) (pki.Role,
 		n++
 	}
 	if n != 1 {
-		return "", "", usageError{"give exactly one of --site NAME, --admin NAME, --auditor NAME, --coordinator"}
+		return "", "", usageError{"give exactly one of --site NAME, --admin NAME, --auditor NAME, --observer NAME, --coordinator"}
 	}
 	return role, name, nil
 }
