@@ -67,6 +67,13 @@ type Summary struct {
 	SiteExamples      map[string]int     `json:"site_examples"`
 	SitePositiveRate  map[string]float64 `json:"site_positive_rate"`
 	Files             []string           `json:"files,omitempty"`
+	// Epsilon and Delta are the largest cumulative record-level spend of
+	// any site (0 and 0 without differential privacy).
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+	// AuditVerified says the job's exported audit bundle verified offline
+	// with its witnesses' cosignatures (audit/ holds it and the reports).
+	AuditVerified bool `json:"audit_verified"`
 }
 
 // Metrics are held-out test metrics of a model.
@@ -246,6 +253,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		sum.Files = append(sum.Files, "model.f32", "model.layout.json")
 	}
 	if err := writeCharts(cfg.Out, &sum); err != nil {
+		return Summary{}, err
+	}
+	if err := writeAudit(ctx, fed, cfg.Out, job.Id, &sum); err != nil {
 		return Summary{}, err
 	}
 	sum.WallSeconds = time.Since(start).Seconds()
