@@ -23,6 +23,7 @@ import (
 	"github.com/concord-fl/concord/internal/version"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/pki"
+	"github.com/concord-fl/concord/privacy/audit"
 )
 
 // fileConfig is coordinator.yaml. Relative paths are relative to its folder.
@@ -39,6 +40,13 @@ type fileConfig struct {
 	// MetricsListen serves /metrics (Prometheus text) on plain HTTP, e.g.
 	// 127.0.0.1:9090; empty disables it.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Audit names the audit log in its checkpoints (origin) and, optionally,
+	// the file of the coordinator's audit key (default audit-key.pem in
+	// state_dir, made on first start).
+	Audit struct {
+		Origin string `yaml:"origin"`
+		Key    string `yaml:"key"`
+	} `yaml:"audit"`
 	// Limits bound every submitted job; 0 or absent keeps jobspec's default.
 	Limits struct {
 		MaxModelParams   uint64 `yaml:"max_model_params"`
@@ -61,6 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := c.NewFlagSet(stderr)
 	configPath := fs.String("config", "coordinator.yaml", "coordinator config `file`")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	acceptBroken := fs.Bool("accept-broken-audit-log", false, "start even if the audit log fails verification (recorded in the log; keep the database for investigation)")
 	pos, code, ok := c.Parse(fs, args, stdout, stderr)
 	if !ok {
 		return code
@@ -77,6 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 1
 	}
+	cfg.AcceptBrokenAuditLog = *acceptBroken
 	co, err := coordinator.New(cfg)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
@@ -148,10 +158,17 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 			return coordinator.Config{}, nil, fmt.Errorf("config: limits.max_round_deadline %q is not a positive duration (write e.g. 24h)", d)
 		}
 	}
+	var auditKey *audit.Key
+	if fc.Audit.Key != "" {
+		if auditKey, err = audit.ReadKeyFile(abs(fc.Audit.Key)); err != nil {
+			return coordinator.Config{}, nil, fmt.Errorf("config: audit.key: %w", err)
+		}
+	}
 	listen := fc.Listen
 	if listen == "" {
 		listen = fmt.Sprintf(":%d", pki.DefaultPort)
 	}
 	return coordinator.Config{Listen: listen, TLS: tlsCfg, Inventory: inv, StatePath: filepath.Join(stateDir, "coordinator.db"),
-		Logger: logger, ShutdownGrace: grace, MetricsListen: fc.MetricsListen, Limits: lim}, logger, nil
+		Logger: logger, ShutdownGrace: grace, MetricsListen: fc.MetricsListen, Limits: lim,
+		AuditOrigin: fc.Audit.Origin, AuditKey: auditKey}, logger, nil
 }
