@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,7 +51,7 @@ func (p PrivacyPolicy) Validate() error {
 		return fmt.Errorf("privacy.budget is for level %q: the agent enforces a record-level budget", b.Level)
 	case !(b.Epsilon > 0 && b.Epsilon <= maxBudgetEpsilon):
 		return fmt.Errorf("privacy.budget.epsilon is %v: a finite number in (0, %d]", b.Epsilon, maxBudgetEpsilon)
-	case !(b.Delta > 0 && b.Delta <= maxBudgetDelta) || math.IsInf(b.Delta, 0):
+	case !(b.Delta > 0 && b.Delta <= maxBudgetDelta):
 		return fmt.Errorf("privacy.budget.delta is %v: a finite number in (0, %g]", b.Delta, maxBudgetDelta)
 	}
 	return nil
@@ -118,21 +117,20 @@ func (a *Agent) loadLedger() error {
 	return nil
 }
 
-// privacyGate decides whether this site runs the task's training, and with
-// which DP-SGD: nil for a job without record-level DP. Every refusal is
-// permanent: the same job, budget and trainer refuse the same way again.
-func (a *Agent) privacyGate(t *pb.Task, examples int) (*jobspec.RecordDP, error) {
-	spec := t.Spec
-	level := spec.GetPrivacy().GetLevel()
+// privacyPolicyRefuses returns why this site refuses the task's job under
+// its privacy policy whatever its data, or nil. The refusal is permanent:
+// the same job, policy and trainer refuse the same way again.
+func (a *Agent) privacyPolicyRefuses(t *pb.Task) error {
+	level := t.Spec.GetPrivacy().GetLevel()
 	if level != string(dp.Record) {
 		if a.cfg.Privacy.RequireDP {
-			return nil, permanentf("job %s does not train with record-level differential privacy (privacy.level %q), and this site requires it "+
+			return permanentf("job %s does not train with record-level differential privacy (privacy.level %q), and this site requires it "+
 				"(privacy.require_dp in its agent.yaml): resubmit the job with privacy.level: record", t.JobId, level)
 		}
-		return nil, nil
+		return nil
 	}
 	if a.ledger == nil {
-		return nil, permanentf("job %s asks for record-level differential privacy, but this site has no privacy budget "+
+		return permanentf("job %s asks for record-level differential privacy, but this site has no privacy budget "+
 			"(privacy.budget in its agent.yaml), so it takes no DP job: ask the site to set one, or leave it out of the job", t.JobId)
 	}
 	if _, ok := a.cfg.Trainer.(RecordDPTrainer); !ok {
@@ -140,10 +138,23 @@ func (a *Agent) privacyGate(t *pb.Task, examples int) (*jobspec.RecordDP, error)
 		if _, ext := a.cfg.Trainer.(*ExternalTrainer); ext {
 			why = "it trains through the external trainer (trainer.external in its agent.yaml), which does not carry out DP-SGD yet (the PyTorch side is not built)"
 		}
-		return nil, permanentf("job %s asks for record-level differential privacy, but this site cannot honour it: %s; "+
+		return permanentf("job %s asks for record-level differential privacy, but this site cannot honour it: %s; "+
 			"train this site with the built-in trainer, or leave it out of the job", t.JobId, why)
 	}
-	d, err := jobspec.DPConfig(spec, examples)
+	return nil
+}
+
+// privacyGate decides, for this site's data, with which DP-SGD it trains
+// the task: nil for a job without record-level DP. Over budget, it refuses
+// permanently, with the numbers.
+func (a *Agent) privacyGate(t *pb.Task, examples int) (*jobspec.RecordDP, error) {
+	if err := a.privacyPolicyRefuses(t); err != nil {
+		return nil, err
+	}
+	if t.Spec.GetPrivacy().GetLevel() != string(dp.Record) {
+		return nil, nil
+	}
+	d, err := jobspec.DPConfig(t.Spec, examples)
 	if err != nil {
 		return nil, permanent(err)
 	}

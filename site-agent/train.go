@@ -96,6 +96,9 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		if h := a.checkData(); h.problem != "" {
 			return permanent(dataProblem(h.problem))
 		}
+		if err := a.privacyPolicyRefuses(t); err != nil {
+			return err // before the download: nothing this site has would change it
+		}
 		raw, err := a.download(ctx, t.InputBlob, int64(t.InputParams)*4)
 		if err != nil {
 			return err
