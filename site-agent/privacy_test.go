@@ -55,9 +55,10 @@ type received struct {
 }
 
 // uploadServer serves uploads: the first failFirst fail after the header
-// as a lost connection would; the others are received whole, acknowledged
-// with the receipt countersigned by coord, and sent on got.
-func uploadServer(coord ed25519.PrivateKey, failFirst int32, got chan<- received) func(pb.Agent_UploadServer) error {
+// as a lost connection would (their headers go on failed); the others are
+// received whole, acknowledged with the receipt countersigned by coord,
+// and sent on got.
+func uploadServer(coord ed25519.PrivateKey, failFirst int32, failed, got chan<- received) func(pb.Agent_UploadServer) error {
 	var n atomic.Int32
 	return func(stream pb.Agent_UploadServer) error {
 		m, err := stream.Recv()
@@ -66,6 +67,7 @@ func uploadServer(coord ed25519.PrivateKey, failFirst int32, got chan<- received
 		}
 		h := m.GetHeader()
 		if n.Add(1) <= failFirst {
+			failed <- received{header: h}
 			return status.Error(codes.Unavailable, "coordinator restarting")
 		}
 		if err := stream.Send(&pb.UploadAck{}); err != nil {
@@ -143,8 +145,8 @@ func TestDPTaskWithinBudget(t *testing.T) {
 	}
 	global := m.Weights()
 	coordPub, coord, _ := ed25519.GenerateKey(cryptorand.Reader)
-	got := make(chan received, 4)
-	p.serve(learning.EncodeWeights(global), uploadServer(coord, 1, got))
+	got, failed := make(chan received, 4), make(chan received, 4)
+	p.serve(learning.EncodeWeights(global), uploadServer(coord, 1, failed, got))
 	cfg.Data = MemoryData{Data: data}
 	cfg.Privacy = PrivacyPolicy{Budget: &dp.Budget{Level: dp.Record, Epsilon: 8, Delta: 1e-5}}
 	stop := startAgent(t, cfg)
@@ -159,6 +161,12 @@ func TestDPTaskWithinBudget(t *testing.T) {
 		t.Fatal("no upload")
 	}
 	h := r.header
+	if len(failed) != 1 {
+		t.Fatalf("%d failed uploads before the one that arrived, want 1: the test did not exercise a retry", len(failed))
+	}
+	if f := <-failed; string(f.header.PrivacyReceipt) != string(h.PrivacyReceipt) || string(f.header.Sha256) != string(h.Sha256) {
+		t.Error("the retried upload is not the recorded one: other bytes or another receipt")
+	}
 	if len(h.Metrics) != 0 {
 		t.Errorf("a DP update carries metrics computed on the records: %v", h.Metrics)
 	}
@@ -227,6 +235,17 @@ func TestDPTaskWithinBudget(t *testing.T) {
 	}
 	if _, kid, err := dp.VerifyCountersigned(rs[0].Countersigned, cfg.TLS.Certificates[0].Leaf.PublicKey, coordPub); err != nil || kid != "audit-test" {
 		t.Errorf("stored countersigned receipt: %q %v", kid, err)
+	}
+
+	// The hospital lowers its budget: the agent keeps what was spent.
+	cfg.Privacy.Budget = &dp.Budget{Level: dp.Record, Epsilon: 5, Delta: 1e-5}
+	startAgent(t, cfg)()
+	rec, err = ReadPrivacy(cfg.StateDir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spent, _ := rec.Ledger.Spent(); rec.Ledger.Budget().Epsilon != 5 || len(rec.Ledger.Entries()) != 1 || math.Abs(spent-want) > 1e-12 {
+		t.Errorf("after a restart with a new budget: budget %+v, %d entries, spent %v", rec.Ledger.Budget(), len(rec.Ledger.Entries()), spent)
 	}
 }
 
