@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/concord-fl/concord/privacy/dp"
 )
 
 // everyField sets every field of a job file to a value that is not its
@@ -23,7 +25,7 @@ round_deadline: 2m
 straggler_cutoff: 1m30s
 aggregation: {strategy: fedadam, server_lr: 0.11, beta1: 0.81, beta2: 0.91, tau: 0.012, trim_fraction: 0.21, prox_mu: 0.31}
 training: {local_epochs: 2, local_steps: 9, batch_size: 8, optimizer: sgd, learning_rate: 0.05, momentum: 0.7, augment: true, clip_norm: 4.5, class_weighting: balanced}
-privacy: {secure_aggregation: mhe, threshold: 4, he_params: n12-q60, epsilon: 1.5, delta: 1e-5, noise_multiplier: 1.1}
+privacy: {secure_aggregation: mhe, threshold: 4, he_params: n12-q60, level: record, example_clip: 0.7, epsilon: 1.5, delta: 1e-5, noise_multiplier: 1.1}
 validation_sites: [v1, v2]
 sites: [a, b, c]
 seed: -42
@@ -68,6 +70,8 @@ var wireValues = map[string]string{
 	"privacy.epsilon":            "1.5",
 	"privacy.delta":              "1e-05",
 	"privacy.noise_multiplier":   "1.1",
+	"privacy.level":              "record",
+	"privacy.example_clip":       "0.7",
 	"validation_sites":           "[v1 v2]",
 	"sites":                      "[a b c]",
 	"seed":                       "-42",
@@ -146,6 +150,10 @@ func TestConversionsCarryEveryField(t *testing.T) {
 	}
 	labels := []int{0, 1, 1, 4}
 	ms, ac, tc, pl := ModelSpec(s), AggregationConfig(s), TrainConfig(s, labels), PipelineConfig(s)
+	dpc, err := DPConfig(s, 100)
+	if err != nil || dpc == nil {
+		t.Fatalf("DPConfig: %v, %v", dpc, err)
+	}
 	carried := map[string]any{
 		"model.arch":                ms.Arch,
 		"model.channels":            ms.Channels,
@@ -169,6 +177,11 @@ func TestConversionsCarryEveryField(t *testing.T) {
 		"training.momentum":         tc.Momentum,
 		"training.augment":          tc.Augment,
 		"training.class_weighting":  map[bool]string{true: "balanced", false: "none"}[tc.ClassWeights != nil],
+		"privacy.level":             map[bool]string{true: "record"}[dpc != nil],
+		"privacy.example_clip":      dpc.Clip,
+		"privacy.epsilon":           dpc.Epsilon,
+		"privacy.delta":             dpc.Delta,
+		"privacy.noise_multiplier":  dpc.NoiseMultiplier,
 		"pipeline.width":            pl.Width,
 		"pipeline.height":           pl.Height,
 		"pipeline.channels":         pl.Channels,
@@ -196,9 +209,6 @@ func TestConversionsCarryEveryField(t *testing.T) {
 		"seed":                       "learning.New(ModelSpec(s), s.Seed) and siteagent.TrainingSeed",
 		"training.clip_norm":         "the site agent clips each update with it (siteagent.ClipL2), whichever trainer ran",
 		"privacy.he_params":          "looked up by privacy/he in the coordinator and the site agent",
-		"privacy.epsilon":            "refused by Validate: differential privacy is not available yet",
-		"privacy.delta":              "refused by Validate: differential privacy is not available yet",
-		"privacy.noise_multiplier":   "refused by Validate: differential privacy is not available yet",
 		"validation_sites":           "checked by Validate; nothing reads it yet",
 	}
 	leaves(s.ProtoReflect(), "", func(path string, fd protoreflect.FieldDescriptor, v protoreflect.Value, _ bool) {
@@ -243,5 +253,54 @@ func TestTrainConfigStrategy(t *testing.T) {
 		if tc.ProxMu != c.proxMu || (tc.ClassWeights != nil) != c.weights {
 			t.Errorf("%q: prox_mu %g, class weights %v", c.yaml, tc.ProxMu, tc.ClassWeights)
 		}
+	}
+}
+
+// TestDPConfig: the sample rate is batch_size/examples capped at 1, a
+// round is local_steps or local_epochs × round(1/q) steps, and a planned
+// noise multiplier spends at most the job's epsilon over all its rounds
+// (and not much less).
+func TestDPConfig(t *testing.T) {
+	cases := []struct {
+		yaml     string
+		examples int
+		q        float64
+		steps    int
+		planned  bool
+	}{
+		{"rounds: 3\ntraining: {batch_size: 32, local_epochs: 2}\nprivacy: {level: record, example_clip: 1, delta: 1e-5, epsilon: 4}\n", 1000, 0.032, 2 * 31, true},
+		{"rounds: 3\ntraining: {batch_size: 32, local_steps: 7}\nprivacy: {level: record, example_clip: 1, delta: 1e-5, epsilon: 4}\n", 1000, 0.032, 7, true},
+		{"training: {batch_size: 64}\nprivacy: {level: record, example_clip: 1, delta: 1e-5, noise_multiplier: 1.3}\n", 10, 1, 1, false},
+	}
+	for _, c := range cases {
+		s, err := Parse([]byte(c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		d, err := DPConfig(s, c.examples)
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if d.SampleRate != c.q || d.StepsPerRound != c.steps || d.Planned != c.planned || d.Rounds != int(s.Rounds) || d.Clip != 1 {
+			t.Errorf("%q: %+v", c.yaml, d)
+		}
+		if !c.planned {
+			if d.NoiseMultiplier != 1.3 {
+				t.Errorf("%q: noise %v, want the spec's 1.3", c.yaml, d.NoiseMultiplier)
+			}
+			continue
+		}
+		eps, err := dp.Spent(d.NoiseMultiplier, d.SampleRate, d.Rounds*d.StepsPerRound, d.Delta)
+		if err != nil || eps > 4 || eps < 3.99 {
+			t.Errorf("%q: the planned noise %v spends %v over the job, want just under 4 (%v)", c.yaml, d.NoiseMultiplier, eps, err)
+		}
+	}
+	off, err := DPConfig(valid(t), 100)
+	if off != nil || err != nil {
+		t.Errorf("a job without DP: %+v, %v", off, err)
+	}
+	s, _ := Parse([]byte("privacy: {level: record, example_clip: 1, delta: 1e-5, epsilon: 4}\n"))
+	if _, err := DPConfig(s, 0); err == nil {
+		t.Error("DPConfig for a site without examples: no error")
 	}
 }

@@ -1,11 +1,15 @@
 package jobspec
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"time"
 
 	"github.com/concord-fl/concord/aggregation"
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/learning"
+	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -31,7 +35,7 @@ func (f *File) spec() *pb.JobSpec {
 			Optimizer: t.Optimizer, LearningRate: t.LearningRate, Momentum: t.Momentum, Augment: t.Augment,
 			ClipNorm: t.ClipNorm, ClassWeighting: t.ClassWeighting},
 		Privacy: &pb.PrivacySpec{SecureAggregation: p.SecureAggregation, Threshold: p.Threshold, HeParams: p.HEParams,
-			Epsilon: p.Epsilon, Delta: p.Delta, NoiseMultiplier: p.NoiseMultiplier},
+			Epsilon: p.Epsilon, Delta: p.Delta, NoiseMultiplier: p.NoiseMultiplier, Level: p.Level, ExampleClip: p.ExampleClip},
 		ValidationSites: f.ValidationSites,
 		Sites:           f.Sites,
 		Seed:            f.Seed,
@@ -91,4 +95,70 @@ func PipelineConfig(s *pb.JobSpec) imaging.Pipeline {
 	p := s.GetPipeline()
 	return imaging.Pipeline{Width: int(p.GetWidth()), Height: int(p.GetHeight()), Channels: int(p.GetChannels()),
 		Resample: p.GetResample(), Normalise: p.GetNormalise(), Denoise: p.GetDenoise(), Contrast: p.GetContrast()}
+}
+
+// RecordDP is one site's record-level DP-SGD for a job: the spec's
+// settings and what they come to for a site with a given number of
+// training examples.
+type RecordDP struct {
+	Clip            float64 // privacy.example_clip
+	NoiseMultiplier float64 // privacy.noise_multiplier, or planned from Epsilon
+	Planned         bool    // NoiseMultiplier was planned from Epsilon
+	Epsilon         float64 // privacy.epsilon: the whole job's target; 0 when the noise is given
+	Delta           float64 // privacy.delta
+	Examples        int
+	SampleRate      float64 // q = batch_size / examples, at most 1
+	StepsPerRound   int     // local_steps, or local_epochs × round(1/q)
+	Rounds          int
+}
+
+// Gaussian is the mechanism of one round.
+func (d RecordDP) Gaussian() dp.Gaussian {
+	return dp.Gaussian{NoiseMultiplier: d.NoiseMultiplier, SampleRate: d.SampleRate, Steps: d.StepsPerRound}
+}
+
+// Apply sets cfg's DP-SGD fields: per-example clipping and noise drawn from
+// noise, Poisson batches at SampleRate drawn by sampler. A deployment
+// passes dp.NewSecureSource() for both. The epochs or steps stay as
+// TrainConfig set them; learning's epoch of round(1/q) steps is the one
+// StepsPerRound counts.
+func (d RecordDP) Apply(cfg *learning.TrainConfig, noise, sampler dp.Source) {
+	cfg.PerExample = &dp.SGD{Clip: d.Clip, NoiseMultiplier: d.NoiseMultiplier, Source: noise}
+	cfg.SampleRate = d.SampleRate
+	cfg.Sampler = sampler
+}
+
+// DPConfig converts the spec's record-level differential privacy for a
+// site with examples training examples, after Defaults and Validate. It
+// returns nil when privacy.level is not record. With privacy.epsilon and
+// no noise multiplier it plans the noise (dp.Plan) so that the whole job,
+// rounds × StepsPerRound steps at this site's rate, spends at most
+// epsilon at delta; sites with different data sizes plan different noise.
+func DPConfig(s *pb.JobSpec, examples int) (*RecordDP, error) {
+	p := s.GetPrivacy()
+	if p.GetLevel() != levelRecord {
+		return nil, nil
+	}
+	if examples < 1 {
+		return nil, errors.New("record-level DP: the site has no training examples")
+	}
+	t := s.GetTraining()
+	q := min(1, float64(t.GetBatchSize())/float64(examples))
+	if !(q > 0) {
+		return nil, fmt.Errorf("record-level DP: training.batch_size %d gives no sample rate", t.GetBatchSize())
+	}
+	steps := int(t.GetLocalSteps())
+	if steps == 0 {
+		steps = int(t.GetLocalEpochs()) * max(1, int(math.Round(1/q)))
+	}
+	d := &RecordDP{Clip: p.GetExampleClip(), NoiseMultiplier: p.GetNoiseMultiplier(), Epsilon: p.GetEpsilon(), Delta: p.GetDelta(),
+		Examples: examples, SampleRate: q, StepsPerRound: steps, Rounds: int(s.GetRounds())}
+	if d.NoiseMultiplier == 0 {
+		sigma, err := dp.Plan(d.Epsilon, d.Delta, q, d.Rounds*steps)
+		if err != nil {
+			return nil, fmt.Errorf("record-level DP: plan the noise for epsilon %g over %d rounds of %d steps: %w", d.Epsilon, d.Rounds, steps, err)
+		}
+		d.NoiseMultiplier, d.Planned = sigma, true
+	}
+	return d, nil
 }

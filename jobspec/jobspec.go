@@ -80,6 +80,8 @@ type File struct {
 		SecureAggregation string  `yaml:"secure_aggregation"`
 		Threshold         uint32  `yaml:"threshold"`
 		HEParams          string  `yaml:"he_params"`
+		Level             string  `yaml:"level"`
+		ExampleClip       float64 `yaml:"example_clip"`
 		Epsilon           float64 `yaml:"epsilon"`
 		Delta             float64 `yaml:"delta"`
 		NoiseMultiplier   float64 `yaml:"noise_multiplier"`

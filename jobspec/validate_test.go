@@ -88,13 +88,25 @@ func TestValidateFields(t *testing.T) {
 		{"clip norm NaN", func(s *pb.JobSpec) { s.Training.ClipNorm = nan }, "training.clip_norm is NaN: it must be a finite number in [0, 1e+06]"},
 		{"clip norm negative", func(s *pb.JobSpec) { s.Training.ClipNorm = -1 }, "training.clip_norm is -1"},
 		{"class weighting", func(s *pb.JobSpec) { s.Training.ClassWeighting = "inverse" }, `training.class_weighting is "inverse"`},
-		{"epsilon", func(s *pb.JobSpec) { s.Privacy.Epsilon = 8 }, "privacy.epsilon is 8: differential privacy is not available yet; " +
-			"remove privacy.epsilon/delta/noise_multiplier (the update is still protected by secure aggregation)"},
-		{"epsilon without mhe", func(s *pb.JobSpec) { s.Privacy.Epsilon, s.Privacy.SecureAggregation = 8, "none" }, "privacy.epsilon is 8: differential privacy is not available yet; " +
-			`remove privacy.epsilon/delta/noise_multiplier (note that with secure_aggregation "none" the coordinator sees each site's update; mhe would hide it)`},
-		{"epsilon Inf", func(s *pb.JobSpec) { s.Privacy.Epsilon = inf }, "privacy.epsilon is +Inf: differential privacy is not available yet"},
-		{"delta NaN", func(s *pb.JobSpec) { s.Privacy.Delta = nan }, "privacy.delta is NaN: differential privacy is not available yet"},
-		{"noise multiplier", func(s *pb.JobSpec) { s.Privacy.NoiseMultiplier = -1 }, "privacy.noise_multiplier is -1: differential privacy"},
+		{"epsilon without a level", func(s *pb.JobSpec) { s.Privacy.Epsilon = 8 }, `privacy.epsilon is 8 but privacy.level is "" (differential privacy off): ` +
+			"set privacy.level: record to train with DP-SGD, or remove privacy.example_clip/epsilon/delta/noise_multiplier"},
+		{"example clip with level none", func(s *pb.JobSpec) { s.Privacy.Level, s.Privacy.ExampleClip = "none", 1 }, `privacy.example_clip is 1 but privacy.level is "none"`},
+		{"delta NaN without a level", func(s *pb.JobSpec) { s.Privacy.Delta = nan }, "privacy.delta is NaN but privacy.level"},
+		{"noise multiplier without a level", func(s *pb.JobSpec) { s.Privacy.NoiseMultiplier = -1 }, "privacy.noise_multiplier is -1 but privacy.level"},
+		{"level", func(s *pb.JobSpec) { s.Privacy.Level = "site" }, `privacy.level is "site": use record (DP-SGD at every site) or none`},
+		{"record without clip", func(s *pb.JobSpec) { recordDP(s); s.Privacy.ExampleClip = 0 }, "privacy.example_clip is 0: it must be a finite number in (0, 1e+06]"},
+		{"record clip NaN", func(s *pb.JobSpec) { recordDP(s); s.Privacy.ExampleClip = nan }, "privacy.example_clip is NaN"},
+		{"record clip Inf", func(s *pb.JobSpec) { recordDP(s); s.Privacy.ExampleClip = inf }, "privacy.example_clip is +Inf"},
+		{"record without delta", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Delta = 0 }, "privacy.delta is 0: it must be a finite number in (0, 0.001]"},
+		{"record delta too large", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Delta = 0.01 }, "privacy.delta is 0.01: it must be a finite number in (0, 0.001]"},
+		{"record without noise or epsilon", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Epsilon = 0 }, "neither privacy.noise_multiplier nor privacy.epsilon is set"},
+		{"record with noise and epsilon", func(s *pb.JobSpec) { recordDP(s); s.Privacy.NoiseMultiplier = 1 }, "privacy.noise_multiplier is 1 and privacy.epsilon is 2: set one of them"},
+		{"record epsilon negative", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Epsilon = -1 }, "privacy.epsilon is -1: it must be a finite number in (0, 100]"},
+		{"record epsilon too large", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Epsilon = 101 }, "privacy.epsilon is 101"},
+		{"record epsilon NaN", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Epsilon = nan }, "privacy.epsilon is NaN"},
+		{"record noise too large", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Epsilon, s.Privacy.NoiseMultiplier = 0, 101 }, "privacy.noise_multiplier is 101: it must be a finite number in (0, 100]"},
+		{"record noise negative", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Epsilon, s.Privacy.NoiseMultiplier = 0, -1 }, "privacy.noise_multiplier is -1"},
+		{"record noise Inf", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Epsilon, s.Privacy.NoiseMultiplier = 0, inf }, "privacy.noise_multiplier is +Inf"},
 		{"secure aggregation", func(s *pb.JobSpec) { s.Privacy.SecureAggregation = "" }, `privacy.secure_aggregation is "": use mhe or none`},
 		{"threshold one", func(s *pb.JobSpec) { s.Privacy.Threshold = 1 }, "privacy.threshold 1 would let any single site decrypt"},
 		{"threshold", func(s *pb.JobSpec) { s.Privacy.Threshold = math.MaxUint32 }, "privacy.threshold 4294967295 exceeds min_sites 2"},
@@ -127,6 +139,32 @@ func TestValidateFields(t *testing.T) {
 		err := Validate(s)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+// recordDP turns on record-level DP with a target epsilon of 2.
+func recordDP(s *pb.JobSpec) {
+	s.Privacy.Level, s.Privacy.ExampleClip, s.Privacy.Delta, s.Privacy.Epsilon = "record", 1, 1e-5, 2
+}
+
+// TestValidateRecordDP: the accepted forms of record-level DP.
+func TestValidateRecordDP(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*pb.JobSpec)
+	}{
+		{"epsilon", recordDP},
+		{"noise multiplier", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Epsilon, s.Privacy.NoiseMultiplier = 0, 1.1 }},
+		{"largest delta and epsilon", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Delta, s.Privacy.Epsilon = 1e-3, 100 }},
+		{"without secure aggregation", func(s *pb.JobSpec) { recordDP(s); s.Privacy.SecureAggregation = "none" }},
+		{"level none, nothing else", func(s *pb.JobSpec) { s.Privacy.Level = "none" }},
+	}
+	for _, c := range cases {
+		s := valid(t)
+		c.edit(s)
+		if err := Validate(s); err != nil {
+			t.Errorf("%s: %v", c.name, err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package siteagent
 
 import (
 	"context"
+	"crypto"
 	cryptorand "crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -18,8 +19,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/privacy/audit"
+	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -47,6 +50,9 @@ type TrainRequest struct {
 	Seed   int64
 	// Progress receives a fraction in [0, 1].
 	Progress func(float64)
+	// DP, when set, is the record-level DP-SGD to train with; only a
+	// RecordDPTrainer receives it.
+	DP *jobspec.RecordDP
 }
 
 // TrainResult is the locally trained model.
@@ -54,6 +60,10 @@ type TrainResult struct {
 	Weights []float32
 	Samples int
 	Metrics map[string]float64
+	// With DP: the optimiser steps taken and the examples the Poisson
+	// sampling drew over them, which the agent checks against the rate
+	// and charges to its privacy ledger.
+	Steps, Drawn int
 }
 
 // Config is the agent's runtime configuration.
@@ -80,6 +90,13 @@ type Config struct {
 	// CheckInterval is how often the data source's Check runs between
 	// tasks (default one minute).
 	CheckInterval time.Duration
+	// Privacy is the hospital's differential privacy policy: its
+	// record-level budget, and whether it takes jobs without DP.
+	Privacy PrivacyPolicy
+	// ReceiptKey signs the site's privacy receipts; nil means the key of
+	// the TLS certificate, whose certificate the coordinator verifies the
+	// receipts against.
+	ReceiptKey crypto.Signer
 }
 
 // Agent is a running site agent.
@@ -108,6 +125,8 @@ type Agent struct {
 	health        health
 	healthKnown   bool
 	healthChanged chan struct{}
+
+	ledger *dp.Ledger // record level; nil without a budget. Used by the worker only.
 }
 
 // New opens the agent's state and prepares the connection; it does not
@@ -143,6 +162,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.CheckInterval <= 0 {
 		cfg.CheckInterval = time.Minute
 	}
+	if err := cfg.Privacy.Validate(); err != nil {
+		return nil, err
+	}
 	st, err := openState(filepath.Join(cfg.StateDir, "agent.db"))
 	if err != nil {
 		return nil, err
@@ -166,9 +188,15 @@ func New(cfg Config) (*Agent, error) {
 		st.close()
 		return nil, fmt.Errorf("prepare connection to %s: %w", cfg.Coordinator, err)
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, st: st, conn: conn, cli: pb.NewAgentClient(conn), tlsw: w, witnessKey: wk,
+	a := &Agent{cfg: cfg, log: cfg.Logger, st: st, conn: conn, cli: pb.NewAgentClient(conn), tlsw: w, witnessKey: wk,
 		tasks: map[string]bool{}, wake: make(chan struct{}, 1), status: make(chan *pb.TaskStatus, 16),
-		healthChanged: make(chan struct{}, 1)}, nil
+		healthChanged: make(chan struct{}, 1)}
+	if err := a.loadLedger(); err != nil {
+		conn.Close()
+		st.close()
+		return nil, err
+	}
+	return a, nil
 }
 
 // Run connects and serves tasks until ctx is cancelled, and then returns

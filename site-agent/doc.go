@@ -43,6 +43,34 @@
 // nothing more is uploaded for the job, and the task is neither retried
 // nor reported. A task of the same job sent later (the job resumed) runs.
 //
+// # Differential privacy
+//
+// Config.Privacy is the hospital's record-level policy. Without a Budget
+// the agent takes no job whose privacy.level is record, and jobs without
+// DP run as usual; with RequireDP it refuses jobs without DP. For a DP job
+// the agent, in order:
+//
+//  1. converts the spec for its own data (jobspec.DPConfig: q, steps per
+//     round, the noise given or planned for the whole job) and checks the
+//     rest of the job, this round and the rounds after it, against its
+//     ledger (dp.Ledger.Check); over budget, the task fails permanently
+//     with what is spent, what the job costs and the budget;
+//  2. trains only with a RecordDPTrainer (the built-in LocalTrainer; the
+//     external trainer refuses), with secret noise and Poisson sampling;
+//  3. checks the sampling (dp.CheckSampling) and releases nothing if it
+//     fails; sends no metric (the loss and the update's norm are computed
+//     on the records and are outside the accounting);
+//  4. charges the ledger with the steps that ran, signs a receipt
+//     (dp.SignReceipt, with the site certificate's key unless
+//     Config.ReceiptKey is set) and records the update, the ledger and
+//     the receipt in one transaction, before the first byte is sent: an
+//     update is never sent uncharged, and a resumed or repeated upload of
+//     a recorded update is not charged again;
+//  5. sends the receipt in the upload header and keeps the countersigned
+//     receipt the coordinator returns (a list per job in its state).
+//
+// ReadPrivacy reads the ledger and receipts offline (site-agent privacy).
+//
 // # Data check
 //
 // A DataSource that implements Checker is checked without decoding any

@@ -42,7 +42,9 @@ type submission struct {
 	Params   uint64             `json:"params"`
 	Layout   string             `json:"layout"`
 	Complete bool               `json:"complete"`
-	Created  time.Time          `json:"created"`
+	// Receipt is the site-signed privacy receipt sent with a DP update.
+	Receipt []byte    `json:"receipt,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 func openState(path string) (*state, error) {
@@ -54,7 +56,7 @@ func openState(path string) (*state, error) {
 		return nil, fmt.Errorf("open agent state %s: %w (is another agent running on it?)", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bSubmissions, bKeys} {
+		for _, b := range [][]byte{bSubmissions, bKeys, bPrivacy, bReceipts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

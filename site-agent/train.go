@@ -11,6 +11,7 @@ import (
 
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
+	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -29,6 +30,9 @@ func (LocalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, e
 	}
 	cfg := jobspec.TrainConfig(spec, req.Data.Y)
 	cfg.Seed = req.Seed
+	if req.DP != nil {
+		req.DP.Apply(&cfg, dp.NewSecureSource(), dp.NewSecureSource())
+	}
 	if req.Progress != nil {
 		cfg.Progress = func(p learning.TrainProgress) {
 			if p.Samples > 0 {
@@ -40,8 +44,17 @@ func (LocalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, e
 	if err != nil {
 		return TrainResult{}, err
 	}
-	return TrainResult{Weights: m.Weights(), Samples: req.Data.N, Metrics: map[string]float64{"train_loss": res.FinalLoss}}, nil
+	out := TrainResult{Weights: m.Weights(), Samples: req.Data.N, Steps: res.Steps, Drawn: res.Samples}
+	if req.DP == nil {
+		// The loss is computed on the records; with DP it is outside the
+		// accounting and stays here.
+		out.Metrics = map[string]float64{"train_loss": res.FinalLoss}
+	}
+	return out, nil
 }
+
+// TrainsRecordDP implements RecordDPTrainer.
+func (LocalTrainer) TrainsRecordDP() {}
 
 // TrainingSeed derives a site's seed for a round from the job seed, so a
 // rerun of the same job trains identically, site by site, round by round.
@@ -83,6 +96,9 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		if h := a.checkData(); h.problem != "" {
 			return permanent(dataProblem(h.problem))
 		}
+		if err := a.privacyPolicyRefuses(t); err != nil {
+			return err // before the download: nothing this site has would change it
+		}
 		raw, err := a.download(ctx, t.InputBlob, int64(t.InputParams)*4)
 		if err != nil {
 			return err
@@ -98,9 +114,13 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		if data.N == 0 {
 			return permanentf("no training examples could be read for job %s: run `site-agent scan` on the data folder to see why", t.JobId)
 		}
+		dpc, err := a.privacyGate(t, data.N)
+		if err != nil {
+			return err
+		}
 		site := a.siteName()
 		res, err := a.cfg.Trainer.Train(ctx, TrainRequest{JobID: t.JobId, Round: int(t.Round), Spec: t.Spec, Global: global,
-			Data: data, Seed: TrainingSeed(t.Spec.Seed, int(t.Round), site)})
+			Data: data, Seed: TrainingSeed(t.Spec.Seed, int(t.Round), site), DP: dpc})
 		if err != nil {
 			if errors.Is(err, learning.ErrBadSpec) || errors.Is(err, learning.ErrWeights) || errors.Is(err, learning.ErrData) {
 				err = permanent(err) // the same job, data and model fail the same way again
@@ -110,15 +130,26 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		if len(res.Weights) != len(global) {
 			return permanentf("trainer returned %d weights, the model has %d", len(res.Weights), len(global))
 		}
+		if dpc != nil {
+			if err := dp.CheckSampling(res.Drawn, data.N, res.Steps, dpc.SampleRate); err != nil {
+				return permanentf("local training did not sample as its privacy accounting assumes; nothing is released: %w", err)
+			}
+		}
 		delta := make([]float32, len(global))
 		for i := range delta {
 			delta[i] = res.Weights[i] - global[i]
 		}
 		norm := ClipL2(delta, t.Spec.Training.ClipNorm)
-		if res.Metrics == nil {
-			res.Metrics = map[string]float64{}
+		switch {
+		case dpc != nil:
+			// Metrics are computed on the records (the loss, the norm before
+			// clipping) and are outside the accounting: none leaves the site.
+			res.Metrics = nil
+		case res.Metrics == nil:
+			res.Metrics = map[string]float64{"update_norm": norm}
+		default:
+			res.Metrics["update_norm"] = norm
 		}
-		res.Metrics["update_norm"] = norm
 		var chunks [][]byte
 		if secure {
 			chunks, err = a.encryptUpdate(ctx, t, delta, float64(res.Samples))
@@ -134,7 +165,12 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		}
 		sub.Nonce, sub.Samples, sub.Metrics = t.Nonce, uint64(res.Samples), res.Metrics
 		sub.Params, sub.Layout = t.InputParams, t.LayoutHash
-		if err := a.st.putSubmission(sub); err != nil {
+		if dpc != nil {
+			err = a.chargeAndRecord(t, sub, dpc, res.Steps)
+		} else {
+			err = a.st.putSubmission(sub)
+		}
+		if err != nil {
 			return err
 		}
 		a.log.Info("local training done", "job", t.JobId, "round", t.Round, "examples", res.Samples,

@@ -39,6 +39,7 @@ func (a *Agent) upload(ctx context.Context, sub *submission, h *pb.UploadHeader)
 	h.SampleCount = sub.Samples
 	h.Metrics = sub.Metrics
 	h.LayoutHash = sub.Layout
+	h.PrivacyReceipt = sub.Receipt
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := a.cli.Upload(ctx)
@@ -58,6 +59,7 @@ func (a *Agent) upload(ctx context.Context, sub *submission, h *pb.UploadHeader)
 	if err != nil {
 		return uploadErr(err, nil)
 	}
+	countersigned := ack.CountersignedReceipt
 	if !ack.Complete {
 		from := int(ack.Acknowledged)
 		if from > 0 {
@@ -72,6 +74,7 @@ func (a *Agent) upload(ctx context.Context, sub *submission, h *pb.UploadHeader)
 					return
 				}
 				if m.Complete {
+					countersigned = m.CountersignedReceipt
 					acks <- nil
 					return
 				}
@@ -90,7 +93,11 @@ func (a *Agent) upload(ctx context.Context, sub *submission, h *pb.UploadHeader)
 	}
 	stream.CloseSend()
 	sub.Complete = true
-	return a.st.putSubmission(sub)
+	if err := a.st.putSubmission(sub); err != nil {
+		return err
+	}
+	a.keepCountersigned(h.JobId, sub, countersigned)
+	return nil
 }
 
 // uploadErr prefers the coordinator's reason over a local send error.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,17 @@ type peer struct {
 	hello chan *pb.Hello
 	in    chan *pb.AgentMessage
 	out   chan *pb.CoordinatorMessage
+	// model, when set, is the blob Download serves; upload, when set,
+	// serves Upload. Set them with serve.
+	mu     sync.Mutex
+	model  []byte
+	upload func(pb.Agent_UploadServer) error
+}
+
+func (p *peer) serve(model []byte, upload func(pb.Agent_UploadServer) error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.model, p.upload = model, upload
 }
 
 func (p *peer) Connect(stream pb.Agent_ConnectServer) error {
@@ -56,9 +68,26 @@ func (p *peer) Connect(stream pb.Agent_ConnectServer) error {
 	}
 }
 
-// Download serves every blob as a model of 1000 zero weights.
+// Download serves every blob as p.model, by default a model of 1000 zero
+// weights.
 func (p *peer) Download(_ *pb.DownloadRequest, stream pb.Agent_DownloadServer) error {
+	p.mu.Lock()
+	model := p.model
+	p.mu.Unlock()
+	if model != nil {
+		return stream.Send(&pb.Chunk{Data: model})
+	}
 	return stream.Send(&pb.Chunk{Data: make([]byte, 4000)})
+}
+
+func (p *peer) Upload(stream pb.Agent_UploadServer) error {
+	p.mu.Lock()
+	upload := p.upload
+	p.mu.Unlock()
+	if upload == nil {
+		return p.UnimplementedAgentServer.Upload(stream)
+	}
+	return upload(stream)
 }
 
 // startPeer serves a peer and returns it with an agent configuration

@@ -5,6 +5,7 @@
 //	site-agent dicom export FILE --npy OUT --png OUT     look at one file
 //	site-agent deid IN OUT                               write de-identified copies
 //	site-agent train --data FILE.npz --model cnn --epochs N [--json]   local dry run
+//	site-agent privacy [--config agent.yaml] [--json]    the privacy ledger: budget, spent, releases
 //	site-agent version
 //
 // The commands follow cmd/internal/cli; agent.yaml is read by load.
@@ -27,6 +28,7 @@ import (
 	"github.com/concord-fl/concord/internal/daemon"
 	"github.com/concord-fl/concord/internal/version"
 	"github.com/concord-fl/concord/pki"
+	"github.com/concord-fl/concord/privacy/dp"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
@@ -59,6 +61,9 @@ func commands() []*cli.Command {
 		cli.Leaf(&cli.Command{Name: "train", Args: "--data FILE.npz [--model cnn] [--epochs N] [--json] | --model unet --ct DIR --seg SEG.dcm [--json]",
 			Synopsis: "train locally (a dry run before joining a federation)",
 			Help:     "Train locally on the train split, select the epoch by validation AUC and report test metrics;\nwith --model unet, train the U-Net on CT slices and their DICOM SEG and report Dice."}, train),
+		cli.Leaf(&cli.Command{Name: "privacy", Args: "[--config agent.yaml | --state DIR] [--json]",
+			Synopsis: "show the site's privacy ledger: budget, epsilon spent, every release and its receipt",
+			Help:     privacyHelp}, privacyCmd),
 		cli.Version("site-agent", version.Of(siteagent.Version)),
 	}
 }
@@ -83,7 +88,18 @@ type fileConfig struct {
 		Dataset  string `yaml:"dataset"`  // the dataset file on the trainer's node
 	} `yaml:"trainer"`
 	KeyPassphraseFile string `yaml:"key_passphrase_file"`
-	Log               struct {
+	// Privacy is the hospital's differential privacy policy.
+	Privacy struct {
+		// Budget is the record-level (epsilon, delta) the site agrees to
+		// spend over all jobs; absent: the agent takes no DP job.
+		Budget *struct {
+			Epsilon float64 `yaml:"epsilon"`
+			Delta   float64 `yaml:"delta"`
+		} `yaml:"budget"`
+		// RequireDP refuses every job without record-level DP.
+		RequireDP bool `yaml:"require_dp"`
+	} `yaml:"privacy"`
+	Log struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
@@ -126,15 +142,16 @@ func runAgent(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 // revoked): the systemd unit does not restart on it (RestartPreventExitStatus).
 const exitPermanent = 78 // EX_CONFIG
 
-func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
-	noop := func() {}
+// readConfig reads agent.yaml and returns it with a function that makes
+// its relative paths relative to its folder.
+func readConfig(path string) (fileConfig, func(string) string, error) {
+	var fc fileConfig
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return siteagent.Config{}, nil, noop, fmt.Errorf("read config: %w (it comes in the site's startup kit)", err)
+		return fc, nil, fmt.Errorf("read config: %w (it comes in the site's startup kit)", err)
 	}
-	var fc fileConfig
 	if err := config.Decode(data, &fc); err != nil {
-		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
+		return fc, nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	base := filepath.Dir(path)
 	abs := func(p string) string {
@@ -142,6 +159,29 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 			return p
 		}
 		return filepath.Join(base, p)
+	}
+	return fc, abs, nil
+}
+
+// privacyPolicy converts agent.yaml's privacy section.
+func (fc fileConfig) privacyPolicy() (siteagent.PrivacyPolicy, error) {
+	p := siteagent.PrivacyPolicy{RequireDP: fc.Privacy.RequireDP}
+	if b := fc.Privacy.Budget; b != nil {
+		p.Budget = &dp.Budget{Level: dp.Record, Epsilon: b.Epsilon, Delta: b.Delta}
+	}
+	return p, p.Validate()
+}
+
+func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
+	noop := func() {}
+	fc, abs, err := readConfig(path)
+	if err != nil {
+		return siteagent.Config{}, nil, noop, err
+	}
+	base := filepath.Dir(path)
+	policy, err := fc.privacyPolicy()
+	if err != nil {
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 	}
 	logger, err := daemon.Logger(fc.Log.Format, fc.Log.Level)
 	if err != nil {
@@ -158,7 +198,7 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	if err != nil {
 		return siteagent.Config{}, nil, noop, err
 	}
-	cfg := siteagent.Config{Coordinator: fc.Coordinator, TLS: tc, StateDir: abs(fc.StateDir), Logger: logger,
+	cfg := siteagent.Config{Coordinator: fc.Coordinator, TLS: tc, StateDir: abs(fc.StateDir), Logger: logger, Privacy: policy,
 		Data: &siteagent.DICOMFolder{Dir: abs(fc.Data.Dir), Classes: fc.Data.Classes, AllowBurnedIn: fc.Data.AllowBurnedIn, Logger: logger}}
 	if fc.Proxy != "" {
 		u, err := url.Parse(fc.Proxy)

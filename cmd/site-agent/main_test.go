@@ -96,6 +96,14 @@ func TestAgentConfig(t *testing.T) {
 		{"unknown key", func(s string) string { return s + "stat_dir: /tmp\n" }, "unknown key stat_dir"},
 		{"bad log level", func(s string) string { return s + "log:\n  level: verbose\n" }, "want debug, info, warn or error"},
 		{"good log level", func(s string) string { return s + "log:\n  level: debug\n  format: text\n" }, ""},
+		{"privacy budget", func(s string) string {
+			return s + "privacy:\n  budget: {epsilon: 8, delta: 1e-5}\n  require_dp: true\n"
+		}, ""},
+		{"privacy budget epsilon", func(s string) string { return s + "privacy:\n  budget: {epsilon: .inf, delta: 1e-5}\n" }, "privacy.budget.epsilon is +Inf"},
+		{"privacy budget delta", func(s string) string { return s + "privacy:\n  budget: {epsilon: 8, delta: 0.5}\n" }, "privacy.budget.delta is 0.5"},
+		{"privacy budget without delta", func(s string) string { return s + "privacy:\n  budget: {epsilon: 8}\n" }, "privacy.budget.delta is 0"},
+		{"require_dp without budget", func(s string) string { return s + "privacy:\n  require_dp: true\n" }, "privacy.require_dp is set but privacy.budget is not"},
+		{"privacy typo", func(s string) string { return s + "privacy:\n  budjet: {epsilon: 8}\n" }, "unknown key budjet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := siteKit(t)

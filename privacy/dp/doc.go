@@ -49,6 +49,18 @@
 // holds one level's budget and refuses entries of the other, and every
 // report names the level of each epsilon.
 //
+// # Receipts
+//
+// SignReceipt signs a site's Receipt for one release (job, round, the
+// mechanism run, the epsilon its ledger has spent with it, its budget, the
+// accountant, the upload's SHA-256) with the site's TLS key, ECDSA P-256 or
+// Ed25519, in a versioned JSON envelope. VerifyReceipt checks it against
+// the site certificate's key; Countersign adds the coordinator's Ed25519
+// signature over the receipt and the site's signature, and
+// VerifyCountersigned checks both. An envelope must be in canonical form
+// (what this package writes), so that no byte of it can change and still
+// verify.
+//
 // # Caller's duties, in order
 //
 //  1. Before training, build the planned Gaussian from the job (σ, q, the

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/privacy/dp"
+	siteagent "github.com/concord-fl/concord/site-agent"
+)
+
+const privacyHelp = `Show what this site has released under record-level differential privacy: its budget, the
+epsilon spent (at the budget's delta, composed over every release by the same accountant the
+agent uses), each release (job, round, noise multiplier, sample rate, steps, upload SHA-256) and
+whether the coordinator countersigned its receipt.
+
+It reads the agent's state folder (state_dir in agent.yaml) without changing it. A running
+agent holds its state database: stop the agent first, or the command says it is locked.`
+
+// PrivacyReport is the JSON object `site-agent privacy --json` prints.
+type PrivacyReport struct {
+	Budget   *dp.Budget       `json:"budget"` // null: the agent never had a budget
+	Spent    float64          `json:"epsilon_spent"`
+	Entries  []PrivacyRelease `json:"entries"`
+	StateDir string           `json:"state_dir"`
+}
+
+// PrivacyRelease is one ledger entry and the state of its receipt.
+type PrivacyRelease struct {
+	dp.Entry
+	Receipt string `json:"receipt"` // "countersigned", "signed" (no countersignature yet) or "none"
+}
+
+func privacyCmd(c *cli.Command, args []string, stdout, stderr io.Writer) int {
+	fs := c.NewFlagSet(stderr)
+	configPath := fs.String("config", "agent.yaml", "agent config `file`: its state_dir is read")
+	stateDir := fs.String("state", "", "the agent's state `folder` (instead of --config)")
+	asJSON := fs.Bool("json", false, "print the ledger as one JSON object")
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return code
+	}
+	dir := *stateDir
+	if dir == "" {
+		fc, abs, err := readConfig(*configPath)
+		if err != nil {
+			return c.Fail(stderr, err)
+		}
+		if fc.StateDir == "" {
+			return c.Fail(stderr, fmt.Errorf("config %s has no state_dir", *configPath))
+		}
+		dir = abs(fc.StateDir)
+	}
+	rec, err := siteagent.ReadPrivacy(dir, 2*time.Second)
+	if err != nil {
+		if errors.Is(err, siteagent.ErrStateLocked) {
+			return c.Fail(stderr, fmt.Errorf("%w\n(the ledger is also in the agent's log: every charge is logged as \"privacy budget charged\")", err))
+		}
+		return c.Fail(stderr, err)
+	}
+	rep := PrivacyReport{StateDir: dir, Entries: []PrivacyRelease{}}
+	if rec.Ledger != nil {
+		b := rec.Ledger.Budget()
+		rep.Budget = &b
+		if rep.Spent, err = rec.Ledger.Spent(); err != nil {
+			return c.Fail(stderr, err)
+		}
+		for _, e := range rec.Ledger.Entries() {
+			state := "none"
+			for _, r := range rec.Receipts[e.JobID] {
+				if r.Round == e.Round && r.UploadSHA256 == e.UploadSHA256 {
+					state = "signed"
+					if len(r.Countersigned) > 0 {
+						state = "countersigned"
+					}
+				}
+			}
+			rep.Entries = append(rep.Entries, PrivacyRelease{Entry: e, Receipt: state})
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		if err := enc.Encode(rep); err != nil {
+			return c.Fail(stderr, err)
+		}
+		return 0
+	}
+	printPrivacy(stdout, rep)
+	return 0
+}
+
+func printPrivacy(w io.Writer, rep PrivacyReport) {
+	if rep.Budget == nil {
+		fmt.Fprintln(w, "No privacy ledger: this agent has never had a record-level budget (privacy.budget in agent.yaml),")
+		fmt.Fprintln(w, "so it has taken no job with differential privacy.")
+		return
+	}
+	b := rep.Budget
+	fmt.Fprintf(w, "%s-level privacy budget: epsilon %g at delta %g\n", b.Level, b.Epsilon, b.Delta)
+	fmt.Fprintf(w, "spent: epsilon %.4g (%.1f%% of the budget) over %d releases (accountant %s)\n\n",
+		rep.Spent, 100*rep.Spent/b.Epsilon, len(rep.Entries), dp.AccountantVersion)
+	if len(rep.Entries) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tROUND\tNOISE\tSAMPLE RATE\tSTEPS\tDELTA\tEPSILON ALONE\tTIME (UTC)\tUPLOAD SHA-256\tRECEIPT")
+	for _, e := range rep.Entries {
+		alone, err := dp.Spent(e.NoiseMultiplier, e.SampleRate, e.Steps, b.Delta)
+		a := fmt.Sprintf("%.4g", alone)
+		if err != nil {
+			a = "?"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%g\t%.4g\t%d\t%g\t%s\t%s\t%.16s…\t%s\n", e.JobID, e.Round, e.NoiseMultiplier, e.SampleRate, e.Steps,
+			e.Delta, a, e.Time.UTC().Format(time.DateTime), e.UploadSHA256, e.Receipt)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nEpsilons of separate releases do not add up: the total is composed by the accountant (Rényi DP).")
+}

@@ -1,0 +1,369 @@
+package siteagent
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/concord-fl/concord/jobspec"
+	"github.com/concord-fl/concord/privacy/dp"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// PrivacyPolicy is the hospital's record-level differential privacy
+// policy (agent.yaml privacy:). It is the site's to set: a job's spec asks
+// for DP, the site decides whether it can afford it.
+type PrivacyPolicy struct {
+	// Budget is the record-level (ε, δ) the site agrees to spend over all
+	// jobs together. Nil: the agent takes no DP job (jobs without DP run as
+	// usual, unless RequireDP).
+	Budget *dp.Budget
+	// RequireDP refuses every job that does not train with record-level DP.
+	RequireDP bool
+}
+
+// Bounds of a site's budget: beyond them a budget promises nothing.
+const (
+	maxBudgetEpsilon = 100
+	maxBudgetDelta   = 1e-3
+)
+
+// Validate reports a policy the agent cannot enforce.
+func (p PrivacyPolicy) Validate() error {
+	if p.Budget == nil {
+		if p.RequireDP {
+			return errors.New("privacy.require_dp is set but privacy.budget is not: the agent would refuse every job; set a budget (epsilon, delta)")
+		}
+		return nil
+	}
+	b := p.Budget
+	switch {
+	case b.Level != dp.Record:
+		return fmt.Errorf("privacy.budget is for level %q: the agent enforces a record-level budget", b.Level)
+	case !(b.Epsilon > 0 && b.Epsilon <= maxBudgetEpsilon):
+		return fmt.Errorf("privacy.budget.epsilon is %v: a finite number in (0, %d]", b.Epsilon, maxBudgetEpsilon)
+	case !(b.Delta > 0 && b.Delta <= maxBudgetDelta):
+		return fmt.Errorf("privacy.budget.delta is %v: a finite number in (0, %g]", b.Delta, maxBudgetDelta)
+	}
+	return nil
+}
+
+var (
+	bPrivacy  = []byte("privacy")
+	bReceipts = []byte("receipts")
+	keyLedger = []byte("ledger/record")
+)
+
+// StoredReceipt is one release's receipt as the agent keeps it: the one it
+// signed and, once the coordinator returned it, the countersigned one.
+type StoredReceipt struct {
+	Round         int    `json:"round"`
+	UploadSHA256  string `json:"upload_sha256"`
+	Signed        []byte `json:"signed"`
+	Countersigned []byte `json:"countersigned,omitempty"`
+}
+
+// loadLedger reads the stored record-level ledger and puts it under the
+// configured budget: the entries stay, the budget is the hospital's
+// current one. It returns nil without a configured budget.
+func (a *Agent) loadLedger() error {
+	b := a.cfg.Privacy.Budget
+	if b == nil {
+		return nil
+	}
+	l, err := dp.NewLedger(*b)
+	if err != nil {
+		return err
+	}
+	var stored []byte
+	if err := a.st.db.View(func(tx *bolt.Tx) error {
+		stored = bytes.Clone(tx.Bucket(bPrivacy).Get(keyLedger))
+		return nil
+	}); err != nil {
+		return err
+	}
+	if stored != nil {
+		var old dp.Ledger
+		if err := old.UnmarshalJSON(stored); err != nil {
+			return fmt.Errorf("the privacy ledger in the agent's state: %w (restore agent.db from a backup; do not delete it: the ledger is what this site has spent)", err)
+		}
+		for _, e := range old.Entries() {
+			if err := l.Charge(e); err != nil {
+				return fmt.Errorf("the privacy ledger in the agent's state: %w", err)
+			}
+		}
+		if old.Budget() != *b {
+			a.log.Info("privacy budget changed in the agent's configuration", "was_epsilon", old.Budget().Epsilon, "was_delta", old.Budget().Delta,
+				"epsilon", b.Epsilon, "delta", b.Delta, "entries", len(old.Entries()))
+		}
+	}
+	data, err := l.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	if err := a.st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bPrivacy).Put(keyLedger, data) }); err != nil {
+		return err
+	}
+	a.ledger = l
+	return nil
+}
+
+// privacyPolicyRefuses returns why this site refuses the task's job under
+// its privacy policy whatever its data, or nil. The refusal is permanent:
+// the same job, policy and trainer refuse the same way again.
+func (a *Agent) privacyPolicyRefuses(t *pb.Task) error {
+	level := t.Spec.GetPrivacy().GetLevel()
+	if level != string(dp.Record) {
+		if a.cfg.Privacy.RequireDP {
+			return permanentf("job %s does not train with record-level differential privacy (privacy.level %q), and this site requires it "+
+				"(privacy.require_dp in its agent.yaml): resubmit the job with privacy.level: record", t.JobId, level)
+		}
+		return nil
+	}
+	if a.ledger == nil {
+		return permanentf("job %s asks for record-level differential privacy, but this site has no privacy budget "+
+			"(privacy.budget in its agent.yaml), so it takes no DP job: ask the site to set one, or leave it out of the job", t.JobId)
+	}
+	if _, ok := a.cfg.Trainer.(RecordDPTrainer); !ok {
+		why := fmt.Sprintf("its trainer (%T) does not carry out DP-SGD", a.cfg.Trainer)
+		if _, ext := a.cfg.Trainer.(*ExternalTrainer); ext {
+			why = "it trains through the external trainer (trainer.external in its agent.yaml), which does not carry out DP-SGD yet (the PyTorch side is not built)"
+		}
+		return permanentf("job %s asks for record-level differential privacy, but this site cannot honour it: %s; "+
+			"train this site with the built-in trainer, or leave it out of the job", t.JobId, why)
+	}
+	return nil
+}
+
+// privacyGate decides, for this site's data, with which DP-SGD it trains
+// the task: nil for a job without record-level DP. Over budget, it refuses
+// permanently, with the numbers.
+func (a *Agent) privacyGate(t *pb.Task, examples int) (*jobspec.RecordDP, error) {
+	if err := a.privacyPolicyRefuses(t); err != nil {
+		return nil, err
+	}
+	if t.Spec.GetPrivacy().GetLevel() != string(dp.Record) {
+		return nil, nil
+	}
+	d, err := jobspec.DPConfig(t.Spec, examples)
+	if err != nil {
+		return nil, permanent(err)
+	}
+	remaining := max(1, d.Rounds-int(t.Round)+1)
+	rest := dp.Gaussian{NoiseMultiplier: d.NoiseMultiplier, SampleRate: d.SampleRate, Steps: remaining * d.StepsPerRound}
+	if err := a.ledger.Check(rest); err != nil {
+		return nil, permanentf("site %s refuses job %s at round %d: the rest of the job (%d rounds of %d steps) would exceed its privacy budget: %w",
+			a.siteName(), t.JobId, t.Round, remaining, d.StepsPerRound, err)
+	}
+	return d, nil
+}
+
+// RecordDPTrainer is a Trainer that carries out TrainRequest.DP:
+// per-example clipping and noise, Poisson sampling at its rate, and
+// TrainResult.Steps and Drawn as they happened. The agent gives a job with
+// record-level DP only to such a trainer.
+type RecordDPTrainer interface {
+	Trainer
+	TrainsRecordDP()
+}
+
+// receiptSigner is the key that signs privacy receipts: Config.ReceiptKey,
+// or the site certificate's key.
+func (a *Agent) receiptSigner() (crypto.Signer, error) {
+	if a.cfg.ReceiptKey != nil {
+		return a.cfg.ReceiptKey, nil
+	}
+	if len(a.cfg.TLS.Certificates) > 0 {
+		if s, ok := a.cfg.TLS.Certificates[0].PrivateKey.(crypto.Signer); ok {
+			return s, nil
+		}
+	}
+	return nil, errors.New("no key to sign privacy receipts with: the site certificate's key is not available to the agent")
+}
+
+// chargeAndRecord charges the ledger with what ran, signs the round's
+// receipt, and records the submission, the ledger and the receipt in one
+// transaction: an update is never recorded (and so never sent) uncharged,
+// and a failed transaction leaves the ledger as it was.
+func (a *Agent) chargeAndRecord(t *pb.Task, sub *submission, d *jobspec.RecordDP, steps int) error {
+	prev, err := a.ledger.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	e := dp.Entry{JobID: t.JobId, Round: int(t.Round), Level: dp.Record, Mechanism: dp.MechanismSubsampledGaussian,
+		NoiseMultiplier: d.NoiseMultiplier, SampleRate: d.SampleRate, Steps: steps, Delta: d.Delta, Accountant: dp.AccountantVersion,
+		Time: time.Now().UTC(), UploadSHA256: hex.EncodeToString(sub.SHA256)}
+	if err := a.ledger.Charge(e); err != nil && !errors.Is(err, dp.ErrAlreadyCharged) {
+		return permanent(err)
+	}
+	restore := func(err error) error {
+		if uerr := a.ledger.UnmarshalJSON(prev); uerr != nil {
+			return errors.Join(err, uerr)
+		}
+		return err
+	}
+	spent, err := a.ledger.Spent()
+	if err != nil {
+		return restore(err)
+	}
+	signer, err := a.receiptSigner()
+	if err != nil {
+		return restore(permanent(err))
+	}
+	r := dp.Receipt{Site: a.siteName(), JobID: t.JobId, Round: int(t.Round), Level: dp.Record, Mechanism: e.Mechanism,
+		NoiseMultiplier: e.NoiseMultiplier, SampleRate: e.SampleRate, Steps: steps, Delta: e.Delta, EpsilonSpent: spent,
+		Budget: a.ledger.Budget(), Accountant: dp.AccountantVersion, UploadSHA256: e.UploadSHA256, Time: e.Time}
+	sub.Receipt, err = dp.SignReceipt(r, signer)
+	if err != nil {
+		return restore(permanent(err))
+	}
+	ledger, err := a.ledger.MarshalJSON()
+	if err != nil {
+		return restore(err)
+	}
+	subData, err := json.Marshal(sub)
+	if err != nil {
+		return restore(err)
+	}
+	err = a.st.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bSubmissions).Put([]byte(sub.Key), subData); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bPrivacy).Put(keyLedger, ledger); err != nil {
+			return err
+		}
+		return updateReceipts(tx, t.JobId, func(rs []StoredReceipt) []StoredReceipt {
+			return append(rs, StoredReceipt{Round: int(t.Round), UploadSHA256: e.UploadSHA256, Signed: sub.Receipt})
+		})
+	})
+	if err != nil {
+		return restore(fmt.Errorf("record the update and its privacy charge: %w", err))
+	}
+	a.log.Info("privacy budget charged", "job", t.JobId, "round", t.Round, "noise_multiplier", e.NoiseMultiplier,
+		"sample_rate", e.SampleRate, "steps", steps, "epsilon_spent", spent, "epsilon_budget", r.Budget.Epsilon)
+	return nil
+}
+
+func updateReceipts(tx *bolt.Tx, job string, f func([]StoredReceipt) []StoredReceipt) error {
+	b := tx.Bucket(bReceipts)
+	var rs []StoredReceipt
+	if v := b.Get([]byte(job)); v != nil {
+		if err := json.Unmarshal(v, &rs); err != nil {
+			return fmt.Errorf("stored receipts of job %s: %w", job, err)
+		}
+	}
+	data, err := json.Marshal(f(rs))
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(job), data)
+}
+
+// keepCountersigned stores the coordinator's countersignature of a sent
+// receipt, once it has checked that it is this site's receipt, unchanged.
+// The agent does not know the coordinator's audit key; whoever audits
+// checks the countersignature with it (dp.VerifyCountersigned).
+func (a *Agent) keepCountersigned(job string, sub *submission, cs []byte) {
+	if len(sub.Receipt) == 0 {
+		return
+	}
+	if len(cs) == 0 {
+		a.log.Debug("the coordinator returned no countersigned privacy receipt", "upload", sub.Key)
+		return
+	}
+	signer, err := a.receiptSigner()
+	if err != nil {
+		a.log.Warn("cannot check the countersigned privacy receipt", "upload", sub.Key, "err", err)
+		return
+	}
+	r, err := dp.VerifyReceipt(cs, signer.Public())
+	sum := hex.EncodeToString(sub.SHA256)
+	if err == nil && (r.UploadSHA256 != sum || r.JobID != job) {
+		err = errors.New("it is the receipt of another upload")
+	}
+	if err != nil {
+		a.log.Warn("the coordinator's countersigned privacy receipt is not this site's receipt; not kept", "upload", sub.Key, "err", err)
+		return
+	}
+	err = a.st.db.Update(func(tx *bolt.Tx) error {
+		return updateReceipts(tx, job, func(rs []StoredReceipt) []StoredReceipt {
+			for i := range rs {
+				if rs[i].UploadSHA256 == sum && rs[i].Round == r.Round {
+					rs[i].Countersigned = cs
+					return rs
+				}
+			}
+			return append(rs, StoredReceipt{Round: r.Round, UploadSHA256: sum, Signed: sub.Receipt, Countersigned: cs})
+		})
+	})
+	if err != nil {
+		a.log.Warn("could not store the countersigned privacy receipt", "upload", sub.Key, "err", err)
+	}
+}
+
+// PrivacyRecord is what an agent's state holds about its differential
+// privacy: the record-level ledger (nil if the agent never had a budget)
+// and the receipts of each job.
+type PrivacyRecord struct {
+	Ledger   *dp.Ledger
+	Receipts map[string][]StoredReceipt
+}
+
+// ErrStateLocked is returned (wrapped) by ReadPrivacy when a running agent
+// holds the state database.
+var ErrStateLocked = errors.New("the agent's state database is in use")
+
+// ReadPrivacy reads the privacy ledger and receipts from an agent's state
+// folder, read-only. A running agent holds its database: ReadPrivacy waits
+// up to timeout and then returns an error wrapping ErrStateLocked.
+func ReadPrivacy(stateDir string, timeout time.Duration) (*PrivacyRecord, error) {
+	path := filepath.Join(stateDir, "agent.db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no agent state in %s: %w (check state_dir in agent.yaml)", stateDir, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is locked by a running agent (bbolt allows one writer and no reader beside it); stop the agent to read its ledger",
+			ErrStateLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open agent state %s: %w", path, err)
+	}
+	defer db.Close()
+	out := &PrivacyRecord{Receipts: map[string][]StoredReceipt{}}
+	err = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bPrivacy); b != nil {
+			if v := b.Get(keyLedger); v != nil {
+				out.Ledger = &dp.Ledger{}
+				if err := out.Ledger.UnmarshalJSON(v); err != nil {
+					return err
+				}
+			}
+		}
+		b := tx.Bucket(bReceipts)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var rs []StoredReceipt
+			if err := json.Unmarshal(v, &rs); err != nil {
+				return fmt.Errorf("receipts of job %s: %w", k, err)
+			}
+			out.Receipts[string(k)] = slices.Clip(rs)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
