@@ -52,6 +52,7 @@ const (
 	EvCoordinator    = "coordinator.started"
 	EvAuditOverride  = "audit.override"
 	EvAuditExported  = "audit.exported"
+	EvPrivacyReceipt = "privacy.receipt"
 )
 
 func (e *Event) proto() *pb.JobEvent {

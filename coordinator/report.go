@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -104,6 +105,11 @@ func (c *Coordinator) buildReport(jobID string, by Identity, t *audit.Trust) (*r
 			ClippingNorm: p.GetExampleClip(), NoiseMultiplier: p.GetNoiseMultiplier(), Delta: p.GetDelta(),
 			Accountant: "Rényi DP, Poisson-subsampled Gaussian (" + dp.AccountantVersion + ")", Orders: dp.DefaultOrders()}
 	}
+	if r.Privacy.Enabled {
+		if err := c.fillReceipts(r, jobID); err != nil {
+			return nil, err
+		}
+	}
 	if rec.Secure != nil {
 		sa := report.SecureAggregation{Enabled: true, Scheme: "mhe", ParameterSet: rec.Secure.ParamSet,
 			Threshold: rec.Secure.Threshold, Parties: len(rec.Secure.Points)}
@@ -179,4 +185,50 @@ func orPlaceholder(s, what string) string {
 		return report.ToComplete(what)
 	}
 	return s
+}
+
+// fillReceipts adds the job's countersigned privacy receipts and each
+// site's epsilon, round by round, against its budget.
+func (c *Coordinator) fillReceipts(r *report.Report, jobID string) error {
+	all, err := c.receipts(jobID)
+	if err != nil {
+		return err
+	}
+	bySite := map[string]*report.SiteBudget{}
+	var order []string
+	for _, data := range all {
+		rc, err := dp.ParseReceipt(data)
+		if err != nil {
+			continue
+		}
+		roundEps, err := dp.Spent(rc.NoiseMultiplier, rc.SampleRate, rc.Steps, rc.Budget.Delta)
+		if err != nil {
+			roundEps = 0
+		}
+		sb := bySite[rc.Site]
+		if sb == nil {
+			sb = &report.SiteBudget{Site: rc.Site, Level: report.LevelRecord, Budget: rc.Budget.Epsilon,
+				SpentBefore: math.Max(0, rc.EpsilonSpent-roundEps)}
+			bySite[rc.Site] = sb
+			order = append(order, rc.Site)
+		} else if n := len(sb.Rounds); n > 0 {
+			roundEps = math.Max(0, rc.EpsilonSpent-sb.Rounds[n-1].Cumulative)
+		}
+		sb.Rounds = append(sb.Rounds, report.RoundSpend{Round: rc.Round, Epsilon: roundEps, Cumulative: rc.EpsilonSpent})
+		if r.Privacy.NoiseMultiplier == 0 {
+			r.Privacy.NoiseMultiplier = rc.NoiseMultiplier
+		}
+		if r.Privacy.SamplingRate == 0 {
+			r.Privacy.SamplingRate = rc.SampleRate
+		}
+		sum := sha256.Sum256(data)
+		r.Privacy.Receipts = append(r.Privacy.Receipts, report.Receipt{Site: rc.Site, Round: rc.Round, Level: report.LevelRecord,
+			Epsilon: roundEps, Cumulative: rc.EpsilonSpent, Delta: rc.Delta, UpdateHash: rc.UploadSHA256, IssuedAt: rc.Time,
+			KeyID: "site certificate; countersigned by " + c.cfg.AuditKey.ID(), Signature: "sha256:" + hex.EncodeToString(sum[:])})
+	}
+	slices.Sort(order)
+	for _, s := range order {
+		r.Privacy.Sites = append(r.Privacy.Sites, *bySite[s])
+	}
+	return nil
 }

@@ -26,7 +26,8 @@ var (
 	bModels    = []byte("models")
 	bEvents    = []byte("events")
 	bSites     = []byte("sites")
-	allBuckets = [][]byte{bMeta, bJobs, bBlobs, bBlobMeta, bUploads, bModels, bEvents, bSites}
+	bReceipts  = []byte("receipts") // countersigned privacy receipts, by job/round/site
+	allBuckets = [][]byte{bMeta, bJobs, bBlobs, bBlobMeta, bUploads, bModels, bEvents, bSites, bReceipts}
 )
 
 // ErrNotFound is returned when a job, blob, model or upload does not exist.

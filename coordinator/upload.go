@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
@@ -16,6 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/concord-fl/concord/coordinator/round"
+	"github.com/concord-fl/concord/privacy/audit"
+	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -58,7 +61,7 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 		return status.Errorf(codes.InvalidArgument, "unknown upload kind %v", h.Kind)
 	}
 	name := uploadBlob(h.JobId, kind, int(h.Round), site)
-	up, j, check, err := c.admitUpload(site, kind, h, name)
+	up, j, check, err := c.admitUpload(site, kind, h, name, peerKey(stream.Context()))
 	if err != nil {
 		c.bus.emit(Event{Kind: EvUploadRejected, Actor: "site:" + site, JobID: h.JobId, Round: int(h.Round), Site: site, Detail: "upload rejected: " + status.Convert(err).Message()})
 		return err
@@ -116,16 +119,17 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 		c.discardUpload(name)
 		return status.Errorf(codes.DataLoss, "upload checksum or size mismatch (%d of %d bytes): it was discarded; send it again", up.Bytes, up.TotalBytes)
 	}
-	if err := c.completeUpload(j, id, kind, name, up); err != nil {
+	countersigned, err := c.completeUpload(j, id, kind, name, up)
+	if err != nil {
 		c.bus.emit(Event{Kind: EvUploadRejected, Actor: "site:" + site, JobID: h.JobId, Round: int(h.Round), Site: site, Detail: "upload rejected: " + status.Convert(err).Message()})
 		return err
 	}
-	return send(&pb.UploadAck{Acknowledged: uint32(up.Received), Complete: true})
+	return send(&pb.UploadAck{Acknowledged: uint32(up.Received), Complete: true, CountersignedReceipt: countersigned})
 }
 
 // admitUpload checks an upload header and returns the (possibly resumed)
 // upload record.
-func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHeader, name string) (*uploadRecord, *job, chunkCheck, error) {
+func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHeader, name string, sitePub crypto.PublicKey) (*uploadRecord, *job, chunkCheck, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	j := c.jobs[h.JobId]
@@ -145,6 +149,11 @@ func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHead
 	if err := c.checkHeader(j, site, kind, h); err != nil {
 		return nil, nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
+	if kind == round.KindUpdate {
+		if err := checkReceipt(j, site, sitePub, h); err != nil {
+			return nil, nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
+		}
+	}
 	check, err := c.chunkChecker(j, kind, int(h.Round), site)
 	if err != nil {
 		return nil, nil, nil, status.Errorf(codes.FailedPrecondition, "%v", err)
@@ -157,7 +166,7 @@ func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHead
 	}
 	up := &uploadRecord{Site: site, Kind: kind, Round: int(h.Round), Nonce: want, TotalChunks: int(h.TotalChunks),
 		TotalBytes: int64(h.TotalBytes), SHA256: hex.EncodeToString(h.Sha256), Samples: h.SampleCount, Metrics: h.Metrics,
-		Recipients: h.Recipients}
+		Recipients: h.Recipients, Receipt: h.PrivacyReceipt}
 	if err := c.st.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, bUploads, name, up) }); err != nil {
 		return nil, nil, nil, status.Errorf(codes.Unavailable, "persist upload: %v", err)
 	}
@@ -266,21 +275,30 @@ func (c *Coordinator) discardUpload(name string) {
 // the ciphertexts to the round's encrypted sum) and records the delivery in
 // the job's state machine, all in one transaction: a crash leaves either
 // all of it or none, so an upload is never counted twice or lost.
-func (c *Coordinator) completeUpload(j *job, id Identity, kind round.Kind, name string, up *uploadRecord) error {
+func (c *Coordinator) completeUpload(j *job, id Identity, kind round.Kind, name string, up *uploadRecord) ([]byte, error) {
 	site := id.Name
 	if why := c.certProblem(id.Serial); why != "" {
 		c.discardUpload(name)
-		return status.Errorf(codes.PermissionDenied, "site %s: %s before its upload completed; the upload was discarded", site, why)
+		return nil, status.Errorf(codes.PermissionDenied, "site %s: %s before its upload completed; the upload was discarded", site, why)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.revoked[id.Serial] {
 		c.discardUpload(name)
-		return status.Errorf(codes.PermissionDenied, "site %s was revoked before its upload completed; the upload was discarded", site)
+		return nil, status.Errorf(codes.PermissionDenied, "site %s was revoked before its upload completed; the upload was discarded", site)
 	}
 	if err := j.m.Accept(site, kind, up.Round); err != nil {
 		c.discardUpload(name)
-		return status.Errorf(codes.FailedPrecondition, "%v", err)
+		return nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+	}
+	var countersigned []byte
+	if len(up.Receipt) > 0 {
+		k := c.cfg.AuditKey
+		var err error
+		if countersigned, err = dp.Countersign(up.Receipt, k.PrivateKey(), k.ID()); err != nil {
+			c.discardUpload(name)
+			return nil, status.Errorf(codes.Internal, "countersign the privacy receipt: %v", err)
+		}
 	}
 	prev := j.m.State()
 	prevSecure := cloneSecure(j.rec.Secure)
@@ -288,6 +306,11 @@ func (c *Coordinator) completeUpload(j *job, id Identity, kind round.Kind, name 
 	acts := j.m.Step(round.Event{Type: round.EvDelivered, Now: c.now(), Site: site, Kind: kind, Round: up.Round})
 	j.rec.State = j.m.State()
 	err := c.saveJob(j, func(tx *bolt.Tx) error {
+		if countersigned != nil {
+			if err := tx.Bucket(bReceipts).Put([]byte(receiptKey(j.rec.ID, up.Round, site)), countersigned); err != nil {
+				return err
+			}
+		}
 		if err := finishBlob(tx, name, blobInfo{Chunks: up.TotalChunks, Bytes: up.TotalBytes, SHA256: up.SHA256}); err != nil {
 			return err
 		}
@@ -304,7 +327,7 @@ func (c *Coordinator) completeUpload(j *job, id Identity, kind round.Kind, name 
 		j.m, _ = round.Restore(machineConfig(j.spec), prev)
 		j.rec.State, j.rec.Secure = prev, prevSecure
 		c.discardUpload(name)
-		return status.Errorf(codes.InvalidArgument, "upload rejected: %v", err)
+		return nil, status.Errorf(codes.InvalidArgument, "upload rejected: %v", err)
 	}
 	if rec := c.siteLocked(site); rec.LastFailure != nil {
 		rec.LastFailure = nil // it delivers again: the old failure no longer describes it
@@ -312,8 +335,13 @@ func (c *Coordinator) completeUpload(j *job, id Identity, kind round.Kind, name 
 	}
 	c.bus.emit(Event{Kind: EvUploadAccepted, Actor: "site:" + site, JobID: j.rec.ID, Round: up.Round, Site: site,
 		Detail: fmt.Sprintf("%s from %s accepted: %d bytes in %d chunks", kind, site, up.TotalBytes, up.TotalChunks)})
+	if countersigned != nil {
+		sum := sha256.Sum256(countersigned)
+		c.bus.emit(Event{Kind: EvPrivacyReceipt, Actor: "site:" + site, JobID: j.rec.ID, Round: up.Round, Site: site,
+			Detail: receiptDetail(up.Receipt), Data: []audit.DataField{{Name: "privacy-receipt", Size: uint64(len(countersigned)), SHA256: sum}}})
+	}
 	c.execute(j, acts)
-	return nil
+	return countersigned, nil
 }
 
 // Download streams a blob a task named. Sites may read the global models,
@@ -397,6 +425,8 @@ type uploadRecord struct {
 	Recipients  []string           `json:"recipients,omitempty"`
 	// NormSq is the running sum of squares of a plaintext update's values.
 	NormSq float64 `json:"norm_sq,omitempty"`
+	// Receipt is the site's signed privacy receipt for the update.
+	Receipt []byte `json:"receipt,omitempty"`
 }
 
 const clipAdvice = "the site must clip its update (the agent clips to training.clip_norm before sending)"

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/concord-fl/concord/privacy/audit"
+	"github.com/concord-fl/concord/privacy/audit/report"
 	"github.com/concord-fl/concord/privacy/dp"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
@@ -64,6 +66,29 @@ func TestRecordDPJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The compliance report of the first job states each site's epsilon,
+	// from the countersigned receipts, against its budget.
+	bundle, err := audit.ParseBundle(export(t, ctx, f, first.Id, "bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := audit.VerifierPublicKey(bundle.Keys.Log[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := report.ExtractAndVerify(export(t, ctx, f, first.Id, "json"), pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Privacy.Enabled || rep.Privacy.Level != report.LevelRecord || len(rep.Privacy.Receipts) != 4 || len(rep.Privacy.Sites) != 2 {
+		t.Fatalf("report DP section: enabled %v, level %s, %d receipts, %d sites", rep.Privacy.Enabled, rep.Privacy.Level, len(rep.Privacy.Receipts), len(rep.Privacy.Sites))
+	}
+	for _, sb := range rep.Privacy.Sites {
+		last := sb.Rounds[len(sb.Rounds)-1].Cumulative
+		if math.Abs(last-want) > 1e-6 || sb.Budget != budgets[sb.Site] {
+			t.Errorf("report: %s spent %v of %v, want %v of %v", sb.Site, last, sb.Budget, want, budgets[sb.Site])
+		}
+	}
 	for _, name := range []string{"site-a", "site-b"} {
 		f.StopSite(name)
 		rec, err := siteagent.ReadPrivacy(filepath.Join(f.Dir, "sites", name), time.Second)
@@ -98,6 +123,12 @@ func TestRecordDPJobs(t *testing.T) {
 		}
 		if rs := rec.Receipts[first.Id]; len(rs) != 2 {
 			t.Errorf("%s: %d receipts of the first job, want 2", name, len(rs))
+		} else {
+			for _, r := range rs {
+				if len(r.Countersigned) == 0 {
+					t.Errorf("%s: round %d's receipt came back without the coordinator's countersignature", name, r.Round)
+				}
+			}
 		}
 	}
 }
