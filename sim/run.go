@@ -15,6 +15,7 @@ import (
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/plot"
+	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
@@ -38,6 +39,11 @@ type Config struct {
 	LearningRate      float64
 	// ImagesPerSite is the generated hospitals' size (default 160).
 	ImagesPerSite int
+	// DPEpsilon > 0 turns on record-level DP-SGD: each site plans the noise
+	// that spends at most DPEpsilon (at DPDelta, default 1e-5) over the
+	// job, clipping each example's gradient to DPClip (default 1), and each
+	// site's budget is DPEpsilon.
+	DPEpsilon, DPDelta, DPClip float64
 	// Progress receives one line per round; nil discards.
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -121,6 +127,12 @@ func (c *Config) defaults() {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if c.DPDelta <= 0 {
+		c.DPDelta = 1e-5
+	}
+	if c.DPClip <= 0 {
+		c.DPClip = 1
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -170,7 +182,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	defer fed.Close()
 	for i, name := range sd.names {
-		if err := fed.AddSite(name, SiteOptions{Data: sd.data[i]}); err != nil {
+		o := SiteOptions{Data: sd.data[i]}
+		if cfg.DPEpsilon > 0 {
+			o.Privacy = siteagent.PrivacyPolicy{Budget: &dp.Budget{Level: dp.Record, Epsilon: cfg.DPEpsilon, Delta: cfg.DPDelta}}
+		}
+		if err := fed.AddSite(name, o); err != nil {
 			return Summary{}, err
 		}
 	}
@@ -191,6 +207,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	if cfg.Dataset == "" {
 		spec.Pipeline = generatedPipeline()
+	}
+	if cfg.DPEpsilon > 0 {
+		spec.Privacy.Level, spec.Privacy.Epsilon, spec.Privacy.Delta, spec.Privacy.ExampleClip = "record", cfg.DPEpsilon, cfg.DPDelta, cfg.DPClip
 	}
 	if cfg.SecureAggregation == "mhe" && cfg.Threshold > 0 {
 		spec.MinSites = uint32(cfg.Threshold)
