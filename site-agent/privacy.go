@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/concord-fl/concord/jobspec"
+	"github.com/concord-fl/concord/privacy/audit"
 	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -269,9 +270,8 @@ func updateReceipts(tx *bolt.Tx, job string, f func([]StoredReceipt) []StoredRec
 }
 
 // keepCountersigned stores the coordinator's countersignature of a sent
-// receipt, once it has checked that it is this site's receipt, unchanged.
-// The agent does not know the coordinator's audit key; whoever audits
-// checks the countersignature with it (dp.VerifyCountersigned).
+// receipt, once it has checked that it is this site's receipt, unchanged,
+// and countersigned with the coordinator's audit key the site pinned.
 func (a *Agent) keepCountersigned(job string, sub *submission, cs []byte) {
 	if len(sub.Receipt) == 0 {
 		return
@@ -286,6 +286,15 @@ func (a *Agent) keepCountersigned(job string, sub *submission, cs []byte) {
 		return
 	}
 	r, err := dp.VerifyReceipt(cs, signer.Public())
+	if err == nil {
+		// With the coordinator's audit key pinned (witness.go), check its
+		// countersignature too.
+		if vkey := a.st.auditGet(kLogKey); vkey != nil {
+			if coordPub, _, kerr := audit.VerifierPublicKey(string(vkey)); kerr == nil {
+				_, _, err = dp.VerifyCountersigned(cs, signer.Public(), coordPub)
+			}
+		}
+	}
 	sum := hex.EncodeToString(sub.SHA256)
 	if err == nil && (r.UploadSHA256 != sum || r.JobID != job) {
 		err = errors.New("it is the receipt of another upload")
