@@ -104,6 +104,9 @@ type Config struct {
 	// AuditOrigin names the audit log in its checkpoints (default
 	// "concord/audit").
 	AuditOrigin string
+	// Consortium is the consortium's name in compliance reports (default:
+	// AuditOrigin).
+	Consortium string
 	// AcceptBrokenAuditLog lets the coordinator start on an audit log that
 	// fails verification; the override is itself recorded in the log.
 	AcceptBrokenAuditLog bool
@@ -186,6 +189,9 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.AuditOrigin == "" {
 		cfg.AuditOrigin = "concord/audit"
+	}
+	if cfg.Consortium == "" {
+		cfg.Consortium = cfg.AuditOrigin
 	}
 	if cfg.AuditKey == nil {
 		k, err := auditKey(filepath.Join(filepath.Dir(cfg.StatePath), "audit-key.pem"))

@@ -79,7 +79,7 @@ func (c *Coordinator) buildReport(jobID string, by Identity, t *audit.Trust) (*r
 	c.mu.Unlock()
 	slices.Sort(sites)
 
-	r := &report.Report{Schema: report.Schema, Consortium: c.cfg.AuditOrigin,
+	r := &report.Report{Schema: report.Schema, Consortium: c.cfg.Consortium,
 		Subject:     report.Subject{JobID: jobID, JobName: spec.Name, ModelVersion: rec.ModelVersion},
 		GeneratedAt: c.now().UTC(), GeneratedBy: by.String(),
 		Purpose:    orPlaceholder(spec.GetPurpose(), "the purpose of the processing (job spec: purpose)"),

@@ -135,7 +135,8 @@ func (f *Federation) StartCoordinator(addr string, tick time.Duration) error {
 	c, err := coordinator.New(coordinator.Config{Listen: addr, TLS: f.coordTLS, Inventory: f.inventory,
 		StatePath: f.statePath, Logger: f.Log.With("component", "coordinator"), TickInterval: tick, HeartbeatInterval: 2 * time.Second,
 		ShutdownGrace: 2 * time.Second, MetricsListen: "127.0.0.1:0", Rand: f.seededRand("coordinator"),
-		CheckpointInterval: 300 * time.Millisecond, AcceptBrokenAuditLog: f.AcceptBrokenAuditLog})
+		CheckpointInterval: 300 * time.Millisecond, AcceptBrokenAuditLog: f.AcceptBrokenAuditLog,
+		Consortium: "Concord simulation", AuditOrigin: "concord.sim/audit"})
 	if err != nil {
 		return err
 	}

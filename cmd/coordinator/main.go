@@ -47,6 +47,8 @@ type fileConfig struct {
 		Origin string `yaml:"origin"`
 		Key    string `yaml:"key"`
 	} `yaml:"audit"`
+	// Consortium is the consortium's name in compliance reports.
+	Consortium string `yaml:"consortium"`
 	// Limits bound every submitted job; 0 or absent keeps jobspec's default.
 	Limits struct {
 		MaxModelParams   uint64 `yaml:"max_model_params"`
@@ -170,5 +172,5 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 	}
 	return coordinator.Config{Listen: listen, TLS: tlsCfg, Inventory: inv, StatePath: filepath.Join(stateDir, "coordinator.db"),
 		Logger: logger, ShutdownGrace: grace, MetricsListen: fc.MetricsListen, Limits: lim,
-		AuditOrigin: fc.Audit.Origin, AuditKey: auditKey}, logger, nil
+		AuditOrigin: fc.Audit.Origin, AuditKey: auditKey, Consortium: fc.Consortium}, logger, nil
 }
