@@ -64,13 +64,13 @@ func (s *session) closeWith(st *status.Status) {
 // when a site connects, disconnects or changes its health, not on every
 // heartbeat.
 type siteRecord struct {
-	Name        string       `json:"name"`
-	Version     string       `json:"version"`
-	LastSeen    time.Time    `json:"last_seen"`
-	Examples    uint64       `json:"examples"`
-	DataProblem string       `json:"data_problem,omitempty"`
+	Name        string    `json:"name"`
+	Version     string    `json:"version"`
+	LastSeen    time.Time `json:"last_seen"`
+	Examples    uint64    `json:"examples"`
+	DataProblem string    `json:"data_problem,omitempty"`
 	// WitnessKey is the site's audit witness key, as it last presented it.
-	WitnessKey string `json:"witness_key,omitempty"`
+	WitnessKey  string       `json:"witness_key,omitempty"`
 	LastFailure *siteFailure `json:"last_failure,omitempty"`
 }
 
