@@ -297,3 +297,61 @@ func TestAuditLogDetectsTampering(t *testing.T) {
 		t.Fatal("an edited record passed verification")
 	}
 }
+
+// TestWitnessKeepsUpWhenTheLogMovesOn: a site cosigns a checkpoint after
+// the coordinator signed a newer one. The coordinator still learns the size
+// the site witnessed, so the next offer's proof starts where the site is
+// (before, it restarted from the old size and the site refused every later
+// checkpoint).
+func TestWitnessKeepsUpWhenTheLogMovesOn(t *testing.T) {
+	c := testCoordinator(t)
+	wkey, err := audit.GenerateKey(nil, "st-marys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := audit.NewTrust("concord/test", []string{c.cfg.AuditKey.Verifier()}, nil, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := audit.NewWitness(wkey, trust, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.bus.emit(Event{Kind: EvRoundNote, Detail: "one"})
+	a, sizeA, err := c.bus.checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.bus.emit(Event{Kind: EvRoundNote, Detail: "two"})
+	if _, _, err := c.bus.checkpoint(); err != nil { // the log moved on
+		t.Fatal(err)
+	}
+	line, err := w.Update(a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.bus.cosign(a, line, wkey.Verifier())
+	if err != nil || got != sizeA {
+		t.Fatalf("cosignature of the older checkpoint: size %d, %v; want %d", got, err, sizeA)
+	}
+	b, sizeB, err := c.bus.checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := c.bus.proof(got, sizeB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err = w.Update(b, proof)
+	if err != nil {
+		t.Fatalf("the next checkpoint, proved from the size the site witnessed: %v", err)
+	}
+	if got, err := c.bus.cosign(b, line, wkey.Verifier()); err != nil || got != sizeB {
+		t.Fatalf("cosignature of the latest: %d, %v", got, err)
+	}
+	latest, _ := c.bus.alog.Latest()
+	full, _ := audit.NewTrust("concord/test", []string{c.cfg.AuditKey.Verifier()}, nil, []string{wkey.Verifier()}, 1)
+	if _, cosigners, err := audit.OpenCheckpoint(latest, full); err != nil || len(cosigners) != 1 {
+		t.Fatalf("stored checkpoint cosigners %v, %v", cosigners, err)
+	}
+}

@@ -36,6 +36,7 @@ type session struct {
 	// and the size last offered to it (guarded by Coordinator.mu).
 	witnessKey         string
 	witnessed, offered uint64
+	offeredSigned      []byte
 }
 
 func (s *session) send(m *pb.CoordinatorMessage) {

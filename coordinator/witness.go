@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -72,20 +73,18 @@ func (b *bus) proof(from, to uint64) ([][]byte, error) {
 	return b.alog.ConsistencyProof(from, to)
 }
 
-// cosign adds a witness's cosignature line to the latest checkpoint, after
-// checking it is that witness's signature over that checkpoint.
-func (b *bus) cosign(line []byte, witnessKey string) (uint64, error) {
+// cosign checks that line is witnessKey's cosignature of the checkpoint
+// offered (the site accepted that size), and adds it to the stored latest
+// checkpoint when that is still the one offered. It returns the size the
+// site now witnesses.
+func (b *bus) cosign(offered, line []byte, witnessKey string) (uint64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	latest, err := b.alog.Latest()
-	if err != nil || latest == nil {
-		return 0, fmt.Errorf("no checkpoint to cosign: %v", err)
-	}
-	merged, err := audit.AddCosignatures(latest, line)
+	t, err := audit.NewTrust(b.alog.Origin(), []string{b.key.Verifier()}, nil, []string{witnessKey}, 1)
 	if err != nil {
 		return 0, err
 	}
-	t, err := audit.NewTrust(b.alog.Origin(), []string{b.key.Verifier()}, nil, []string{witnessKey}, 1)
+	merged, err := audit.AddCosignatures(offered, line)
 	if err != nil {
 		return 0, err
 	}
@@ -96,10 +95,18 @@ func (b *bus) cosign(line []byte, witnessKey string) (uint64, error) {
 	if len(cosigners) != 1 {
 		return 0, errors.New("the cosignature is not by the site's witness key")
 	}
-	if err := b.alog.Publish(merged); err != nil {
-		return 0, err
+	latest, err := b.alog.Latest()
+	if err != nil || latest == nil {
+		return cp.Size, err
 	}
-	return cp.Size, nil
+	if lc, _, err := audit.OpenCheckpoint(latest, t); err != nil || lc.Size != cp.Size || !bytes.Equal(lc.Root, cp.Root) {
+		return cp.Size, nil // a newer checkpoint is out: the site will cosign that one
+	}
+	withSite, err := audit.AddCosignatures(latest, line)
+	if err != nil {
+		return cp.Size, err
+	}
+	return cp.Size, b.alog.Publish(withSite)
 }
 
 // publishCheckpoint signs a checkpoint if the log grew and sends it to
@@ -121,7 +128,7 @@ func (c *Coordinator) publishCheckpoint() {
 			c.log.Error("audit consistency proof", "site", s.site, "from", s.witnessed, "to", size, "err", err)
 			continue
 		}
-		s.offered = size
+		s.offered, s.offeredSigned = size, signed
 		s.send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Checkpoint{Checkpoint: &pb.AuditCheckpoint{
 			Signed: signed, FromSize: s.witnessed, Consistency: proof}}})
 	}
@@ -130,22 +137,20 @@ func (c *Coordinator) publishCheckpoint() {
 // cosigned takes a site's cosignature of the checkpoint it was offered.
 func (c *Coordinator) cosigned(s *session, line []byte) {
 	c.mu.Lock()
-	key := s.witnessKey
+	key, offered := s.witnessKey, s.offeredSigned
 	c.mu.Unlock()
-	if key == "" {
+	if key == "" || offered == nil {
 		return
 	}
-	size, err := c.bus.cosign(line, key)
-	if err != nil {
-		// The site cosigned an older checkpoint, or something else: it
-		// is offered the next one.
-		c.log.Warn("audit cosignature not added", "site", s.site, "err", err)
-		c.mu.Lock()
-		s.offered = s.witnessed
-		c.mu.Unlock()
-		return
-	}
+	size, err := c.bus.cosign(offered, line, key)
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		// Not a cosignature of what was offered: offer again from what
+		// the site last witnessed.
+		c.log.Warn("audit cosignature refused", "site", s.site, "err", err)
+		s.offered = s.witnessed
+		return
+	}
 	s.witnessed = size
-	c.mu.Unlock()
 }

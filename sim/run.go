@@ -80,6 +80,8 @@ type Summary struct {
 	// AuditVerified says the job's exported audit bundle verified offline
 	// with its witnesses' cosignatures (audit/ holds it and the reports).
 	AuditVerified bool `json:"audit_verified"`
+	// AuditError says why the audit bundle did not verify.
+	AuditError string `json:"audit_error,omitempty"`
 }
 
 // Metrics are held-out test metrics of a model.
