@@ -108,6 +108,18 @@ type KitConfig struct {
 	// StateDir defaults to /var/lib/concord/agent for a site and
 	// /var/lib/concord/coordinator for the coordinator.
 	StateDir string
+	// Audit names the audit log and the key files of the kit: the
+	// coordinator's log key, or a site's witness key and the log key it
+	// pins (privacy/audit). Empty: not written.
+	Audit KitAudit
+}
+
+// KitAudit is the audit section of a kit's config file.
+type KitAudit struct {
+	Origin     string `yaml:"origin,omitempty"`
+	Key        string `yaml:"key,omitempty"`         // coordinator: its log key file
+	WitnessKey string `yaml:"witness_key,omitempty"` // site: its witness key file
+	LogKey     string `yaml:"log_key,omitempty"`     // site: the coordinator's log key to pin
 }
 
 // DefaultPort is the coordinator's port unless told otherwise.
@@ -138,10 +150,11 @@ func ConfigYAML(kit Kit, c KitConfig) ([]byte, error) {
 			Data        struct {
 				Dir string `yaml:"dir"`
 			} `yaml:"data,flow"`
-			StateDir string `yaml:"state_dir"`
+			StateDir string    `yaml:"state_dir"`
+			Audit    *KitAudit `yaml:"audit,omitempty"`
 		}{Site: kit.Name, Coordinator: c.CoordinatorAddr, TLS: kitTLS, Data: struct {
 			Dir string `yaml:"dir"`
-		}{or(c.DataDir, "/var/lib/concord/images")}, StateDir: or(c.StateDir, "/var/lib/concord/agent")}
+		}{or(c.DataDir, "/var/lib/concord/images")}, StateDir: or(c.StateDir, "/var/lib/concord/agent"), Audit: c.Audit.orNil()}
 		header = "Concord site agent for site " + kit.Name
 	case RoleAdmin, RoleAuditor, RoleObserver:
 		if err := CheckAddr(c.CoordinatorAddr); err != nil {
@@ -161,7 +174,8 @@ func ConfigYAML(kit Kit, c KitConfig) ([]byte, error) {
 			TLS       tlsSection `yaml:"tls,flow"`
 			Inventory string     `yaml:"inventory"`
 			StateDir  string     `yaml:"state_dir"`
-		}{or(c.Listen, ":"+strconv.Itoa(DefaultPort)), kitTLS, c.InventoryPath, or(c.StateDir, "/var/lib/concord/coordinator")}
+			Audit     *KitAudit  `yaml:"audit,omitempty"`
+		}{or(c.Listen, ":"+strconv.Itoa(DefaultPort)), kitTLS, c.InventoryPath, or(c.StateDir, "/var/lib/concord/coordinator"), c.Audit.orNil()}
 		header = "Concord coordinator " + kit.Name
 	default:
 		return nil, fmt.Errorf("config for role %q: %w", kit.Role, ErrInvalidIdentity)
@@ -185,6 +199,13 @@ func CheckAddr(addr string) error {
 		return fmt.Errorf("coordinator address %q: port must be 1-65535", addr)
 	}
 	return nil
+}
+
+func (a KitAudit) orNil() *KitAudit {
+	if a == (KitAudit{}) {
+		return nil
+	}
+	return &a
 }
 
 func or(s, def string) string {

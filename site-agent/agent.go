@@ -72,6 +72,14 @@ type Config struct {
 	Coordinator string
 	// TLS is the client configuration with the site's certificate.
 	TLS *tls.Config
+	// WitnessKey signs the site's cosignatures of audit checkpoints; nil
+	// means a key kept in the agent's state, made on first start.
+	WitnessKey *audit.Key
+	// AuditLogKey and AuditOrigin, when set (from the site's kit), are the
+	// coordinator's audit log key and log name the site witnesses; the
+	// coordinator's Welcome must present the same. Empty: pinned from the
+	// first Welcome.
+	AuditLogKey, AuditOrigin string
 	// Proxy, when set, is an http:// or https:// proxy reached with CONNECT.
 	Proxy *url.URL
 	// StateDir holds the agent database and pending updates.
@@ -169,10 +177,18 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	wk, err := st.witnessKey(siteName(cfg))
-	if err != nil {
-		st.close()
-		return nil, fmt.Errorf("audit witness key: %w", err)
+	wk := cfg.WitnessKey
+	if wk == nil {
+		if wk, err = st.witnessKey(siteName(cfg)); err != nil {
+			st.close()
+			return nil, fmt.Errorf("audit witness key: %w", err)
+		}
+	}
+	if cfg.AuditLogKey != "" {
+		if err := st.pinLogKey(cfg.AuditLogKey, cfg.AuditOrigin); err != nil {
+			st.close()
+			return nil, err
+		}
 	}
 	w := &tlsWatch{}
 	opts := []grpc.DialOption{

@@ -123,6 +123,28 @@ func (a *Agent) witness() (*audit.Witness, error) {
 	return audit.NewWitness(a.witnessKey, t, a.st.auditGet(kWitnessed))
 }
 
+// pinLogKey pins the log key from the site's kit; a state that pinned
+// another key (a reissued coordinator kit) is a change the site's IT must
+// see, so the agent refuses to start on it.
+func (s *state) pinLogKey(logKey, origin string) error {
+	if origin == "" {
+		origin = "concord/audit"
+	}
+	if _, err := audit.NewTrust(origin, []string{logKey}, nil, nil, 0); err != nil {
+		return fmt.Errorf("audit.log_key in the config: %w", err)
+	}
+	pinned := s.auditGet(kLogKey)
+	switch {
+	case pinned == nil:
+		return s.auditPut(kLogKey, []byte(logKey), kOrigin, []byte(origin))
+	case string(pinned) != logKey:
+		return fmt.Errorf("audit.log_key in the config is not the coordinator key this site witnessed so far (%s): "+
+			"if the consortium issued a new coordinator kit, confirm it with the consortium admin, then move the agent's state folder aside to start witnessing anew",
+			bounded(string(pinned), 120))
+	}
+	return nil
+}
+
 // pinLog records the log's origin and key from the first Welcome that
 // names them, and refuses a later change.
 func (a *Agent) pinLog(w *pb.Welcome) error {

@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/concord-fl/concord/cmd/internal/cli"
 	"github.com/concord-fl/concord/pki"
+	"github.com/concord-fl/concord/privacy/audit"
 )
 
 // pkiCommand is `concordctl pki ...`: the consortium CA and startup kits.
@@ -209,12 +213,21 @@ func setupIssue(fs *flag.FlagSet) func(io.Writer) error {
 		if err != nil {
 			return err
 		}
+		auditKey, err := kitAuditKey(*dir, role, name, &kc)
+		if err != nil {
+			return err
+		}
 		cfg, err := pki.ConfigYAML(kit, kc)
 		if err != nil {
 			return err
 		}
 		if err := pki.WriteKit(*out, kit, cfg); err != nil {
 			return fmt.Errorf("%w (certificate %s was issued and recorded; revoke it with pki revoke if you will not use it)", err, kit.Serial)
+		}
+		if auditKey != nil {
+			if err := writeKitAuditKey(*dir, *out, role, auditKey); err != nil {
+				return err
+			}
 		}
 		cfgName := pki.ConfigFileName(role)
 		var older []string
@@ -335,4 +348,105 @@ func setupList(fs *flag.FlagSet) func(io.Writer) error {
 		}
 		return tw.Flush()
 	}
+}
+
+// The consortium's audit trust file (ca/audit-trust.txt) is kept by the CA:
+// issuing the coordinator's kit makes its audit log key, issuing a site's
+// kit makes its witness key, and each public key goes into the trust file,
+// which a compliance officer gives to `concordctl audit verify --trust`.
+// So the keys an auditor trusts come from the consortium's CA, not from
+// the coordinator whose log is being checked.
+
+// AuditTrustFile is the trust file's name in the CA folder.
+const AuditTrustFile = "audit-trust.txt"
+
+const (
+	kitAuditKeyFile   = "audit-key.pem"
+	kitWitnessKeyFile = "witness-key.pem"
+	auditOrigin       = "concord/audit"
+)
+
+// kitAuditKey makes the audit key of a coordinator or site kit and fills
+// the kit config's audit section.
+func kitAuditKey(caDir string, role pki.Role, name string, kc *pki.KitConfig) (*audit.Key, error) {
+	switch role {
+	case pki.RoleCoordinator:
+		kc.Audit = pki.KitAudit{Origin: auditOrigin, Key: kitAuditKeyFile}
+		return audit.GenerateKey(nil, "coordinator")
+	case pki.RoleSite:
+		kc.Audit = pki.KitAudit{Origin: auditOrigin, WitnessKey: kitWitnessKeyFile}
+		if logs, _, err := readTrustKeys(filepath.Join(caDir, AuditTrustFile)); err == nil && len(logs) > 0 {
+			kc.Audit.LogKey = logs[len(logs)-1]
+		}
+		return audit.GenerateKey(nil, name)
+	}
+	return nil, nil
+}
+
+// writeKitAuditKey writes the key into the kit and its public key into the
+// consortium's trust file: a new log key replaces the old one, a site's new
+// witness key replaces that site's old one, and the quorum is a majority
+// of the witnesses.
+func writeKitAuditKey(caDir, kitDir string, role pki.Role, k *audit.Key) error {
+	file := kitWitnessKeyFile
+	if role == pki.RoleCoordinator {
+		file = kitAuditKeyFile
+	}
+	if err := audit.WriteKeyFile(filepath.Join(kitDir, file), k); err != nil {
+		return err
+	}
+	path := filepath.Join(caDir, AuditTrustFile)
+	logs, witnesses, err := readTrustKeys(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("audit trust file: %w", err)
+	}
+	sameName := func(v string) bool { n, _, _ := strings.Cut(v, "+"); return n == k.Name() }
+	if role == pki.RoleCoordinator {
+		logs = []string{k.Verifier()}
+	} else {
+		witnesses = append(slices.DeleteFunc(witnesses, sameName), k.Verifier())
+	}
+	if len(logs) == 0 {
+		// Sites issued before the coordinator: the trust file waits for its
+		// log key, and those sites pin it from their first connection.
+		return os.WriteFile(path, pendingTrust(witnesses), 0o644)
+	}
+	quorum := 0
+	if len(witnesses) > 0 {
+		quorum = len(witnesses)/2 + 1
+	}
+	t, err := audit.NewTrust(auditOrigin, logs, nil, witnesses, quorum)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, t.Marshal(), 0o644)
+}
+
+// pendingTrust is a trust file without a log key yet.
+func pendingTrust(witnesses []string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "origin %s\n# log KEY: written when the coordinator's kit is issued\n", auditOrigin)
+	for _, w := range witnesses {
+		fmt.Fprintf(&b, "witness %s\n", w)
+	}
+	return []byte(b.String())
+}
+
+// readTrustKeys reads the log and witness keys of a trust file, which may
+// not have its log key yet.
+func readTrustKeys(path string) (logs, witnesses []string, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		switch f := strings.Fields(line); {
+		case len(f) == 2 && f[0] == "log":
+			logs = append(logs, f[1])
+		case len(f) == 2 && f[0] == "witness":
+			witnesses = append(witnesses, f[1])
+		}
+	}
+	return logs, witnesses, nil
 }

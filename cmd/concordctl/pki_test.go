@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/concord-fl/concord/pki"
+	"github.com/concord-fl/concord/privacy/audit"
 )
 
 // runPKI runs `concordctl pki ARGS` (a leading "pki" in args is accepted).
@@ -63,9 +64,28 @@ func TestCommandFlow(t *testing.T) {
 		Data        struct {
 			Dir string `yaml:"dir"`
 		} `yaml:"data"`
-		StateDir string `yaml:"state_dir"`
+		StateDir string       `yaml:"state_dir"`
+		Audit    pki.KitAudit `yaml:"audit"`
 	}
 	readYAML(t, filepath.Join(siteKit, pki.AgentConfigFile), &agent)
+	// The consortium's trust file names the coordinator's log key and the
+	// site's witness key, the same keys the kits hold.
+	trust, err := audit.ReadTrustFile(filepath.Join(ca, AuditTrustFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	coordKey, err := audit.ReadKeyFile(filepath.Join(coordKit, "audit-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	siteKey, err := audit.ReadKeyFile(filepath.Join(siteKit, agent.Audit.WitnessKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trust.Logs) != 1 || trust.Logs[0] != coordKey.Verifier() || agent.Audit.LogKey != coordKey.Verifier() ||
+		len(trust.Witnesses) != 1 || trust.Witnesses[0] != siteKey.Verifier() || trust.Quorum != 1 {
+		t.Errorf("trust file %+v; site pins %q; keys %s, %s", trust, agent.Audit.LogKey, coordKey.Verifier(), siteKey.Verifier())
+	}
 	if agent.Site != "st-marys" || agent.Coordinator != "coord.example.org:7443" ||
 		agent.Data.Dir != "/var/lib/concord/images" || agent.StateDir != "/var/lib/concord/agent" {
 		t.Errorf("agent.yaml = %+v", agent)
@@ -91,6 +111,7 @@ func TestCommandFlow(t *testing.T) {
 		TLS       pki.TLSFiles `yaml:"tls"`
 		Inventory string       `yaml:"inventory"`
 		StateDir  string       `yaml:"state_dir"`
+		Audit     pki.KitAudit `yaml:"audit"`
 	}
 	readYAML(t, filepath.Join(coordKit, pki.CoordinatorConfigFile), &coord)
 	if coord.Listen != ":7443" || coord.Inventory != filepath.Join(ca, pki.InventoryFile) {
@@ -163,6 +184,7 @@ func TestIssueForOneMachine(t *testing.T) {
 		TLS       pki.TLSFiles `yaml:"tls"`
 		Inventory string       `yaml:"inventory"`
 		StateDir  string       `yaml:"state_dir"`
+		Audit     pki.KitAudit `yaml:"audit"`
 	}
 	readYAML(t, filepath.Join(coord, pki.CoordinatorConfigFile), &c)
 	if c.Listen != addr || c.StateDir != "state" {
@@ -180,7 +202,8 @@ func TestIssueForOneMachine(t *testing.T) {
 			Data        struct {
 				Dir string `yaml:"dir"`
 			} `yaml:"data"`
-			StateDir string `yaml:"state_dir"`
+			StateDir string       `yaml:"state_dir"`
+			Audit    pki.KitAudit `yaml:"audit"`
 		}
 		readYAML(t, filepath.Join(kit, pki.AgentConfigFile), &a)
 		if a.Coordinator != addr || a.StateDir != "state" || a.Data.Dir != "/data/"+site {

@@ -28,6 +28,7 @@ import (
 	"github.com/concord-fl/concord/internal/daemon"
 	"github.com/concord-fl/concord/internal/version"
 	"github.com/concord-fl/concord/pki"
+	"github.com/concord-fl/concord/privacy/audit"
 	"github.com/concord-fl/concord/privacy/dp"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
@@ -88,6 +89,9 @@ type fileConfig struct {
 		Dataset  string `yaml:"dataset"`  // the dataset file on the trainer's node
 	} `yaml:"trainer"`
 	KeyPassphraseFile string `yaml:"key_passphrase_file"`
+	// Audit: the site's witness key file and the coordinator's log key it
+	// pins, written by concordctl pki issue (privacy/audit).
+	Audit pki.KitAudit `yaml:"audit"`
 	// Privacy is the hospital's differential privacy policy.
 	Privacy struct {
 		// Budget is the record-level (epsilon, delta) the site agrees to
@@ -216,6 +220,12 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	} else {
 		return siteagent.Config{}, nil, noop, errors.New("set key_passphrase_file in the config or CONCORD_KEY_PASSPHRASE: the site's secret keys are stored encrypted with it")
 	}
+	if fc.Audit.WitnessKey != "" {
+		if cfg.WitnessKey, err = audit.ReadKeyFile(abs(fc.Audit.WitnessKey)); err != nil {
+			return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: audit.witness_key: %w", path, err)
+		}
+	}
+	cfg.AuditOrigin, cfg.AuditLogKey = fc.Audit.Origin, fc.Audit.LogKey
 	closeFn := noop
 	if fc.Trainer.External != "" {
 		t, err := siteagent.NewExternalTrainer(context.Background(), extrainer.Config{Address: fc.Trainer.External, Logger: logger}, fc.Trainer.Dataset)
