@@ -192,6 +192,11 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 				return
 			}
 			sess.lastRecv.Store(time.Now().UnixNano())
+			// In memory only: the record is written on connect, disconnect
+			// and health changes, not on every heartbeat.
+			c.mu.Lock()
+			c.siteLocked(site).LastSeen = c.now().UTC()
+			c.mu.Unlock()
 			switch {
 			case m.GetStatus() != nil && m.GetStatus().State == "failed":
 				st := m.GetStatus()
