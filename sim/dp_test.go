@@ -95,6 +95,24 @@ func TestRecordDPJobs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The site's own log of what left it: both updates of the first
+		// job, with their hashes, countersigned.
+		sent, err := siteagent.ReadSent(filepath.Join(f.Dir, "sites", name), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		updates := 0
+		for _, e := range sent {
+			if e.JobID == first.Id && e.Kind == "UPLOAD_KIND_UPDATE" {
+				updates++
+				if !e.Countersigned || len(e.SHA256) != 64 || e.Bytes == 0 {
+					t.Errorf("%s: sent entry %+v", name, e)
+				}
+			}
+		}
+		if updates != 2 {
+			t.Errorf("%s: the sent log has %d updates of the first job, want 2: %+v", name, updates, sent)
+		}
 		var ofFirst []dp.Entry
 		for _, e := range rec.Ledger.Entries() {
 			if e.JobID == first.Id {

@@ -53,8 +53,7 @@ func (a *Agent) upload(ctx context.Context, sub *submission, h *pb.UploadHeader)
 	if status.Code(err) == codes.AlreadyExists {
 		// The coordinator has it already (its acknowledgement was lost on
 		// the way back): done.
-		sub.Complete = true
-		return a.st.putSubmission(sub)
+		return a.st.completeSubmission(sub, h, false)
 	}
 	if err != nil {
 		return uploadErr(err, nil)
@@ -92,8 +91,7 @@ func (a *Agent) upload(ctx context.Context, sub *submission, h *pb.UploadHeader)
 		}
 	}
 	stream.CloseSend()
-	sub.Complete = true
-	if err := a.st.putSubmission(sub); err != nil {
+	if err := a.st.completeSubmission(sub, h, len(countersigned) > 0); err != nil {
 		return err
 	}
 	a.keepCountersigned(h.JobId, sub, countersigned)

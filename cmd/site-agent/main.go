@@ -65,6 +65,11 @@ func commands() []*cli.Command {
 		cli.Leaf(&cli.Command{Name: "privacy", Args: "[--config agent.yaml | --state DIR] [--json]",
 			Synopsis: "show the site's privacy ledger: budget, epsilon spent, every release and its receipt",
 			Help:     privacyHelp}, privacyCmd),
+		cli.Leaf(&cli.Command{Name: "sent", Args: "[--config agent.yaml | --state DIR] [--json]",
+			Synopsis: "list everything this site sent that the coordinator confirmed (sizes and SHA-256, never content)",
+			Help: "Read the agent's own log of what left the site: every upload the coordinator confirmed, with its\n" +
+				"job, round, kind, size, SHA-256 and whether its privacy receipt came back countersigned. It reads\n" +
+				"the state folder without changing it; stop a running agent first."}, sentCmd),
 		cli.Version("site-agent", version.Of(siteagent.Version)),
 	}
 }

@@ -1,0 +1,106 @@
+package siteagent
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// The site keeps its own log of everything that left it: each upload the
+// coordinator confirmed, with its size and SHA-256 (never its content) and
+// whether its privacy receipt came back countersigned. With the audit log
+// the coordinator keeps (which the site witnesses) and the countersigned
+// receipts, a hospital can show what it shared, from its own records.
+
+var bSent = []byte("sent")
+
+// SentEntry is one upload the coordinator confirmed.
+type SentEntry struct {
+	Time          time.Time `json:"time"`
+	JobID         string    `json:"job_id"`
+	Round         uint32    `json:"round"`
+	Kind          string    `json:"kind"`
+	Bytes         int64     `json:"bytes"`
+	SHA256        string    `json:"sha256"`
+	Receipt       bool      `json:"privacy_receipt"`
+	Countersigned bool      `json:"countersigned"`
+}
+
+// completeSubmission marks an upload complete and appends it to the sent
+// log, in one transaction.
+func (s *state) completeSubmission(sub *submission, h *pb.UploadHeader, countersigned bool) error {
+	sub.Complete = true
+	data, err := json.Marshal(sub)
+	if err != nil {
+		return err
+	}
+	e := SentEntry{Time: time.Now().UTC(), JobID: h.JobId, Round: h.Round, Kind: h.Kind.String(), Bytes: sub.Bytes,
+		SHA256: hex.EncodeToString(sub.SHA256), Receipt: len(sub.Receipt) > 0, Countersigned: countersigned}
+	entry, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bSubmissions).Put([]byte(sub.Key), data); err != nil {
+			return err
+		}
+		b, err := tx.CreateBucketIfNotExists(bSent)
+		if err != nil {
+			return err
+		}
+		n, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		return b.Put(u64be(n), entry)
+	})
+}
+
+func u64be(n uint64) []byte {
+	var b [8]byte
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(n)
+		n >>= 8
+	}
+	return b[:]
+}
+
+// ReadSent reads the sent log from an agent's state folder, read-only.
+func ReadSent(stateDir string, timeout time.Duration) ([]SentEntry, error) {
+	path := filepath.Join(stateDir, "agent.db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no agent state in %s: %w (check state_dir in agent.yaml)", stateDir, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is locked by a running agent; stop the agent to read its log", ErrStateLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open agent state %s: %w", path, err)
+	}
+	defer db.Close()
+	out := []SentEntry{}
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bSent)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			var e SentEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
