@@ -77,23 +77,39 @@ func pageSize(n uint32) int {
 }
 
 // within runs op and gives up after d, or when ctx ends: a peer that stops
-// reading (a blocked Send) or stops sending (a blocked Recv) costs only its
-// own stream. On a time-out the handler returns, gRPC tears the stream down
-// and op, still running, returns then; op must touch nothing else after.
+// reading (a blocked Send) costs only its own stream. On a time-out the
+// handler returns, gRPC tears the stream down and op, still running,
+// returns then; op must touch nothing else after.
 func within(ctx context.Context, d time.Duration, what string, op func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- op() }()
+	_, err := withinValue(ctx, d, what, func() (struct{}, error) { return struct{}{}, op() })
+	return err
+}
+
+// withinValue is within for an op with a result (a blocked Recv). The
+// result travels through the channel, so nothing is shared with an op
+// still running after a time-out.
+func withinValue[T any](ctx context.Context, d time.Duration, what string, op func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := op()
+		done <- result{v, err}
+	}()
 	t := time.NewTimer(d)
 	defer t.Stop()
+	var zero T
 	select {
-	case err := <-done:
-		return err
+	case r := <-done:
+		return r.v, r.err
 	case <-t.C:
-		return status.Errorf(codes.DeadlineExceeded, "%s took longer than %v: the stream was closed", what, d)
+		return zero, status.Errorf(codes.DeadlineExceeded, "%s took longer than %v: the stream was closed", what, d)
 	case <-ctx.Done():
 		if err := context.Cause(ctx); err != nil && status.Code(err) != codes.Unknown {
-			return err
+			return zero, err
 		}
-		return status.FromContextError(ctx.Err()).Err()
+		return zero, status.FromContextError(ctx.Err()).Err()
 	}
 }

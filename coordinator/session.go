@@ -153,8 +153,8 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 	}
 	site := id.Name
 	ctx := stream.Context()
-	var first *pb.AgentMessage
-	if err := within(ctx, c.cfg.StreamTimeout, "waiting for Hello", func() (err error) { first, err = stream.Recv(); return err }); err != nil {
+	first, err := withinValue(ctx, c.cfg.StreamTimeout, "waiting for Hello", stream.Recv)
+	if err != nil {
 		return err
 	}
 	hello := first.GetHello()

@@ -41,9 +41,8 @@ func (a *agentService) Upload(stream pb.Agent_UploadServer) error {
 		return err
 	}
 	defer release()
-	recv := func() (m *pb.UploadMessage, err error) {
-		err = within(ctx, c.cfg.StreamTimeout, "waiting for the next chunk", func() (err error) { m, err = stream.Recv(); return err })
-		return m, err
+	recv := func() (*pb.UploadMessage, error) {
+		return withinValue(ctx, c.cfg.StreamTimeout, "waiting for the next chunk", stream.Recv)
 	}
 	send := func(m *pb.UploadAck) error {
 		return within(ctx, c.cfg.StreamTimeout, "acknowledging", func() error { return stream.Send(m) })
