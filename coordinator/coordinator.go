@@ -15,7 +15,7 @@
 //     point neither loses nor repeats a round.
 //
 // Every admin action and round event passes through one event stream (see
-// Event): the hash-chained audit log, the logs and `jobs watch` subscribe to
+// Event): the signed, site-witnessed audit log (privacy/audit), the logs and `jobs watch` subscribe to
 // it. The coordinator never holds key material: with secure aggregation it
 // adds ciphertexts and combines decryption shares using privacy/he only.
 package coordinator
