@@ -15,9 +15,12 @@
 //     point neither loses nor repeats a round.
 //
 // Every admin action and round event passes through one event stream (see
-// Event): the signed, site-witnessed audit log (privacy/audit), the logs and `jobs watch` subscribe to
-// it. The coordinator never holds key material: with secure aggregation it
-// adds ciphertexts and combines decryption shares using privacy/he only.
+// Event): each event is a record of the signed, site-witnessed audit log
+// (privacy/audit), and the logs, metrics and `jobs watch` read the same
+// stream. The coordinator never holds key material for the data: with
+// secure aggregation it adds ciphertexts and combines decryption shares
+// using privacy/he only; its one key signs audit records, checkpoints,
+// compliance reports and the countersignatures of privacy receipts.
 package coordinator
 
 import (
