@@ -20,7 +20,7 @@ import (
 
 // runAgent runs a site agent with tc against addr until it returns or
 // limit passes, and reports its error and how long it ran.
-func runAgent(t *testing.T, addr string, tc *tls.Config, data siteagent.DataSource, limit time.Duration) (error, time.Duration) {
+func runAgent(t *testing.T, addr string, tc *tls.Config, data siteagent.DataSource, limit time.Duration) (time.Duration, error) {
 	t.Helper()
 	a, err := siteagent.New(siteagent.Config{Coordinator: addr, TLS: tc, StateDir: t.TempDir(), Data: data,
 		KeyPassphrase: []byte("test"), Logger: testLogger(t), MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
@@ -31,7 +31,7 @@ func runAgent(t *testing.T, addr string, tc *tls.Config, data siteagent.DataSour
 	defer cancel()
 	start := time.Now()
 	err = a.Run(ctx)
-	return err, time.Since(start)
+	return time.Since(start), err
 }
 
 // handTLS builds a client configuration without pki.ClientTLS, which
@@ -91,7 +91,7 @@ func TestAgentStopsOnPermanentTLSFailures(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err, took := runAgent(t, f.Addr(), c.tc, siteagent.MemoryData{Data: blobs(8, 1)}, 20*time.Second)
+			took, err := runAgent(t, f.Addr(), c.tc, siteagent.MemoryData{Data: blobs(8, 1)}, 20*time.Second)
 			if !errors.Is(err, siteagent.ErrPermanent) {
 				t.Fatalf("Run returned %v after %s; want ErrPermanent", err, took.Round(time.Millisecond))
 			}

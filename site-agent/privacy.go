@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/privacy/audit"
@@ -340,7 +341,7 @@ func ReadPrivacy(stateDir string, timeout time.Duration) (*PrivacyRecord, error)
 		return nil, fmt.Errorf("no agent state in %s: %w (check state_dir in agent.yaml)", stateDir, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is locked by a running agent (bbolt allows one writer and no reader beside it); stop the agent to read its ledger",
 			ErrStateLocked, path)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -80,7 +81,7 @@ func ReadSent(stateDir string, timeout time.Duration) ([]SentEntry, error) {
 		return nil, fmt.Errorf("no agent state in %s: %w (check state_dir in agent.yaml)", stateDir, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is locked by a running agent; stop the agent to read its log", ErrStateLocked, path)
 	}
 	if err != nil {

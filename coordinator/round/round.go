@@ -382,9 +382,7 @@ func (m *Machine) onConnect(ev Event) []Action {
 	if m.st.Phase == PhaseTraining && len(m.st.Members) == 0 {
 		return nil
 	}
-	if _, failed := m.st.Failed[ev.Site]; failed {
-		delete(m.st.Failed, ev.Site)
-	}
+	delete(m.st.Failed, ev.Site)
 	if m.st.Phase == PhaseTraining && !slices.Contains(m.st.Members, ev.Site) {
 		m.st.Members = sortedAppend(m.st.Members, ev.Site)
 		acts := []Action{{Type: ActNote, Site: ev.Site, Round: m.st.Round, Reason: "site joined the round in progress"}}

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -177,10 +176,6 @@ func (t *Trust) Marshal() []byte {
 		fmt.Fprintf(&b, "quorum %d\n", t.Quorum)
 	}
 	return b.Bytes()
-}
-
-func (t *Trust) isWitness(id string) bool {
-	return slices.ContainsFunc(t.witnessVerifiers, func(v note.Verifier) bool { return noteID(v) == id })
 }
 
 func noteID(v note.Verifier) string { return fmt.Sprintf("%s+%08x", v.Name(), v.KeyHash()) }

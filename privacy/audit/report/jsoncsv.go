@@ -72,7 +72,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 }
 
 func cell(s string) string {
-	if s == "" || strings.IndexAny(s[:1], "=+-@\t\r") < 0 {
+	if s == "" || !strings.ContainsAny(s[:1], "=+-@\t\r") {
 		return s
 	}
 	if _, err := strconv.ParseFloat(s, 64); err == nil {
