@@ -5,9 +5,12 @@ A site agent hands this process the global weights of a round, the layout
 manifest and the round's settings over gRPC (service concord.v1.Trainer,
 proto/concord/v1/trainer.proto); it trains on a MedMNIST-format .npz on this
 node, on CUDA when present and on the CPU otherwise, and streams back the
-updated weights in the same layout, the sample count and metrics. It never
-talks to the coordinator: clipping, noise, encryption and upload stay with
-the agent.
+updated weights in the same layout, the sample count and metrics. For a job
+with record-level differential privacy it runs DP-SGD with the rate, clip,
+noise and steps the agent sends (dp_round) and reports the steps and draws,
+which the agent checks and accounts. It never talks to the coordinator:
+update clipping, encryption, the privacy ledger and upload stay with the
+agent.
 
     trainer.py serve --listen 127.0.0.1:50061 --data-root /data
     trainer.py serve --listen 0.0.0.0:50061 --tls-cert c.pem --tls-key k.pem --tls-client-ca ca.pem
@@ -252,7 +255,7 @@ def dp_round(model, x, y, s, device, cancelled, progress):
     for step in range(1, steps + 1):
         if cancelled():
             return None
-        idx = torch.nonzero(torch.rand(n, generator=sampler) < q).flatten()
+        idx = torch.nonzero(torch.rand(n, generator=sampler, dtype=torch.float64) < q).flatten()
         total = [torch.zeros_like(p) for p in params]
         for start in range(0, len(idx), chunk):
             part = idx[start:start + chunk]
