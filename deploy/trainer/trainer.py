@@ -285,14 +285,14 @@ def dp_round(model, x, y, s, device, cancelled, progress):
         now = time.monotonic()
         if now - last >= PROGRESS_EVERY_S:
             last = now
-            yield progress(f"DP-SGD step {step}/{steps}", 1, step, 0.0)
+            yield progress(f"DP-SGD step {step}/{steps}", 1, drawn, 0.0)
     for p in params:
         if not torch.isfinite(p).all():
             raise BadRequest(grpc.StatusCode.ABORTED, "DP-SGD produced NaN or Inf weights; lower the learning rate")
     # The loss and accuracy are computed on the records and fall outside the
     # privacy accounting: the agent keeps them on the site.
     metrics = {"loss": loss_sum / max(drawn, 1), "accuracy": correct / max(drawn, 1), "dp_steps": float(steps)}
-    yield progress(f"DP-SGD done: {steps} steps, {drawn} examples drawn", 1, steps, 0.0)
+    yield progress(f"DP-SGD done: {steps} steps, {drawn} examples drawn", 1, drawn, 0.0)
     return metrics, steps, drawn
 
 
