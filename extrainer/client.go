@@ -73,6 +73,22 @@ type Settings struct {
 	// ClassWeights weights the loss per class (length = classes); nil means
 	// unweighted.
 	ClassWeights []float64
+	// DP, when set, trains with record-level DP-SGD for exactly DP.Steps
+	// steps instead of Epochs of BatchSize batches.
+	DP *DPSettings
+}
+
+// DPSettings are record-level DP-SGD as privacy/dp.SGD and learning's
+// Poisson sampling carry it out: each step draws every example with
+// probability SampleRate (from a generator the trainer seeds from the OS,
+// not from Seed), clips each example's gradient to L2 norm Clip, adds
+// N(0, (NoiseMultiplier·Clip)²) per coordinate to the sum and divides it
+// by SampleRate·N.
+type DPSettings struct {
+	SampleRate      float64 // q, in (0, 1]
+	Clip            float64 // C > 0
+	NoiseMultiplier float64 // σ >= 0
+	Steps           int     // steps to run, >= 1
 }
 
 // Result is what one round of external training produced.
@@ -81,6 +97,9 @@ type Result struct {
 	Samples int
 	Metrics map[string]float64
 	Device  string // "cuda" or "cpu"
+	// With DP: the steps the trainer took (always Settings.DP.Steps) and
+	// the examples its Poisson draws selected over all of them.
+	Steps, Drawn int
 }
 
 // Info describes a trainer.
@@ -191,11 +210,32 @@ func checkManifest(b []byte, n int) error {
 	return nil
 }
 
-func (s Settings) check() error {
+func (d *DPSettings) check() error {
 	switch {
-	case s.Epochs < 1:
+	case !(d.SampleRate > 0 && d.SampleRate <= 1):
+		return fmt.Errorf("DP sample rate %v; want 0 < rate <= 1", d.SampleRate)
+	case !(d.Clip > 0) || math.IsInf(d.Clip, 0):
+		return fmt.Errorf("DP clip norm %v; want a positive finite number", d.Clip)
+	case !(d.NoiseMultiplier >= 0) || math.IsInf(d.NoiseMultiplier, 0):
+		return fmt.Errorf("DP noise multiplier %v; want a finite number >= 0", d.NoiseMultiplier)
+	case d.Steps < 1 || d.Steps > math.MaxUint32:
+		return fmt.Errorf("DP steps %d; need at least 1", d.Steps)
+	}
+	return nil
+}
+
+func (s Settings) check() error {
+	if s.DP != nil {
+		if err := s.DP.check(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case s.DP == nil && s.Epochs < 1:
 		return fmt.Errorf("epochs %d; need at least 1", s.Epochs)
-	case s.BatchSize < 1:
+	case s.Epochs < 0 || s.Epochs > math.MaxUint32:
+		return fmt.Errorf("epochs %d out of range", s.Epochs)
+	case s.DP == nil && s.BatchSize < 1:
 		return fmt.Errorf("batch size %d; need at least 1", s.BatchSize)
 	case s.Optimizer != "sgd" && s.Optimizer != "adam":
 		return fmt.Errorf("optimizer %q; want sgd or adam", s.Optimizer)
@@ -262,13 +302,16 @@ func (c *Client) Train(ctx context.Context, jobID string, round int, manifestJSO
 		}
 		return nil
 	}
+	ps := &concordpb.TrainSettings{
+		Epochs: uint32(s.Epochs), BatchSize: uint32(max(s.BatchSize, 0)), Optimizer: s.Optimizer,
+		LearningRate: s.LR, Momentum: s.Momentum, ProxMu: s.ProxMu, Seed: s.Seed,
+		Augment: s.Augment, Dataset: s.Dataset, Split: split, ClassWeights: s.ClassWeights,
+	}
+	if s.DP != nil {
+		ps.DpSampleRate, ps.DpClip, ps.DpNoiseMultiplier, ps.DpSteps = s.DP.SampleRate, s.DP.Clip, s.DP.NoiseMultiplier, uint32(s.DP.Steps)
+	}
 	err = send(&concordpb.TrainRequest{Msg: &concordpb.TrainRequest_Start{Start: &concordpb.TrainStart{
-		JobId: jobID, Round: uint32(round), Manifest: manifestJSON, Total: uint64(len(global)),
-		Settings: &concordpb.TrainSettings{
-			Epochs: uint32(s.Epochs), BatchSize: uint32(s.BatchSize), Optimizer: s.Optimizer,
-			LearningRate: s.LR, Momentum: s.Momentum, ProxMu: s.ProxMu, Seed: s.Seed,
-			Augment: s.Augment, Dataset: s.Dataset, Split: split, ClassWeights: s.ClassWeights,
-		},
+		JobId: jobID, Round: uint32(round), Manifest: manifestJSON, Total: uint64(len(global)), Settings: ps,
 	}}})
 	if err != nil {
 		return Result{}, err
@@ -327,6 +370,16 @@ func (c *Client) Train(ctx context.Context, jobID string, round int, manifestJSO
 			}
 			if r.GetSamples() == 0 || r.GetSamples() > math.MaxInt32 {
 				return Result{}, fmt.Errorf("external training at %s: %w: sample count %d", c.addr, ErrProtocol, r.GetSamples())
+			}
+			if s.DP != nil {
+				// The agent charges its privacy ledger with these numbers; a
+				// trainer that ran other steps, or drew more than it could,
+				// broke the protocol.
+				if r.GetSteps() != uint32(s.DP.Steps) || r.GetDrawn() > r.GetSamples()*uint64(r.GetSteps()) {
+					return Result{}, fmt.Errorf("external training at %s: %w: DP-SGD ran %d steps drawing %d examples, asked for %d steps over %d examples",
+						c.addr, ErrProtocol, r.GetSteps(), r.GetDrawn(), s.DP.Steps, r.GetSamples())
+				}
+				res.Steps, res.Drawn = int(r.GetSteps()), int(r.GetDrawn())
 			}
 			res.Samples = int(r.GetSamples())
 			res.Metrics = r.GetMetrics()

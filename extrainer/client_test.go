@@ -208,6 +208,13 @@ func TestTrainChecksInputFirst(t *testing.T) {
 		{"momentum", "j", manifest, global, func(s Settings) Settings { s.Momentum = 1; return s }},
 		{"no dataset", "j", manifest, global, func(s Settings) Settings { s.Dataset = ""; return s }},
 		{"class weight", "j", manifest, global, func(s Settings) Settings { s.ClassWeights = []float64{-1, 1}; return s }},
+		{"dp rate", "j", manifest, global, func(s Settings) Settings { s.DP = &DPSettings{SampleRate: 1.5, Clip: 1, Steps: 1}; return s }},
+		{"dp clip", "j", manifest, global, func(s Settings) Settings { s.DP = &DPSettings{SampleRate: 0.1, Steps: 1}; return s }},
+		{"dp noise", "j", manifest, global, func(s Settings) Settings {
+			s.DP = &DPSettings{SampleRate: 0.1, Clip: 1, NoiseMultiplier: -1, Steps: 1}
+			return s
+		}},
+		{"dp steps", "j", manifest, global, func(s Settings) Settings { s.DP = &DPSettings{SampleRate: 0.1, Clip: 1}; return s }},
 	}
 	for _, tc := range cases {
 		s := ok

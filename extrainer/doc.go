@@ -12,8 +12,11 @@
 //  2. Call Train with the round's global weights; treat the returned weights
 //     as untrusted input of the right length and finite values (Train checks
 //     both) and nothing more.
-//  3. Clip the update, add differential-privacy noise, encrypt and upload it
-//     yourself; the trainer never sees keys, budgets or the coordinator.
+//  3. Clip the update, encrypt and upload it yourself; the trainer never
+//     sees keys, budgets or the coordinator. For record-level DP, pass
+//     Settings.DP: the trainer runs DP-SGD (it alone sees the per-example
+//     gradients), and you check Result.Drawn against the rate
+//     (dp.CheckSampling) and charge Result.Steps to the privacy ledger.
 //  4. Cancel ctx to stop a round; the trainer is told through the stream.
 //
 // Connections are insecure only over a unix socket or to a loopback

@@ -55,8 +55,9 @@
 //     rest of the job, this round and the rounds after it, against its
 //     ledger (dp.Ledger.Check); over budget, the task fails permanently
 //     with what is spent, what the job costs and the budget;
-//  2. trains only with a RecordDPTrainer (the built-in LocalTrainer; the
-//     external trainer refuses), with secret noise and Poisson sampling;
+//  2. trains only with a RecordDPTrainer (the built-in LocalTrainer, or the
+//     ExternalTrainer, whose PyTorch trainer runs the same mechanism), with
+//     secret noise and Poisson sampling;
 //  3. checks the sampling (dp.CheckSampling) and releases nothing if it
 //     fails; sends no metric (the loss and the update's norm are computed
 //     on the records and are outside the accounting);

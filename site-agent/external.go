@@ -13,7 +13,10 @@ import (
 
 // ExternalTrainer hands local training to a trainer process on a GPU node
 // (deploy/trainer). The agent keeps clipping, encryption and all
-// communication; the trainer reads the site's data on its own node.
+// communication; the trainer reads the site's data on its own node. It
+// carries out record-level DP-SGD (a RecordDPTrainer): the trainer draws
+// the batches and the noise itself and reports the steps and draws, which
+// the agent checks and charges as it does for the LocalTrainer.
 type ExternalTrainer struct {
 	c *extrainer.Client
 	// Dataset is the trainer-side dataset to train on.
@@ -34,7 +37,7 @@ func (t *ExternalTrainer) Close() error { return t.c.Close() }
 
 // Train implements Trainer.
 func (t *ExternalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, error) {
-	s, err := externalSettings(req.Spec, req.Seed, t.Dataset)
+	s, err := externalSettings(req.Spec, req.Seed, t.Dataset, req.DP)
 	if err != nil {
 		return TrainResult{}, err
 	}
@@ -46,20 +49,34 @@ func (t *ExternalTrainer) Train(ctx context.Context, req TrainRequest) (TrainRes
 	if err != nil {
 		return TrainResult{}, err
 	}
+	if req.DP != nil {
+		// q and the steps were computed for the agent's count of the
+		// site's examples; on another count the accounting would be wrong.
+		if res.Samples != req.DP.Examples {
+			return TrainResult{}, permanentf("the external trainer's dataset %q has %d examples, but the agent's data has %d, for which it set "+
+				"the DP sampling rate and accounts the privacy: point trainer.dataset and the agent's data at the same records", t.Dataset, res.Samples, req.DP.Examples)
+		}
+		// The loss and accuracy are computed on the records, outside the
+		// accounting: they stay with the trainer.
+		return TrainResult{Weights: res.Weights, Samples: res.Samples, Steps: res.Steps, Drawn: res.Drawn}, nil
+	}
 	return TrainResult{Weights: res.Weights, Samples: res.Samples, Metrics: res.Metrics}, nil
 }
+
+// TrainsRecordDP implements RecordDPTrainer.
+func (*ExternalTrainer) TrainsRecordDP() {}
 
 // ErrExternalUnsupported is returned (wrapped) for a job whose training
 // settings the external trainer cannot carry out.
 var ErrExternalUnsupported = errors.New("the external trainer cannot carry out this job's training settings")
 
-// externalSettings converts the job's training settings for the external
-// trainer, refusing those its protocol has no field for rather than
-// training differently from what the job asked.
-func externalSettings(spec *pb.JobSpec, seed int64, dataset string) (extrainer.Settings, error) {
+// externalSettings converts the job's training settings (and its DP-SGD,
+// when d is set) for the external trainer, refusing those its protocol has
+// no field for rather than training differently from what the job asked.
+func externalSettings(spec *pb.JobSpec, seed int64, dataset string, d *jobspec.RecordDP) (extrainer.Settings, error) {
 	tc := jobspec.TrainConfig(spec, nil)
 	switch {
-	case tc.Steps > 0:
+	case tc.Steps > 0 && d == nil: // with DP-SGD the trainer runs d.StepsPerRound steps
 		return extrainer.Settings{}, fmt.Errorf("%w: training.local_steps (%d) is not supported by the external trainer, which trains whole epochs; "+
 			"use training.local_epochs, or train this site with the built-in trainer", ErrExternalUnsupported, tc.Steps)
 	case spec.GetTraining().GetClassWeighting() == "balanced":
@@ -68,6 +85,10 @@ func externalSettings(spec *pb.JobSpec, seed int64, dataset string) (extrainer.S
 		return extrainer.Settings{}, fmt.Errorf("%w: training.class_weighting balanced is not supported by the external trainer; "+
 			"use class_weighting none, or train this site with the built-in trainer", ErrExternalUnsupported)
 	}
-	return extrainer.Settings{Epochs: tc.Epochs, BatchSize: tc.BatchSize, Optimizer: tc.Optimizer, LR: tc.LR, Momentum: tc.Momentum,
-		ProxMu: tc.ProxMu, Seed: seed, Augment: tc.Augment, Dataset: dataset}, nil
+	s := extrainer.Settings{Epochs: tc.Epochs, BatchSize: tc.BatchSize, Optimizer: tc.Optimizer, LR: tc.LR, Momentum: tc.Momentum,
+		ProxMu: tc.ProxMu, Seed: seed, Augment: tc.Augment, Dataset: dataset}
+	if d != nil {
+		s.DP = &extrainer.DPSettings{SampleRate: d.SampleRate, Clip: d.Clip, NoiseMultiplier: d.NoiseMultiplier, Steps: d.StepsPerRound}
+	}
+	return s, nil
 }

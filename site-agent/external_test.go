@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/concord-fl/concord/extrainer"
 	"github.com/concord-fl/concord/jobspec"
 )
 
@@ -26,7 +27,7 @@ func TestExternalRefusesUnsupported(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", c.yaml, err)
 		}
-		_, err = externalSettings(spec, 1, "d.npz")
+		_, err = externalSettings(spec, 1, "d.npz", nil)
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%q: %v", c.yaml, err)
@@ -51,12 +52,32 @@ func TestExternalSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := externalSettings(spec, -9, "site.npz")
+	s, err := externalSettings(spec, -9, "site.npz", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Epochs != 3 || s.BatchSize != 7 || s.Optimizer != "sgd" || s.LR != 0.2 || s.Momentum != 0.8 || !s.Augment ||
-		s.ProxMu != 0.5 || s.Seed != -9 || s.Dataset != "site.npz" || s.ClassWeights != nil {
+		s.ProxMu != 0.5 || s.Seed != -9 || s.Dataset != "site.npz" || s.ClassWeights != nil || s.DP != nil {
 		t.Errorf("settings %+v", s)
+	}
+
+	// With record-level DP the trainer gets q, C, σ and the steps the
+	// agent accounts for; local_steps is then supported (they are the
+	// steps of the round).
+	spec, err = jobspec.Parse([]byte("name: ext\ntraining: {local_epochs: 0, local_steps: 30, batch_size: 16}\n" +
+		"privacy: {level: record, example_clip: 0.7, delta: 1e-5, noise_multiplier: 1.3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := jobspec.DPConfig(spec, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = externalSettings(spec, 1, "site.npz", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.DP == nil || *s.DP != (extrainer.DPSettings{SampleRate: 0.25, Clip: 0.7, NoiseMultiplier: 1.3, Steps: 30}) {
+		t.Errorf("DP settings %+v, want q 0.25, clip 0.7, σ 1.3, 30 steps", s.DP)
 	}
 }

@@ -136,12 +136,8 @@ func (a *Agent) privacyPolicyRefuses(t *pb.Task) error {
 			"(privacy.budget in its agent.yaml), so it takes no DP job: ask the site to set one, or leave it out of the job", t.JobId)
 	}
 	if _, ok := a.cfg.Trainer.(RecordDPTrainer); !ok {
-		why := fmt.Sprintf("its trainer (%T) does not carry out DP-SGD", a.cfg.Trainer)
-		if _, ext := a.cfg.Trainer.(*ExternalTrainer); ext {
-			why = "it trains through the external trainer (trainer.external in its agent.yaml), which does not carry out DP-SGD yet (the PyTorch side is not built)"
-		}
-		return permanentf("job %s asks for record-level differential privacy, but this site cannot honour it: %s; "+
-			"train this site with the built-in trainer, or leave it out of the job", t.JobId, why)
+		return permanentf("job %s asks for record-level differential privacy, but this site cannot honour it: its trainer (%T) does not carry out DP-SGD; "+
+			"train this site with the built-in or the external trainer, or leave it out of the job", t.JobId, a.cfg.Trainer)
 	}
 	return nil
 }

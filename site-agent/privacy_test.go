@@ -265,7 +265,6 @@ func TestDPRefusals(t *testing.T) {
 			[]string{"site st-marys refuses job job-x at round 1", "2 rounds of 4 steps", "privacy budget exceeded", "spent 0 of the budget 0.5", "would bring it to"}},
 		{"no DP, DP required", "", PrivacyPolicy{Budget: budget, RequireDP: true}, nil, []string{"this site requires it (privacy.require_dp"}},
 		{"DP without a budget", record, PrivacyPolicy{}, nil, []string{"has no privacy budget (privacy.budget"}},
-		{"external trainer", record, PrivacyPolicy{Budget: budget}, &ExternalTrainer{}, []string{"external trainer", "does not carry out DP-SGD"}},
 		{"a trainer without DP", record, PrivacyPolicy{Budget: budget}, failingTrainer{}, []string{"failingTrainer) does not carry out DP-SGD"}},
 	}
 	for _, c := range cases {

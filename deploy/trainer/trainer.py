@@ -5,9 +5,12 @@ A site agent hands this process the global weights of a round, the layout
 manifest and the round's settings over gRPC (service concord.v1.Trainer,
 proto/concord/v1/trainer.proto); it trains on a MedMNIST-format .npz on this
 node, on CUDA when present and on the CPU otherwise, and streams back the
-updated weights in the same layout, the sample count and metrics. It never
-talks to the coordinator: clipping, noise, encryption and upload stay with
-the agent.
+updated weights in the same layout, the sample count and metrics. For a job
+with record-level differential privacy it runs DP-SGD with the rate, clip,
+noise and steps the agent sends (dp_round) and reports the steps and draws,
+which the agent checks and accounts. It never talks to the coordinator:
+update clipping, encryption, the privacy ledger and upload stay with the
+agent.
 
     trainer.py serve --listen 127.0.0.1:50061 --data-root /data
     trainer.py serve --listen 0.0.0.0:50061 --tls-cert c.pem --tls-key k.pem --tls-client-ca ca.pem
@@ -22,6 +25,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -33,6 +37,11 @@ import torch
 import torch.nn.functional as F
 
 import grpc
+
+try:  # functorch ships with torch 1.13 (Debian bookworm); per-example grads in one pass
+    from functorch import grad as ft_grad, make_functional, vmap
+except ImportError:  # pragma: no cover - older torch: the per-example loop below
+    ft_grad = None
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnn  # noqa: E402
@@ -160,6 +169,133 @@ def train_round(model, x, y, s, device, cancelled, progress):
     return metrics
 
 
+def check_dp(s):
+    """The DP-SGD settings, or a BadRequest: a round that cannot give the
+    privacy the agent accounts for never starts. The noise multiplier may be
+    0 (no noise; the Go side's dp.SGD allows it too), never negative."""
+    q, c, sigma = s.dp_sample_rate, s.dp_clip, s.dp_noise_multiplier
+    if not (0 < q <= 1):
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"dp_sample_rate {q}: want 0 < rate <= 1")
+    if not (c > 0 and math.isfinite(c)):
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"dp_clip {c}: want a positive finite number")
+    if not (sigma >= 0 and math.isfinite(sigma)):
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"dp_noise_multiplier {sigma}: want a finite number >= 0")
+    if s.dp_steps < 1:
+        raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "dp_steps is 0: a DP-SGD round needs the number of steps to run")
+
+
+def secure_generator(device):
+    """A torch generator seeded from the OS's randomness, never from the job
+    seed: the agent and the coordinator know that seed, and whoever knows
+    the noise's seed can subtract the noise."""
+    g = torch.Generator(device=device)
+    g.manual_seed(secrets.randbits(63))
+    return g
+
+
+def per_example_grads(model, fmodel, xb, yb, weight):
+    """Each example's gradient of its (class-weighted) loss, as a list of
+    B x shape tensors in model.parameters() order, with the examples'
+    losses and the number classified correctly. fmodel is functorch's
+    functional copy of model (None: a loop over the examples)."""
+    if fmodel is not None:
+        params = list(model.parameters())
+
+        def loss1(p, x1, y1, w1):
+            logits = fmodel(p, x1.unsqueeze(0))
+            loss = F.cross_entropy(logits, y1.unsqueeze(0)) * w1
+            return loss, (loss.detach(), (logits.argmax(1) == y1).sum())
+
+        # Indexing by a label inside vmap is data-dependent: weigh outside.
+        wb = weight[yb] if weight is not None else torch.ones(len(yb), device=xb.device)
+        grads, (losses, ok) = vmap(ft_grad(loss1, has_aux=True), in_dims=(None, 0, 0, 0))(
+            tuple(p.detach() for p in params), xb, yb, wb)
+        return list(grads), losses, int(ok.sum())
+    grads = [torch.empty((len(xb),) + p.shape, device=p.device) for p in model.parameters()]
+    losses, correct = torch.empty(len(xb)), 0
+    for i in range(len(xb)):
+        logits = model(xb[i:i + 1])
+        loss = F.cross_entropy(logits, yb[i:i + 1])
+        if weight is not None:
+            loss = loss * weight[yb[i]]
+        gs = torch.autograd.grad(loss, list(model.parameters()))
+        for acc, g in zip(grads, gs):
+            acc[i] = g
+        losses[i] = float(loss.detach())
+        correct += int(logits.detach().argmax(1)[0] == yb[i])
+    return grads, losses, correct
+
+
+def dp_round(model, x, y, s, device, cancelled, progress):
+    """Record-level DP-SGD, the mechanism of the Go trainer (privacy/dp.SGD
+    with learning's Poisson sampling): each of dp_steps steps draws every
+    example independently with probability q, clips each drawn example's
+    gradient to L2 norm C, sums them, adds N(0, (sigma*C)^2) to every
+    coordinate (also when nobody was drawn), divides by the expected batch
+    size q*N and takes an optimiser step; FedProx's term is added after, as
+    it does not touch the records. Returns metrics through StopIteration."""
+    q, clip, sigma, steps = s.dp_sample_rate, s.dp_clip, s.dp_noise_multiplier, s.dp_steps
+    seed = s.seed % (1 << 63)
+    aug_gen = torch.Generator().manual_seed(seed)  # augmentation is not secret
+    sampler = secure_generator("cpu")
+    noise_gen = secure_generator(device)
+    model.to(device)
+    params = list(model.parameters())
+    fmodel = make_functional(model)[0] if ft_grad is not None else None
+    g0 = [p.detach().clone() for p in params] if s.prox_mu > 0 else None
+    if s.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=s.learning_rate, momentum=s.momentum)
+    else:
+        opt = torch.optim.Adam(params, lr=s.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    weight = torch.tensor(list(s.class_weights), dtype=torch.float32, device=device) if s.class_weights else None
+    n = len(x)
+    chunk = s.batch_size or 256  # per-example gradients held at once
+    drawn, loss_sum, correct, last = 0, 0.0, 0, time.monotonic()
+    model.train()
+    for step in range(1, steps + 1):
+        if cancelled():
+            return None
+        idx = torch.nonzero(torch.rand(n, generator=sampler, dtype=torch.float64) < q).flatten()
+        total = [torch.zeros_like(p) for p in params]
+        for start in range(0, len(idx), chunk):
+            part = idx[start:start + chunk]
+            xb, yb = to_input(x[part], device), y[part].to(device)
+            if s.augment:
+                xb = cnn.augment(xb, aug_gen)
+            grads, losses, ok = per_example_grads(model, fmodel, xb, yb, weight)
+            norms = torch.sqrt(sum(g.reshape(len(part), -1).pow(2).sum(1) for g in grads))
+            # dp.ClipL2: scale only gradients longer than C, down to C.
+            scale = torch.where(norms > clip, clip / norms, torch.ones_like(norms))
+            for acc, g in zip(total, grads):
+                acc.add_((g * scale.view((-1,) + (1,) * (g.dim() - 1))).sum(0))
+            loss_sum += float(losses.sum())
+            correct += ok
+        drawn += len(idx)
+        inv = 1.0 / (q * n)
+        with torch.no_grad():
+            for i, (p, acc) in enumerate(zip(params, total)):
+                if sigma > 0:
+                    acc.add_(torch.normal(0.0, sigma * clip, size=acc.shape, generator=noise_gen, device=device))
+                acc.mul_(inv)
+                if g0 is not None:
+                    acc.add_(s.prox_mu * (p - g0[i]))
+                p.grad = acc
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        now = time.monotonic()
+        if now - last >= PROGRESS_EVERY_S:
+            last = now
+            yield progress(f"DP-SGD step {step}/{steps}", 1, drawn, 0.0)
+    for p in params:
+        if not torch.isfinite(p).all():
+            raise BadRequest(grpc.StatusCode.ABORTED, "DP-SGD produced NaN or Inf weights; lower the learning rate")
+    # The loss and accuracy are computed on the records and fall outside the
+    # privacy accounting: the agent keeps them on the site.
+    metrics = {"loss": loss_sum / max(drawn, 1), "accuracy": correct / max(drawn, 1), "dp_steps": float(steps)}
+    yield progress(f"DP-SGD done: {steps} steps, {drawn} examples drawn", 1, drawn, 0.0)
+    return metrics, steps, drawn
+
+
 class Trainer:
     def __init__(self, device, data_root):
         self.device = device
@@ -209,9 +345,12 @@ class Trainer:
         if st.total != total:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"start announces {st.total} weights, the manifest {total}")
         s = st.settings
-        if s.epochs < 1 or s.batch_size < 1 or s.optimizer not in ("sgd", "adam") or not s.learning_rate > 0:
+        dp = s.dp_sample_rate != 0 or s.dp_clip != 0 or s.dp_noise_multiplier != 0 or s.dp_steps != 0
+        if dp:
+            check_dp(s)
+        if (not dp and (s.epochs < 1 or s.batch_size < 1)) or s.optimizer not in ("sgd", "adam") or not s.learning_rate > 0:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
-                             "settings need epochs >= 1, batch_size >= 1, optimizer sgd or adam and a positive learning rate")
+                             "settings need epochs >= 1 and batch_size >= 1 (without DP-SGD), optimizer sgd or adam and a positive learning rate")
         if s.class_weights and len(s.class_weights) != manifest["classes"]:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
                              f"{len(s.class_weights)} class weights for {manifest['classes']} classes")
@@ -235,8 +374,12 @@ class Trainer:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "global weights contain NaN or Inf")
         cnn.load_flat(model, params, vec)
         x, y = load_npz(self.resolve(s.dataset), s.split or "train", manifest)
-        log.info("round start: job %s round %d, %d samples, %d epochs, device %s", st.job_id, st.round, len(x), s.epochs,
-                 self.device.type)
+        if dp:
+            log.info("round start: job %s round %d, %d samples, DP-SGD %d steps at rate %g, device %s", st.job_id, st.round,
+                     len(x), s.dp_steps, s.dp_sample_rate, self.device.type)
+        else:
+            log.info("round start: job %s round %d, %d samples, %d epochs, device %s", st.job_id, st.round, len(x), s.epochs,
+                     self.device.type)
         started = time.monotonic()
 
         def progress(msg, epoch, done, loss):
@@ -248,8 +391,17 @@ class Trainer:
         if not self.busy.acquire(timeout=BUSY_WAIT_S):
             raise BadRequest(grpc.StatusCode.UNAVAILABLE, "trainer is busy with another round; retry later")
         try:
-            yield progress(f"training {len(x)} samples for {s.epochs} epochs on {self.device.type}", 0, 0, 0.0)
-            metrics = yield from train_round(model, x, y, s, self.device, lambda: not context.is_active(), progress)
+            cancelled = lambda: not context.is_active()  # noqa: E731
+            steps = drawn = 0
+            if dp:
+                yield progress(f"training {len(x)} samples for {s.dp_steps} DP-SGD steps on {self.device.type}", 0, 0, 0.0)
+                out = yield from dp_round(model, x, y, s, self.device, cancelled, progress)
+                metrics = None
+                if out is not None:
+                    metrics, steps, drawn = out
+            else:
+                yield progress(f"training {len(x)} samples for {s.epochs} epochs on {self.device.type}", 0, 0, 0.0)
+                metrics = yield from train_round(model, x, y, s, self.device, cancelled, progress)
             model.cpu()
         finally:
             self.busy.release()
@@ -266,7 +418,7 @@ class Trainer:
                 offset=off, data=out[off:end].tobytes(), last=end == total))
         log.info("round done: job %s round %d, loss %.4f, %.1f s", st.job_id, st.round, metrics["loss"], metrics["seconds"])
         yield trainer_pb2.TrainResponse(result=trainer_pb2.TrainResult(
-            samples=len(x), metrics=metrics, device=self.device.type, total=total))
+            samples=len(x), metrics=metrics, device=self.device.type, total=total, steps=steps, drawn=drawn))
 
 
 def handler(t):

@@ -316,9 +316,21 @@ type TrainSettings struct {
 	// Array prefix inside the .npz: "train" reads train_images/train_labels.
 	Split string `protobuf:"bytes,10,opt,name=split,proto3" json:"split,omitempty"`
 	// Per-class loss weights (length = classes) or empty for unweighted.
-	ClassWeights  []float64 `protobuf:"fixed64,11,rep,packed,name=class_weights,json=classWeights,proto3" json:"class_weights,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ClassWeights []float64 `protobuf:"fixed64,11,rep,packed,name=class_weights,json=classWeights,proto3" json:"class_weights,omitempty"`
+	// Record-level DP-SGD, on when dp_sample_rate > 0: each step draws a
+	// Poisson batch (every example independently with probability
+	// dp_sample_rate, from a generator seeded by the OS, not by seed), clips
+	// each example's gradient to L2 norm dp_clip, sums them, adds Gaussian
+	// noise of std dp_noise_multiplier·dp_clip per coordinate and divides by
+	// the expected batch size dp_sample_rate·N. Exactly dp_steps steps run
+	// (epochs and batch_size are not used). The agent accounts the privacy
+	// from these numbers and TrainResult's steps and drawn.
+	DpSampleRate      float64 `protobuf:"fixed64,12,opt,name=dp_sample_rate,json=dpSampleRate,proto3" json:"dp_sample_rate,omitempty"`
+	DpClip            float64 `protobuf:"fixed64,13,opt,name=dp_clip,json=dpClip,proto3" json:"dp_clip,omitempty"`
+	DpNoiseMultiplier float64 `protobuf:"fixed64,14,opt,name=dp_noise_multiplier,json=dpNoiseMultiplier,proto3" json:"dp_noise_multiplier,omitempty"`
+	DpSteps           uint32  `protobuf:"varint,15,opt,name=dp_steps,json=dpSteps,proto3" json:"dp_steps,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TrainSettings) Reset() {
@@ -426,6 +438,34 @@ func (x *TrainSettings) GetClassWeights() []float64 {
 		return x.ClassWeights
 	}
 	return nil
+}
+
+func (x *TrainSettings) GetDpSampleRate() float64 {
+	if x != nil {
+		return x.DpSampleRate
+	}
+	return 0
+}
+
+func (x *TrainSettings) GetDpClip() float64 {
+	if x != nil {
+		return x.DpClip
+	}
+	return 0
+}
+
+func (x *TrainSettings) GetDpNoiseMultiplier() float64 {
+	if x != nil {
+		return x.DpNoiseMultiplier
+	}
+	return 0
+}
+
+func (x *TrainSettings) GetDpSteps() uint32 {
+	if x != nil {
+		return x.DpSteps
+	}
+	return 0
 }
 
 // WeightChunk carries part of a flat float32 vector in the manifest's order.
@@ -566,8 +606,12 @@ type TrainResult struct {
 	// At least "loss" and "accuracy" of the last epoch.
 	Metrics map[string]float64 `protobuf:"bytes,2,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	// "cuda" or "cpu".
-	Device        string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
-	Total         uint64 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
+	Device string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	Total  uint64 `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`
+	// With DP-SGD: the optimiser steps taken and the examples the Poisson
+	// draws selected over all of them; 0 without DP.
+	Steps         uint32 `protobuf:"varint,5,opt,name=steps,proto3" json:"steps,omitempty"`
+	Drawn         uint64 `protobuf:"varint,6,opt,name=drawn,proto3" json:"drawn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -626,6 +670,20 @@ func (x *TrainResult) GetDevice() string {
 func (x *TrainResult) GetTotal() uint64 {
 	if x != nil {
 		return x.Total
+	}
+	return 0
+}
+
+func (x *TrainResult) GetSteps() uint32 {
+	if x != nil {
+		return x.Steps
+	}
+	return 0
+}
+
+func (x *TrainResult) GetDrawn() uint64 {
+	if x != nil {
+		return x.Drawn
 	}
 	return 0
 }
@@ -752,7 +810,7 @@ const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\x05round\x18\x02 \x01(\rR\x05round\x12\x1a\n" +
 	"\bmanifest\x18\x03 \x01(\fR\bmanifest\x125\n" +
 	"\bsettings\x18\x04 \x01(\v2\x19.concord.v1.TrainSettingsR\bsettings\x12\x14\n" +
-	"\x05total\x18\x05 \x01(\x04R\x05total\"\xc1\x02\n" +
+	"\x05total\x18\x05 \x01(\x04R\x05total\"\xcb\x03\n" +
 	"\rTrainSettings\x12\x16\n" +
 	"\x06epochs\x18\x01 \x01(\rR\x06epochs\x12\x1d\n" +
 	"\n" +
@@ -766,7 +824,11 @@ const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\adataset\x18\t \x01(\tR\adataset\x12\x14\n" +
 	"\x05split\x18\n" +
 	" \x01(\tR\x05split\x12#\n" +
-	"\rclass_weights\x18\v \x03(\x01R\fclassWeights\"M\n" +
+	"\rclass_weights\x18\v \x03(\x01R\fclassWeights\x12$\n" +
+	"\x0edp_sample_rate\x18\f \x01(\x01R\fdpSampleRate\x12\x17\n" +
+	"\adp_clip\x18\r \x01(\x01R\x06dpClip\x12.\n" +
+	"\x13dp_noise_multiplier\x18\x0e \x01(\x01R\x11dpNoiseMultiplier\x12\x19\n" +
+	"\bdp_steps\x18\x0f \x01(\rR\adpSteps\"M\n" +
 	"\vWeightChunk\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
@@ -775,12 +837,14 @@ const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\rR\x05epoch\x12!\n" +
 	"\fsamples_done\x18\x03 \x01(\x04R\vsamplesDone\x12\x12\n" +
-	"\x04loss\x18\x04 \x01(\x01R\x04loss\"\xd1\x01\n" +
+	"\x04loss\x18\x04 \x01(\x01R\x04loss\"\xfd\x01\n" +
 	"\vTrainResult\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x04R\asamples\x12>\n" +
 	"\ametrics\x18\x02 \x03(\v2$.concord.v1.TrainResult.MetricsEntryR\ametrics\x12\x16\n" +
 	"\x06device\x18\x03 \x01(\tR\x06device\x12\x14\n" +
-	"\x05total\x18\x04 \x01(\x04R\x05total\x1a:\n" +
+	"\x05total\x18\x04 \x01(\x04R\x05total\x12\x14\n" +
+	"\x05steps\x18\x05 \x01(\rR\x05steps\x12\x14\n" +
+	"\x05drawn\x18\x06 \x01(\x04R\x05drawn\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xb7\x01\n" +

@@ -1,0 +1,222 @@
+package siteagent
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	cryptorand "crypto/rand"
+	"encoding/json"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/concord-fl/concord/extrainer"
+	"github.com/concord-fl/concord/internal/npy"
+	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/jobspec"
+	"github.com/concord-fl/concord/learning"
+	"github.com/concord-fl/concord/privacy/dp"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// writeSiteNPZ writes n random 28×28 uint8 images with alternating labels
+// as a MedMNIST-format .npz in dir and returns the same records as the
+// agent reads them (pixels scaled to [-1, 1]).
+func writeSiteNPZ(t *testing.T, dir string, n int) learning.Dataset {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(5, 6))
+	imgs, labels := make([]byte, n*28*28), make([]byte, n)
+	d := learning.Dataset{N: n, C: 1, H: 28, W: 28, X: make([]float32, len(imgs)), Y: make([]int, n)}
+	for i := range imgs {
+		imgs[i] = byte(rng.IntN(256))
+		d.X[i] = float32(imgs[i])/127.5 - 1
+	}
+	for i := range labels {
+		labels[i], d.Y[i] = byte(i%2), i%2
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, a := range []struct {
+		name  string
+		shape []int
+		data  []byte
+	}{{"train_images", []int{n, 28, 28}, imgs}, {"train_labels", []int{n, 1}, labels}} {
+		w, err := zw.Create(a.name + ".npy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := npy.Write(w, "|u1", a.shape, a.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "site.npz"), buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// startPyTrainer runs deploy/trainer/trainer.py on the CPU on a free
+// loopback port with dataRoot as its data root, until the test ends.
+func startPyTrainer(t *testing.T, dataRoot string) string {
+	t.Helper()
+	py := testenv.Python(t, "torch", "grpc", "numpy", "google.protobuf")
+	script := filepath.Join(testenv.RepoRoot(), "deploy", "trainer", "trainer.py")
+	cmd := exec.Command(py, script, "serve", "--device", "cpu", "--threads", "2", "--grace", "2",
+		"--listen", "127.0.0.1:0", "--data-root", dataRoot)
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("trainer stderr:\n%s", stderr.String())
+		}
+	})
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		_, _ = io.Copy(io.Discard, stdout)
+		_ = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case l := <-line:
+		var hello struct{ Listening string }
+		if json.Unmarshal([]byte(l), &hello) != nil || hello.Listening == "" {
+			t.Fatalf("trainer did not start (first line %q)", l)
+		}
+		return hello.Listening
+	case <-time.After(60 * time.Second):
+		t.Fatal("trainer did not report its address within 60 s")
+	}
+	return ""
+}
+
+// TestExternalTrainerDPTask: a site that trains through the PyTorch
+// trainer takes a record-level DP task end to end: the trainer runs the
+// round's DP-SGD steps, the agent checks the draws, charges its ledger
+// with the steps that ran and uploads a signed receipt and no metric.
+func TestExternalTrainerDPTask(t *testing.T) {
+	root := t.TempDir()
+	data := writeSiteNPZ(t, root, 64)
+	addr := startPyTrainer(t, root)
+	tr, err := NewExternalTrainer(context.Background(), extrainer.Config{Address: addr}, "site.npz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+
+	p, cfg := startPeer(t)
+	spec := dpJob(t, ", level: record, example_clip: 1, delta: 1e-5, noise_multiplier: 1.0")
+	m, err := learning.New(jobspec.ModelSpec(spec), spec.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	global := m.Weights()
+	_, coord, _ := ed25519.GenerateKey(cryptorand.Reader)
+	got, failed := make(chan received, 2), make(chan received, 2)
+	p.serve(learning.EncodeWeights(global), uploadServer(coord, 0, failed, got))
+	cfg.Data, cfg.Trainer = MemoryData{Data: data}, tr
+	cfg.Privacy = PrivacyPolicy{Budget: &dp.Budget{Level: dp.Record, Epsilon: 8, Delta: 1e-5}}
+	stop := startAgent(t, cfg)
+	<-p.hello
+
+	start := time.Now()
+	p.out <- &pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Task{Task: dpTask(spec, "job-ext", 1, len(global))}}
+	var r received
+	select {
+	case r = <-got:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no upload")
+	}
+	t.Logf("DP round through the PyTorch trainer uploaded after %v", time.Since(start).Round(time.Millisecond))
+	h := r.header
+	if len(h.Metrics) != 0 {
+		t.Errorf("a DP update carries metrics computed on the records: %v", h.Metrics)
+	}
+	receipt, err := dp.VerifyReceipt(h.PrivacyReceipt, cfg.TLS.Certificates[0].Leaf.PublicKey)
+	if err != nil {
+		t.Fatalf("the receipt does not verify: %v", err)
+	}
+	q, steps := 16.0/64, 4 // one epoch of round(1/q) steps
+	if receipt.JobID != "job-ext" || receipt.SampleRate != q || receipt.Steps != steps || receipt.NoiseMultiplier != 1 {
+		t.Errorf("receipt %+v, want q %v, %d steps, σ 1", receipt, q, steps)
+	}
+	update := learning.DecodeWeightsInto(nil, r.data)
+	var norm float64
+	for _, v := range update {
+		norm += float64(v) * float64(v)
+	}
+	if len(update) != len(global) || norm == 0 || math.IsNaN(norm) {
+		t.Errorf("update of %d values with squared norm %v", len(update), norm)
+	}
+	stop()
+	rec, err := ReadPrivacy(cfg.StateDir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := dp.Spent(1, q, steps, 1e-5)
+	if e := rec.Ledger.Entries(); len(e) != 1 || e[0].Steps != steps {
+		t.Fatalf("ledger entries %+v, want one of %d steps", e, steps)
+	}
+	if spent, _ := rec.Ledger.Spent(); math.Abs(spent-want) > 1e-12 {
+		t.Errorf("ledger spent %v, want %v", spent, want)
+	}
+}
+
+// TestExternalTrainerDPRefusesOtherData: a trainer whose dataset holds
+// another number of examples than the agent's data would make the sampling
+// rate and the accounting wrong; the task fails and names both counts.
+func TestExternalTrainerDPRefusesOtherData(t *testing.T) {
+	root := t.TempDir()
+	writeSiteNPZ(t, root, 48)
+	addr := startPyTrainer(t, root)
+	tr, err := NewExternalTrainer(context.Background(), extrainer.Config{Address: addr}, "site.npz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	spec := dpJob(t, ", level: record, example_clip: 1, delta: 1e-5, noise_multiplier: 1.0")
+	d, err := jobspec.DPConfig(spec, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := learning.New(jobspec.ModelSpec(spec), spec.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tr.Train(context.Background(), TrainRequest{JobID: "j", Round: 1, Spec: spec, Global: m.Weights(), DP: d})
+	if err == nil || !strings.Contains(err.Error(), "has 48 examples, but the agent's data has 64") {
+		t.Errorf("Train: %v; want a refusal naming 48 and 64 examples", err)
+	}
+}
