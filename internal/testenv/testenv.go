@@ -80,3 +80,25 @@ func Python(tb testing.TB, modules ...string) string {
 	}
 	return py
 }
+
+// Deps lists the packages pkg depends on (itself included), by `go list
+// -deps` from the repository root: what the tests that enforce a design's
+// "never imports" read. It fails the test when the list cannot be had.
+func Deps(tb testing.TB, pkg string) []string {
+	tb.Helper()
+	root := RepoRoot()
+	if root == "" {
+		tb.Fatal("go.mod not found above the test directory")
+	}
+	cmd := exec.Command("go", "list", "-deps", pkg)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tb.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) == 0 {
+		tb.Fatalf("go list -deps %s listed nothing", pkg)
+	}
+	return deps
+}

@@ -1,9 +1,10 @@
 package report_test
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
 )
 
 const module = "github.com/concord-fl/concord"
@@ -12,15 +13,7 @@ const module = "github.com/concord-fl/concord"
 // wire, the coordinator and the packages whose data it reports, so that
 // it can be filled from anywhere and read without them.
 func TestReportImportsNothingItReports(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	deps := strings.Fields(string(out))
-	if len(deps) < 10 {
-		t.Fatalf("go list returned %d packages", len(deps))
-	}
-	for _, d := range deps {
+	for _, d := range testenv.Deps(t, "./privacy/audit/report") {
 		switch {
 		case d == module+"/privacy/audit", d == module+"/privacy/dp", strings.HasPrefix(d, module+"/privacy/dp/"),
 			strings.HasPrefix(d, module+"/coordinator"), strings.HasPrefix(d, module+"/site-agent"),
