@@ -7,13 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/privacy/audit"
@@ -332,17 +329,9 @@ var ErrStateLocked = errors.New("the agent's state database is in use")
 // folder, read-only. A running agent holds its database: ReadPrivacy waits
 // up to timeout and then returns an error wrapping ErrStateLocked.
 func ReadPrivacy(stateDir string, timeout time.Duration) (*PrivacyRecord, error) {
-	path := filepath.Join(stateDir, "agent.db")
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no agent state in %s: %w (check state_dir in agent.yaml)", stateDir, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s is locked by a running agent (bbolt allows one writer and no reader beside it); stop the agent to read its ledger",
-			ErrStateLocked, path)
-	}
+	db, err := openStateReadOnly(stateDir, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("open agent state %s: %w", path, err)
+		return nil, err
 	}
 	defer db.Close()
 	out := &PrivacyRecord{Receipts: map[string][]StoredReceipt{}}

@@ -1,6 +1,7 @@
 package siteagent
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -65,27 +66,13 @@ func (s *state) completeSubmission(sub *submission, h *pb.UploadHeader, counters
 	})
 }
 
-func u64be(n uint64) []byte {
-	var b [8]byte
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(n)
-		n >>= 8
-	}
-	return b[:]
-}
+func u64be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 // ReadSent reads the sent log from an agent's state folder, read-only.
 func ReadSent(stateDir string, timeout time.Duration) ([]SentEntry, error) {
-	path := filepath.Join(stateDir, "agent.db")
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no agent state in %s: %w (check state_dir in agent.yaml)", stateDir, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s is locked by a running agent; stop the agent to read its log", ErrStateLocked, path)
-	}
+	db, err := openStateReadOnly(stateDir, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("open agent state %s: %w", path, err)
+		return nil, err
 	}
 	defer db.Close()
 	out := []SentEntry{}
@@ -104,4 +91,22 @@ func ReadSent(stateDir string, timeout time.Duration) ([]SentEntry, error) {
 		})
 	})
 	return out, err
+}
+
+// openStateReadOnly opens an agent's state database without writing it,
+// for the offline commands; a running agent holds it (ErrStateLocked).
+func openStateReadOnly(stateDir string, timeout time.Duration) (*bolt.DB, error) {
+	path := filepath.Join(stateDir, "agent.db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no agent state in %s: %w (check state_dir in agent.yaml)", stateDir, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is locked by a running agent (bbolt allows one writer and no reader beside it); stop the agent to read it",
+			ErrStateLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open agent state %s: %w", path, err)
+	}
+	return db, nil
 }

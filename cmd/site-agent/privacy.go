@@ -36,27 +36,9 @@ type PrivacyRelease struct {
 }
 
 func privacyCmd(c *cli.Command, args []string, stdout, stderr io.Writer) int {
-	fs := c.NewFlagSet(stderr)
-	configPath := fs.String("config", "agent.yaml", "agent config `file`: its state_dir is read")
-	stateDir := fs.String("state", "", "the agent's state `folder` (instead of --config)")
-	asJSON := fs.Bool("json", false, "print the ledger as one JSON object")
-	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	dir, asJSON, code, ok := stateDirArgs(c, args, "print the ledger as one JSON object", stdout, stderr)
 	if !ok {
 		return code
-	}
-	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
-		return code
-	}
-	dir := *stateDir
-	if dir == "" {
-		fc, abs, err := readConfig(*configPath)
-		if err != nil {
-			return c.Fail(stderr, err)
-		}
-		if fc.StateDir == "" {
-			return c.Fail(stderr, fmt.Errorf("config %s has no state_dir", *configPath))
-		}
-		dir = abs(fc.StateDir)
 	}
 	rec, err := siteagent.ReadPrivacy(dir, 2*time.Second)
 	if err != nil {
@@ -85,7 +67,7 @@ func privacyCmd(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 			rep.Entries = append(rep.Entries, PrivacyRelease{Entry: e, Receipt: state})
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		if err := enc.Encode(rep); err != nil {
 			return c.Fail(stderr, err)
@@ -122,4 +104,32 @@ func printPrivacy(w io.Writer, rep PrivacyReport) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nEpsilons of separate releases do not add up: the total is composed by the accountant (Rényi DP).")
+}
+
+// stateDirArgs parses the flags of the commands that read an agent's state
+// folder offline (privacy, sent): --state DIR, or --config FILE's
+// state_dir, and --json.
+func stateDirArgs(c *cli.Command, args []string, jsonUsage string, stdout, stderr io.Writer) (dir string, asJSON bool, code int, ok bool) {
+	fs := c.NewFlagSet(stderr)
+	configPath := fs.String("config", "agent.yaml", "agent config `file`: its state_dir is read")
+	stateDir := fs.String("state", "", "the agent's state `folder` (instead of --config)")
+	jsonOut := fs.Bool("json", false, jsonUsage)
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return "", false, code, false
+	}
+	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
+		return "", false, code, false
+	}
+	if dir = *stateDir; dir == "" {
+		fc, abs, err := readConfig(*configPath)
+		if err != nil {
+			return "", false, c.Fail(stderr, err), false
+		}
+		if fc.StateDir == "" {
+			return "", false, c.Fail(stderr, fmt.Errorf("config %s has no state_dir", *configPath)), false
+		}
+		dir = abs(fc.StateDir)
+	}
+	return dir, *jsonOut, 0, true
 }

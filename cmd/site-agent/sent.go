@@ -12,33 +12,15 @@ import (
 )
 
 func sentCmd(c *cli.Command, args []string, stdout, stderr io.Writer) int {
-	fs := c.NewFlagSet(stderr)
-	configPath := fs.String("config", "agent.yaml", "agent config `file`: its state_dir is read")
-	stateDir := fs.String("state", "", "the agent's state `folder` (instead of --config)")
-	asJSON := fs.Bool("json", false, "print {\"sent\": [...]} as JSON")
-	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	dir, asJSON, code, ok := stateDirArgs(c, args, "print {\"sent\": [...]} as JSON", stdout, stderr)
 	if !ok {
 		return code
-	}
-	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
-		return code
-	}
-	dir := *stateDir
-	if dir == "" {
-		fc, abs, err := readConfig(*configPath)
-		if err != nil {
-			return c.Fail(stderr, err)
-		}
-		if fc.StateDir == "" {
-			return c.Fail(stderr, fmt.Errorf("config %s has no state_dir", *configPath))
-		}
-		dir = abs(fc.StateDir)
 	}
 	sent, err := siteagent.ReadSent(dir, 2*time.Second)
 	if err != nil {
 		return c.Fail(stderr, err)
 	}
-	if *asJSON {
+	if asJSON {
 		if err := json.NewEncoder(stdout).Encode(map[string]any{"sent": sent}); err != nil {
 			return c.Fail(stderr, err)
 		}
