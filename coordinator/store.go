@@ -24,10 +24,9 @@ var (
 	bBlobMeta  = []byte("blobmeta")
 	bUploads   = []byte("uploads")
 	bModels    = []byte("models")
-	bEvents    = []byte("events")
 	bSites     = []byte("sites")
 	bReceipts  = []byte("receipts") // countersigned privacy receipts, by job/round/site
-	allBuckets = [][]byte{bMeta, bJobs, bBlobs, bBlobMeta, bUploads, bModels, bEvents, bSites, bReceipts}
+	allBuckets = [][]byte{bMeta, bJobs, bBlobs, bBlobMeta, bUploads, bModels, bSites, bReceipts}
 )
 
 // ErrNotFound is returned when a job, blob, model or upload does not exist.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 
 	"github.com/concord-fl/concord/privacy/audit"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -18,8 +17,8 @@ import (
 // it accepted before and returns its cosignature, which is added to the
 // stored checkpoint. A site that was shown a truncated or rewritten log
 // refuses, so once sites witness, the coordinator's operator cannot rewrite
-// history alone. The site learns the log key in Welcome, over its mutual
-// TLS connection, and pins it.
+// history alone. The site pins the log key from its kit (pki issue), or
+// else from its first Welcome, over its mutual TLS connection.
 
 // auditKey loads the coordinator's audit key, creating it on first start.
 func auditKey(path string) (*audit.Key, error) {
@@ -36,9 +35,6 @@ func auditKey(path string) (*audit.Key, error) {
 	}
 	if err := audit.WriteKeyFile(path, k); err != nil {
 		return nil, fmt.Errorf("write audit key %s: %w", path, err)
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
 	}
 	return k, nil
 }

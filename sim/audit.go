@@ -21,28 +21,7 @@ func writeAudit(ctx context.Context, fed *Federation, out, jobID string, sum *Su
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	get := func(format string) ([]byte, string, error) {
-		stream, err := fed.Admin.ExportAudit(ctx, &pb.ExportAuditRequest{JobId: jobID, Format: format})
-		if err != nil {
-			return nil, "", err
-		}
-		var data []byte
-		name := ""
-		for {
-			ch, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return data, name, nil
-			}
-			if err != nil {
-				return nil, "", fmt.Errorf("export %s: %w", format, err)
-			}
-			if name == "" {
-				name = filepath.Base(ch.FileName)
-			}
-			data = append(data, ch.Data...)
-		}
-	}
-	data, name, err := get("bundle")
+	data, name, err := exportAudit(ctx, fed.Admin, jobID, "bundle")
 	if err != nil {
 		return err
 	}
@@ -64,7 +43,7 @@ func writeAudit(ctx context.Context, fed *Federation, out, jobID string, sum *Su
 		return err
 	}
 	for _, format := range []string{"json", "csv", "html", "pdf"} {
-		data, name, err := get(format)
+		data, name, err := exportAudit(ctx, fed.Admin, jobID, format)
 		if err != nil {
 			return err
 		}
@@ -84,4 +63,28 @@ func writeAudit(ctx context.Context, fed *Federation, out, jobID string, sum *Su
 	}
 	sum.AuditVerified = true
 	return nil
+}
+
+// exportAudit fetches a job's audit bundle or compliance report and the
+// file name the coordinator gives it.
+func exportAudit(ctx context.Context, admin pb.AdminClient, jobID, format string) ([]byte, string, error) {
+	stream, err := admin.ExportAudit(ctx, &pb.ExportAuditRequest{JobId: jobID, Format: format})
+	if err != nil {
+		return nil, "", err
+	}
+	var data []byte
+	name := ""
+	for {
+		ch, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return data, name, nil
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("export %s: %w", format, err)
+		}
+		if name == "" {
+			name = filepath.Base(ch.FileName)
+		}
+		data = append(data, ch.Data...)
+	}
 }

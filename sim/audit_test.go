@@ -3,8 +3,6 @@ package sim
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -19,21 +17,11 @@ import (
 
 func export(t *testing.T, ctx context.Context, f *Federation, job, format string) []byte {
 	t.Helper()
-	stream, err := f.Admin.ExportAudit(ctx, &pb.ExportAuditRequest{JobId: job, Format: format})
+	data, _, err := exportAudit(ctx, f.Admin, job, format)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var data []byte
-	for {
-		ch, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return data
-		}
-		if err != nil {
-			t.Fatalf("export %s: %v", format, err)
-		}
-		data = append(data, ch.Data...)
-	}
+	return data
 }
 
 // TestSitesWitnessTheAuditLog: after a job, the exported bundle verifies
