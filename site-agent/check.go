@@ -85,7 +85,11 @@ func (d *DICOMFolder) Check() (int, string) {
 	}
 	total := 0
 	for _, c := range classes {
-		n, err := countFiles(filepath.Join(d.Dir, c))
+		open := d.classFS
+		if open == nil {
+			open = os.DirFS
+		}
+		n, err := countFiles(open(filepath.Join(d.Dir, c)))
 		if err != nil {
 			return 0, fmt.Sprintf("some files or folders under class folder %q cannot be read (%s): give the agent's user read access", c, errKind(err))
 		}
@@ -99,13 +103,13 @@ func (d *DICOMFolder) Check() (int, string) {
 
 // countFiles counts the regular, non-hidden files below dir, as
 // imaging.LoadFolderDataset would list them.
-func countFiles(dir string) (int, error) {
+func countFiles(fsys fs.FS) (int, error) {
 	n := 0
-	err := filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, ".", func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(e.Name(), ".") {
+		if path != "." && strings.HasPrefix(e.Name(), ".") {
 			if e.IsDir() {
 				return filepath.SkipDir
 			}

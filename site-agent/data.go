@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"slices"
 	"sync"
@@ -67,6 +68,9 @@ type DICOMFolder struct {
 	cache map[string]learning.Dataset
 	// Report of the last load: rejected files by reason (no identifiers).
 	Rejected map[string]int
+	// classFS opens a class folder for counting; nil means os.DirFS. Tests
+	// replace it to make a folder unreadable whoever runs them.
+	classFS func(dir string) fs.FS
 }
 
 // Examples implements Counter: the image files in the class folders (before
