@@ -37,7 +37,13 @@ func (d *DICOMFolder) Folder() string { return d.Dir }
 // class folders are the configured classes, and they hold files. Files are
 // counted, not decoded; a file that cannot be decoded is found (and
 // counted by reason) when a job loads the data.
-func (d *DICOMFolder) Check() (int, string) {
+func (d *DICOMFolder) Check() (int, string) { return d.check(2) }
+
+// check looks at the data folder; when part of it vanishes while it is
+// being counted (moved or removed at that moment), it looks again, up to
+// retries times, so that the answer describes the folder as it is now
+// rather than "cannot be read".
+func (d *DICOMFolder) check(retries int) (int, string) {
 	base := "'" + filepath.Base(filepath.Clean(d.Dir)) + "'"
 	if d.Dir == "" {
 		return 0, "no data folder is configured: set data.dir in agent.yaml"
@@ -90,6 +96,9 @@ func (d *DICOMFolder) Check() (int, string) {
 			open = os.DirFS
 		}
 		n, err := countFiles(open(filepath.Join(d.Dir, c)))
+		if errors.Is(err, fs.ErrNotExist) && retries > 0 {
+			return d.check(retries - 1)
+		}
 		if err != nil {
 			return 0, fmt.Sprintf("some files or folders under class folder %q cannot be read (%s): give the agent's user read access", c, errKind(err))
 		}

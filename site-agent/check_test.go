@@ -166,3 +166,32 @@ func FuzzDetail(f *testing.F) {
 		}
 	})
 }
+
+// vanishingFS reports a folder as gone the first times it is walked, as
+// when the data folder is moved away in the middle of a check.
+type vanishingFS struct {
+	fs.FS
+	gone *int
+}
+
+func (v vanishingFS) Open(name string) (fs.File, error) {
+	if name == "." && *v.gone > 0 {
+		*v.gone--
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return v.FS.Open(name)
+}
+
+// TestCheckLooksAgainWhenTheFolderChanges: a class folder that vanishes
+// while it is counted is not reported as unreadable; the check looks again
+// and describes the folder as it is.
+func TestCheckLooksAgainWhenTheFolderChanges(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, "normal/1.dcm", "pneumonia/2.dcm")
+	gone := 1
+	folder := &DICOMFolder{Dir: root, Classes: []string{"normal", "pneumonia"},
+		classFS: func(dir string) fs.FS { return vanishingFS{os.DirFS(dir), &gone} }}
+	if n, problem := folder.Check(); n != 2 || problem != "" {
+		t.Fatalf("got %d examples, problem %q; want 2, healthy", n, problem)
+	}
+}
