@@ -66,6 +66,9 @@ func (c *Coordinator) buildReport(jobID string, by Identity, t *audit.Trust) (*r
 	spec := proto.Clone(j.spec).(*pb.JobSpec)
 	rec := *j.rec
 	rec.Rounds = slices.Clone(j.rec.Rounds)
+	// The secure state changes while a job runs: copy what the report
+	// reads under the lock.
+	rec.Secure = cloneSecure(j.rec.Secure)
 	var sites []string
 	for s := range j.rec.Sites {
 		sites = append(sites, s)
