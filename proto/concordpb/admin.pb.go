@@ -830,14 +830,17 @@ func (x *WatchJobRequest) GetJobId() string {
 }
 
 type RoundSummary struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Round         uint32                 `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
-	Participants  []string               `protobuf:"bytes,2,rep,name=participants,proto3" json:"participants,omitempty"`
-	Contributors  []string               `protobuf:"bytes,3,rep,name=contributors,proto3" json:"contributors,omitempty"`
-	Samples       uint64                 `protobuf:"varint,4,opt,name=samples,proto3" json:"samples,omitempty"`
-	Metrics       map[string]float64     `protobuf:"bytes,5,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	ModelVersion  string                 `protobuf:"bytes,6,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	Seconds       float64                `protobuf:"fixed64,7,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Round        uint32                 `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
+	Participants []string               `protobuf:"bytes,2,rep,name=participants,proto3" json:"participants,omitempty"`
+	Contributors []string               `protobuf:"bytes,3,rep,name=contributors,proto3" json:"contributors,omitempty"`
+	Samples      uint64                 `protobuf:"varint,4,opt,name=samples,proto3" json:"samples,omitempty"`
+	Metrics      map[string]float64     `protobuf:"bytes,5,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	ModelVersion string                 `protobuf:"bytes,6,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	Seconds      float64                `protobuf:"fixed64,7,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	// Signed validation results of this round's aggregate, one per
+	// validation site that answered.
+	Validation    []*SiteValidation `protobuf:"bytes,8,rep,name=validation,proto3" json:"validation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -921,6 +924,256 @@ func (x *RoundSummary) GetSeconds() float64 {
 	return 0
 }
 
+func (x *RoundSummary) GetValidation() []*SiteValidation {
+	if x != nil {
+		return x.Validation
+	}
+	return nil
+}
+
+// SiteValidation is one validation site's result for one model, taken from
+// its signed receipt.
+type SiteValidation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	ModelRole     string                 `protobuf:"bytes,2,opt,name=model_role,json=modelRole,proto3" json:"model_role,omitempty"` // global | site:NAME
+	Round         uint32                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
+	Examples      uint64                 `protobuf:"varint,4,opt,name=examples,proto3" json:"examples,omitempty"`
+	Metrics       map[string]float64     `protobuf:"bytes,5,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"` // auc, sensitivity, specificity, f1, accuracy, dice...
+	Lower         map[string]float64     `protobuf:"bytes,6,rep,name=lower,proto3" json:"lower,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`     // 95% interval, lower bound, by metric
+	Upper         map[string]float64     `protobuf:"bytes,7,rep,name=upper,proto3" json:"upper,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Confusion     map[string]uint64      `protobuf:"bytes,8,rep,name=confusion,proto3" json:"confusion,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // tp, fp, tn, fn
+	Receipt       []byte                 `protobuf:"bytes,9,opt,name=receipt,proto3" json:"receipt,omitempty"`                                                                                // the signed receipt itself
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteValidation) Reset() {
+	*x = SiteValidation{}
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteValidation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteValidation) ProtoMessage() {}
+
+func (x *SiteValidation) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteValidation.ProtoReflect.Descriptor instead.
+func (*SiteValidation) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SiteValidation) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SiteValidation) GetModelRole() string {
+	if x != nil {
+		return x.ModelRole
+	}
+	return ""
+}
+
+func (x *SiteValidation) GetRound() uint32 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *SiteValidation) GetExamples() uint64 {
+	if x != nil {
+		return x.Examples
+	}
+	return 0
+}
+
+func (x *SiteValidation) GetMetrics() map[string]float64 {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *SiteValidation) GetLower() map[string]float64 {
+	if x != nil {
+		return x.Lower
+	}
+	return nil
+}
+
+func (x *SiteValidation) GetUpper() map[string]float64 {
+	if x != nil {
+		return x.Upper
+	}
+	return nil
+}
+
+func (x *SiteValidation) GetConfusion() map[string]uint64 {
+	if x != nil {
+		return x.Confusion
+	}
+	return nil
+}
+
+func (x *SiteValidation) GetReceipt() []byte {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+// GateDecision is what the promotion gates decided for a job's candidate.
+type GateDecision struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"` // pending | passed | rejected
+	Reasons       []string               `protobuf:"bytes,2,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"` // the version published, or the rejected candidate's
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GateDecision) Reset() {
+	*x = GateDecision{}
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GateDecision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GateDecision) ProtoMessage() {}
+
+func (x *GateDecision) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GateDecision.ProtoReflect.Descriptor instead.
+func (*GateDecision) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GateDecision) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GateDecision) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+func (x *GateDecision) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// CrossSiteMatrix scores models (rows: global, site:NAME) at validation
+// sites (columns).
+type CrossSiteMatrix struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Models []string               `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	Sites  []string               `protobuf:"bytes,2,rep,name=sites,proto3" json:"sites,omitempty"`
+	Cells  []*SiteValidation      `protobuf:"bytes,3,rep,name=cells,proto3" json:"cells,omitempty"`
+	// Why rows are missing (e.g. local models never leave a site under
+	// secure aggregation).
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrossSiteMatrix) Reset() {
+	*x = CrossSiteMatrix{}
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrossSiteMatrix) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrossSiteMatrix) ProtoMessage() {}
+
+func (x *CrossSiteMatrix) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrossSiteMatrix.ProtoReflect.Descriptor instead.
+func (*CrossSiteMatrix) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CrossSiteMatrix) GetModels() []string {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+func (x *CrossSiteMatrix) GetSites() []string {
+	if x != nil {
+		return x.Sites
+	}
+	return nil
+}
+
+func (x *CrossSiteMatrix) GetCells() []*SiteValidation {
+	if x != nil {
+		return x.Cells
+	}
+	return nil
+}
+
+func (x *CrossSiteMatrix) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 type Job struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -935,14 +1188,20 @@ type Job struct {
 	// Task failures reported by sites in this job, newest last (bounded).
 	Failures []*SiteFailure `protobuf:"bytes,10,rep,name=failures,proto3" json:"failures,omitempty"`
 	// Sites the current step still waits for, and why (e.g. "not connected").
-	WaitingFor    []*WaitingFor `protobuf:"bytes,11,rep,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	WaitingFor []*WaitingFor    `protobuf:"bytes,11,rep,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	Gate       *GateDecision    `protobuf:"bytes,12,opt,name=gate,proto3" json:"gate,omitempty"`
+	CrossSite  *CrossSiteMatrix `protobuf:"bytes,13,opt,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
+	// leave-one-site-out: one child job per fold, and the summary.
+	Folds         []string           `protobuf:"bytes,14,rep,name=folds,proto3" json:"folds,omitempty"`
+	FoldMean      map[string]float64 `protobuf:"bytes,15,rep,name=fold_mean,json=foldMean,proto3" json:"fold_mean,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	FoldStd       map[string]float64 `protobuf:"bytes,16,rep,name=fold_std,json=foldStd,proto3" json:"fold_std,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1213,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1226,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Job) GetId() string {
@@ -1047,6 +1306,41 @@ func (x *Job) GetWaitingFor() []*WaitingFor {
 	return nil
 }
 
+func (x *Job) GetGate() *GateDecision {
+	if x != nil {
+		return x.Gate
+	}
+	return nil
+}
+
+func (x *Job) GetCrossSite() *CrossSiteMatrix {
+	if x != nil {
+		return x.CrossSite
+	}
+	return nil
+}
+
+func (x *Job) GetFolds() []string {
+	if x != nil {
+		return x.Folds
+	}
+	return nil
+}
+
+func (x *Job) GetFoldMean() map[string]float64 {
+	if x != nil {
+		return x.FoldMean
+	}
+	return nil
+}
+
+func (x *Job) GetFoldStd() map[string]float64 {
+	if x != nil {
+		return x.FoldStd
+	}
+	return nil
+}
+
 type WaitingFor struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
@@ -1057,7 +1351,7 @@ type WaitingFor struct {
 
 func (x *WaitingFor) Reset() {
 	*x = WaitingFor{}
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1363,7 @@ func (x *WaitingFor) String() string {
 func (*WaitingFor) ProtoMessage() {}
 
 func (x *WaitingFor) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1376,7 @@ func (x *WaitingFor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitingFor.ProtoReflect.Descriptor instead.
 func (*WaitingFor) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WaitingFor) GetSite() string {
@@ -1116,7 +1410,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1422,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1435,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JobEvent) GetSeq() int64 {
@@ -1208,24 +1502,33 @@ func (x *JobEvent) GetJob() *Job {
 }
 
 type ModelVersion struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
-	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	Round         uint32                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
-	Params        uint64                 `protobuf:"varint,4,opt,name=params,proto3" json:"params,omitempty"`
-	LayoutHash    string                 `protobuf:"bytes,5,opt,name=layout_hash,json=layoutHash,proto3" json:"layout_hash,omitempty"`
-	Sha256        string                 `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	CreatedUnix   int64                  `protobuf:"varint,7,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
-	Metrics       map[string]float64     `protobuf:"bytes,8,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	Parent        string                 `protobuf:"bytes,9,opt,name=parent,proto3" json:"parent,omitempty"`
-	Lineage       string                 `protobuf:"bytes,10,opt,name=lineage,proto3" json:"lineage,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Version     string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	JobId       string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Round       uint32                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
+	Params      uint64                 `protobuf:"varint,4,opt,name=params,proto3" json:"params,omitempty"`
+	LayoutHash  string                 `protobuf:"bytes,5,opt,name=layout_hash,json=layoutHash,proto3" json:"layout_hash,omitempty"`
+	Sha256      string                 `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	CreatedUnix int64                  `protobuf:"varint,7,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	Metrics     map[string]float64     `protobuf:"bytes,8,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Parent      string                 `protobuf:"bytes,9,opt,name=parent,proto3" json:"parent,omitempty"`
+	Lineage     string                 `protobuf:"bytes,10,opt,name=lineage,proto3" json:"lineage,omitempty"`
+	Status      string                 `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"` // published | rejected
+	GateReasons []string               `protobuf:"bytes,12,rep,name=gate_reasons,json=gateReasons,proto3" json:"gate_reasons,omitempty"`
+	// DICOM-style UID (2.25.<decimal>) derived from the weights: it changes
+	// whenever the weights change, so results can name the exact model.
+	DeviceUid string `protobuf:"bytes,13,opt,name=device_uid,json=deviceUid,proto3" json:"device_uid,omitempty"`
+	// The coordinator-signed manifest (coordinator/registry): lineage,
+	// hashes, validation, gate decision.
+	Manifest      []byte            `protobuf:"bytes,14,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	Validation    []*SiteValidation `protobuf:"bytes,15,rep,name=validation,proto3" json:"validation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelVersion) Reset() {
 	*x = ModelVersion{}
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1540,7 @@ func (x *ModelVersion) String() string {
 func (*ModelVersion) ProtoMessage() {}
 
 func (x *ModelVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1553,7 @@ func (x *ModelVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersion.ProtoReflect.Descriptor instead.
 func (*ModelVersion) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ModelVersion) GetVersion() string {
@@ -1323,18 +1626,54 @@ func (x *ModelVersion) GetLineage() string {
 	return ""
 }
 
+func (x *ModelVersion) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ModelVersion) GetGateReasons() []string {
+	if x != nil {
+		return x.GateReasons
+	}
+	return nil
+}
+
+func (x *ModelVersion) GetDeviceUid() string {
+	if x != nil {
+		return x.DeviceUid
+	}
+	return ""
+}
+
+func (x *ModelVersion) GetManifest() []byte {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *ModelVersion) GetValidation() []*SiteValidation {
+	if x != nil {
+		return x.Validation
+	}
+	return nil
+}
+
 type ListModelsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	PageSize      uint32                 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	JobId           string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	PageSize        uint32                 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken       string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	IncludeRejected bool                   `protobuf:"varint,4,opt,name=include_rejected,json=includeRejected,proto3" json:"include_rejected,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[19]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1685,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[19]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1698,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListModelsRequest) GetJobId() string {
@@ -1383,6 +1722,13 @@ func (x *ListModelsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListModelsRequest) GetIncludeRejected() bool {
+	if x != nil {
+		return x.IncludeRejected
+	}
+	return false
+}
+
 type ListModelsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Models        []*ModelVersion        `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
@@ -1393,7 +1739,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[20]
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1751,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[20]
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1764,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelVersion {
@@ -1444,7 +1790,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[21]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1802,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[21]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1815,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetModelRequest) GetVersion() string {
@@ -1490,7 +1836,7 @@ type ModelChunk struct {
 
 func (x *ModelChunk) Reset() {
 	*x = ModelChunk{}
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1848,7 @@ func (x *ModelChunk) String() string {
 func (*ModelChunk) ProtoMessage() {}
 
 func (x *ModelChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1861,7 @@ func (x *ModelChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelChunk.ProtoReflect.Descriptor instead.
 func (*ModelChunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ModelChunk) GetInfo() *ModelVersion {
@@ -1552,7 +1898,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	mi := &file_concord_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1910,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	mi := &file_concord_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1923,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListEventsRequest) GetJobId() string {
@@ -1618,7 +1964,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[24]
+	mi := &file_concord_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1976,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[24]
+	mi := &file_concord_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1989,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListEventsResponse) GetEvents() []*JobEvent {
@@ -1719,7 +2065,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"(\n" +
 	"\x0fWatchJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xc2\x02\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xfe\x02\n" +
 	"\fRoundSummary\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\rR\x05round\x12\"\n" +
 	"\fparticipants\x18\x02 \x03(\tR\fparticipants\x12\"\n" +
@@ -1727,10 +2073,47 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\asamples\x18\x04 \x01(\x04R\asamples\x12?\n" +
 	"\ametrics\x18\x05 \x03(\v2%.concord.v1.RoundSummary.MetricsEntryR\ametrics\x12#\n" +
 	"\rmodel_version\x18\x06 \x01(\tR\fmodelVersion\x12\x18\n" +
-	"\aseconds\x18\a \x01(\x01R\aseconds\x1a:\n" +
+	"\aseconds\x18\a \x01(\x01R\aseconds\x12:\n" +
+	"\n" +
+	"validation\x18\b \x03(\v2\x1a.concord.v1.SiteValidationR\n" +
+	"validation\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x8d\x03\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x83\x05\n" +
+	"\x0eSiteValidation\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x1d\n" +
+	"\n" +
+	"model_role\x18\x02 \x01(\tR\tmodelRole\x12\x14\n" +
+	"\x05round\x18\x03 \x01(\rR\x05round\x12\x1a\n" +
+	"\bexamples\x18\x04 \x01(\x04R\bexamples\x12A\n" +
+	"\ametrics\x18\x05 \x03(\v2'.concord.v1.SiteValidation.MetricsEntryR\ametrics\x12;\n" +
+	"\x05lower\x18\x06 \x03(\v2%.concord.v1.SiteValidation.LowerEntryR\x05lower\x12;\n" +
+	"\x05upper\x18\a \x03(\v2%.concord.v1.SiteValidation.UpperEntryR\x05upper\x12G\n" +
+	"\tconfusion\x18\b \x03(\v2).concord.v1.SiteValidation.ConfusionEntryR\tconfusion\x12\x18\n" +
+	"\areceipt\x18\t \x01(\fR\areceipt\x1a:\n" +
+	"\fMetricsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a8\n" +
+	"\n" +
+	"LowerEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a8\n" +
+	"\n" +
+	"UpperEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a<\n" +
+	"\x0eConfusionEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"X\n" +
+	"\fGateDecision\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x18\n" +
+	"\areasons\x18\x02 \x03(\tR\areasons\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\"\x85\x01\n" +
+	"\x0fCrossSiteMatrix\x12\x16\n" +
+	"\x06models\x18\x01 \x03(\tR\x06models\x12\x14\n" +
+	"\x05sites\x18\x02 \x03(\tR\x05sites\x120\n" +
+	"\x05cells\x18\x03 \x03(\v2\x1a.concord.v1.SiteValidationR\x05cells\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\xfb\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.concord.v1.JobSpecR\x04spec\x12\x14\n" +
@@ -1744,7 +2127,19 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\bfailures\x18\n" +
 	" \x03(\v2\x17.concord.v1.SiteFailureR\bfailures\x127\n" +
 	"\vwaiting_for\x18\v \x03(\v2\x16.concord.v1.WaitingForR\n" +
-	"waitingFor\"8\n" +
+	"waitingFor\x12,\n" +
+	"\x04gate\x18\f \x01(\v2\x18.concord.v1.GateDecisionR\x04gate\x12:\n" +
+	"\n" +
+	"cross_site\x18\r \x01(\v2\x1b.concord.v1.CrossSiteMatrixR\tcrossSite\x12\x14\n" +
+	"\x05folds\x18\x0e \x03(\tR\x05folds\x12:\n" +
+	"\tfold_mean\x18\x0f \x03(\v2\x1d.concord.v1.Job.FoldMeanEntryR\bfoldMean\x127\n" +
+	"\bfold_std\x18\x10 \x03(\v2\x1c.concord.v1.Job.FoldStdEntryR\afoldStd\x1a;\n" +
+	"\rFoldMeanEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a:\n" +
+	"\fFoldStdEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"8\n" +
 	"\n" +
 	"WaitingFor\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x16\n" +
@@ -1759,7 +2154,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\x05round\x18\x06 \x01(\rR\x05round\x12\x12\n" +
 	"\x04site\x18\a \x01(\tR\x04site\x12\x16\n" +
 	"\x06detail\x18\b \x01(\tR\x06detail\x12!\n" +
-	"\x03job\x18\t \x01(\v2\x0f.concord.v1.JobR\x03job\"\xf8\x02\n" +
+	"\x03job\x18\t \x01(\v2\x0f.concord.v1.JobR\x03job\"\xaa\x04\n" +
 	"\fModelVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
@@ -1772,15 +2167,24 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\ametrics\x18\b \x03(\v2%.concord.v1.ModelVersion.MetricsEntryR\ametrics\x12\x16\n" +
 	"\x06parent\x18\t \x01(\tR\x06parent\x12\x18\n" +
 	"\alineage\x18\n" +
-	" \x01(\tR\alineage\x1a:\n" +
+	" \x01(\tR\alineage\x12\x16\n" +
+	"\x06status\x18\v \x01(\tR\x06status\x12!\n" +
+	"\fgate_reasons\x18\f \x03(\tR\vgateReasons\x12\x1d\n" +
+	"\n" +
+	"device_uid\x18\r \x01(\tR\tdeviceUid\x12\x1a\n" +
+	"\bmanifest\x18\x0e \x01(\fR\bmanifest\x12:\n" +
+	"\n" +
+	"validation\x18\x0f \x03(\v2\x1a.concord.v1.SiteValidationR\n" +
+	"validation\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"f\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x91\x01\n" +
 	"\x11ListModelsRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"n\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12)\n" +
+	"\x10include_rejected\x18\x04 \x01(\bR\x0fincludeRejected\"n\n" +
 	"\x12ListModelsResponse\x120\n" +
 	"\x06models\x18\x01 \x03(\v2\x18.concord.v1.ModelVersionR\x06models\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n" +
@@ -1799,7 +2203,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"j\n" +
 	"\x12ListEventsResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.concord.v1.JobEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xe7\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xae\x06\n" +
 	"\x05Admin\x12H\n" +
 	"\tListSites\x12\x1c.concord.v1.ListSitesRequest\x1a\x1d.concord.v1.ListSitesResponse\x12:\n" +
 	"\tSubmitJob\x12\x1c.concord.v1.SubmitJobRequest\x1a\x0f.concord.v1.Job\x124\n" +
@@ -1809,7 +2213,8 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\bAbortJob\x12\x1b.concord.v1.AbortJobRequest\x1a\x0f.concord.v1.Job\x12K\n" +
 	"\n" +
 	"ListModels\x12\x1d.concord.v1.ListModelsRequest\x1a\x1e.concord.v1.ListModelsResponse\x12A\n" +
-	"\bGetModel\x12\x1b.concord.v1.GetModelRequest\x1a\x16.concord.v1.ModelChunk0\x01\x12K\n" +
+	"\bGetModel\x12\x1b.concord.v1.GetModelRequest\x1a\x16.concord.v1.ModelChunk0\x01\x12E\n" +
+	"\fGetModelInfo\x12\x1b.concord.v1.GetModelRequest\x1a\x18.concord.v1.ModelVersion\x12K\n" +
 	"\n" +
 	"ListEvents\x12\x1d.concord.v1.ListEventsRequest\x1a\x1e.concord.v1.ListEventsResponse\x129\n" +
 	"\x04Info\x12\x17.concord.v1.InfoRequest\x1a\x18.concord.v1.InfoResponse\x12H\n" +
@@ -1827,7 +2232,7 @@ func file_concord_v1_admin_proto_rawDescGZIP() []byte {
 	return file_concord_v1_admin_proto_rawDescData
 }
 
-var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_concord_v1_admin_proto_goTypes = []any{
 	(*ExportAuditRequest)(nil), // 0: concord.v1.ExportAuditRequest
 	(*ExportChunk)(nil),        // 1: concord.v1.ExportChunk
@@ -1844,64 +2249,86 @@ var file_concord_v1_admin_proto_goTypes = []any{
 	(*AbortJobRequest)(nil),    // 12: concord.v1.AbortJobRequest
 	(*WatchJobRequest)(nil),    // 13: concord.v1.WatchJobRequest
 	(*RoundSummary)(nil),       // 14: concord.v1.RoundSummary
-	(*Job)(nil),                // 15: concord.v1.Job
-	(*WaitingFor)(nil),         // 16: concord.v1.WaitingFor
-	(*JobEvent)(nil),           // 17: concord.v1.JobEvent
-	(*ModelVersion)(nil),       // 18: concord.v1.ModelVersion
-	(*ListModelsRequest)(nil),  // 19: concord.v1.ListModelsRequest
-	(*ListModelsResponse)(nil), // 20: concord.v1.ListModelsResponse
-	(*GetModelRequest)(nil),    // 21: concord.v1.GetModelRequest
-	(*ModelChunk)(nil),         // 22: concord.v1.ModelChunk
-	(*ListEventsRequest)(nil),  // 23: concord.v1.ListEventsRequest
-	(*ListEventsResponse)(nil), // 24: concord.v1.ListEventsResponse
-	nil,                        // 25: concord.v1.RoundSummary.MetricsEntry
-	nil,                        // 26: concord.v1.ModelVersion.MetricsEntry
-	(*JobSpec)(nil),            // 27: concord.v1.JobSpec
-	(*Chunk)(nil),              // 28: concord.v1.Chunk
+	(*SiteValidation)(nil),     // 15: concord.v1.SiteValidation
+	(*GateDecision)(nil),       // 16: concord.v1.GateDecision
+	(*CrossSiteMatrix)(nil),    // 17: concord.v1.CrossSiteMatrix
+	(*Job)(nil),                // 18: concord.v1.Job
+	(*WaitingFor)(nil),         // 19: concord.v1.WaitingFor
+	(*JobEvent)(nil),           // 20: concord.v1.JobEvent
+	(*ModelVersion)(nil),       // 21: concord.v1.ModelVersion
+	(*ListModelsRequest)(nil),  // 22: concord.v1.ListModelsRequest
+	(*ListModelsResponse)(nil), // 23: concord.v1.ListModelsResponse
+	(*GetModelRequest)(nil),    // 24: concord.v1.GetModelRequest
+	(*ModelChunk)(nil),         // 25: concord.v1.ModelChunk
+	(*ListEventsRequest)(nil),  // 26: concord.v1.ListEventsRequest
+	(*ListEventsResponse)(nil), // 27: concord.v1.ListEventsResponse
+	nil,                        // 28: concord.v1.RoundSummary.MetricsEntry
+	nil,                        // 29: concord.v1.SiteValidation.MetricsEntry
+	nil,                        // 30: concord.v1.SiteValidation.LowerEntry
+	nil,                        // 31: concord.v1.SiteValidation.UpperEntry
+	nil,                        // 32: concord.v1.SiteValidation.ConfusionEntry
+	nil,                        // 33: concord.v1.Job.FoldMeanEntry
+	nil,                        // 34: concord.v1.Job.FoldStdEntry
+	nil,                        // 35: concord.v1.ModelVersion.MetricsEntry
+	(*JobSpec)(nil),            // 36: concord.v1.JobSpec
+	(*Chunk)(nil),              // 37: concord.v1.Chunk
 }
 var file_concord_v1_admin_proto_depIdxs = []int32{
 	5,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
 	4,  // 1: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
-	27, // 2: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
-	15, // 3: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
-	25, // 4: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
-	27, // 5: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
-	14, // 6: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
-	5,  // 7: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
-	16, // 8: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
-	15, // 9: concord.v1.JobEvent.job:type_name -> concord.v1.Job
-	26, // 10: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
-	18, // 11: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
-	18, // 12: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
-	28, // 13: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
-	17, // 14: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
-	6,  // 15: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
-	8,  // 16: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
-	9,  // 17: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
-	10, // 18: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
-	13, // 19: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
-	12, // 20: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
-	19, // 21: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
-	21, // 22: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
-	23, // 23: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
-	2,  // 24: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
-	0,  // 25: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
-	7,  // 26: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
-	15, // 27: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
-	15, // 28: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
-	11, // 29: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
-	17, // 30: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
-	15, // 31: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
-	20, // 32: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
-	22, // 33: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
-	24, // 34: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
-	3,  // 35: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
-	1,  // 36: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
-	26, // [26:37] is the sub-list for method output_type
-	15, // [15:26] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	36, // 2: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
+	18, // 3: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
+	28, // 4: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
+	15, // 5: concord.v1.RoundSummary.validation:type_name -> concord.v1.SiteValidation
+	29, // 6: concord.v1.SiteValidation.metrics:type_name -> concord.v1.SiteValidation.MetricsEntry
+	30, // 7: concord.v1.SiteValidation.lower:type_name -> concord.v1.SiteValidation.LowerEntry
+	31, // 8: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
+	32, // 9: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
+	15, // 10: concord.v1.CrossSiteMatrix.cells:type_name -> concord.v1.SiteValidation
+	36, // 11: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
+	14, // 12: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
+	5,  // 13: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
+	19, // 14: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
+	16, // 15: concord.v1.Job.gate:type_name -> concord.v1.GateDecision
+	17, // 16: concord.v1.Job.cross_site:type_name -> concord.v1.CrossSiteMatrix
+	33, // 17: concord.v1.Job.fold_mean:type_name -> concord.v1.Job.FoldMeanEntry
+	34, // 18: concord.v1.Job.fold_std:type_name -> concord.v1.Job.FoldStdEntry
+	18, // 19: concord.v1.JobEvent.job:type_name -> concord.v1.Job
+	35, // 20: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
+	15, // 21: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
+	21, // 22: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
+	21, // 23: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
+	37, // 24: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
+	20, // 25: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
+	6,  // 26: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
+	8,  // 27: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
+	9,  // 28: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
+	10, // 29: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
+	13, // 30: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
+	12, // 31: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
+	22, // 32: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
+	24, // 33: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
+	24, // 34: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
+	26, // 35: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
+	2,  // 36: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
+	0,  // 37: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
+	7,  // 38: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
+	18, // 39: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
+	18, // 40: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
+	11, // 41: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
+	20, // 42: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
+	18, // 43: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
+	23, // 44: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
+	25, // 45: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
+	21, // 46: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
+	27, // 47: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
+	3,  // 48: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
+	1,  // 49: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
+	38, // [38:50] is the sub-list for method output_type
+	26, // [26:38] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_admin_proto_init() }
@@ -1916,7 +2343,7 @@ func file_concord_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_admin_proto_rawDesc), len(file_concord_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,17 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_ListSites_FullMethodName   = "/concord.v1.Admin/ListSites"
-	Admin_SubmitJob_FullMethodName   = "/concord.v1.Admin/SubmitJob"
-	Admin_GetJob_FullMethodName      = "/concord.v1.Admin/GetJob"
-	Admin_ListJobs_FullMethodName    = "/concord.v1.Admin/ListJobs"
-	Admin_WatchJob_FullMethodName    = "/concord.v1.Admin/WatchJob"
-	Admin_AbortJob_FullMethodName    = "/concord.v1.Admin/AbortJob"
-	Admin_ListModels_FullMethodName  = "/concord.v1.Admin/ListModels"
-	Admin_GetModel_FullMethodName    = "/concord.v1.Admin/GetModel"
-	Admin_ListEvents_FullMethodName  = "/concord.v1.Admin/ListEvents"
-	Admin_Info_FullMethodName        = "/concord.v1.Admin/Info"
-	Admin_ExportAudit_FullMethodName = "/concord.v1.Admin/ExportAudit"
+	Admin_ListSites_FullMethodName    = "/concord.v1.Admin/ListSites"
+	Admin_SubmitJob_FullMethodName    = "/concord.v1.Admin/SubmitJob"
+	Admin_GetJob_FullMethodName       = "/concord.v1.Admin/GetJob"
+	Admin_ListJobs_FullMethodName     = "/concord.v1.Admin/ListJobs"
+	Admin_WatchJob_FullMethodName     = "/concord.v1.Admin/WatchJob"
+	Admin_AbortJob_FullMethodName     = "/concord.v1.Admin/AbortJob"
+	Admin_ListModels_FullMethodName   = "/concord.v1.Admin/ListModels"
+	Admin_GetModel_FullMethodName     = "/concord.v1.Admin/GetModel"
+	Admin_GetModelInfo_FullMethodName = "/concord.v1.Admin/GetModelInfo"
+	Admin_ListEvents_FullMethodName   = "/concord.v1.Admin/ListEvents"
+	Admin_Info_FullMethodName         = "/concord.v1.Admin/Info"
+	Admin_ExportAudit_FullMethodName  = "/concord.v1.Admin/ExportAudit"
 )
 
 // AdminClient is the client API for Admin service.
@@ -46,6 +47,9 @@ type AdminClient interface {
 	AbortJob(ctx context.Context, in *AbortJobRequest, opts ...grpc.CallOption) (*Job, error)
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ModelChunk], error)
+	// GetModelInfo returns one version (published or rejected) without its
+	// weights.
+	GetModelInfo(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*ModelVersion, error)
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// Info says which coordinator this is and the limits it enforces.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
@@ -160,6 +164,16 @@ func (c *adminClient) GetModel(ctx context.Context, in *GetModelRequest, opts ..
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_GetModelClient = grpc.ServerStreamingClient[ModelChunk]
 
+func (c *adminClient) GetModelInfo(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*ModelVersion, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ModelVersion)
+	err := c.cc.Invoke(ctx, Admin_GetModelInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListEventsResponse)
@@ -213,6 +227,9 @@ type AdminServer interface {
 	AbortJob(context.Context, *AbortJobRequest) (*Job, error)
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	GetModel(*GetModelRequest, grpc.ServerStreamingServer[ModelChunk]) error
+	// GetModelInfo returns one version (published or rejected) without its
+	// weights.
+	GetModelInfo(context.Context, *GetModelRequest) (*ModelVersion, error)
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// Info says which coordinator this is and the limits it enforces.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
@@ -252,6 +269,9 @@ func (UnimplementedAdminServer) ListModels(context.Context, *ListModelsRequest) 
 }
 func (UnimplementedAdminServer) GetModel(*GetModelRequest, grpc.ServerStreamingServer[ModelChunk]) error {
 	return status.Error(codes.Unimplemented, "method GetModel not implemented")
+}
+func (UnimplementedAdminServer) GetModelInfo(context.Context, *GetModelRequest) (*ModelVersion, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetModelInfo not implemented")
 }
 func (UnimplementedAdminServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
@@ -413,6 +433,24 @@ func _Admin_GetModel_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_GetModelServer = grpc.ServerStreamingServer[ModelChunk]
 
+func _Admin_GetModelInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).GetModelInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_GetModelInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).GetModelInfo(ctx, req.(*GetModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListEventsRequest)
 	if err := dec(in); err != nil {
@@ -490,6 +528,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModels",
 			Handler:    _Admin_ListModels_Handler,
+		},
+		{
+			MethodName: "GetModelInfo",
+			Handler:    _Admin_GetModelInfo_Handler,
 		},
 		{
 			MethodName: "ListEvents",

@@ -32,6 +32,9 @@ const (
 	TaskKind_TASK_KIND_KEY_SHARES TaskKind = 2
 	TaskKind_TASK_KIND_TRAIN      TaskKind = 4
 	TaskKind_TASK_KIND_DECRYPT    TaskKind = 5
+	// Score the model in input_blob on the site's data and answer with a
+	// signed ValidationReport. A validation site never trains.
+	TaskKind_TASK_KIND_VALIDATE TaskKind = 6
 )
 
 // Enum value maps for TaskKind.
@@ -42,6 +45,7 @@ var (
 		2: "TASK_KIND_KEY_SHARES",
 		4: "TASK_KIND_TRAIN",
 		5: "TASK_KIND_DECRYPT",
+		6: "TASK_KIND_VALIDATE",
 	}
 	TaskKind_value = map[string]int32{
 		"TASK_KIND_UNSPECIFIED": 0,
@@ -49,6 +53,7 @@ var (
 		"TASK_KIND_KEY_SHARES":  2,
 		"TASK_KIND_TRAIN":       4,
 		"TASK_KIND_DECRYPT":     5,
+		"TASK_KIND_VALIDATE":    6,
 	}
 )
 
@@ -146,6 +151,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Status
 	//	*AgentMessage_Health
 	//	*AgentMessage_Cosignature
+	//	*AgentMessage_Validation
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -233,6 +239,15 @@ func (x *AgentMessage) GetCosignature() *Cosignature {
 	return nil
 }
 
+func (x *AgentMessage) GetValidation() *ValidationReport {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Validation); ok {
+			return x.Validation
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -257,6 +272,10 @@ type AgentMessage_Cosignature struct {
 	Cosignature *Cosignature `protobuf:"bytes,5,opt,name=cosignature,proto3,oneof"`
 }
 
+type AgentMessage_Validation struct {
+	Validation *ValidationReport `protobuf:"bytes,6,opt,name=validation,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
@@ -266,6 +285,86 @@ func (*AgentMessage_Status) isAgentMessage_Msg() {}
 func (*AgentMessage_Health) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Cosignature) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Validation) isAgentMessage_Msg() {}
+
+// ValidationReport answers a VALIDATE task: the site's signed validation
+// receipt (evaluation/receipt), metrics only, never predictions or data.
+type ValidationReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Round         uint32                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
+	Nonce         []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Receipt       []byte                 `protobuf:"bytes,5,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidationReport) Reset() {
+	*x = ValidationReport{}
+	mi := &file_concord_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidationReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidationReport) ProtoMessage() {}
+
+func (x *ValidationReport) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidationReport.ProtoReflect.Descriptor instead.
+func (*ValidationReport) Descriptor() ([]byte, []int) {
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ValidationReport) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ValidationReport) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ValidationReport) GetRound() uint32 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *ValidationReport) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *ValidationReport) GetReceipt() []byte {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
 
 type Hello struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -287,7 +386,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_concord_v1_agent_proto_msgTypes[1]
+	mi := &file_concord_v1_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +398,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[1]
+	mi := &file_concord_v1_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +411,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Hello) GetVersion() string {
@@ -362,7 +461,7 @@ type Cosignature struct {
 
 func (x *Cosignature) Reset() {
 	*x = Cosignature{}
-	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	mi := &file_concord_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +473,7 @@ func (x *Cosignature) String() string {
 func (*Cosignature) ProtoMessage() {}
 
 func (x *Cosignature) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	mi := &file_concord_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +486,7 @@ func (x *Cosignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cosignature.ProtoReflect.Descriptor instead.
 func (*Cosignature) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Cosignature) GetSignedCheckpoint() []byte {
@@ -409,7 +508,7 @@ type Health struct {
 
 func (x *Health) Reset() {
 	*x = Health{}
-	mi := &file_concord_v1_agent_proto_msgTypes[3]
+	mi := &file_concord_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +520,7 @@ func (x *Health) String() string {
 func (*Health) ProtoMessage() {}
 
 func (x *Health) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[3]
+	mi := &file_concord_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +533,7 @@ func (x *Health) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Health.ProtoReflect.Descriptor instead.
 func (*Health) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Health) GetExamples() uint64 {
@@ -460,7 +559,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_concord_v1_agent_proto_msgTypes[4]
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +571,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[4]
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +584,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Heartbeat) GetUnixMillis() int64 {
@@ -506,7 +605,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +617,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +630,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TaskStatus) GetTaskId() string {
@@ -571,7 +670,7 @@ type CoordinatorMessage struct {
 
 func (x *CoordinatorMessage) Reset() {
 	*x = CoordinatorMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +682,7 @@ func (x *CoordinatorMessage) String() string {
 func (*CoordinatorMessage) ProtoMessage() {}
 
 func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +695,7 @@ func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
 func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
@@ -698,7 +797,7 @@ type AuditCheckpoint struct {
 
 func (x *AuditCheckpoint) Reset() {
 	*x = AuditCheckpoint{}
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +809,7 @@ func (x *AuditCheckpoint) String() string {
 func (*AuditCheckpoint) ProtoMessage() {}
 
 func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +822,7 @@ func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
 func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AuditCheckpoint) GetSigned() []byte {
@@ -763,7 +862,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +874,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +887,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Welcome) GetSite() string {
@@ -836,7 +935,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +947,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +960,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Cancel) GetJobId() string {
@@ -902,13 +1001,18 @@ type Task struct {
 	// sealed to this site (relayed by the coordinator, unreadable to it).
 	KeySharesBlob string `protobuf:"bytes,15,opt,name=key_shares_blob,json=keySharesBlob,proto3" json:"key_shares_blob,omitempty"`
 	LayoutHash    string `protobuf:"bytes,16,opt,name=layout_hash,json=layoutHash,proto3" json:"layout_hash,omitempty"`
+	// VALIDATE: which model input_blob holds: "global" (the aggregate) or
+	// "site:NAME" (a training site's last local model, cross-site matrix).
+	ModelRole string `protobuf:"bytes,17,opt,name=model_role,json=modelRole,proto3" json:"model_role,omitempty"`
+	// VALIDATE: the SHA-256 of input_blob, which the receipt must name.
+	ModelSha256   string `protobuf:"bytes,18,opt,name=model_sha256,json=modelSha256,proto3" json:"model_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1024,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1037,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Task) GetTaskId() string {
@@ -1041,6 +1145,20 @@ func (x *Task) GetLayoutHash() string {
 	return ""
 }
 
+func (x *Task) GetModelRole() string {
+	if x != nil {
+		return x.ModelRole
+	}
+	return ""
+}
+
+func (x *Task) GetModelSha256() string {
+	if x != nil {
+		return x.ModelSha256
+	}
+	return ""
+}
+
 type UploadHeader struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	JobId       string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1065,7 +1183,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1195,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1208,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UploadHeader) GetJobId() string {
@@ -1190,7 +1308,7 @@ type UploadMessage struct {
 
 func (x *UploadMessage) Reset() {
 	*x = UploadMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[12]
+	mi := &file_concord_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1320,7 @@ func (x *UploadMessage) String() string {
 func (*UploadMessage) ProtoMessage() {}
 
 func (x *UploadMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[12]
+	mi := &file_concord_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1333,7 @@ func (x *UploadMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMessage.ProtoReflect.Descriptor instead.
 func (*UploadMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UploadMessage) GetMsg() isUploadMessage_Msg {
@@ -1273,7 +1391,7 @@ type UploadAck struct {
 
 func (x *UploadAck) Reset() {
 	*x = UploadAck{}
-	mi := &file_concord_v1_agent_proto_msgTypes[13]
+	mi := &file_concord_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1403,7 @@ func (x *UploadAck) String() string {
 func (*UploadAck) ProtoMessage() {}
 
 func (x *UploadAck) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[13]
+	mi := &file_concord_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1416,7 @@ func (x *UploadAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadAck.ProtoReflect.Descriptor instead.
 func (*UploadAck) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UploadAck) GetAcknowledged() uint32 {
@@ -1332,7 +1450,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_concord_v1_agent_proto_msgTypes[14]
+	mi := &file_concord_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1462,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[14]
+	mi := &file_concord_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1475,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DownloadRequest) GetBlob() string {
@@ -1379,14 +1497,23 @@ var File_concord_v1_agent_proto protoreflect.FileDescriptor
 const file_concord_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/agent.proto\x12\n" +
-	"concord.v1\x1a\x17concord/v1/common.proto\"\x94\x02\n" +
+	"concord.v1\x1a\x17concord/v1/common.proto\"\xd4\x02\n" +
 	"\fAgentMessage\x12)\n" +
 	"\x05hello\x18\x01 \x01(\v2\x11.concord.v1.HelloH\x00R\x05hello\x125\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x15.concord.v1.HeartbeatH\x00R\theartbeat\x120\n" +
 	"\x06status\x18\x03 \x01(\v2\x16.concord.v1.TaskStatusH\x00R\x06status\x12,\n" +
 	"\x06health\x18\x04 \x01(\v2\x12.concord.v1.HealthH\x00R\x06health\x12;\n" +
-	"\vcosignature\x18\x05 \x01(\v2\x17.concord.v1.CosignatureH\x00R\vcosignatureB\x05\n" +
-	"\x03msg\"\xbc\x01\n" +
+	"\vcosignature\x18\x05 \x01(\v2\x17.concord.v1.CosignatureH\x00R\vcosignature\x12>\n" +
+	"\n" +
+	"validation\x18\x06 \x01(\v2\x1c.concord.v1.ValidationReportH\x00R\n" +
+	"validationB\x05\n" +
+	"\x03msg\"\x88\x01\n" +
+	"\x10ValidationReport\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
+	"\x05round\x18\x03 \x01(\rR\x05round\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12\x18\n" +
+	"\areceipt\x18\x05 \x01(\fR\areceipt\"\xbc\x01\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
 	"\bexamples\x18\x02 \x01(\x04R\bexamples\x12!\n" +
@@ -1428,7 +1555,7 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\raudit_log_key\x18\x05 \x01(\tR\vauditLogKey\"7\n" +
 	"\x06Cancel\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9f\x05\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xe1\x05\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.concord.v1.TaskKindR\x04kind\x12\x15\n" +
@@ -1447,7 +1574,10 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\tthreshold\x18\r \x01(\rR\tthreshold\x12&\n" +
 	"\x0fkey_shares_blob\x18\x0f \x01(\tR\rkeySharesBlob\x12\x1f\n" +
 	"\vlayout_hash\x18\x10 \x01(\tR\n" +
-	"layoutHash\x1a9\n" +
+	"layoutHash\x12\x1d\n" +
+	"\n" +
+	"model_role\x18\x11 \x01(\tR\tmodelRole\x12!\n" +
+	"\fmodel_sha256\x18\x12 \x01(\tR\vmodelSha256\x1a9\n" +
 	"\vPointsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\x1a?\n" +
@@ -1486,13 +1616,14 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\x0fDownloadRequest\x12\x12\n" +
 	"\x04blob\x18\x01 \x01(\tR\x04blob\x12\x1d\n" +
 	"\n" +
-	"from_chunk\x18\x02 \x01(\rR\tfromChunk*\x8a\x01\n" +
+	"from_chunk\x18\x02 \x01(\rR\tfromChunk*\xa2\x01\n" +
 	"\bTaskKind\x12\x19\n" +
 	"\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TASK_KIND_KEY_SETUP\x10\x01\x12\x18\n" +
 	"\x14TASK_KIND_KEY_SHARES\x10\x02\x12\x13\n" +
 	"\x0fTASK_KIND_TRAIN\x10\x04\x12\x15\n" +
-	"\x11TASK_KIND_DECRYPT\x10\x05\"\x04\b\x03\x10\x03*\xbf\x01\n" +
+	"\x11TASK_KIND_DECRYPT\x10\x05\x12\x16\n" +
+	"\x12TASK_KIND_VALIDATE\x10\x06\"\x04\b\x03\x10\x03*\xbf\x01\n" +
 	"\n" +
 	"UploadKind\x12\x1b\n" +
 	"\x17UPLOAD_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -1519,61 +1650,63 @@ func file_concord_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_concord_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_concord_v1_agent_proto_goTypes = []any{
 	(TaskKind)(0),              // 0: concord.v1.TaskKind
 	(UploadKind)(0),            // 1: concord.v1.UploadKind
 	(*AgentMessage)(nil),       // 2: concord.v1.AgentMessage
-	(*Hello)(nil),              // 3: concord.v1.Hello
-	(*Cosignature)(nil),        // 4: concord.v1.Cosignature
-	(*Health)(nil),             // 5: concord.v1.Health
-	(*Heartbeat)(nil),          // 6: concord.v1.Heartbeat
-	(*TaskStatus)(nil),         // 7: concord.v1.TaskStatus
-	(*CoordinatorMessage)(nil), // 8: concord.v1.CoordinatorMessage
-	(*AuditCheckpoint)(nil),    // 9: concord.v1.AuditCheckpoint
-	(*Welcome)(nil),            // 10: concord.v1.Welcome
-	(*Cancel)(nil),             // 11: concord.v1.Cancel
-	(*Task)(nil),               // 12: concord.v1.Task
-	(*UploadHeader)(nil),       // 13: concord.v1.UploadHeader
-	(*UploadMessage)(nil),      // 14: concord.v1.UploadMessage
-	(*UploadAck)(nil),          // 15: concord.v1.UploadAck
-	(*DownloadRequest)(nil),    // 16: concord.v1.DownloadRequest
-	nil,                        // 17: concord.v1.Task.PointsEntry
-	nil,                        // 18: concord.v1.Task.ExchangeKeysEntry
-	nil,                        // 19: concord.v1.UploadHeader.MetricsEntry
-	(*JobSpec)(nil),            // 20: concord.v1.JobSpec
-	(*Chunk)(nil),              // 21: concord.v1.Chunk
+	(*ValidationReport)(nil),   // 3: concord.v1.ValidationReport
+	(*Hello)(nil),              // 4: concord.v1.Hello
+	(*Cosignature)(nil),        // 5: concord.v1.Cosignature
+	(*Health)(nil),             // 6: concord.v1.Health
+	(*Heartbeat)(nil),          // 7: concord.v1.Heartbeat
+	(*TaskStatus)(nil),         // 8: concord.v1.TaskStatus
+	(*CoordinatorMessage)(nil), // 9: concord.v1.CoordinatorMessage
+	(*AuditCheckpoint)(nil),    // 10: concord.v1.AuditCheckpoint
+	(*Welcome)(nil),            // 11: concord.v1.Welcome
+	(*Cancel)(nil),             // 12: concord.v1.Cancel
+	(*Task)(nil),               // 13: concord.v1.Task
+	(*UploadHeader)(nil),       // 14: concord.v1.UploadHeader
+	(*UploadMessage)(nil),      // 15: concord.v1.UploadMessage
+	(*UploadAck)(nil),          // 16: concord.v1.UploadAck
+	(*DownloadRequest)(nil),    // 17: concord.v1.DownloadRequest
+	nil,                        // 18: concord.v1.Task.PointsEntry
+	nil,                        // 19: concord.v1.Task.ExchangeKeysEntry
+	nil,                        // 20: concord.v1.UploadHeader.MetricsEntry
+	(*JobSpec)(nil),            // 21: concord.v1.JobSpec
+	(*Chunk)(nil),              // 22: concord.v1.Chunk
 }
 var file_concord_v1_agent_proto_depIdxs = []int32{
-	3,  // 0: concord.v1.AgentMessage.hello:type_name -> concord.v1.Hello
-	6,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	7,  // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
-	5,  // 3: concord.v1.AgentMessage.health:type_name -> concord.v1.Health
-	4,  // 4: concord.v1.AgentMessage.cosignature:type_name -> concord.v1.Cosignature
-	10, // 5: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
-	12, // 6: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
-	6,  // 7: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	11, // 8: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
-	9,  // 9: concord.v1.CoordinatorMessage.checkpoint:type_name -> concord.v1.AuditCheckpoint
-	0,  // 10: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
-	20, // 11: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
-	17, // 12: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
-	18, // 13: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
-	1,  // 14: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
-	19, // 15: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
-	13, // 16: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
-	21, // 17: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
-	2,  // 18: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
-	14, // 19: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
-	16, // 20: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
-	8,  // 21: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
-	15, // 22: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
-	21, // 23: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
-	21, // [21:24] is the sub-list for method output_type
-	18, // [18:21] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	4,  // 0: concord.v1.AgentMessage.hello:type_name -> concord.v1.Hello
+	7,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	8,  // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
+	6,  // 3: concord.v1.AgentMessage.health:type_name -> concord.v1.Health
+	5,  // 4: concord.v1.AgentMessage.cosignature:type_name -> concord.v1.Cosignature
+	3,  // 5: concord.v1.AgentMessage.validation:type_name -> concord.v1.ValidationReport
+	11, // 6: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
+	13, // 7: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
+	7,  // 8: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	12, // 9: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
+	10, // 10: concord.v1.CoordinatorMessage.checkpoint:type_name -> concord.v1.AuditCheckpoint
+	0,  // 11: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
+	21, // 12: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
+	18, // 13: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
+	19, // 14: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
+	1,  // 15: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
+	20, // 16: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
+	14, // 17: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
+	22, // 18: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
+	2,  // 19: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
+	15, // 20: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
+	17, // 21: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
+	9,  // 22: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
+	16, // 23: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
+	22, // 24: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_agent_proto_init() }
@@ -1588,15 +1721,16 @@ func file_concord_v1_agent_proto_init() {
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Health)(nil),
 		(*AgentMessage_Cosignature)(nil),
+		(*AgentMessage_Validation)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[6].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
 		(*CoordinatorMessage_Task)(nil),
 		(*CoordinatorMessage_Heartbeat)(nil),
 		(*CoordinatorMessage_Cancel)(nil),
 		(*CoordinatorMessage_Checkpoint)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[12].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[13].OneofWrappers = []any{
 		(*UploadMessage_Header)(nil),
 		(*UploadMessage_Chunk)(nil),
 	}
@@ -1606,7 +1740,7 @@ func file_concord_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_agent_proto_rawDesc), len(file_concord_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -45,8 +45,15 @@ type JobSpec struct {
 	// Why the consortium trains this model, and the legal basis of the
 	// processing (e.g. GDPR Art. 6(1)(e) and 9(2)(j)): they go into the
 	// compliance reports.
-	Purpose       string `protobuf:"bytes,14,opt,name=purpose,proto3" json:"purpose,omitempty"`
-	LegalBasis    string `protobuf:"bytes,15,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
+	Purpose    string `protobuf:"bytes,14,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	LegalBasis string `protobuf:"bytes,15,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
+	// How candidates are validated at validation_sites and which gates they
+	// must pass to be published.
+	Validation *ValidationSpec `protobuf:"bytes,16,opt,name=validation,proto3" json:"validation,omitempty"`
+	// "federated" (default): one federated run. "leave-one-site-out": one
+	// full federated run per training site, that site held out and scoring
+	// the fold's model; the job reports the mean and spread over folds.
+	Mode          string `protobuf:"bytes,17,opt,name=mode,proto3" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -186,6 +193,134 @@ func (x *JobSpec) GetLegalBasis() string {
 	return ""
 }
 
+func (x *JobSpec) GetValidation() *ValidationSpec {
+	if x != nil {
+		return x.Validation
+	}
+	return nil
+}
+
+func (x *JobSpec) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+// ValidationSpec holds the promotion gates. A gate left at 0 is off; with
+// validation_sites named, a candidate is published only when every gate
+// that is on passes at every validation site that returned a signed
+// receipt, and every validation site returned one.
+type ValidationSpec struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	MinAuc                 float64                `protobuf:"fixed64,1,opt,name=min_auc,json=minAuc,proto3" json:"min_auc,omitempty"`                                                   // AUC at every validation site (segmentation: min_dice)
+	MinSensitivity         float64                `protobuf:"fixed64,2,opt,name=min_sensitivity,json=minSensitivity,proto3" json:"min_sensitivity,omitempty"`                           // sensitivity at every validation site ...
+	AtSpecificity          float64                `protobuf:"fixed64,3,opt,name=at_specificity,json=atSpecificity,proto3" json:"at_specificity,omitempty"`                              // ... at the threshold giving this specificity (0: at the 0.5 threshold)
+	MaxAucRegression       float64                `protobuf:"fixed64,4,opt,name=max_auc_regression,json=maxAucRegression,proto3" json:"max_auc_regression,omitempty"`                   // AUC drop allowed against the currently published version of the same job name
+	MaxSubgroupGap         float64                `protobuf:"fixed64,5,opt,name=max_subgroup_gap,json=maxSubgroupGap,proto3" json:"max_subgroup_gap,omitempty"`                         // largest allowed AUC gap between subgroups of one field
+	MinSubgroupCount       uint32                 `protobuf:"varint,6,opt,name=min_subgroup_count,json=minSubgroupCount,proto3" json:"min_subgroup_count,omitempty"`                    // subgroups with fewer examples are suppressed (default 10)
+	ReceiptDeadlineSeconds float64                `protobuf:"fixed64,7,opt,name=receipt_deadline_seconds,json=receiptDeadlineSeconds,proto3" json:"receipt_deadline_seconds,omitempty"` // wait this long for the final model's receipts (default 600)
+	MinDice                float64                `protobuf:"fixed64,8,opt,name=min_dice,json=minDice,proto3" json:"min_dice,omitempty"`
+	// Each round's aggregate, not only the final one, is scored (default
+	// true when validation sites are named; false scores the final only).
+	FinalOnly     bool `protobuf:"varint,9,opt,name=final_only,json=finalOnly,proto3" json:"final_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidationSpec) Reset() {
+	*x = ValidationSpec{}
+	mi := &file_concord_v1_common_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidationSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidationSpec) ProtoMessage() {}
+
+func (x *ValidationSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_common_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidationSpec.ProtoReflect.Descriptor instead.
+func (*ValidationSpec) Descriptor() ([]byte, []int) {
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ValidationSpec) GetMinAuc() float64 {
+	if x != nil {
+		return x.MinAuc
+	}
+	return 0
+}
+
+func (x *ValidationSpec) GetMinSensitivity() float64 {
+	if x != nil {
+		return x.MinSensitivity
+	}
+	return 0
+}
+
+func (x *ValidationSpec) GetAtSpecificity() float64 {
+	if x != nil {
+		return x.AtSpecificity
+	}
+	return 0
+}
+
+func (x *ValidationSpec) GetMaxAucRegression() float64 {
+	if x != nil {
+		return x.MaxAucRegression
+	}
+	return 0
+}
+
+func (x *ValidationSpec) GetMaxSubgroupGap() float64 {
+	if x != nil {
+		return x.MaxSubgroupGap
+	}
+	return 0
+}
+
+func (x *ValidationSpec) GetMinSubgroupCount() uint32 {
+	if x != nil {
+		return x.MinSubgroupCount
+	}
+	return 0
+}
+
+func (x *ValidationSpec) GetReceiptDeadlineSeconds() float64 {
+	if x != nil {
+		return x.ReceiptDeadlineSeconds
+	}
+	return 0
+}
+
+func (x *ValidationSpec) GetMinDice() float64 {
+	if x != nil {
+		return x.MinDice
+	}
+	return 0
+}
+
+func (x *ValidationSpec) GetFinalOnly() bool {
+	if x != nil {
+		return x.FinalOnly
+	}
+	return false
+}
+
 type ModelSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Arch          string                 `protobuf:"bytes,1,opt,name=arch,proto3" json:"arch,omitempty"` // "cnn"
@@ -201,7 +336,7 @@ type ModelSpec struct {
 
 func (x *ModelSpec) Reset() {
 	*x = ModelSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[1]
+	mi := &file_concord_v1_common_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -213,7 +348,7 @@ func (x *ModelSpec) String() string {
 func (*ModelSpec) ProtoMessage() {}
 
 func (x *ModelSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[1]
+	mi := &file_concord_v1_common_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -226,7 +361,7 @@ func (x *ModelSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelSpec.ProtoReflect.Descriptor instead.
 func (*ModelSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ModelSpec) GetArch() string {
@@ -293,7 +428,7 @@ type AggregationSpec struct {
 
 func (x *AggregationSpec) Reset() {
 	*x = AggregationSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[2]
+	mi := &file_concord_v1_common_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +440,7 @@ func (x *AggregationSpec) String() string {
 func (*AggregationSpec) ProtoMessage() {}
 
 func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[2]
+	mi := &file_concord_v1_common_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +453,7 @@ func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregationSpec.ProtoReflect.Descriptor instead.
 func (*AggregationSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AggregationSpec) GetStrategy() string {
@@ -391,7 +526,7 @@ type TrainingSpec struct {
 
 func (x *TrainingSpec) Reset() {
 	*x = TrainingSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[3]
+	mi := &file_concord_v1_common_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +538,7 @@ func (x *TrainingSpec) String() string {
 func (*TrainingSpec) ProtoMessage() {}
 
 func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[3]
+	mi := &file_concord_v1_common_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +551,7 @@ func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSpec.ProtoReflect.Descriptor instead.
 func (*TrainingSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TrainingSpec) GetLocalEpochs() uint32 {
@@ -506,7 +641,7 @@ type PrivacySpec struct {
 
 func (x *PrivacySpec) Reset() {
 	*x = PrivacySpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[4]
+	mi := &file_concord_v1_common_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +653,7 @@ func (x *PrivacySpec) String() string {
 func (*PrivacySpec) ProtoMessage() {}
 
 func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[4]
+	mi := &file_concord_v1_common_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +666,7 @@ func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacySpec.ProtoReflect.Descriptor instead.
 func (*PrivacySpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PrivacySpec) GetSecureAggregation() string {
@@ -605,7 +740,7 @@ type PipelineSpec struct {
 
 func (x *PipelineSpec) Reset() {
 	*x = PipelineSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +752,7 @@ func (x *PipelineSpec) String() string {
 func (*PipelineSpec) ProtoMessage() {}
 
 func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +765,7 @@ func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineSpec.ProtoReflect.Descriptor instead.
 func (*PipelineSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PipelineSpec) GetWidth() uint32 {
@@ -694,7 +829,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +841,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +854,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Chunk) GetIndex() uint32 {
@@ -741,7 +876,7 @@ var File_concord_v1_common_proto protoreflect.FileDescriptor
 const file_concord_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"\x17concord/v1/common.proto\x12\n" +
-	"concord.v1\"\xdd\x04\n" +
+	"concord.v1\"\xad\x05\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05model\x18\x02 \x01(\v2\x15.concord.v1.ModelSpecR\x05model\x12\x16\n" +
@@ -759,7 +894,22 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\bpipeline\x18\r \x01(\v2\x18.concord.v1.PipelineSpecR\bpipeline\x12\x18\n" +
 	"\apurpose\x18\x0e \x01(\tR\apurpose\x12\x1f\n" +
 	"\vlegal_basis\x18\x0f \x01(\tR\n" +
-	"legalBasis\"\xb6\x01\n" +
+	"legalBasis\x12:\n" +
+	"\n" +
+	"validation\x18\x10 \x01(\v2\x1a.concord.v1.ValidationSpecR\n" +
+	"validation\x12\x12\n" +
+	"\x04mode\x18\x11 \x01(\tR\x04mode\"\xf3\x02\n" +
+	"\x0eValidationSpec\x12\x17\n" +
+	"\amin_auc\x18\x01 \x01(\x01R\x06minAuc\x12'\n" +
+	"\x0fmin_sensitivity\x18\x02 \x01(\x01R\x0eminSensitivity\x12%\n" +
+	"\x0eat_specificity\x18\x03 \x01(\x01R\ratSpecificity\x12,\n" +
+	"\x12max_auc_regression\x18\x04 \x01(\x01R\x10maxAucRegression\x12(\n" +
+	"\x10max_subgroup_gap\x18\x05 \x01(\x01R\x0emaxSubgroupGap\x12,\n" +
+	"\x12min_subgroup_count\x18\x06 \x01(\rR\x10minSubgroupCount\x128\n" +
+	"\x18receipt_deadline_seconds\x18\a \x01(\x01R\x16receiptDeadlineSeconds\x12\x19\n" +
+	"\bmin_dice\x18\b \x01(\x01R\aminDice\x12\x1d\n" +
+	"\n" +
+	"final_only\x18\t \x01(\bR\tfinalOnly\"\xb6\x01\n" +
 	"\tModelSpec\x12\x12\n" +
 	"\x04arch\x18\x01 \x01(\tR\x04arch\x12\x1a\n" +
 	"\bchannels\x18\x02 \x01(\rR\bchannels\x12\x16\n" +
@@ -822,27 +972,29 @@ func file_concord_v1_common_proto_rawDescGZIP() []byte {
 	return file_concord_v1_common_proto_rawDescData
 }
 
-var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_concord_v1_common_proto_goTypes = []any{
 	(*JobSpec)(nil),         // 0: concord.v1.JobSpec
-	(*ModelSpec)(nil),       // 1: concord.v1.ModelSpec
-	(*AggregationSpec)(nil), // 2: concord.v1.AggregationSpec
-	(*TrainingSpec)(nil),    // 3: concord.v1.TrainingSpec
-	(*PrivacySpec)(nil),     // 4: concord.v1.PrivacySpec
-	(*PipelineSpec)(nil),    // 5: concord.v1.PipelineSpec
-	(*Chunk)(nil),           // 6: concord.v1.Chunk
+	(*ValidationSpec)(nil),  // 1: concord.v1.ValidationSpec
+	(*ModelSpec)(nil),       // 2: concord.v1.ModelSpec
+	(*AggregationSpec)(nil), // 3: concord.v1.AggregationSpec
+	(*TrainingSpec)(nil),    // 4: concord.v1.TrainingSpec
+	(*PrivacySpec)(nil),     // 5: concord.v1.PrivacySpec
+	(*PipelineSpec)(nil),    // 6: concord.v1.PipelineSpec
+	(*Chunk)(nil),           // 7: concord.v1.Chunk
 }
 var file_concord_v1_common_proto_depIdxs = []int32{
-	1, // 0: concord.v1.JobSpec.model:type_name -> concord.v1.ModelSpec
-	2, // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
-	3, // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
-	4, // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
-	5, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	2, // 0: concord.v1.JobSpec.model:type_name -> concord.v1.ModelSpec
+	3, // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
+	4, // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
+	5, // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
+	6, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
+	1, // 5: concord.v1.JobSpec.validation:type_name -> concord.v1.ValidationSpec
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_common_proto_init() }
@@ -856,7 +1008,7 @@ func file_concord_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_common_proto_rawDesc), len(file_concord_v1_common_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
