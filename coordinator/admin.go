@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/concord-fl/concord/coordinator/registry"
 	"github.com/concord-fl/concord/coordinator/round"
 	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -197,7 +198,7 @@ func (a *adminService) WatchJob(req *pb.WatchJobRequest, stream pb.Admin_WatchJo
 		c.mu.Lock()
 		j := c.jobs[req.JobId]
 		pe.Job = jobProto(j)
-		done := j.m.Done() && (j.rec.ModelVersion != "" || j.m.State().Phase == round.PhaseAborted)
+		done := j.m.Done() && (j.rec.ModelVersion != "" || j.m.State().Phase == round.PhaseAborted || (j.rec.Gate != nil && j.rec.Gate.State != gatePending))
 		c.mu.Unlock()
 		return done, within(stream.Context(), c.cfg.StreamTimeout, "sending an event", func() error { return stream.Send(pe) })
 	}
@@ -276,12 +277,16 @@ func (c *Coordinator) models(jobID string) ([]*pb.ModelVersion, map[string]model
 	return out, recs, err
 }
 
-// ListModels pages through the published versions, oldest first
+// ListModels pages through the published versions (with
+// include_rejected, the rejected candidates too), oldest first
 // (page_token: the last version of the previous page).
 func (a *adminService) ListModels(ctx context.Context, req *pb.ListModelsRequest) (*pb.ListModelsResponse, error) {
 	mvs, _, err := a.c.models(req.JobId)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if !req.IncludeRejected {
+		mvs = slices.DeleteFunc(mvs, func(m *pb.ModelVersion) bool { return m.Status == registry.StatusRejected })
 	}
 	if req.PageToken != "" {
 		i := slices.IndexFunc(mvs, func(m *pb.ModelVersion) bool { return m.Version == req.PageToken })
@@ -294,6 +299,21 @@ func (a *adminService) ListModels(ctx context.Context, req *pb.ListModelsRequest
 	}
 	resp.Models = mvs
 	return resp, nil
+}
+
+// GetModelInfo returns one version, published or rejected, with its
+// signed manifest and validation results but without its weights.
+func (a *adminService) GetModelInfo(ctx context.Context, req *pb.GetModelRequest) (*pb.ModelVersion, error) {
+	mvs, _, err := a.c.models("")
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	for _, m := range mvs {
+		if m.Version == req.Version {
+			return m, nil
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "model version %s does not exist; `concordctl models list --all` shows the versions", q(bound(req.Version, 256)))
 }
 
 // GetModel streams a published model version: its record and weight
@@ -365,6 +385,16 @@ func jobProto(j *job) *pb.Job {
 	}
 	for i := range j.rec.Failures {
 		p.Failures = append(p.Failures, j.rec.Failures[i].proto())
+	}
+	validationProtoLocked(j, p)
+	if g := j.rec.Gate; g != nil && g.State == gatePending {
+		p.State = "validating"
+		for _, vt := range j.rec.Validating {
+			if vt.Round == int(j.spec.Rounds) && vt.Role == roleGlobal {
+				p.WaitingFor = append(p.WaitingFor, &pb.WaitingFor{Site: vt.Site, Reason: "validation receipt for the final model"})
+			}
+		}
+		slices.SortFunc(p.WaitingFor, func(a, b *pb.WaitingFor) int { return strings.Compare(a.Site, b.Site) })
 	}
 	if !j.m.Done() {
 		waiting := j.m.Waiting()

@@ -2,8 +2,11 @@ package coordinator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,13 +164,22 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 		took = c.now().Sub(started)
 	}
 	prevOpt, prevRounds := j.rec.OptState, len(j.rec.Rounds)
+	prevValidating := maps.Clone(j.rec.Validating)
+	weights := learning.EncodeWeights(res.global)
+	sum := sha256.Sum256(weights)
+	validate, err := c.planValidationLocked(j, r, hex.EncodeToString(sum[:]))
+	if err != nil {
+		c.log.Error("plan validation tasks; the round will be aggregated again", "job", j.rec.ID, "round", r, "err", err)
+		j.rec.Validating = prevValidating
+		return
+	}
 	acts := j.m.Step(round.Event{Type: round.EvAggregated, Now: c.now(), Round: r})
 	j.rec.State = j.m.State()
 	j.rec.OptState = res.optState
 	j.rec.Rounds = append(j.rec.Rounds, roundSummary{Round: r, Participants: participants, Contributors: contributors,
 		Samples: res.samples, Metrics: res.metrics, Started: started, Seconds: took.Seconds(), Model: modelBlob(j.rec.ID, r)})
-	err := c.saveJob(j, func(tx *bolt.Tx) error {
-		if _, err := putBlob(tx, modelBlob(j.rec.ID, r), learning.EncodeWeights(res.global)); err != nil {
+	err = c.saveJob(j, func(tx *bolt.Tx) error {
+		if _, err := putBlob(tx, modelBlob(j.rec.ID, r), weights); err != nil {
 			return err
 		}
 		return c.dropRoundUploads(tx, j.rec.ID, r)
@@ -181,10 +193,12 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 		c.log.Error("commit round; it will be aggregated again", "job", j.rec.ID, "round", r, "err", err)
 		j.m, _ = round.Restore(machineConfig(j.spec), st)
 		j.rec.State, j.rec.OptState, j.rec.Rounds = st, prevOpt, j.rec.Rounds[:prevRounds]
+		j.rec.Validating = prevValidating
 		return
 	}
 	c.bus.emit(Event{Kind: EvRoundAggregate, Actor: "coordinator", JobID: j.rec.ID, Round: r,
 		Detail: fmt.Sprintf("round %d aggregated: %d sites, %d samples, %s", r, len(contributors), res.samples, formatMetrics(res.metrics))})
+	c.sendValidationLocked(j, validate)
 	c.execute(j, acts)
 }
 

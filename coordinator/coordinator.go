@@ -55,17 +55,18 @@ const Version = "0.1.0"
 // Policy says which roles may call which methods. Unknown methods are denied.
 func Policy() pki.Policy {
 	return pki.Policy{
-		"/concord.v1.Agent/":            {pki.RoleSite},
-		"/concord.v1.Admin/":            {pki.RoleAdmin},
-		"/concord.v1.Admin/ListSites":   {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
-		"/concord.v1.Admin/ListJobs":    {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
-		"/concord.v1.Admin/GetJob":      {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
-		"/concord.v1.Admin/WatchJob":    {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
-		"/concord.v1.Admin/ListModels":  {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
-		"/concord.v1.Admin/ListEvents":  {pki.RoleAdmin, pki.RoleAuditor},
-		"/concord.v1.Admin/GetModel":    {pki.RoleAdmin, pki.RoleAuditor},
-		"/concord.v1.Admin/ExportAudit": {pki.RoleAdmin, pki.RoleAuditor},
-		"/concord.v1.Admin/Info":        {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
+		"/concord.v1.Agent/":             {pki.RoleSite},
+		"/concord.v1.Admin/":             {pki.RoleAdmin},
+		"/concord.v1.Admin/ListSites":    {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
+		"/concord.v1.Admin/ListJobs":     {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
+		"/concord.v1.Admin/GetJob":       {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
+		"/concord.v1.Admin/WatchJob":     {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
+		"/concord.v1.Admin/ListModels":   {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
+		"/concord.v1.Admin/GetModelInfo": {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
+		"/concord.v1.Admin/ListEvents":   {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/GetModel":     {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/ExportAudit":  {pki.RoleAdmin, pki.RoleAuditor},
+		"/concord.v1.Admin/Info":         {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
 	}
 }
 

@@ -43,6 +43,12 @@ type jobRecord struct {
 	// Failures are the task failures sites reported, newest last (at most
 	// maxFailures).
 	Failures []siteFailure `json:"failures,omitempty"`
+	// Validation (validate.go): VALIDATE tasks sent and not answered, by
+	// validationKey; the answers (figures only: the signed receipts are in
+	// bValidation); the promotion gate (models.go).
+	Validating map[string]*validationTask `json:"validating,omitempty"`
+	Validated  []validationSummary        `json:"validated,omitempty"`
+	Gate       *gateRecord                `json:"gate,omitempty"`
 }
 
 type roundSummary struct {
@@ -214,6 +220,9 @@ func (c *Coordinator) tick() {
 	for _, id := range c.order {
 		j := c.jobs[id]
 		if j.m.Done() {
+			if g := j.rec.Gate; g != nil && g.State == gatePending {
+				c.publishLocked(j)
+			}
 			continue
 		}
 		c.stepLocked(j, round.Event{Type: round.EvTick, Now: c.now()})
@@ -282,6 +291,9 @@ func (c *Coordinator) taskFailed(site, taskID, detail string) {
 	}
 	jobID, key, _ := strings.Cut(taskID, "/")
 	j := c.jobs[jobID]
+	if j != nil && strings.HasPrefix(key, "validate/") && c.validationFailedLocked(j, site, key, detail) {
+		return
+	}
 	parts := strings.Split(key, "/") // kind/round[.attempt]/site
 	if j == nil || len(parts) != 3 || parts[2] != site || j.rec.Nonces[key] == "" {
 		c.bus.emit(Event{Kind: EvTaskFailed, Actor: "site:" + site, Site: site,

@@ -183,6 +183,7 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 	}
 	defer c.detach(sess)
 
+	pub := peerKey(ctx)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -201,6 +202,8 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 			case m.GetStatus() != nil && m.GetStatus().State == "failed":
 				st := m.GetStatus()
 				c.taskFailed(site, bound(st.TaskId, 256), bound(st.Detail, maxReasonBytes))
+			case m.GetValidation() != nil:
+				c.validationReported(site, pub, m.GetValidation())
 			case m.GetCosignature() != nil:
 				c.cosigned(sess, m.GetCosignature().SignedCheckpoint)
 			case m.GetHealth() != nil:
@@ -289,6 +292,7 @@ func (c *Coordinator) attach(s *session, dataProblem string) bool {
 			c.stepLocked(j, round.Event{Type: round.EvConnected, Now: c.now(), Site: s.site})
 		}
 	}
+	c.resendValidationLocked(s.site)
 	return true
 }
 

@@ -18,15 +18,16 @@ import (
 const ChunkSize = 1 << 20
 
 var (
-	bMeta      = []byte("meta")
-	bJobs      = []byte("jobs")
-	bBlobs     = []byte("blobs")
-	bBlobMeta  = []byte("blobmeta")
-	bUploads   = []byte("uploads")
-	bModels    = []byte("models")
-	bSites     = []byte("sites")
-	bReceipts  = []byte("receipts") // countersigned privacy receipts, by job/round/site
-	allBuckets = [][]byte{bMeta, bJobs, bBlobs, bBlobMeta, bUploads, bModels, bSites, bReceipts}
+	bMeta       = []byte("meta")
+	bJobs       = []byte("jobs")
+	bBlobs      = []byte("blobs")
+	bBlobMeta   = []byte("blobmeta")
+	bUploads    = []byte("uploads")
+	bModels     = []byte("models")
+	bSites      = []byte("sites")
+	bReceipts   = []byte("receipts")   // countersigned privacy receipts, by job/round/site
+	bValidation = []byte("validation") // signed validation receipts, by job/round/role/site
+	allBuckets  = [][]byte{bMeta, bJobs, bBlobs, bBlobMeta, bUploads, bModels, bSites, bReceipts, bValidation}
 )
 
 // ErrNotFound is returned when a job, blob, model or upload does not exist.

@@ -87,9 +87,21 @@ type File struct {
 		NoiseMultiplier   float64 `yaml:"noise_multiplier"`
 	} `yaml:"privacy"`
 	ValidationSites []string `yaml:"validation_sites"`
-	Sites           []string `yaml:"sites"`
-	Seed            int64    `yaml:"seed"`
-	Pipeline        struct {
+	Validation      struct {
+		MinAUC           float64  `yaml:"min_auc"`
+		MinSensitivity   float64  `yaml:"min_sensitivity"`
+		AtSpecificity    float64  `yaml:"at_specificity"`
+		MaxAUCRegression float64  `yaml:"max_auc_regression"`
+		MaxSubgroupGap   float64  `yaml:"max_subgroup_gap"`
+		MinSubgroupCount uint32   `yaml:"min_subgroup_count"`
+		ReceiptDeadline  duration `yaml:"receipt_deadline"`
+		MinDice          float64  `yaml:"min_dice"`
+		FinalOnly        bool     `yaml:"final_only"`
+	} `yaml:"validation"`
+	Mode     string   `yaml:"mode"`
+	Sites    []string `yaml:"sites"`
+	Seed     int64    `yaml:"seed"`
+	Pipeline struct {
 		Width     uint32 `yaml:"width"`
 		Height    uint32 `yaml:"height"`
 		Channels  uint32 `yaml:"channels"`

@@ -95,6 +95,7 @@ func ValidateWithLimits(s *pb.JobSpec, lim Limits) error {
 	v.training(s)
 	v.privacy(s)
 	v.sites(s)
+	v.validation(s)
 	v.pipeline(s)
 	return errors.Join(v.errs...)
 }
@@ -478,5 +479,52 @@ func (v *validator) pipeline(s *pb.JobSpec) {
 		if err := PipelineConfig(s).Validate(); err != nil {
 			v.bad("pipeline: %w", err)
 		}
+	}
+}
+
+// validation checks the promotion gates. A gate is real or refused: gates
+// without validation sites could never be measured.
+func (v *validator) validation(s *pb.JobSpec) {
+	switch s.Mode {
+	case "", "federated":
+	case "leave-one-site-out":
+		v.bad("mode leave-one-site-out is not available yet: submit one job per held-out site, naming it in validation_sites")
+	default:
+		v.bad("mode is %s: want federated", quote(s.Mode))
+	}
+	g := s.GetValidation()
+	if g == nil {
+		return
+	}
+	gates := false
+	for _, f := range []struct {
+		field string
+		x     float64
+	}{{"validation.min_auc", g.MinAuc}, {"validation.min_sensitivity", g.MinSensitivity}, {"validation.at_specificity", g.AtSpecificity},
+		{"validation.max_auc_regression", g.MaxAucRegression}, {"validation.max_subgroup_gap", g.MaxSubgroupGap}, {"validation.min_dice", g.MinDice}} {
+		switch {
+		case math.IsNaN(f.x) || f.x < 0 || f.x > 1:
+			v.bad("%s is %v: want a number from 0 to 1 (0 turns the gate off)", f.field, f.x)
+		case f.x > 0 && f.field != "validation.at_specificity":
+			gates = true
+		}
+	}
+	if g.AtSpecificity > 0 && g.MinSensitivity == 0 {
+		v.bad("validation.at_specificity is set but validation.min_sensitivity is not: the operating point is for the sensitivity gate")
+	}
+	if d := g.ReceiptDeadlineSeconds; math.IsNaN(d) || d < 0 || d > 7*24*3600 {
+		v.bad("validation.receipt_deadline is %vs: at most a week", d)
+	}
+	if g.MinSubgroupCount > 1_000_000 {
+		v.bad("validation.min_subgroup_count is %d: at most 1000000", g.MinSubgroupCount)
+	}
+	if gates && len(s.ValidationSites) == 0 {
+		v.bad("validation gates are set but validation_sites is empty: name the sites that score each candidate, or remove the gates")
+	}
+	if g.MinDice > 0 && s.GetModel().GetArch() != "unet" {
+		v.bad("validation.min_dice is a segmentation gate: model.arch is %s", quote(s.GetModel().GetArch()))
+	}
+	if (g.MinAuc > 0 || g.MinSensitivity > 0 || g.MaxAucRegression > 0 || g.MaxSubgroupGap > 0) && s.GetModel().GetArch() == "unet" {
+		v.bad("validation.min_auc, min_sensitivity, max_auc_regression and max_subgroup_gap are classification gates: a unet job uses validation.min_dice")
 	}
 }

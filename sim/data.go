@@ -36,6 +36,7 @@ func generatedSites(ctx context.Context, cfg Config, dir string) (*siteData, err
 	for i, h := range hospitals {
 		h.N = cfg.ImagesPerSite
 		name := h.Slug()
+		validates := i >= len(hospitals)-cfg.ValidationSites
 		if _, err := synth.WriteDICOM(filepath.Join(dir, "train"), h, cfg.Seed+int64(i)); err != nil {
 			return nil, fmt.Errorf("generate %s: %w", h.Name, err)
 		}
@@ -48,7 +49,14 @@ func generatedSites(ctx context.Context, cfg Config, dir string) (*siteData, err
 		sd.data = append(sd.data, src)
 		sd.counts[name] = ds.N
 		sd.posRat[name] = positiveRate(ds.Y)
-		sd.train += ds.N
+		if validates {
+			// A validation hospital never trains: all its images are
+			// held out from training, and it scores each round's model
+			// on them.
+			sd.validation = append(sd.validation, name)
+		} else {
+			sd.train += ds.N
+		}
 		test := h
 		test.N = max(cfg.ImagesPerSite/2, 20)
 		if _, err := synth.WriteDICOM(filepath.Join(dir, "test"), test, cfg.Seed+1000+int64(i)); err != nil {
@@ -73,19 +81,35 @@ func medmnistSites(cfg Config) (*siteData, error) {
 	if mm.Classes != 2 {
 		return nil, fmt.Errorf("%s has %d classes; the simulator's metrics are for binary tasks", cfg.Dataset, mm.Classes)
 	}
-	parts, err := synth.Partition(mm.Train.Y, cfg.Sites, cfg.Partition, cfg.Seed)
+	training := cfg.Sites - cfg.ValidationSites
+	parts, err := synth.Partition(mm.Train.Y, training, cfg.Partition, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
 	sd := &siteData{counts: map[string]int{}, posRat: map[string]float64{}, size: mm.Train.H, test: mm.Test}
-	for i, idx := range parts {
-		name := fmt.Sprintf("hospital-%02d", i+1)
-		ds := mm.Train.Subset(idx)
+	add := func(name string, ds learning.Dataset) {
 		sd.names = append(sd.names, name)
 		sd.data = append(sd.data, siteagent.MemoryData{Data: ds})
 		sd.counts[name] = ds.N
 		sd.posRat[name] = positiveRate(ds.Y)
+	}
+	for i, idx := range parts {
+		ds := mm.Train.Subset(idx)
+		add(fmt.Sprintf("hospital-%02d", i+1), ds)
 		sd.train += ds.N
+	}
+	if cfg.ValidationSites > 0 {
+		// Validation sites score on the official test split, shared
+		// among them without overlap.
+		vparts, err := synth.Partition(mm.Test.Y, cfg.ValidationSites, "iid", cfg.Seed+1)
+		if err != nil {
+			return nil, err
+		}
+		for i, idx := range vparts {
+			name := fmt.Sprintf("hospital-%02d", training+i+1)
+			add(name, mm.Test.Subset(idx))
+			sd.validation = append(sd.validation, name)
+		}
 	}
 	return sd, nil
 }

@@ -56,6 +56,10 @@ func TestRoleActionMatrix(t *testing.T) {
 			_, err := a.AbortJob(ctx, &pb.AbortJobRequest{JobId: "404"})
 			return err
 		},
+		"GetModelInfo": func(ctx context.Context, a pb.AdminClient, _ pb.AgentClient) error {
+			_, err := a.GetModelInfo(ctx, &pb.GetModelRequest{Version: "v1"})
+			return err
+		},
 		"ListModels": func(ctx context.Context, a pb.AdminClient, _ pb.AgentClient) error {
 			_, err := a.ListModels(ctx, &pb.ListModelsRequest{})
 			return err
@@ -101,9 +105,9 @@ func TestRoleActionMatrix(t *testing.T) {
 	}
 	// The matrix: what each role may do.
 	allowed := map[pki.Role][]string{
-		pki.RoleAdmin:    {"ListSites", "SubmitJob", "GetJob", "ListJobs", "WatchJob", "AbortJob", "ListModels", "GetModel", "ListEvents", "Info", "ExportAudit"},
-		pki.RoleAuditor:  {"ListSites", "GetJob", "ListJobs", "WatchJob", "ListModels", "GetModel", "ListEvents", "Info", "ExportAudit"},
-		pki.RoleObserver: {"ListSites", "GetJob", "ListJobs", "WatchJob", "ListModels", "Info"},
+		pki.RoleAdmin:    {"ListSites", "SubmitJob", "GetJob", "ListJobs", "WatchJob", "AbortJob", "ListModels", "GetModelInfo", "GetModel", "ListEvents", "Info", "ExportAudit"},
+		pki.RoleAuditor:  {"ListSites", "GetJob", "ListJobs", "WatchJob", "ListModels", "GetModelInfo", "GetModel", "ListEvents", "Info", "ExportAudit"},
+		pki.RoleObserver: {"ListSites", "GetJob", "ListJobs", "WatchJob", "ListModels", "GetModelInfo", "Info"},
 		pki.RoleSite:     {"Download", "Upload"},
 	}
 	for _, role := range []pki.Role{pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver, pki.RoleSite} {

@@ -44,6 +44,13 @@ type Config struct {
 	// job, clipping each example's gradient to DPClip (default 1), and each
 	// site's budget is DPEpsilon.
 	DPEpsilon, DPDelta, DPClip float64
+	// ValidationSites of the Sites hospitals never train: each scores
+	// every round's model (generated hospitals: on all their images; with
+	// Dataset: on a share of the test split) and returns a signed receipt.
+	ValidationSites int
+	// GateMinAUC > 0 makes publication require this validation AUC at
+	// every validation site.
+	GateMinAUC float64
 	// Progress receives one line per round; nil discards.
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -82,6 +89,29 @@ type Summary struct {
 	AuditVerified bool `json:"audit_verified"`
 	// AuditError says why the audit bundle did not verify.
 	AuditError string `json:"audit_error,omitempty"`
+	// PublishedVersion is the version the gates let through (empty when
+	// they rejected the candidate); Gate says what they decided and why.
+	PublishedVersion string `json:"published_version"`
+	Gate             Gate   `json:"gate"`
+	// Validation is each validation site's signed figures for the final
+	// model.
+	Validation map[string]SiteValidation `json:"validation,omitempty"`
+}
+
+// Gate is the promotion decision.
+type Gate struct {
+	State   string   `json:"state"` // passed | rejected
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// SiteValidation is one validation site's result (from its signed
+// receipt): each metric with its 95% interval.
+type SiteValidation struct {
+	Examples int                `json:"examples"`
+	Metrics  map[string]float64 `json:"metrics"`
+	Lower    map[string]float64 `json:"lower"`
+	Upper    map[string]float64 `json:"upper"`
+	Rounds   map[int]float64    `json:"auc_by_round,omitempty"`
 }
 
 // Metrics are held-out test metrics of a model.
@@ -99,11 +129,17 @@ type RoundMetrics struct {
 	Metrics Metrics `json:"metrics"`
 	Seconds float64 `json:"seconds"`
 	Sites   int     `json:"sites"`
+	// ValidationAUC is the mean AUC the validation sites reported for this
+	// round's model (0 when none reported).
+	ValidationAUC float64 `json:"validation_auc,omitempty"`
 }
 
 func (c *Config) defaults() {
 	if c.Sites <= 0 {
 		c.Sites = 3
+	}
+	if c.ValidationSites < 0 {
+		c.ValidationSites = 0
 	}
 	if c.Rounds <= 0 {
 		c.Rounds = 10
@@ -142,19 +178,23 @@ func (c *Config) defaults() {
 
 // siteData is the data prepared for the simulated sites.
 type siteData struct {
-	names  []string
-	data   []siteagent.DataSource
-	counts map[string]int
-	posRat map[string]float64
-	test   learning.Dataset
-	size   int
-	train  int
+	names      []string
+	validation []string // names of the sites that only validate
+	data       []siteagent.DataSource
+	counts     map[string]int
+	posRat     map[string]float64
+	test       learning.Dataset
+	size       int
+	train      int
 }
 
 // Run builds the federation, runs one job to its end and writes the
 // results to cfg.Out.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	cfg.defaults()
+	if cfg.ValidationSites >= cfg.Sites {
+		return Summary{}, fmt.Errorf("%d validation sites of %d: at least one site must train", cfg.ValidationSites, cfg.Sites)
+	}
 	start := time.Now()
 	if cfg.Out == "" {
 		return Summary{}, errors.New("no output directory")
@@ -199,7 +239,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		Name:                 "simulation",
 		Model:                &pb.ModelSpec{Arch: "cnn", Channels: 1, Height: uint32(sd.size), Width: uint32(sd.size), Classes: 2},
 		Rounds:               uint32(cfg.Rounds),
-		MinSites:             uint32(len(sd.names)),
+		MinSites:             uint32(len(sd.names) - len(sd.validation)),
+		ValidationSites:      sd.validation,
 		RoundDeadlineSeconds: 600,
 		Aggregation:          &pb.AggregationSpec{Strategy: cfg.Strategy, ServerLr: cfg.ServerLR, ProxMu: cfg.ProxMu},
 		Training: &pb.TrainingSpec{LocalEpochs: uint32(cfg.LocalEpochs), BatchSize: uint32(cfg.BatchSize),
@@ -209,6 +250,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	if cfg.Dataset == "" {
 		spec.Pipeline = generatedPipeline()
+	}
+	if cfg.GateMinAUC > 0 {
+		spec.Validation = &pb.ValidationSpec{MinAuc: cfg.GateMinAUC}
 	}
 	if cfg.DPEpsilon > 0 {
 		spec.Privacy.Level, spec.Privacy.Epsilon, spec.Privacy.Delta, spec.Privacy.ExampleClip = "record", cfg.DPEpsilon, cfg.DPDelta, cfg.DPClip
@@ -224,7 +268,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, fmt.Errorf("submit job: %w", err)
 	}
-	sum := Summary{Sites: len(sd.names), Strategy: spec.Aggregation.Strategy, SecureAggregation: spec.Privacy.SecureAggregation,
+	sum := Summary{Sites: len(sd.names) - len(sd.validation), Strategy: spec.Aggregation.Strategy, SecureAggregation: spec.Privacy.SecureAggregation,
 		Threshold: int(spec.Privacy.Threshold), Seed: cfg.Seed, JobID: job.Id, TrainExamples: sd.train, TestExamples: sd.test.N,
 		SiteExamples: sd.counts, SitePositiveRate: sd.posRat, Dataset: "generated"}
 	if cfg.Dataset != "" {
@@ -254,6 +298,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, err
 	}
 	sum.State, sum.Reason, sum.RoundsCompleted, sum.ModelVersion = final.State, final.Reason, len(final.Rounds), final.ModelVersion
+	sum.PublishedVersion = final.ModelVersion
+	summariseValidation(final, &sum)
+	if err := writeModelCard(ctx, fed, cfg.Out, final, &sum); err != nil {
+		return Summary{}, err
+	}
 	if sum.SecureAggregation == "mhe" {
 		sum.BytesPerParam = secureBytesPerParam(fed, job.Id, sum.Params)
 	}
@@ -363,13 +412,16 @@ func writeCharts(out string, s *Summary) error {
 	if len(s.PerRound) == 0 {
 		return nil
 	}
-	var x, auc, acc, sens, spec []float64
+	var x, auc, acc, sens, spec, vx, vauc []float64
 	for _, r := range s.PerRound {
 		x = append(x, float64(r.Round))
 		auc = append(auc, r.Metrics.AUC)
 		acc = append(acc, r.Metrics.Accuracy)
 		sens = append(sens, r.Metrics.Sensitivity)
 		spec = append(spec, r.Metrics.Specificity)
+		if r.ValidationAUC > 0 {
+			vx, vauc = append(vx, float64(r.Round)), append(vauc, r.ValidationAUC)
+		}
 	}
 	lo, hi := 0.0, 1.0
 	chart := plot.Chart{
@@ -377,6 +429,9 @@ func writeCharts(out string, s *Summary) error {
 		XLabel: "round", YLabel: "metric", YMin: &lo, YMax: &hi, Width: 960, Height: 540,
 		Series: []plot.Series{{Name: "AUC", X: x, Y: auc}, {Name: "accuracy", X: x, Y: acc},
 			{Name: "sensitivity", X: x, Y: sens}, {Name: "specificity", X: x, Y: spec}},
+	}
+	if len(vx) > 0 {
+		chart.Series = append(chart.Series, plot.Series{Name: "validation-site AUC (signed receipts)", X: vx, Y: vauc})
 	}
 	f, err := os.Create(filepath.Join(out, "learning-curve.png"))
 	if err != nil {

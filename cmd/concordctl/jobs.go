@@ -81,7 +81,17 @@ func printJob(w io.Writer, j *pb.Job) {
 		fmt.Fprintf(w, "  reason: %s\n", j.Reason)
 	}
 	if j.ModelVersion != "" {
-		fmt.Fprintf(w, "  model: %s (concordctl models get %s)\n", j.ModelVersion, j.ModelVersion)
+		fmt.Fprintf(w, "  model: %s (concordctl models show %s)\n", j.ModelVersion, j.ModelVersion)
+	}
+	if g := j.Gate; g != nil {
+		fmt.Fprintf(w, "  gate: %s", g.State)
+		if g.Version != "" {
+			fmt.Fprintf(w, " (%s)", g.Version)
+		}
+		fmt.Fprintln(w)
+		for _, r := range g.Reasons {
+			fmt.Fprintf(w, "    - %s\n", r)
+		}
 	}
 	for _, wf := range j.WaitingFor {
 		fmt.Fprintf(w, "  waiting for %s: %s\n", wf.Site, wf.Reason)
@@ -100,7 +110,59 @@ func printJob(w io.Writer, j *pb.Job) {
 			fmt.Fprintf(tw, "  %d\t%d/%d\t%d\t%.1f\t%s\n", r.Round, len(r.Contributors), len(r.Participants), r.Samples, r.Seconds, strings.Join(ms, " "))
 		}
 		tw.Flush()
+		printValidation(w, j)
 	}
+}
+
+// printValidation shows each validation site's signed figures per round,
+// then the cross-site matrix of the final round.
+func printValidation(w io.Writer, j *pb.Job) {
+	var any bool
+	for _, r := range j.Rounds {
+		any = any || len(r.Validation) > 0
+	}
+	if !any {
+		return
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "\n  ROUND\tVALIDATION SITE\tEXAMPLES\tAUC [95% CI]\tSENSITIVITY\tSPECIFICITY\tF1")
+	for _, r := range j.Rounds {
+		for _, v := range r.Validation {
+			fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Round, v.Site, v.Examples,
+				interval(v, "auc"), interval(v, "sensitivity"), interval(v, "specificity"), interval(v, "f1"))
+		}
+	}
+	tw.Flush()
+	if m := j.CrossSite; m != nil && len(m.Cells) > 0 {
+		fmt.Fprintln(w, "\n  cross-site AUC (rows: model, columns: validation site)")
+		tw := table(w)
+		fmt.Fprintf(tw, "  MODEL\t%s\n", strings.Join(m.Sites, "\t"))
+		for _, model := range m.Models {
+			row := []string{model}
+			for _, site := range m.Sites {
+				cell := "-"
+				for _, c := range m.Cells {
+					if c.ModelRole == model && c.Site == site {
+						cell = interval(c, "auc")
+					}
+				}
+				row = append(row, cell)
+			}
+			fmt.Fprintf(tw, "  %s\n", strings.Join(row, "\t"))
+		}
+		tw.Flush()
+		if m.Note != "" {
+			fmt.Fprintf(w, "  (%s)\n", m.Note)
+		}
+	}
+}
+
+func interval(v *pb.SiteValidation, metric string) string {
+	x, ok := v.Metrics[metric]
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f [%.3f, %.3f]", x, v.Lower[metric], v.Upper[metric])
 }
 
 func (g *globals) jobsWatch() *cli.Command {

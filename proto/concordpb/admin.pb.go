@@ -1188,13 +1188,9 @@ type Job struct {
 	// Task failures reported by sites in this job, newest last (bounded).
 	Failures []*SiteFailure `protobuf:"bytes,10,rep,name=failures,proto3" json:"failures,omitempty"`
 	// Sites the current step still waits for, and why (e.g. "not connected").
-	WaitingFor []*WaitingFor    `protobuf:"bytes,11,rep,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
-	Gate       *GateDecision    `protobuf:"bytes,12,opt,name=gate,proto3" json:"gate,omitempty"`
-	CrossSite  *CrossSiteMatrix `protobuf:"bytes,13,opt,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
-	// leave-one-site-out: one child job per fold, and the summary.
-	Folds         []string           `protobuf:"bytes,14,rep,name=folds,proto3" json:"folds,omitempty"`
-	FoldMean      map[string]float64 `protobuf:"bytes,15,rep,name=fold_mean,json=foldMean,proto3" json:"fold_mean,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	FoldStd       map[string]float64 `protobuf:"bytes,16,rep,name=fold_std,json=foldStd,proto3" json:"fold_std,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	WaitingFor    []*WaitingFor    `protobuf:"bytes,11,rep,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	Gate          *GateDecision    `protobuf:"bytes,12,opt,name=gate,proto3" json:"gate,omitempty"`
+	CrossSite     *CrossSiteMatrix `protobuf:"bytes,13,opt,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1316,27 +1312,6 @@ func (x *Job) GetGate() *GateDecision {
 func (x *Job) GetCrossSite() *CrossSiteMatrix {
 	if x != nil {
 		return x.CrossSite
-	}
-	return nil
-}
-
-func (x *Job) GetFolds() []string {
-	if x != nil {
-		return x.Folds
-	}
-	return nil
-}
-
-func (x *Job) GetFoldMean() map[string]float64 {
-	if x != nil {
-		return x.FoldMean
-	}
-	return nil
-}
-
-func (x *Job) GetFoldStd() map[string]float64 {
-	if x != nil {
-		return x.FoldStd
 	}
 	return nil
 }
@@ -2113,7 +2088,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\x06models\x18\x01 \x03(\tR\x06models\x12\x14\n" +
 	"\x05sites\x18\x02 \x03(\tR\x05sites\x120\n" +
 	"\x05cells\x18\x03 \x03(\v2\x1a.concord.v1.SiteValidationR\x05cells\x12\x12\n" +
-	"\x04note\x18\x04 \x01(\tR\x04note\"\xfb\x05\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\xf7\x03\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.concord.v1.JobSpecR\x04spec\x12\x14\n" +
@@ -2130,16 +2105,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"waitingFor\x12,\n" +
 	"\x04gate\x18\f \x01(\v2\x18.concord.v1.GateDecisionR\x04gate\x12:\n" +
 	"\n" +
-	"cross_site\x18\r \x01(\v2\x1b.concord.v1.CrossSiteMatrixR\tcrossSite\x12\x14\n" +
-	"\x05folds\x18\x0e \x03(\tR\x05folds\x12:\n" +
-	"\tfold_mean\x18\x0f \x03(\v2\x1d.concord.v1.Job.FoldMeanEntryR\bfoldMean\x127\n" +
-	"\bfold_std\x18\x10 \x03(\v2\x1c.concord.v1.Job.FoldStdEntryR\afoldStd\x1a;\n" +
-	"\rFoldMeanEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a:\n" +
-	"\fFoldStdEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"8\n" +
+	"cross_site\x18\r \x01(\v2\x1b.concord.v1.CrossSiteMatrixR\tcrossSite\"8\n" +
 	"\n" +
 	"WaitingFor\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x16\n" +
@@ -2232,7 +2198,7 @@ func file_concord_v1_admin_proto_rawDescGZIP() []byte {
 	return file_concord_v1_admin_proto_rawDescData
 }
 
-var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_concord_v1_admin_proto_goTypes = []any{
 	(*ExportAuditRequest)(nil), // 0: concord.v1.ExportAuditRequest
 	(*ExportChunk)(nil),        // 1: concord.v1.ExportChunk
@@ -2267,16 +2233,14 @@ var file_concord_v1_admin_proto_goTypes = []any{
 	nil,                        // 30: concord.v1.SiteValidation.LowerEntry
 	nil,                        // 31: concord.v1.SiteValidation.UpperEntry
 	nil,                        // 32: concord.v1.SiteValidation.ConfusionEntry
-	nil,                        // 33: concord.v1.Job.FoldMeanEntry
-	nil,                        // 34: concord.v1.Job.FoldStdEntry
-	nil,                        // 35: concord.v1.ModelVersion.MetricsEntry
-	(*JobSpec)(nil),            // 36: concord.v1.JobSpec
-	(*Chunk)(nil),              // 37: concord.v1.Chunk
+	nil,                        // 33: concord.v1.ModelVersion.MetricsEntry
+	(*JobSpec)(nil),            // 34: concord.v1.JobSpec
+	(*Chunk)(nil),              // 35: concord.v1.Chunk
 }
 var file_concord_v1_admin_proto_depIdxs = []int32{
 	5,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
 	4,  // 1: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
-	36, // 2: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
+	34, // 2: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
 	18, // 3: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
 	28, // 4: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
 	15, // 5: concord.v1.RoundSummary.validation:type_name -> concord.v1.SiteValidation
@@ -2285,50 +2249,48 @@ var file_concord_v1_admin_proto_depIdxs = []int32{
 	31, // 8: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
 	32, // 9: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
 	15, // 10: concord.v1.CrossSiteMatrix.cells:type_name -> concord.v1.SiteValidation
-	36, // 11: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
+	34, // 11: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
 	14, // 12: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
 	5,  // 13: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
 	19, // 14: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
 	16, // 15: concord.v1.Job.gate:type_name -> concord.v1.GateDecision
 	17, // 16: concord.v1.Job.cross_site:type_name -> concord.v1.CrossSiteMatrix
-	33, // 17: concord.v1.Job.fold_mean:type_name -> concord.v1.Job.FoldMeanEntry
-	34, // 18: concord.v1.Job.fold_std:type_name -> concord.v1.Job.FoldStdEntry
-	18, // 19: concord.v1.JobEvent.job:type_name -> concord.v1.Job
-	35, // 20: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
-	15, // 21: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
-	21, // 22: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
-	21, // 23: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
-	37, // 24: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
-	20, // 25: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
-	6,  // 26: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
-	8,  // 27: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
-	9,  // 28: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
-	10, // 29: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
-	13, // 30: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
-	12, // 31: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
-	22, // 32: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
-	24, // 33: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
-	24, // 34: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
-	26, // 35: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
-	2,  // 36: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
-	0,  // 37: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
-	7,  // 38: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
-	18, // 39: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
-	18, // 40: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
-	11, // 41: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
-	20, // 42: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
-	18, // 43: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
-	23, // 44: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
-	25, // 45: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
-	21, // 46: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
-	27, // 47: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
-	3,  // 48: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
-	1,  // 49: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
-	38, // [38:50] is the sub-list for method output_type
-	26, // [26:38] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	18, // 17: concord.v1.JobEvent.job:type_name -> concord.v1.Job
+	33, // 18: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
+	15, // 19: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
+	21, // 20: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
+	21, // 21: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
+	35, // 22: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
+	20, // 23: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
+	6,  // 24: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
+	8,  // 25: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
+	9,  // 26: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
+	10, // 27: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
+	13, // 28: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
+	12, // 29: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
+	22, // 30: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
+	24, // 31: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
+	24, // 32: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
+	26, // 33: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
+	2,  // 34: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
+	0,  // 35: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
+	7,  // 36: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
+	18, // 37: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
+	18, // 38: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
+	11, // 39: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
+	20, // 40: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
+	18, // 41: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
+	23, // 42: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
+	25, // 43: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
+	21, // 44: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
+	27, // 45: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
+	3,  // 46: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
+	1,  // 47: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
+	36, // [36:48] is the sub-list for method output_type
+	24, // [24:36] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_admin_proto_init() }
@@ -2343,7 +2305,7 @@ func file_concord_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_admin_proto_rawDesc), len(file_concord_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

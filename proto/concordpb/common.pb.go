@@ -50,9 +50,8 @@ type JobSpec struct {
 	// How candidates are validated at validation_sites and which gates they
 	// must pass to be published.
 	Validation *ValidationSpec `protobuf:"bytes,16,opt,name=validation,proto3" json:"validation,omitempty"`
-	// "federated" (default): one federated run. "leave-one-site-out": one
-	// full federated run per training site, that site held out and scoring
-	// the fold's model; the job reports the mean and spread over folds.
+	// "federated" (the default and, for now, the only mode; Validate refuses
+	// "leave-one-site-out" until it exists).
 	Mode          string `protobuf:"bytes,17,opt,name=mode,proto3" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
