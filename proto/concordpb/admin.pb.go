@@ -250,7 +250,10 @@ type Site struct {
 	// The last task that failed at this site, with its reason.
 	LastFailure *SiteFailure `protobuf:"bytes,8,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
 	// The certificate is revoked: the site is disconnected and excluded.
-	Revoked       bool `protobuf:"varint,9,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	Revoked bool `protobuf:"varint,9,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// 10 is kept for the witness alarm.
+	// The site's last drift report.
+	Drift         *DriftReport `protobuf:"bytes,11,opt,name=drift,proto3" json:"drift,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -346,6 +349,13 @@ func (x *Site) GetRevoked() bool {
 		return x.Revoked
 	}
 	return false
+}
+
+func (x *Site) GetDrift() *DriftReport {
+	if x != nil {
+		return x.Drift
+	}
+	return nil
 }
 
 // SiteFailure is a task a site could not do, with the site's reason
@@ -1986,7 +1996,7 @@ var File_concord_v1_admin_proto protoreflect.FileDescriptor
 const file_concord_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/admin.proto\x12\n" +
-	"concord.v1\x1a\x17concord/v1/common.proto\"h\n" +
+	"concord.v1\x1a\x17concord/v1/common.proto\x1a\x16concord/v1/agent.proto\"h\n" +
 	"\x12ExportAuditRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12\x16\n" +
@@ -1999,7 +2009,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12(\n" +
 	"\x10max_model_params\x18\x02 \x01(\x04R\x0emaxModelParams\x12\"\n" +
 	"\rmax_page_size\x18\x03 \x01(\rR\vmaxPageSize\x12(\n" +
-	"\x10max_string_bytes\x18\x04 \x01(\rR\x0emaxStringBytes\"\xb0\x02\n" +
+	"\x10max_string_bytes\x18\x04 \x01(\rR\x0emaxStringBytes\"\xdf\x02\n" +
 	"\x04Site\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x12\x18\n" +
@@ -2009,7 +2019,8 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\fcurrent_task\x18\x06 \x01(\tR\vcurrentTask\x12!\n" +
 	"\fdata_problem\x18\a \x01(\tR\vdataProblem\x12:\n" +
 	"\flast_failure\x18\b \x01(\v2\x17.concord.v1.SiteFailureR\vlastFailure\x12\x18\n" +
-	"\arevoked\x18\t \x01(\bR\arevoked\"\x9b\x01\n" +
+	"\arevoked\x18\t \x01(\bR\arevoked\x12-\n" +
+	"\x05drift\x18\v \x01(\v2\x17.concord.v1.DriftReportR\x05drift\"\x9b\x01\n" +
 	"\vSiteFailure\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
@@ -2234,63 +2245,65 @@ var file_concord_v1_admin_proto_goTypes = []any{
 	nil,                        // 31: concord.v1.SiteValidation.UpperEntry
 	nil,                        // 32: concord.v1.SiteValidation.ConfusionEntry
 	nil,                        // 33: concord.v1.ModelVersion.MetricsEntry
-	(*JobSpec)(nil),            // 34: concord.v1.JobSpec
-	(*Chunk)(nil),              // 35: concord.v1.Chunk
+	(*DriftReport)(nil),        // 34: concord.v1.DriftReport
+	(*JobSpec)(nil),            // 35: concord.v1.JobSpec
+	(*Chunk)(nil),              // 36: concord.v1.Chunk
 }
 var file_concord_v1_admin_proto_depIdxs = []int32{
 	5,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
-	4,  // 1: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
-	34, // 2: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
-	18, // 3: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
-	28, // 4: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
-	15, // 5: concord.v1.RoundSummary.validation:type_name -> concord.v1.SiteValidation
-	29, // 6: concord.v1.SiteValidation.metrics:type_name -> concord.v1.SiteValidation.MetricsEntry
-	30, // 7: concord.v1.SiteValidation.lower:type_name -> concord.v1.SiteValidation.LowerEntry
-	31, // 8: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
-	32, // 9: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
-	15, // 10: concord.v1.CrossSiteMatrix.cells:type_name -> concord.v1.SiteValidation
-	34, // 11: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
-	14, // 12: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
-	5,  // 13: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
-	19, // 14: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
-	16, // 15: concord.v1.Job.gate:type_name -> concord.v1.GateDecision
-	17, // 16: concord.v1.Job.cross_site:type_name -> concord.v1.CrossSiteMatrix
-	18, // 17: concord.v1.JobEvent.job:type_name -> concord.v1.Job
-	33, // 18: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
-	15, // 19: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
-	21, // 20: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
-	21, // 21: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
-	35, // 22: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
-	20, // 23: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
-	6,  // 24: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
-	8,  // 25: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
-	9,  // 26: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
-	10, // 27: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
-	13, // 28: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
-	12, // 29: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
-	22, // 30: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
-	24, // 31: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
-	24, // 32: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
-	26, // 33: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
-	2,  // 34: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
-	0,  // 35: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
-	7,  // 36: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
-	18, // 37: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
-	18, // 38: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
-	11, // 39: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
-	20, // 40: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
-	18, // 41: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
-	23, // 42: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
-	25, // 43: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
-	21, // 44: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
-	27, // 45: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
-	3,  // 46: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
-	1,  // 47: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
-	36, // [36:48] is the sub-list for method output_type
-	24, // [24:36] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	34, // 1: concord.v1.Site.drift:type_name -> concord.v1.DriftReport
+	4,  // 2: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
+	35, // 3: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
+	18, // 4: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
+	28, // 5: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
+	15, // 6: concord.v1.RoundSummary.validation:type_name -> concord.v1.SiteValidation
+	29, // 7: concord.v1.SiteValidation.metrics:type_name -> concord.v1.SiteValidation.MetricsEntry
+	30, // 8: concord.v1.SiteValidation.lower:type_name -> concord.v1.SiteValidation.LowerEntry
+	31, // 9: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
+	32, // 10: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
+	15, // 11: concord.v1.CrossSiteMatrix.cells:type_name -> concord.v1.SiteValidation
+	35, // 12: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
+	14, // 13: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
+	5,  // 14: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
+	19, // 15: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
+	16, // 16: concord.v1.Job.gate:type_name -> concord.v1.GateDecision
+	17, // 17: concord.v1.Job.cross_site:type_name -> concord.v1.CrossSiteMatrix
+	18, // 18: concord.v1.JobEvent.job:type_name -> concord.v1.Job
+	33, // 19: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
+	15, // 20: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
+	21, // 21: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
+	21, // 22: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
+	36, // 23: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
+	20, // 24: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
+	6,  // 25: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
+	8,  // 26: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
+	9,  // 27: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
+	10, // 28: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
+	13, // 29: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
+	12, // 30: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
+	22, // 31: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
+	24, // 32: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
+	24, // 33: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
+	26, // 34: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
+	2,  // 35: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
+	0,  // 36: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
+	7,  // 37: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
+	18, // 38: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
+	18, // 39: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
+	11, // 40: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
+	20, // 41: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
+	18, // 42: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
+	23, // 43: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
+	25, // 44: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
+	21, // 45: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
+	27, // 46: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
+	3,  // 47: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
+	1,  // 48: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
+	37, // [37:49] is the sub-list for method output_type
+	25, // [25:37] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_admin_proto_init() }
@@ -2299,6 +2312,7 @@ func file_concord_v1_admin_proto_init() {
 		return
 	}
 	file_concord_v1_common_proto_init()
+	file_concord_v1_agent_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -152,6 +152,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Health
 	//	*AgentMessage_Cosignature
 	//	*AgentMessage_Validation
+	//	*AgentMessage_Drift
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -248,6 +249,15 @@ func (x *AgentMessage) GetValidation() *ValidationReport {
 	return nil
 }
 
+func (x *AgentMessage) GetDrift() *DriftReport {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Drift); ok {
+			return x.Drift
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -276,6 +286,11 @@ type AgentMessage_Validation struct {
 	Validation *ValidationReport `protobuf:"bytes,6,opt,name=validation,proto3,oneof"`
 }
 
+type AgentMessage_Drift struct {
+	// 7 is kept for the witness alarm.
+	Drift *DriftReport `protobuf:"bytes,8,opt,name=drift,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
@@ -287,6 +302,119 @@ func (*AgentMessage_Health) isAgentMessage_Msg() {}
 func (*AgentMessage_Cosignature) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Validation) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Drift) isAgentMessage_Msg() {}
+
+// DriftReport compares the images arriving at a site (and, when the site
+// holds the model, the model's predictions on them) with the baseline of
+// the data the site last trained or validated on. Statistics only: the
+// population stability index per feature, never images or values.
+type DriftReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The baseline: the job whose data and pipeline it was computed from.
+	BaselineJob      string `protobuf:"bytes,1,opt,name=baseline_job,json=baselineJob,proto3" json:"baseline_job,omitempty"`
+	PipelineHash     string `protobuf:"bytes,2,opt,name=pipeline_hash,json=pipelineHash,proto3" json:"pipeline_hash,omitempty"`
+	BaselineExamples uint64 `protobuf:"varint,3,opt,name=baseline_examples,json=baselineExamples,proto3" json:"baseline_examples,omitempty"`
+	// Arriving examples compared (the drift window).
+	Examples uint64 `protobuf:"varint,4,opt,name=examples,proto3" json:"examples,omitempty"`
+	// PSI per feature: intensity, sex, age_band, manufacturer, model,
+	// prediction.
+	Psi map[string]float64 `protobuf:"bytes,5,rep,name=psi,proto3" json:"psi,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// The largest of psi.
+	MaxPsi     float64 `protobuf:"fixed64,6,opt,name=max_psi,json=maxPsi,proto3" json:"max_psi,omitempty"`
+	UnixMillis int64   `protobuf:"varint,7,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
+	// Labelled corrections clinicians recorded at the site since the
+	// baseline (counts only; the examples never leave the site).
+	Feedback      uint64 `protobuf:"varint,8,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DriftReport) Reset() {
+	*x = DriftReport{}
+	mi := &file_concord_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DriftReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DriftReport) ProtoMessage() {}
+
+func (x *DriftReport) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DriftReport.ProtoReflect.Descriptor instead.
+func (*DriftReport) Descriptor() ([]byte, []int) {
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DriftReport) GetBaselineJob() string {
+	if x != nil {
+		return x.BaselineJob
+	}
+	return ""
+}
+
+func (x *DriftReport) GetPipelineHash() string {
+	if x != nil {
+		return x.PipelineHash
+	}
+	return ""
+}
+
+func (x *DriftReport) GetBaselineExamples() uint64 {
+	if x != nil {
+		return x.BaselineExamples
+	}
+	return 0
+}
+
+func (x *DriftReport) GetExamples() uint64 {
+	if x != nil {
+		return x.Examples
+	}
+	return 0
+}
+
+func (x *DriftReport) GetPsi() map[string]float64 {
+	if x != nil {
+		return x.Psi
+	}
+	return nil
+}
+
+func (x *DriftReport) GetMaxPsi() float64 {
+	if x != nil {
+		return x.MaxPsi
+	}
+	return 0
+}
+
+func (x *DriftReport) GetUnixMillis() int64 {
+	if x != nil {
+		return x.UnixMillis
+	}
+	return 0
+}
+
+func (x *DriftReport) GetFeedback() uint64 {
+	if x != nil {
+		return x.Feedback
+	}
+	return 0
+}
 
 // ValidationReport answers a VALIDATE task: the site's signed validation
 // receipt (evaluation/receipt), metrics only, never predictions or data.
@@ -303,7 +431,7 @@ type ValidationReport struct {
 
 func (x *ValidationReport) Reset() {
 	*x = ValidationReport{}
-	mi := &file_concord_v1_agent_proto_msgTypes[1]
+	mi := &file_concord_v1_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +443,7 @@ func (x *ValidationReport) String() string {
 func (*ValidationReport) ProtoMessage() {}
 
 func (x *ValidationReport) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[1]
+	mi := &file_concord_v1_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +456,7 @@ func (x *ValidationReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationReport.ProtoReflect.Descriptor instead.
 func (*ValidationReport) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ValidationReport) GetTaskId() string {
@@ -386,7 +514,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	mi := &file_concord_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +526,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[2]
+	mi := &file_concord_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +539,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Hello) GetVersion() string {
@@ -461,7 +589,7 @@ type Cosignature struct {
 
 func (x *Cosignature) Reset() {
 	*x = Cosignature{}
-	mi := &file_concord_v1_agent_proto_msgTypes[3]
+	mi := &file_concord_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +601,7 @@ func (x *Cosignature) String() string {
 func (*Cosignature) ProtoMessage() {}
 
 func (x *Cosignature) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[3]
+	mi := &file_concord_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +614,7 @@ func (x *Cosignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cosignature.ProtoReflect.Descriptor instead.
 func (*Cosignature) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Cosignature) GetSignedCheckpoint() []byte {
@@ -508,7 +636,7 @@ type Health struct {
 
 func (x *Health) Reset() {
 	*x = Health{}
-	mi := &file_concord_v1_agent_proto_msgTypes[4]
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +648,7 @@ func (x *Health) String() string {
 func (*Health) ProtoMessage() {}
 
 func (x *Health) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[4]
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +661,7 @@ func (x *Health) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Health.ProtoReflect.Descriptor instead.
 func (*Health) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Health) GetExamples() uint64 {
@@ -559,7 +687,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +699,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +712,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Heartbeat) GetUnixMillis() int64 {
@@ -605,7 +733,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +745,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +758,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TaskStatus) GetTaskId() string {
@@ -670,7 +798,7 @@ type CoordinatorMessage struct {
 
 func (x *CoordinatorMessage) Reset() {
 	*x = CoordinatorMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +810,7 @@ func (x *CoordinatorMessage) String() string {
 func (*CoordinatorMessage) ProtoMessage() {}
 
 func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +823,7 @@ func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
 func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
@@ -797,7 +925,7 @@ type AuditCheckpoint struct {
 
 func (x *AuditCheckpoint) Reset() {
 	*x = AuditCheckpoint{}
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +937,7 @@ func (x *AuditCheckpoint) String() string {
 func (*AuditCheckpoint) ProtoMessage() {}
 
 func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +950,7 @@ func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
 func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AuditCheckpoint) GetSigned() []byte {
@@ -862,7 +990,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1002,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1015,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Welcome) GetSite() string {
@@ -935,7 +1063,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1075,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1088,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Cancel) GetJobId() string {
@@ -1012,7 +1140,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1152,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1165,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Task) GetTaskId() string {
@@ -1183,7 +1311,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_concord_v1_agent_proto_msgTypes[12]
+	mi := &file_concord_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1323,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[12]
+	mi := &file_concord_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1336,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UploadHeader) GetJobId() string {
@@ -1308,7 +1436,7 @@ type UploadMessage struct {
 
 func (x *UploadMessage) Reset() {
 	*x = UploadMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[13]
+	mi := &file_concord_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1448,7 @@ func (x *UploadMessage) String() string {
 func (*UploadMessage) ProtoMessage() {}
 
 func (x *UploadMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[13]
+	mi := &file_concord_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1461,7 @@ func (x *UploadMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMessage.ProtoReflect.Descriptor instead.
 func (*UploadMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UploadMessage) GetMsg() isUploadMessage_Msg {
@@ -1391,7 +1519,7 @@ type UploadAck struct {
 
 func (x *UploadAck) Reset() {
 	*x = UploadAck{}
-	mi := &file_concord_v1_agent_proto_msgTypes[14]
+	mi := &file_concord_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1531,7 @@ func (x *UploadAck) String() string {
 func (*UploadAck) ProtoMessage() {}
 
 func (x *UploadAck) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[14]
+	mi := &file_concord_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1544,7 @@ func (x *UploadAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadAck.ProtoReflect.Descriptor instead.
 func (*UploadAck) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UploadAck) GetAcknowledged() uint32 {
@@ -1450,7 +1578,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_concord_v1_agent_proto_msgTypes[15]
+	mi := &file_concord_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1590,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[15]
+	mi := &file_concord_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1603,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DownloadRequest) GetBlob() string {
@@ -1497,7 +1625,7 @@ var File_concord_v1_agent_proto protoreflect.FileDescriptor
 const file_concord_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/agent.proto\x12\n" +
-	"concord.v1\x1a\x17concord/v1/common.proto\"\xd4\x02\n" +
+	"concord.v1\x1a\x17concord/v1/common.proto\"\x85\x03\n" +
 	"\fAgentMessage\x12)\n" +
 	"\x05hello\x18\x01 \x01(\v2\x11.concord.v1.HelloH\x00R\x05hello\x125\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x15.concord.v1.HeartbeatH\x00R\theartbeat\x120\n" +
@@ -1506,8 +1634,22 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\vcosignature\x18\x05 \x01(\v2\x17.concord.v1.CosignatureH\x00R\vcosignature\x12>\n" +
 	"\n" +
 	"validation\x18\x06 \x01(\v2\x1c.concord.v1.ValidationReportH\x00R\n" +
-	"validationB\x05\n" +
-	"\x03msg\"\x88\x01\n" +
+	"validation\x12/\n" +
+	"\x05drift\x18\b \x01(\v2\x17.concord.v1.DriftReportH\x00R\x05driftB\x05\n" +
+	"\x03msg\"\xe0\x02\n" +
+	"\vDriftReport\x12!\n" +
+	"\fbaseline_job\x18\x01 \x01(\tR\vbaselineJob\x12#\n" +
+	"\rpipeline_hash\x18\x02 \x01(\tR\fpipelineHash\x12+\n" +
+	"\x11baseline_examples\x18\x03 \x01(\x04R\x10baselineExamples\x12\x1a\n" +
+	"\bexamples\x18\x04 \x01(\x04R\bexamples\x122\n" +
+	"\x03psi\x18\x05 \x03(\v2 .concord.v1.DriftReport.PsiEntryR\x03psi\x12\x17\n" +
+	"\amax_psi\x18\x06 \x01(\x01R\x06maxPsi\x12\x1f\n" +
+	"\vunix_millis\x18\a \x01(\x03R\n" +
+	"unixMillis\x12\x1a\n" +
+	"\bfeedback\x18\b \x01(\x04R\bfeedback\x1a6\n" +
+	"\bPsiEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x88\x01\n" +
 	"\x10ValidationReport\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n" +
@@ -1650,63 +1792,67 @@ func file_concord_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_concord_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_concord_v1_agent_proto_goTypes = []any{
 	(TaskKind)(0),              // 0: concord.v1.TaskKind
 	(UploadKind)(0),            // 1: concord.v1.UploadKind
 	(*AgentMessage)(nil),       // 2: concord.v1.AgentMessage
-	(*ValidationReport)(nil),   // 3: concord.v1.ValidationReport
-	(*Hello)(nil),              // 4: concord.v1.Hello
-	(*Cosignature)(nil),        // 5: concord.v1.Cosignature
-	(*Health)(nil),             // 6: concord.v1.Health
-	(*Heartbeat)(nil),          // 7: concord.v1.Heartbeat
-	(*TaskStatus)(nil),         // 8: concord.v1.TaskStatus
-	(*CoordinatorMessage)(nil), // 9: concord.v1.CoordinatorMessage
-	(*AuditCheckpoint)(nil),    // 10: concord.v1.AuditCheckpoint
-	(*Welcome)(nil),            // 11: concord.v1.Welcome
-	(*Cancel)(nil),             // 12: concord.v1.Cancel
-	(*Task)(nil),               // 13: concord.v1.Task
-	(*UploadHeader)(nil),       // 14: concord.v1.UploadHeader
-	(*UploadMessage)(nil),      // 15: concord.v1.UploadMessage
-	(*UploadAck)(nil),          // 16: concord.v1.UploadAck
-	(*DownloadRequest)(nil),    // 17: concord.v1.DownloadRequest
-	nil,                        // 18: concord.v1.Task.PointsEntry
-	nil,                        // 19: concord.v1.Task.ExchangeKeysEntry
-	nil,                        // 20: concord.v1.UploadHeader.MetricsEntry
-	(*JobSpec)(nil),            // 21: concord.v1.JobSpec
-	(*Chunk)(nil),              // 22: concord.v1.Chunk
+	(*DriftReport)(nil),        // 3: concord.v1.DriftReport
+	(*ValidationReport)(nil),   // 4: concord.v1.ValidationReport
+	(*Hello)(nil),              // 5: concord.v1.Hello
+	(*Cosignature)(nil),        // 6: concord.v1.Cosignature
+	(*Health)(nil),             // 7: concord.v1.Health
+	(*Heartbeat)(nil),          // 8: concord.v1.Heartbeat
+	(*TaskStatus)(nil),         // 9: concord.v1.TaskStatus
+	(*CoordinatorMessage)(nil), // 10: concord.v1.CoordinatorMessage
+	(*AuditCheckpoint)(nil),    // 11: concord.v1.AuditCheckpoint
+	(*Welcome)(nil),            // 12: concord.v1.Welcome
+	(*Cancel)(nil),             // 13: concord.v1.Cancel
+	(*Task)(nil),               // 14: concord.v1.Task
+	(*UploadHeader)(nil),       // 15: concord.v1.UploadHeader
+	(*UploadMessage)(nil),      // 16: concord.v1.UploadMessage
+	(*UploadAck)(nil),          // 17: concord.v1.UploadAck
+	(*DownloadRequest)(nil),    // 18: concord.v1.DownloadRequest
+	nil,                        // 19: concord.v1.DriftReport.PsiEntry
+	nil,                        // 20: concord.v1.Task.PointsEntry
+	nil,                        // 21: concord.v1.Task.ExchangeKeysEntry
+	nil,                        // 22: concord.v1.UploadHeader.MetricsEntry
+	(*JobSpec)(nil),            // 23: concord.v1.JobSpec
+	(*Chunk)(nil),              // 24: concord.v1.Chunk
 }
 var file_concord_v1_agent_proto_depIdxs = []int32{
-	4,  // 0: concord.v1.AgentMessage.hello:type_name -> concord.v1.Hello
-	7,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	8,  // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
-	6,  // 3: concord.v1.AgentMessage.health:type_name -> concord.v1.Health
-	5,  // 4: concord.v1.AgentMessage.cosignature:type_name -> concord.v1.Cosignature
-	3,  // 5: concord.v1.AgentMessage.validation:type_name -> concord.v1.ValidationReport
-	11, // 6: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
-	13, // 7: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
-	7,  // 8: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	12, // 9: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
-	10, // 10: concord.v1.CoordinatorMessage.checkpoint:type_name -> concord.v1.AuditCheckpoint
-	0,  // 11: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
-	21, // 12: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
-	18, // 13: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
-	19, // 14: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
-	1,  // 15: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
-	20, // 16: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
-	14, // 17: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
-	22, // 18: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
-	2,  // 19: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
-	15, // 20: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
-	17, // 21: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
-	9,  // 22: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
-	16, // 23: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
-	22, // 24: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	5,  // 0: concord.v1.AgentMessage.hello:type_name -> concord.v1.Hello
+	8,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	9,  // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
+	7,  // 3: concord.v1.AgentMessage.health:type_name -> concord.v1.Health
+	6,  // 4: concord.v1.AgentMessage.cosignature:type_name -> concord.v1.Cosignature
+	4,  // 5: concord.v1.AgentMessage.validation:type_name -> concord.v1.ValidationReport
+	3,  // 6: concord.v1.AgentMessage.drift:type_name -> concord.v1.DriftReport
+	19, // 7: concord.v1.DriftReport.psi:type_name -> concord.v1.DriftReport.PsiEntry
+	12, // 8: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
+	14, // 9: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
+	8,  // 10: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	13, // 11: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
+	11, // 12: concord.v1.CoordinatorMessage.checkpoint:type_name -> concord.v1.AuditCheckpoint
+	0,  // 13: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
+	23, // 14: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
+	20, // 15: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
+	21, // 16: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
+	1,  // 17: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
+	22, // 18: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
+	15, // 19: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
+	24, // 20: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
+	2,  // 21: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
+	16, // 22: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
+	18, // 23: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
+	10, // 24: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
+	17, // 25: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
+	24, // 26: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
+	24, // [24:27] is the sub-list for method output_type
+	21, // [21:24] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_agent_proto_init() }
@@ -1722,15 +1868,16 @@ func file_concord_v1_agent_proto_init() {
 		(*AgentMessage_Health)(nil),
 		(*AgentMessage_Cosignature)(nil),
 		(*AgentMessage_Validation)(nil),
+		(*AgentMessage_Drift)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[8].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
 		(*CoordinatorMessage_Task)(nil),
 		(*CoordinatorMessage_Heartbeat)(nil),
 		(*CoordinatorMessage_Cancel)(nil),
 		(*CoordinatorMessage_Checkpoint)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[13].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[14].OneofWrappers = []any{
 		(*UploadMessage_Header)(nil),
 		(*UploadMessage_Chunk)(nil),
 	}
@@ -1740,7 +1887,7 @@ func file_concord_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_agent_proto_rawDesc), len(file_concord_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -52,7 +52,11 @@ type JobSpec struct {
 	Validation *ValidationSpec `protobuf:"bytes,16,opt,name=validation,proto3" json:"validation,omitempty"`
 	// "federated" (the default and, for now, the only mode; Validate refuses
 	// "leave-one-site-out" until it exists).
-	Mode          string `protobuf:"bytes,17,opt,name=mode,proto3" json:"mode,omitempty"`
+	Mode string `protobuf:"bytes,17,opt,name=mode,proto3" json:"mode,omitempty"`
+	// Start from this published model version's weights instead of a fresh
+	// initialisation (the layout must match); it becomes the new version's
+	// parent. Retraining jobs set it to the version they retrain.
+	InitVersion   string `protobuf:"bytes,18,opt,name=init_version,json=initVersion,proto3" json:"init_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +206,13 @@ func (x *JobSpec) GetValidation() *ValidationSpec {
 func (x *JobSpec) GetMode() string {
 	if x != nil {
 		return x.Mode
+	}
+	return ""
+}
+
+func (x *JobSpec) GetInitVersion() string {
+	if x != nil {
+		return x.InitVersion
 	}
 	return ""
 }
@@ -875,7 +886,7 @@ var File_concord_v1_common_proto protoreflect.FileDescriptor
 const file_concord_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"\x17concord/v1/common.proto\x12\n" +
-	"concord.v1\"\xad\x05\n" +
+	"concord.v1\"\xd0\x05\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05model\x18\x02 \x01(\v2\x15.concord.v1.ModelSpecR\x05model\x12\x16\n" +
@@ -897,7 +908,8 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"validation\x18\x10 \x01(\v2\x1a.concord.v1.ValidationSpecR\n" +
 	"validation\x12\x12\n" +
-	"\x04mode\x18\x11 \x01(\tR\x04mode\"\xf3\x02\n" +
+	"\x04mode\x18\x11 \x01(\tR\x04mode\x12!\n" +
+	"\finit_version\x18\x12 \x01(\tR\vinitVersion\"\xf3\x02\n" +
 	"\x0eValidationSpec\x12\x17\n" +
 	"\amin_auc\x18\x01 \x01(\x01R\x06minAuc\x12'\n" +
 	"\x0fmin_sensitivity\x18\x02 \x01(\x01R\x0eminSensitivity\x12%\n" +
