@@ -60,7 +60,7 @@ func (a *adminService) ListSites(ctx context.Context, req *pb.ListSitesRequest) 
 	for _, name := range names {
 		r := c.sites[name]
 		s := &pb.Site{Name: name, Version: r.Version, LastSeenUnix: r.LastSeen.Unix(), Examples: r.Examples,
-			DataProblem: r.DataProblem, LastFailure: r.LastFailure.proto()}
+			DataProblem: r.DataProblem, LastFailure: r.LastFailure.proto(), Drift: r.Drift.proto()}
 		if sess := c.sessions[name]; sess != nil {
 			s.Connected = true
 		}
@@ -387,6 +387,10 @@ func jobProto(j *job) *pb.Job {
 		p.Failures = append(p.Failures, j.rec.Failures[i].proto())
 	}
 	validationProtoLocked(j, p)
+	if j.rec.AwaitingApproval && !j.m.Done() {
+		p.State = "awaiting approval"
+		p.Reason = j.rec.RetrainReason
+	}
 	if g := j.rec.Gate; g != nil && g.State == gatePending {
 		p.State = "validating"
 		for _, vt := range j.rec.Validating {

@@ -63,6 +63,7 @@ func Policy() pki.Policy {
 		"/concord.v1.Admin/WatchJob":     {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
 		"/concord.v1.Admin/ListModels":   {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
 		"/concord.v1.Admin/GetModelInfo": {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
+		"/concord.v1.Admin/ApproveJob":   {pki.RoleAdmin},
 		"/concord.v1.Admin/ListEvents":   {pki.RoleAdmin, pki.RoleAuditor},
 		"/concord.v1.Admin/GetModel":     {pki.RoleAdmin, pki.RoleAuditor},
 		"/concord.v1.Admin/ExportAudit":  {pki.RoleAdmin, pki.RoleAuditor},
@@ -148,6 +149,10 @@ type Coordinator struct {
 	bus *bus
 	lis net.Listener
 	srv *grpc.Server
+
+	// retrainMu serialises retraining checks, so a version is never
+	// retrained twice; it is taken before mu.
+	retrainMu sync.Mutex
 
 	mu       sync.Mutex
 	jobs     map[string]*job
@@ -336,6 +341,7 @@ func (c *Coordinator) tickLoop(ctx context.Context) {
 		case <-t.C:
 			c.checkRevocations()
 			c.tick()
+			c.checkRetrain()
 		case <-cp.C:
 			c.publishCheckpoint()
 		}

@@ -56,6 +56,9 @@ const (
 	EvModelRejected      = "model.rejected"
 	EvValidation         = "validation.receipt"
 	EvValidationRejected = "validation.refused"
+	EvSiteDrift          = "site.drift"
+	EvRetrain            = "job.retrain"
+	EvJobApproved        = "job.approved"
 )
 
 func (e *Event) proto() *pb.JobEvent {

@@ -49,6 +49,11 @@ type jobRecord struct {
 	Validating map[string]*validationTask `json:"validating,omitempty"`
 	Validated  []validationSummary        `json:"validated,omitempty"`
 	Gate       *gateRecord                `json:"gate,omitempty"`
+	// AwaitingApproval holds a retraining job until an admin approves it.
+	AwaitingApproval bool `json:"awaiting_approval,omitempty"`
+	// RetrainOf is the version a retraining job retrains, and why.
+	RetrainOf     string `json:"retrain_of,omitempty"`
+	RetrainReason string `json:"retrain_reason,omitempty"`
 }
 
 type roundSummary struct {
@@ -94,8 +99,13 @@ func machineConfig(spec *pb.JobSpec) round.Config {
 // limits are the job limits this coordinator's operator set.
 func (c *Coordinator) limits() jobspec.Limits { return c.cfg.Limits.WithDefaults() }
 
-// submit validates a spec, creates the job with its initial model and starts it.
+// submit validates a spec, creates the job with its initial model and
+// starts it (or, with awaitApproval, keeps it until an admin approves).
 func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
+	return c.submitJob(spec, by, false)
+}
+
+func (c *Coordinator) submitJob(spec *pb.JobSpec, by Identity, awaitApproval bool) (*job, error) {
 	jobspec.Defaults(spec)
 	if err := jobspec.ValidateWithLimits(spec, c.limits()); err != nil {
 		return nil, fmt.Errorf("%w: %w", errInvalid, err)
@@ -114,12 +124,17 @@ func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 	}
 	layout := model.Layout()
 	weights := model.Weights()
+	if spec.InitVersion != "" {
+		if weights, err = c.initialWeights(spec.InitVersion, layout.Hash(), len(weights)); err != nil {
+			return nil, fmt.Errorf("%w: init_version: %w", errInvalid, err)
+		}
+	}
 	specBytes, err := proto.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
 	rec := &jobRecord{Spec: specBytes, Created: c.now().UTC(), SubmittedBy: by.String(), Params: len(weights),
-		LayoutHash: layout.Hash(), Layout: layout.JSON(), Nonces: map[string]string{}}
+		LayoutHash: layout.Hash(), Layout: layout.JSON(), Nonces: map[string]string{}, AwaitingApproval: awaitApproval}
 	if mcfg.Secure {
 		if rec.Secure, err = newSecureState(spec, len(weights), c.cfg.Rand); err != nil {
 			return nil, fmt.Errorf("%w: %w", errInvalid, err)
@@ -148,7 +163,9 @@ func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 	c.bus.emit(Event{Kind: EvJobSubmitted, Actor: by.String(), JobID: rec.ID,
 		Detail: fmt.Sprintf("job %q submitted: %d rounds, min %d sites, strategy %s, secure aggregation %s, %d parameters",
 			spec.Name, spec.Rounds, spec.MinSites, spec.Aggregation.Strategy, spec.Privacy.SecureAggregation, len(weights))})
-	c.stepLocked(j, round.Event{Type: round.EvStart, Now: c.now(), Sites: c.connectedLocked()})
+	if !awaitApproval {
+		c.stepLocked(j, round.Event{Type: round.EvStart, Now: c.now(), Sites: c.connectedLocked()})
+	}
 	return j, nil
 }
 
@@ -239,6 +256,9 @@ func (c *Coordinator) tick() {
 // back as it was, so memory never runs ahead of the database. Callers hold
 // c.mu.
 func (c *Coordinator) stepLocked(j *job, ev round.Event) {
+	if j.rec.AwaitingApproval && ev.Type != round.EvAbort {
+		return // nothing happens to a job before it is approved, except an abort
+	}
 	prev := j.m.State()
 	prevFailures := len(j.rec.Failures)
 	acts := j.m.Step(ev)

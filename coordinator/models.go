@@ -47,6 +47,7 @@ type gateRecord struct {
 	Reasons  []string  `json:"reasons,omitempty"`
 	Version  string    `json:"version,omitempty"`
 	Deadline time.Time `json:"deadline,omitempty"`
+	Decided  time.Time `json:"decided,omitempty"`
 }
 
 // modelRecord is a model version, published or rejected.
@@ -112,8 +113,11 @@ func (c *Coordinator) decideLocked(j *job) {
 		gate.State = registry.StatusRejected
 	}
 	m := c.manifestLocked(j, info.SHA256, results, gate)
-	if prev != nil {
-		m.Parent = prev.Version
+	switch {
+	case j.spec.InitVersion != "":
+		m.Parent = j.spec.InitVersion // the weights it started from
+	case prev != nil:
+		m.Parent = prev.Version // the version it would replace
 	}
 	oldGate := j.rec.Gate
 	var mv *pb.ModelVersion
@@ -144,7 +148,7 @@ func (c *Coordinator) decideLocked(j *job) {
 		if err != nil {
 			return err
 		}
-		j.rec.Gate = &gateRecord{State: gate.State, Reasons: gate.Reasons, Version: m.Version}
+		j.rec.Gate = &gateRecord{State: gate.State, Reasons: gate.Reasons, Version: m.Version, Decided: m.Created}
 		if m.Status == registry.StatusPublished {
 			j.rec.ModelVersion = m.Version
 		}

@@ -73,6 +73,8 @@ type siteRecord struct {
 	// WitnessKey is the site's audit witness key, as it last presented it.
 	WitnessKey  string       `json:"witness_key,omitempty"`
 	LastFailure *siteFailure `json:"last_failure,omitempty"`
+	// Drift is the site's last drift report (retrain.go).
+	Drift *driftRecord `json:"drift,omitempty"`
 }
 
 // siteFailure is a task a site reported it could not do.
@@ -202,6 +204,8 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 			case m.GetStatus() != nil && m.GetStatus().State == "failed":
 				st := m.GetStatus()
 				c.taskFailed(site, bound(st.TaskId, 256), bound(st.Detail, maxReasonBytes))
+			case m.GetDrift() != nil:
+				c.driftReported(site, m.GetDrift())
 			case m.GetValidation() != nil:
 				c.validationReported(site, pub, m.GetValidation())
 			case m.GetCosignature() != nil:

@@ -29,6 +29,8 @@ privacy: {secure_aggregation: mhe, threshold: 4, he_params: n12-q60, level: reco
 validation_sites: [v1, v2]
 validation: {min_auc: 0.8, min_sensitivity: 0.7, at_specificity: 0.9, max_auc_regression: 0.02, max_subgroup_gap: 0.1, min_subgroup_count: 12, receipt_deadline: 90s, min_dice: 0.5, final_only: true}
 mode: federated
+init_version: v2
+retrain: {drift_psi: 0.25, min_feedback: 100, every: 24h, require_approval: true}
 sites: [a, b, c]
 seed: -42
 pipeline: {width: 40, height: 44, channels: 1, resample: bilinear, normalise: zscore, denoise: "median:3", contrast: histeq}
@@ -47,6 +49,11 @@ var wireValues = map[string]string{
 	"validation.min_dice":                 "0.5",
 	"validation.final_only":               "true",
 	"mode":                                "federated",
+	"init_version":                        "v2",
+	"retrain.drift_psi":                   "0.25",
+	"retrain.min_feedback":                "100",
+	"retrain.every_seconds":               "86400",
+	"retrain.require_approval":            "true",
 	"purpose":                             "pneumonia triage research",
 	"legal_basis":                         "GDPR Art. 9(2)(j)",
 	"model.arch":                          "cnn",
@@ -208,6 +215,7 @@ func TestConversionsCarryEveryField(t *testing.T) {
 	// not depend on the coordinator): coordinator.machineConfig converts it.
 	const machine = "the coordinator's round machine (coordinator.machineConfig)"
 	const gates = "the promotion gates (coordinator/registry.Decide)"
+	const retrain = "the coordinator's retraining triggers (coordinator/retrain.go)"
 	readDirectly := map[string]string{
 		"rounds":                              machine,
 		"min_sites":                           machine,
@@ -233,6 +241,11 @@ func TestConversionsCarryEveryField(t *testing.T) {
 		"validation.min_dice":                 gates,
 		"validation.final_only":               "the coordinator's validation tasks (coordinator/validate.go)",
 		"mode":                                "checked by Validate (federated only)",
+		"init_version":                        "the coordinator's initial model (coordinator/jobs.go)",
+		"retrain.drift_psi":                   retrain,
+		"retrain.min_feedback":                retrain,
+		"retrain.every_seconds":               retrain,
+		"retrain.require_approval":            retrain,
 	}
 	leaves(s.ProtoReflect(), "", func(path string, fd protoreflect.FieldDescriptor, v protoreflect.Value, _ bool) {
 		got, ok := carried[path]

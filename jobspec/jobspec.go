@@ -98,7 +98,14 @@ type File struct {
 		MinDice          float64  `yaml:"min_dice"`
 		FinalOnly        bool     `yaml:"final_only"`
 	} `yaml:"validation"`
-	Mode     string   `yaml:"mode"`
+	Mode        string `yaml:"mode"`
+	InitVersion string `yaml:"init_version"`
+	Retrain     struct {
+		DriftPSI        float64  `yaml:"drift_psi"`
+		MinFeedback     uint64   `yaml:"min_feedback"`
+		Every           duration `yaml:"every"`
+		RequireApproval bool     `yaml:"require_approval"`
+	} `yaml:"retrain"`
 	Sites    []string `yaml:"sites"`
 	Seed     int64    `yaml:"seed"`
 	Pipeline struct {

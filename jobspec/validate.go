@@ -492,6 +492,21 @@ func (v *validator) validation(s *pb.JobSpec) {
 	default:
 		v.bad("mode is %s: want federated", quote(s.Mode))
 	}
+	if iv := s.InitVersion; iv != "" && !versionName(iv) {
+		v.bad("init_version is %s: a published version, e.g. v3 (`concordctl models list`)", quote(iv))
+	}
+	if r := s.GetRetrain(); r != nil {
+		switch {
+		case math.IsNaN(r.DriftPsi) || r.DriftPsi < 0 || r.DriftPsi > 100:
+			v.bad("retrain.drift_psi is %v: a population stability index from 0 to 100 (0 turns the trigger off; 0.25 is a common alarm level)", r.DriftPsi)
+		case math.IsNaN(r.EverySeconds) || r.EverySeconds < 0 || r.EverySeconds > 10*365*24*3600:
+			v.bad("retrain.every is %vs: at most ten years", r.EverySeconds)
+		case r.EverySeconds > 0 && r.EverySeconds < 3600:
+			v.bad("retrain.every is %vs: at least 1h", r.EverySeconds)
+		case r.RequireApproval && r.DriftPsi == 0 && r.MinFeedback == 0 && r.EverySeconds == 0:
+			v.bad("retrain.require_approval is set but no retraining trigger is (drift_psi, min_feedback or every)")
+		}
+	}
 	g := s.GetValidation()
 	if g == nil {
 		return
@@ -527,4 +542,17 @@ func (v *validator) validation(s *pb.JobSpec) {
 	if (g.MinAuc > 0 || g.MinSensitivity > 0 || g.MaxAucRegression > 0 || g.MaxSubgroupGap > 0) && s.GetModel().GetArch() == "unet" {
 		v.bad("validation.min_auc, min_sensitivity, max_auc_regression and max_subgroup_gap are classification gates: a unet job uses validation.min_dice")
 	}
+}
+
+// versionName accepts v1, v2, ...: the names the registry gives.
+func versionName(s string) bool {
+	if len(s) < 2 || len(s) > 21 || s[0] != 'v' || s[1] == '0' {
+		return false
+	}
+	for _, c := range s[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

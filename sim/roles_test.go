@@ -56,6 +56,10 @@ func TestRoleActionMatrix(t *testing.T) {
 			_, err := a.AbortJob(ctx, &pb.AbortJobRequest{JobId: "404"})
 			return err
 		},
+		"ApproveJob": func(ctx context.Context, a pb.AdminClient, _ pb.AgentClient) error {
+			_, err := a.ApproveJob(ctx, &pb.ApproveJobRequest{JobId: "1"})
+			return err
+		},
 		"GetModelInfo": func(ctx context.Context, a pb.AdminClient, _ pb.AgentClient) error {
 			_, err := a.GetModelInfo(ctx, &pb.GetModelRequest{Version: "v1"})
 			return err
@@ -105,7 +109,7 @@ func TestRoleActionMatrix(t *testing.T) {
 	}
 	// The matrix: what each role may do.
 	allowed := map[pki.Role][]string{
-		pki.RoleAdmin:    {"ListSites", "SubmitJob", "GetJob", "ListJobs", "WatchJob", "AbortJob", "ListModels", "GetModelInfo", "GetModel", "ListEvents", "Info", "ExportAudit"},
+		pki.RoleAdmin:    {"ListSites", "SubmitJob", "GetJob", "ListJobs", "WatchJob", "AbortJob", "ApproveJob", "ListModels", "GetModelInfo", "GetModel", "ListEvents", "Info", "ExportAudit"},
 		pki.RoleAuditor:  {"ListSites", "GetJob", "ListJobs", "WatchJob", "ListModels", "GetModelInfo", "GetModel", "ListEvents", "Info", "ExportAudit"},
 		pki.RoleObserver: {"ListSites", "GetJob", "ListJobs", "WatchJob", "ListModels", "GetModelInfo", "Info"},
 		pki.RoleSite:     {"Download", "Upload"},

@@ -287,3 +287,19 @@ func (g *globals) modelsGet() *cli.Command {
 			return nil
 		})
 }
+
+func (g *globals) jobsApprove() *cli.Command {
+	return g.remote(&cli.Command{Name: "approve", Args: "ID [--json]",
+		Synopsis: "start a job that waits for approval (a retraining job whose spec requires it; recorded in the audit trail)"}, 1, nil,
+		func(ctx context.Context, cl *client, asJSON bool, args []string, out io.Writer) error {
+			j, err := cl.admin.ApproveJob(ctx, &pb.ApproveJobRequest{JobId: args[0]})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(out, protoObject(j))
+			}
+			fmt.Fprintf(out, "Job %s approved and started. Follow it with: concordctl jobs watch %s\n", j.Id, j.Id)
+			return nil
+		})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -135,7 +136,7 @@ func (g *globals) sitesList() *cli.Command {
 				return nil
 			}
 			tw := table(out)
-			fmt.Fprintln(tw, "SITE\tSTATUS\tAGENT\tLAST SEEN\tEXAMPLES\tCURRENT TASK\tPROBLEM")
+			fmt.Fprintln(tw, "SITE\tSTATUS\tAGENT\tLAST SEEN\tEXAMPLES\tDRIFT (PSI)\tCURRENT TASK\tPROBLEM")
 			for _, s := range sites {
 				st := "offline"
 				switch {
@@ -148,7 +149,11 @@ func (g *globals) sitesList() *cli.Command {
 				if problem == "" && s.LastFailure != nil {
 					problem = s.LastFailure.Task + ": " + s.LastFailure.Reason
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, st, orDash(s.Version), ago(s.LastSeenUnix), s.Examples, orDash(s.CurrentTask), orDash(problem))
+				drift := "-"
+				if d := s.Drift; d != nil {
+					drift = fmt.Sprintf("%.3f", d.MaxPsi)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, st, orDash(s.Version), ago(s.LastSeenUnix), s.Examples, drift, orDash(s.CurrentTask), orDash(problem))
 			}
 			return tw.Flush()
 		})
@@ -211,6 +216,49 @@ func (g *globals) events() *cli.Command {
 			fmt.Fprintln(tw, "SEQ\tTIME\tKIND\tACTOR\tJOB\tDETAIL")
 			for _, ev := range evs {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", ev.Seq, time.UnixMilli(ev.UnixMillis).UTC().Format(time.RFC3339), ev.Kind, ev.Actor, orDash(ev.JobId), ev.Detail)
+			}
+			return tw.Flush()
+		})
+}
+
+func (g *globals) sitesDrift() *cli.Command {
+	return g.remote(&cli.Command{Name: "drift", Args: "[--json]",
+		Synopsis: "each site's last drift report: PSI per feature of arriving images against its baseline, feedback count",
+		Help: "Sites compare the images arriving at them with the data they last trained or validated on and report only\n" +
+			"the population stability index (PSI) per feature: below 0.1 little change, 0.1-0.25 moderate, above 0.25 large."}, 0, nil,
+		func(ctx context.Context, cl *client, asJSON bool, _ []string, out io.Writer) error {
+			sites, err := listSites(ctx, cl.admin)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				rows := []map[string]any{}
+				for _, s := range sites {
+					if s.Drift != nil {
+						rows = append(rows, map[string]any{"site": s.Name, "drift": protoObject(s.Drift)})
+					}
+				}
+				return writeJSON(out, map[string]any{"drift": rows})
+			}
+			tw := table(out)
+			fmt.Fprintln(tw, "SITE\tREPORTED\tBASELINE JOB\tIMAGES (BASELINE)\tMAX PSI\tPSI BY FEATURE\tFEEDBACK")
+			n := 0
+			for _, s := range sites {
+				d := s.Drift
+				if d == nil {
+					continue
+				}
+				n++
+				var parts []string
+				for _, k := range sortedKeys(d.Psi) {
+					parts = append(parts, fmt.Sprintf("%s=%.3f", k, d.Psi[k]))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d (%d)\t%.3f\t%s\t%d\n", s.Name, ago(d.UnixMillis/1000), orDash(d.BaselineJob), d.Examples,
+					d.BaselineExamples, d.MaxPsi, strings.Join(parts, " "), d.Feedback)
+			}
+			if n == 0 {
+				fmt.Fprintln(out, "No site has reported drift yet: a site reports once it has trained or validated and sees new images in its drift folder (agent.yaml drift.dir).")
+				return nil
 			}
 			return tw.Flush()
 		})

@@ -70,9 +70,9 @@ func (g *globals) commands() []*cli.Command {
 		pkiCommand(g),
 		privacyCommand(g),
 		auditCommand(g),
-		{Name: "sites", Synopsis: "the consortium's sites", Sub: []*cli.Command{g.sitesList()}},
+		{Name: "sites", Synopsis: "the consortium's sites", Sub: []*cli.Command{g.sitesList(), g.sitesDrift()}},
 		{Name: "jobs", Synopsis: "submit, list, follow and abort training jobs", Sub: []*cli.Command{
-			g.jobsSubmit(), g.jobsList(), g.jobsStatus(), g.jobsWatch(), g.jobsAbort()}},
+			g.jobsSubmit(), g.jobsList(), g.jobsStatus(), g.jobsWatch(), g.jobsAbort(), g.jobsApprove()}},
 		{Name: "models", Synopsis: "published model versions", Sub: []*cli.Command{g.modelsList(), g.modelsGet()}},
 		g.events(),
 		g.versionCommand(),

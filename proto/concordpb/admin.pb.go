@@ -795,6 +795,50 @@ func (x *AbortJobRequest) GetReason() string {
 	return ""
 }
 
+type ApproveJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveJobRequest) Reset() {
+	*x = ApproveJobRequest{}
+	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveJobRequest) ProtoMessage() {}
+
+func (x *ApproveJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveJobRequest.ProtoReflect.Descriptor instead.
+func (*ApproveJobRequest) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ApproveJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
 type WatchJobRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -804,7 +848,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	mi := &file_concord_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +860,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	mi := &file_concord_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +873,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -857,7 +901,7 @@ type RoundSummary struct {
 
 func (x *RoundSummary) Reset() {
 	*x = RoundSummary{}
-	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +913,7 @@ func (x *RoundSummary) String() string {
 func (*RoundSummary) ProtoMessage() {}
 
 func (x *RoundSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +926,7 @@ func (x *RoundSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoundSummary.ProtoReflect.Descriptor instead.
 func (*RoundSummary) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RoundSummary) GetRound() uint32 {
@@ -960,7 +1004,7 @@ type SiteValidation struct {
 
 func (x *SiteValidation) Reset() {
 	*x = SiteValidation{}
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1016,7 @@ func (x *SiteValidation) String() string {
 func (*SiteValidation) ProtoMessage() {}
 
 func (x *SiteValidation) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1029,7 @@ func (x *SiteValidation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteValidation.ProtoReflect.Descriptor instead.
 func (*SiteValidation) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SiteValidation) GetSite() string {
@@ -1063,7 +1107,7 @@ type GateDecision struct {
 
 func (x *GateDecision) Reset() {
 	*x = GateDecision{}
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1119,7 @@ func (x *GateDecision) String() string {
 func (*GateDecision) ProtoMessage() {}
 
 func (x *GateDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1132,7 @@ func (x *GateDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateDecision.ProtoReflect.Descriptor instead.
 func (*GateDecision) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GateDecision) GetState() string {
@@ -1128,7 +1172,7 @@ type CrossSiteMatrix struct {
 
 func (x *CrossSiteMatrix) Reset() {
 	*x = CrossSiteMatrix{}
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1184,7 @@ func (x *CrossSiteMatrix) String() string {
 func (*CrossSiteMatrix) ProtoMessage() {}
 
 func (x *CrossSiteMatrix) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1197,7 @@ func (x *CrossSiteMatrix) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrossSiteMatrix.ProtoReflect.Descriptor instead.
 func (*CrossSiteMatrix) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CrossSiteMatrix) GetModels() []string {
@@ -1207,7 +1251,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1263,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1276,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Job) GetId() string {
@@ -1336,7 +1380,7 @@ type WaitingFor struct {
 
 func (x *WaitingFor) Reset() {
 	*x = WaitingFor{}
-	mi := &file_concord_v1_admin_proto_msgTypes[19]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1392,7 @@ func (x *WaitingFor) String() string {
 func (*WaitingFor) ProtoMessage() {}
 
 func (x *WaitingFor) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[19]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1405,7 @@ func (x *WaitingFor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitingFor.ProtoReflect.Descriptor instead.
 func (*WaitingFor) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WaitingFor) GetSite() string {
@@ -1395,7 +1439,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_concord_v1_admin_proto_msgTypes[20]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1451,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[20]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1464,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JobEvent) GetSeq() int64 {
@@ -1513,7 +1557,7 @@ type ModelVersion struct {
 
 func (x *ModelVersion) Reset() {
 	*x = ModelVersion{}
-	mi := &file_concord_v1_admin_proto_msgTypes[21]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1569,7 @@ func (x *ModelVersion) String() string {
 func (*ModelVersion) ProtoMessage() {}
 
 func (x *ModelVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[21]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1582,7 @@ func (x *ModelVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersion.ProtoReflect.Descriptor instead.
 func (*ModelVersion) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ModelVersion) GetVersion() string {
@@ -1658,7 +1702,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +1714,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +1727,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListModelsRequest) GetJobId() string {
@@ -1724,7 +1768,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1780,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1793,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelVersion {
@@ -1775,7 +1819,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[24]
+	mi := &file_concord_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1831,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[24]
+	mi := &file_concord_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1844,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetModelRequest) GetVersion() string {
@@ -1821,7 +1865,7 @@ type ModelChunk struct {
 
 func (x *ModelChunk) Reset() {
 	*x = ModelChunk{}
-	mi := &file_concord_v1_admin_proto_msgTypes[25]
+	mi := &file_concord_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +1877,7 @@ func (x *ModelChunk) String() string {
 func (*ModelChunk) ProtoMessage() {}
 
 func (x *ModelChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[25]
+	mi := &file_concord_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +1890,7 @@ func (x *ModelChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelChunk.ProtoReflect.Descriptor instead.
 func (*ModelChunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ModelChunk) GetInfo() *ModelVersion {
@@ -1883,7 +1927,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[26]
+	mi := &file_concord_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +1939,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[26]
+	mi := &file_concord_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +1952,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListEventsRequest) GetJobId() string {
@@ -1949,7 +1993,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[27]
+	mi := &file_concord_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2005,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[27]
+	mi := &file_concord_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2018,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListEventsResponse) GetEvents() []*JobEvent {
@@ -2049,7 +2093,9 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"@\n" +
 	"\x0fAbortJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"(\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"*\n" +
+	"\x11ApproveJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"(\n" +
 	"\x0fWatchJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xfe\x02\n" +
 	"\fRoundSummary\x12\x14\n" +
@@ -2180,14 +2226,16 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"j\n" +
 	"\x12ListEventsResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.concord.v1.JobEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xae\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xec\x06\n" +
 	"\x05Admin\x12H\n" +
 	"\tListSites\x12\x1c.concord.v1.ListSitesRequest\x1a\x1d.concord.v1.ListSitesResponse\x12:\n" +
 	"\tSubmitJob\x12\x1c.concord.v1.SubmitJobRequest\x1a\x0f.concord.v1.Job\x124\n" +
 	"\x06GetJob\x12\x19.concord.v1.GetJobRequest\x1a\x0f.concord.v1.Job\x12E\n" +
 	"\bListJobs\x12\x1b.concord.v1.ListJobsRequest\x1a\x1c.concord.v1.ListJobsResponse\x12?\n" +
 	"\bWatchJob\x12\x1b.concord.v1.WatchJobRequest\x1a\x14.concord.v1.JobEvent0\x01\x128\n" +
-	"\bAbortJob\x12\x1b.concord.v1.AbortJobRequest\x1a\x0f.concord.v1.Job\x12K\n" +
+	"\bAbortJob\x12\x1b.concord.v1.AbortJobRequest\x1a\x0f.concord.v1.Job\x12<\n" +
+	"\n" +
+	"ApproveJob\x12\x1d.concord.v1.ApproveJobRequest\x1a\x0f.concord.v1.Job\x12K\n" +
 	"\n" +
 	"ListModels\x12\x1d.concord.v1.ListModelsRequest\x1a\x1e.concord.v1.ListModelsResponse\x12A\n" +
 	"\bGetModel\x12\x1b.concord.v1.GetModelRequest\x1a\x16.concord.v1.ModelChunk0\x01\x12E\n" +
@@ -2209,7 +2257,7 @@ func file_concord_v1_admin_proto_rawDescGZIP() []byte {
 	return file_concord_v1_admin_proto_rawDescData
 }
 
-var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_concord_v1_admin_proto_goTypes = []any{
 	(*ExportAuditRequest)(nil), // 0: concord.v1.ExportAuditRequest
 	(*ExportChunk)(nil),        // 1: concord.v1.ExportChunk
@@ -2224,83 +2272,86 @@ var file_concord_v1_admin_proto_goTypes = []any{
 	(*ListJobsRequest)(nil),    // 10: concord.v1.ListJobsRequest
 	(*ListJobsResponse)(nil),   // 11: concord.v1.ListJobsResponse
 	(*AbortJobRequest)(nil),    // 12: concord.v1.AbortJobRequest
-	(*WatchJobRequest)(nil),    // 13: concord.v1.WatchJobRequest
-	(*RoundSummary)(nil),       // 14: concord.v1.RoundSummary
-	(*SiteValidation)(nil),     // 15: concord.v1.SiteValidation
-	(*GateDecision)(nil),       // 16: concord.v1.GateDecision
-	(*CrossSiteMatrix)(nil),    // 17: concord.v1.CrossSiteMatrix
-	(*Job)(nil),                // 18: concord.v1.Job
-	(*WaitingFor)(nil),         // 19: concord.v1.WaitingFor
-	(*JobEvent)(nil),           // 20: concord.v1.JobEvent
-	(*ModelVersion)(nil),       // 21: concord.v1.ModelVersion
-	(*ListModelsRequest)(nil),  // 22: concord.v1.ListModelsRequest
-	(*ListModelsResponse)(nil), // 23: concord.v1.ListModelsResponse
-	(*GetModelRequest)(nil),    // 24: concord.v1.GetModelRequest
-	(*ModelChunk)(nil),         // 25: concord.v1.ModelChunk
-	(*ListEventsRequest)(nil),  // 26: concord.v1.ListEventsRequest
-	(*ListEventsResponse)(nil), // 27: concord.v1.ListEventsResponse
-	nil,                        // 28: concord.v1.RoundSummary.MetricsEntry
-	nil,                        // 29: concord.v1.SiteValidation.MetricsEntry
-	nil,                        // 30: concord.v1.SiteValidation.LowerEntry
-	nil,                        // 31: concord.v1.SiteValidation.UpperEntry
-	nil,                        // 32: concord.v1.SiteValidation.ConfusionEntry
-	nil,                        // 33: concord.v1.ModelVersion.MetricsEntry
-	(*DriftReport)(nil),        // 34: concord.v1.DriftReport
-	(*JobSpec)(nil),            // 35: concord.v1.JobSpec
-	(*Chunk)(nil),              // 36: concord.v1.Chunk
+	(*ApproveJobRequest)(nil),  // 13: concord.v1.ApproveJobRequest
+	(*WatchJobRequest)(nil),    // 14: concord.v1.WatchJobRequest
+	(*RoundSummary)(nil),       // 15: concord.v1.RoundSummary
+	(*SiteValidation)(nil),     // 16: concord.v1.SiteValidation
+	(*GateDecision)(nil),       // 17: concord.v1.GateDecision
+	(*CrossSiteMatrix)(nil),    // 18: concord.v1.CrossSiteMatrix
+	(*Job)(nil),                // 19: concord.v1.Job
+	(*WaitingFor)(nil),         // 20: concord.v1.WaitingFor
+	(*JobEvent)(nil),           // 21: concord.v1.JobEvent
+	(*ModelVersion)(nil),       // 22: concord.v1.ModelVersion
+	(*ListModelsRequest)(nil),  // 23: concord.v1.ListModelsRequest
+	(*ListModelsResponse)(nil), // 24: concord.v1.ListModelsResponse
+	(*GetModelRequest)(nil),    // 25: concord.v1.GetModelRequest
+	(*ModelChunk)(nil),         // 26: concord.v1.ModelChunk
+	(*ListEventsRequest)(nil),  // 27: concord.v1.ListEventsRequest
+	(*ListEventsResponse)(nil), // 28: concord.v1.ListEventsResponse
+	nil,                        // 29: concord.v1.RoundSummary.MetricsEntry
+	nil,                        // 30: concord.v1.SiteValidation.MetricsEntry
+	nil,                        // 31: concord.v1.SiteValidation.LowerEntry
+	nil,                        // 32: concord.v1.SiteValidation.UpperEntry
+	nil,                        // 33: concord.v1.SiteValidation.ConfusionEntry
+	nil,                        // 34: concord.v1.ModelVersion.MetricsEntry
+	(*DriftReport)(nil),        // 35: concord.v1.DriftReport
+	(*JobSpec)(nil),            // 36: concord.v1.JobSpec
+	(*Chunk)(nil),              // 37: concord.v1.Chunk
 }
 var file_concord_v1_admin_proto_depIdxs = []int32{
 	5,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
-	34, // 1: concord.v1.Site.drift:type_name -> concord.v1.DriftReport
+	35, // 1: concord.v1.Site.drift:type_name -> concord.v1.DriftReport
 	4,  // 2: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
-	35, // 3: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
-	18, // 4: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
-	28, // 5: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
-	15, // 6: concord.v1.RoundSummary.validation:type_name -> concord.v1.SiteValidation
-	29, // 7: concord.v1.SiteValidation.metrics:type_name -> concord.v1.SiteValidation.MetricsEntry
-	30, // 8: concord.v1.SiteValidation.lower:type_name -> concord.v1.SiteValidation.LowerEntry
-	31, // 9: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
-	32, // 10: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
-	15, // 11: concord.v1.CrossSiteMatrix.cells:type_name -> concord.v1.SiteValidation
-	35, // 12: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
-	14, // 13: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
+	36, // 3: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
+	19, // 4: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
+	29, // 5: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
+	16, // 6: concord.v1.RoundSummary.validation:type_name -> concord.v1.SiteValidation
+	30, // 7: concord.v1.SiteValidation.metrics:type_name -> concord.v1.SiteValidation.MetricsEntry
+	31, // 8: concord.v1.SiteValidation.lower:type_name -> concord.v1.SiteValidation.LowerEntry
+	32, // 9: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
+	33, // 10: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
+	16, // 11: concord.v1.CrossSiteMatrix.cells:type_name -> concord.v1.SiteValidation
+	36, // 12: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
+	15, // 13: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
 	5,  // 14: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
-	19, // 15: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
-	16, // 16: concord.v1.Job.gate:type_name -> concord.v1.GateDecision
-	17, // 17: concord.v1.Job.cross_site:type_name -> concord.v1.CrossSiteMatrix
-	18, // 18: concord.v1.JobEvent.job:type_name -> concord.v1.Job
-	33, // 19: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
-	15, // 20: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
-	21, // 21: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
-	21, // 22: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
-	36, // 23: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
-	20, // 24: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
+	20, // 15: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
+	17, // 16: concord.v1.Job.gate:type_name -> concord.v1.GateDecision
+	18, // 17: concord.v1.Job.cross_site:type_name -> concord.v1.CrossSiteMatrix
+	19, // 18: concord.v1.JobEvent.job:type_name -> concord.v1.Job
+	34, // 19: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
+	16, // 20: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
+	22, // 21: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
+	22, // 22: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
+	37, // 23: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
+	21, // 24: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
 	6,  // 25: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
 	8,  // 26: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
 	9,  // 27: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
 	10, // 28: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
-	13, // 29: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
+	14, // 29: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
 	12, // 30: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
-	22, // 31: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
-	24, // 32: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
-	24, // 33: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
-	26, // 34: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
-	2,  // 35: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
-	0,  // 36: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
-	7,  // 37: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
-	18, // 38: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
-	18, // 39: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
-	11, // 40: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
-	20, // 41: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
-	18, // 42: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
-	23, // 43: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
-	25, // 44: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
-	21, // 45: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
-	27, // 46: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
-	3,  // 47: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
-	1,  // 48: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
-	37, // [37:49] is the sub-list for method output_type
-	25, // [25:37] is the sub-list for method input_type
+	13, // 31: concord.v1.Admin.ApproveJob:input_type -> concord.v1.ApproveJobRequest
+	23, // 32: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
+	25, // 33: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
+	25, // 34: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
+	27, // 35: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
+	2,  // 36: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
+	0,  // 37: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
+	7,  // 38: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
+	19, // 39: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
+	19, // 40: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
+	11, // 41: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
+	21, // 42: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
+	19, // 43: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
+	19, // 44: concord.v1.Admin.ApproveJob:output_type -> concord.v1.Job
+	24, // 45: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
+	26, // 46: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
+	22, // 47: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
+	28, // 48: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
+	3,  // 49: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
+	1,  // 50: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
+	38, // [38:51] is the sub-list for method output_type
+	25, // [25:38] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -2319,7 +2370,7 @@ func file_concord_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_admin_proto_rawDesc), len(file_concord_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

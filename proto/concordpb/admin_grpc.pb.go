@@ -25,6 +25,7 @@ const (
 	Admin_ListJobs_FullMethodName     = "/concord.v1.Admin/ListJobs"
 	Admin_WatchJob_FullMethodName     = "/concord.v1.Admin/WatchJob"
 	Admin_AbortJob_FullMethodName     = "/concord.v1.Admin/AbortJob"
+	Admin_ApproveJob_FullMethodName   = "/concord.v1.Admin/ApproveJob"
 	Admin_ListModels_FullMethodName   = "/concord.v1.Admin/ListModels"
 	Admin_GetModel_FullMethodName     = "/concord.v1.Admin/GetModel"
 	Admin_GetModelInfo_FullMethodName = "/concord.v1.Admin/GetModelInfo"
@@ -45,6 +46,9 @@ type AdminClient interface {
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
 	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JobEvent], error)
 	AbortJob(ctx context.Context, in *AbortJobRequest, opts ...grpc.CallOption) (*Job, error)
+	// ApproveJob starts a job that waits for an admin's approval (a
+	// retraining job whose spec requires it).
+	ApproveJob(ctx context.Context, in *ApproveJobRequest, opts ...grpc.CallOption) (*Job, error)
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ModelChunk], error)
 	// GetModelInfo returns one version (published or rejected) without its
@@ -129,6 +133,16 @@ func (c *adminClient) AbortJob(ctx context.Context, in *AbortJobRequest, opts ..
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Job)
 	err := c.cc.Invoke(ctx, Admin_AbortJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ApproveJob(ctx context.Context, in *ApproveJobRequest, opts ...grpc.CallOption) (*Job, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Job)
+	err := c.cc.Invoke(ctx, Admin_ApproveJob_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +239,9 @@ type AdminServer interface {
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
 	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[JobEvent]) error
 	AbortJob(context.Context, *AbortJobRequest) (*Job, error)
+	// ApproveJob starts a job that waits for an admin's approval (a
+	// retraining job whose spec requires it).
+	ApproveJob(context.Context, *ApproveJobRequest) (*Job, error)
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	GetModel(*GetModelRequest, grpc.ServerStreamingServer[ModelChunk]) error
 	// GetModelInfo returns one version (published or rejected) without its
@@ -263,6 +280,9 @@ func (UnimplementedAdminServer) WatchJob(*WatchJobRequest, grpc.ServerStreamingS
 }
 func (UnimplementedAdminServer) AbortJob(context.Context, *AbortJobRequest) (*Job, error) {
 	return nil, status.Error(codes.Unimplemented, "method AbortJob not implemented")
+}
+func (UnimplementedAdminServer) ApproveJob(context.Context, *ApproveJobRequest) (*Job, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveJob not implemented")
 }
 func (UnimplementedAdminServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
@@ -404,6 +424,24 @@ func _Admin_AbortJob_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ApproveJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ApproveJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ApproveJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ApproveJob(ctx, req.(*ApproveJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_ListModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListModelsRequest)
 	if err := dec(in); err != nil {
@@ -524,6 +562,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AbortJob",
 			Handler:    _Admin_AbortJob_Handler,
+		},
+		{
+			MethodName: "ApproveJob",
+			Handler:    _Admin_ApproveJob_Handler,
 		},
 		{
 			MethodName: "ListModels",

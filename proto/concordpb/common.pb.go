@@ -56,7 +56,11 @@ type JobSpec struct {
 	// Start from this published model version's weights instead of a fresh
 	// initialisation (the layout must match); it becomes the new version's
 	// parent. Retraining jobs set it to the version they retrain.
-	InitVersion   string `protobuf:"bytes,18,opt,name=init_version,json=initVersion,proto3" json:"init_version,omitempty"`
+	InitVersion string `protobuf:"bytes,18,opt,name=init_version,json=initVersion,proto3" json:"init_version,omitempty"`
+	// When to retrain the version this job publishes: the coordinator then
+	// submits this spec again, starting from the latest published version
+	// of the same name, with the same gates.
+	Retrain       *RetrainSpec `protobuf:"bytes,19,opt,name=retrain,proto3" json:"retrain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +221,87 @@ func (x *JobSpec) GetInitVersion() string {
 	return ""
 }
 
+func (x *JobSpec) GetRetrain() *RetrainSpec {
+	if x != nil {
+		return x.Retrain
+	}
+	return nil
+}
+
+// RetrainSpec holds the retraining triggers; a trigger left at 0 is off.
+type RetrainSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A site of the job reports drift (largest PSI) at least this high.
+	DriftPsi float64 `protobuf:"fixed64,1,opt,name=drift_psi,json=driftPsi,proto3" json:"drift_psi,omitempty"`
+	// The job's sites together hold at least this many new labelled
+	// corrections (feedback).
+	MinFeedback uint64 `protobuf:"varint,2,opt,name=min_feedback,json=minFeedback,proto3" json:"min_feedback,omitempty"`
+	// This long after publication (a schedule).
+	EverySeconds float64 `protobuf:"fixed64,3,opt,name=every_seconds,json=everySeconds,proto3" json:"every_seconds,omitempty"`
+	// The retraining job waits for `concordctl jobs approve` before it starts.
+	RequireApproval bool `protobuf:"varint,4,opt,name=require_approval,json=requireApproval,proto3" json:"require_approval,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RetrainSpec) Reset() {
+	*x = RetrainSpec{}
+	mi := &file_concord_v1_common_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetrainSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetrainSpec) ProtoMessage() {}
+
+func (x *RetrainSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_common_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetrainSpec.ProtoReflect.Descriptor instead.
+func (*RetrainSpec) Descriptor() ([]byte, []int) {
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RetrainSpec) GetDriftPsi() float64 {
+	if x != nil {
+		return x.DriftPsi
+	}
+	return 0
+}
+
+func (x *RetrainSpec) GetMinFeedback() uint64 {
+	if x != nil {
+		return x.MinFeedback
+	}
+	return 0
+}
+
+func (x *RetrainSpec) GetEverySeconds() float64 {
+	if x != nil {
+		return x.EverySeconds
+	}
+	return 0
+}
+
+func (x *RetrainSpec) GetRequireApproval() bool {
+	if x != nil {
+		return x.RequireApproval
+	}
+	return false
+}
+
 // ValidationSpec holds the promotion gates. A gate left at 0 is off; with
 // validation_sites named, a candidate is published only when every gate
 // that is on passes at every validation site that returned a signed
@@ -240,7 +325,7 @@ type ValidationSpec struct {
 
 func (x *ValidationSpec) Reset() {
 	*x = ValidationSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[1]
+	mi := &file_concord_v1_common_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -252,7 +337,7 @@ func (x *ValidationSpec) String() string {
 func (*ValidationSpec) ProtoMessage() {}
 
 func (x *ValidationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[1]
+	mi := &file_concord_v1_common_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -265,7 +350,7 @@ func (x *ValidationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationSpec.ProtoReflect.Descriptor instead.
 func (*ValidationSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ValidationSpec) GetMinAuc() float64 {
@@ -346,7 +431,7 @@ type ModelSpec struct {
 
 func (x *ModelSpec) Reset() {
 	*x = ModelSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[2]
+	mi := &file_concord_v1_common_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +443,7 @@ func (x *ModelSpec) String() string {
 func (*ModelSpec) ProtoMessage() {}
 
 func (x *ModelSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[2]
+	mi := &file_concord_v1_common_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +456,7 @@ func (x *ModelSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelSpec.ProtoReflect.Descriptor instead.
 func (*ModelSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ModelSpec) GetArch() string {
@@ -438,7 +523,7 @@ type AggregationSpec struct {
 
 func (x *AggregationSpec) Reset() {
 	*x = AggregationSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[3]
+	mi := &file_concord_v1_common_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +535,7 @@ func (x *AggregationSpec) String() string {
 func (*AggregationSpec) ProtoMessage() {}
 
 func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[3]
+	mi := &file_concord_v1_common_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +548,7 @@ func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregationSpec.ProtoReflect.Descriptor instead.
 func (*AggregationSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AggregationSpec) GetStrategy() string {
@@ -536,7 +621,7 @@ type TrainingSpec struct {
 
 func (x *TrainingSpec) Reset() {
 	*x = TrainingSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[4]
+	mi := &file_concord_v1_common_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +633,7 @@ func (x *TrainingSpec) String() string {
 func (*TrainingSpec) ProtoMessage() {}
 
 func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[4]
+	mi := &file_concord_v1_common_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +646,7 @@ func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSpec.ProtoReflect.Descriptor instead.
 func (*TrainingSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TrainingSpec) GetLocalEpochs() uint32 {
@@ -651,7 +736,7 @@ type PrivacySpec struct {
 
 func (x *PrivacySpec) Reset() {
 	*x = PrivacySpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +748,7 @@ func (x *PrivacySpec) String() string {
 func (*PrivacySpec) ProtoMessage() {}
 
 func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +761,7 @@ func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacySpec.ProtoReflect.Descriptor instead.
 func (*PrivacySpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PrivacySpec) GetSecureAggregation() string {
@@ -750,7 +835,7 @@ type PipelineSpec struct {
 
 func (x *PipelineSpec) Reset() {
 	*x = PipelineSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +847,7 @@ func (x *PipelineSpec) String() string {
 func (*PipelineSpec) ProtoMessage() {}
 
 func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +860,7 @@ func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineSpec.ProtoReflect.Descriptor instead.
 func (*PipelineSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PipelineSpec) GetWidth() uint32 {
@@ -839,7 +924,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_concord_v1_common_proto_msgTypes[7]
+	mi := &file_concord_v1_common_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +936,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[7]
+	mi := &file_concord_v1_common_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +949,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Chunk) GetIndex() uint32 {
@@ -886,7 +971,7 @@ var File_concord_v1_common_proto protoreflect.FileDescriptor
 const file_concord_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"\x17concord/v1/common.proto\x12\n" +
-	"concord.v1\"\xd0\x05\n" +
+	"concord.v1\"\x83\x06\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05model\x18\x02 \x01(\v2\x15.concord.v1.ModelSpecR\x05model\x12\x16\n" +
@@ -909,7 +994,13 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"validation\x18\x10 \x01(\v2\x1a.concord.v1.ValidationSpecR\n" +
 	"validation\x12\x12\n" +
 	"\x04mode\x18\x11 \x01(\tR\x04mode\x12!\n" +
-	"\finit_version\x18\x12 \x01(\tR\vinitVersion\"\xf3\x02\n" +
+	"\finit_version\x18\x12 \x01(\tR\vinitVersion\x121\n" +
+	"\aretrain\x18\x13 \x01(\v2\x17.concord.v1.RetrainSpecR\aretrain\"\x9d\x01\n" +
+	"\vRetrainSpec\x12\x1b\n" +
+	"\tdrift_psi\x18\x01 \x01(\x01R\bdriftPsi\x12!\n" +
+	"\fmin_feedback\x18\x02 \x01(\x04R\vminFeedback\x12#\n" +
+	"\revery_seconds\x18\x03 \x01(\x01R\feverySeconds\x12)\n" +
+	"\x10require_approval\x18\x04 \x01(\bR\x0frequireApproval\"\xf3\x02\n" +
 	"\x0eValidationSpec\x12\x17\n" +
 	"\amin_auc\x18\x01 \x01(\x01R\x06minAuc\x12'\n" +
 	"\x0fmin_sensitivity\x18\x02 \x01(\x01R\x0eminSensitivity\x12%\n" +
@@ -983,29 +1074,31 @@ func file_concord_v1_common_proto_rawDescGZIP() []byte {
 	return file_concord_v1_common_proto_rawDescData
 }
 
-var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_concord_v1_common_proto_goTypes = []any{
 	(*JobSpec)(nil),         // 0: concord.v1.JobSpec
-	(*ValidationSpec)(nil),  // 1: concord.v1.ValidationSpec
-	(*ModelSpec)(nil),       // 2: concord.v1.ModelSpec
-	(*AggregationSpec)(nil), // 3: concord.v1.AggregationSpec
-	(*TrainingSpec)(nil),    // 4: concord.v1.TrainingSpec
-	(*PrivacySpec)(nil),     // 5: concord.v1.PrivacySpec
-	(*PipelineSpec)(nil),    // 6: concord.v1.PipelineSpec
-	(*Chunk)(nil),           // 7: concord.v1.Chunk
+	(*RetrainSpec)(nil),     // 1: concord.v1.RetrainSpec
+	(*ValidationSpec)(nil),  // 2: concord.v1.ValidationSpec
+	(*ModelSpec)(nil),       // 3: concord.v1.ModelSpec
+	(*AggregationSpec)(nil), // 4: concord.v1.AggregationSpec
+	(*TrainingSpec)(nil),    // 5: concord.v1.TrainingSpec
+	(*PrivacySpec)(nil),     // 6: concord.v1.PrivacySpec
+	(*PipelineSpec)(nil),    // 7: concord.v1.PipelineSpec
+	(*Chunk)(nil),           // 8: concord.v1.Chunk
 }
 var file_concord_v1_common_proto_depIdxs = []int32{
-	2, // 0: concord.v1.JobSpec.model:type_name -> concord.v1.ModelSpec
-	3, // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
-	4, // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
-	5, // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
-	6, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
-	1, // 5: concord.v1.JobSpec.validation:type_name -> concord.v1.ValidationSpec
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	3, // 0: concord.v1.JobSpec.model:type_name -> concord.v1.ModelSpec
+	4, // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
+	5, // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
+	6, // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
+	7, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
+	2, // 5: concord.v1.JobSpec.validation:type_name -> concord.v1.ValidationSpec
+	1, // 6: concord.v1.JobSpec.retrain:type_name -> concord.v1.RetrainSpec
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_common_proto_init() }
@@ -1019,7 +1112,7 @@ func file_concord_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_common_proto_rawDesc), len(file_concord_v1_common_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
