@@ -50,7 +50,9 @@ func f32bytes(w []float32) []byte {
 	return b
 }
 
-func est(v float64) evaluation.Estimate { return evaluation.Estimate{Value: v, Lower: v - 0.05, Upper: v + 0.05} }
+func est(v float64) evaluation.Estimate {
+	return evaluation.Estimate{Value: v, Lower: v - 0.05, Upper: v + 0.05}
+}
 
 func assessment(auc float64) evaluation.Assessment {
 	return evaluation.Assessment{Task: "binary", Examples: 200, Positives: 60, Threshold: 0.5,

@@ -109,4 +109,3 @@ type Gate struct {
 	State   string   `json:"state"` // passed | rejected
 	Reasons []string `json:"reasons,omitempty"`
 }
-
