@@ -83,3 +83,6 @@ func testManifest(version string, w []float32) Manifest {
 		Validation:        []Validation{{Site: "north", ModelRole: RoleGlobal, Round: 2, Receipt: []byte("signed"), Assessment: assessment(0.86)}},
 		Gate:              Gate{State: GatePassed}}
 }
+
+// testKey is the coordinator's key of the tests that write directories.
+var testKey, _ = audit.GenerateKey(nil, "coordinator")
