@@ -3,10 +3,12 @@ package registry
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -188,4 +190,16 @@ func readBounded(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("larger than the %d bytes expected", limit)
 	}
 	return b, nil
+}
+
+// DecodeWeights reads model.f32's bytes: float32, little-endian.
+func DecodeWeights(b []byte) ([]float32, error) {
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("%s: %d bytes is not a whole number of float32 values", FileWeights, len(b))
+	}
+	w := make([]float32, len(b)/4)
+	for i := range w {
+		w[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return w, nil
 }

@@ -25,7 +25,6 @@ func writeVersion(t *testing.T, dir, version string, w []float32, edit func(m *M
 	return m
 }
 
-
 func TestWriteVerifyDir(t *testing.T) {
 	trust := mustTrust(t, testKey)
 	w := []float32{1, 2, 3, 4, 5, 6, 7, 8}
