@@ -152,3 +152,12 @@ func strict(data []byte, v any) error {
 	}
 	return nil
 }
+
+// Inspect decodes a signed manifest without checking its signature and
+// returns it with the id of the key that claims to have signed it. It is
+// for display where no trust file is at hand; nothing it returns may be
+// relied on. Open verifies.
+func Inspect(signed []byte) (Manifest, string, error) {
+	env, m, err := decode(signed)
+	return m, env.KeyID, err
+}
