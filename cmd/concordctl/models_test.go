@@ -220,6 +220,15 @@ func TestModelsOnline(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "verified with "+f.trustFile) || !strings.Contains(out, "0.800 – 0.890") {
 		t.Errorf("show: exit %d\n%s%s", code, out, errs)
 	}
+	t.Chdir(t.TempDir()) // no ca/audit-trust.txt here
+	code, out, errs = runCtl("--config", config, "models", "show", "v1")
+	if code != 0 || !strings.Contains(out, "NOT verified: claims key "+f.key.ID()) {
+		t.Errorf("show without a trust file: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = runCtl("--config", config, "models", "show", "v1", "--json", "--trust", f.trustFile)
+	if v := decodeJSON(t, out); code != 0 || v["manifest"].(map[string]any)["version"] != "v1" {
+		t.Errorf("show --json: exit %d: %v", code, v)
+	}
 	dir := filepath.Join(t.TempDir(), "v1")
 	code, out, errs = runCtl("--config", config, "models", "download", "v1", "--out", dir, "--trust", f.trustFile)
 	if code != 0 || !strings.Contains(out, "verified") {
