@@ -31,6 +31,10 @@ type BarChart struct {
 type BarSeries struct {
 	Name   string
 	Values []float64
+	// Lower and Upper, when given (one per value), are an interval around
+	// each value (a 95% confidence interval), drawn as a whisker; NaN
+	// draws none for that value.
+	Lower, Upper []float64
 }
 
 // Bars is a BarChart of the given series over categories, with the
@@ -63,12 +67,19 @@ func (b BarChart) image() (*image.RGBA, error) {
 		if len(s.Values) != len(b.Categories) {
 			return nil, fmt.Errorf("%w: series %q has %d values for %d categories", ErrChart, s.Name, len(s.Values), len(b.Categories))
 		}
-		for _, v := range s.Values {
-			if math.IsInf(v, 0) || math.Abs(v) > limit {
-				return nil, fmt.Errorf("%w: series %q has a value beyond ±1e200", ErrChart, s.Name)
+		if s.Lower != nil || s.Upper != nil {
+			if len(s.Lower) != len(s.Values) || len(s.Upper) != len(s.Values) {
+				return nil, fmt.Errorf("%w: series %q has %d values, %d lower and %d upper bounds", ErrChart, s.Name, len(s.Values), len(s.Lower), len(s.Upper))
 			}
-			if finite(v) {
-				lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+		for _, vs := range [][]float64{s.Values, s.Lower, s.Upper} {
+			for _, v := range vs {
+				if math.IsInf(v, 0) || math.Abs(v) > limit {
+					return nil, fmt.Errorf("%w: series %q has a value beyond ±1e200", ErrChart, s.Name)
+				}
+				if finite(v) {
+					lo, hi = math.Min(lo, v), math.Max(hi, v)
+				}
 			}
 		}
 	}
@@ -118,7 +129,11 @@ func (b BarChart) image() (*image.RGBA, error) {
 				label = formatValue(v)
 				vals[ci] = v
 			}
-			labels.XYs[ci] = plotter.XY{X: float64(ci), Y: math.Min(hi, math.Max(lo, vals[ci]))}
+			at := vals[ci]
+			if s.Upper != nil && finite(v) && finite(s.Upper[ci]) && v >= 0 {
+				at = math.Max(at, s.Upper[ci]) // above the whisker
+			}
+			labels.XYs[ci] = plotter.XY{X: float64(ci), Y: math.Min(hi, math.Max(lo, at))}
 			labels.Labels[ci], styles[ci] = label, sty
 		}
 		bars, err := plotter.NewBarChart(vals, 1) // the width is set when drawn
@@ -132,7 +147,7 @@ func (b BarChart) image() (*image.RGBA, error) {
 			return nil, fmt.Errorf("%w: series %q: %w", ErrChart, s.Name, err)
 		}
 		lab.TextStyle = styles
-		p.Add(barGroup{bars: bars, labels: lab, i: si, m: m})
+		p.Add(barGroup{bars: bars, labels: lab, i: si, m: m, lower: s.Lower, upper: s.Upper})
 		if m > 1 || s.Name != "" {
 			l.add(s.Name, thumb{fill: seriesColor(si)})
 		}
@@ -147,9 +162,10 @@ func (b BarChart) image() (*image.RGBA, error) {
 // category's slot, sized when the plot area is known, with their values
 // over them where the labels fit the bars.
 type barGroup struct {
-	bars   *plotter.BarChart
-	labels *plotter.Labels
-	i, m   int
+	bars         *plotter.BarChart
+	labels       *plotter.Labels
+	i, m         int
+	lower, upper []float64
 }
 
 func (g barGroup) Plot(c draw.Canvas, p *gplot.Plot) {
@@ -158,13 +174,37 @@ func (g barGroup) Plot(c draw.Canvas, p *gplot.Plot) {
 	g.bars.Width = share * 0.92
 	g.bars.Offset = share * (vg.Length(g.i) - vg.Length(g.m-1)/2)
 	g.bars.Plot(c, p)
+	g.whiskers(c, p)
 	for k, t := range g.labels.Labels {
 		if t != "n/a" && g.labels.TextStyle[k].Width(t) > share*1.3 {
 			return // no room: the axis still tells the values
 		}
 	}
 	g.labels.Offset = vg.Point{X: g.bars.Offset}
+	if g.upper != nil {
+		g.labels.Offset.Y = vg.Points(2) // clear of the whisker's cap
+	}
 	g.labels.Plot(c, p)
+}
+
+// whiskers draws each interval as a vertical line with caps, centred on
+// its bar, clipped to the plot.
+func (g barGroup) whiskers(c draw.Canvas, p *gplot.Plot) {
+	trX, trY := p.Transforms(&c)
+	sty := draw.LineStyle{Color: ink, Width: vg.Points(1.25)}
+	clip := func(v float64) float64 { return math.Min(p.Y.Max, math.Max(p.Y.Min, v)) }
+	for k := range g.lower {
+		lo, hi := g.lower[k], g.upper[k]
+		if !finite(lo) || !finite(hi) {
+			continue
+		}
+		x := trX(float64(k)) + g.bars.Offset
+		y0, y1 := trY(clip(lo)), trY(clip(hi))
+		cap := g.bars.Width / 4
+		c.StrokeLine2(sty, x, y0, x, y1)
+		c.StrokeLine2(sty, x-cap, y0, x+cap, y0)
+		c.StrokeLine2(sty, x-cap, y1, x+cap, y1)
+	}
 }
 
 // formatValue prints a bar's value with about three significant digits.

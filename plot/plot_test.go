@@ -260,11 +260,42 @@ func TestBarsPNG(t *testing.T) {
 	render(t, "bars-many", func(w *bytes.Buffer) error { return many.PNG(w) })
 }
 
+func TestBarsIntervals(t *testing.T) {
+	plain := Bars("AUC by site", "AUC", []string{"A", "B"}, BarSeries{Name: "AUC", Values: []float64{0.8, 0.7}})
+	plain.Width, plain.Height = 640, 400
+	withCI := plain
+	withCI.Series = []BarSeries{{Name: "AUC", Values: []float64{0.8, 0.7}, Lower: []float64{0.7, math.NaN()}, Upper: []float64{0.9, math.NaN()}}}
+	img0, _ := render(t, "bars-plain", func(w *bytes.Buffer) error { return plain.PNG(w) })
+	img1, b1 := render(t, "bars-intervals", func(w *bytes.Buffer) error { return withCI.PNG(w) })
+	// The whisker is dark ink over the first bar, where the plain chart
+	// has the bar's colour only.
+	dark := func(img image.Image) int {
+		n := 0
+		r := img.Bounds()
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				if c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA); c == ink {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if d0, d1 := dark(img0), dark(img1); d1 <= d0+20 {
+		t.Errorf("intervals added %d dark pixels (%d -> %d), want a whisker", d1-d0, d0, d1)
+	}
+	_, b2 := render(t, "bars-intervals", func(w *bytes.Buffer) error { return withCI.PNG(w) })
+	if !bytes.Equal(b1, b2) {
+		t.Error("the same chart with intervals rendered to different bytes")
+	}
+}
+
 func TestBarsErrors(t *testing.T) {
 	for name, b := range map[string]BarChart{
 		"no categories": {Series: []BarSeries{{Values: []float64{}}}},
 		"no series":     {Categories: []string{"a"}},
 		"lengths":       {Categories: []string{"a", "b"}, Series: []BarSeries{{Name: "x", Values: []float64{1}}}},
+		"interval":      {Categories: []string{"a"}, Series: []BarSeries{{Values: []float64{1}, Lower: []float64{0}}}},
 		"infinite":      {Categories: []string{"a"}, Series: []BarSeries{{Values: []float64{math.Inf(-1)}}}},
 		"bounds":        {Categories: []string{"a"}, Series: []BarSeries{{Values: []float64{1}}}, YMin: F(2), YMax: F(1)},
 		"size":          {Categories: []string{"a"}, Series: []BarSeries{{Values: []float64{1}}}, Width: 10, Height: 10},

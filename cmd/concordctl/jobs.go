@@ -233,61 +233,6 @@ func (g *globals) jobsAbort() *cli.Command {
 			return nil
 		})
 }
-
-func (g *globals) modelsGet() *cli.Command {
-	var outPath *string
-	return g.remote(&cli.Command{Name: "get", Args: "VERSION [--out FILE] [--json]",
-		Synopsis: "download a model version's weights (--out FILE, default VERSION.f32) and layout (FILE.layout.json)"}, 1,
-		func(fs *flag.FlagSet) { outPath = fs.String("out", "", "weights `file` (default VERSION.f32)") },
-		func(ctx context.Context, cl *client, asJSON bool, args []string, out io.Writer) error {
-			path := *outPath
-			if path == "" {
-				path = args[0] + ".f32"
-			}
-			stream, err := cl.admin.GetModel(ctx, &pb.GetModelRequest{Version: args[0]})
-			if err != nil {
-				return err
-			}
-			f, err := os.Create(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			var info *pb.ModelVersion
-			var n int64
-			for {
-				m, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return err
-				}
-				if m.Info != nil {
-					info = m.Info
-					if err := os.WriteFile(path+".layout.json", m.Layout, 0o644); err != nil {
-						return err
-					}
-				}
-				w, err := f.Write(m.Chunk.GetData())
-				if err != nil {
-					return err
-				}
-				n += int64(w)
-			}
-			if err := f.Sync(); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(out, map[string]any{"version": info.GetVersion(), "job_id": info.GetJobId(), "round": info.GetRound(),
-					"file": path, "bytes": n, "params": n / 4, "layout_file": path + ".layout.json"})
-			}
-			fmt.Fprintf(out, "Model %s (job %s, round %d): %d parameters written to %s, layout to %s.layout.json\n",
-				info.GetVersion(), info.GetJobId(), info.GetRound(), n/4, path, path)
-			return nil
-		})
-}
-
 func (g *globals) jobsApprove() *cli.Command {
 	return g.remote(&cli.Command{Name: "approve", Args: "ID [--json]",
 		Synopsis: "start a job that waits for approval (a retraining job whose spec requires it; recorded in the audit trail)"}, 1, nil,

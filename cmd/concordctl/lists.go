@@ -59,10 +59,12 @@ func listJobs(ctx context.Context, admin pb.AdminClient) ([]*pb.Job, error) {
 	return all, err
 }
 
-func listModels(ctx context.Context, admin pb.AdminClient, job string) ([]*pb.ModelVersion, error) {
+// listModels lists the published versions, and the rejected ones too when
+// rejected is set.
+func listModels(ctx context.Context, admin pb.AdminClient, job string, rejected bool) ([]*pb.ModelVersion, error) {
 	var all []*pb.ModelVersion
 	err := pages(func(token string) (string, error) {
-		r, err := admin.ListModels(ctx, &pb.ListModelsRequest{JobId: job, PageToken: token})
+		r, err := admin.ListModels(ctx, &pb.ListModelsRequest{JobId: job, PageToken: token, IncludeRejected: rejected})
 		if err != nil {
 			return "", err
 		}
@@ -154,36 +156,6 @@ func (g *globals) sitesList() *cli.Command {
 					drift = fmt.Sprintf("%.3f", d.MaxPsi)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, st, orDash(s.Version), ago(s.LastSeenUnix), s.Examples, drift, orDash(s.CurrentTask), orDash(problem))
-			}
-			return tw.Flush()
-		})
-}
-
-func (g *globals) modelsList() *cli.Command {
-	var job *string
-	return g.remote(&cli.Command{Name: "list", Args: "[--job ID] [--json]", Synopsis: "list published model versions"}, 0,
-		func(fs *flag.FlagSet) { job = fs.String("job", "", "only the models of job `ID`") },
-		func(ctx context.Context, cl *client, asJSON bool, _ []string, out io.Writer) error {
-			models, err := listModels(ctx, cl.admin, *job)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(out, map[string]any{"models": protoList(models)})
-			}
-			if len(models) == 0 {
-				fmt.Fprintln(out, "No model published yet; a model version is published when a job completes.")
-				return nil
-			}
-			tw := table(out)
-			fmt.Fprintln(tw, "VERSION\tJOB\tROUND\tPARAMS\tCREATED\tSHA256")
-			for _, m := range models {
-				sha := m.Sha256
-				if len(sha) > 16 {
-					sha = sha[:16]
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", m.Version, m.JobId, m.Round, m.Params,
-					time.Unix(m.CreatedUnix, 0).UTC().Format(time.RFC3339), sha)
 			}
 			return tw.Flush()
 		})

@@ -3,7 +3,8 @@
 //	concordctl pki init|issue|revoke|list ...
 //	concordctl sites list
 //	concordctl jobs submit FILE | list | status ID | watch ID | abort ID [--reason TEXT]
-//	concordctl models list [--job ID] | get VERSION [--out FILE]
+//	concordctl models list [--job ID] [--all] | show VERSION | download VERSION [--out DIR]
+//	concordctl models verify DIR | diff A B | get VERSION [--out FILE]
 //	concordctl events [--job ID] [--after SEQ] [--limit N]
 //	concordctl version
 //
@@ -73,7 +74,7 @@ func (g *globals) commands() []*cli.Command {
 		{Name: "sites", Synopsis: "the consortium's sites", Sub: []*cli.Command{g.sitesList(), g.sitesDrift()}},
 		{Name: "jobs", Synopsis: "submit, list, follow and abort training jobs", Sub: []*cli.Command{
 			g.jobsSubmit(), g.jobsList(), g.jobsStatus(), g.jobsWatch(), g.jobsAbort(), g.jobsApprove()}},
-		{Name: "models", Synopsis: "published model versions", Sub: []*cli.Command{g.modelsList(), g.modelsGet()}},
+		g.modelsCommand(),
 		g.events(),
 		g.versionCommand(),
 	}

@@ -122,7 +122,7 @@ func (f *fakeAdmin) Info(context.Context, *pb.InfoRequest) (*pb.InfoResponse, er
 
 // serve starts fakeAdmin over real gRPC with mutual TLS from a real CA and
 // returns the admin's concordctl.yaml.
-func serve(t *testing.T, f *fakeAdmin) string {
+func serve(t *testing.T, f pb.AdminServer) string {
 	t.Helper()
 	ca := filepath.Join(t.TempDir(), "ca")
 	if err := pki.InitCA(ca, ""); err != nil {

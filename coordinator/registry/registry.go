@@ -2,16 +2,25 @@
 // manifest (lineage, hashes, validation receipts, gate decision), the
 // device UID derived from the weights, the promotion gates, the artefact
 // directory and its offline verification, diffs and model cards.
+//
+// The publisher's duties, in order:
+//  1. fill a Manifest (WeightsSHA256 and LayoutHash of the exact bytes it
+//     will serve; DeviceUID may be left empty, Sign derives it);
+//  2. set Gate from Decide, with the job's gates, its validation sites and
+//     the verified receipts of the final model;
+//  3. Sign it with the coordinator's audit log key and keep the signed
+//     bytes as they are: they, not a re-encoding, are what verifies;
+//  4. WriteDir the signed manifest with the weights and layout.
+//
+// A reader calls Open (the manifest alone) or VerifyDir (a directory) with
+// the consortium's trust file; neither needs the network.
 package registry
 
 import (
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/concord-fl/concord/evaluation"
-	"github.com/concord-fl/concord/privacy/audit"
-	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
 // Statuses of a version.
@@ -19,6 +28,19 @@ const (
 	StatusPublished = "published"
 	StatusRejected  = "rejected"
 )
+
+// Gate states.
+const (
+	GatePassed   = "passed"
+	GateRejected = StatusRejected
+)
+
+// ManifestFormat is Manifest.Format of this package's manifests.
+const ManifestFormat = 1
+
+// RoleGlobal is Validation.ModelRole of the federated (global) model; only
+// its results count for the gates.
+const RoleGlobal = "global"
 
 // Manifest is everything that made one model version, signed by the
 // coordinator.
@@ -87,25 +109,3 @@ type Gate struct {
 	State   string   `json:"state"` // passed | rejected
 	Reasons []string `json:"reasons,omitempty"`
 }
-
-var errContract = errors.New("registry: not built yet")
-
-// DeviceUID derives the version's DICOM-style UID (2.25.<decimal>) from
-// the weights' SHA-256 (hex).
-func DeviceUID(weightsSHA256 string) string { return "" }
-
-// Decide applies the job's gates to the validation results of the final
-// model; prev is the currently published version of the same name (nil:
-// none). Every validation site must have a result.
-func Decide(gates *pb.ValidationSpec, validationSites []string, results []Validation, prev *Manifest) Gate {
-	return Gate{State: StatusRejected, Reasons: []string{errContract.Error()}}
-}
-
-// Sign signs m with the coordinator's key.
-func Sign(m Manifest, key *audit.Key) ([]byte, error) { return nil, errContract }
-
-// Open verifies signed against the trusted coordinator keys and returns it.
-func Open(signed []byte, trust *audit.Trust) (Manifest, error) { return Manifest{}, errContract }
-
-// WriteDir writes a version's artefacts to dir.
-func WriteDir(dir string, signed, weights, layout []byte) error { return errContract }
