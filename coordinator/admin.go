@@ -394,7 +394,7 @@ func jobProto(j *job) *pb.Job {
 	if g := j.rec.Gate; g != nil && g.State == gatePending {
 		p.State = "validating"
 		for _, vt := range j.rec.Validating {
-			if vt.Round == int(j.spec.Rounds) && vt.Role == roleGlobal {
+			if vt.Round == int(j.spec.Rounds) && vt.Role == registry.RoleGlobal {
 				p.WaitingFor = append(p.WaitingFor, &pb.WaitingFor{Site: vt.Site, Reason: "validation receipt for the final model"})
 			}
 		}

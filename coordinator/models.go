@@ -36,9 +36,7 @@ const defaultReceiptDeadline = 10 * time.Minute
 
 // Gate states of a job.
 const (
-	gatePending  = "pending"
-	gatePassed   = "passed"
-	gateRejected = "rejected"
+	gatePending = "pending"
 )
 
 // gateRecord is a job's promotion decision, or the wait for it.
@@ -123,7 +121,7 @@ func (c *Coordinator) decideLocked(j *job) {
 	var mv *pb.ModelVersion
 	err = c.saveJob(j, func(tx *bolt.Tx) error {
 		key := candidateKey(j.rec.ID)
-		if gate.State == gatePassed {
+		if gate.State == registry.GatePassed {
 			n, err := nextSeq(tx, "model")
 			if err != nil {
 				return err

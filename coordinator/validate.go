@@ -15,6 +15,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/concord-fl/concord/coordinator/registry"
 	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/evaluation/receipt"
 	"github.com/concord-fl/concord/privacy/audit"
@@ -37,9 +38,6 @@ import (
 
 // maxValidationReceipt bounds a receipt on the task stream.
 const maxValidationReceipt = 1 << 20
-
-// Model roles of a VALIDATE task.
-const roleGlobal = "global"
 
 // validationTask is a VALIDATE task sent and not yet answered.
 type validationTask struct {
@@ -101,7 +99,7 @@ func (c *Coordinator) planValidationLocked(j *job, r int, sha string) ([]*valida
 	var out []*validationTask
 	for _, site := range j.spec.ValidationSites {
 		for k, vt := range j.rec.Validating {
-			if vt.Site == site && vt.Role == roleGlobal && vt.Round < r && vt.Round != int(j.spec.Rounds) {
+			if vt.Site == site && vt.Role == registry.RoleGlobal && vt.Round < r && vt.Round != int(j.spec.Rounds) {
 				delete(j.rec.Validating, k)
 			}
 		}
@@ -109,9 +107,9 @@ func (c *Coordinator) planValidationLocked(j *job, r int, sha string) ([]*valida
 		if _, err := rand.Read(n[:]); err != nil {
 			return nil, err
 		}
-		vt := &validationTask{Site: site, Round: r, Role: roleGlobal, Blob: modelBlob(j.rec.ID, r), SHA256: sha,
+		vt := &validationTask{Site: site, Round: r, Role: registry.RoleGlobal, Blob: modelBlob(j.rec.ID, r), SHA256: sha,
 			Nonce: hex.EncodeToString(n[:]), Sent: c.now().UTC()}
-		j.rec.Validating[validationKey(r, roleGlobal, site)] = vt
+		j.rec.Validating[validationKey(r, registry.RoleGlobal, site)] = vt
 		out = append(out, vt)
 	}
 	return out, nil
@@ -272,7 +270,7 @@ func finalValidations(j *job) (map[string]validationSummary, bool) {
 	}
 	got := map[string]validationSummary{}
 	for _, v := range j.rec.Validated {
-		if v.Round == last && v.Role == roleGlobal {
+		if v.Round == last && v.Role == registry.RoleGlobal {
 			got[v.Site] = v
 		}
 	}
@@ -322,7 +320,7 @@ func formatEstimates(m map[string]evaluation.Estimate) string {
 func validationProtoLocked(j *job, p *pb.Job) {
 	byRound := map[int][]*pb.SiteValidation{}
 	for _, v := range j.rec.Validated {
-		if v.Role == roleGlobal && v.Failed == "" {
+		if v.Role == registry.RoleGlobal && v.Failed == "" {
 			byRound[v.Round] = append(byRound[v.Round], v.proto())
 		}
 	}
@@ -341,9 +339,9 @@ func validationProtoLocked(j *job, p *pb.Job) {
 			roles[v.Role] = true
 		}
 	}
-	m.Models = append(m.Models, roleGlobal)
+	m.Models = append(m.Models, registry.RoleGlobal)
 	for _, r := range slices.Sorted(maps.Keys(roles)) {
-		if r != roleGlobal {
+		if r != registry.RoleGlobal {
 			m.Models = append(m.Models, r)
 		}
 	}
