@@ -19,6 +19,7 @@ import (
 
 	"github.com/concord-fl/concord/coordinator/registry"
 	"github.com/concord-fl/concord/coordinator/round"
+	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -92,7 +93,11 @@ func (a *adminService) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) 
 	if req.Spec == nil {
 		return nil, status.Error(codes.InvalidArgument, "no job spec given")
 	}
-	j, err := a.c.submit(proto.Clone(req.Spec).(*pb.JobSpec), id)
+	submit := a.c.submit
+	if req.Spec.Mode == jobspec.ModeLeaveOneSiteOut {
+		submit = a.c.submitFolds
+	}
+	j, err := submit(proto.Clone(req.Spec).(*pb.JobSpec), id)
 	if errors.Is(err, errInvalid) {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
@@ -387,6 +392,7 @@ func jobProto(j *job) *pb.Job {
 		p.Failures = append(p.Failures, j.rec.Failures[i].proto())
 	}
 	validationProtoLocked(j, p)
+	p.FoldGroup, p.HeldOut = j.rec.FoldGroup, j.rec.HeldOut
 	if j.rec.AwaitingApproval && !j.m.Done() {
 		p.State = "awaiting approval"
 		p.Reason = j.rec.RetrainReason

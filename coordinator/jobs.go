@@ -54,6 +54,9 @@ type jobRecord struct {
 	// RetrainOf is the version a retraining job retrains, and why.
 	RetrainOf     string `json:"retrain_of,omitempty"`
 	RetrainReason string `json:"retrain_reason,omitempty"`
+	// FoldGroup and HeldOut mark a leave-one-site-out fold (folds.go).
+	FoldGroup string `json:"fold_group,omitempty"`
+	HeldOut   string `json:"held_out,omitempty"`
 }
 
 type roundSummary struct {
@@ -106,6 +109,9 @@ func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 }
 
 func (c *Coordinator) submitJob(spec *pb.JobSpec, by Identity, awaitApproval bool) (*job, error) {
+	if spec.Mode == jobspec.ModeLeaveOneSiteOut {
+		return nil, fmt.Errorf("%w: a leave-one-site-out spec is submitted as its folds (submitFolds)", errInvalid)
+	}
 	jobspec.Defaults(spec)
 	if err := jobspec.ValidateWithLimits(spec, c.limits()); err != nil {
 		return nil, fmt.Errorf("%w: %w", errInvalid, err)

@@ -36,7 +36,8 @@ const defaultReceiptDeadline = 10 * time.Minute
 
 // Gate states of a job.
 const (
-	gatePending = "pending"
+	gatePending   = "pending"
+	gateEvaluated = "evaluated" // a leave-one-site-out fold: scored, never published
 )
 
 // gateRecord is a job's promotion decision, or the wait for it.
@@ -86,6 +87,10 @@ func (c *Coordinator) publishLocked(j *job) {
 		if _, all := finalValidations(j); !all && c.now().Before(j.rec.Gate.Deadline) {
 			return
 		}
+	}
+	if j.rec.FoldGroup != "" {
+		c.evaluateFoldLocked(j)
+		return
 	}
 	c.decideLocked(j)
 }

@@ -240,7 +240,7 @@ func TestConversionsCarryEveryField(t *testing.T) {
 		"validation.receipt_deadline_seconds": "the coordinator's gate wait (coordinator/models.go)",
 		"validation.min_dice":                 gates,
 		"validation.final_only":               "the coordinator's validation tasks (coordinator/validate.go)",
-		"mode":                                "checked by Validate (federated only)",
+		"mode":                                "the coordinator's submission (coordinator/folds.go)",
 		"init_version":                        "the coordinator's initial model (coordinator/jobs.go)",
 		"retrain.drift_psi":                   retrain,
 		"retrain.min_feedback":                retrain,

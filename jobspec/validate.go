@@ -486,11 +486,11 @@ func (v *validator) pipeline(s *pb.JobSpec) {
 // without validation sites could never be measured.
 func (v *validator) validation(s *pb.JobSpec) {
 	switch s.Mode {
-	case "", "federated":
-	case "leave-one-site-out":
-		v.bad("mode leave-one-site-out is not available yet: submit one job per held-out site, naming it in validation_sites")
+	case "", ModeFederated:
+	case ModeLeaveOneSiteOut:
+		v.leaveOneSiteOut(s)
 	default:
-		v.bad("mode is %s: want federated", quote(s.Mode))
+		v.bad("mode is %s: want %s or %s", quote(s.Mode), ModeFederated, ModeLeaveOneSiteOut)
 	}
 	if iv := s.InitVersion; iv != "" && !versionName(iv) {
 		v.bad("init_version is %s: a published version, e.g. v3 (`concordctl models list`)", quote(iv))
@@ -555,4 +555,34 @@ func versionName(s string) bool {
 		}
 	}
 	return true
+}
+
+// Job modes.
+const (
+	ModeFederated       = "federated"
+	ModeLeaveOneSiteOut = "leave-one-site-out"
+)
+
+// leaveOneSiteOut checks that every fold can run: each trains on the
+// listed sites but one, and publishes nothing, so gates and retraining do
+// not apply.
+func (v *validator) leaveOneSiteOut(s *pb.JobSpec) {
+	k := len(s.Sites)
+	if k < 2 {
+		v.bad("mode leave-one-site-out needs sites: to list at least 2 sites (one fold per site)")
+		return
+	}
+	if int(s.MinSites) > k-1 {
+		v.bad("mode leave-one-site-out: each fold trains on %d sites, but min_sites is %d", k-1, s.MinSites)
+	}
+	if t := s.GetPrivacy().GetThreshold(); int(t) > k-1 {
+		v.bad("mode leave-one-site-out: each fold has %d key holders, but privacy.threshold is %d", k-1, t)
+	}
+	g := s.GetValidation()
+	if g.GetMinAuc() > 0 || g.GetMinSensitivity() > 0 || g.GetMaxAucRegression() > 0 || g.GetMaxSubgroupGap() > 0 || g.GetMinDice() > 0 {
+		v.bad("mode leave-one-site-out publishes nothing, so validation gates do not apply: remove them")
+	}
+	if r := s.GetRetrain(); r.GetDriftPsi() > 0 || r.GetMinFeedback() > 0 || r.GetEverySeconds() > 0 {
+		v.bad("mode leave-one-site-out publishes nothing, so there is nothing to retrain: remove retrain")
+	}
 }

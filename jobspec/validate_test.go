@@ -55,8 +55,11 @@ func TestValidateFields(t *testing.T) {
 			"validation.at_specificity is set but validation.min_sensitivity is not"},
 		{"dice gate on a classifier", func(s *pb.JobSpec) { s.Validation = &pb.ValidationSpec{MinDice: 0.7} }, "validation.min_dice is a segmentation gate"},
 		{"receipt deadline", func(s *pb.JobSpec) { s.Validation = &pb.ValidationSpec{ReceiptDeadlineSeconds: inf} }, "validation.receipt_deadline is +Infs"},
-		{"leave-one-site-out", func(s *pb.JobSpec) { s.Mode = "leave-one-site-out" }, "mode leave-one-site-out is not available yet"},
-		{"mode", func(s *pb.JobSpec) { s.Mode = "swarm" }, `mode is "swarm": want federated`},
+		{"leave-one-site-out min sites", func(s *pb.JobSpec) { s.Mode, s.MinSites = "leave-one-site-out", 2 }, "each fold trains on 1 sites, but min_sites is 2"},
+		{"leave-one-site-out gates", func(s *pb.JobSpec) {
+			s.Mode, s.MinSites, s.Validation = "leave-one-site-out", 1, &pb.ValidationSpec{MinAuc: 0.8}
+		}, "publishes nothing, so validation gates do not apply"},
+		{"mode", func(s *pb.JobSpec) { s.Mode = "swarm" }, `mode is "swarm": want federated or leave-one-site-out`},
 		{"init version", func(s *pb.JobSpec) { s.InitVersion = "../v1" }, `init_version is "../v1": a published version`},
 		{"drift trigger", func(s *pb.JobSpec) { s.Retrain = &pb.RetrainSpec{DriftPsi: nan} }, "retrain.drift_psi is NaN"},
 		{"schedule too often", func(s *pb.JobSpec) { s.Retrain = &pb.RetrainSpec{EverySeconds: 60} }, "retrain.every is 60s: at least 1h"},

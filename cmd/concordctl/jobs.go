@@ -34,6 +34,11 @@ func (g *globals) jobsSubmit() *cli.Command {
 			if asJSON {
 				return writeJSON(out, protoObject(job))
 			}
+			if job.FoldGroup != "" {
+				fmt.Fprintf(out, "Leave-one-site-out %s submitted (%s): one fold per site of %v, each trained on the others and scored by the site held out; the first is job %s.\nFollow them with: concordctl jobs folds %s\n",
+					job.FoldGroup, spec.Name, spec.Sites, job.Id, job.FoldGroup)
+				return nil
+			}
 			fmt.Fprintf(out, "Job %s submitted (%s): %d rounds, min %d sites, %s, secure aggregation %s.\nFollow it with: concordctl jobs watch %s\n",
 				job.Id, spec.Name, spec.Rounds, spec.MinSites, spec.Aggregation.GetStrategy(), spec.Privacy.GetSecureAggregation(), job.Id)
 			return nil

@@ -73,7 +73,7 @@ func (g *globals) commands() []*cli.Command {
 		auditCommand(g),
 		{Name: "sites", Synopsis: "the consortium's sites", Sub: []*cli.Command{g.sitesList(), g.sitesDrift()}},
 		{Name: "jobs", Synopsis: "submit, list, follow and abort training jobs", Sub: []*cli.Command{
-			g.jobsSubmit(), g.jobsList(), g.jobsStatus(), g.jobsWatch(), g.jobsAbort(), g.jobsApprove()}},
+			g.jobsSubmit(), g.jobsList(), g.jobsStatus(), g.jobsWatch(), g.jobsAbort(), g.jobsApprove(), g.jobsFolds()}},
 		g.modelsCommand(),
 		g.events(),
 		g.versionCommand(),

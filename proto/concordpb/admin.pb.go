@@ -1242,9 +1242,13 @@ type Job struct {
 	// Task failures reported by sites in this job, newest last (bounded).
 	Failures []*SiteFailure `protobuf:"bytes,10,rep,name=failures,proto3" json:"failures,omitempty"`
 	// Sites the current step still waits for, and why (e.g. "not connected").
-	WaitingFor    []*WaitingFor    `protobuf:"bytes,11,rep,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
-	Gate          *GateDecision    `protobuf:"bytes,12,opt,name=gate,proto3" json:"gate,omitempty"`
-	CrossSite     *CrossSiteMatrix `protobuf:"bytes,13,opt,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
+	WaitingFor []*WaitingFor    `protobuf:"bytes,11,rep,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	Gate       *GateDecision    `protobuf:"bytes,12,opt,name=gate,proto3" json:"gate,omitempty"`
+	CrossSite  *CrossSiteMatrix `protobuf:"bytes,13,opt,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
+	// Leave-one-site-out: the folds submitted together share fold_group;
+	// held_out is the site this fold trains without and scores on.
+	FoldGroup     string `protobuf:"bytes,14,opt,name=fold_group,json=foldGroup,proto3" json:"fold_group,omitempty"`
+	HeldOut       string `protobuf:"bytes,15,opt,name=held_out,json=heldOut,proto3" json:"held_out,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1368,6 +1372,20 @@ func (x *Job) GetCrossSite() *CrossSiteMatrix {
 		return x.CrossSite
 	}
 	return nil
+}
+
+func (x *Job) GetFoldGroup() string {
+	if x != nil {
+		return x.FoldGroup
+	}
+	return ""
+}
+
+func (x *Job) GetHeldOut() string {
+	if x != nil {
+		return x.HeldOut
+	}
+	return ""
 }
 
 type WaitingFor struct {
@@ -2145,7 +2163,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\x06models\x18\x01 \x03(\tR\x06models\x12\x14\n" +
 	"\x05sites\x18\x02 \x03(\tR\x05sites\x120\n" +
 	"\x05cells\x18\x03 \x03(\v2\x1a.concord.v1.SiteValidationR\x05cells\x12\x12\n" +
-	"\x04note\x18\x04 \x01(\tR\x04note\"\xf7\x03\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\xb1\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.concord.v1.JobSpecR\x04spec\x12\x14\n" +
@@ -2162,7 +2180,10 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"waitingFor\x12,\n" +
 	"\x04gate\x18\f \x01(\v2\x18.concord.v1.GateDecisionR\x04gate\x12:\n" +
 	"\n" +
-	"cross_site\x18\r \x01(\v2\x1b.concord.v1.CrossSiteMatrixR\tcrossSite\"8\n" +
+	"cross_site\x18\r \x01(\v2\x1b.concord.v1.CrossSiteMatrixR\tcrossSite\x12\x1d\n" +
+	"\n" +
+	"fold_group\x18\x0e \x01(\tR\tfoldGroup\x12\x19\n" +
+	"\bheld_out\x18\x0f \x01(\tR\aheldOut\"8\n" +
 	"\n" +
 	"WaitingFor\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x16\n" +

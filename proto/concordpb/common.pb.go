@@ -50,8 +50,10 @@ type JobSpec struct {
 	// How candidates are validated at validation_sites and which gates they
 	// must pass to be published.
 	Validation *ValidationSpec `protobuf:"bytes,16,opt,name=validation,proto3" json:"validation,omitempty"`
-	// "federated" (the default and, for now, the only mode; Validate refuses
-	// "leave-one-site-out" until it exists).
+	// "federated" (default): one federated run. "leave-one-site-out": one
+	// full federated run (a fold) per site in sites, trained on the others
+	// and scored by the held-out site; folds publish nothing, and
+	// `concordctl jobs folds` reports the mean and spread over them.
 	Mode string `protobuf:"bytes,17,opt,name=mode,proto3" json:"mode,omitempty"`
 	// Start from this published model version's weights instead of a fresh
 	// initialisation (the layout must match); it becomes the new version's
