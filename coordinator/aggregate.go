@@ -168,6 +168,12 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 	weights := learning.EncodeWeights(res.global)
 	sum := sha256.Sum256(weights)
 	validate, err := c.planValidationLocked(j, r, hex.EncodeToString(sum[:]))
+	var locals []localModel
+	if err == nil {
+		var more []*validationTask
+		locals, more, err = c.planLocalModelsLocked(j, r, contributors)
+		validate = append(validate, more...)
+	}
 	if err != nil {
 		c.log.Error("plan validation tasks; the round will be aggregated again", "job", j.rec.ID, "round", r, "err", err)
 		j.rec.Validating = prevValidating
@@ -181,6 +187,11 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 	err = c.saveJob(j, func(tx *bolt.Tx) error {
 		if _, err := putBlob(tx, modelBlob(j.rec.ID, r), weights); err != nil {
 			return err
+		}
+		for _, lm := range locals {
+			if _, err := putBlob(tx, lm.blob, lm.data); err != nil {
+				return err
+			}
 		}
 		return c.dropRoundUploads(tx, j.rec.ID, r)
 	})

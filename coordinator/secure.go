@@ -83,6 +83,8 @@ func blobReadableBy(name, site string) bool {
 	switch {
 	case strings.HasPrefix(name, "model/"):
 		return len(strings.Split(name, "/")) == 3
+	case strings.HasPrefix(name, "local/"):
+		return len(strings.Split(name, "/")) == 3 // and Download asks localModelReadable
 	case strings.HasPrefix(name, "he/"):
 		parts := strings.Split(name, "/")
 		if len(parts) == 4 && parts[2] == "request" {

@@ -355,7 +355,7 @@ func (a *agentService) Download(req *pb.DownloadRequest, stream pb.Agent_Downloa
 		return err
 	}
 	site := id.Name
-	if !blobReadableBy(req.Blob, site) || !c.jobMember(blobJob(req.Blob), site) {
+	if !blobReadableBy(req.Blob, site) || !c.jobMember(blobJob(req.Blob), site) || !c.localModelReadable(req.Blob, site) {
 		return status.Errorf(codes.PermissionDenied, "blob %s is not readable by site %s: it belongs to a job the site is not part of, or to another site", q(req.Blob), site)
 	}
 	ctx := stream.Context()

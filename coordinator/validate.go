@@ -16,8 +16,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/concord-fl/concord/coordinator/registry"
+	"github.com/concord-fl/concord/coordinator/round"
 	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/evaluation/receipt"
+	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/privacy/audit"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -368,4 +370,81 @@ func parseValidationKey(key string) (r int, role, site string, ok bool) {
 	}
 	n, err := strconv.Atoi(parts[1])
 	return n, parts[2], parts[3], err == nil
+}
+
+// localModel is a training site's last local model, kept for the
+// cross-site matrix.
+type localModel struct {
+	blob string
+	data []byte
+}
+
+func localBlob(jobID, site string) string { return fmt.Sprintf("local/%s/%s", jobID, site) }
+
+// planLocalModelsLocked rebuilds each contributor's local model of the
+// final round (the previous global model plus its plaintext update) when
+// the job asks for the cross-site matrix, and adds VALIDATE tasks for them
+// at every validation site. The caller stores the blobs with the round's
+// commit.
+func (c *Coordinator) planLocalModelsLocked(j *job, r int, contributors []string) ([]localModel, []*validationTask, error) {
+	if !j.spec.GetValidation().GetScoreLocalModels() || j.rec.Secure != nil || r != int(j.spec.Rounds) {
+		return nil, nil, nil
+	}
+	raw, err := c.st.readBlob(modelBlob(j.rec.ID, r-1))
+	if err != nil {
+		return nil, nil, err
+	}
+	global := learning.DecodeWeightsInto(nil, raw)
+	var models []localModel
+	var tasks []*validationTask
+	delta := make([]float32, len(global))
+	for _, site := range contributors {
+		data, err := c.st.readBlob(uploadBlob(j.rec.ID, round.KindUpdate, r, site))
+		if err != nil {
+			return nil, nil, err
+		}
+		delta = learning.DecodeWeightsInto(delta[:0], data)
+		if len(delta) != len(global) {
+			return nil, nil, fmt.Errorf("site %s's update has %d values, the model %d", site, len(delta), len(global))
+		}
+		for i := range delta {
+			delta[i] += global[i]
+		}
+		enc := learning.EncodeWeights(delta)
+		sum := sha256.Sum256(enc)
+		lm := localModel{blob: localBlob(j.rec.ID, site), data: enc}
+		models = append(models, lm)
+		for _, v := range j.spec.ValidationSites {
+			var n [16]byte
+			if _, err := rand.Read(n[:]); err != nil {
+				return nil, nil, err
+			}
+			vt := &validationTask{Site: v, Round: r, Role: "site:" + site, Blob: lm.blob, SHA256: hex.EncodeToString(sum[:]),
+				Nonce: hex.EncodeToString(n[:]), Sent: c.now().UTC()}
+			tasks = append(tasks, vt)
+		}
+	}
+	if j.rec.Validating == nil {
+		j.rec.Validating = map[string]*validationTask{}
+	}
+	for _, vt := range tasks {
+		j.rec.Validating[validationKey(vt.Round, vt.Role, vt.Site)] = vt
+	}
+	return models, tasks, nil
+}
+
+// localModelReadable says whether site may download a local model blob:
+// the site it came from, or a validation site of the job asked to score it.
+func (c *Coordinator) localModelReadable(name, site string) bool {
+	parts := strings.Split(name, "/")
+	if len(parts) != 3 || parts[0] != "local" {
+		return true // not a local model
+	}
+	if parts[2] == site {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	j := c.jobs[parts[1]]
+	return j != nil && slices.Contains(j.spec.ValidationSites, site)
 }

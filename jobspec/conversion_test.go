@@ -27,7 +27,7 @@ aggregation: {strategy: fedadam, server_lr: 0.11, beta1: 0.81, beta2: 0.91, tau:
 training: {local_epochs: 2, local_steps: 9, batch_size: 8, optimizer: sgd, learning_rate: 0.05, momentum: 0.7, augment: true, clip_norm: 4.5, class_weighting: balanced}
 privacy: {secure_aggregation: mhe, threshold: 4, he_params: n12-q60, level: record, example_clip: 0.7, epsilon: 1.5, delta: 1e-5, noise_multiplier: 1.1}
 validation_sites: [v1, v2]
-validation: {min_auc: 0.8, min_sensitivity: 0.7, at_specificity: 0.9, max_auc_regression: 0.02, max_subgroup_gap: 0.1, min_subgroup_count: 12, receipt_deadline: 90s, min_dice: 0.5, final_only: true}
+validation: {min_auc: 0.8, min_sensitivity: 0.7, at_specificity: 0.9, max_auc_regression: 0.02, max_subgroup_gap: 0.1, min_subgroup_count: 12, receipt_deadline: 90s, min_dice: 0.5, final_only: true, score_local_models: true}
 mode: federated
 init_version: v2
 retrain: {drift_psi: 0.25, min_feedback: 100, every: 24h, require_approval: true}
@@ -48,6 +48,7 @@ var wireValues = map[string]string{
 	"validation.receipt_deadline_seconds": "90",
 	"validation.min_dice":                 "0.5",
 	"validation.final_only":               "true",
+	"validation.score_local_models":       "true",
 	"mode":                                "federated",
 	"init_version":                        "v2",
 	"retrain.drift_psi":                   "0.25",
@@ -240,6 +241,7 @@ func TestConversionsCarryEveryField(t *testing.T) {
 		"validation.receipt_deadline_seconds": "the coordinator's gate wait (coordinator/models.go)",
 		"validation.min_dice":                 gates,
 		"validation.final_only":               "the coordinator's validation tasks (coordinator/validate.go)",
+		"validation.score_local_models":       "the coordinator's cross-site validation tasks (coordinator/validate.go)",
 		"mode":                                "the coordinator's submission (coordinator/folds.go)",
 		"init_version":                        "the coordinator's initial model (coordinator/jobs.go)",
 		"retrain.drift_psi":                   retrain,

@@ -41,7 +41,7 @@ func (f *File) spec() *pb.JobSpec {
 			AtSpecificity: f.Validation.AtSpecificity, MaxAucRegression: f.Validation.MaxAUCRegression,
 			MaxSubgroupGap: f.Validation.MaxSubgroupGap, MinSubgroupCount: f.Validation.MinSubgroupCount,
 			ReceiptDeadlineSeconds: time.Duration(f.Validation.ReceiptDeadline).Seconds(), MinDice: f.Validation.MinDice,
-			FinalOnly: f.Validation.FinalOnly},
+			FinalOnly: f.Validation.FinalOnly, ScoreLocalModels: f.Validation.ScoreLocalModels},
 		Mode:        f.Mode,
 		InitVersion: f.InitVersion,
 		Retrain: &pb.RetrainSpec{DriftPsi: f.Retrain.DriftPSI, MinFeedback: f.Retrain.MinFeedback,

@@ -97,6 +97,7 @@ type File struct {
 		ReceiptDeadline  duration `yaml:"receipt_deadline"`
 		MinDice          float64  `yaml:"min_dice"`
 		FinalOnly        bool     `yaml:"final_only"`
+		ScoreLocalModels bool     `yaml:"score_local_models"`
 	} `yaml:"validation"`
 	Mode        string `yaml:"mode"`
 	InitVersion string `yaml:"init_version"`

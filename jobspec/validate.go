@@ -533,6 +533,14 @@ func (v *validator) validation(s *pb.JobSpec) {
 	if g.MinSubgroupCount > 1_000_000 {
 		v.bad("validation.min_subgroup_count is %d: at most 1000000", g.MinSubgroupCount)
 	}
+	if g.ScoreLocalModels {
+		switch {
+		case len(s.ValidationSites) == 0:
+			v.bad("validation.score_local_models needs validation_sites to score them")
+		case s.GetPrivacy().GetSecureAggregation() != "none":
+			v.bad("validation.score_local_models needs privacy.secure_aggregation none: under secure aggregation no site's local model leaves it unencrypted")
+		}
+	}
 	if gates && len(s.ValidationSites) == 0 {
 		v.bad("validation gates are set but validation_sites is empty: name the sites that score each candidate, or remove the gates")
 	}

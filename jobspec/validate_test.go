@@ -53,6 +53,8 @@ func TestValidateFields(t *testing.T) {
 			"validation gates are set but validation_sites is empty"},
 		{"operating point without its gate", func(s *pb.JobSpec) { s.Validation = &pb.ValidationSpec{AtSpecificity: 0.9} },
 			"validation.at_specificity is set but validation.min_sensitivity is not"},
+		{"local models under encryption", func(s *pb.JobSpec) { s.Validation = &pb.ValidationSpec{ScoreLocalModels: true} },
+			"validation.score_local_models needs privacy.secure_aggregation none"},
 		{"dice gate on a classifier", func(s *pb.JobSpec) { s.Validation = &pb.ValidationSpec{MinDice: 0.7} }, "validation.min_dice is a segmentation gate"},
 		{"receipt deadline", func(s *pb.JobSpec) { s.Validation = &pb.ValidationSpec{ReceiptDeadlineSeconds: inf} }, "validation.receipt_deadline is +Infs"},
 		{"leave-one-site-out min sites", func(s *pb.JobSpec) { s.Mode, s.MinSites = "leave-one-site-out", 2 }, "each fold trains on 1 sites, but min_sites is 2"},

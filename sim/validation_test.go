@@ -14,6 +14,8 @@ import (
 	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 	siteagent "github.com/concord-fl/concord/site-agent"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // siteKey is the private key of a site's certificate, as its agent signs
@@ -33,7 +35,9 @@ func siteKey(t *testing.T, f *Federation, name string) crypto.Signer {
 
 // assessment is what a validation site would report at a given AUC.
 func assessment(auc float64) evaluation.Assessment {
-	e := func(v float64) evaluation.Estimate { return evaluation.Estimate{Value: v, Lower: max(0, v-0.05), Upper: min(1, v+0.05)} }
+	e := func(v float64) evaluation.Estimate {
+		return evaluation.Estimate{Value: v, Lower: max(0, v-0.05), Upper: min(1, v+0.05)}
+	}
 	return evaluation.Assessment{Task: "binary", Examples: 80, Positives: 40, Threshold: 0.5,
 		Metrics:   map[string]evaluation.Estimate{"auc": e(auc), "sensitivity": e(0.8), "specificity": e(0.7), "f1": e(0.75)},
 		Confusion: map[string]int{"tp": 32, "fn": 8, "tn": 28, "fp": 12}}
@@ -156,5 +160,66 @@ func TestValidationGatesAndReceipts(t *testing.T) {
 	final = watchToEnd(t, ctx, f, job.Id)
 	if final.ModelVersion != "" || !strings.Contains(strings.Join(final.Gate.GetReasons(), ";"), "no signed validation receipt from site site-v") {
 		t.Fatalf("silent validation site: model %q, gate %v", final.ModelVersion, final.Gate)
+	}
+}
+
+// TestCrossSiteMatrix: without secure aggregation, and when the spec asks
+// for it, each training site's last local model is scored at the
+// validation sites too; only they (and the site it came from) may read it.
+func TestCrossSiteMatrix(t *testing.T) {
+	f, ctx := startFederation(t)
+	for i, name := range []string{"site-a", "site-b"} {
+		if err := f.AddSite(name, SiteOptions{Data: siteagent.MemoryData{Data: blobs(48, uint64(i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := newRawSite(t, ctx, f, "site-v")
+	if err := f.WaitSites(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	vKey := siteKey(t, f, "site-v")
+	job := submit(t, ctx, f, "name: matrix\nrounds: 1\nmin_sites: 2\nvalidation_sites: [site-v]\nround_deadline: 60s\n"+
+		"privacy: {secure_aggregation: none}\nvalidation: {score_local_models: true}\n")
+	roles := map[string]*pb.Task{}
+	for range 3 {
+		task := v.task(t)
+		roles[task.ModelRole] = task
+	}
+	for _, role := range []string{"global", "site:site-a", "site:site-b"} {
+		if roles[role] == nil {
+			t.Fatalf("no validation task for the %s model: %v", role, roles)
+		}
+	}
+	// Site b may not read site a's local model.
+	kit, err := f.Kit(pki.RoleSite, "site-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := f.Dial(kit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st, err := pb.NewAgentClient(conn).Download(ctx, &pb.DownloadRequest{Blob: roles["site:site-a"].InputBlob})
+	if err == nil {
+		_, err = st.Recv()
+	}
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("site-b read site-a's local model: %v", err)
+	}
+	st, err = v.agent.Download(ctx, &pb.DownloadRequest{Blob: roles["site:site-a"].InputBlob})
+	if err == nil {
+		_, err = st.Recv()
+	}
+	if err != nil {
+		t.Fatalf("the validation site cannot read the local model it must score: %v", err)
+	}
+	for _, task := range roles {
+		v.report(t, task, vKey, nil)
+	}
+	final := watchToEnd(t, ctx, f, job.Id)
+	m := final.CrossSite
+	if final.ModelVersion == "" || m == nil || len(m.Cells) != 3 || len(m.Models) != 3 || m.Note != "" {
+		t.Fatalf("cross-site matrix %v (model %q)", m, final.ModelVersion)
 	}
 }

@@ -320,9 +320,15 @@ type ValidationSpec struct {
 	MinDice                float64                `protobuf:"fixed64,8,opt,name=min_dice,json=minDice,proto3" json:"min_dice,omitempty"`
 	// Each round's aggregate, not only the final one, is scored (default
 	// true when validation sites are named; false scores the final only).
-	FinalOnly     bool `protobuf:"varint,9,opt,name=final_only,json=finalOnly,proto3" json:"final_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FinalOnly bool `protobuf:"varint,9,opt,name=final_only,json=finalOnly,proto3" json:"final_only,omitempty"`
+	// Also score each training site's last local model (the cross-site
+	// matrix). Only without secure aggregation: under it no local model ever
+	// leaves its site unencrypted. A training site's local model is then
+	// shown to the validation sites, which the consortium accepts by setting
+	// this.
+	ScoreLocalModels bool `protobuf:"varint,10,opt,name=score_local_models,json=scoreLocalModels,proto3" json:"score_local_models,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ValidationSpec) Reset() {
@@ -414,6 +420,13 @@ func (x *ValidationSpec) GetMinDice() float64 {
 func (x *ValidationSpec) GetFinalOnly() bool {
 	if x != nil {
 		return x.FinalOnly
+	}
+	return false
+}
+
+func (x *ValidationSpec) GetScoreLocalModels() bool {
+	if x != nil {
+		return x.ScoreLocalModels
 	}
 	return false
 }
@@ -1002,7 +1015,7 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\tdrift_psi\x18\x01 \x01(\x01R\bdriftPsi\x12!\n" +
 	"\fmin_feedback\x18\x02 \x01(\x04R\vminFeedback\x12#\n" +
 	"\revery_seconds\x18\x03 \x01(\x01R\feverySeconds\x12)\n" +
-	"\x10require_approval\x18\x04 \x01(\bR\x0frequireApproval\"\xf3\x02\n" +
+	"\x10require_approval\x18\x04 \x01(\bR\x0frequireApproval\"\xa1\x03\n" +
 	"\x0eValidationSpec\x12\x17\n" +
 	"\amin_auc\x18\x01 \x01(\x01R\x06minAuc\x12'\n" +
 	"\x0fmin_sensitivity\x18\x02 \x01(\x01R\x0eminSensitivity\x12%\n" +
@@ -1013,7 +1026,9 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\x18receipt_deadline_seconds\x18\a \x01(\x01R\x16receiptDeadlineSeconds\x12\x19\n" +
 	"\bmin_dice\x18\b \x01(\x01R\aminDice\x12\x1d\n" +
 	"\n" +
-	"final_only\x18\t \x01(\bR\tfinalOnly\"\xb6\x01\n" +
+	"final_only\x18\t \x01(\bR\tfinalOnly\x12,\n" +
+	"\x12score_local_models\x18\n" +
+	" \x01(\bR\x10scoreLocalModels\"\xb6\x01\n" +
 	"\tModelSpec\x12\x12\n" +
 	"\x04arch\x18\x01 \x01(\tR\x04arch\x12\x1a\n" +
 	"\bchannels\x18\x02 \x01(\rR\bchannels\x12\x16\n" +
