@@ -173,7 +173,11 @@ func (c *Coordinator) decideLocked(j *job) {
 		c.bus.emit(Event{Kind: EvModelRejected, Actor: "coordinator", JobID: j.rec.ID, Round: last.Round,
 			Detail: fmt.Sprintf("candidate %s rejected, nothing published: %v", m.Version, gate.Reasons)})
 	}
-	go c.writeRegistryDir(mv, last.Model, j.rec.Layout)
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.writeRegistryDir(mv, last.Model, j.rec.Layout)
+	}()
 }
 
 // finalResultsLocked loads the final round's receipts for the global
