@@ -213,11 +213,14 @@ func ageBand(as string) string {
 }
 
 // deviceName makes a Manufacturer or model name safe to keep and show:
-// spaces collapsed, control characters dropped, at most 64 bytes.
+// spaces collapsed, control characters dropped, at most 64 bytes of valid
+// UTF-8 (the baseline is stored as JSON, which would rewrite invalid bytes
+// and make the same name two categories).
 func deviceName(s string) string {
+	s = strings.ToValidUTF8(s, "")
 	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
 	if len(s) > 64 {
-		s = strings.ToValidUTF8(s[:64], "")
+		s = strings.TrimSpace(strings.ToValidUTF8(s[:64], ""))
 	}
 	return s
 }

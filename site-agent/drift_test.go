@@ -3,12 +3,15 @@ package siteagent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/imaging"
@@ -19,7 +22,7 @@ import (
 
 // driftSpec is a job whose pipeline standardises to 28×28 grey with the
 // radiograph default (0.5..99.5 percentile window per image).
-func driftSpec(t *testing.T) *pb.JobSpec {
+func driftSpec(t testing.TB) *pb.JobSpec {
 	t.Helper()
 	s, err := jobspec.Parse([]byte("rounds: 1\nmin_sites: 1\nmodel: {base_width: 2}\n" +
 		"privacy: {secure_aggregation: none}\npipeline: {width: 28, height: 28, channels: 1, normalise: percentile:0.5:99.5}\n"))
@@ -34,7 +37,7 @@ func driftSpec(t *testing.T) *pb.JobSpec {
 // intensity distribution (a new detector or processing), which survives
 // the per-image percentile window; sex is the PatientSex of every image
 // ("" alternates M and F).
-func scanner(t *testing.T, dir string, n int, gamma float64, sex string, seed uint64) {
+func scanner(t testing.TB, dir string, n int, gamma float64, sex string, seed uint64) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -62,7 +65,7 @@ func scanner(t *testing.T, dir string, n int, gamma float64, sex string, seed ui
 
 // standardise reads a folder written by scanner through the job's pipeline,
 // as training does, with each image's sex as its subgroup.
-func standardise(t *testing.T, dir string, spec *pb.JobSpec) (learning.Dataset, map[string][]string) {
+func standardise(t testing.TB, dir string, spec *pb.JobSpec) (learning.Dataset, map[string][]string) {
 	t.Helper()
 	pl := jobspec.PipelineConfig(spec)
 	entries, err := os.ReadDir(dir)
@@ -292,5 +295,66 @@ func TestBaselineRecordedAfterTraining(t *testing.T) {
 	st, err := ReadDrift(cfg.StateDir, time.Second)
 	if err != nil || st.Baseline == nil || st.Baseline.Job != "job-7" || st.Last == nil || st.Last.MaxPsi != r.MaxPsi {
 		t.Fatalf("state read offline: %+v, %v", st, err)
+	}
+}
+
+// TestLatestDriftSentOnConnect: the latest report is sent whenever a
+// session starts, so one made while the coordinator was unreachable (or
+// lost with a broken stream) still arrives.
+func TestLatestDriftSentOnConnect(t *testing.T) {
+	p, cfg := startPeer(t)
+	cfg.Data = MemoryData{}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &pb.DriftReport{BaselineJob: "job-3", Examples: 31, Psi: map[string]float64{FeatureIntensity: 0.4}, MaxPsi: 0.4}
+	a.drift.publish(want)
+	<-a.drift.ready // as if a session that broke had taken it
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-p.hello
+	r := next(t, p, (*pb.AgentMessage).GetDrift, func(r *pb.DriftReport) bool { return r != nil })
+	if r.BaselineJob != "job-3" || r.Examples != 31 || r.MaxPsi != 0.4 {
+		t.Fatalf("sent %v, want %v", r, want)
+	}
+}
+
+// FuzzHeaderValues: header text from arriving files becomes a category
+// only as an age band or a bounded, valid device name.
+func FuzzHeaderValues(f *testing.F) {
+	for _, s := range []string{"045Y", "006M", "SYNTH Medical", "\xff\xfeX", "  a \t b  ", fmt.Sprintf("%070d", 1)} {
+		f.Add(s)
+	}
+	bands := map[string]bool{"": true, "0-17": true, "18-39": true, "40-64": true, "65+": true}
+	f.Fuzz(func(t *testing.T, s string) {
+		if b := ageBand(s); !bands[b] {
+			t.Fatalf("ageBand(%q) = %q", s, b)
+		}
+		d := deviceName(s)
+		if len(d) > 64 || !utf8.ValidString(d) || strings.TrimSpace(d) != d || deviceName(d) != d {
+			t.Fatalf("deviceName(%q) = %q", s, d)
+		}
+	})
+}
+
+// BenchmarkCheckDrift is one drift check over 100 arriving 32×32 images:
+// almost all of it is reading and standardising the files.
+func BenchmarkCheckDrift(b *testing.B) {
+	root := b.TempDir()
+	spec := driftSpec(b)
+	scanner(b, filepath.Join(root, "baseline"), 60, 1, "", 1)
+	scanner(b, filepath.Join(root, "arriving"), 100, 1, "", 2)
+	ds, groups := standardise(b, filepath.Join(root, "baseline"), spec)
+	base := baselineFrom(ds, groups)
+	base.Pipeline = jobspec.PipelineConfig(spec)
+	a := &Agent{cfg: Config{Drift: DriftConfig{Dir: filepath.Join(root, "arriving")}.withDefaults()}, log: slog.New(slog.DiscardHandler)}
+	b.ResetTimer()
+	for b.Loop() {
+		if r, err := a.checkDrift(context.Background(), &base); err != nil || r == nil {
+			b.Fatal(err)
+		}
 	}
 }
