@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/concord-fl/concord/imaging"
@@ -157,6 +158,11 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 	}
 	if d.cache == nil {
 		d.cache = map[string]learning.Dataset{}
+	}
+	for k := range d.cache {
+		if strings.HasPrefix(k, pl.Hash()) {
+			delete(d.cache, k) // the same pipeline with older feedback: superseded
+		}
 	}
 	d.cache[key] = ds
 	return ds, checkShape(ds, spec)

@@ -65,6 +65,9 @@ func TestFeedbackIsTrainedOn(t *testing.T) {
 	if err != nil || ds.N != 9 {
 		t.Fatalf("after one more correction: %d examples, %v; want 9", ds.N, err)
 	}
+	if len(d.cache) != 1 {
+		t.Errorf("%d datasets cached for one pipeline; the one without the new correction should be dropped", len(d.cache))
+	}
 	d.Feedback = filepath.Join(root, "none")
 	if ds, err = d.Dataset(context.Background(), spec); err != nil || ds.N != 6 {
 		t.Fatalf("a missing feedback folder: %d examples, %v; want the data folder's 6", ds.N, err)
