@@ -108,8 +108,12 @@ func baselineFrom(ds learning.Dataset, groups map[string][]string) Baseline {
 	if per > 0 {
 		n = min(n, len(ds.X)/per)
 	}
+	// At most maxDriftFiles images, evenly spread: the same bound as a check,
+	// and a training round of a large site is not slowed by its baseline.
+	take := min(n, maxDriftFiles)
 	var sample []float64
-	for i := 0; i < n && per > 0; i++ {
+	for k := 0; k < take && per > 0; k++ {
+		i := k * n / take
 		sample = sampleIntensity(ds.X[i*per:(i+1)*per], sample)
 	}
 	h := evaluation.NewHistogram(evaluation.QuantileEdges(sample, evaluation.DefaultBins))

@@ -358,3 +358,20 @@ func BenchmarkCheckDrift(b *testing.B) {
 		}
 	}
 }
+
+// TestBaselineIsBounded: a baseline of a large site samples at most
+// maxDriftFiles images, spread over the whole dataset.
+func TestBaselineIsBounded(t *testing.T) {
+	n := 3*maxDriftFiles + 1
+	ds := learning.Dataset{N: n, C: 1, H: 1, W: 2, X: make([]float32, 2*n)}
+	for i := range ds.X {
+		ds.X[i] = float32(i / 2) // the image's index
+	}
+	b := baselineFrom(ds, nil)
+	if got := b.Intensity.N(); got > 2*maxDriftFiles || got < 2*maxDriftFiles-2 {
+		t.Fatalf("%v pixels sampled from %d images of 2 pixels; want about %d", got, n, 2*maxDriftFiles)
+	}
+	if last := b.Intensity.Edges[len(b.Intensity.Edges)-1]; last < 0.8*float64(n) {
+		t.Errorf("the top decile starts at image %v of %d: the sample is not spread over the dataset", last, n)
+	}
+}
