@@ -129,6 +129,9 @@ func baselineFrom(ds learning.Dataset, groups map[string][]string) Baseline {
 			}
 			t := evaluation.Frequencies{}
 			for _, x := range v {
+				if f == FeatureManufacturer || f == FeatureModel {
+					x = deviceName(x) // as the arriving files' names are kept
+				}
 				addBounded(t, x)
 			}
 			if b.Categories == nil {
@@ -160,8 +163,11 @@ func addBounded(t evaluation.Frequencies, v string) {
 	t[v]++
 }
 
-// datasetGroups returns a dataset's subgroup values by field, nil when the
-// data source supplies none: the baseline then has intensity only.
+// datasetGroups returns a dataset's subgroup values by field (sex, age,
+// manufacturer, model, index-aligned with the examples), nil when the data
+// source supplies none: the baseline then has intensity only, and the
+// header features are not compared. This is the one place that reads
+// them from a dataset.
 func datasetGroups(learning.Dataset) map[string][]string { return nil }
 
 // headerGroups reads the header features of one image, coded as the
