@@ -105,6 +105,11 @@ type Config struct {
 	// the TLS certificate, whose certificate the coordinator verifies the
 	// receipts against.
 	ReceiptKey crypto.Signer
+	// Drift watches the images arriving at the site against the baseline
+	// of the data it last trained on (drift.go).
+	Drift DriftConfig
+	// Feedback is where clinicians' corrections are collected (feedback.go).
+	Feedback FeedbackConfig
 }
 
 // Agent is a running site agent.
@@ -135,6 +140,8 @@ type Agent struct {
 	healthChanged chan struct{}
 
 	ledger *dp.Ledger // record level; nil without a budget. Used by the worker only.
+
+	drift *driftLoop
 }
 
 // New opens the agent's state and prepares the connection; it does not
@@ -170,6 +177,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.CheckInterval <= 0 {
 		cfg.CheckInterval = time.Minute
 	}
+	cfg.Drift = cfg.Drift.withDefaults()
 	if err := cfg.Privacy.Validate(); err != nil {
 		return nil, err
 	}
@@ -206,7 +214,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, st: st, conn: conn, cli: pb.NewAgentClient(conn), tlsw: w, witnessKey: wk,
 		tasks: map[string]bool{}, wake: make(chan struct{}, 1), status: make(chan *pb.TaskStatus, 16),
-		healthChanged: make(chan struct{}, 1)}
+		healthChanged: make(chan struct{}, 1), drift: newDriftLoop()}
 	if err := a.loadLedger(); err != nil {
 		conn.Close()
 		st.close()
@@ -225,7 +233,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	a.checkData()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		a.worker(ctx)
@@ -233,6 +241,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		a.watchData(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.watchDrift(ctx)
 	}()
 	defer func() {
 		stop()
@@ -299,6 +311,9 @@ func (a *Agent) session(ctx context.Context) error {
 	if hb <= 0 {
 		hb = 10 * time.Second
 	}
+	if a.drift.latest() != nil {
+		a.drift.signal() // the coordinator may have missed it: send it again
+	}
 	sendErr := make(chan error, 1)
 	cosigs := make(chan []byte, 1)
 	go func() {
@@ -317,6 +332,8 @@ func (a *Agent) session(ctx context.Context) error {
 				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Health{Health: a.currentHealth().proto()}}
 			case line := <-cosigs:
 				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Cosignature{Cosignature: &pb.Cosignature{SignedCheckpoint: line}}}
+			case <-a.drift.ready:
+				m = driftMessage(a.drift.latest())
 			}
 			if err := stream.Send(m); err != nil {
 				sendErr <- err

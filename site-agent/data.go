@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/concord-fl/concord/imaging"
@@ -62,7 +63,12 @@ type DICOMFolder struct {
 	// sub-folder names in sorted order.
 	Classes       []string
 	AllowBurnedIn bool
-	Logger        *slog.Logger
+	// Feedback, when set, is a folder of clinicians' corrections in the same
+	// layout; its examples of the data folder's classes are trained on with
+	// the data (see FeedbackConfig). Check and Examples count the data
+	// folder only.
+	Feedback string
+	Logger   *slog.Logger
 
 	mu    sync.Mutex
 	cache map[string]learning.Dataset
@@ -88,7 +94,8 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if ds, ok := d.cache[pl.Hash()]; ok {
+	key := pl.Hash() + feedbackKey(d.Feedback)
+	if ds, ok := d.cache[key]; ok {
 		return ds, checkShape(ds, spec)
 	}
 	if _, problem := d.Check(); problem != "" {
@@ -99,6 +106,17 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 		// Its message holds paths below the data folder: the check above
 		// says what is wrong in words that may leave the site.
 		return learning.Dataset{}, fmt.Errorf("the data folder changed while it was being read (%s): try again", errKind(err))
+	}
+	rejected := map[string]int{}
+	if d.Feedback != "" {
+		fb, other, err := feedbackExamples(d.Feedback, folders)
+		if err != nil {
+			return learning.Dataset{}, fmt.Errorf("the feedback folder cannot be read (%s): give the agent's user read access", errKind(err))
+		}
+		examples = append(examples, fb...)
+		if other > 0 {
+			rejected["feedback in a class the data folder does not have"] = other
+		}
 	}
 	label := make([]int, len(folders))
 	for i, f := range folders {
@@ -112,7 +130,6 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 	}
 	per := pl.Channels * pl.Height * pl.Width
 	ds := learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width}
-	rejected := map[string]int{}
 	for _, ex := range examples {
 		if err := ctx.Err(); err != nil {
 			return learning.Dataset{}, err
@@ -142,6 +159,11 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 	if d.cache == nil {
 		d.cache = map[string]learning.Dataset{}
 	}
-	d.cache[pl.Hash()] = ds
+	for k := range d.cache {
+		if strings.HasPrefix(k, pl.Hash()) {
+			delete(d.cache, k) // the same pipeline with older feedback: superseded
+		}
+	}
+	d.cache[key] = ds
 	return ds, checkShape(ds, spec)
 }

@@ -83,4 +83,25 @@
 // A problem names the data folder by its base name and the configured
 // class names only, never a folder below a class folder (those may carry
 // patient names), and says what to do.
+//
+// # Drift and feedback
+//
+// After a successful training task the agent records a drift baseline of
+// the data it trained on (recordBaseline; a validation task records one
+// too): the job, its pipeline, the number of examples, a histogram of
+// sampled standardised pixels over the baseline's deciles, and frequency
+// tables of coarse header fields (sex, age band, manufacturer, model) when
+// the data source supplies them. With Config.Drift.Dir set, the agent reads
+// the newest arriving files there (at most 10,000, no labels, broken files
+// skipped and counted by reason) at start, every Drift.Interval and after
+// a new baseline, runs them through the baseline job's pipeline and sends
+// a DriftReport with the population stability index per feature
+// (evaluation.PSI) when at least Drift.MinExamples could be read. The
+// latest report is sent again at the start of every session. The report
+// also counts the clinicians' corrections in Config.Feedback.Dir (folder
+// per class) that arrived since the baseline; DICOMFolder.Feedback puts
+// the same corrections in the next job's training data. A model's
+// predictions are not compared: the agent keeps no global model after a
+// task. ReadDrift reads the baseline and last report offline (site-agent
+// drift).
 package siteagent

@@ -6,6 +6,7 @@
 //	site-agent deid IN OUT                               write de-identified copies
 //	site-agent train --data FILE.npz --model cnn --epochs N [--json]   local dry run
 //	site-agent privacy [--config agent.yaml] [--json]    the privacy ledger: budget, spent, releases
+//	site-agent drift [--config agent.yaml] [--json]      the drift baseline and the last drift report
 //	site-agent version
 //
 // The commands follow cmd/internal/cli; agent.yaml is read by load.
@@ -70,6 +71,9 @@ func commands() []*cli.Command {
 			Help: "Read the agent's own log of what left the site: every upload the coordinator confirmed, with its\n" +
 				"job, round, kind, size, SHA-256 and whether its privacy receipt came back countersigned. It reads\n" +
 				"the state folder without changing it; stop a running agent first."}, sentCmd),
+		cli.Leaf(&cli.Command{Name: "drift", Args: "[--config agent.yaml | --state DIR] [--json]",
+			Synopsis: "show the drift baseline and the last drift report (PSI of arriving images per feature)",
+			Help:     driftHelp}, driftCmd),
 		cli.Version("site-agent", version.Of(siteagent.Version)),
 	}
 }
@@ -108,6 +112,18 @@ type fileConfig struct {
 		// RequireDP refuses every job without record-level DP.
 		RequireDP bool `yaml:"require_dp"`
 	} `yaml:"privacy"`
+	// Drift watches the images arriving at the hospital (dir, any layout,
+	// no labels) against the data the site last trained on.
+	Drift struct {
+		Dir         string   `yaml:"dir"`
+		Interval    duration `yaml:"interval"` // e.g. 1h (default)
+		MinExamples int      `yaml:"min_examples"`
+	} `yaml:"drift"`
+	// Feedback is the folder of clinicians' corrections, one sub-folder per
+	// class as under data.dir: counted in drift reports, trained on.
+	Feedback struct {
+		Dir string `yaml:"dir"`
+	} `yaml:"feedback"`
 	Log struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
@@ -207,8 +223,14 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	if err != nil {
 		return siteagent.Config{}, nil, noop, err
 	}
+	drift, feedback, err := fc.driftConfig(abs)
+	if err != nil {
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
+	}
 	cfg := siteagent.Config{Coordinator: fc.Coordinator, TLS: tc, StateDir: abs(fc.StateDir), Logger: logger, Privacy: policy,
-		Data: &siteagent.DICOMFolder{Dir: abs(fc.Data.Dir), Classes: fc.Data.Classes, AllowBurnedIn: fc.Data.AllowBurnedIn, Logger: logger}}
+		Data: &siteagent.DICOMFolder{Dir: abs(fc.Data.Dir), Classes: fc.Data.Classes, AllowBurnedIn: fc.Data.AllowBurnedIn, Logger: logger,
+			Feedback: feedback.Dir},
+		Drift: drift, Feedback: feedback}
 	if fc.Proxy != "" {
 		u, err := url.Parse(fc.Proxy)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {

@@ -107,7 +107,7 @@ func printPrivacy(w io.Writer, rep PrivacyReport) {
 }
 
 // stateDirArgs parses the flags of the commands that read an agent's state
-// folder offline (privacy, sent): --state DIR, or --config FILE's
+// folder offline (privacy, sent, drift): --state DIR, or --config FILE's
 // state_dir, and --json.
 func stateDirArgs(c *cli.Command, args []string, jsonUsage string, stdout, stderr io.Writer) (dir string, asJSON bool, code int, ok bool) {
 	fs := c.NewFlagSet(stderr)
