@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,7 +96,11 @@ func TestValidateSendsSignedReceipt(t *testing.T) {
 	cfg.Data = &DICOMFolder{Dir: dir, Classes: []string{"normal", "lesion"}}
 	spec := validationSpec()
 	m, model := validationModel(t, spec)
-	p.serve(model, nil)
+	var uploads atomic.Int32
+	p.serve(model, func(pb.Agent_UploadServer) error {
+		uploads.Add(1)
+		return errors.New("a validation site uploaded")
+	})
 	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +175,9 @@ func TestValidateSendsSignedReceipt(t *testing.T) {
 		}
 	}
 	stop()
+	if n := uploads.Load(); n != 0 {
+		t.Fatalf("%d uploads from a validation task", n)
+	}
 	sent, err := ReadSent(cfg.StateDir, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -303,5 +311,42 @@ func TestCheckValidateTask(t *testing.T) {
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestAssessMulticlassModel: a model of more than two classes is scored
+// with AssessMulticlass on its softmax outputs.
+func TestAssessMulticlassModel(t *testing.T) {
+	spec := validationSpec()
+	spec.Model.Classes = 3
+	m, _ := validationModel(t, spec)
+	n := 30
+	data := learning.Dataset{N: n, C: 1, H: 28, W: 28, X: make([]float32, n*784), Y: make([]int, n),
+		Groups: map[string][]string{"sex": make([]string, n)}}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range n {
+		data.Y[i] = i % 3
+		data.Groups["sex"][i] = []string{"F", "M"}[i%2]
+		for j := range 784 {
+			data.X[i*784+j] = float32(rng.NormFloat64()) + float32(data.Y[i])
+		}
+	}
+	got, err := assess(m, data, &pb.ValidationSpec{MinSubgroupCount: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := m.Predict(data)
+	probs := make([][]float64, n)
+	for i := range probs {
+		probs[i] = []float64{clamp01(out[3*i]), clamp01(out[3*i+1]), clamp01(out[3*i+2])}
+	}
+	want, err := evaluation.AssessMulticlass(probs, data.Y, data.Groups, evaluation.AssessOptions{MinSubgroup: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gj, _ := json.Marshal(got)
+	wj, _ := json.Marshal(want)
+	if string(gj) != string(wj) || got.Task != "multiclass" || len(got.Subgroups) != 2 {
+		t.Fatalf("assess:\n%s\nAssessMulticlass:\n%s", gj, wj)
 	}
 }
