@@ -95,7 +95,7 @@ func (a *Agent) validate(ctx context.Context, t *pb.Task) error {
 	if data.N == 0 {
 		return permanentf("no validation examples could be read for job %s: run `site-agent scan` on the data folder to see why", t.JobId)
 	}
-	as, err := assess(m, data, t.Spec.GetValidation())
+	as, err := assess(m, data, jobspec.AssessOptions(t.Spec))
 	if err != nil {
 		return err
 	}
@@ -121,8 +121,7 @@ func (a *Agent) validate(ctx context.Context, t *pb.Task) error {
 // assess runs the model forward on every example and scores it: binary
 // for two classes (the score is P(class 1)), multi-class above, Dice and
 // IoU for a segmentation model.
-func assess(m *learning.Model, data learning.Dataset, v *pb.ValidationSpec) (evaluation.Assessment, error) {
-	opt := evaluation.AssessOptions{AtSpecificity: v.GetAtSpecificity(), MinSubgroup: int(v.GetMinSubgroupCount())}
+func assess(m *learning.Model, data learning.Dataset, opt evaluation.AssessOptions) (evaluation.Assessment, error) {
 	out, err := m.Predict(data)
 	if err != nil {
 		return evaluation.Assessment{}, permanentf("run the model on the site's data: %w", err)

@@ -331,7 +331,7 @@ func TestAssessMulticlassModel(t *testing.T) {
 			data.X[i*784+j] = float32(rng.NormFloat64()) + float32(data.Y[i])
 		}
 	}
-	got, err := assess(m, data, &pb.ValidationSpec{MinSubgroupCount: 5})
+	got, err := assess(m, data, evaluation.AssessOptions{MinSubgroup: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
