@@ -257,7 +257,10 @@ func calibration(probs []float64, hit func(int) bool) []CalibrationBin {
 
 // subgroups assesses each (field, value) present, in sorted order; a
 // subgroup smaller than minSize is reported as suppressed, with neither
-// its size nor its figures.
+// its size nor its figures. When a field has exactly one such subgroup,
+// its smallest reported one is suppressed too (complementary
+// suppression): otherwise the hidden size would be the total less the
+// sizes shown.
 func subgroups(groups map[string][]string, minSize int, assess func(idx []int) (map[string]Estimate, map[string]int)) []Subgroup {
 	var out []Subgroup
 	fields := make([]string, 0, len(groups))
@@ -273,13 +276,20 @@ func subgroups(groups map[string][]string, minSize int, assess func(idx []int) (
 			}
 		}
 		values := make([]string, 0, len(members))
-		for v := range members {
+		small, smallestShown := 0, ""
+		for v, idx := range members {
 			values = append(values, v)
+			switch n := len(idx); {
+			case n < minSize:
+				small++
+			case smallestShown == "" || n < len(members[smallestShown]) || n == len(members[smallestShown]) && v < smallestShown:
+				smallestShown = v
+			}
 		}
 		slices.Sort(values)
 		for _, v := range values {
 			idx := members[v]
-			if len(idx) < minSize {
+			if len(idx) < minSize || small == 1 && v == smallestShown {
 				out = append(out, Subgroup{Field: f, Value: v, Suppressed: true})
 				continue
 			}

@@ -161,7 +161,10 @@ func TestValidateSendsSignedReceipt(t *testing.T) {
 	for _, g := range r.Assessment.Subgroups {
 		subs[g.Field+"="+g.Value] = g
 	}
-	for key, n := range map[string]int{"sex=F": 32, "sex=M": 16, "age=0-17": 12, "age=65+": 12, "model=SYNTH-DR 200": 44, "model=SYNTH-DR 400": 0} {
+	// The 4 images of the second scanner model are below the minimum of
+	// 5, and the first model's 44 are hidden with them (the total would
+	// give the 4 away).
+	for key, n := range map[string]int{"sex=F": 32, "sex=M": 16, "age=0-17": 12, "age=65+": 12, "model=SYNTH-DR 200": 0, "model=SYNTH-DR 400": 0} {
 		if g, ok := subs[key]; !ok || g.Examples != n || g.Suppressed != (n == 0) {
 			t.Errorf("subgroup %s: %+v, want %d examples", key, g, n)
 		}
