@@ -66,8 +66,9 @@ const DefaultMinSubgroup = 10
 
 // Bounds on the curves an Assessment carries: enough to draw them, small
 // enough that a receipt stays a few kilobytes whatever the data's size.
+// The ROC curve has a point above every score and one at each hundredth.
 const (
-	MaxROCPoints    = 101
+	MaxROCPoints    = 102
 	CalibrationBins = 10
 )
 
@@ -207,25 +208,45 @@ func thresholdAtSpecificity(scores []float64, labels []int, target float64) floa
 	return best
 }
 
-// rocCurve is the ROC curve from (0, 0) to (1, 1), thinned to at most
-// MaxROCPoints points evenly spaced along it (its ends always kept). With
-// one class it is undefined and nil.
+// rocCurve is the ROC curve on a fixed grid of thresholds: just above 1
+// (nothing predicted positive: (0, 0)), then 1, 0.99, ... 0 (everything:
+// (1, 1)). A grid, not the data's own scores, so that no example's score
+// is disclosed and curves from different sites line up point for point.
+// With one class it is undefined and nil.
 func rocCurve(scores []float64, labels []int) []CurvePoint {
-	pts, pos, neg := roc(scores, labels)
+	var pos, neg int
+	for _, l := range labels {
+		if l == 1 {
+			pos++
+		} else {
+			neg++
+		}
+	}
 	if pos == 0 || neg == 0 {
 		return nil
 	}
-	full := make([]CurvePoint, 0, len(pts)+1)
-	full = append(full, CurvePoint{Threshold: math.Nextafter(pts[0].threshold, math.Inf(1))})
-	for _, p := range pts {
-		full = append(full, CurvePoint{FPR: float64(p.fp) / float64(neg), TPR: float64(p.tp) / float64(pos), Threshold: p.threshold})
+	const steps = MaxROCPoints - 2
+	tp, fp := make([]int, steps+1), make([]int, steps+1) // index k: threshold k/steps
+	for i, s := range scores {
+		k := int(math.Floor(s * steps)) // s >= k/steps for this k and all below
+		for k+1 <= steps && float64(k+1)/steps <= s {
+			k++
+		}
+		for k >= 0 && float64(k)/steps > s {
+			k--
+		}
+		if labels[i] == 1 {
+			tp[k]++
+		} else {
+			fp[k]++
+		}
 	}
-	if len(full) <= MaxROCPoints {
-		return full
-	}
-	out := make([]CurvePoint, MaxROCPoints)
-	for k := range out {
-		out[k] = full[k*(len(full)-1)/(MaxROCPoints-1)]
+	out := make([]CurvePoint, 0, MaxROCPoints)
+	out = append(out, CurvePoint{Threshold: math.Nextafter(1, 2)})
+	var ctp, cfp int
+	for k := steps; k >= 0; k-- {
+		ctp, cfp = ctp+tp[k], cfp+fp[k]
+		out = append(out, CurvePoint{FPR: float64(cfp) / float64(neg), TPR: float64(ctp) / float64(pos), Threshold: float64(k) / steps})
 	}
 	return out
 }

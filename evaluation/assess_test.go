@@ -34,8 +34,28 @@ func TestAssessBinaryMatchesSklearn(t *testing.T) {
 			}
 			near(t, "sensitivity wilson lower", a.Metrics["sensitivity"].Lower, want.WSens[1])
 			near(t, "accuracy wilson upper", a.Metrics["accuracy"].Upper, want.WAcc[2])
-			if n := len(a.ROC); n < 2 || n > MaxROCPoints {
+			if n := len(a.ROC); n != MaxROCPoints {
 				t.Fatalf("%d ROC points", n)
+			}
+			// Each point is the rate at its grid threshold (score >= threshold).
+			for _, p := range a.ROC {
+				var tp, fp, pos, neg float64
+				for i, s := range in.Scores {
+					if in.Labels[i] == 1 {
+						pos++
+						if s >= p.Threshold {
+							tp++
+						}
+					} else {
+						neg++
+						if s >= p.Threshold {
+							fp++
+						}
+					}
+				}
+				if p.TPR != tp/pos || p.FPR != fp/neg {
+					t.Fatalf("ROC point %+v; at its threshold tpr %v fpr %v", p, tp/pos, fp/neg)
+				}
 			}
 			first, last := a.ROC[0], a.ROC[len(a.ROC)-1]
 			if first.FPR != 0 || first.TPR != 0 || last.FPR != 1 || last.TPR != 1 {
