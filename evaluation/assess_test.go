@@ -1,6 +1,7 @@
 package evaluation
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -355,5 +356,31 @@ func TestAssessMulticlassAndSegmentationMatchSklearn(t *testing.T) {
 		}
 		near(t, name+" dice", a.Metrics["dice"].Value, want.MeanDice)
 		near(t, name+" iou", a.Metrics["iou"].Value, want.MeanIoU)
+	}
+}
+
+// TestAssessmentIsBounded: what a site reports does not grow with its
+// data: no per-example value can hide in it.
+func TestAssessmentIsBounded(t *testing.T) {
+	size := func(n int) int {
+		scores, labels := make([]float64, n), make([]int, n)
+		groups := map[string][]string{"sex": make([]string, n), "age": make([]string, n)}
+		for i := range n {
+			labels[i] = i % 2
+			scores[i] = math.Mod(float64(i)*0.618+0.3*float64(labels[i]), 1)
+			groups["sex"][i] = []string{"F", "M"}[i%2]
+			groups["age"][i] = []string{"0-17", "18-39", "40-64", "65+"}[i%4]
+		}
+		a, err := AssessBinary(scores, labels, groups, AssessOptions{AtSpecificity: 0.9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(a)
+		return len(b)
+	}
+	small, large := size(200), size(20000)
+	t.Logf("assessment of 200 examples: %d bytes; of 20000: %d bytes", small, large)
+	if large > small+small/4 || large > 16<<10 {
+		t.Fatalf("the assessment grows with the data: %d bytes for 200 examples, %d for 20000", small, large)
 	}
 }

@@ -111,6 +111,8 @@ func (a *Agent) cancelJob(job, reason string) {
 		dropped++
 		return true
 	})
+	// Its unsent validation reports go too: a cancelled job gates nothing.
+	a.outbox = slices.DeleteFunc(a.outbox, func(r *pb.ValidationReport) bool { return r.JobId == job })
 	cur := a.current
 	a.mu.Unlock()
 	stopped := cur != nil && cur.t.JobId == job

@@ -268,6 +268,12 @@ func TestReportOutbox(t *testing.T) {
 	if len(a.reportReady) != 1 {
 		t.Fatal("queueing did not wake the sender")
 	}
+	a.queueReport(&pb.ValidationReport{TaskId: "t3", JobId: "cancelled", Receipt: []byte("third")})
+	a.queueReport(&pb.ValidationReport{TaskId: "t4", JobId: "j", Receipt: []byte("fourth")})
+	a.cancelJob("cancelled", "test")
+	if len(a.outbox) != 1 || a.outbox[0].TaskId != "t4" {
+		t.Fatalf("after the job was cancelled: %v", a.outbox)
+	}
 }
 
 // TestDataManifest: the manifest names the examples, not their order, and
