@@ -175,8 +175,13 @@ func (c *Coordinator) validationReported(site string, pub crypto.PublicKey, rep 
 			Detail: fmt.Sprintf("validation report from %s refused: %s", site, why)})
 	}
 	switch {
+	case vt == nil && j != nil && answered(j, key, site):
+		// An agent that reconnected, or ran a resent task again, repeats
+		// an answer the coordinator already holds: nothing to record.
+		c.log.Debug("validation report repeated", "job", j.rec.ID, "site", site, "task", key)
+		return
 	case vt == nil:
-		reject(fmt.Sprintf("no unanswered validation task %s (answered already, superseded by a newer round, or never sent)", q(rep.TaskId)))
+		reject(fmt.Sprintf("no unanswered validation task %s (superseded by a newer round, or never sent)", q(rep.TaskId)))
 		return
 	case vt.Site != site:
 		reject("the task was sent to another site")
@@ -447,4 +452,18 @@ func (c *Coordinator) localModelReadable(name, site string) bool {
 	defer c.mu.Unlock()
 	j := c.jobs[parts[1]]
 	return j != nil && slices.Contains(j.spec.ValidationSites, site)
+}
+
+// answered says whether site already answered the VALIDATE task key.
+func answered(j *job, key, site string) bool {
+	r, role, s, ok := parseValidationKey(key)
+	if !ok || s != site {
+		return false
+	}
+	for _, v := range j.rec.Validated {
+		if v.Round == r && v.Role == role && v.Site == site {
+			return true
+		}
+	}
+	return false
 }

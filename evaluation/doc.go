@@ -3,9 +3,11 @@
 // F1, accuracy, balanced accuracy, ROC AUC, Dice and IoU, each with a 95%
 // confidence interval, operating-point selection (Youden's J or a target
 // sensitivity), stratified k-fold splits inside a site and leave-one-site-out
-// splits across a federation; and the population stability index that
-// says whether the data arriving at a site has drifted from the data a
-// model was trained on (drift.go).
+// splits across a federation; the Assessment a validation site reports for
+// a model: those metrics, a bounded ROC curve, a calibration table, and
+// per-subgroup figures with small subgroups suppressed; and the population
+// stability index that says whether the data arriving at a site has
+// drifted from the data a model was trained on (drift.go).
 //
 // Everything here is pure computation on plain slices: no I/O, no clock, no
 // goroutines, and bootstrap intervals use a fixed seed so a report can be

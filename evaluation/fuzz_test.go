@@ -34,6 +34,25 @@ func FuzzBinary(f *testing.F) {
 				}
 			}
 		}
+		groups := map[string][]string{"g": make([]string, n)}
+		for i := range n {
+			groups["g"][i] = []string{"", "a", "b"}[int(b[9*i+8]/3)%3]
+		}
+		if a, err := AssessBinary(scores, labels, groups, AssessOptions{AtSpecificity: 0.9, MinSubgroup: 2}); err == nil {
+			// Every figure must be one a signed receipt accepts.
+			for _, m := range append([]map[string]Estimate{a.Metrics}, func() (ms []map[string]Estimate) {
+				for _, g := range a.Subgroups {
+					ms = append(ms, g.Metrics)
+				}
+				return ms
+			}()...) {
+				for k, e := range m {
+					if !(e.Lower >= 0 && e.Upper <= 1 && e.Value >= 0 && e.Value <= 1) {
+						t.Errorf("%s = %+v outside [0, 1]", k, e)
+					}
+				}
+			}
+		}
 		_, _ = ThresholdAtSensitivity(scores, labels, 0.9)
 		_, _ = StratifiedKFold(labels, 3, 1)
 	})

@@ -169,6 +169,10 @@ type SyntheticFile struct {
 	StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID  string
 	InstitutionName, AccessionNumber, StudyDate          string
 	ReferringPhysicianName, StudyDescription             string
+	// PatientAge (AS, e.g. "045Y"), Manufacturer and ManufacturerModelName
+	// are written when set: the coarse attributes validation reports
+	// subgroups by (see Image.Groups).
+	PatientAge, Manufacturer, ManufacturerModelName string
 	// PrivateText goes into a private element (0009,1010) under creator "CONCORD SYNTH".
 	PrivateText string
 
@@ -277,6 +281,14 @@ func EncodeSynthetic(f SyntheticFile) ([]byte, error) {
 	}
 	if f.PrivateText == "" {
 		els = slicesDeletePrivate(els)
+	}
+	for _, o := range []struct {
+		tag      Tag
+		vr, text string
+	}{{tagManufacturer, "LO", f.Manufacturer}, {tagManufacturerModel, "LO", f.ManufacturerModelName}, {tagPatientAge, "AS", f.PatientAge}} {
+		if o.text != "" {
+			els = append(els, Element{Tag: o.tag, VR: o.vr, Value: s(o.text)})
+		}
 	}
 	if f.WindowWidth > 0 {
 		els = append(els, Element{Tag: tagWindowCenter, VR: "DS", Value: s(formatDS(f.WindowCenter))},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/concord-fl/concord/aggregation"
+	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/privacy/dp"
@@ -170,4 +171,13 @@ func DPConfig(s *pb.JobSpec, examples int) (*RecordDP, error) {
 		d.NoiseMultiplier, d.Planned = sigma, true
 	}
 	return d, nil
+}
+
+// AssessOptions converts how a validation site scores a model: the
+// specificity at which sensitivity is also reported and the smallest
+// subgroup reported. The gates' thresholds (min_auc and the rest) are
+// the coordinator's, which compares them with the receipts.
+func AssessOptions(s *pb.JobSpec) evaluation.AssessOptions {
+	v := s.GetValidation()
+	return evaluation.AssessOptions{AtSpecificity: v.GetAtSpecificity(), MinSubgroup: int(v.GetMinSubgroupCount())}
 }

@@ -29,6 +29,11 @@ type Dataset struct {
 	C     int
 	H     int
 	W     int
+	// Groups, when set, holds coarse de-identified attributes by field
+	// (sex, age band, manufacturer, model), each slice index-aligned with
+	// the examples; "" is unknown. Training ignores it; validation reports
+	// a model's performance by it.
+	Groups map[string][]string
 }
 
 // Subset returns the examples at the given indices, copied.
@@ -38,10 +43,19 @@ func (d Dataset) Subset(idx []int) Dataset {
 	if d.Y != nil {
 		out.Y = make([]int, len(idx))
 	}
+	if d.Groups != nil {
+		out.Groups = make(map[string][]string, len(d.Groups))
+		for f := range d.Groups {
+			out.Groups[f] = make([]string, len(idx))
+		}
+	}
 	for j, i := range idx {
 		copy(out.X[j*px:(j+1)*px], d.X[i*px:(i+1)*px])
 		if d.Y != nil {
 			out.Y[j] = d.Y[i]
+		}
+		for f, v := range d.Groups {
+			out.Groups[f][j] = v[i]
 		}
 	}
 	return out

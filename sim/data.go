@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -133,8 +134,29 @@ func concat(a, b learning.Dataset) learning.Dataset {
 	}
 	a.X = append(a.X, b.X...)
 	a.Y = append(a.Y, b.Y...)
+	if a.Groups != nil || b.Groups != nil {
+		g := map[string][]string{}
+		for f := range a.Groups {
+			g[f] = nil
+		}
+		for f := range b.Groups {
+			g[f] = nil
+		}
+		for f := range g {
+			g[f] = slices.Concat(pad(a.Groups[f], a.N), pad(b.Groups[f], b.N))
+		}
+		a.Groups = g
+	}
 	a.N += b.N
 	return a
+}
+
+// pad is v, or n unknown values when v is missing.
+func pad(v []string, n int) []string {
+	if v == nil {
+		return make([]string, n)
+	}
+	return v
 }
 
 // secureBytesPerParam is the upload size per parameter per site the

@@ -119,8 +119,13 @@ func TestValidationGatesAndReceipts(t *testing.T) {
 	if final.ModelVersion != "" || final.Gate.GetState() != "rejected" || !strings.Contains(strings.Join(final.Gate.Reasons, ";"), "site-v") {
 		t.Fatalf("below the gate: model %q, gate %v", final.ModelVersion, final.Gate)
 	}
-	v.report(t, task, vKey, nil) // a replay after the answer
+	v.report(t, task, vKey, nil) // a replay after the answer changes nothing
+	v.report(t, &pb.Task{TaskId: job.Id + "/validate/9/global/site-v", JobId: job.Id, Round: 9, Nonce: task.Nonce, ModelRole: "global",
+		ModelSha256: task.ModelSha256}, vKey, func(r *receipt.Receipt) { r.Round = 9 })
 	waitEvent(t, ctx, f, job.Id, "validation.refused", "no unanswered validation task")
+	if again := getJob(t, ctx, f, job.Id); again.Gate.GetState() != "rejected" || len(again.Rounds[0].Validation) != 1 {
+		t.Fatalf("a replayed receipt changed the job: gate %v, validation %v", again.Gate, again.Rounds[0].Validation)
+	}
 	list, err := f.Admin.ListModels(ctx, &pb.ListModelsRequest{})
 	if err != nil || len(list.Models) != 0 {
 		t.Fatalf("published versions after a rejection: %v, %v", list.GetModels(), err)

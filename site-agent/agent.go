@@ -134,6 +134,10 @@ type Agent struct {
 	current *runningTask
 	wake    chan struct{}
 	status  chan *pb.TaskStatus
+	// outbox holds validation reports until the task stream takes them;
+	// reportReady wakes the session's sender.
+	outbox      []*pb.ValidationReport
+	reportReady chan struct{}
 
 	health        health
 	healthKnown   bool
@@ -214,6 +218,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, st: st, conn: conn, cli: pb.NewAgentClient(conn), tlsw: w, witnessKey: wk,
 		tasks: map[string]bool{}, wake: make(chan struct{}, 1), status: make(chan *pb.TaskStatus, 16),
+		reportReady:   make(chan struct{}, 1),
 		healthChanged: make(chan struct{}, 1), drift: newDriftLoop()}
 	if err := a.loadLedger(); err != nil {
 		conn.Close()
@@ -319,11 +324,22 @@ func (a *Agent) session(ctx context.Context) error {
 	go func() {
 		t := time.NewTicker(hb)
 		defer t.Stop()
+		// Reports made while the link was down go first.
+		if err := a.sendReports(stream.Send); err != nil {
+			sendErr <- err
+			return
+		}
 		for {
 			var m *pb.AgentMessage
 			select {
 			case <-ctx.Done():
 				return
+			case <-a.reportReady:
+				if err := a.sendReports(stream.Send); err != nil {
+					sendErr <- err
+					return
+				}
+				continue
 			case <-t.C:
 				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Heartbeat{Heartbeat: &pb.Heartbeat{UnixMillis: time.Now().UnixMilli()}}}
 			case s := <-a.status:

@@ -25,7 +25,8 @@ type Counter interface {
 }
 
 // MemoryData serves a dataset already in memory, already standardised to
-// the job's input size (the simulator's sites, a dry run).
+// the job's input size (the simulator's sites, a dry run). Its Groups, when
+// set, are what a validation task reports subgroups by.
 type MemoryData struct {
 	Data learning.Dataset
 }
@@ -43,6 +44,11 @@ func checkShape(d learning.Dataset, spec *pb.JobSpec) error {
 	if d.C != int(mm.GetChannels()) || d.H != int(mm.GetHeight()) || d.W != int(mm.GetWidth()) {
 		return permanentf("site data is %dx%dx%d, the job's model takes %dx%dx%d: adjust the job's pipeline",
 			d.C, d.H, d.W, mm.GetChannels(), mm.GetHeight(), mm.GetWidth())
+	}
+	for f, v := range d.Groups {
+		if len(v) != d.N {
+			return permanentf("the site's data has %d values of subgroup field %q for %d examples", len(v), f, d.N)
+		}
 	}
 	for _, y := range d.Y {
 		if y < 0 || y >= int(mm.GetClasses()) {
@@ -129,7 +135,7 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 		}
 	}
 	per := pl.Channels * pl.Height * pl.Width
-	ds := learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width}
+	ds := learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width, Groups: map[string][]string{}}
 	for _, ex := range examples {
 		if err := ctx.Err(); err != nil {
 			return learning.Dataset{}, err
@@ -151,6 +157,11 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 		ds.X = append(ds.X, px...)
 		ds.Y = append(ds.Y, label[ex.Label])
 		ds.N++
+		// Only the coarse subgroup fields are kept (see imaging.Image.Groups):
+		// validation reports by them; nothing identifying is read.
+		for f, v := range im.Groups() {
+			ds.Groups[f] = append(ds.Groups[f], v)
+		}
 	}
 	d.Rejected = rejected
 	if d.Logger != nil && len(rejected) > 0 {

@@ -72,6 +72,24 @@
 //
 // ReadPrivacy reads the ledger and receipts offline (site-agent privacy).
 //
+// # Validation
+//
+// A VALIDATE task scores a candidate model on the site's data; it never
+// trains and never uploads. The agent downloads the model, refuses it
+// unless its SHA-256 is the task's model_sha256, loads the data through
+// the same DataSource and job pipeline as training, runs the model on
+// every example and computes an evaluation.Assessment (subgroups by the
+// coarse header fields in learning.Dataset.Groups, small ones
+// suppressed). It signs a validation receipt (evaluation/receipt, with
+// the key that signs privacy receipts) naming the model, the data
+// manifest (DataManifest) and the pipeline hash, and sends it as a
+// ValidationReport: metrics only, never a prediction or a per-example
+// value. A report waits in an outbox until a task stream takes it, so a
+// report made while the link is down goes out after reconnecting; each
+// report sent is in the sent log. A TRAIN task for a job that names this
+// site among its validation_sites fails permanently: a validation site
+// never trains on the data kept apart to judge the model.
+//
 // # Data check
 //
 // A DataSource that implements Checker is checked without decoding any

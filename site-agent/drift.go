@@ -1,11 +1,8 @@
 package siteagent
 
 import (
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/imaging"
@@ -130,7 +127,7 @@ func baselineFrom(ds learning.Dataset, groups map[string][]string) Baseline {
 			t := evaluation.Frequencies{}
 			for _, x := range v {
 				if f == FeatureManufacturer || f == FeatureModel {
-					x = deviceName(x) // as the arriving files' names are kept
+					x = imaging.DeviceName(x) // as the arriving files' names are kept
 				}
 				addBounded(t, x)
 			}
@@ -168,66 +165,16 @@ func addBounded(t evaluation.Frequencies, v string) {
 // source supplies none: the baseline then has intensity only, and the
 // header features are not compared. This is the one place that reads
 // them from a dataset.
-func datasetGroups(learning.Dataset) map[string][]string { return nil }
+func datasetGroups(ds learning.Dataset) map[string][]string { return ds.Groups }
 
 // headerGroups reads the header features of one image, coded as the
-// validation subgroups are (sex M/F/O, age bands 0-17/18-39/40-64/65+,
-// device names with runs of space collapsed and bounded), so that a
-// baseline computed from a dataset's groups and a window read from files
-// count the same values. "" is unknown.
+// validation subgroups are (imaging.Image.Groups), under the drift
+// features' names, so that a baseline computed from a dataset's groups and
+// a window read from files count the same values. "" is unknown.
 func headerGroups(im *imaging.Image) map[string]string {
-	g := map[string]string{}
-	if im == nil || im.File == nil || im.File.Data == nil {
-		return g
-	}
-	ds := im.File.Data
-	switch s := strings.ToUpper(strings.TrimSpace(ds.String(imaging.NewTag(0x0010, 0x0040)))); s {
-	case "M", "F", "O":
-		g[FeatureSex] = s
-	}
-	g[FeatureAgeBand] = ageBand(ds.String(imaging.NewTag(0x0010, 0x1010)))
-	g[FeatureManufacturer] = deviceName(ds.String(imaging.NewTag(0x0008, 0x0070)))
-	g[FeatureModel] = deviceName(ds.String(imaging.NewTag(0x0008, 0x1090)))
-	return g
-}
-
-// ageBand maps a DICOM age string (nnnD, nnnW, nnnM or nnnY) to a band;
-// the exact age never leaves this function.
-func ageBand(as string) string {
-	as = strings.TrimSpace(as)
-	if len(as) != 4 {
-		return ""
-	}
-	n, err := strconv.Atoi(as[:3])
-	if err != nil || n < 0 {
-		return ""
-	}
-	per := map[byte]int{'Y': 1, 'M': 12, 'W': 52, 'D': 365}[as[3]]
-	if per == 0 {
-		return ""
-	}
-	switch years := n / per; {
-	case years < 18:
-		return "0-17"
-	case years < 40:
-		return "18-39"
-	case years < 65:
-		return "40-64"
-	}
-	return "65+"
-}
-
-// deviceName makes a Manufacturer or model name safe to keep and show:
-// spaces collapsed, control characters dropped, at most 64 bytes of valid
-// UTF-8 (the baseline is stored as JSON, which would rewrite invalid bytes
-// and make the same name two categories).
-func deviceName(s string) string {
-	s = strings.ToValidUTF8(s, "")
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
-	if len(s) > 64 {
-		s = strings.TrimSpace(strings.ToValidUTF8(s[:64], ""))
-	}
-	return s
+	g := im.Groups()
+	return map[string]string{FeatureSex: g[imaging.GroupSex], FeatureAgeBand: g[imaging.GroupAge],
+		FeatureManufacturer: g[imaging.GroupManufacturer], FeatureModel: g[imaging.GroupModel]}
 }
 
 // recordBaseline records the data of a job this site has just trained or

@@ -131,14 +131,14 @@ func TestBaselineFrom(t *testing.T) {
 func TestAgeBandAndDeviceName(t *testing.T) {
 	for in, want := range map[string]string{"045Y": "40-64", "017Y": "0-17", "018Y": "18-39", "065Y": "65+", "006M": "0-17",
 		"800W": "0-17", "999D": "0-17", "45Y": "", "045X": "", "": "", "-01Y": ""} {
-		if got := ageBand(in); got != want {
-			t.Errorf("ageBand(%q) = %q, want %q", in, got, want)
+		if got := imaging.AgeBand(in); got != want {
+			t.Errorf("AgeBand(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := deviceName("  SYNTH \x00 Medical\tSystems "); got != "SYNTH Medical Systems" {
+	if got := imaging.DeviceName("  SYNTH \x00 Medical\tSystems "); got != "SYNTH Medical Systems" {
 		t.Errorf("deviceName: %q", got)
 	}
-	if got := deviceName(string(make([]byte, 0)) + fmt.Sprintf("%0100d", 0)); len(got) != 64 {
+	if got := imaging.DeviceName(string(make([]byte, 0)) + fmt.Sprintf("%0100d", 0)); len(got) != 64 {
 		t.Errorf("deviceName kept %d bytes", len(got))
 	}
 }
@@ -330,12 +330,12 @@ func FuzzHeaderValues(f *testing.F) {
 	}
 	bands := map[string]bool{"": true, "0-17": true, "18-39": true, "40-64": true, "65+": true}
 	f.Fuzz(func(t *testing.T, s string) {
-		if b := ageBand(s); !bands[b] {
-			t.Fatalf("ageBand(%q) = %q", s, b)
+		if b := imaging.AgeBand(s); !bands[b] {
+			t.Fatalf("AgeBand(%q) = %q", s, b)
 		}
-		d := deviceName(s)
-		if len(d) > 64 || !utf8.ValidString(d) || strings.TrimSpace(d) != d || deviceName(d) != d {
-			t.Fatalf("deviceName(%q) = %q", s, d)
+		d := imaging.DeviceName(s)
+		if len(d) > 64 || !utf8.ValidString(d) || strings.TrimSpace(d) != d || imaging.DeviceName(d) != d {
+			t.Fatalf("DeviceName(%q) = %q", s, d)
 		}
 	})
 }

@@ -57,6 +57,8 @@ func checkTask(t *pb.Task) error {
 		case t.InputBlob == "":
 			return errors.New("no global model named")
 		}
+	case pb.TaskKind_TASK_KIND_VALIDATE:
+		return checkValidateTask(t)
 	case pb.TaskKind_TASK_KIND_KEY_SETUP, pb.TaskKind_TASK_KIND_KEY_SHARES, pb.TaskKind_TASK_KIND_DECRYPT:
 	default:
 		return fmt.Errorf("unknown task kind %d: is this agent older than the coordinator?", int32(t.Kind))
@@ -109,6 +111,8 @@ func (a *Agent) cancelJob(job, reason string) {
 		dropped++
 		return true
 	})
+	// Its unsent validation reports go too: a cancelled job gates nothing.
+	a.outbox = slices.DeleteFunc(a.outbox, func(r *pb.ValidationReport) bool { return r.JobId == job })
 	cur := a.current
 	a.mu.Unlock()
 	stopped := cur != nil && cur.t.JobId == job
@@ -223,7 +227,12 @@ func (a *Agent) runTask(ctx context.Context, t *pb.Task) (err error) {
 	}
 	switch t.Kind {
 	case pb.TaskKind_TASK_KIND_TRAIN:
+		if err := a.refuseTrainingAtValidationSite(t); err != nil {
+			return err
+		}
 		return a.train(ctx, t)
+	case pb.TaskKind_TASK_KIND_VALIDATE:
+		return a.validate(ctx, t)
 	case pb.TaskKind_TASK_KIND_KEY_SETUP:
 		return a.keySetup(ctx, t)
 	case pb.TaskKind_TASK_KIND_KEY_SHARES:

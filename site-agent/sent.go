@@ -24,7 +24,9 @@ import (
 
 var bSent = []byte("sent")
 
-// SentEntry is one upload the coordinator confirmed.
+// SentEntry is one upload the coordinator confirmed, or one validation
+// report (Kind VALIDATION_REPORT: Bytes and SHA256 are the signed receipt's)
+// the task stream took.
 type SentEntry struct {
 	Time          time.Time `json:"time"`
 	JobID         string    `json:"job_id"`
@@ -34,6 +36,7 @@ type SentEntry struct {
 	SHA256        string    `json:"sha256"`
 	Receipt       bool      `json:"privacy_receipt"`
 	Countersigned bool      `json:"countersigned"`
+	ModelRole     string    `json:"model_role,omitempty"` // validation reports: the model scored
 }
 
 // completeSubmission marks an upload complete and appends it to the sent
@@ -54,6 +57,25 @@ func (s *state) completeSubmission(sub *submission, h *pb.UploadHeader, counters
 		if err := tx.Bucket(bSubmissions).Put([]byte(sub.Key), data); err != nil {
 			return err
 		}
+		b, err := tx.CreateBucketIfNotExists(bSent)
+		if err != nil {
+			return err
+		}
+		n, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		return b.Put(u64be(n), entry)
+	})
+}
+
+// appendSent appends one entry to the sent log.
+func (s *state) appendSent(e SentEntry) error {
+	entry, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bSent)
 		if err != nil {
 			return err

@@ -35,6 +35,8 @@ type peer struct {
 	mu     sync.Mutex
 	model  []byte
 	upload func(pb.Agent_UploadServer) error
+	// hook, when set, serves Connect instead (it may call p.connect).
+	hook func(pb.Agent_ConnectServer) error
 }
 
 func (p *peer) serve(model []byte, upload func(pb.Agent_UploadServer) error) {
@@ -44,6 +46,16 @@ func (p *peer) serve(model []byte, upload func(pb.Agent_UploadServer) error) {
 }
 
 func (p *peer) Connect(stream pb.Agent_ConnectServer) error {
+	p.mu.Lock()
+	hook := p.hook
+	p.mu.Unlock()
+	if hook != nil {
+		return hook(stream)
+	}
+	return p.connect(stream)
+}
+
+func (p *peer) connect(stream pb.Agent_ConnectServer) error {
 	first, err := stream.Recv()
 	if err != nil {
 		return err

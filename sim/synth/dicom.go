@@ -3,12 +3,14 @@ package synth
 import (
 	"encoding/csv"
 	"fmt"
+	"hash/fnv"
 	"math/big"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/concord-fl/concord/imaging"
 )
@@ -68,6 +70,11 @@ func WriteDICOM(dir string, h Hospital, seed int64) (Manifest, error) {
 	}
 	s1, s2 := streamSeed(seed, h.Name, 2)
 	rng := rand.New(rand.NewPCG(s1, s2))
+	// The scanner a sample was taken on comes from a stream of its own, so
+	// that adding it left every other generated value as it was.
+	s3, s4 := streamSeed(seed, h.Name, 3)
+	rooms := scannerRooms(h)
+	roomRNG := rand.New(rand.NewPCG(s3, s4))
 	digits := len(strconv.Itoa(max(len(samples)-1, 9999)))
 	for i, s := range samples {
 		class := ClassNormal
@@ -76,6 +83,10 @@ func WriteDICOM(dir string, h Hospital, seed int64) (Manifest, error) {
 		}
 		rel := fmt.Sprintf("%s/%0*d.dcm", class, digits, i)
 		center, width := voiWindow(s.Pixels)
+		room := rooms[0]
+		if roomRNG.IntN(4) == 0 {
+			room = rooms[1]
+		}
 		f := imaging.SyntheticFile{
 			Pixels:                 s.Pixels,
 			Rows:                   s.Rows,
@@ -98,7 +109,10 @@ func WriteDICOM(dir string, h Hospital, seed int64) (Manifest, error) {
 			WindowWidth:            width,
 			RescaleSlope:           1,
 			Monochrome1:            s.Monochrome1,
+			Manufacturer:           room.manufacturer,
+			ManufacturerModelName:  room.model,
 		}
+		f.PatientAge = patientAge(f.PatientBirthDate, f.StudyDate)
 		if err := imaging.WriteFile(filepath.Join(m.Dir, filepath.FromSlash(rel)), f); err != nil {
 			return Manifest{}, fmt.Errorf("write dicom for %q image %d: %w", h.Name, i, err)
 		}
@@ -148,4 +162,37 @@ func voiWindow(p []uint16) (center, width float64) {
 	slices.Sort(s)
 	lo, hi := float64(s[len(s)/100]), float64(s[len(s)*99/100])
 	return (lo + hi) / 2, max(hi-lo, 1)
+}
+
+// scanner is one imaging room's device.
+type scanner struct{ manufacturer, model string }
+
+// syntheticModels are made-up model names: the generator names no real product.
+var syntheticModels = []string{"SYNTH-DR 200", "SYNTH-DR 400", "SYNTH-CR 30", "SYNTH-DR 550", "SYNTH-MOBILE 10"}
+
+// scannerRooms gives a hospital two rooms: its main scanner (its own
+// manufacturer), which takes three images in four, and a second one from
+// another manufacturer, so that a site's subgroups by device are not
+// trivially one.
+func scannerRooms(h Hospital) [2]scanner {
+	f := fnv.New32a()
+	f.Write([]byte(h.Name))
+	k := int(f.Sum32() % uint32(len(syntheticModels)))
+	other := manufacturers[(slices.Index(manufacturers, h.Manufacturer)+1+k%3)%len(manufacturers)]
+	return [2]scanner{{h.Manufacturer, syntheticModels[k]}, {other, syntheticModels[(k+2)%len(syntheticModels)]}}
+}
+
+// patientAge is the DICOM age string (nnnY) at the study date, computed
+// from the fake birth date; "" when either is not a YYYYMMDD date.
+func patientAge(birth, study string) string {
+	b, err1 := time.Parse("20060102", birth)
+	s, err2 := time.Parse("20060102", study)
+	if err1 != nil || err2 != nil || s.Before(b) {
+		return ""
+	}
+	years := s.Year() - b.Year()
+	if s.Month() < b.Month() || s.Month() == b.Month() && s.Day() < b.Day() {
+		years--
+	}
+	return fmt.Sprintf("%03dY", min(years, 999))
 }

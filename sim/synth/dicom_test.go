@@ -243,3 +243,40 @@ func TestMonochrome1(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteDICOMSubgroups: the generated files state sex, age, manufacturer
+// and model, with more than one value of each over a hospital, so that
+// validation reports non-trivial subgroups.
+func TestWriteDICOMSubgroups(t *testing.T) {
+	h := Hospitals(1, 5)[0]
+	h.N = 60
+	m, err := WriteDICOM(t.TempDir(), h, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]map[string]int{}
+	for _, e := range m.Entries {
+		im, err := imaging.ReadFile(filepath.Join(m.Dir, filepath.FromSlash(e.Path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range im.Groups() {
+			if v == "" {
+				t.Fatalf("%s: no %s", e.Path, f)
+			}
+			if seen[f] == nil {
+				seen[f] = map[string]int{}
+			}
+			seen[f][v]++
+		}
+	}
+	for _, f := range imaging.GroupFields {
+		if len(seen[f]) < 2 {
+			t.Errorf("%s: one value only over %d images: %v", f, h.N, seen[f])
+		}
+	}
+	if seen[imaging.GroupManufacturer][h.Manufacturer] <= h.N/2 {
+		t.Errorf("the hospital's own manufacturer took %d of %d images", seen[imaging.GroupManufacturer][h.Manufacturer], h.N)
+	}
+	t.Logf("subgroups: %v", seen)
+}
