@@ -281,6 +281,13 @@ func finalValidations(j *job) (map[string]validationSummary, bool) {
 			got[v.Site] = v
 		}
 	}
+	// The cross-site rows (local models) are waited for too, so the
+	// matrix is complete when the job ends.
+	for _, vt := range j.rec.Validating {
+		if vt.Round == last {
+			return got, false
+		}
+	}
 	return got, len(got) == len(j.spec.ValidationSites)
 }
 

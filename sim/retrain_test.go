@@ -27,7 +27,7 @@ func TestDriftTriggersRetraining(t *testing.T) {
 	if err := f.WaitSites(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	vKey := siteKey(t, f, "site-v")
+	vKey := kitKey(t, v.kit)
 	job := submit(t, ctx, f, "name: watched\nrounds: 1\nmin_sites: 2\nvalidation_sites: [site-v]\nround_deadline: 60s\n"+
 		"privacy: {secure_aggregation: none}\nretrain: {drift_psi: 0.25, require_approval: true}\n")
 	v.report(t, v.task(t), vKey, nil)

@@ -26,6 +26,8 @@ type rawSite struct {
 	stream pb.Agent_ConnectClient
 	// closed receives the error that ended the task stream.
 	closed chan error
+	// kit is the site's certificate and key.
+	kit pki.Kit
 }
 
 func newRawSite(t *testing.T, ctx context.Context, f *Federation, name string) *rawSite {
@@ -38,7 +40,7 @@ func newRawSite(t *testing.T, ctx context.Context, f *Federation, name string) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	s := &rawSite{agent: pb.NewAgentClient(conn), tasks: make(chan *pb.Task, 8), closed: make(chan error, 1)}
+	s := &rawSite{agent: pb.NewAgentClient(conn), tasks: make(chan *pb.Task, 8), closed: make(chan error, 1), kit: kit}
 	stream, err := s.agent.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)

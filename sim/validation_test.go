@@ -18,14 +18,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// siteKey is the private key of a site's certificate, as its agent signs
-// receipts with it.
-func siteKey(t *testing.T, f *Federation, name string) crypto.Signer {
+// kitKey is the private key of a certificate, as an agent signs receipts
+// with it.
+func kitKey(t *testing.T, kit pki.Kit) crypto.Signer {
 	t.Helper()
-	kit, err := f.Kit(pki.RoleSite, name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pair, err := tls.X509KeyPair(kit.CertPEM, kit.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +68,7 @@ func waitEvent(t *testing.T, ctx context.Context, f *Federation, jobID, kind, wa
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, e := range resp.Events {
+			for _, e := range resp.Events {
 			if e.Kind == kind && strings.Contains(e.Detail, want) {
 				return true
 			}
@@ -98,7 +94,11 @@ func TestValidationGatesAndReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	const spec = "name: gated\nrounds: 1\nmin_sites: 2\nvalidation_sites: [site-v]\nround_deadline: 60s\nprivacy: {secure_aggregation: none}\n"
-	vKey, aKey := siteKey(t, f, "site-v"), siteKey(t, f, "site-a")
+	other, err := f.Kit(pki.RoleSite, "site-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vKey, aKey := kitKey(t, v.kit), kitKey(t, other)
 
 	// A candidate below the gate is kept, rejected, and publishes nothing.
 	job := submit(t, ctx, f, spec+"validation: {min_auc: 0.9, receipt_deadline: 60s}\n")
@@ -182,7 +182,7 @@ func TestCrossSiteMatrix(t *testing.T) {
 	if err := f.WaitSites(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	vKey := siteKey(t, f, "site-v")
+	vKey := kitKey(t, v.kit)
 	job := submit(t, ctx, f, "name: matrix\nrounds: 1\nmin_sites: 2\nvalidation_sites: [site-v]\nround_deadline: 60s\n"+
 		"privacy: {secure_aggregation: none}\nvalidation: {score_local_models: true}\n")
 	roles := map[string]*pb.Task{}
