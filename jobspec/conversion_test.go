@@ -6,9 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/concord-fl/concord/privacy/dp"
+	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
 // everyField sets every field of a job file to a value that is not its
@@ -25,7 +27,8 @@ round_deadline: 2m
 straggler_cutoff: 1m30s
 aggregation: {strategy: fedadam, server_lr: 0.11, beta1: 0.81, beta2: 0.91, tau: 0.012, trim_fraction: 0.21, prox_mu: 0.31}
 training: {local_epochs: 2, local_steps: 9, batch_size: 8, optimizer: sgd, learning_rate: 0.05, momentum: 0.7, augment: true, clip_norm: 4.5, class_weighting: balanced}
-privacy: {secure_aggregation: mhe, threshold: 4, he_params: n12-q60, level: record, example_clip: 0.7, epsilon: 1.5, delta: 1e-5, noise_multiplier: 1.1}
+privacy: {secure_aggregation: mhe, threshold: 4, he_params: n12-q60, level: record, example_clip: 0.7, epsilon: 1.5, delta: 1e-5, noise_multiplier: 1.1,
+  update_clip: 2.5, adaptive_clip: {quantile: 0.45, lr: 0.15, count_noise: 1.7}}
 validation_sites: [v1, v2]
 sites: [a, b, c]
 seed: -42
@@ -34,54 +37,58 @@ pipeline: {width: 40, height: 44, channels: 1, resample: bilinear, normalise: zs
 
 // wireValues is what everyField must decode to, by proto field path.
 var wireValues = map[string]string{
-	"name":                       "every-field",
-	"purpose":                    "pneumonia triage research",
-	"legal_basis":                "GDPR Art. 9(2)(j)",
-	"model.arch":                 "cnn",
-	"model.channels":             "3",
-	"model.height":               "32",
-	"model.width":                "36",
-	"model.classes":              "5",
-	"model.base_width":           "6",
-	"model.norm":                 "none",
-	"rounds":                     "7",
-	"min_sites":                  "3",
-	"round_deadline_seconds":     "120",
-	"straggler_cutoff_seconds":   "90",
-	"aggregation.strategy":       "fedadam",
-	"aggregation.server_lr":      "0.11",
-	"aggregation.beta1":          "0.81",
-	"aggregation.beta2":          "0.91",
-	"aggregation.tau":            "0.012",
-	"aggregation.trim_fraction":  "0.21",
-	"aggregation.prox_mu":        "0.31",
-	"training.local_epochs":      "2",
-	"training.local_steps":       "9",
-	"training.batch_size":        "8",
-	"training.optimizer":         "sgd",
-	"training.learning_rate":     "0.05",
-	"training.momentum":          "0.7",
-	"training.augment":           "true",
-	"training.clip_norm":         "4.5",
-	"training.class_weighting":   "balanced",
-	"privacy.secure_aggregation": "mhe",
-	"privacy.threshold":          "4",
-	"privacy.he_params":          "n12-q60",
-	"privacy.epsilon":            "1.5",
-	"privacy.delta":              "1e-05",
-	"privacy.noise_multiplier":   "1.1",
-	"privacy.level":              "record",
-	"privacy.example_clip":       "0.7",
-	"validation_sites":           "[v1 v2]",
-	"sites":                      "[a b c]",
-	"seed":                       "-42",
-	"pipeline.width":             "40",
-	"pipeline.height":            "44",
-	"pipeline.channels":          "1",
-	"pipeline.resample":          "bilinear",
-	"pipeline.normalise":         "zscore",
-	"pipeline.denoise":           "median:3",
-	"pipeline.contrast":          "histeq",
+	"name":                              "every-field",
+	"purpose":                           "pneumonia triage research",
+	"legal_basis":                       "GDPR Art. 9(2)(j)",
+	"model.arch":                        "cnn",
+	"model.channels":                    "3",
+	"model.height":                      "32",
+	"model.width":                       "36",
+	"model.classes":                     "5",
+	"model.base_width":                  "6",
+	"model.norm":                        "none",
+	"rounds":                            "7",
+	"min_sites":                         "3",
+	"round_deadline_seconds":            "120",
+	"straggler_cutoff_seconds":          "90",
+	"aggregation.strategy":              "fedadam",
+	"aggregation.server_lr":             "0.11",
+	"aggregation.beta1":                 "0.81",
+	"aggregation.beta2":                 "0.91",
+	"aggregation.tau":                   "0.012",
+	"aggregation.trim_fraction":         "0.21",
+	"aggregation.prox_mu":               "0.31",
+	"training.local_epochs":             "2",
+	"training.local_steps":              "9",
+	"training.batch_size":               "8",
+	"training.optimizer":                "sgd",
+	"training.learning_rate":            "0.05",
+	"training.momentum":                 "0.7",
+	"training.augment":                  "true",
+	"training.clip_norm":                "4.5",
+	"training.class_weighting":          "balanced",
+	"privacy.secure_aggregation":        "mhe",
+	"privacy.threshold":                 "4",
+	"privacy.he_params":                 "n12-q60",
+	"privacy.epsilon":                   "1.5",
+	"privacy.delta":                     "1e-05",
+	"privacy.noise_multiplier":          "1.1",
+	"privacy.level":                     "record",
+	"privacy.example_clip":              "0.7",
+	"privacy.update_clip":               "2.5",
+	"privacy.adaptive_clip_quantile":    "0.45",
+	"privacy.adaptive_clip_lr":          "0.15",
+	"privacy.adaptive_clip_count_noise": "1.7",
+	"validation_sites":                  "[v1 v2]",
+	"sites":                             "[a b c]",
+	"seed":                              "-42",
+	"pipeline.width":                    "40",
+	"pipeline.height":                   "44",
+	"pipeline.channels":                 "1",
+	"pipeline.resample":                 "bilinear",
+	"pipeline.normalise":                "zscore",
+	"pipeline.denoise":                  "median:3",
+	"pipeline.contrast":                 "histeq",
 }
 
 // leaves walks every field of a message type, nested messages included,
@@ -154,41 +161,56 @@ func TestConversionsCarryEveryField(t *testing.T) {
 	if err != nil || dpc == nil {
 		t.Fatalf("DPConfig: %v, %v", dpc, err)
 	}
+	// The site-level settings, read as a site-level job (everyField is a
+	// record-level one; the two exclude each other).
+	asSite := proto.Clone(s).(*pb.JobSpec)
+	asSite.Privacy.Level, asSite.Privacy.Epsilon = "site", 0
+	sdp, err := SiteDPConfig(asSite)
+	if err != nil || sdp == nil {
+		t.Fatalf("SiteDPConfig: %v, %v", sdp, err)
+	}
+	if sdp.NoiseMultiplier != 1.1 || sdp.MinSites != 3 || sdp.Rounds != 7 || sdp.Delta != 1e-5 {
+		t.Errorf("SiteDPConfig: %+v", sdp)
+	}
 	carried := map[string]any{
-		"model.arch":                ms.Arch,
-		"model.channels":            ms.Channels,
-		"model.height":              ms.Height,
-		"model.width":               ms.Width,
-		"model.classes":             ms.Classes,
-		"model.base_width":          ms.BaseWidth,
-		"model.norm":                ms.Norm,
-		"aggregation.strategy":      ac.Strategy,
-		"aggregation.server_lr":     ac.ServerLR,
-		"aggregation.beta1":         ac.Beta1,
-		"aggregation.beta2":         ac.Beta2,
-		"aggregation.tau":           ac.Tau,
-		"aggregation.trim_fraction": ac.TrimFraction,
-		"aggregation.prox_mu":       ac.ProxMu,
-		"training.local_epochs":     tc.Epochs,
-		"training.local_steps":      tc.Steps,
-		"training.batch_size":       tc.BatchSize,
-		"training.optimizer":        tc.Optimizer,
-		"training.learning_rate":    tc.LR,
-		"training.momentum":         tc.Momentum,
-		"training.augment":          tc.Augment,
-		"training.class_weighting":  map[bool]string{true: "balanced", false: "none"}[tc.ClassWeights != nil],
-		"privacy.level":             map[bool]string{true: "record"}[dpc != nil],
-		"privacy.example_clip":      dpc.Clip,
-		"privacy.epsilon":           dpc.Epsilon,
-		"privacy.delta":             dpc.Delta,
-		"privacy.noise_multiplier":  dpc.NoiseMultiplier,
-		"pipeline.width":            pl.Width,
-		"pipeline.height":           pl.Height,
-		"pipeline.channels":         pl.Channels,
-		"pipeline.resample":         pl.Resample,
-		"pipeline.normalise":        pl.Normalise,
-		"pipeline.denoise":          pl.Denoise,
-		"pipeline.contrast":         pl.Contrast,
+		"model.arch":                        ms.Arch,
+		"model.channels":                    ms.Channels,
+		"model.height":                      ms.Height,
+		"model.width":                       ms.Width,
+		"model.classes":                     ms.Classes,
+		"model.base_width":                  ms.BaseWidth,
+		"model.norm":                        ms.Norm,
+		"aggregation.strategy":              ac.Strategy,
+		"aggregation.server_lr":             ac.ServerLR,
+		"aggregation.beta1":                 ac.Beta1,
+		"aggregation.beta2":                 ac.Beta2,
+		"aggregation.tau":                   ac.Tau,
+		"aggregation.trim_fraction":         ac.TrimFraction,
+		"aggregation.prox_mu":               ac.ProxMu,
+		"training.local_epochs":             tc.Epochs,
+		"training.local_steps":              tc.Steps,
+		"training.batch_size":               tc.BatchSize,
+		"training.optimizer":                tc.Optimizer,
+		"training.learning_rate":            tc.LR,
+		"training.momentum":                 tc.Momentum,
+		"training.augment":                  tc.Augment,
+		"training.class_weighting":          map[bool]string{true: "balanced", false: "none"}[tc.ClassWeights != nil],
+		"privacy.level":                     map[bool]string{true: "record"}[dpc != nil],
+		"privacy.example_clip":              dpc.Clip,
+		"privacy.epsilon":                   dpc.Epsilon,
+		"privacy.delta":                     dpc.Delta,
+		"privacy.noise_multiplier":          dpc.NoiseMultiplier,
+		"privacy.update_clip":               sdp.Clip,
+		"privacy.adaptive_clip_quantile":    sdp.Quantile,
+		"privacy.adaptive_clip_lr":          sdp.ClipLR,
+		"privacy.adaptive_clip_count_noise": sdp.CountNoise,
+		"pipeline.width":                    pl.Width,
+		"pipeline.height":                   pl.Height,
+		"pipeline.channels":                 pl.Channels,
+		"pipeline.resample":                 pl.Resample,
+		"pipeline.normalise":                pl.Normalise,
+		"pipeline.denoise":                  pl.Denoise,
+		"pipeline.contrast":                 pl.Contrast,
 	}
 	// Fields no conversion carries, and who reads them instead.
 	// The round schedule goes to the coordinator's round machine, which this
