@@ -47,6 +47,9 @@ const (
 	EvSiteHealth     = "site.health"
 	EvSiteRevoked    = "site.revoked"
 	EvSiteWitness    = "site.witness"
+	// EvWitnessAlarm: a site refused to cosign a checkpoint because the
+	// history it was shown does not extend what it witnessed.
+	EvWitnessAlarm   = "site.witness_alarm"
 	EvModelPublished = "model.published"
 	EvKeyCombined    = "key.combined"
 	EvCoordinator    = "coordinator.started"

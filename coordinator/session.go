@@ -73,6 +73,10 @@ type siteRecord struct {
 	// WitnessKey is the site's audit witness key, as it last presented it.
 	WitnessKey  string       `json:"witness_key,omitempty"`
 	LastFailure *siteFailure `json:"last_failure,omitempty"`
+	// WitnessAlarm is the site's last refusal to cosign an audit
+	// checkpoint (witness_alarm.go); it stays until an operator resolves
+	// the cause, and the site keeps its own copy.
+	WitnessAlarm *witnessAlarm `json:"witness_alarm,omitempty"`
 }
 
 // siteFailure is a task a site reported it could not do.
@@ -203,6 +207,8 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 				c.taskFailed(site, bound(st.TaskId, 256), bound(st.Detail, maxReasonBytes))
 			case m.GetCosignature() != nil:
 				c.cosigned(sess, m.GetCosignature().SignedCheckpoint)
+			case m.GetWitnessAlarm() != nil:
+				c.witnessAlarm(site, m.GetWitnessAlarm())
 			case m.GetHealth() != nil:
 				h := m.GetHealth()
 				c.setHealth(site, h.Examples, bound(h.DataProblem, maxReasonBytes))
