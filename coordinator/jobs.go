@@ -43,6 +43,9 @@ type jobRecord struct {
 	// Failures are the task failures sites reported, newest last (at most
 	// maxFailures).
 	Failures []siteFailure `json:"failures,omitempty"`
+	// UpdateClip is the site-level clip of the current round under
+	// adaptive clipping (sitedp.go); 0 before the first adaptation.
+	UpdateClip float64 `json:"update_clip,omitempty"`
 }
 
 type roundSummary struct {
