@@ -115,7 +115,7 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 		}
 		meanDelta, err = acfg.RobustMean(all)
 	default:
-		sum := aggregation.NewWeightedSum(len(global))
+		sum := aggregation.NewWeightedSum(updateValues(spec, len(global)))
 		scratch := make([]float32, ChunkSize/4)
 		for _, site := range contributors {
 			w := weights[site]

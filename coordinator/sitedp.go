@@ -28,11 +28,13 @@ func adaptiveClip(spec *pb.JobSpec) bool {
 
 // updateValues is the number of values in each site's update: the model's
 // parameters, and the count bit under adaptive clipping.
-func (j *job) updateValues() int {
-	if adaptiveClip(j.spec) {
-		return j.rec.Params + 1
+func (j *job) updateValues() int { return updateValues(j.spec, j.rec.Params) }
+
+func updateValues(spec *pb.JobSpec, params int) int {
+	if adaptiveClip(spec) {
+		return params + 1
 	}
-	return j.rec.Params
+	return params
 }
 
 // roundClip is the clip of the job's current round: the adapted one, or
@@ -80,7 +82,7 @@ func siteReceiptProblems(j *job, r dp.Receipt) []string {
 // not the number of contributors: some site weighted its update, and the
 // sum's sensitivity is no longer C.
 func checkSiteWeight(total float64, contributors int) error {
-	if math.Abs(total-float64(contributors)) > 0.25 {
+	if !(math.Abs(total-float64(contributors)) <= 0.25) { // NaN too
 		return fmt.Errorf("site-level DP: the decrypted total weight is %.3f, not the %d contributors (each site must encrypt weight 1): the aggregate is refused", total, contributors)
 	}
 	return nil

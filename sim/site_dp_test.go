@@ -157,3 +157,37 @@ func TestSiteDPJobs(t *testing.T) {
 		}
 	}
 }
+
+// TestSiteDPPlaintextAdaptive: site-level DP with adaptive clipping
+// without secure aggregation: each update carries its noisy count bit as
+// one extra value, the coordinator takes the unweighted mean (the sites
+// hold 16 and 48 examples, which a weighted mean would favour) and adapts
+// the clip.
+func TestSiteDPPlaintextAdaptive(t *testing.T) {
+	f, ctx := startFederation(t)
+	for i, n := range []int{16, 48} {
+		o := SiteOptions{Data: siteagent.MemoryData{Data: blobs(n, uint64(i+1))},
+			Privacy: siteagent.PrivacyPolicy{SiteBudget: &dp.Budget{Level: dp.Site, Epsilon: 30, Delta: 1e-5}}}
+		if err := f.AddSite([]string{"site-a", "site-b"}[i], o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.WaitSites(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	job := submit(t, ctx, f, "name: site-dp-plain\nrounds: 2\nmin_sites: 2\nround_deadline: 60s\nmodel: {base_width: 4}\n"+
+		"training: {batch_size: 16, optimizer: sgd, learning_rate: 0.05}\nseed: 5\n"+
+		"privacy: {secure_aggregation: none, level: site, update_clip: 10, delta: 1e-5, noise_multiplier: 1, adaptive_clip: {quantile: 0.5, count_noise: 2}}\n")
+	j := watchToEnd(t, ctx, f, job.Id)
+	if j.State != "completed" || len(j.Rounds) != 2 {
+		t.Fatalf("%s: %s (failures %v)", j.State, j.Reason, j.Failures)
+	}
+	c1, c2 := j.Rounds[0].Metrics["update_clip"], j.Rounds[1].Metrics["update_clip"]
+	if c1 != 10 || c2 == c1 || c2 <= 0 {
+		t.Errorf("clips %v then %v: want 10 then an adapted one", c1, c2)
+	}
+	if _, ok := j.Rounds[0].Metrics["train_loss"]; ok {
+		t.Error("a site-level DP round published the sites' training loss")
+	}
+	t.Logf("plaintext adaptive clip: %v → %v", c1, c2)
+}
