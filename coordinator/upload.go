@@ -206,7 +206,7 @@ func (c *Coordinator) checkHeader(j *job, site string, kind round.Kind, h *pb.Up
 				return errors.New("this job does not use secure aggregation: send a plaintext update")
 			}
 			if n := j.updateValues(); h.TotalBytes != uint64(4*n) {
-				return fmt.Errorf("update has %d bytes, the job's update has %d float32 values (%d bytes)", h.TotalBytes, n, 4*n)
+				return fmt.Errorf("update has %d bytes, the model has %d float32 parameters and the update %d values (%d bytes)", h.TotalBytes, j.rec.Params, n, 4*n)
 			}
 			return nil
 		}
