@@ -28,32 +28,44 @@ const maxAlarms = 32
 
 // Alarm is one refused checkpoint.
 type Alarm struct {
-	Time       time.Time `json:"time"`
-	Reason     string    `json:"reason"`
+	Time time.Time `json:"time"`
+	// Kind is what was wrong (truncated, rewritten, key, malformed);
+	// Witnessed the size this site had cosigned when it refused. A site
+	// whose witness stays where it was refuses every later checkpoint for
+	// the same reason: one alarm per kind and witnessed size is raised,
+	// not one per checkpoint (which would also grow the log it alarms about).
+	Kind       string `json:"kind"`
+	Witnessed  uint64 `json:"witnessed"`
+	Reason     string `json:"reason"`
 	Size       uint64    `json:"size"`       // the size the refused checkpoint claims (0 if unreadable)
 	Checkpoint []byte    `json:"checkpoint"` // the refused signed checkpoint: the evidence
 	Sent       bool      `json:"sent"`       // handed to the coordinator's stream
 }
 
-// isAlarm reports whether a witness error means the coordinator's history
-// changed, as opposed to a local failure or a checkpoint that cannot be
+// alarmKind says whether a witness error means the coordinator's history
+// changed, and how; "" for a local failure or a checkpoint that cannot be
 // judged yet (no key pinned, a proof from another size).
-func isAlarm(err error) bool {
-	for _, e := range []error{audit.ErrTruncated, audit.ErrInconsistent, audit.ErrCheckpointSignature, audit.ErrOrigin, audit.ErrMalformedCheckpoint} {
-		if errors.Is(err, e) {
-			return true
+func alarmKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		kind string
+	}{{audit.ErrTruncated, "truncated"}, {audit.ErrInconsistent, "rewritten"}, {audit.ErrCheckpointSignature, "key"},
+		{audit.ErrOrigin, "key"}, {audit.ErrMalformedCheckpoint, "malformed"}} {
+		if errors.Is(err, k.err) {
+			return k.kind
 		}
 	}
-	return false
+	return ""
 }
 
 // raiseAlarm records a refused checkpoint in the agent's state and queues
 // it for the coordinator. It returns false when err is no alarm.
 func (a *Agent) raiseAlarm(err error, cp *pb.AuditCheckpoint, out chan<- *pb.WitnessAlarm) bool {
-	if !isAlarm(err) {
+	kind := alarmKind(err)
+	if kind == "" {
 		return false
 	}
-	al := Alarm{Time: time.Now().UTC(), Reason: bounded(err.Error(), maxDetail), Checkpoint: cp.Signed}
+	al := Alarm{Time: time.Now().UTC(), Kind: kind, Witnessed: a.witnessed(), Reason: bounded(err.Error(), maxDetail), Checkpoint: cp.Signed}
 	if logKey := a.st.auditGet(kLogKey); logKey != nil {
 		if t, terr := audit.NewTrust(string(a.st.auditGet(kOrigin)), []string{string(logKey)}, nil, nil, 0); terr == nil {
 			if c, _, perr := audit.OpenCheckpoint(cp.Signed, t); perr == nil {
@@ -61,10 +73,21 @@ func (a *Agent) raiseAlarm(err error, cp *pb.AuditCheckpoint, out chan<- *pb.Wit
 			}
 		}
 	}
+	repeat := false
 	if serr := a.st.db.Update(func(tx *bolt.Tx) error {
-		return updateAlarms(tx, func(as []Alarm) []Alarm { return append(as, al) })
+		return updateAlarms(tx, func(as []Alarm) []Alarm {
+			if n := len(as); n > 0 && as[n-1].Kind == al.Kind && as[n-1].Witnessed == al.Witnessed {
+				repeat = true
+				return as
+			}
+			return append(as, al)
+		})
 	}); serr != nil {
 		a.log.Error("could not store the witness alarm", "err", serr)
+	}
+	if repeat {
+		a.log.Warn("audit checkpoint not cosigned, for the reason already raised as a witness alarm", "size", al.Size, "err", al.Reason)
+		return true
 	}
 	a.log.Error("WITNESS ALARM: audit checkpoint not cosigned: the coordinator's audit history was truncated, rewritten or forked; the alarm is sent to the coordinator and kept here (site-agent privacy)",
 		"size", al.Size, "err", al.Reason)
