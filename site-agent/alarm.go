@@ -37,9 +37,9 @@ type Alarm struct {
 	Kind       string `json:"kind"`
 	Witnessed  uint64 `json:"witnessed"`
 	Reason     string `json:"reason"`
-	Size       uint64    `json:"size"`       // the size the refused checkpoint claims (0 if unreadable)
-	Checkpoint []byte    `json:"checkpoint"` // the refused signed checkpoint: the evidence
-	Sent       bool      `json:"sent"`       // handed to the coordinator's stream
+	Size       uint64 `json:"size"`       // the size the refused checkpoint claims (0 if unreadable)
+	Checkpoint []byte `json:"checkpoint"` // the refused signed checkpoint: the evidence
+	Sent       bool   `json:"sent"`       // handed to the coordinator's stream
 }
 
 // alarmKind says whether a witness error means the coordinator's history
