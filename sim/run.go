@@ -44,6 +44,12 @@ type Config struct {
 	// job, clipping each example's gradient to DPClip (default 1), and each
 	// site's budget is DPEpsilon.
 	DPEpsilon, DPDelta, DPClip float64
+	// DPLevel is "record" (the default: DP-SGD as above) or "site": each
+	// site clips its update to DPClip and adds its share of the noise that
+	// spends DPEpsilon over the job; DPAdaptiveQuantile > 0 adapts that
+	// clip (DPClip is then the first round's).
+	DPLevel            string
+	DPAdaptiveQuantile float64
 	// Progress receives one line per round; nil discards.
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -132,6 +138,9 @@ func (c *Config) defaults() {
 	if c.DPDelta <= 0 {
 		c.DPDelta = 1e-5
 	}
+	if c.DPLevel == "" {
+		c.DPLevel = string(dp.Record)
+	}
 	if c.DPClip <= 0 {
 		c.DPClip = 1
 	}
@@ -156,6 +165,9 @@ type siteData struct {
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	cfg.defaults()
 	start := time.Now()
+	if cfg.DPLevel != string(dp.Record) && cfg.DPLevel != string(dp.Site) {
+		return Summary{}, fmt.Errorf("DP level %q: use record or site", cfg.DPLevel)
+	}
 	if cfg.Out == "" {
 		return Summary{}, errors.New("no output directory")
 	}
@@ -185,7 +197,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	defer fed.Close()
 	for i, name := range sd.names {
 		o := SiteOptions{Data: sd.data[i]}
-		if cfg.DPEpsilon > 0 {
+		switch {
+		case cfg.DPEpsilon > 0 && cfg.DPLevel == string(dp.Site):
+			o.Privacy = siteagent.PrivacyPolicy{SiteBudget: &dp.Budget{Level: dp.Site, Epsilon: cfg.DPEpsilon, Delta: cfg.DPDelta}}
+		case cfg.DPEpsilon > 0:
 			o.Privacy = siteagent.PrivacyPolicy{Budget: &dp.Budget{Level: dp.Record, Epsilon: cfg.DPEpsilon, Delta: cfg.DPDelta}}
 		}
 		if err := fed.AddSite(name, o); err != nil {
@@ -210,7 +225,19 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.Dataset == "" {
 		spec.Pipeline = generatedPipeline()
 	}
-	if cfg.DPEpsilon > 0 {
+	switch {
+	case cfg.DPEpsilon > 0 && cfg.DPLevel == string(dp.Site):
+		spec.Privacy.Level, spec.Privacy.Epsilon, spec.Privacy.Delta, spec.Privacy.UpdateClip = "site", cfg.DPEpsilon, cfg.DPDelta, cfg.DPClip
+		if q := cfg.DPAdaptiveQuantile; q > 0 {
+			// The count's noise must exceed half the round's z (dp.AdaptiveSplit);
+			// the paper's sites/20 is for hundreds of sites, not a handful.
+			z, err := dp.PlanSite(cfg.DPEpsilon, cfg.DPDelta, cfg.Rounds)
+			if err != nil {
+				return Summary{}, err
+			}
+			spec.Privacy.AdaptiveClipQuantile, spec.Privacy.AdaptiveClipCountNoise = q, max(float64(spec.MinSites)/20, z)
+		}
+	case cfg.DPEpsilon > 0:
 		spec.Privacy.Level, spec.Privacy.Epsilon, spec.Privacy.Delta, spec.Privacy.ExampleClip = "record", cfg.DPEpsilon, cfg.DPDelta, cfg.DPClip
 	}
 	if cfg.SecureAggregation == "mhe" && cfg.Threshold > 0 {
