@@ -50,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.BatchSize, "batch", 32, "local batch size")
 	fs.Float64Var(&c.LearningRate, "lr", 0, "local learning rate (0 = default for the optimiser)")
 	fs.IntVar(&c.ImagesPerSite, "images", 160, "images per generated hospital")
-	fs.Float64Var(&c.DPEpsilon, "dp-epsilon", 0, "record-level DP-SGD at every site, spending at most this epsilon over the job (0 = off); each site's budget is the same")
+	fs.Float64Var(&c.DPEpsilon, "dp-epsilon", 0, "differential privacy (at --dp-level) spending at most this epsilon over the job (0 = off); each site's budget is the same")
 	fs.Float64Var(&c.DPDelta, "dp-delta", 1e-5, "delta of --dp-epsilon")
 	fs.Float64Var(&c.DPClip, "dp-clip", 1, "clipping norm of --dp-epsilon: per-example gradient (record level) or site update (site level)")
 	fs.StringVar(&c.DPLevel, "dp-level", "record", "level of --dp-epsilon: record (DP-SGD at every site) or site (noise on each site's update)")
