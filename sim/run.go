@@ -79,10 +79,11 @@ type Summary struct {
 	SiteExamples      map[string]int     `json:"site_examples"`
 	SitePositiveRate  map[string]float64 `json:"site_positive_rate"`
 	Files             []string           `json:"files,omitempty"`
-	// Epsilon and Delta are the largest cumulative record-level spend of
-	// any site (0 and 0 without differential privacy).
+	// Epsilon and Delta are the largest cumulative spend of any site (0
+	// and 0 without differential privacy), at DPLevel (record or site).
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
+	DPLevel string  `json:"dp_level,omitempty"`
 	// AuditVerified says the job's exported audit bundle verified offline
 	// with its witnesses' cosignatures (audit/ holds it and the reports).
 	AuditVerified bool `json:"audit_verified"`
