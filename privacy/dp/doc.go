@@ -77,9 +77,11 @@
 // Dropouts. A round closes only with at least m updates (the coordinator's
 // round machine aborts it otherwise, and the coordinator refuses to
 // aggregate fewer), so the decrypted sum always carries at least the
-// charged noise: a site that drops out after its upload was charged for a
-// release that was never decrypted, which only overstates its epsilon;
-// with more than m contributors the noise only grows (k/m·z²C²), and
+// charged noise. A round that aborts because sites dropped out leaves
+// the sites that had uploaded charged for a release that was never
+// decrypted, which only overstates their epsilon (the ciphertext alone
+// reveals nothing); with more than m contributors the noise only grows
+// (k/m·z²C²), and
 // the guarantee, computed for z, holds a fortiori. The contributors of
 // each round are in the round summary and the compliance report. The
 // guarantee is against everyone who sees only the aggregate. Without
