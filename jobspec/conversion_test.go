@@ -2,6 +2,7 @@ package jobspec
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -324,5 +325,54 @@ func TestDPConfig(t *testing.T) {
 	s, _ := Parse([]byte("privacy: {level: record, example_clip: 1, delta: 1e-5, epsilon: 4}\n"))
 	if _, err := DPConfig(s, 0); err == nil {
 		t.Error("DPConfig for a site without examples: no error")
+	}
+}
+
+// TestSiteDPConfig: z is the spec's or planned for the job's rounds at
+// q = 1; under adaptive clipping the update's share is split off; a task's
+// clip is taken only when the job adapts it, and only if finite and
+// positive.
+func TestSiteDPConfig(t *testing.T) {
+	s, err := Parse([]byte("rounds: 3\nmin_sites: 3\nprivacy: {level: site, update_clip: 0.5, delta: 1e-5, epsilon: 4}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := SiteDPConfig(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, err := dp.Spent(d.NoiseMultiplier, 1, 3, 1e-5)
+	if err != nil || !d.Planned || eps > 4 || eps < 3.99 || d.UpdateNoiseMultiplier != d.NoiseMultiplier || d.Adaptive() || d.ExtraValues() != 0 {
+		t.Errorf("%+v spends %v (%v)", d, eps, err)
+	}
+	if got, want := d.UpdateStd(), d.NoiseMultiplier*0.5/math.Sqrt(3); math.Abs(got-want) > 1e-12 {
+		t.Errorf("site noise std %v, want z·C/sqrt(m) = %v", got, want)
+	}
+	if _, err := d.WithClip(0.7); err == nil {
+		t.Error("a fixed-clip job took another clip from the task")
+	}
+	if c, err := d.WithClip(0); err != nil || c.Clip != 0.5 {
+		t.Errorf("no clip in the task: %v, %v", c.Clip, err)
+	}
+
+	s, err = Parse([]byte("rounds: 3\nmin_sites: 20\nprivacy: {level: site, update_clip: 0.5, delta: 1e-5, noise_multiplier: 1, adaptive_clip: {quantile: 0.5}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = SiteDPConfig(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The defaults: lr 0.2, count noise min_sites/20 = 1.
+	if d.ClipLR != 0.2 || d.CountNoise != 1 || d.ExtraValues() != 1 || math.Abs(d.UpdateNoiseMultiplier-1/math.Sqrt(0.75)) > 1e-12 {
+		t.Errorf("adaptive: %+v", d)
+	}
+	for _, c := range []float64{math.NaN(), math.Inf(1), -1, 2e6} {
+		if _, err := d.WithClip(c); err == nil {
+			t.Errorf("clip %v taken", c)
+		}
+	}
+	if c, err := d.WithClip(0.8); err != nil || c.Clip != 0.8 {
+		t.Errorf("adapted clip 0.8: %v, %v", c.Clip, err)
 	}
 }
