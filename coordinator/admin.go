@@ -61,7 +61,7 @@ func (a *adminService) ListSites(ctx context.Context, req *pb.ListSitesRequest) 
 	for _, name := range names {
 		r := c.sites[name]
 		s := &pb.Site{Name: name, Version: r.Version, LastSeenUnix: r.LastSeen.Unix(), Examples: r.Examples,
-			DataProblem: r.DataProblem, LastFailure: r.LastFailure.proto(), Drift: r.Drift.proto()}
+			DataProblem: r.DataProblem, LastFailure: r.LastFailure.proto(), Drift: r.Drift.proto(), WitnessAlarm: r.WitnessAlarm.String()}
 		if sess := c.sessions[name]; sess != nil {
 			s.Connected = true
 		}

@@ -27,6 +27,7 @@ type aggResult struct {
 	optState []byte
 	samples  uint64
 	metrics  map[string]float64
+	nextClip float64 // site-level adaptive clipping: the next round's clip
 }
 
 func (c *Coordinator) startAggregation(ctx context.Context, j *job, r int, contributors []string) {
@@ -65,6 +66,11 @@ func (c *Coordinator) startAggregation(ctx context.Context, j *job, r int, contr
 // the running sum, never N updates, and the result does not depend on the
 // order in which updates arrived.
 func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.JobSpec, r int, contributors, decryptors []string) (aggResult, error) {
+	if siteLevel(spec) && len(contributors) < int(spec.GetMinSites()) {
+		// The sites' noise shares add up to the charged noise only from
+		// min_sites contributions on.
+		return aggResult{}, fmt.Errorf("site-level DP: %d contributions, the noise needs at least min_sites %d", len(contributors), spec.GetMinSites())
+	}
 	raw, err := c.st.readBlob(modelBlob(rec.ID, r-1))
 	if err != nil {
 		return aggResult{}, fmt.Errorf("read global model: %w", err)
@@ -83,6 +89,9 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 		res.samples += up.Samples
 		uploadBytes += up.TotalBytes
 		weights[site] = float64(up.Samples)
+		if siteLevel(spec) {
+			weights[site] = 1 // the unweighted mean: the sum's sensitivity is C only if each site counts once
+		}
 		for k, v := range up.Metrics {
 			res.metrics[k] += v * float64(up.Samples)
 		}
@@ -93,7 +102,11 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 	res.metrics["upload_bytes_per_param"] = float64(uploadBytes) / float64(len(contributors)) / float64(rec.Params)
 	switch {
 	case rec.Secure != nil:
-		meanDelta, err = c.secureMean(ctx, rec, r, decryptors)
+		var total float64
+		meanDelta, total, err = c.secureMean(ctx, rec, r, decryptors)
+		if err == nil && siteLevel(spec) {
+			err = checkSiteWeight(total, len(contributors))
+		}
 	case acfg.Robust():
 		var all [][]float32
 		for _, site := range contributors {
@@ -105,7 +118,7 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 		}
 		meanDelta, err = acfg.RobustMean(all)
 	default:
-		sum := aggregation.NewWeightedSum(len(global))
+		sum := aggregation.NewWeightedSum(updateValues(spec, len(global)))
 		scratch := make([]float32, ChunkSize/4)
 		for _, site := range contributors {
 			w := weights[site]
@@ -129,6 +142,13 @@ func (c *Coordinator) aggregate(ctx context.Context, rec *jobRecord, spec *pb.Jo
 	}
 	if err != nil {
 		return aggResult{}, err
+	}
+	if adaptiveClip(spec) && len(meanDelta) == len(global)+1 {
+		clip := rec.UpdateClip
+		if clip == 0 {
+			clip = spec.GetPrivacy().GetUpdateClip()
+		}
+		meanDelta, res.nextClip = adaptClip(spec, clip, meanDelta, len(contributors), res.metrics)
 	}
 	if len(meanDelta) != len(global) {
 		return aggResult{}, fmt.Errorf("aggregate has %d values, model has %d", len(meanDelta), len(global))
@@ -163,7 +183,7 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 	if !started.IsZero() {
 		took = c.now().Sub(started)
 	}
-	prevOpt, prevRounds := j.rec.OptState, len(j.rec.Rounds)
+	prevOpt, prevRounds, prevClip := j.rec.OptState, len(j.rec.Rounds), j.rec.UpdateClip
 	prevValidating := maps.Clone(j.rec.Validating)
 	weights := learning.EncodeWeights(res.global)
 	sum := sha256.Sum256(weights)
@@ -182,6 +202,9 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 	acts := j.m.Step(round.Event{Type: round.EvAggregated, Now: c.now(), Round: r})
 	j.rec.State = j.m.State()
 	j.rec.OptState = res.optState
+	if res.nextClip > 0 {
+		j.rec.UpdateClip = res.nextClip
+	}
 	j.rec.Rounds = append(j.rec.Rounds, roundSummary{Round: r, Participants: participants, Contributors: contributors,
 		Samples: res.samples, Metrics: res.metrics, Started: started, Seconds: took.Seconds(), Model: modelBlob(j.rec.ID, r)})
 	err = c.saveJob(j, func(tx *bolt.Tx) error {
@@ -203,7 +226,7 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 		// the round again.
 		c.log.Error("commit round; it will be aggregated again", "job", j.rec.ID, "round", r, "err", err)
 		j.m, _ = round.Restore(machineConfig(j.spec), st)
-		j.rec.State, j.rec.OptState, j.rec.Rounds = st, prevOpt, j.rec.Rounds[:prevRounds]
+		j.rec.State, j.rec.OptState, j.rec.Rounds, j.rec.UpdateClip = st, prevOpt, j.rec.Rounds[:prevRounds], prevClip
 		j.rec.Validating = prevValidating
 		return
 	}

@@ -59,6 +59,9 @@ const (
 	EvSiteDrift          = "site.drift"
 	EvRetrain            = "job.retrain"
 	EvJobApproved        = "job.approved"
+	// EvWitnessAlarm: a site refused to cosign a checkpoint because the
+	// history it was shown does not extend what it witnessed.
+	EvWitnessAlarm = "site.witness_alarm"
 )
 
 func (e *Event) proto() *pb.JobEvent {

@@ -57,6 +57,9 @@ type jobRecord struct {
 	// FoldGroup and HeldOut mark a leave-one-site-out fold (folds.go).
 	FoldGroup string `json:"fold_group,omitempty"`
 	HeldOut   string `json:"held_out,omitempty"`
+	// UpdateClip is the site-level clip of the current round under
+	// adaptive clipping (sitedp.go); 0 before the first adaptation.
+	UpdateClip float64 `json:"update_clip,omitempty"`
 }
 
 type roundSummary struct {

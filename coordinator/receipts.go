@@ -42,14 +42,15 @@ func peerKey(ctx context.Context) crypto.PublicKey {
 // exactly this upload, and a receipt on a job without DP.
 func checkReceipt(j *job, site string, pub crypto.PublicKey, h *pb.UploadHeader) error {
 	p := j.spec.GetPrivacy()
-	if p.GetLevel() != "record" {
+	level := dp.Level(p.GetLevel())
+	if level != dp.Record && level != dp.Site {
 		if len(h.PrivacyReceipt) > 0 {
 			return fmt.Errorf("this job does not use differential privacy: send no privacy receipt")
 		}
 		return nil
 	}
 	if len(h.PrivacyReceipt) == 0 {
-		return fmt.Errorf("this job uses record-level differential privacy: an update must carry the site's signed privacy receipt")
+		return fmt.Errorf("this job uses %s-level differential privacy: an update must carry the site's signed privacy receipt", level)
 	}
 	if len(h.PrivacyReceipt) > 16<<10 {
 		return fmt.Errorf("privacy receipt of %d bytes: at most 16 KiB", len(h.PrivacyReceipt))
@@ -71,10 +72,12 @@ func checkReceipt(j *job, site string, pub crypto.PublicKey, h *pb.UploadHeader)
 	if r.UploadSHA256 != hex.EncodeToString(h.Sha256) {
 		problems = append(problems, "names another upload (sha256)")
 	}
-	if r.Level != dp.Record {
-		problems = append(problems, fmt.Sprintf("is for level %s", q(string(r.Level))))
+	if r.Level != level {
+		problems = append(problems, fmt.Sprintf("is for level %s, the job's is %s", q(string(r.Level)), level))
 	}
-	if s := p.GetNoiseMultiplier(); s > 0 && math.Abs(r.NoiseMultiplier-s) > 1e-9*s {
+	if level == dp.Site {
+		problems = append(problems, siteReceiptProblems(j, r)...)
+	} else if s := p.GetNoiseMultiplier(); s > 0 && math.Abs(r.NoiseMultiplier-s) > 1e-9*s {
 		problems = append(problems, fmt.Sprintf("declares noise multiplier %g, the job's is %g", r.NoiseMultiplier, s))
 	}
 	if r.NoiseMultiplier <= 0 || r.Steps <= 0 || r.SampleRate <= 0 || r.SampleRate > 1 {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/pki"
 	"github.com/concord-fl/concord/privacy/audit"
 	"github.com/concord-fl/concord/privacy/audit/report"
@@ -107,6 +108,18 @@ func (c *Coordinator) buildReport(jobID string, by Identity, t *audit.Trust) (*r
 			Mechanism:    "Gaussian mechanism on clipped per-example gradients (DP-SGD), Poisson sampling at each site",
 			ClippingNorm: p.GetExampleClip(), NoiseMultiplier: p.GetNoiseMultiplier(), Delta: p.GetDelta(),
 			Accountant: "Rényi DP, Poisson-subsampled Gaussian (" + dp.AccountantVersion + ")", Orders: dp.DefaultOrders()}
+	}
+	if sdp, err := jobspec.SiteDPConfig(spec); err == nil && sdp != nil {
+		mech := fmt.Sprintf("Gaussian mechanism on each site's update clipped to %g, the noise shared among the sites (each adds std z·C/sqrt(%d)), "+
+			"so that the sum of at least min_sites %d updates carries noise multiplier z; unweighted mean; every site in each round (q = 1). "+
+			"The contributors of each round are listed under aggregation", sdp.Clip, sdp.MinSites, sdp.MinSites)
+		if sdp.Adaptive() {
+			mech += fmt.Sprintf("; adaptive clipping (quantile %g, learning rate %g, count noise %g): the update's share of z is %.4g",
+				sdp.Quantile, sdp.ClipLR, sdp.CountNoise, sdp.UpdateNoiseMultiplier)
+		}
+		r.Privacy = report.DP{Enabled: true, Level: report.LevelSite, Mechanism: mech, ClippingNorm: sdp.Clip,
+			NoiseMultiplier: sdp.NoiseMultiplier, SamplingRate: 1, Delta: sdp.Delta,
+			Accountant: "Rényi DP, Gaussian mechanism, q = 1 (" + dp.AccountantVersion + ")", Orders: dp.DefaultOrders()}
 	}
 	if r.Privacy.Enabled {
 		if err := c.fillReceipts(r, jobID); err != nil {
@@ -210,7 +223,7 @@ func (c *Coordinator) fillReceipts(r *report.Report, jobID string) error {
 		}
 		sb := bySite[rc.Site]
 		if sb == nil {
-			sb = &report.SiteBudget{Site: rc.Site, Level: report.LevelRecord, Budget: rc.Budget.Epsilon,
+			sb = &report.SiteBudget{Site: rc.Site, Level: report.Level(rc.Level), Budget: rc.Budget.Epsilon,
 				SpentBefore: math.Max(0, rc.EpsilonSpent-roundEps)}
 			bySite[rc.Site] = sb
 			order = append(order, rc.Site)
@@ -225,7 +238,7 @@ func (c *Coordinator) fillReceipts(r *report.Report, jobID string) error {
 			r.Privacy.SamplingRate = rc.SampleRate
 		}
 		sum := sha256.Sum256(data)
-		r.Privacy.Receipts = append(r.Privacy.Receipts, report.Receipt{Site: rc.Site, Round: rc.Round, Level: report.LevelRecord,
+		r.Privacy.Receipts = append(r.Privacy.Receipts, report.Receipt{Site: rc.Site, Round: rc.Round, Level: report.Level(rc.Level),
 			Epsilon: roundEps, Cumulative: rc.EpsilonSpent, Delta: rc.Delta, UpdateHash: rc.UploadSHA256, IssuedAt: rc.Time,
 			KeyID: "site certificate; countersigned by " + c.cfg.AuditKey.ID(), Signature: "sha256:" + hex.EncodeToString(sum[:])})
 	}

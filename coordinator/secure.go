@@ -163,7 +163,7 @@ func (c *Coordinator) loadAggregate(j *job, r int) (*he.Aggregate, error) {
 	}
 	data, err := c.st.readBlob(aggBlob(j.rec.ID, r))
 	if errors.Is(err, ErrNotFound) {
-		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), j.rec.Params)
+		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), j.updateValues())
 	}
 	if err != nil {
 		return nil, err
@@ -195,15 +195,15 @@ func (c *Coordinator) checkSecureHeader(j *job, site string, kind round.Kind, h 
 		if err != nil {
 			return err
 		}
-		if want := he.CiphertextsFor(ps, j.rec.Params); int(h.TotalChunks) != want {
-			return fmt.Errorf("an encrypted update of %d parameters is %d ciphertexts (one per chunk), not %d", j.rec.Params, want, h.TotalChunks)
+		if want := he.CiphertextsFor(ps, j.updateValues()); int(h.TotalChunks) != want {
+			return fmt.Errorf("an encrypted update of %d values is %d ciphertexts (one per chunk), not %d", j.updateValues(), want, h.TotalChunks)
 		}
 	case round.KindDecryption:
 		ps, err := s.paramSet()
 		if err != nil {
 			return err
 		}
-		if want := he.CiphertextsFor(ps, j.rec.Params); int(h.TotalChunks) != want {
+		if want := he.CiphertextsFor(ps, j.updateValues()); int(h.TotalChunks) != want {
 			return fmt.Errorf("decryption shares are one per ciphertext (%d), not %d", want, h.TotalChunks)
 		}
 	}
@@ -282,7 +282,7 @@ func (c *Coordinator) loadAggregateTx(tx *bolt.Tx, j *job, r int) (*he.Aggregate
 	}
 	var info blobInfo
 	if err := getJSON(tx, bBlobMeta, aggBlob(j.rec.ID, r), &info); errors.Is(err, ErrNotFound) {
-		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), j.rec.Params)
+		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), j.updateValues())
 	} else if err != nil {
 		return nil, err
 	}
@@ -345,37 +345,37 @@ func appendRecord(b []byte, point uint16, data []byte) []byte {
 }
 
 // secureMean combines the committee's decryption shares with round r's
-// encrypted sum and returns the weighted mean update.
-func (c *Coordinator) secureMean(_ context.Context, rec *jobRecord, r int, committee []string) ([]float32, error) {
+// encrypted sum and returns the weighted mean update and the total weight.
+func (c *Coordinator) secureMean(_ context.Context, rec *jobRecord, r int, committee []string) ([]float32, float64, error) {
 	c.mu.Lock()
 	j := c.jobs[rec.ID]
 	dec, err := c.decryption(j, r)
 	points := rec.Secure.Points
 	c.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for _, site := range committee {
 		err := c.st.eachChunk(uploadBlob(rec.ID, round.KindDecryption, r, site), 0, func(_ int, data []byte) error {
 			return dec.AddShare(points[site], data)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("decryption share of %s: %w", site, err)
+			return nil, 0, fmt.Errorf("decryption share of %s: %w", site, err)
 		}
 	}
 	res, err := dec.Result()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	mean, err := res.Mean()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]float32, len(mean))
 	for i, v := range mean {
 		out[i] = float32(v)
 	}
-	return out, nil
+	return out, res.TotalWeight, nil
 }
 
 func cloneSecure(s *secureState) *secureState {

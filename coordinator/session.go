@@ -75,6 +75,10 @@ type siteRecord struct {
 	LastFailure *siteFailure `json:"last_failure,omitempty"`
 	// Drift is the site's last drift report (retrain.go).
 	Drift *driftRecord `json:"drift,omitempty"`
+	// WitnessAlarm is the site's last refusal to cosign an audit
+	// checkpoint (witness_alarm.go); it stays until an operator resolves
+	// the cause, and the site keeps its own copy.
+	WitnessAlarm *witnessAlarm `json:"witness_alarm,omitempty"`
 }
 
 // siteFailure is a task a site reported it could not do.
@@ -210,6 +214,8 @@ func (a *agentService) Connect(stream pb.Agent_ConnectServer) error {
 				c.validationReported(site, pub, m.GetValidation())
 			case m.GetCosignature() != nil:
 				c.cosigned(sess, m.GetCosignature().SignedCheckpoint)
+			case m.GetWitnessAlarm() != nil:
+				c.witnessAlarm(site, m.GetWitnessAlarm())
 			case m.GetHealth() != nil:
 				h := m.GetHealth()
 				c.setHealth(site, h.Examples, bound(h.DataProblem, maxReasonBytes))

@@ -79,6 +79,7 @@ func (c *Coordinator) buildTaskLocked(j *job, a round.Action) (*pb.Task, error) 
 	}
 	if a.Kind == round.KindUpdate {
 		t.InputBlob = modelBlob(j.rec.ID, a.Round-1)
+		t.UpdateClip = j.roundClip()
 	}
 	if j.rec.Secure != nil {
 		if err := c.secureTaskFields(j, a, t); err != nil {

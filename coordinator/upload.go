@@ -205,8 +205,8 @@ func (c *Coordinator) checkHeader(j *job, site string, kind round.Kind, h *pb.Up
 			if h.Kind != pb.UploadKind_UPLOAD_KIND_UPDATE {
 				return errors.New("this job does not use secure aggregation: send a plaintext update")
 			}
-			if h.TotalBytes != uint64(4*j.rec.Params) {
-				return fmt.Errorf("update has %d bytes, the model has %d float32 parameters (%d bytes)", h.TotalBytes, j.rec.Params, 4*j.rec.Params)
+			if n := j.updateValues(); h.TotalBytes != uint64(4*n) {
+				return fmt.Errorf("update has %d bytes, the model has %d float32 parameters and the update %d values (%d bytes)", h.TotalBytes, j.rec.Params, n, 4*n)
 			}
 			return nil
 		}

@@ -2,13 +2,16 @@ package jobspec
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/concord-fl/concord/privacy/dp"
+	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
 // everyField sets every field of a job file to a value that is not its
@@ -25,7 +28,8 @@ round_deadline: 2m
 straggler_cutoff: 1m30s
 aggregation: {strategy: fedadam, server_lr: 0.11, beta1: 0.81, beta2: 0.91, tau: 0.012, trim_fraction: 0.21, prox_mu: 0.31}
 training: {local_epochs: 2, local_steps: 9, batch_size: 8, optimizer: sgd, learning_rate: 0.05, momentum: 0.7, augment: true, clip_norm: 4.5, class_weighting: balanced}
-privacy: {secure_aggregation: mhe, threshold: 4, he_params: n12-q60, level: record, example_clip: 0.7, epsilon: 1.5, delta: 1e-5, noise_multiplier: 1.1}
+privacy: {secure_aggregation: mhe, threshold: 4, he_params: n12-q60, level: record, example_clip: 0.7, epsilon: 1.5, delta: 1e-5, noise_multiplier: 1.1,
+  update_clip: 2.5, adaptive_clip: {quantile: 0.45, lr: 0.15, count_noise: 1.7}}
 validation_sites: [v1, v2]
 validation: {min_auc: 0.8, min_sensitivity: 0.7, at_specificity: 0.9, max_auc_regression: 0.02, max_subgroup_gap: 0.1, min_subgroup_count: 12, receipt_deadline: 90s, min_dice: 0.5, final_only: true, score_local_models: true}
 mode: federated
@@ -102,6 +106,10 @@ var wireValues = map[string]string{
 	"pipeline.normalise":                  "zscore",
 	"pipeline.denoise":                    "median:3",
 	"pipeline.contrast":                   "histeq",
+	"privacy.update_clip":                 "2.5",
+	"privacy.adaptive_clip_quantile":      "0.45",
+	"privacy.adaptive_clip_lr":            "0.15",
+	"privacy.adaptive_clip_count_noise":   "1.7",
 }
 
 // leaves walks every field of a message type, nested messages included,
@@ -174,41 +182,56 @@ func TestConversionsCarryEveryField(t *testing.T) {
 	if err != nil || dpc == nil {
 		t.Fatalf("DPConfig: %v, %v", dpc, err)
 	}
+	// The site-level settings, read as a site-level job (everyField is a
+	// record-level one; the two exclude each other).
+	asSite := proto.Clone(s).(*pb.JobSpec)
+	asSite.Privacy.Level, asSite.Privacy.Epsilon = "site", 0
+	sdp, err := SiteDPConfig(asSite)
+	if err != nil || sdp == nil {
+		t.Fatalf("SiteDPConfig: %v, %v", sdp, err)
+	}
+	if sdp.NoiseMultiplier != 1.1 || sdp.MinSites != 3 || sdp.Rounds != 7 || sdp.Delta != 1e-5 {
+		t.Errorf("SiteDPConfig: %+v", sdp)
+	}
 	carried := map[string]any{
-		"model.arch":                ms.Arch,
-		"model.channels":            ms.Channels,
-		"model.height":              ms.Height,
-		"model.width":               ms.Width,
-		"model.classes":             ms.Classes,
-		"model.base_width":          ms.BaseWidth,
-		"model.norm":                ms.Norm,
-		"aggregation.strategy":      ac.Strategy,
-		"aggregation.server_lr":     ac.ServerLR,
-		"aggregation.beta1":         ac.Beta1,
-		"aggregation.beta2":         ac.Beta2,
-		"aggregation.tau":           ac.Tau,
-		"aggregation.trim_fraction": ac.TrimFraction,
-		"aggregation.prox_mu":       ac.ProxMu,
-		"training.local_epochs":     tc.Epochs,
-		"training.local_steps":      tc.Steps,
-		"training.batch_size":       tc.BatchSize,
-		"training.optimizer":        tc.Optimizer,
-		"training.learning_rate":    tc.LR,
-		"training.momentum":         tc.Momentum,
-		"training.augment":          tc.Augment,
-		"training.class_weighting":  map[bool]string{true: "balanced", false: "none"}[tc.ClassWeights != nil],
-		"privacy.level":             map[bool]string{true: "record"}[dpc != nil],
-		"privacy.example_clip":      dpc.Clip,
-		"privacy.epsilon":           dpc.Epsilon,
-		"privacy.delta":             dpc.Delta,
-		"privacy.noise_multiplier":  dpc.NoiseMultiplier,
-		"pipeline.width":            pl.Width,
-		"pipeline.height":           pl.Height,
-		"pipeline.channels":         pl.Channels,
-		"pipeline.resample":         pl.Resample,
-		"pipeline.normalise":        pl.Normalise,
-		"pipeline.denoise":          pl.Denoise,
-		"pipeline.contrast":         pl.Contrast,
+		"model.arch":                        ms.Arch,
+		"model.channels":                    ms.Channels,
+		"model.height":                      ms.Height,
+		"model.width":                       ms.Width,
+		"model.classes":                     ms.Classes,
+		"model.base_width":                  ms.BaseWidth,
+		"model.norm":                        ms.Norm,
+		"aggregation.strategy":              ac.Strategy,
+		"aggregation.server_lr":             ac.ServerLR,
+		"aggregation.beta1":                 ac.Beta1,
+		"aggregation.beta2":                 ac.Beta2,
+		"aggregation.tau":                   ac.Tau,
+		"aggregation.trim_fraction":         ac.TrimFraction,
+		"aggregation.prox_mu":               ac.ProxMu,
+		"training.local_epochs":             tc.Epochs,
+		"training.local_steps":              tc.Steps,
+		"training.batch_size":               tc.BatchSize,
+		"training.optimizer":                tc.Optimizer,
+		"training.learning_rate":            tc.LR,
+		"training.momentum":                 tc.Momentum,
+		"training.augment":                  tc.Augment,
+		"training.class_weighting":          map[bool]string{true: "balanced", false: "none"}[tc.ClassWeights != nil],
+		"privacy.level":                     map[bool]string{true: "record"}[dpc != nil],
+		"privacy.example_clip":              dpc.Clip,
+		"privacy.epsilon":                   dpc.Epsilon,
+		"privacy.delta":                     dpc.Delta,
+		"privacy.noise_multiplier":          dpc.NoiseMultiplier,
+		"privacy.update_clip":               sdp.Clip,
+		"privacy.adaptive_clip_quantile":    sdp.Quantile,
+		"privacy.adaptive_clip_lr":          sdp.ClipLR,
+		"privacy.adaptive_clip_count_noise": sdp.CountNoise,
+		"pipeline.width":                    pl.Width,
+		"pipeline.height":                   pl.Height,
+		"pipeline.channels":                 pl.Channels,
+		"pipeline.resample":                 pl.Resample,
+		"pipeline.normalise":                pl.Normalise,
+		"pipeline.denoise":                  pl.Denoise,
+		"pipeline.contrast":                 pl.Contrast,
 	}
 	// Fields no conversion carries, and who reads them instead.
 	// The round schedule goes to the coordinator's round machine, which this
@@ -340,5 +363,54 @@ func TestDPConfig(t *testing.T) {
 	s, _ := Parse([]byte("privacy: {level: record, example_clip: 1, delta: 1e-5, epsilon: 4}\n"))
 	if _, err := DPConfig(s, 0); err == nil {
 		t.Error("DPConfig for a site without examples: no error")
+	}
+}
+
+// TestSiteDPConfig: z is the spec's or planned for the job's rounds at
+// q = 1; under adaptive clipping the update's share is split off; a task's
+// clip is taken only when the job adapts it, and only if finite and
+// positive.
+func TestSiteDPConfig(t *testing.T) {
+	s, err := Parse([]byte("rounds: 3\nmin_sites: 3\nprivacy: {level: site, update_clip: 0.5, delta: 1e-5, epsilon: 4}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := SiteDPConfig(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, err := dp.Spent(d.NoiseMultiplier, 1, 3, 1e-5)
+	if err != nil || !d.Planned || eps > 4 || eps < 3.99 || d.UpdateNoiseMultiplier != d.NoiseMultiplier || d.Adaptive() || d.ExtraValues() != 0 {
+		t.Errorf("%+v spends %v (%v)", d, eps, err)
+	}
+	if got, want := d.UpdateStd(), d.NoiseMultiplier*0.5/math.Sqrt(3); math.Abs(got-want) > 1e-12 {
+		t.Errorf("site noise std %v, want z·C/sqrt(m) = %v", got, want)
+	}
+	if _, err := d.WithClip(0.7); err == nil {
+		t.Error("a fixed-clip job took another clip from the task")
+	}
+	if c, err := d.WithClip(0); err != nil || c.Clip != 0.5 {
+		t.Errorf("no clip in the task: %v, %v", c.Clip, err)
+	}
+
+	s, err = Parse([]byte("rounds: 3\nmin_sites: 20\nprivacy: {level: site, update_clip: 0.5, delta: 1e-5, noise_multiplier: 1, adaptive_clip: {quantile: 0.5}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = SiteDPConfig(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The defaults: lr 0.2, count noise min_sites/20 = 1.
+	if d.ClipLR != 0.2 || d.CountNoise != 1 || d.ExtraValues() != 1 || math.Abs(d.UpdateNoiseMultiplier-1/math.Sqrt(0.75)) > 1e-12 {
+		t.Errorf("adaptive: %+v", d)
+	}
+	for _, c := range []float64{math.NaN(), math.Inf(1), -1, 2e6} {
+		if _, err := d.WithClip(c); err == nil {
+			t.Errorf("clip %v taken", c)
+		}
+	}
+	if c, err := d.WithClip(0.8); err != nil || c.Clip != 0.8 {
+		t.Errorf("adapted clip 0.8: %v, %v", c.Clip, err)
 	}
 }

@@ -36,7 +36,9 @@ func (f *File) spec() *pb.JobSpec {
 			Optimizer: t.Optimizer, LearningRate: t.LearningRate, Momentum: t.Momentum, Augment: t.Augment,
 			ClipNorm: t.ClipNorm, ClassWeighting: t.ClassWeighting},
 		Privacy: &pb.PrivacySpec{SecureAggregation: p.SecureAggregation, Threshold: p.Threshold, HeParams: p.HEParams,
-			Epsilon: p.Epsilon, Delta: p.Delta, NoiseMultiplier: p.NoiseMultiplier, Level: p.Level, ExampleClip: p.ExampleClip},
+			Epsilon: p.Epsilon, Delta: p.Delta, NoiseMultiplier: p.NoiseMultiplier, Level: p.Level, ExampleClip: p.ExampleClip,
+			UpdateClip: p.UpdateClip, AdaptiveClipQuantile: p.AdaptiveClip.Quantile, AdaptiveClipLr: p.AdaptiveClip.LR,
+			AdaptiveClipCountNoise: p.AdaptiveClip.CountNoise},
 		ValidationSites: f.ValidationSites,
 		Validation: &pb.ValidationSpec{MinAuc: f.Validation.MinAUC, MinSensitivity: f.Validation.MinSensitivity,
 			AtSpecificity: f.Validation.AtSpecificity, MaxAucRegression: f.Validation.MaxAUCRegression,
@@ -180,4 +182,98 @@ func DPConfig(s *pb.JobSpec, examples int) (*RecordDP, error) {
 func AssessOptions(s *pb.JobSpec) evaluation.AssessOptions {
 	v := s.GetValidation()
 	return evaluation.AssessOptions{AtSpecificity: v.GetAtSpecificity(), MinSubgroup: int(v.GetMinSubgroupCount())}
+}
+
+// SiteDP is a job's site-level differential privacy on the updates
+// (privacy/dp doc, "Site level"): each site clips its update to Clip and
+// adds its share of the noise, and the aggregate is the unweighted mean.
+type SiteDP struct {
+	Clip            float64 // C of the round: privacy.update_clip, or the coordinator's adapted clip (WithClip)
+	NoiseMultiplier float64 // z of one round: privacy.noise_multiplier, or planned from Epsilon over Rounds
+	Planned         bool    // NoiseMultiplier was planned from Epsilon
+	Epsilon         float64 // privacy.epsilon: the whole job's target; 0 when the noise is given
+	Delta           float64 // privacy.delta
+	MinSites        int     // m: the fewest contributions a round aggregates
+	Rounds          int
+	// Adaptive clipping (Quantile 0: off): the target quantile γ, the
+	// clip's learning rate η and the count's noise σ_b.
+	Quantile, ClipLR, CountNoise float64
+	// UpdateNoiseMultiplier is the update's share of z: z itself, or
+	// (z⁻² − (2σ_b)⁻²)^(−1/2) with adaptive clipping.
+	UpdateNoiseMultiplier float64
+}
+
+// Adaptive reports whether the clip adapts (privacy.adaptive_clip).
+func (d SiteDP) Adaptive() bool { return d.Quantile > 0 }
+
+// Gaussian is the mechanism of one round, as the accountant charges it.
+func (d SiteDP) Gaussian() dp.Gaussian { return dp.SiteRound(d.NoiseMultiplier) }
+
+// UpdateStd is the standard deviation of one site's noise per coordinate
+// of its clipped update.
+func (d SiteDP) UpdateStd() float64 {
+	return dp.SiteNoiseStd(d.UpdateNoiseMultiplier, d.Clip, d.MinSites)
+}
+
+// CountStd is the standard deviation of one site's noise on its centred
+// count bit: the count's sum carries at least σ_b.
+func (d SiteDP) CountStd() float64 { return dp.SiteNoiseStd(d.CountNoise, 1, d.MinSites) }
+
+// ExtraValues is the number of values appended to each site's update: one
+// for the count bit under adaptive clipping, none otherwise.
+func (d SiteDP) ExtraValues() int {
+	if d.Adaptive() {
+		return 1
+	}
+	return 0
+}
+
+// WithClip returns d with the round's clip c, which the coordinator sent
+// with the task (0: keep the spec's). A clip that is not a positive finite
+// number is refused: it would void the sensitivity bound.
+func (d SiteDP) WithClip(c float64) (SiteDP, error) {
+	switch {
+	case c == 0:
+		return d, nil
+	case !(c > 0) || math.IsInf(c, 0) || c > maxUpdateClip:
+		return d, fmt.Errorf("site-level DP: the task's update clip %v is not a positive finite number at most %g", c, float64(maxUpdateClip))
+	case !d.Adaptive() && c != d.Clip:
+		return d, fmt.Errorf("site-level DP: the task's update clip %v differs from the job's %v, and the job does not adapt its clip", c, d.Clip)
+	}
+	d.Clip = c
+	return d, nil
+}
+
+// SiteDPConfig converts the spec's site-level differential privacy, after
+// Defaults and Validate; nil when privacy.level is not site. With
+// privacy.epsilon and no noise multiplier it plans z (dp.PlanSite) so that
+// the job's rounds spend at most epsilon at delta: every site and the
+// coordinator compute the same z from the same spec.
+func SiteDPConfig(s *pb.JobSpec) (*SiteDP, error) {
+	p := s.GetPrivacy()
+	if p.GetLevel() != levelSite {
+		return nil, nil
+	}
+	d := &SiteDP{Clip: p.GetUpdateClip(), NoiseMultiplier: p.GetNoiseMultiplier(), Epsilon: p.GetEpsilon(), Delta: p.GetDelta(),
+		MinSites: int(s.GetMinSites()), Rounds: int(s.GetRounds()), Quantile: p.GetAdaptiveClipQuantile(), ClipLR: p.GetAdaptiveClipLr(),
+		CountNoise: p.GetAdaptiveClipCountNoise()}
+	if d.MinSites < 1 || d.Rounds < 1 || !(d.Clip > 0) {
+		return nil, fmt.Errorf("site-level DP: min_sites %d, rounds %d, update_clip %v: validate the spec first", d.MinSites, d.Rounds, d.Clip)
+	}
+	if d.NoiseMultiplier == 0 {
+		z, err := dp.PlanSite(d.Epsilon, d.Delta, d.Rounds)
+		if err != nil {
+			return nil, fmt.Errorf("site-level DP: plan the noise for epsilon %g over %d rounds: %w", d.Epsilon, d.Rounds, err)
+		}
+		d.NoiseMultiplier, d.Planned = z, true
+	}
+	d.UpdateNoiseMultiplier = d.NoiseMultiplier
+	if d.Adaptive() {
+		zu, err := dp.AdaptiveSplit(d.NoiseMultiplier, d.CountNoise)
+		if err != nil {
+			return nil, fmt.Errorf("site-level DP with adaptive clipping: %w", err)
+		}
+		d.UpdateNoiseMultiplier = zu
+	}
+	return d, nil
 }

@@ -85,6 +85,12 @@ type File struct {
 		Epsilon           float64 `yaml:"epsilon"`
 		Delta             float64 `yaml:"delta"`
 		NoiseMultiplier   float64 `yaml:"noise_multiplier"`
+		UpdateClip        float64 `yaml:"update_clip"`
+		AdaptiveClip      struct {
+			Quantile   float64 `yaml:"quantile"`
+			LR         float64 `yaml:"lr"`
+			CountNoise float64 `yaml:"count_noise"`
+		} `yaml:"adaptive_clip"`
 	} `yaml:"privacy"`
 	ValidationSites []string `yaml:"validation_sites"`
 	Validation      struct {
@@ -212,6 +218,16 @@ func Defaults(s *pb.JobSpec) {
 		s.Privacy = &pb.PrivacySpec{}
 	}
 	s.Privacy.SecureAggregation = orDefault(s.Privacy.SecureAggregation, "mhe")
+	if pr := s.Privacy; pr.AdaptiveClipQuantile != 0 {
+		// Andrew et al.'s defaults: clip learning rate 0.2, count noise
+		// expected sites / 20.
+		if pr.AdaptiveClipLr == 0 {
+			pr.AdaptiveClipLr = 0.2
+		}
+		if pr.AdaptiveClipCountNoise == 0 {
+			pr.AdaptiveClipCountNoise = float64(s.MinSites) / 20
+		}
+	}
 	if s.Pipeline == nil {
 		s.Pipeline = &pb.PipelineSpec{}
 	}

@@ -82,8 +82,10 @@ func TestParseErrors(t *testing.T) {
 		{"privacy: {level: record, example_clip: 1, delta: 1e-5, epsilon: .inf}\n", "privacy.epsilon is +Inf: it must be a finite number in (0, 100]"},
 		{"privacy: {level: record, example_clip: 1, delta: .nan, epsilon: 1}\n", "privacy.delta is NaN: it must be a finite number in (0, 0.001]"},
 		{"privacy: {noise_multiplier: 1.1}\n", "privacy.noise_multiplier is 1.1 but privacy.level"},
-		{"privacy: {level: Record}\n", `privacy.level is "Record": use record (DP-SGD at every site) or none`},
+		{"privacy: {level: Record}\n", `privacy.level is "Record": use record (DP-SGD at every site), site (noise on each site's update) or none`},
 		{"aggregation: {strategy: fedadam, server_lr: .nan}\n", "aggregation.server_lr is NaN"},
+		{"privacy: {level: site, update_clip: 1, delta: 1e-5, epsilon: 2, adaptive_clip: {quantile: 0.5, lr: .inf}}\n", "privacy.adaptive_clip.lr is +Inf"},
+		{"privacy: {level: site, update_clip: 1, delta: 1e-5, epsilon: 2, adaptive_clip: {quantil: 0.5}}\n", "quantil"},
 		{"aggregation: {strategy: trimmed-mean, trim_fraction: .inf}\nprivacy: {secure_aggregation: none}\n", "aggregation.trim_fraction is +Inf"},
 	}
 	for _, c := range cases {

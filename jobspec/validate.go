@@ -12,7 +12,6 @@ import (
 	"github.com/concord-fl/concord/aggregation"
 	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/pki"
-	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -336,7 +335,7 @@ func (v *validator) training(s *pb.JobSpec) {
 
 func (v *validator) privacy(s *pb.JobSpec) {
 	p := s.Privacy
-	v.recordDP(p)
+	v.dp(s)
 	if !v.oneOf("privacy.secure_aggregation", p.SecureAggregation, "mhe", "none") {
 		return
 	}
@@ -363,56 +362,6 @@ func (v *validator) privacy(s *pb.JobSpec) {
 		// The coordinator looks the name up among the parameter sets it has.
 		v.bad("privacy.he_params is %s: a parameter set name such as n12-q60 (lower-case letters, digits and '-', at most %d bytes)",
 			quote(p.HeParams), maxTokenBytes)
-	}
-}
-
-// Bounds of the differential privacy settings: a delta above 1e-3 is no
-// guarantee for a data set of a few thousand records, and a noise
-// multiplier or epsilon beyond 100 is a typo rather than a choice.
-const (
-	maxDPDelta      = 1e-3
-	maxDPNoise      = 100
-	maxDPEpsilon    = 100
-	maxExampleClip  = 1e6
-	levelRecord     = string(dp.Record)
-	dpFieldsPattern = "privacy.example_clip/epsilon/delta/noise_multiplier"
-)
-
-// recordDP checks the differential privacy settings: with level record,
-// example_clip and delta, and exactly one of noise_multiplier (the noise)
-// and epsilon (the whole job's target, from which each site plans the
-// noise); with DP off, none of them.
-func (v *validator) recordDP(p *pb.PrivacySpec) {
-	fields := []struct {
-		field string
-		x     float64
-	}{{"privacy.example_clip", p.ExampleClip}, {"privacy.epsilon", p.Epsilon}, {"privacy.delta", p.Delta}, {"privacy.noise_multiplier", p.NoiseMultiplier}}
-	switch p.Level {
-	case "", "none":
-		for _, f := range fields {
-			if f.x != 0 {
-				v.bad("%s is %v but privacy.level is %s (differential privacy off): set privacy.level: record to train with DP-SGD, or remove %s",
-					f.field, f.x, quote(p.Level), dpFieldsPattern)
-			}
-		}
-		return
-	case levelRecord:
-	default:
-		v.bad("privacy.level is %s: use record (DP-SGD at every site) or none", quote(p.Level))
-		return
-	}
-	v.floatIn("privacy.example_clip", p.ExampleClip, span{lo: 0, hi: maxExampleClip, loOpen: true})
-	v.floatIn("privacy.delta", p.Delta, span{lo: 0, hi: maxDPDelta, loOpen: true})
-	switch {
-	case p.NoiseMultiplier != 0 && p.Epsilon != 0:
-		v.bad("privacy.noise_multiplier is %v and privacy.epsilon is %v: set one of them (noise_multiplier fixes the noise; epsilon makes each site plan the noise that spends it over the whole job)",
-			p.NoiseMultiplier, p.Epsilon)
-	case p.NoiseMultiplier != 0:
-		v.floatIn("privacy.noise_multiplier", p.NoiseMultiplier, span{lo: 0, hi: maxDPNoise, loOpen: true})
-	case p.Epsilon != 0:
-		v.floatIn("privacy.epsilon", p.Epsilon, span{lo: 0, hi: maxDPEpsilon, loOpen: true})
-	default:
-		v.bad("privacy.level is record but neither privacy.noise_multiplier nor privacy.epsilon is set: set the noise, or the epsilon the job may spend")
 	}
 }
 

@@ -108,11 +108,38 @@ func TestValidateFields(t *testing.T) {
 		{"clip norm negative", func(s *pb.JobSpec) { s.Training.ClipNorm = -1 }, "training.clip_norm is -1"},
 		{"class weighting", func(s *pb.JobSpec) { s.Training.ClassWeighting = "inverse" }, `training.class_weighting is "inverse"`},
 		{"epsilon without a level", func(s *pb.JobSpec) { s.Privacy.Epsilon = 8 }, `privacy.epsilon is 8 but privacy.level is "" (differential privacy off): ` +
-			"set privacy.level: record to train with DP-SGD, or remove privacy.example_clip/epsilon/delta/noise_multiplier"},
+			"set privacy.level: record (DP-SGD at every site) or site (noise on each site's update), or remove privacy.example_clip/update_clip/adaptive_clip/epsilon/delta/noise_multiplier"},
 		{"example clip with level none", func(s *pb.JobSpec) { s.Privacy.Level, s.Privacy.ExampleClip = "none", 1 }, `privacy.example_clip is 1 but privacy.level is "none"`},
 		{"delta NaN without a level", func(s *pb.JobSpec) { s.Privacy.Delta = nan }, "privacy.delta is NaN but privacy.level"},
 		{"noise multiplier without a level", func(s *pb.JobSpec) { s.Privacy.NoiseMultiplier = -1 }, "privacy.noise_multiplier is -1 but privacy.level"},
-		{"level", func(s *pb.JobSpec) { s.Privacy.Level = "site" }, `privacy.level is "site": use record (DP-SGD at every site) or none`},
+		{"level", func(s *pb.JobSpec) { s.Privacy.Level = "sites" }, `privacy.level is "sites": use record (DP-SGD at every site), site (noise on each site's update) or none`},
+		{"update clip without a level", func(s *pb.JobSpec) { s.Privacy.UpdateClip = 1 }, "privacy.update_clip is 1 but privacy.level"},
+		{"quantile without a level", func(s *pb.JobSpec) { s.Privacy.AdaptiveClipQuantile = 0.5 }, "privacy.adaptive_clip.quantile is 0.5 but privacy.level"},
+		{"update clip with record", func(s *pb.JobSpec) { recordDP(s); s.Privacy.UpdateClip = 1 }, "privacy.update_clip is 1 but privacy.level is record"},
+		{"example clip with site", func(s *pb.JobSpec) { siteDP(s); s.Privacy.ExampleClip = 1 }, "privacy.example_clip is 1 but privacy.level is site"},
+		{"site without clip", func(s *pb.JobSpec) { siteDP(s); s.Privacy.UpdateClip = 0 }, "privacy.update_clip is 0: it must be a finite number in (0, 1e+06]"},
+		{"site clip NaN", func(s *pb.JobSpec) { siteDP(s); s.Privacy.UpdateClip = nan }, "privacy.update_clip is NaN"},
+		{"site without delta", func(s *pb.JobSpec) { siteDP(s); s.Privacy.Delta = 0 }, "privacy.delta is 0"},
+		{"site without noise", func(s *pb.JobSpec) { siteDP(s); s.Privacy.Epsilon = 0 }, "privacy.level is site but neither privacy.noise_multiplier nor privacy.epsilon"},
+		{"site with median", func(s *pb.JobSpec) {
+			siteDP(s)
+			s.Privacy.SecureAggregation, s.Aggregation.Strategy = "none", "median"
+		}, `aggregation.strategy "median" with privacy.level site`},
+		{"site with trimmed mean", func(s *pb.JobSpec) {
+			siteDP(s)
+			s.Privacy.SecureAggregation, s.Aggregation.Strategy, s.Aggregation.TrimFraction = "none", "trimmed-mean", 0.2
+		}, `aggregation.strategy "trimmed-mean" with privacy.level site`},
+		{"adaptive lr without quantile", func(s *pb.JobSpec) { siteDP(s); s.Privacy.AdaptiveClipLr = 0.2 }, "privacy.adaptive_clip.quantile is not"},
+		{"adaptive quantile 1", func(s *pb.JobSpec) { adaptiveDP(s); s.Privacy.AdaptiveClipQuantile = 1 }, "privacy.adaptive_clip.quantile is 1: it must be a finite number in (0, 1)"},
+		{"adaptive lr negative", func(s *pb.JobSpec) { adaptiveDP(s); s.Privacy.AdaptiveClipLr = -0.2 }, "privacy.adaptive_clip.lr is -0.2"},
+		{"adaptive count noise too small", func(s *pb.JobSpec) {
+			adaptiveDP(s)
+			s.Privacy.Epsilon, s.Privacy.NoiseMultiplier, s.Privacy.AdaptiveClipCountNoise = 0, 1, 0.5
+		}, "privacy.adaptive_clip.count_noise 0.5 leaves no noise for the update: the count's noise must exceed half the round's noise multiplier 1"},
+		{"adaptive count noise too small for the planned noise", func(s *pb.JobSpec) {
+			adaptiveDP(s)
+			s.Privacy.AdaptiveClipCountNoise = 0.1
+		}, "privacy.adaptive_clip.count_noise 0.1 leaves no noise for the update"},
 		{"record without clip", func(s *pb.JobSpec) { recordDP(s); s.Privacy.ExampleClip = 0 }, "privacy.example_clip is 0: it must be a finite number in (0, 1e+06]"},
 		{"record clip NaN", func(s *pb.JobSpec) { recordDP(s); s.Privacy.ExampleClip = nan }, "privacy.example_clip is NaN"},
 		{"record clip Inf", func(s *pb.JobSpec) { recordDP(s); s.Privacy.ExampleClip = inf }, "privacy.example_clip is +Inf"},
@@ -167,6 +194,17 @@ func recordDP(s *pb.JobSpec) {
 	s.Privacy.Level, s.Privacy.ExampleClip, s.Privacy.Delta, s.Privacy.Epsilon = "record", 1, 1e-5, 2
 }
 
+// siteDP turns on site-level DP with a target epsilon of 2.
+func siteDP(s *pb.JobSpec) {
+	s.Privacy.Level, s.Privacy.UpdateClip, s.Privacy.Delta, s.Privacy.Epsilon = "site", 1, 1e-5, 2
+}
+
+// adaptiveDP turns on site-level DP with adaptive clipping.
+func adaptiveDP(s *pb.JobSpec) {
+	siteDP(s)
+	s.Privacy.AdaptiveClipQuantile, s.Privacy.AdaptiveClipLr, s.Privacy.AdaptiveClipCountNoise = 0.5, 0.2, 5
+}
+
 // TestValidateRecordDP: the accepted forms of record-level DP.
 func TestValidateRecordDP(t *testing.T) {
 	cases := []struct {
@@ -178,6 +216,13 @@ func TestValidateRecordDP(t *testing.T) {
 		{"largest delta and epsilon", func(s *pb.JobSpec) { recordDP(s); s.Privacy.Delta, s.Privacy.Epsilon = 1e-3, 100 }},
 		{"without secure aggregation", func(s *pb.JobSpec) { recordDP(s); s.Privacy.SecureAggregation = "none" }},
 		{"level none, nothing else", func(s *pb.JobSpec) { s.Privacy.Level = "none" }},
+		{"site, epsilon", siteDP},
+		{"site, noise multiplier, plaintext fedprox", func(s *pb.JobSpec) {
+			siteDP(s)
+			s.Privacy.Epsilon, s.Privacy.NoiseMultiplier, s.Privacy.SecureAggregation = 0, 1, "none"
+			s.Aggregation.Strategy, s.Aggregation.ProxMu = "fedprox", 0.01
+		}},
+		{"site, adaptive clipping", adaptiveDP},
 	}
 	for _, c := range cases {
 		s := valid(t)

@@ -53,7 +53,7 @@ func writeAudit(ctx context.Context, fed *Federation, out, jobID string, sum *Su
 		}
 		for _, sb := range r.Privacy.Sites {
 			if n := len(sb.Rounds); n > 0 && sb.Rounds[n-1].Cumulative > sum.Epsilon {
-				sum.Epsilon, sum.Delta = sb.Rounds[n-1].Cumulative, r.Privacy.Delta
+				sum.Epsilon, sum.Delta, sum.DPLevel = sb.Rounds[n-1].Cumulative, r.Privacy.Delta, string(r.Privacy.Level)
 			}
 		}
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {

@@ -51,6 +51,12 @@ type Config struct {
 	// GateMinAUC > 0 makes publication require this validation AUC at
 	// every validation site.
 	GateMinAUC float64
+	// DPLevel is "record" (the default: DP-SGD as above) or "site": each
+	// site clips its update to DPClip and adds its share of the noise that
+	// spends DPEpsilon over the job; DPAdaptiveQuantile > 0 adapts that
+	// clip (DPClip is then the first round's).
+	DPLevel            string
+	DPAdaptiveQuantile float64
 	// Progress receives one line per round; nil discards.
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -80,10 +86,11 @@ type Summary struct {
 	SiteExamples      map[string]int     `json:"site_examples"`
 	SitePositiveRate  map[string]float64 `json:"site_positive_rate"`
 	Files             []string           `json:"files,omitempty"`
-	// Epsilon and Delta are the largest cumulative record-level spend of
-	// any site (0 and 0 without differential privacy).
+	// Epsilon and Delta are the largest cumulative spend of any site (0
+	// and 0 without differential privacy), at DPLevel (record or site).
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
+	DPLevel string  `json:"dp_level,omitempty"`
 	// AuditVerified says the job's exported audit bundle verified offline
 	// with its witnesses' cosignatures (audit/ holds it and the reports).
 	AuditVerified bool `json:"audit_verified"`
@@ -168,6 +175,9 @@ func (c *Config) defaults() {
 	if c.DPDelta <= 0 {
 		c.DPDelta = 1e-5
 	}
+	if c.DPLevel == "" {
+		c.DPLevel = string(dp.Record)
+	}
 	if c.DPClip <= 0 {
 		c.DPClip = 1
 	}
@@ -196,6 +206,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, fmt.Errorf("%d validation sites of %d: at least one site must train", cfg.ValidationSites, cfg.Sites)
 	}
 	start := time.Now()
+	if cfg.DPLevel != string(dp.Record) && cfg.DPLevel != string(dp.Site) {
+		return Summary{}, fmt.Errorf("DP level %q: use record or site", cfg.DPLevel)
+	}
 	if cfg.Out == "" {
 		return Summary{}, errors.New("no output directory")
 	}
@@ -225,7 +238,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	defer fed.Close()
 	for i, name := range sd.names {
 		o := SiteOptions{Data: sd.data[i]}
-		if cfg.DPEpsilon > 0 {
+		switch {
+		case cfg.DPEpsilon > 0 && cfg.DPLevel == string(dp.Site):
+			o.Privacy = siteagent.PrivacyPolicy{SiteBudget: &dp.Budget{Level: dp.Site, Epsilon: cfg.DPEpsilon, Delta: cfg.DPDelta}}
+		case cfg.DPEpsilon > 0:
 			o.Privacy = siteagent.PrivacyPolicy{Budget: &dp.Budget{Level: dp.Record, Epsilon: cfg.DPEpsilon, Delta: cfg.DPDelta}}
 		}
 		if err := fed.AddSite(name, o); err != nil {
@@ -254,7 +270,19 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.GateMinAUC > 0 {
 		spec.Validation = &pb.ValidationSpec{MinAuc: cfg.GateMinAUC}
 	}
-	if cfg.DPEpsilon > 0 {
+	switch {
+	case cfg.DPEpsilon > 0 && cfg.DPLevel == string(dp.Site):
+		spec.Privacy.Level, spec.Privacy.Epsilon, spec.Privacy.Delta, spec.Privacy.UpdateClip = "site", cfg.DPEpsilon, cfg.DPDelta, cfg.DPClip
+		if q := cfg.DPAdaptiveQuantile; q > 0 {
+			// The count's noise must exceed half the round's z (dp.AdaptiveSplit);
+			// the paper's sites/20 is for hundreds of sites, not a handful.
+			z, err := dp.PlanSite(cfg.DPEpsilon, cfg.DPDelta, cfg.Rounds)
+			if err != nil {
+				return Summary{}, err
+			}
+			spec.Privacy.AdaptiveClipQuantile, spec.Privacy.AdaptiveClipCountNoise = q, max(float64(spec.MinSites)/20, z)
+		}
+	case cfg.DPEpsilon > 0:
 		spec.Privacy.Level, spec.Privacy.Epsilon, spec.Privacy.Delta, spec.Privacy.ExampleClip = "record", cfg.DPEpsilon, cfg.DPDelta, cfg.DPClip
 	}
 	if cfg.SecureAggregation == "mhe" && cfg.Threshold > 0 {

@@ -68,7 +68,7 @@ func waitEvent(t *testing.T, ctx context.Context, f *Federation, jobID, kind, wa
 		if err != nil {
 			t.Fatal(err)
 		}
-			for _, e := range resp.Events {
+		for _, e := range resp.Events {
 			if e.Kind == kind && strings.Contains(e.Detail, want) {
 				return true
 			}

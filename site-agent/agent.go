@@ -143,7 +143,8 @@ type Agent struct {
 	healthKnown   bool
 	healthChanged chan struct{}
 
-	ledger *dp.Ledger // record level; nil without a budget. Used by the worker only.
+	ledger     *dp.Ledger // record level; nil without a budget. Used by the worker only.
+	siteLedger *dp.Ledger // site level; nil without a site budget. Used by the worker only.
 
 	drift *driftLoop
 }
@@ -321,6 +322,13 @@ func (a *Agent) session(ctx context.Context) error {
 	}
 	sendErr := make(chan error, 1)
 	cosigs := make(chan []byte, 1)
+	// Alarms of an earlier session go out first; the site keeps them
+	// until they are sent.
+	pending := a.unsentAlarms()
+	alarms := make(chan *pb.WitnessAlarm, len(pending)+1)
+	for _, al := range pending {
+		alarms <- al
+	}
 	go func() {
 		t := time.NewTicker(hb)
 		defer t.Stop()
@@ -350,10 +358,15 @@ func (a *Agent) session(ctx context.Context) error {
 				m = &pb.AgentMessage{Msg: &pb.AgentMessage_Cosignature{Cosignature: &pb.Cosignature{SignedCheckpoint: line}}}
 			case <-a.drift.ready:
 				m = driftMessage(a.drift.latest())
+			case al := <-alarms:
+				m = &pb.AgentMessage{Msg: &pb.AgentMessage_WitnessAlarm{WitnessAlarm: al}}
 			}
 			if err := stream.Send(m); err != nil {
 				sendErr <- err
 				return
+			}
+			if al := m.GetWitnessAlarm(); al != nil {
+				a.markAlarmSent(al.Checkpoint)
 			}
 		}
 	}()
@@ -377,6 +390,9 @@ func (a *Agent) session(ctx context.Context) error {
 			a.cancelJob(msg.Cancel.JobId, msg.Cancel.Reason)
 		case *pb.CoordinatorMessage_Checkpoint:
 			line, err := a.checkpoint(msg.Checkpoint)
+			if err != nil && a.raiseAlarm(err, msg.Checkpoint, alarms) {
+				continue
+			}
 			if err != nil {
 				a.log.Error("audit checkpoint not cosigned: the coordinator's audit history may have been truncated, rewritten or forked; tell the consortium",
 					"err", bounded(err.Error(), maxDetail))

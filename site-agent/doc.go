@@ -70,7 +70,20 @@
 //  5. sends the receipt in the upload header and keeps the countersigned
 //     receipt the coordinator returns (a list per job in its state).
 //
-// ReadPrivacy reads the ledger and receipts offline (site-agent privacy).
+// With a SiteBudget the agent also takes jobs whose privacy.level is site
+// (sitedp.go): it checks the rest of the job against its site-level
+// ledger, clips its update to the round's clip (the spec's, or the one
+// the coordinator adapted and sent with the task, refused unless positive
+// and finite), adds its share of the noise and, with adaptive clipping,
+// appends its noisy count bit, encrypts with weight 1, sends no metric,
+// and charges and signs as in steps 4 and 5, at level site. RequireDP
+// refuses site-level jobs too: they do not protect each record.
+//
+// ReadPrivacy reads the ledgers, receipts and witness alarms offline
+// (site-agent privacy). A witness alarm (alarm.go) is an audit checkpoint
+// the agent refused to cosign because the coordinator's history does not
+// extend what it witnessed; the agent keeps it and sends it to the
+// coordinator.
 //
 // # Validation
 //

@@ -28,6 +28,11 @@ type PrivacyPolicy struct {
 	Budget *dp.Budget
 	// RequireDP refuses every job that does not train with record-level DP.
 	RequireDP bool
+	// SiteBudget is the site-level (ε, δ) the site agrees to spend on
+	// jobs with privacy.level site (noise on its updates). Nil: the agent
+	// takes no site-level job. It is a separate promise from Budget and
+	// its ledger is kept apart (dp.Level).
+	SiteBudget *dp.Budget
 }
 
 // Bounds of a site's budget: beyond them a budget promises nothing.
@@ -38,29 +43,48 @@ const (
 
 // Validate reports a policy the agent cannot enforce.
 func (p PrivacyPolicy) Validate() error {
-	if p.Budget == nil {
-		if p.RequireDP {
-			return errors.New("privacy.require_dp is set but privacy.budget is not: the agent would refuse every job; set a budget (epsilon, delta)")
-		}
-		return nil
+	if p.Budget == nil && p.RequireDP {
+		return errors.New("privacy.require_dp is set but privacy.budget is not: the agent would refuse every job; set a budget (epsilon, delta)")
 	}
-	b := p.Budget
+	return errors.Join(checkBudget("privacy.budget", p.Budget, dp.Record), checkBudget("privacy.site_budget", p.SiteBudget, dp.Site))
+}
+
+func checkBudget(field string, b *dp.Budget, level dp.Level) error {
 	switch {
-	case b.Level != dp.Record:
-		return fmt.Errorf("privacy.budget is for level %q: the agent enforces a record-level budget", b.Level)
+	case b == nil:
+		return nil
+	case b.Level != level:
+		return fmt.Errorf("%s is for level %q: it holds the %s-level budget", field, b.Level, level)
 	case !(b.Epsilon > 0 && b.Epsilon <= maxBudgetEpsilon):
-		return fmt.Errorf("privacy.budget.epsilon is %v: a finite number in (0, %d]", b.Epsilon, maxBudgetEpsilon)
+		return fmt.Errorf("%s.epsilon is %v: a finite number in (0, %d]", field, b.Epsilon, maxBudgetEpsilon)
 	case !(b.Delta > 0 && b.Delta <= maxBudgetDelta):
-		return fmt.Errorf("privacy.budget.delta is %v: a finite number in (0, %g]", b.Delta, maxBudgetDelta)
+		return fmt.Errorf("%s.delta is %v: a finite number in (0, %g]", field, b.Delta, maxBudgetDelta)
 	}
 	return nil
 }
 
 var (
-	bPrivacy  = []byte("privacy")
-	bReceipts = []byte("receipts")
-	keyLedger = []byte("ledger/record")
+	bPrivacy      = []byte("privacy")
+	bReceipts     = []byte("receipts")
+	keyLedger     = []byte("ledger/record")
+	keySiteLedger = []byte("ledger/site")
 )
+
+// ledgerKey is where the ledger of a level is stored.
+func ledgerKey(level dp.Level) []byte {
+	if level == dp.Site {
+		return keySiteLedger
+	}
+	return keyLedger
+}
+
+// ledgerOf is the agent's ledger of a level; nil without that budget.
+func (a *Agent) ledgerOf(level dp.Level) *dp.Ledger {
+	if level == dp.Site {
+		return a.siteLedger
+	}
+	return a.ledger
+}
 
 // StoredReceipt is one release's receipt as the agent keeps it: the one it
 // signed and, once the coordinator returned it, the countersigned one.
@@ -71,49 +95,56 @@ type StoredReceipt struct {
 	Countersigned []byte `json:"countersigned,omitempty"`
 }
 
-// loadLedger reads the stored record-level ledger and puts it under the
-// configured budget: the entries stay, the budget is the hospital's
-// current one. It returns nil without a configured budget.
+// loadLedger reads the stored ledgers of both levels and puts each under
+// its configured budget: the entries stay, the budget is the hospital's
+// current one. A level without a configured budget has no ledger.
 func (a *Agent) loadLedger() error {
-	b := a.cfg.Privacy.Budget
+	var err error
+	if a.ledger, err = a.loadLedgerOf(a.cfg.Privacy.Budget, keyLedger); err != nil {
+		return err
+	}
+	a.siteLedger, err = a.loadLedgerOf(a.cfg.Privacy.SiteBudget, keySiteLedger)
+	return err
+}
+
+func (a *Agent) loadLedgerOf(b *dp.Budget, key []byte) (*dp.Ledger, error) {
 	if b == nil {
-		return nil
+		return nil, nil
 	}
 	l, err := dp.NewLedger(*b)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var stored []byte
 	if err := a.st.db.View(func(tx *bolt.Tx) error {
-		stored = bytes.Clone(tx.Bucket(bPrivacy).Get(keyLedger))
+		stored = bytes.Clone(tx.Bucket(bPrivacy).Get(key))
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if stored != nil {
 		var old dp.Ledger
 		if err := old.UnmarshalJSON(stored); err != nil {
-			return fmt.Errorf("the privacy ledger in the agent's state: %w (restore agent.db from a backup; do not delete it: the ledger is what this site has spent)", err)
+			return nil, fmt.Errorf("the privacy ledger in the agent's state: %w (restore agent.db from a backup; do not delete it: the ledger is what this site has spent)", err)
 		}
 		for _, e := range old.Entries() {
 			if err := l.Charge(e); err != nil {
-				return fmt.Errorf("the privacy ledger in the agent's state: %w", err)
+				return nil, fmt.Errorf("the privacy ledger in the agent's state: %w", err)
 			}
 		}
 		if old.Budget() != *b {
-			a.log.Info("privacy budget changed in the agent's configuration", "was_epsilon", old.Budget().Epsilon, "was_delta", old.Budget().Delta,
+			a.log.Info("privacy budget changed in the agent's configuration", "level", b.Level, "was_epsilon", old.Budget().Epsilon, "was_delta", old.Budget().Delta,
 				"epsilon", b.Epsilon, "delta", b.Delta, "entries", len(old.Entries()))
 		}
 	}
 	data, err := l.MarshalJSON()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := a.st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bPrivacy).Put(keyLedger, data) }); err != nil {
-		return err
+	if err := a.st.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bPrivacy).Put(key, data) }); err != nil {
+		return nil, err
 	}
-	a.ledger = l
-	return nil
+	return l, nil
 }
 
 // privacyPolicyRefuses returns why this site refuses the task's job under
@@ -121,6 +152,9 @@ func (a *Agent) loadLedger() error {
 // the same job, policy and trainer refuse the same way again.
 func (a *Agent) privacyPolicyRefuses(t *pb.Task) error {
 	level := t.Spec.GetPrivacy().GetLevel()
+	if level == string(dp.Site) {
+		return a.sitePolicyRefuses(t)
+	}
 	if level != string(dp.Record) {
 		if a.cfg.Privacy.RequireDP {
 			return permanentf("job %s does not train with record-level differential privacy (privacy.level %q), and this site requires it "+
@@ -189,24 +223,32 @@ func (a *Agent) receiptSigner() (crypto.Signer, error) {
 // receipt, and records the submission, the ledger and the receipt in one
 // transaction: an update is never recorded (and so never sent) uncharged,
 // and a failed transaction leaves the ledger as it was.
-func (a *Agent) chargeAndRecord(t *pb.Task, sub *submission, d *jobspec.RecordDP, steps int) error {
-	prev, err := a.ledger.MarshalJSON()
+//
+// rel is what ran: for record level, the DP-SGD of the round with the
+// steps taken; for site level, one Gaussian release (q = 1, one step) of
+// the round's noise multiplier, with the clip and the fewest contributors
+// the noise was calibrated for.
+func (a *Agent) chargeAndRecord(t *pb.Task, sub *submission, rel release) error {
+	ledger := a.ledgerOf(rel.level)
+	prev, err := ledger.MarshalJSON()
 	if err != nil {
 		return err
 	}
-	e := dp.Entry{JobID: t.JobId, Round: int(t.Round), Level: dp.Record, Mechanism: dp.MechanismSubsampledGaussian,
-		NoiseMultiplier: d.NoiseMultiplier, SampleRate: d.SampleRate, Steps: steps, Delta: d.Delta, Accountant: dp.AccountantVersion,
+	g := rel.mechanism
+	steps := g.Steps
+	e := dp.Entry{JobID: t.JobId, Round: int(t.Round), Level: rel.level, Mechanism: dp.MechanismSubsampledGaussian,
+		NoiseMultiplier: g.NoiseMultiplier, SampleRate: g.SampleRate, Steps: steps, Delta: rel.delta, Accountant: dp.AccountantVersion,
 		Time: time.Now().UTC(), UploadSHA256: hex.EncodeToString(sub.SHA256)}
-	if err := a.ledger.Charge(e); err != nil && !errors.Is(err, dp.ErrAlreadyCharged) {
+	if err := ledger.Charge(e); err != nil && !errors.Is(err, dp.ErrAlreadyCharged) {
 		return permanent(err)
 	}
 	restore := func(err error) error {
-		if uerr := a.ledger.UnmarshalJSON(prev); uerr != nil {
+		if uerr := ledger.UnmarshalJSON(prev); uerr != nil {
 			return errors.Join(err, uerr)
 		}
 		return err
 	}
-	spent, err := a.ledger.Spent()
+	spent, err := ledger.Spent()
 	if err != nil {
 		return restore(err)
 	}
@@ -214,14 +256,15 @@ func (a *Agent) chargeAndRecord(t *pb.Task, sub *submission, d *jobspec.RecordDP
 	if err != nil {
 		return restore(permanent(err))
 	}
-	r := dp.Receipt{Site: a.siteName(), JobID: t.JobId, Round: int(t.Round), Level: dp.Record, Mechanism: e.Mechanism,
+	r := dp.Receipt{Site: a.siteName(), JobID: t.JobId, Round: int(t.Round), Level: rel.level, Mechanism: e.Mechanism,
 		NoiseMultiplier: e.NoiseMultiplier, SampleRate: e.SampleRate, Steps: steps, Delta: e.Delta, EpsilonSpent: spent,
-		Budget: a.ledger.Budget(), Accountant: dp.AccountantVersion, UploadSHA256: e.UploadSHA256, Time: e.Time}
+		Budget: ledger.Budget(), Accountant: dp.AccountantVersion, UploadSHA256: e.UploadSHA256, Time: e.Time,
+		UpdateClip: rel.clip, MinContributors: rel.minContributors}
 	sub.Receipt, err = dp.SignReceipt(r, signer)
 	if err != nil {
 		return restore(permanent(err))
 	}
-	ledger, err := a.ledger.MarshalJSON()
+	ledgerData, err := ledger.MarshalJSON()
 	if err != nil {
 		return restore(err)
 	}
@@ -233,7 +276,7 @@ func (a *Agent) chargeAndRecord(t *pb.Task, sub *submission, d *jobspec.RecordDP
 		if err := tx.Bucket(bSubmissions).Put([]byte(sub.Key), subData); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bPrivacy).Put(keyLedger, ledger); err != nil {
+		if err := tx.Bucket(bPrivacy).Put(ledgerKey(rel.level), ledgerData); err != nil {
 			return err
 		}
 		return updateReceipts(tx, t.JobId, func(rs []StoredReceipt) []StoredReceipt {
@@ -243,7 +286,7 @@ func (a *Agent) chargeAndRecord(t *pb.Task, sub *submission, d *jobspec.RecordDP
 	if err != nil {
 		return restore(fmt.Errorf("record the update and its privacy charge: %w", err))
 	}
-	a.log.Info("privacy budget charged", "job", t.JobId, "round", t.Round, "noise_multiplier", e.NoiseMultiplier,
+	a.log.Info("privacy budget charged", "level", rel.level, "job", t.JobId, "round", t.Round, "noise_multiplier", e.NoiseMultiplier,
 		"sample_rate", e.SampleRate, "steps", steps, "epsilon_spent", spent, "epsilon_budget", r.Budget.Epsilon)
 	return nil
 }
@@ -314,11 +357,14 @@ func (a *Agent) keepCountersigned(job string, sub *submission, cs []byte) {
 }
 
 // PrivacyRecord is what an agent's state holds about its differential
-// privacy: the record-level ledger (nil if the agent never had a budget)
-// and the receipts of each job.
+// privacy: the record-level and site-level ledgers (nil if the agent never
+// had that budget), the receipts of each job, and the witness alarms it
+// raised (the audit checkpoints it refused to cosign).
 type PrivacyRecord struct {
-	Ledger   *dp.Ledger
-	Receipts map[string][]StoredReceipt
+	Ledger     *dp.Ledger
+	SiteLedger *dp.Ledger
+	Receipts   map[string][]StoredReceipt
+	Alarms     []Alarm
 }
 
 // ErrStateLocked is returned (wrapped) by ReadPrivacy when a running agent
@@ -337,12 +383,21 @@ func ReadPrivacy(stateDir string, timeout time.Duration) (*PrivacyRecord, error)
 	out := &PrivacyRecord{Receipts: map[string][]StoredReceipt{}}
 	err = db.View(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bPrivacy); b != nil {
-			if v := b.Get(keyLedger); v != nil {
-				out.Ledger = &dp.Ledger{}
-				if err := out.Ledger.UnmarshalJSON(v); err != nil {
-					return err
+			for _, l := range []struct {
+				key []byte
+				dst **dp.Ledger
+			}{{keyLedger, &out.Ledger}, {keySiteLedger, &out.SiteLedger}} {
+				if v := b.Get(l.key); v != nil {
+					*l.dst = &dp.Ledger{}
+					if err := (*l.dst).UnmarshalJSON(v); err != nil {
+						return err
+					}
 				}
 			}
+		}
+		var err error
+		if out.Alarms, err = readAlarms(tx); err != nil {
+			return err
 		}
 		b := tx.Bucket(bReceipts)
 		if b == nil {

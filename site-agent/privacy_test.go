@@ -254,18 +254,31 @@ func TestDPTaskWithinBudget(t *testing.T) {
 func TestDPRefusals(t *testing.T) {
 	record := ", level: record, example_clip: 1, delta: 1e-5, noise_multiplier: 0.6"
 	budget := &dp.Budget{Level: dp.Record, Epsilon: 0.5, Delta: 1e-5}
+	site := ", level: site, update_clip: 1, delta: 1e-5, noise_multiplier: 1"
+	adaptive := site + ", adaptive_clip: {quantile: 0.5, count_noise: 1}"
+	siteBudget := &dp.Budget{Level: dp.Site, Epsilon: 1, Delta: 1e-5}
 	cases := []struct {
 		name    string
 		privacy string
 		policy  PrivacyPolicy
 		trainer Trainer
 		want    []string
+		clip    float64 // the task's update_clip
 	}{
 		{"over budget", record, PrivacyPolicy{Budget: budget}, nil,
-			[]string{"site st-marys refuses job job-x at round 1", "2 rounds of 4 steps", "privacy budget exceeded", "spent 0 of the budget 0.5", "would bring it to"}},
-		{"no DP, DP required", "", PrivacyPolicy{Budget: budget, RequireDP: true}, nil, []string{"this site requires it (privacy.require_dp"}},
-		{"DP without a budget", record, PrivacyPolicy{}, nil, []string{"has no privacy budget (privacy.budget"}},
-		{"a trainer without DP", record, PrivacyPolicy{Budget: budget}, failingTrainer{}, []string{"failingTrainer) does not carry out DP-SGD"}},
+			[]string{"site st-marys refuses job job-x at round 1", "2 rounds of 4 steps", "privacy budget exceeded", "spent 0 of the budget 0.5", "would bring it to"}, 0},
+		{"no DP, DP required", "", PrivacyPolicy{Budget: budget, RequireDP: true}, nil, []string{"this site requires it (privacy.require_dp"}, 0},
+		{"DP without a budget", record, PrivacyPolicy{}, nil, []string{"has no privacy budget (privacy.budget"}, 0},
+		{"a trainer without DP", record, PrivacyPolicy{Budget: budget}, failingTrainer{}, []string{"failingTrainer) does not carry out DP-SGD"}, 0},
+		{"site level over budget", site, PrivacyPolicy{SiteBudget: siteBudget}, nil,
+			[]string{"the rest of the job (2 site-level releases) would exceed its site-level privacy budget", "site-level epsilon spent 0 of the budget 1"}, 0},
+		{"site level without a site budget", site, PrivacyPolicy{Budget: budget}, nil, []string{"has no site-level budget (privacy.site_budget"}, 0},
+		{"site level, record level required", site, PrivacyPolicy{Budget: budget, SiteBudget: siteBudget, RequireDP: true}, nil,
+			[]string{"this site requires record-level DP"}, 0},
+		{"adaptive clip not finite", adaptive, PrivacyPolicy{SiteBudget: siteBudget}, nil, []string{"the task's update clip NaN is not a positive finite number"}, math.NaN()},
+		{"adaptive clip negative", adaptive, PrivacyPolicy{SiteBudget: siteBudget}, nil, []string{"the task's update clip -1 is not a positive finite number"}, -1},
+		{"fixed clip changed", site, PrivacyPolicy{SiteBudget: &dp.Budget{Level: dp.Site, Epsilon: 50, Delta: 1e-5}}, nil,
+			[]string{"the task's update clip 2 differs from the job's 1"}, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -279,7 +292,9 @@ func TestDPRefusals(t *testing.T) {
 			cfg.Data, cfg.Privacy, cfg.Trainer = MemoryData{Data: syntheticData(64)}, c.policy, c.trainer
 			startAgent(t, cfg)
 			<-p.hello
-			p.out <- &pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Task{Task: dpTask(spec, "job-x", 1, len(m.Weights()))}}
+			task := dpTask(spec, "job-x", 1, len(m.Weights()))
+			task.UpdateClip = c.clip
+			p.out <- &pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Task{Task: task}}
 			s := next(t, p, (*pb.AgentMessage).GetStatus, func(s *pb.TaskStatus) bool { return s != nil })
 			for _, w := range c.want {
 				if s.State != "failed" || !strings.Contains(s.Detail, w) {
@@ -307,6 +322,9 @@ func TestPrivacyPolicyValidate(t *testing.T) {
 		{PrivacyPolicy{Budget: b(8, 0.01)}, "privacy.budget.delta is 0.01"},
 		{PrivacyPolicy{Budget: b(8, math.NaN())}, "privacy.budget.delta is NaN"},
 		{PrivacyPolicy{Budget: &dp.Budget{Level: dp.Site, Epsilon: 8, Delta: 1e-5}}, "record-level budget"},
+		{PrivacyPolicy{SiteBudget: &dp.Budget{Level: dp.Site, Epsilon: 8, Delta: 1e-5}}, ""},
+		{PrivacyPolicy{SiteBudget: &dp.Budget{Level: dp.Record, Epsilon: 8, Delta: 1e-5}}, "privacy.site_budget is for level \"record\": it holds the site-level budget"},
+		{PrivacyPolicy{SiteBudget: &dp.Budget{Level: dp.Site, Epsilon: math.Inf(1), Delta: 1e-5}}, "privacy.site_budget.epsilon is +Inf"},
 	}
 	for _, c := range cases {
 		err := c.p.Validate()

@@ -118,6 +118,10 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		if err != nil {
 			return err
 		}
+		sdp, err := a.siteGate(t)
+		if err != nil {
+			return err
+		}
 		site := a.siteName()
 		res, err := a.cfg.Trainer.Train(ctx, TrainRequest{JobID: t.JobId, Round: int(t.Round), Spec: t.Spec, Global: global,
 			Data: data, Seed: TrainingSeed(t.Spec.Seed, int(t.Round), site), DP: dpc})
@@ -140,8 +144,15 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 			delta[i] = res.Weights[i] - global[i]
 		}
 		norm := ClipL2(delta, t.Spec.Training.ClipNorm)
+		weight := float64(res.Samples)
+		if sdp != nil {
+			delta, norm = privatise(*sdp, delta, dp.NewSecureSource())
+			// Every site counts once in a site-level aggregate: weighting by
+			// examples would break the sensitivity bound of the sum.
+			weight = 1
+		}
 		switch {
-		case dpc != nil:
+		case dpc != nil || sdp != nil:
 			// Metrics are computed on the records (the loss, the norm before
 			// clipping) and are outside the accounting: none leaves the site.
 			res.Metrics = nil
@@ -152,7 +163,7 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		}
 		var chunks [][]byte
 		if secure {
-			chunks, err = a.encryptUpdate(ctx, t, delta, float64(res.Samples))
+			chunks, err = a.encryptUpdate(ctx, t, delta, weight)
 			if err != nil {
 				return err
 			}
@@ -165,9 +176,14 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		}
 		sub.Nonce, sub.Samples, sub.Metrics = t.Nonce, uint64(res.Samples), res.Metrics
 		sub.Params, sub.Layout = t.InputParams, t.LayoutHash
-		if dpc != nil {
-			err = a.chargeAndRecord(t, sub, dpc, res.Steps)
-		} else {
+		switch {
+		case dpc != nil:
+			err = a.chargeAndRecord(t, sub, release{level: dp.Record, delta: dpc.Delta,
+				mechanism: dp.Gaussian{NoiseMultiplier: dpc.NoiseMultiplier, SampleRate: dpc.SampleRate, Steps: res.Steps}})
+		case sdp != nil:
+			err = a.chargeAndRecord(t, sub, release{level: dp.Site, mechanism: sdp.Gaussian(), delta: sdp.Delta,
+				clip: sdp.Clip, minContributors: sdp.MinSites})
+		default:
 			err = a.st.putSubmission(sub)
 		}
 		if err != nil {

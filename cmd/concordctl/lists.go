@@ -148,6 +148,10 @@ func (g *globals) sitesList() *cli.Command {
 					st = "connected"
 				}
 				problem := s.DataProblem
+				if s.WitnessAlarm != "" {
+					// Before anything else: the audit history may have been changed.
+					problem = "WITNESS ALARM " + s.WitnessAlarm
+				}
 				if problem == "" && s.LastFailure != nil {
 					problem = s.LastFailure.Task + ": " + s.LastFailure.Reason
 				}

@@ -201,9 +201,16 @@ func TestAgainstACoordinator(t *testing.T) {
 			Spec:   &pb.JobSpec{Name: "pneumonia", Rounds: 10, MinSites: 2, RoundDeadlineSeconds: 600},
 			Rounds: []*pb.RoundSummary{{Round: 1, Samples: 320, Metrics: map[string]float64{"auc": 0.8}}}})
 	}
+	f.sites[2].WitnessAlarm = "2026-11-28T01:00:00Z: refused to cosign the audit checkpoint of size 40: log history rewritten"
+	f.sites[2].DataProblem = "no class folders"
 	config := serve(t, f)
 
-	code, out, errs := runCtl("--config", config, "sites", "list", "--json")
+	// A witness alarm is the site's problem before any other.
+	code, out, errs := runCtl("--config", config, "sites", "list")
+	if code != 0 || !strings.Contains(out, "WITNESS ALARM 2026-11-28T01:00:00Z: refused to cosign") || strings.Contains(out, "no class folders") {
+		t.Fatalf("sites list: exit %d: %s%s", code, out, errs)
+	}
+	code, out, errs = runCtl("--config", config, "sites", "list", "--json")
 	if code != 0 {
 		t.Fatalf("sites list: exit %d: %s", code, errs)
 	}

@@ -111,6 +111,12 @@ type fileConfig struct {
 		} `yaml:"budget"`
 		// RequireDP refuses every job without record-level DP.
 		RequireDP bool `yaml:"require_dp"`
+		// SiteBudget is the site-level (epsilon, delta) the site agrees to
+		// spend on jobs with privacy.level site; absent: it takes none.
+		SiteBudget *struct {
+			Epsilon float64 `yaml:"epsilon"`
+			Delta   float64 `yaml:"delta"`
+		} `yaml:"site_budget"`
 	} `yaml:"privacy"`
 	// Drift watches the images arriving at the hospital (dir, any layout,
 	// no labels) against the data the site last trained on.
@@ -193,6 +199,9 @@ func (fc fileConfig) privacyPolicy() (siteagent.PrivacyPolicy, error) {
 	p := siteagent.PrivacyPolicy{RequireDP: fc.Privacy.RequireDP}
 	if b := fc.Privacy.Budget; b != nil {
 		p.Budget = &dp.Budget{Level: dp.Record, Epsilon: b.Epsilon, Delta: b.Delta}
+	}
+	if b := fc.Privacy.SiteBudget; b != nil {
+		p.SiteBudget = &dp.Budget{Level: dp.Site, Epsilon: b.Epsilon, Delta: b.Delta}
 	}
 	return p, p.Validate()
 }

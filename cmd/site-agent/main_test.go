@@ -102,6 +102,7 @@ func TestAgentConfig(t *testing.T) {
 		{"privacy budget epsilon", func(s string) string { return s + "privacy:\n  budget: {epsilon: .inf, delta: 1e-5}\n" }, "privacy.budget.epsilon is +Inf"},
 		{"privacy budget delta", func(s string) string { return s + "privacy:\n  budget: {epsilon: 8, delta: 0.5}\n" }, "privacy.budget.delta is 0.5"},
 		{"privacy budget without delta", func(s string) string { return s + "privacy:\n  budget: {epsilon: 8}\n" }, "privacy.budget.delta is 0"},
+		{"site budget delta", func(s string) string { return s + "privacy:\n  site_budget: {epsilon: 8, delta: 0.5}\n" }, "privacy.site_budget.delta is 0.5"},
 		{"require_dp without budget", func(s string) string { return s + "privacy:\n  require_dp: true\n" }, "privacy.require_dp is set but privacy.budget is not"},
 		{"privacy typo", func(s string) string { return s + "privacy:\n  budjet: {epsilon: 8}\n" }, "unknown key budjet"},
 	} {

@@ -17,7 +17,7 @@ func TestPrivacyCommand(t *testing.T) {
 	t.Setenv("CONCORD_KEY_PASSPHRASE", "a passphrase long enough for the test")
 	path := siteKit(t)
 	withConfig(t, path, func(s string) string {
-		return s + "privacy:\n  budget: {epsilon: 8, delta: 1e-5}\n"
+		return s + "privacy:\n  budget: {epsilon: 8, delta: 1e-5}\n  site_budget: {epsilon: 3, delta: 1e-6}\n"
 	})
 	cfg, _, closeFn, err := load(path)
 	if err != nil {
@@ -36,7 +36,8 @@ func TestPrivacyCommand(t *testing.T) {
 
 	var out, errb bytes.Buffer
 	if code := run([]string{"privacy", "--config", path}, &out, &errb); code != 0 ||
-		!strings.Contains(out.String(), "record-level privacy budget: epsilon 8 at delta 1e-05") || !strings.Contains(out.String(), "spent: epsilon 0 (0.0% of the budget) over 0 releases") {
+		!strings.Contains(out.String(), "record-level privacy budget: epsilon 8 at delta 1e-05") || !strings.Contains(out.String(), "spent: epsilon 0 (0.0% of the budget) over 0 releases") ||
+		!strings.Contains(out.String(), "site-level privacy budget: epsilon 3 at delta 1e-06") {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
 	}
 	out.Reset()
@@ -44,7 +45,8 @@ func TestPrivacyCommand(t *testing.T) {
 		t.Fatalf("--json: exit %d: %s", code, errb.String())
 	}
 	var rep PrivacyReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Budget == nil || rep.Budget.Epsilon != 8 || rep.Spent != 0 || rep.Entries == nil {
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Budget == nil || rep.Budget.Epsilon != 8 || rep.Spent != 0 || rep.Entries == nil ||
+		rep.Site == nil || rep.Site.Budget.Level != "site" || rep.Site.Budget.Epsilon != 3 || rep.WitnessAlarms == nil {
 		t.Fatalf("--json: %+v, %v (%s)", rep, err, out.String())
 	}
 	errb.Reset()

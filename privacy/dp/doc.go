@@ -49,6 +49,67 @@
 // holds one level's budget and refuses entries of the other, and every
 // report names the level of each epsilon.
 //
+// # Site level
+//
+// A job with privacy.level site protects each hospital's whole update.
+// Each site clips its round update Δ_i to L2 norm C (the update clip) and
+// adds its share of the noise, N(0, σ_site²) per coordinate with
+// σ_site = z·C/sqrt(m) (SiteNoiseStd), where m is the job's min_sites;
+// under secure aggregation it then encrypts with weight 1. The
+// coordinator decrypts only the sum of the k contributions, whose noise
+// has variance k/m·z²C² >= z²C², and takes the unweighted mean (the
+// sum's sensitivity is C only if each site counts once; a sample-weighted
+// mean would scale it by the weight, so the coordinator refuses a
+// decrypted total weight other than k, and the spec refuses median and
+// trimmed-mean, which pick among single updates each carrying only
+// 1/sqrt(m) of the noise). The mean, and anything a server optimiser
+// (fedadam, fedyogi, fedadagrad) computes from it, is post-processing.
+//
+// Each round is therefore the Gaussian mechanism with sensitivity C,
+// noise multiplier z and every site in (q = 1): SiteRound(z), RDP
+// α/(2z²), composed over the rounds by the same accountant; with
+// privacy.epsilon and no noise multiplier, PlanSite plans z for the job's
+// rounds, and every site and the coordinator compute the same z from the
+// spec. Each site charges its site-level ledger (a Budget of Level Site,
+// agent.yaml privacy.site_budget), refuses a task whose remaining rounds
+// would exceed it, and signs a Receipt of level site naming C and m.
+//
+// Dropouts. A round closes only with at least m updates (the coordinator's
+// round machine aborts it otherwise, and the coordinator refuses to
+// aggregate fewer), so the decrypted sum always carries at least the
+// charged noise. A round that aborts because sites dropped out leaves
+// the sites that had uploaded charged for a release that was never
+// decrypted, which only overstates their epsilon (the ciphertext alone
+// reveals nothing); with more than m contributors the noise only grows
+// (k/m·z²C²), and
+// the guarantee, computed for z, holds a fortiori. The contributors of
+// each round are in the round summary and the compliance report. The
+// guarantee is against everyone who sees only the aggregate. Without
+// secure aggregation (secure_aggregation none) the coordinator sees each
+// update with its own share of the noise, z/sqrt(m) times C: towards the
+// coordinator the protection is that of noise multiplier z/sqrt(m), and
+// reports must say so.
+//
+// Adaptive clipping (Andrew et al. 2021, arXiv 1905.03871) replaces the
+// fixed C by a clip that tracks the γ-quantile of update norms. Each site
+// also releases its centred bit b_i − 1/2, b_i = 1 if ||Δ_i|| <= C
+// (CountBit), with noise share N(0, σ_b²/m), as one extra value appended
+// to its (encrypted) update, so the coordinator sees only the noisy sum.
+// The update and the count share the round's budget: the update is noised
+// with z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2) (AdaptiveSplit), the count's
+// sensitivity is 1/2, and the two Gaussian releases compose to RDP
+// α/(2z_Δ²) + α/(2(2σ_b)²) = α/(2z²): exactly SiteRound(z), which is what
+// the ledger charges. The coordinator computes b̄ = (noisy centred sum +
+// k/2)/k and the next clip C·exp(−η(b̄ − γ)) (NextClip), keeps it in the
+// job record and sends it with the next TRAIN task; the site refuses a
+// clip that is not positive and finite. The clip is a function of DP
+// releases only, so sending it costs nothing more.
+//
+// The noise source is NewSecureSource: ChaCha8 from math/rand/v2, seeded
+// with 32 bytes from crypto/rand, one per update. The guarantee assumes
+// the noise is unpredictable to everyone but the site; a seeded source
+// is for tests only.
+//
 // # Receipts
 //
 // SignReceipt signs a site's Receipt for one release (job, round, the

@@ -34,6 +34,12 @@ type Receipt struct {
 	Accountant      string    `json:"accountant"` // AccountantVersion: the accountant's name and version
 	UploadSHA256    string    `json:"upload_sha256"`
 	Time            time.Time `json:"time"`
+	// Site level only: the clip C of the round and the fewest contributors
+	// m the site's share of the noise was calibrated for (the sum of k >= m
+	// shares carries the charged noise). Omitted at record level, so that
+	// record-level receipts keep their form.
+	UpdateClip      float64 `json:"update_clip,omitempty"`
+	MinContributors int     `json:"min_contributors,omitempty"`
 }
 
 // Signature algorithms of receipts.

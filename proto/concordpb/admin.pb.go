@@ -251,7 +251,9 @@ type Site struct {
 	LastFailure *SiteFailure `protobuf:"bytes,8,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
 	// The certificate is revoked: the site is disconnected and excluded.
 	Revoked bool `protobuf:"varint,9,opt,name=revoked,proto3" json:"revoked,omitempty"`
-	// 10 is kept for the witness alarm.
+	// The site refused to cosign an audit checkpoint (its last witness
+	// alarm: reason and size); empty when it never did.
+	WitnessAlarm string `protobuf:"bytes,10,opt,name=witness_alarm,json=witnessAlarm,proto3" json:"witness_alarm,omitempty"`
 	// The site's last drift report.
 	Drift         *DriftReport `protobuf:"bytes,11,opt,name=drift,proto3" json:"drift,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -349,6 +351,13 @@ func (x *Site) GetRevoked() bool {
 		return x.Revoked
 	}
 	return false
+}
+
+func (x *Site) GetWitnessAlarm() string {
+	if x != nil {
+		return x.WitnessAlarm
+	}
+	return ""
 }
 
 func (x *Site) GetDrift() *DriftReport {
@@ -2071,7 +2080,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12(\n" +
 	"\x10max_model_params\x18\x02 \x01(\x04R\x0emaxModelParams\x12\"\n" +
 	"\rmax_page_size\x18\x03 \x01(\rR\vmaxPageSize\x12(\n" +
-	"\x10max_string_bytes\x18\x04 \x01(\rR\x0emaxStringBytes\"\xdf\x02\n" +
+	"\x10max_string_bytes\x18\x04 \x01(\rR\x0emaxStringBytes\"\x84\x03\n" +
 	"\x04Site\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x12\x18\n" +
@@ -2081,7 +2090,9 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\fcurrent_task\x18\x06 \x01(\tR\vcurrentTask\x12!\n" +
 	"\fdata_problem\x18\a \x01(\tR\vdataProblem\x12:\n" +
 	"\flast_failure\x18\b \x01(\v2\x17.concord.v1.SiteFailureR\vlastFailure\x12\x18\n" +
-	"\arevoked\x18\t \x01(\bR\arevoked\x12-\n" +
+	"\arevoked\x18\t \x01(\bR\arevoked\x12#\n" +
+	"\rwitness_alarm\x18\n" +
+	" \x01(\tR\fwitnessAlarm\x12-\n" +
 	"\x05drift\x18\v \x01(\v2\x17.concord.v1.DriftReportR\x05drift\"\x9b\x01\n" +
 	"\vSiteFailure\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x15\n" +

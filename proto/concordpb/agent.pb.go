@@ -152,6 +152,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Health
 	//	*AgentMessage_Cosignature
 	//	*AgentMessage_Validation
+	//	*AgentMessage_WitnessAlarm
 	//	*AgentMessage_Drift
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
@@ -249,6 +250,15 @@ func (x *AgentMessage) GetValidation() *ValidationReport {
 	return nil
 }
 
+func (x *AgentMessage) GetWitnessAlarm() *WitnessAlarm {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_WitnessAlarm); ok {
+			return x.WitnessAlarm
+		}
+	}
+	return nil
+}
+
 func (x *AgentMessage) GetDrift() *DriftReport {
 	if x != nil {
 		if x, ok := x.Msg.(*AgentMessage_Drift); ok {
@@ -286,8 +296,11 @@ type AgentMessage_Validation struct {
 	Validation *ValidationReport `protobuf:"bytes,6,opt,name=validation,proto3,oneof"`
 }
 
+type AgentMessage_WitnessAlarm struct {
+	WitnessAlarm *WitnessAlarm `protobuf:"bytes,7,opt,name=witness_alarm,json=witnessAlarm,proto3,oneof"`
+}
+
 type AgentMessage_Drift struct {
-	// 7 is kept for the witness alarm.
 	Drift *DriftReport `protobuf:"bytes,8,opt,name=drift,proto3,oneof"`
 }
 
@@ -302,6 +315,8 @@ func (*AgentMessage_Health) isAgentMessage_Msg() {}
 func (*AgentMessage_Cosignature) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Validation) isAgentMessage_Msg() {}
+
+func (*AgentMessage_WitnessAlarm) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Drift) isAgentMessage_Msg() {}
 
@@ -624,6 +639,72 @@ func (x *Cosignature) GetSignedCheckpoint() []byte {
 	return nil
 }
 
+// WitnessAlarm is a site's refusal to cosign the coordinator's audit
+// checkpoint: the history it was shown is not an extension of what it
+// witnessed (truncated, rewritten or forked). The site keeps the alarm in
+// its own state; the coordinator records it and shows it to the admins.
+type WitnessAlarm struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The size of the checkpoint refused, and the signed checkpoint itself
+	// (evidence a third party can check against the site's last cosignature).
+	Size          uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Checkpoint    []byte `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WitnessAlarm) Reset() {
+	*x = WitnessAlarm{}
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WitnessAlarm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WitnessAlarm) ProtoMessage() {}
+
+func (x *WitnessAlarm) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WitnessAlarm.ProtoReflect.Descriptor instead.
+func (*WitnessAlarm) Descriptor() ([]byte, []int) {
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WitnessAlarm) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *WitnessAlarm) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *WitnessAlarm) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
 // Health is sent whenever the site's data check changes its answer (at
 // start-up, before each task, and when a folder appears or disappears).
 type Health struct {
@@ -636,7 +717,7 @@ type Health struct {
 
 func (x *Health) Reset() {
 	*x = Health{}
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +729,7 @@ func (x *Health) String() string {
 func (*Health) ProtoMessage() {}
 
 func (x *Health) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[5]
+	mi := &file_concord_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +742,7 @@ func (x *Health) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Health.ProtoReflect.Descriptor instead.
 func (*Health) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Health) GetExamples() uint64 {
@@ -687,7 +768,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +780,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[6]
+	mi := &file_concord_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +793,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Heartbeat) GetUnixMillis() int64 {
@@ -733,7 +814,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +826,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[7]
+	mi := &file_concord_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +839,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TaskStatus) GetTaskId() string {
@@ -798,7 +879,7 @@ type CoordinatorMessage struct {
 
 func (x *CoordinatorMessage) Reset() {
 	*x = CoordinatorMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +891,7 @@ func (x *CoordinatorMessage) String() string {
 func (*CoordinatorMessage) ProtoMessage() {}
 
 func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[8]
+	mi := &file_concord_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +904,7 @@ func (x *CoordinatorMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CoordinatorMessage.ProtoReflect.Descriptor instead.
 func (*CoordinatorMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CoordinatorMessage) GetMsg() isCoordinatorMessage_Msg {
@@ -925,7 +1006,7 @@ type AuditCheckpoint struct {
 
 func (x *AuditCheckpoint) Reset() {
 	*x = AuditCheckpoint{}
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1018,7 @@ func (x *AuditCheckpoint) String() string {
 func (*AuditCheckpoint) ProtoMessage() {}
 
 func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[9]
+	mi := &file_concord_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1031,7 @@ func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
 func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuditCheckpoint) GetSigned() []byte {
@@ -990,7 +1071,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1083,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[10]
+	mi := &file_concord_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1096,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Welcome) GetSite() string {
@@ -1063,7 +1144,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1156,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[11]
+	mi := &file_concord_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1169,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Cancel) GetJobId() string {
@@ -1133,14 +1214,18 @@ type Task struct {
 	// "site:NAME" (a training site's last local model, cross-site matrix).
 	ModelRole string `protobuf:"bytes,17,opt,name=model_role,json=modelRole,proto3" json:"model_role,omitempty"`
 	// VALIDATE: the SHA-256 of input_blob, which the receipt must name.
-	ModelSha256   string `protobuf:"bytes,18,opt,name=model_sha256,json=modelSha256,proto3" json:"model_sha256,omitempty"`
+	ModelSha256 string `protobuf:"bytes,18,opt,name=model_sha256,json=modelSha256,proto3" json:"model_sha256,omitempty"`
+	// TRAIN, site-level DP with adaptive clipping: the clip norm C of this
+	// round, which the coordinator adapts from the noisy count of sites
+	// under the previous clip. 0: the spec's privacy.update_clip.
+	UpdateClip    float64 `protobuf:"fixed64,19,opt,name=update_clip,json=updateClip,proto3" json:"update_clip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_concord_v1_agent_proto_msgTypes[12]
+	mi := &file_concord_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1237,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[12]
+	mi := &file_concord_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1250,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Task) GetTaskId() string {
@@ -1287,6 +1372,13 @@ func (x *Task) GetModelSha256() string {
 	return ""
 }
 
+func (x *Task) GetUpdateClip() float64 {
+	if x != nil {
+		return x.UpdateClip
+	}
+	return 0
+}
+
 type UploadHeader struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	JobId       string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1311,7 +1403,7 @@ type UploadHeader struct {
 
 func (x *UploadHeader) Reset() {
 	*x = UploadHeader{}
-	mi := &file_concord_v1_agent_proto_msgTypes[13]
+	mi := &file_concord_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1415,7 @@ func (x *UploadHeader) String() string {
 func (*UploadHeader) ProtoMessage() {}
 
 func (x *UploadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[13]
+	mi := &file_concord_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1428,7 @@ func (x *UploadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadHeader.ProtoReflect.Descriptor instead.
 func (*UploadHeader) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UploadHeader) GetJobId() string {
@@ -1436,7 +1528,7 @@ type UploadMessage struct {
 
 func (x *UploadMessage) Reset() {
 	*x = UploadMessage{}
-	mi := &file_concord_v1_agent_proto_msgTypes[14]
+	mi := &file_concord_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1540,7 @@ func (x *UploadMessage) String() string {
 func (*UploadMessage) ProtoMessage() {}
 
 func (x *UploadMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[14]
+	mi := &file_concord_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1553,7 @@ func (x *UploadMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMessage.ProtoReflect.Descriptor instead.
 func (*UploadMessage) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UploadMessage) GetMsg() isUploadMessage_Msg {
@@ -1519,7 +1611,7 @@ type UploadAck struct {
 
 func (x *UploadAck) Reset() {
 	*x = UploadAck{}
-	mi := &file_concord_v1_agent_proto_msgTypes[15]
+	mi := &file_concord_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1623,7 @@ func (x *UploadAck) String() string {
 func (*UploadAck) ProtoMessage() {}
 
 func (x *UploadAck) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[15]
+	mi := &file_concord_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1636,7 @@ func (x *UploadAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadAck.ProtoReflect.Descriptor instead.
 func (*UploadAck) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UploadAck) GetAcknowledged() uint32 {
@@ -1578,7 +1670,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_concord_v1_agent_proto_msgTypes[16]
+	mi := &file_concord_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1682,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_agent_proto_msgTypes[16]
+	mi := &file_concord_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1695,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_concord_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DownloadRequest) GetBlob() string {
@@ -1625,7 +1717,7 @@ var File_concord_v1_agent_proto protoreflect.FileDescriptor
 const file_concord_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/agent.proto\x12\n" +
-	"concord.v1\x1a\x17concord/v1/common.proto\"\x85\x03\n" +
+	"concord.v1\x1a\x17concord/v1/common.proto\"\xc6\x03\n" +
 	"\fAgentMessage\x12)\n" +
 	"\x05hello\x18\x01 \x01(\v2\x11.concord.v1.HelloH\x00R\x05hello\x125\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x15.concord.v1.HeartbeatH\x00R\theartbeat\x120\n" +
@@ -1634,7 +1726,8 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\vcosignature\x18\x05 \x01(\v2\x17.concord.v1.CosignatureH\x00R\vcosignature\x12>\n" +
 	"\n" +
 	"validation\x18\x06 \x01(\v2\x1c.concord.v1.ValidationReportH\x00R\n" +
-	"validation\x12/\n" +
+	"validation\x12?\n" +
+	"\rwitness_alarm\x18\a \x01(\v2\x18.concord.v1.WitnessAlarmH\x00R\fwitnessAlarm\x12/\n" +
 	"\x05drift\x18\b \x01(\v2\x17.concord.v1.DriftReportH\x00R\x05driftB\x05\n" +
 	"\x03msg\"\xe0\x02\n" +
 	"\vDriftReport\x12!\n" +
@@ -1664,7 +1757,13 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"witnessKey\x12%\n" +
 	"\x0ewitnessed_size\x18\x06 \x01(\x04R\rwitnessedSizeJ\x04\b\x03\x10\x04R\fcapabilities\":\n" +
 	"\vCosignature\x12+\n" +
-	"\x11signed_checkpoint\x18\x01 \x01(\fR\x10signedCheckpoint\"G\n" +
+	"\x11signed_checkpoint\x18\x01 \x01(\fR\x10signedCheckpoint\"Z\n" +
+	"\fWitnessAlarm\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x03 \x01(\fR\n" +
+	"checkpoint\"G\n" +
 	"\x06Health\x12\x1a\n" +
 	"\bexamples\x18\x01 \x01(\x04R\bexamples\x12!\n" +
 	"\fdata_problem\x18\x02 \x01(\tR\vdataProblem\",\n" +
@@ -1697,7 +1796,7 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\raudit_log_key\x18\x05 \x01(\tR\vauditLogKey\"7\n" +
 	"\x06Cancel\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xe1\x05\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x82\x06\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.concord.v1.TaskKindR\x04kind\x12\x15\n" +
@@ -1719,7 +1818,9 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"layoutHash\x12\x1d\n" +
 	"\n" +
 	"model_role\x18\x11 \x01(\tR\tmodelRole\x12!\n" +
-	"\fmodel_sha256\x18\x12 \x01(\tR\vmodelSha256\x1a9\n" +
+	"\fmodel_sha256\x18\x12 \x01(\tR\vmodelSha256\x12\x1f\n" +
+	"\vupdate_clip\x18\x13 \x01(\x01R\n" +
+	"updateClip\x1a9\n" +
 	"\vPointsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\x1a?\n" +
@@ -1792,7 +1893,7 @@ func file_concord_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_concord_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_concord_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_concord_v1_agent_proto_goTypes = []any{
 	(TaskKind)(0),              // 0: concord.v1.TaskKind
 	(UploadKind)(0),            // 1: concord.v1.UploadKind
@@ -1801,58 +1902,60 @@ var file_concord_v1_agent_proto_goTypes = []any{
 	(*ValidationReport)(nil),   // 4: concord.v1.ValidationReport
 	(*Hello)(nil),              // 5: concord.v1.Hello
 	(*Cosignature)(nil),        // 6: concord.v1.Cosignature
-	(*Health)(nil),             // 7: concord.v1.Health
-	(*Heartbeat)(nil),          // 8: concord.v1.Heartbeat
-	(*TaskStatus)(nil),         // 9: concord.v1.TaskStatus
-	(*CoordinatorMessage)(nil), // 10: concord.v1.CoordinatorMessage
-	(*AuditCheckpoint)(nil),    // 11: concord.v1.AuditCheckpoint
-	(*Welcome)(nil),            // 12: concord.v1.Welcome
-	(*Cancel)(nil),             // 13: concord.v1.Cancel
-	(*Task)(nil),               // 14: concord.v1.Task
-	(*UploadHeader)(nil),       // 15: concord.v1.UploadHeader
-	(*UploadMessage)(nil),      // 16: concord.v1.UploadMessage
-	(*UploadAck)(nil),          // 17: concord.v1.UploadAck
-	(*DownloadRequest)(nil),    // 18: concord.v1.DownloadRequest
-	nil,                        // 19: concord.v1.DriftReport.PsiEntry
-	nil,                        // 20: concord.v1.Task.PointsEntry
-	nil,                        // 21: concord.v1.Task.ExchangeKeysEntry
-	nil,                        // 22: concord.v1.UploadHeader.MetricsEntry
-	(*JobSpec)(nil),            // 23: concord.v1.JobSpec
-	(*Chunk)(nil),              // 24: concord.v1.Chunk
+	(*WitnessAlarm)(nil),       // 7: concord.v1.WitnessAlarm
+	(*Health)(nil),             // 8: concord.v1.Health
+	(*Heartbeat)(nil),          // 9: concord.v1.Heartbeat
+	(*TaskStatus)(nil),         // 10: concord.v1.TaskStatus
+	(*CoordinatorMessage)(nil), // 11: concord.v1.CoordinatorMessage
+	(*AuditCheckpoint)(nil),    // 12: concord.v1.AuditCheckpoint
+	(*Welcome)(nil),            // 13: concord.v1.Welcome
+	(*Cancel)(nil),             // 14: concord.v1.Cancel
+	(*Task)(nil),               // 15: concord.v1.Task
+	(*UploadHeader)(nil),       // 16: concord.v1.UploadHeader
+	(*UploadMessage)(nil),      // 17: concord.v1.UploadMessage
+	(*UploadAck)(nil),          // 18: concord.v1.UploadAck
+	(*DownloadRequest)(nil),    // 19: concord.v1.DownloadRequest
+	nil,                        // 20: concord.v1.DriftReport.PsiEntry
+	nil,                        // 21: concord.v1.Task.PointsEntry
+	nil,                        // 22: concord.v1.Task.ExchangeKeysEntry
+	nil,                        // 23: concord.v1.UploadHeader.MetricsEntry
+	(*JobSpec)(nil),            // 24: concord.v1.JobSpec
+	(*Chunk)(nil),              // 25: concord.v1.Chunk
 }
 var file_concord_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: concord.v1.AgentMessage.hello:type_name -> concord.v1.Hello
-	8,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	9,  // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
-	7,  // 3: concord.v1.AgentMessage.health:type_name -> concord.v1.Health
+	9,  // 1: concord.v1.AgentMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	10, // 2: concord.v1.AgentMessage.status:type_name -> concord.v1.TaskStatus
+	8,  // 3: concord.v1.AgentMessage.health:type_name -> concord.v1.Health
 	6,  // 4: concord.v1.AgentMessage.cosignature:type_name -> concord.v1.Cosignature
 	4,  // 5: concord.v1.AgentMessage.validation:type_name -> concord.v1.ValidationReport
-	3,  // 6: concord.v1.AgentMessage.drift:type_name -> concord.v1.DriftReport
-	19, // 7: concord.v1.DriftReport.psi:type_name -> concord.v1.DriftReport.PsiEntry
-	12, // 8: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
-	14, // 9: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
-	8,  // 10: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
-	13, // 11: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
-	11, // 12: concord.v1.CoordinatorMessage.checkpoint:type_name -> concord.v1.AuditCheckpoint
-	0,  // 13: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
-	23, // 14: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
-	20, // 15: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
-	21, // 16: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
-	1,  // 17: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
-	22, // 18: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
-	15, // 19: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
-	24, // 20: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
-	2,  // 21: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
-	16, // 22: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
-	18, // 23: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
-	10, // 24: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
-	17, // 25: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
-	24, // 26: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
-	24, // [24:27] is the sub-list for method output_type
-	21, // [21:24] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	7,  // 6: concord.v1.AgentMessage.witness_alarm:type_name -> concord.v1.WitnessAlarm
+	3,  // 7: concord.v1.AgentMessage.drift:type_name -> concord.v1.DriftReport
+	20, // 8: concord.v1.DriftReport.psi:type_name -> concord.v1.DriftReport.PsiEntry
+	13, // 9: concord.v1.CoordinatorMessage.welcome:type_name -> concord.v1.Welcome
+	15, // 10: concord.v1.CoordinatorMessage.task:type_name -> concord.v1.Task
+	9,  // 11: concord.v1.CoordinatorMessage.heartbeat:type_name -> concord.v1.Heartbeat
+	14, // 12: concord.v1.CoordinatorMessage.cancel:type_name -> concord.v1.Cancel
+	12, // 13: concord.v1.CoordinatorMessage.checkpoint:type_name -> concord.v1.AuditCheckpoint
+	0,  // 14: concord.v1.Task.kind:type_name -> concord.v1.TaskKind
+	24, // 15: concord.v1.Task.spec:type_name -> concord.v1.JobSpec
+	21, // 16: concord.v1.Task.points:type_name -> concord.v1.Task.PointsEntry
+	22, // 17: concord.v1.Task.exchange_keys:type_name -> concord.v1.Task.ExchangeKeysEntry
+	1,  // 18: concord.v1.UploadHeader.kind:type_name -> concord.v1.UploadKind
+	23, // 19: concord.v1.UploadHeader.metrics:type_name -> concord.v1.UploadHeader.MetricsEntry
+	16, // 20: concord.v1.UploadMessage.header:type_name -> concord.v1.UploadHeader
+	25, // 21: concord.v1.UploadMessage.chunk:type_name -> concord.v1.Chunk
+	2,  // 22: concord.v1.Agent.Connect:input_type -> concord.v1.AgentMessage
+	17, // 23: concord.v1.Agent.Upload:input_type -> concord.v1.UploadMessage
+	19, // 24: concord.v1.Agent.Download:input_type -> concord.v1.DownloadRequest
+	11, // 25: concord.v1.Agent.Connect:output_type -> concord.v1.CoordinatorMessage
+	18, // 26: concord.v1.Agent.Upload:output_type -> concord.v1.UploadAck
+	25, // 27: concord.v1.Agent.Download:output_type -> concord.v1.Chunk
+	25, // [25:28] is the sub-list for method output_type
+	22, // [22:25] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_agent_proto_init() }
@@ -1868,16 +1971,17 @@ func file_concord_v1_agent_proto_init() {
 		(*AgentMessage_Health)(nil),
 		(*AgentMessage_Cosignature)(nil),
 		(*AgentMessage_Validation)(nil),
+		(*AgentMessage_WitnessAlarm)(nil),
 		(*AgentMessage_Drift)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[8].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[9].OneofWrappers = []any{
 		(*CoordinatorMessage_Welcome)(nil),
 		(*CoordinatorMessage_Task)(nil),
 		(*CoordinatorMessage_Heartbeat)(nil),
 		(*CoordinatorMessage_Cancel)(nil),
 		(*CoordinatorMessage_Checkpoint)(nil),
 	}
-	file_concord_v1_agent_proto_msgTypes[14].OneofWrappers = []any{
+	file_concord_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
 		(*UploadMessage_Header)(nil),
 		(*UploadMessage_Chunk)(nil),
 	}
@@ -1887,7 +1991,7 @@ func file_concord_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_agent_proto_rawDesc), len(file_concord_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -745,8 +745,22 @@ type PrivacySpec struct {
 	NoiseMultiplier float64 `protobuf:"fixed64,6,opt,name=noise_multiplier,json=noiseMultiplier,proto3" json:"noise_multiplier,omitempty"`
 	Level           string  `protobuf:"bytes,7,opt,name=level,proto3" json:"level,omitempty"`
 	ExampleClip     float64 `protobuf:"fixed64,8,opt,name=example_clip,json=exampleClip,proto3" json:"example_clip,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// level "site": site-level DP on the updates (privacy/dp doc). Each site
+	// clips its update to update_clip (C) and adds Gaussian noise of
+	// standard deviation noise_multiplier x C / sqrt(min_sites), so the sum
+	// of at least min_sites contributions carries the full noise; the
+	// aggregate is the unweighted mean. epsilon without noise_multiplier
+	// plans the noise for the job's rounds.
+	UpdateClip float64 `protobuf:"fixed64,9,opt,name=update_clip,json=updateClip,proto3" json:"update_clip,omitempty"`
+	// Adaptive clipping (Andrew et al. 2021), site level only: the target
+	// quantile of update norms (0 = off), the clip's learning rate (default
+	// 0.2) and the noise on the count of sites under the clip (default
+	// min_sites / 20); update_clip is then the first round's clip.
+	AdaptiveClipQuantile   float64 `protobuf:"fixed64,10,opt,name=adaptive_clip_quantile,json=adaptiveClipQuantile,proto3" json:"adaptive_clip_quantile,omitempty"`
+	AdaptiveClipLr         float64 `protobuf:"fixed64,11,opt,name=adaptive_clip_lr,json=adaptiveClipLr,proto3" json:"adaptive_clip_lr,omitempty"`
+	AdaptiveClipCountNoise float64 `protobuf:"fixed64,12,opt,name=adaptive_clip_count_noise,json=adaptiveClipCountNoise,proto3" json:"adaptive_clip_count_noise,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *PrivacySpec) Reset() {
@@ -831,6 +845,34 @@ func (x *PrivacySpec) GetLevel() string {
 func (x *PrivacySpec) GetExampleClip() float64 {
 	if x != nil {
 		return x.ExampleClip
+	}
+	return 0
+}
+
+func (x *PrivacySpec) GetUpdateClip() float64 {
+	if x != nil {
+		return x.UpdateClip
+	}
+	return 0
+}
+
+func (x *PrivacySpec) GetAdaptiveClipQuantile() float64 {
+	if x != nil {
+		return x.AdaptiveClipQuantile
+	}
+	return 0
+}
+
+func (x *PrivacySpec) GetAdaptiveClipLr() float64 {
+	if x != nil {
+		return x.AdaptiveClipLr
+	}
+	return 0
+}
+
+func (x *PrivacySpec) GetAdaptiveClipCountNoise() float64 {
+	if x != nil {
+		return x.AdaptiveClipCountNoise
 	}
 	return 0
 }
@@ -1057,7 +1099,7 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\bmomentum\x18\x06 \x01(\x01R\bmomentum\x12\x18\n" +
 	"\aaugment\x18\a \x01(\bR\aaugment\x12\x1b\n" +
 	"\tclip_norm\x18\b \x01(\x01R\bclipNorm\x12'\n" +
-	"\x0fclass_weighting\x18\t \x01(\tR\x0eclassWeighting\"\x8b\x02\n" +
+	"\x0fclass_weighting\x18\t \x01(\tR\x0eclassWeighting\"\xc7\x03\n" +
 	"\vPrivacySpec\x12-\n" +
 	"\x12secure_aggregation\x18\x01 \x01(\tR\x11secureAggregation\x12\x1c\n" +
 	"\tthreshold\x18\x02 \x01(\rR\tthreshold\x12\x1b\n" +
@@ -1066,7 +1108,13 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\x05delta\x18\x05 \x01(\x01R\x05delta\x12)\n" +
 	"\x10noise_multiplier\x18\x06 \x01(\x01R\x0fnoiseMultiplier\x12\x14\n" +
 	"\x05level\x18\a \x01(\tR\x05level\x12!\n" +
-	"\fexample_clip\x18\b \x01(\x01R\vexampleClip\"\xc8\x01\n" +
+	"\fexample_clip\x18\b \x01(\x01R\vexampleClip\x12\x1f\n" +
+	"\vupdate_clip\x18\t \x01(\x01R\n" +
+	"updateClip\x124\n" +
+	"\x16adaptive_clip_quantile\x18\n" +
+	" \x01(\x01R\x14adaptiveClipQuantile\x12(\n" +
+	"\x10adaptive_clip_lr\x18\v \x01(\x01R\x0eadaptiveClipLr\x129\n" +
+	"\x19adaptive_clip_count_noise\x18\f \x01(\x01R\x16adaptiveClipCountNoise\"\xc8\x01\n" +
 	"\fPipelineSpec\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\rR\x06height\x12\x1a\n" +
