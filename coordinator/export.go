@@ -37,9 +37,11 @@ func (c *Coordinator) auditTrust() (*audit.Trust, error) {
 // freshCheckpoint signs a checkpoint covering the whole log and waits up
 // to wait for the witnesses' quorum to cosign it.
 func (c *Coordinator) freshCheckpoint(t *audit.Trust, wait time.Duration) {
-	c.publishCheckpoint()
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
+		// Again each time: a site answers one offer at a time, so one
+		// that was cosigning an older checkpoint is offered this one next.
+		c.publishCheckpoint()
 		signed, err := c.bus.alog.Latest()
 		if err == nil && signed != nil {
 			if cp, cosigners, err := audit.OpenCheckpoint(signed, t); err == nil && t.CheckQuorum(cp, cosigners) == nil {

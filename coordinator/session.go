@@ -37,6 +37,7 @@ type session struct {
 	witnessKey         string
 	witnessed, offered uint64
 	offeredSigned      []byte
+	offeredAt          time.Time
 }
 
 func (s *session) send(m *pb.CoordinatorMessage) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/concord-fl/concord/privacy/audit"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -105,6 +106,10 @@ func (b *bus) cosign(offered, line []byte, witnessKey string) (uint64, error) {
 	return cp.Size, b.alog.Publish(withSite)
 }
 
+// offerTimeout is how long a checkpoint offer waits for its cosignature
+// before a newer one is offered in its place.
+const offerTimeout = 30 * time.Second
+
 // publishCheckpoint signs a checkpoint if the log grew and sends it to
 // every connected witness that has not seen it.
 func (c *Coordinator) publishCheckpoint() {
@@ -116,7 +121,12 @@ func (c *Coordinator) publishCheckpoint() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.sessions {
-		if s.witnessKey == "" || s.witnessed >= size || s.offered >= size {
+		// One offer at a time: a site that is offered a newer checkpoint
+		// while its cosignature of the previous one is on its way would
+		// refuse the new proof (it starts below what the site now
+		// witnesses). An offer unanswered for offerTimeout is renewed.
+		outstanding := s.offered > s.witnessed && time.Since(s.offeredAt) < offerTimeout
+		if s.witnessKey == "" || s.witnessed >= size || s.offered >= size || outstanding {
 			continue
 		}
 		proof, err := c.bus.proof(s.witnessed, size)
@@ -124,7 +134,7 @@ func (c *Coordinator) publishCheckpoint() {
 			c.log.Error("audit consistency proof", "site", s.site, "from", s.witnessed, "to", size, "err", err)
 			continue
 		}
-		s.offered, s.offeredSigned = size, signed
+		s.offered, s.offeredSigned, s.offeredAt = size, signed, time.Now()
 		s.send(&pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Checkpoint{Checkpoint: &pb.AuditCheckpoint{
 			Signed: signed, FromSize: s.witnessed, Consistency: proof}}})
 	}
