@@ -33,7 +33,7 @@ test-short:
 # files through the imaging pipeline, 10 rounds, multiparty homomorphic encryption.
 demo: build
 	$(BIN)/concord-sim --sites 4 --rounds 10 --local-epochs 3 --seed 1 --secure-aggregation mhe --out demo-out
-	@echo "results: demo-out/summary.json, demo-out/learning-curve.png, demo-out/model.f32"
+	@echo "results: demo-out/summary.json, demo-out/learning-curve.png, demo-out/model.f32, demo-out/model-card/card.html, demo-out/audit/"
 
 tools:
 	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install -y protobuf-compiler"; exit 1; }

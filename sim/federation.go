@@ -87,6 +87,9 @@ type Options struct {
 // Start creates a consortium CA in dir, issues certificates for the
 // coordinator and an admin, and starts the coordinator on a free loopback
 // port. Sites are added with AddSite.
+// auditOrigin names the simulated consortium's audit log.
+const auditOrigin = "concord.sim/audit"
+
 func Start(opts Options) (*Federation, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -136,7 +139,7 @@ func (f *Federation) StartCoordinator(addr string, tick time.Duration) error {
 		StatePath: f.statePath, Logger: f.Log.With("component", "coordinator"), TickInterval: tick, HeartbeatInterval: 2 * time.Second,
 		ShutdownGrace: 2 * time.Second, MetricsListen: "127.0.0.1:0", Rand: f.seededRand("coordinator"),
 		CheckpointInterval: 300 * time.Millisecond, AcceptBrokenAuditLog: f.AcceptBrokenAuditLog,
-		Consortium: "Concord simulation", AuditOrigin: "concord.sim/audit"})
+		Consortium: "Concord simulation", AuditOrigin: auditOrigin})
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/concord-fl/concord/coordinator/registry"
+	"github.com/concord-fl/concord/privacy/audit"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -84,9 +86,29 @@ func writeModelCard(ctx context.Context, fed *Federation, out string, final *pb.
 		weights = append(weights, m.Chunk.GetData()...)
 	}
 	dir := filepath.Join(out, "model-card")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
 	if err := registry.WriteDir(dir, mv.Manifest, weights, layout); err != nil {
 		return fmt.Errorf("write the registry directory of %s: %w", version, err)
 	}
-	sum.Files = append(sum.Files, "model-card/card.html", "model-card/card.json", "model-card/manifest.json")
+	// The consortium's trust file, as `concordctl pki` keeps it in a real
+	// CA folder: what `concordctl models verify --trust` checks against.
+	key, err := audit.ReadKeyFile(filepath.Join(filepath.Dir(fed.StatePath()), "audit-key.pem"))
+	if err != nil {
+		return err
+	}
+	trust, err := audit.NewTrust(auditOrigin, []string{key.Verifier()}, nil, nil, 0)
+	if err != nil {
+		return err
+	}
+	trustFile := filepath.Join(out, "audit-trust.txt")
+	if err := os.WriteFile(trustFile, trust.Marshal(), 0o644); err != nil {
+		return err
+	}
+	if _, err := registry.VerifyDir(dir, trust); err != nil {
+		return fmt.Errorf("the registry directory of %s does not verify: %w", version, err)
+	}
+	sum.Files = append(sum.Files, "model-card/card.html", "model-card/card.json", "model-card/manifest.json", "audit-trust.txt")
 	return nil
 }
