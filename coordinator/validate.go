@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
@@ -340,6 +341,7 @@ func validationProtoLocked(j *job, p *pb.Job) {
 	}
 	for _, rs := range p.Rounds {
 		rs.Validation = byRound[int(rs.Round)]
+		slices.SortFunc(rs.Validation, func(a, b *pb.SiteValidation) int { return strings.Compare(a.Site, b.Site) })
 	}
 	if len(j.spec.ValidationSites) == 0 || len(j.rec.Rounds) == 0 {
 		return
@@ -353,6 +355,9 @@ func validationProtoLocked(j *job, p *pb.Job) {
 			roles[v.Role] = true
 		}
 	}
+	slices.SortFunc(m.Cells, func(a, b *pb.SiteValidation) int {
+		return cmp.Or(strings.Compare(a.ModelRole, b.ModelRole), strings.Compare(a.Site, b.Site))
+	})
 	m.Models = append(m.Models, registry.RoleGlobal)
 	for _, r := range slices.Sorted(maps.Keys(roles)) {
 		if r != registry.RoleGlobal {

@@ -51,6 +51,9 @@ type Config struct {
 	// GateMinAUC > 0 makes publication require this validation AUC at
 	// every validation site.
 	GateMinAUC float64
+	// ScoreLocalModels also scores each training site's last local model
+	// at the validation sites (the cross-site matrix; plaintext jobs only).
+	ScoreLocalModels bool
 	// DPLevel is "record" (the default: DP-SGD as above) or "site": each
 	// site clips its update to DPClip and adds its share of the noise that
 	// spends DPEpsilon over the job; DPAdaptiveQuantile > 0 adapts that
@@ -103,6 +106,9 @@ type Summary struct {
 	// Validation is each validation site's signed figures for the final
 	// model.
 	Validation map[string]SiteValidation `json:"validation,omitempty"`
+	// CrossSite is the final round's AUC by model (global, site:NAME) and
+	// validation site.
+	CrossSite map[string]map[string]float64 `json:"cross_site,omitempty"`
 }
 
 // Gate is the promotion decision.
@@ -267,8 +273,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.Dataset == "" {
 		spec.Pipeline = generatedPipeline()
 	}
-	if cfg.GateMinAUC > 0 {
-		spec.Validation = &pb.ValidationSpec{MinAuc: cfg.GateMinAUC}
+	if cfg.GateMinAUC > 0 || cfg.ScoreLocalModels {
+		spec.Validation = &pb.ValidationSpec{MinAuc: cfg.GateMinAUC, ScoreLocalModels: cfg.ScoreLocalModels}
 	}
 	switch {
 	case cfg.DPEpsilon > 0 && cfg.DPLevel == string(dp.Site):

@@ -21,6 +21,19 @@ func summariseValidation(final *pb.Job, sum *Summary) {
 	} else if final.ModelVersion != "" {
 		sum.Gate = Gate{State: "passed"}
 	}
+	if m := final.CrossSite; m != nil {
+		for _, c := range m.Cells {
+			if auc, ok := c.Metrics["auc"]; ok {
+				if sum.CrossSite == nil {
+					sum.CrossSite = map[string]map[string]float64{}
+				}
+				if sum.CrossSite[c.ModelRole] == nil {
+					sum.CrossSite[c.ModelRole] = map[string]float64{}
+				}
+				sum.CrossSite[c.ModelRole][c.Site] = auc
+			}
+		}
+	}
 	byRound := map[int]*RoundMetrics{}
 	for i := range sum.PerRound {
 		byRound[sum.PerRound[i].Round] = &sum.PerRound[i]

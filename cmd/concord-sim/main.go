@@ -38,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Sites, "sites", 3, "number of hospitals")
 	fs.IntVar(&c.ValidationSites, "validation-sites", 1, "how many of the --sites hospitals only validate: they never train, score every round's model and sign their results (with --dataset: on the test split)")
 	fs.Float64Var(&c.GateMinAUC, "gate-min-auc", 0, "publish only if every validation site measures at least this AUC (0 = no gate)")
+	fs.BoolVar(&c.ScoreLocalModels, "score-local-models", false, "also score each training site's last local model at the validation sites (the cross-site matrix; needs --secure-aggregation none)")
 	fs.IntVar(&c.Rounds, "rounds", 10, "federated rounds")
 	fs.Int64Var(&c.Seed, "seed", 1, "seed: the same seed gives the same run")
 	fs.StringVar(&c.Partition, "partition", "iid", "how --dataset is split among sites: iid or dirichlet:ALPHA")
