@@ -54,6 +54,7 @@ type jobRecord struct {
 	// RetrainOf is the version a retraining job retrains, and why.
 	RetrainOf     string `json:"retrain_of,omitempty"`
 	RetrainReason string `json:"retrain_reason,omitempty"`
+	RetrainKind   string `json:"retrain_kind,omitempty"` // drift | feedback | schedule
 	// FoldGroup and HeldOut mark a leave-one-site-out fold (folds.go).
 	FoldGroup string `json:"fold_group,omitempty"`
 	HeldOut   string `json:"held_out,omitempty"`

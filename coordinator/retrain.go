@@ -30,7 +30,9 @@ import (
 // from that version's weights (init_version), with the same gates, and
 // holds it for an admin's approval when retrain.require_approval says so.
 // Each version is retrained at most once; the retraining job's own
-// version, if the gates publish it, carries the triggers on.
+// version, if the gates publish it, carries the triggers on, except that
+// a version drift retrained is not retrained for drift again (the same
+// sites' data would give the same report, and retrain forever).
 
 // Bounds on what a site may say in a drift report.
 const (
@@ -112,6 +114,7 @@ type retrainCandidate struct {
 	version string
 	spec    *pb.JobSpec
 	reason  string
+	kind    string
 }
 
 // checkRetrain submits a retraining job for every published version whose
@@ -137,10 +140,10 @@ func (c *Coordinator) checkRetrain() {
 		if retrained[j.rec.ModelVersion] {
 			continue
 		}
-		if reason := c.retrainReasonLocked(j); reason != "" {
+		if kind, reason := c.retrainReasonLocked(j); reason != "" {
 			spec := proto.Clone(j.spec).(*pb.JobSpec)
 			spec.InitVersion = j.rec.ModelVersion
-			due = append(due, retrainCandidate{version: j.rec.ModelVersion, spec: spec, reason: reason})
+			due = append(due, retrainCandidate{version: j.rec.ModelVersion, spec: spec, reason: reason, kind: kind})
 		}
 	}
 	c.mu.Unlock()
@@ -152,7 +155,7 @@ func (c *Coordinator) checkRetrain() {
 			continue
 		}
 		c.mu.Lock()
-		nj.rec.RetrainOf, nj.rec.RetrainReason = d.version, d.reason
+		nj.rec.RetrainOf, nj.rec.RetrainReason, nj.rec.RetrainKind = d.version, d.reason, d.kind
 		if err := c.saveJob(nj, nil); err != nil {
 			c.log.Error("persist retraining origin", "job", nj.rec.ID, "err", err)
 		}
@@ -166,13 +169,20 @@ func (c *Coordinator) checkRetrain() {
 	}
 }
 
-// retrainReasonLocked says which trigger of a published job's spec fired,
-// or "".
-func (c *Coordinator) retrainReasonLocked(j *job) string {
+// Retraining triggers.
+const (
+	retrainDrift    = "drift"
+	retrainFeedback = "feedback"
+	retrainSchedule = "schedule"
+)
+
+// retrainReasonLocked says which trigger of a published job's spec fired
+// and why, or "".
+func (c *Coordinator) retrainReasonLocked(j *job) (kind, reason string) {
 	r := j.spec.GetRetrain()
 	g := j.rec.Gate
 	if r == nil || g == nil || g.Decided.IsZero() {
-		return ""
+		return "", ""
 	}
 	members := slices.Sorted(maps.Keys(j.rec.Sites))
 	var feedback uint64
@@ -182,18 +192,22 @@ func (c *Coordinator) retrainReasonLocked(j *job) string {
 			continue
 		}
 		d := rec.Drift
-		if r.DriftPsi > 0 && d.MaxPSI >= r.DriftPsi {
-			return fmt.Sprintf("site %s reports drift: PSI %.3f on %s >= retrain.drift_psi %.3f", s, d.MaxPSI, d.maxFeature(), r.DriftPsi)
+		// A version that drift already retrained is not retrained again
+		// for drift: its sites' data did not change by being trained on
+		// again, so the same report would retrain it forever. New feedback
+		// or the schedule still do.
+		if r.DriftPsi > 0 && d.MaxPSI >= r.DriftPsi && j.rec.RetrainKind != retrainDrift {
+			return retrainDrift, fmt.Sprintf("site %s reports drift: PSI %.3f on %s >= retrain.drift_psi %.3f", s, d.MaxPSI, d.maxFeature(), r.DriftPsi)
 		}
 		feedback += d.Feedback
 	}
 	if r.MinFeedback > 0 && feedback >= r.MinFeedback {
-		return fmt.Sprintf("the sites hold %d feedback examples >= retrain.min_feedback %d", feedback, r.MinFeedback)
+		return retrainFeedback, fmt.Sprintf("the sites hold %d feedback examples >= retrain.min_feedback %d", feedback, r.MinFeedback)
 	}
 	if every := time.Duration(r.EverySeconds * float64(time.Second)); every > 0 && !c.now().Before(g.Decided.Add(every)) {
-		return fmt.Sprintf("scheduled: %s since %s was published", every, j.rec.ModelVersion)
+		return retrainSchedule, fmt.Sprintf("scheduled: %s since %s was published", every, j.rec.ModelVersion)
 	}
-	return ""
+	return "", ""
 }
 
 // initialWeights loads a published version's weights for a job that

@@ -192,6 +192,8 @@ type SiteOptions struct {
 	// Privacy is the site's differential privacy policy (agent.yaml
 	// privacy:); zero: no budget, so the site takes no DP job.
 	Privacy siteagent.PrivacyPolicy
+	// Drift watches a folder of arriving images (agent.yaml drift:).
+	Drift siteagent.DriftConfig
 }
 
 // AddSite issues a certificate for a site and starts its agent.
@@ -225,7 +227,7 @@ func (f *Federation) RestartSite(name string, o SiteOptions) error {
 // StartAgent (re)starts a site's agent with its state directory.
 func (f *Federation) StartAgent(name string, tc *tls.Config, o SiteOptions) error {
 	a, err := siteagent.New(siteagent.Config{Coordinator: f.addr, TLS: tc, StateDir: filepath.Join(f.Dir, "sites", name),
-		Data: o.Data, Trainer: o.Trainer, Proxy: o.Proxy, Privacy: o.Privacy, KeyRand: f.seededRand("site/" + name), KeyPassphrase: []byte("sim-" + name), Logger: f.Log.With("site", name),
+		Data: o.Data, Trainer: o.Trainer, Proxy: o.Proxy, Privacy: o.Privacy, Drift: o.Drift, KeyRand: f.seededRand("site/" + name), KeyPassphrase: []byte("sim-" + name), Logger: f.Log.With("site", name),
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
 	if err != nil {
 		return fmt.Errorf("site %s: %w", name, err)
