@@ -251,6 +251,12 @@ func (c *Coordinator) manifestLocked(j *job, weightsSHA string, results []regist
 		m.TrainingSites = append(m.TrainingSites, s)
 		if r := c.sites[s]; r != nil {
 			m.Records[s] = r.Examples
+			if r.Drift != nil && r.Drift.Feedback > 0 {
+				if m.Feedback == nil {
+					m.Feedback = map[string]uint64{}
+				}
+				m.Feedback[s] = r.Drift.Feedback
+			}
 		}
 	}
 	slices.Sort(m.TrainingSites)

@@ -45,27 +45,31 @@ const RoleGlobal = "global"
 // Manifest is everything that made one model version, signed by the
 // coordinator.
 type Manifest struct {
-	Format            int                `json:"format"`
-	Version           string             `json:"version"`
-	Status            string             `json:"status"`
-	Name              string             `json:"name"` // the job's name
-	JobID             string             `json:"job_id"`
-	Purpose           string             `json:"purpose,omitempty"`
-	LegalBasis        string             `json:"legal_basis,omitempty"`
-	Created           time.Time          `json:"created"`
-	Coordinator       string             `json:"coordinator"` // the coordinator's version
-	Parent            string             `json:"parent,omitempty"`
-	Params            int                `json:"params"`
-	LayoutHash        string             `json:"layout_hash"`
-	WeightsSHA256     string             `json:"weights_sha256"`
-	DeviceUID         string             `json:"device_uid"`
-	PipelineHash      string             `json:"pipeline_hash"`
-	SpecSHA256        string             `json:"spec_sha256"`
-	Spec              json.RawMessage    `json:"spec"` // protojson of the job spec
-	Rounds            []Round            `json:"rounds"`
-	TrainingSites     []string           `json:"training_sites"`
-	ValidationSites   []string           `json:"validation_sites,omitempty"`
-	Records           map[string]uint64  `json:"records,omitempty"` // examples per training site (counts only)
+	Format          int               `json:"format"`
+	Version         string            `json:"version"`
+	Status          string            `json:"status"`
+	Name            string            `json:"name"` // the job's name
+	JobID           string            `json:"job_id"`
+	Purpose         string            `json:"purpose,omitempty"`
+	LegalBasis      string            `json:"legal_basis,omitempty"`
+	Created         time.Time         `json:"created"`
+	Coordinator     string            `json:"coordinator"` // the coordinator's version
+	Parent          string            `json:"parent,omitempty"`
+	Params          int               `json:"params"`
+	LayoutHash      string            `json:"layout_hash"`
+	WeightsSHA256   string            `json:"weights_sha256"`
+	DeviceUID       string            `json:"device_uid"`
+	PipelineHash    string            `json:"pipeline_hash"`
+	SpecSHA256      string            `json:"spec_sha256"`
+	Spec            json.RawMessage   `json:"spec"` // protojson of the job spec
+	Rounds          []Round           `json:"rounds"`
+	TrainingSites   []string          `json:"training_sites"`
+	ValidationSites []string          `json:"validation_sites,omitempty"`
+	Records         map[string]uint64 `json:"records,omitempty"` // examples per training site (counts only)
+	// Feedback is the labelled corrections each training site reported
+	// holding when the version was built (counts only; trained on from the
+	// next job).
+	Feedback          map[string]uint64  `json:"feedback,omitempty"`
 	Privacy           *Privacy           `json:"privacy,omitempty"`
 	SecureAggregation *SecureAggregation `json:"secure_aggregation,omitempty"`
 	Validation        []Validation       `json:"validation,omitempty"`
