@@ -3,6 +3,7 @@ package evaluation
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -382,5 +383,30 @@ func TestAssessmentIsBounded(t *testing.T) {
 	t.Logf("assessment of 200 examples: %d bytes; of 20000: %d bytes", small, large)
 	if large > small+small/4 || large > 16<<10 {
 		t.Fatalf("the assessment grows with the data: %d bytes for 200 examples, %d for 20000", small, large)
+	}
+}
+
+// BenchmarkAssessBinary scores what a validation site reports for 10,000
+// examples with four subgroup fields: metrics with bootstrap intervals,
+// ROC, calibration and every subgroup.
+func BenchmarkAssessBinary(b *testing.B) {
+	const n = 10000
+	rng := rand.New(rand.NewPCG(3, 4))
+	scores, labels := make([]float64, n), make([]int, n)
+	groups := map[string][]string{"sex": make([]string, n), "age": make([]string, n), "manufacturer": make([]string, n), "model": make([]string, n)}
+	bands := []string{"0-17", "18-39", "40-64", "65+", ""}
+	for i := range n {
+		labels[i] = rng.IntN(2)
+		scores[i] = min(1, max(0, 0.3*float64(labels[i])+0.7*rng.Float64()))
+		groups["sex"][i] = []string{"F", "M", ""}[rng.IntN(3)]
+		groups["age"][i] = bands[rng.IntN(len(bands))]
+		groups["manufacturer"][i] = []string{"Agfa", "Canon", "GE"}[rng.IntN(3)]
+		groups["model"][i] = []string{"A1", "B2", "C3", "D4"}[rng.IntN(4)]
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := AssessBinary(scores, labels, groups, AssessOptions{AtSpecificity: 0.9}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
