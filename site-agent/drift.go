@@ -92,7 +92,10 @@ type Baseline struct {
 	// Categories holds a frequency table per header feature, for the
 	// features the training data had (none when it came without headers).
 	Categories map[string]evaluation.Frequencies `json:"categories,omitempty"`
-	Recorded   time.Time                         `json:"recorded"`
+	// Predictions is the histogram of the kept model's scores on the
+	// baseline data (driftpred.go); nil when no model was kept.
+	Predictions *evaluation.Histogram `json:"predictions,omitempty"`
+	Recorded    time.Time             `json:"recorded"`
 }
 
 // baselineFrom computes a baseline from a standardised dataset and, when
@@ -179,23 +182,30 @@ func headerGroups(im *imaging.Image) map[string]string {
 
 // recordBaseline records the data of a job this site has just trained or
 // validated on as the drift baseline, replacing the previous one, and has
-// the drift watch compare against it at once. A failure is logged, never
-// returned: drift monitoring must not fail the task that fed it.
-func (a *Agent) recordBaseline(job string, spec *pb.JobSpec, ds learning.Dataset) {
+// the drift watch compare against it at once. With model (the weights the
+// site received for the job's final round), the model's scores on the
+// data are recorded too, and the model kept to score arriving images. A
+// failure is logged, never returned: drift monitoring must not fail the
+// task that fed it.
+func (a *Agent) recordBaseline(job string, spec *pb.JobSpec, ds learning.Dataset, model []float32) {
 	if ds.N == 0 {
 		return
 	}
 	pl := jobspec.PipelineConfig(spec)
 	b := baselineFrom(ds, datasetGroups(ds))
 	b.Job, b.Pipeline, b.PipelineHash, b.Recorded = job, pl, pl.Hash(), time.Now().UTC()
+	var dm *driftModel
+	if model != nil {
+		dm, b.Predictions = predictionBaseline(spec, model, ds)
+	}
 	prev, _ := a.st.baseline()
-	if err := a.st.putBaseline(&b); err != nil {
+	if err := a.st.putBaseline(&b, dm); err != nil {
 		a.log.Warn("drift baseline not recorded; the previous one (if any) stays", "job", bounded(job, maxIDLen), "err", err)
 		return
 	}
 	// Every round of a job records the same data again; only a new job,
 	// pipeline or data set is worth an immediate check of the arriving images.
-	if prev == nil || prev.Job != b.Job || prev.PipelineHash != b.PipelineHash || prev.Examples != b.Examples {
+	if prev == nil || prev.Job != b.Job || prev.PipelineHash != b.PipelineHash || prev.Examples != b.Examples || b.Predictions != nil {
 		a.log.Info("drift baseline recorded", "job", bounded(job, maxIDLen), "examples", b.Examples)
 		a.drift.wakeUp()
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -98,6 +99,29 @@ func (a *Agent) checkDrift(ctx context.Context, b *Baseline) (*pb.DriftReport, e
 	skipped := map[string]int{}
 	n := 0
 	var sample []float64
+	// The model's scores, in batches of predictBatch images.
+	var sc *scorer
+	var scores evaluation.Histogram
+	batch := learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width}
+	if b.Predictions != nil {
+		dm, err := a.st.driftModel()
+		if err == nil {
+			sc, err = newScorer(dm)
+		}
+		if err != nil {
+			a.log.Warn("drift check: the kept model cannot score; prediction drift is left out", "err", err)
+			sc = nil
+		}
+		scores = evaluation.NewHistogram(b.Predictions.Edges)
+	}
+	flush := func() error {
+		if sc == nil || batch.N == 0 {
+			return nil
+		}
+		err := sc.add(batch, &scores)
+		batch.X, batch.N = batch.X[:0], 0
+		return err
+	}
 	for _, path := range files {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -126,6 +150,17 @@ func (a *Agent) checkDrift(ctx context.Context, b *Baseline) (*pb.DriftReport, e
 		for f, t := range cats {
 			addBounded(t, g[f])
 		}
+		if sc != nil {
+			batch.X, batch.N = append(batch.X, px...), batch.N+1
+			if batch.N == predictBatch {
+				if err := flush(); err != nil {
+					return nil, fmt.Errorf("score arriving images: %w", err)
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, fmt.Errorf("score arriving images: %w", err)
 	}
 	if len(skipped) > 0 {
 		a.log.Warn("drift check: some arriving files were skipped", "read", n, "skipped", skipped)
@@ -139,6 +174,9 @@ func (a *Agent) checkDrift(ctx context.Context, b *Baseline) (*pb.DriftReport, e
 	r.Psi[FeatureIntensity] = b.Intensity.PSI(intensity)
 	for f, t := range cats {
 		r.Psi[f] = b.Categories[f].PSI(t)
+	}
+	if sc != nil {
+		r.Psi[FeaturePrediction] = b.Predictions.PSI(scores)
 	}
 	for f, v := range r.Psi {
 		if math.IsNaN(v) || math.IsInf(v, 0) {

@@ -20,14 +20,55 @@ var (
 	bDrift         = []byte("drift")
 	kDriftBaseline = []byte("baseline")
 	kDriftReport   = []byte("report")
+	kDriftModel    = []byte("model")
 )
 
-func (s *state) putBaseline(b *Baseline) error {
+// putBaseline records a baseline and, in the same transaction, the model
+// its prediction histogram was computed with (nil: none, and a previous
+// baseline's model is dropped with it).
+func (s *state) putBaseline(b *Baseline, dm *driftModel) error {
 	data, err := json.Marshal(b)
 	if err != nil {
 		return err
 	}
-	return s.putDrift(kDriftBaseline, data)
+	var model []byte
+	if dm != nil {
+		if model, err = json.Marshal(dm); err != nil {
+			return err
+		}
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists(bDrift)
+		if err != nil {
+			return err
+		}
+		if model == nil {
+			if err := bk.Delete(kDriftModel); err != nil {
+				return err
+			}
+		} else if err := bk.Put(kDriftModel, model); err != nil {
+			return err
+		}
+		return bk.Put(kDriftBaseline, data)
+	})
+}
+
+// driftModel returns the model kept with the baseline, nil when none is.
+func (s *state) driftModel() (*driftModel, error) {
+	var out *driftModel
+	err := s.db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bDrift)
+		if bk == nil {
+			return nil
+		}
+		v := bk.Get(kDriftModel)
+		if v == nil {
+			return nil
+		}
+		out = &driftModel{}
+		return json.Unmarshal(v, out)
+	})
+	return out, err
 }
 
 func (s *state) putDriftReport(r *pb.DriftReport) error {

@@ -191,7 +191,11 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		}
 		a.log.Info("local training done", "job", t.JobId, "round", t.Round, "examples", res.Samples,
 			"seconds", time.Since(started).Seconds(), "update_norm", norm)
-		a.recordBaseline(t.JobId, t.Spec, data)
+		var final []float32
+		if t.Round == t.Spec.GetRounds() {
+			final = global // the last model this site receives for the job
+		}
+		a.recordBaseline(t.JobId, t.Spec, data, final)
 	}
 	if err := ctx.Err(); err != nil {
 		return err // the job was cancelled after training: upload nothing

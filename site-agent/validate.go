@@ -114,7 +114,13 @@ func (a *Agent) validate(ctx context.Context, t *pb.Task) error {
 	}
 	a.queueReport(&pb.ValidationReport{TaskId: t.TaskId, JobId: t.JobId, Round: t.Round, Nonce: bytes.Clone(t.Nonce), Receipt: signed})
 	if t.ModelRole == "global" {
-		a.recordBaseline(t.JobId, t.Spec, data) // what the model was validated on is what arriving images are compared with
+		// What the model was validated on is what arriving images are
+		// compared with; the final model's scores too.
+		var final []float32
+		if t.Round == t.Spec.GetRounds() {
+			final = m.Weights()
+		}
+		a.recordBaseline(t.JobId, t.Spec, data, final)
 	}
 	a.log.Info("validation done", "job", t.JobId, "round", t.Round, "model_role", bounded(t.ModelRole, maxIDLen),
 		"examples", data.N, "seconds", time.Since(started).Seconds())
