@@ -131,8 +131,11 @@
 // latest report is sent again at the start of every session. The report
 // also counts the clinicians' corrections in Config.Feedback.Dir (folder
 // per class) that arrived since the baseline; DICOMFolder.Feedback puts
-// the same corrections in the next job's training data. A model's
-// predictions are not compared: the agent keeps no global model after a
-// task. ReadDrift reads the baseline and last report offline (site-agent
-// drift).
+// the same corrections in the next job's training data. For a job's final
+// round the agent also keeps the model it received (the aggregate it
+// validated, or the global model of its last training round) with the
+// baseline, and compares the distribution of that model's scores on the
+// arriving images with that on the baseline data (feature "prediction",
+// classifiers only). ReadDrift reads the baseline and last report offline
+// (site-agent drift).
 package siteagent
