@@ -75,9 +75,14 @@ func (c *Coordinator) buildReport(jobID string, by Identity, t *audit.Trust) (*r
 		sites = append(sites, s)
 	}
 	examples := map[string]int{}
+	var alarms []report.WitnessAlarm
 	for _, s := range sites {
 		if r := c.sites[s]; r != nil {
 			examples[s] = int(r.Examples)
+			if a := r.WitnessAlarm; a != nil {
+				alarms = append(alarms, report.WitnessAlarm{Site: s, Time: a.Time, Reason: a.Reason, Size: a.Size,
+					CheckpointSHA256: hex.EncodeToString(a.CheckpointSHA256[:])})
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -180,6 +185,8 @@ func (c *Coordinator) buildReport(jobID string, by Identity, t *audit.Trust) (*r
 		return nil, fmt.Errorf("audit checkpoint: %w", err)
 	}
 	r.Checkpoint = report.Checkpoint{Origin: cp.Origin, TreeSize: cp.Size, RootHash: hex.EncodeToString(cp.Root), Note: string(signed)}
+	slices.SortFunc(alarms, func(a, b report.WitnessAlarm) int { return strings.Compare(a.Site, b.Site) })
+	r.Checkpoint.Alarms = alarms
 	for _, line := range strings.Split(string(signed), "\n") {
 		name, sig, ok := strings.Cut(strings.TrimPrefix(line, "— "), " ")
 		if !ok || !strings.HasPrefix(line, "— ") {

@@ -353,11 +353,22 @@ func checkpointSection(r *Report) section {
 	if r.Signature != nil {
 		sig = fmt.Sprintf("This report is signed with %s by key %s. Signature: %s", r.Signature.Algorithm, r.Signature.KeyID, r.Signature.Value)
 	}
-	return section{ID: "checkpoint", Heading: "9. Audit checkpoint and signature", Blocks: []block{
+	blocks := []block{
 		para("This report was built from the audit log %s at tree size %d, root hash %s. The checkpoint, as signed by the log:", c.Origin, c.TreeSize, c.RootHash),
 		{Pre: c.Note},
 		para("Witnesses who cosigned this checkpoint:"),
 		{Table: t},
-		para("%s", sig),
-	}}
+	}
+	if len(c.Alarms) == 0 {
+		blocks = append(blocks, para("No site has ever refused to cosign a checkpoint of this log."))
+	} else {
+		at := &table{ID: "alarm-table", Header: []string{"Site", "Time", "Checkpoint size", "Reason"}, Widths: []float64{1, 1, 0.7, 3}}
+		for _, a := range c.Alarms {
+			at.Rows = append(at.Rows, []string{a.Site, a.Time.UTC().Format(time.RFC3339), fmt.Sprint(a.Size), a.Reason})
+		}
+		blocks = append(blocks, para("WITNESS ALARMS: these sites refused to cosign a checkpoint of this log because the history shown to them did not extend what they had witnessed (truncated, rewritten or forked). Ask the consortium to explain each before relying on this log:"),
+			block{Table: at})
+	}
+	blocks = append(blocks, para("%s", sig))
+	return section{ID: "checkpoint", Heading: "9. Audit checkpoint and signature", Blocks: blocks}
 }

@@ -165,6 +165,9 @@ func csvRows(r *Report) [][]string {
 	for _, w := range c.Witnesses {
 		add("witness", w.Name, w)
 	}
+	for _, a := range c.Alarms {
+		add("witness_alarm", a.Site, a)
+	}
 	if r.Signature != nil {
 		add("signature", "", *r.Signature)
 	}

@@ -234,6 +234,19 @@ type Checkpoint struct {
 	// Note is the checkpoint's signed note text, verbatim.
 	Note      string        `json:"note"`
 	Witnesses []Cosignature `json:"witnesses"`
+	// Alarms are the sites' refusals to cosign a checkpoint of this log
+	// (a history they found truncated, rewritten or forked), newest per
+	// site; empty when no site ever refused.
+	Alarms []WitnessAlarm `json:"alarms,omitempty"`
+}
+
+// WitnessAlarm is a site's refusal to cosign an audit checkpoint.
+type WitnessAlarm struct {
+	Site             string    `json:"site"`
+	Time             time.Time `json:"time"`
+	Reason           string    `json:"reason"`
+	Size             uint64    `json:"size"`
+	CheckpointSHA256 string    `json:"checkpoint_sha256"`
 }
 
 // Cosignature is a witness's signature on the checkpoint.

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/csv"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/concord-fl/concord/internal/testenv"
 )
@@ -269,5 +271,36 @@ func TestOddTextIsRenderedSafely(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestWitnessAlarmsAreReported: a site's refusal to cosign reaches the
+// officer in every format; without one, the report says none happened.
+func TestWitnessAlarmsAreReported(t *testing.T) {
+	r := Sample()
+	var html bytes.Buffer
+	if err := WriteHTML(&html, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), "No site has ever refused to cosign") {
+		t.Error("a report without alarms does not say so")
+	}
+	r.Checkpoint.Alarms = []WitnessAlarm{{Site: "st-marys", Time: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC),
+		Reason: "log history rewritten at size 42", Size: 57, CheckpointSHA256: strings.Repeat("ab", 32)}}
+	html.Reset()
+	var csv, js bytes.Buffer
+	for _, w := range []struct {
+		write func(io.Writer, *Report) error
+		buf   *bytes.Buffer
+	}{{WriteHTML, &html}, {WriteCSV, &csv}, {WriteJSON, &js}} {
+		if err := w.write(w.buf, r); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(w.buf.String(), "log history rewritten at size 42") || !strings.Contains(w.buf.String(), "st-marys") {
+			t.Errorf("the alarm is missing from a format:\n%.300s", w.buf.String())
+		}
+	}
+	if !strings.Contains(html.String(), "WITNESS ALARMS") {
+		t.Error("the HTML does not flag the alarm")
 	}
 }
