@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +22,9 @@ func TestRetrainingFiresOnInjectedDrift(t *testing.T) {
 	f, ctx := startFederation(t)
 	dir := t.TempDir()
 	hospitals := synth.Hospitals(4, 7)
+	if err := os.MkdirAll(filepath.Join(dir, "arriving"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	classes := []string{"normal", "lesion"}
 	var names []string
 	for i, h := range hospitals[:3] {
@@ -48,9 +52,14 @@ func TestRetrainingFiresOnInjectedDrift(t *testing.T) {
 		t.Fatalf("first job: %s, model %q", job.State, job.ModelVersion)
 	}
 	// Another hospital's scanners (other manufacturer and model) at site 0.
+	// Written aside and moved in at once, as a PACS export lands: a check
+	// must not see half of them.
 	other := hospitals[3]
 	other.N = 40
-	if _, err := synth.WriteDICOM(filepath.Join(dir, "arriving"), other, 99); err != nil {
+	if _, err := synth.WriteDICOM(filepath.Join(dir, "staging"), other, 99); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "staging", other.Slug()), filepath.Join(dir, "arriving", other.Slug())); err != nil {
 		t.Fatal(err)
 	}
 	var re *pb.Job
