@@ -1,0 +1,210 @@
+package imaging
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/concord-fl/concord/internal/testenv"
+)
+
+// formatCase is one file written by testdata/pydicom_formats.py.
+type formatCase struct {
+	Name, File, Ref, RGB string
+}
+
+// TestRarePixelFormatsAgainstPydicom decodes parametric maps (Float and Double Float
+// Pixel Data), 1-bit RLE and segmented palettes, all built with pydicom from real
+// files of the shared corpus, and compares the stored values with pydicom's
+// pixel_array (for 1-bit RLE, which pydicom 2 cannot decode, with the pixel_array of
+// the uncompressed source) and palette colours with pydicom's apply_color_lut.
+func TestRarePixelFormatsAgainstPydicom(t *testing.T) {
+	testenv.Shared(t, "data/dicom/pydicom/CT_small.dcm")
+	testenv.Shared(t, "data/dicom/pydicom/examples_palette.dcm")
+	testenv.Shared(t, "data/dicom/dcmqi/liver-seg.dcm")
+	py := testenv.Python(t, "pydicom", "numpy")
+	dir := t.TempDir()
+	cmd := exec.Command(py, filepath.Join("testdata", "pydicom_formats.py"), testenv.SharedDir(), dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pydicom_formats.py: %v\n%s", err, stderr.String())
+	}
+	var cases []formatCase
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var c formatCase
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatalf("pydicom_formats.py output %q: %v", sc.Text(), err)
+		}
+		cases = append(cases, c)
+	}
+	kinds := map[string]int{}
+	var refs []string
+	seen := map[string]bool{}
+	for _, c := range cases {
+		kinds[strings.SplitN(c.Name, "-", 2)[0]]++
+		if !seen[c.Ref] {
+			seen[c.Ref] = true
+			refs = append(refs, c.Ref)
+		}
+	}
+	if kinds["float"] < 3 || kinds["double"] < 3 || kinds["rle1"] < 3 || kinds["palseg"] < 6 {
+		t.Fatalf("pydicom_formats.py wrote %v", kinds)
+	}
+	ref := runPydicom(t, py, refs)
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			r := ref[c.Ref]
+			if !r.OK {
+				t.Fatalf("pydicom cannot decode the reference: %s", r.Error)
+			}
+			im, err := ReadFile(c.File)
+			if err != nil {
+				t.Fatalf("read: %v (%s)", err, Reason(err))
+			}
+			got, shape, err := storedAll(im)
+			if err != nil {
+				t.Fatalf("decode: %v (%s)", err, Reason(err))
+			}
+			b, err := os.ReadFile(r.NPY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ReadNPY(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalInts(want.Shape, shape) || want.Dtype != im.Dtype() {
+				t.Fatalf("shape %v %s, pydicom %v %s", shape, im.Dtype(), want.Shape, want.Dtype)
+			}
+			if !bytes.Equal(want.Data, got) {
+				t.Fatalf("stored values differ from pydicom at %d of %d bytes", countDiff(want.Data, got), len(got))
+			}
+			px, err := im.Frame(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.RGB != "":
+				rgb := readFloat64NPY(t, c.RGB)
+				if len(rgb) != len(px) {
+					t.Fatalf("%d colour values, pydicom %d", len(px), len(rgb))
+				}
+				for k := range rgb {
+					if math.Abs(float64(px[k])-rgb[k]) > 1e-3 {
+						t.Fatalf("colour value %d: %v, pydicom's apply_color_lut %v", k, px[k], rgb[k])
+					}
+				}
+			case im.Dtype() == "<f4" || im.Dtype() == "<f8":
+				for k := range px {
+					var v float64
+					if im.Dtype() == "<f8" {
+						v = math.Float64frombits(binary.LittleEndian.Uint64(want.Data[8*k:]))
+					} else {
+						v = float64(math.Float32frombits(binary.LittleEndian.Uint32(want.Data[4*k:])))
+					}
+					if px[k] != float32(v) {
+						t.Fatalf("value %d: %v, pydicom %v", k, px[k], v)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDeflatePaddingAgainstPydicom re-deflates the corpus's deflated file with the
+// paddings writers add (a null byte after an odd-length data set, nulls after the
+// deflate stream) and expects pydicom's pixels from each.
+func TestDeflatePaddingAgainstPydicom(t *testing.T) {
+	src := filepath.Join(testenv.Shared(t, "data/dicom/pydicom"), "image_dfl.dcm")
+	py := testenv.Python(t, "pydicom", "numpy")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metaEnd := 144 + int(binary.LittleEndian.Uint32(b[140:144]))
+	ds, err := io.ReadAll(flate.NewReader(bytes.NewReader(b[metaEnd:])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deflate := func(p []byte) []byte {
+		var buf bytes.Buffer
+		w, _ := flate.NewWriter(&buf, flate.BestCompression)
+		_, _ = w.Write(p)
+		_ = w.Close()
+		return buf.Bytes()
+	}
+	odd := func(p []byte) []byte {
+		for len(p)%2 == 0 {
+			p = append(p, 0)
+		}
+		return p
+	}
+	even := func(p []byte) []byte {
+		if len(p)%2 == 1 {
+			p = append(p, 0)
+		}
+		return p
+	}
+	join := func(p ...[]byte) []byte { return bytes.Join(p, nil) }
+	cases := map[string][]byte{
+		"dataset-padded-1":        deflate(join(ds, []byte{0})),
+		"dataset-padded-3":        deflate(join(ds, []byte{0, 0, 0})),
+		"dataset-odd-stream-even": even(deflate(join(ds, []byte{0}))),
+		"stream-null-after":       join(deflate(ds), []byte{0}),
+		"stream-odd":              odd(deflate(ds)),
+	}
+	dir := t.TempDir()
+	var paths []string
+	for name, stream := range cases {
+		p := filepath.Join(dir, name+".dcm")
+		if err := os.WriteFile(p, join(b[:metaEnd], stream), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	ref := runPydicom(t, py, paths)
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			r := ref[p]
+			if !r.OK {
+				t.Fatalf("pydicom: %s", r.Error)
+			}
+			im, err := ReadFile(p)
+			if err != nil {
+				t.Fatalf("%v (%s)", err, Reason(err))
+			}
+			got, _, err := storedAll(im)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(r.NPY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := ReadNPY(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(a.Data, got) {
+				t.Fatalf("pixels differ from pydicom at %d of %d bytes", countDiff(a.Data, got), len(got))
+			}
+		})
+	}
+	// Trailing bytes that are not padding still mean a damaged file.
+	bad := join(b[:metaEnd], deflate(join(ds, []byte{0x10, 0})))
+	if _, err := Read(bad, DefaultLimits); Reason(err) != "truncated" {
+		t.Errorf("non-null bytes after the last element: %v, want a truncated file", err)
+	}
+}
