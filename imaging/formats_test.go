@@ -208,3 +208,33 @@ func TestDeflatePaddingAgainstPydicom(t *testing.T) {
 		t.Errorf("non-null bytes after the last element: %v, want a truncated file", err)
 	}
 }
+
+// TestFloatNonFiniteInPipeline: NaN (a parametric map's "no value") and infinities
+// leave the pipeline as finite values, NaN at the bottom of the range.
+func TestFloatNonFiniteInPipeline(t *testing.T) {
+	im, err := Read(formatSeeds(t)["float32"], DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := im.pixel.Value
+	for k := 0; k < 16; k++ { // the first two rows
+		binary.LittleEndian.PutUint32(v[4*k:], math.Float32bits(float32(math.NaN())))
+	}
+	binary.LittleEndian.PutUint32(v[4*40:], math.Float32bits(float32(math.Inf(1))))
+	binary.LittleEndian.PutUint32(v[4*41:], math.Float32bits(float32(math.Inf(-1))))
+	for _, norm := range []string{"auto", "minmax", "zscore", "percentile:1:99"} {
+		p := Pipeline{Width: 8, Height: 8, Channels: 1, Resample: "area", Normalise: norm}
+		out, err := p.Apply(im, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", norm, err)
+		}
+		for k, x := range out {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				t.Fatalf("%s: value %d is %v", norm, k, x)
+			}
+		}
+		if norm == "minmax" && (out[0] != 0 || out[40] != 1 || out[41] != 0) {
+			t.Errorf("minmax: NaN gives %v, +Inf %v, -Inf %v; want 0, 1, 0", out[0], out[40], out[41])
+		}
+	}
+}
