@@ -77,6 +77,14 @@ func TestRarePixelFormatsAgainstPydicom(t *testing.T) {
 			if err != nil {
 				t.Fatalf("decode: %v (%s)", err, Reason(err))
 			}
+			head, err := ReadHeader(c.File)
+			if err != nil {
+				t.Fatalf("header read: %v", err)
+			}
+			if head.Rows != im.Rows || head.Columns != im.Columns || head.Frames != im.Frames || head.Dtype() != im.Dtype() {
+				t.Fatalf("header read gives %dx%d, %d frames, %s; full read %dx%d, %d frames, %s",
+					head.Rows, head.Columns, head.Frames, head.Dtype(), im.Rows, im.Columns, im.Frames, im.Dtype())
+			}
 			b, err := os.ReadFile(r.NPY)
 			if err != nil {
 				t.Fatal(err)
