@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"math"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,4 +246,113 @@ func TestFloatNonFiniteInPipeline(t *testing.T) {
 			t.Errorf("minmax: NaN gives %v, +Inf %v, -Inf %v; want 0, 1, 0", out[0], out[40], out[41])
 		}
 	}
+}
+
+// TestSegmentExpansionAgainstPydicom expands random segment lists (discrete, linear
+// with rounding ties, indirect copies at relative offsets, loops, trailing nulls) in
+// both entry sizes and byte orders, and expects pydicom's table or, where pydicom
+// fails, an error.
+func TestSegmentExpansionAgainstPydicom(t *testing.T) {
+	py := testenv.Python(t, "pydicom", "numpy")
+	type segCase struct {
+		Words []int  `json:"words"`
+		Fmt   string `json:"fmt"`
+	}
+	rng := rand.New(rand.NewSource(7))
+	var cases []segCase
+	for i := 0; i < 400; i++ {
+		fmt := []string{"<H", ">H", "<B", ">B"}[i%4]
+		top := 65535
+		if fmt[1] == 'B' || rng.Intn(2) == 0 {
+			top = 255
+		}
+		if rng.Intn(3) == 0 {
+			top = 9 // small steps: many halves to round
+		}
+		var w, starts []int
+		for s, n := 0, 1+rng.Intn(8); s < n; s++ {
+			starts = append(starts, len(w))
+			op := rng.Intn(3)
+			if s == 0 && rng.Intn(8) != 0 {
+				op = 0
+			}
+			switch op {
+			case 0:
+				k := rng.Intn(5)
+				w = append(w, 0, k)
+				for j := 0; j < k; j++ {
+					w = append(w, rng.Intn(top+1))
+				}
+			case 1:
+				k := 1 + rng.Intn(6)
+				if rng.Intn(10) == 0 {
+					k = 0
+				}
+				w = append(w, 1, k, rng.Intn(top+1))
+			case 2:
+				off := starts[rng.Intn(len(starts))] // an earlier segment's start, mostly
+				if len(starts) > 1 {
+					off = starts[rng.Intn(len(starts)-1)]
+				}
+				if rng.Intn(4) == 0 {
+					off = rng.Intn(len(w) + 3)
+				}
+				w = append(w, 2, rng.Intn(4))
+				if fmt[1] == 'B' {
+					// four bytes that pydicom reads as two words, low word first
+					lo, hi := off&0xFFFF, off>>16
+					if fmt[0] == '<' {
+						w = append(w, lo&0xFF, lo>>8, hi&0xFF, hi>>8)
+					} else {
+						w = append(w, lo>>8, lo&0xFF, hi>>8, hi&0xFF)
+					}
+				} else {
+					w = append(w, off&0xFFFF, off>>16)
+				}
+			}
+		}
+		if rng.Intn(4) == 0 {
+			w = append(w, 0) // trailing null
+		}
+		cases = append(cases, segCase{w, fmt})
+	}
+	in, err := json.Marshal(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, filepath.Join("testdata", "pydicom_segments.py"))
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pydicom_segments.py: %v\n%s", err, stderr.String())
+	}
+	var want []struct {
+		LUT   []int  `json:"lut"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(out, &want); err != nil || len(want) != len(cases) {
+		t.Fatalf("pydicom_segments.py gave %d results for %d cases: %v", len(want), len(cases), err)
+	}
+	var errs int
+	for i, c := range cases {
+		x := segExpander{byteWords: c.Fmt[1] == 'B', big: c.Fmt[0] == '>', max: 1 << 16, budget: 1 << 20, entries: 1 << 24}
+		got, err := x.expand(c.Words, -1, -1, 0)
+		switch {
+		case want[i].Error != "":
+			errs++
+			if err == nil {
+				t.Errorf("case %d %s %v: pydicom fails (%s), ours gives %v", i, c.Fmt, c.Words, want[i].Error, got)
+			}
+		case err != nil:
+			t.Errorf("case %d %s %v: pydicom gives %v, ours fails: %v", i, c.Fmt, c.Words, want[i].LUT, err)
+		case !equalInts(got, want[i].LUT) && !(len(got) == 0 && len(want[i].LUT) == 0):
+			t.Errorf("case %d %s %v: got %v, pydicom %v", i, c.Fmt, c.Words, got, want[i].LUT)
+		}
+	}
+	if errs < 40 || len(cases)-errs < 160 {
+		t.Errorf("%d of %d cases fail in pydicom: the generator no longer covers both outcomes", errs, len(cases))
+	}
+	t.Logf("%d cases, %d refused by both", len(cases), errs)
 }

@@ -89,7 +89,7 @@ func segmentedLUT(v []byte, bo binary.ByteOrder, n, bits int) ([]float32, error)
 	default:
 		return nil, fmt.Errorf("%w: segmented lookup table entries of %d bits (8 or 16 are defined)", ErrUnsupported, bits)
 	}
-	x := segExpander{byteWords: bits == 8, big: bo == binary.BigEndian, max: n, budget: 1 << 20}
+	x := segExpander{byteWords: bits == 8, big: bo == binary.BigEndian, max: n, budget: 1 << 20, entries: 1 << 24}
 	lut, err := x.expand(words, -1, -1, 0)
 	if err != nil {
 		return nil, err
@@ -108,22 +108,29 @@ func segmentedLUT(v []byte, bo binary.ByteOrder, n, bits int) ([]float32, error)
 	return out, nil
 }
 
+// maxSegmentDepth bounds indirect segments inside copies. pydicom counts a nested
+// copy's offset from where the enclosing copy starts, so a chain of copies can move
+// forward through the data and end; a loop never ends, and is refused at this depth.
+const maxSegmentDepth = 256
+
 // segExpander expands segments (PS3.3 C.7.9.2). Indirect segments may point back at
-// themselves, so recursion depth and the segments read are bounded; expansion stops
-// once max entries exist, since later segments cannot change earlier entries.
+// themselves, so recursion depth, the segments read and the entries produced (copies
+// included) are bounded; expansion stops once max entries exist, since later segments
+// cannot change earlier entries.
 type segExpander struct {
 	byteWords bool // 8-bit entries: the indirect offset spans four words
 	big       bool
 	max       int
-	budget    int
+	budget    int // segments left to read
+	entries   int // entries left to produce
 }
 
 // expand reads segments from data, at most count of them (all when count < 0); last is
 // the entry before the first one, for an indirect copy that starts with a linear
 // segment (-1 at the start of the table).
 func (x *segExpander) expand(data []int, count, last, depth int) ([]int, error) {
-	if depth > 8 {
-		return nil, fmt.Errorf("%w: indirect segments nested deeper than 8", ErrMalformed)
+	if depth > maxSegmentDepth {
+		return nil, fmt.Errorf("%w: indirect segments nested deeper than %d", ErrMalformed, maxSegmentDepth)
 	}
 	var lut []int
 	off, read := 0, 0
@@ -135,12 +142,10 @@ func (x *segExpander) expand(data []int, count, last, depth int) ([]int, error) 
 		}
 		op, length := data[off], data[off+1]
 		off += 2
+		before := len(lut)
 		switch op {
-		case 0: // discrete: length entries follow
-			if off+length > len(data) {
-				return nil, fmt.Errorf("%w: discrete segment of %d entries overruns the data", ErrTruncated, length)
-			}
-			lut = append(lut, data[off:off+length]...)
+		case 0: // discrete: length entries follow (those present, as pydicom reads a short one)
+			lut = append(lut, data[off:min(off+length, len(data))]...)
 			off += length
 		case 1: // linear: from the previous entry to the next word, in length steps
 			var y0 int
@@ -185,6 +190,10 @@ func (x *segExpander) expand(data []int, count, last, depth int) ([]int, error) 
 			lut = append(lut, sub...)
 		default:
 			return nil, fmt.Errorf("%w: unknown segment type %d", ErrMalformed, op)
+		}
+		x.entries -= len(lut) - before
+		if x.entries < 0 {
+			return nil, fmt.Errorf("%w: segmented lookup table expands past %d entries", ErrMalformed, 1<<24)
 		}
 		read++
 		if read == count {
