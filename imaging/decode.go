@@ -15,6 +15,9 @@ func (im *Image) decodeFrame(i int) ([]byte, error) {
 	switch im.TransferSyntaxUID {
 	case TSRLE:
 		ratio = 64 * int64(im.BytesPerSample()) // a 2-byte PackBits run gives 128 bytes
+		if im.BitsAllocated == 1 {
+			ratio *= 8 // a segment may hold packed bits, 8 pixels a byte
+		}
 	case TSJPEGLossless, TSJPEGLossSV1:
 		ratio = 8 // at least one bit per sample
 	case TSJPEGLSLossl, TSJPEGLSNear:
@@ -69,10 +72,10 @@ func (im *Image) decodeRLE(src []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: rle frame shorter than its 64-byte header", ErrTruncated)
 	}
 	nseg := int(binary.LittleEndian.Uint32(src))
+	// With 1 bit allocated a segment holds one byte per pixel (BytesPerSample is 1), as
+	// pydicom and vtk-dicom read it; a segment of exactly the packed frame's size holds
+	// packed bits, as some writers (pydicom's encoder once among them) made it.
 	bps := im.BytesPerSample()
-	if im.BitsAllocated == 1 {
-		return nil, fmt.Errorf("%w: rle with 1 bit allocated", ErrUnsupported)
-	}
 	want := bps * im.SamplesPerPixel
 	if nseg != want {
 		return nil, fmt.Errorf("%w: rle frame has %d segments, %d expected for %d samples of %d bits", ErrMalformed, nseg, want, im.SamplesPerPixel, im.BitsAllocated)
@@ -90,8 +93,18 @@ func (im *Image) decodeRLE(src []byte) ([]byte, error) {
 		if a < 64 || a > len(src) || b < a || b > len(src) {
 			return nil, fmt.Errorf("%w: rle segment %d offset %d outside the frame", ErrMalformed, k, a)
 		}
-		if err := unpackBits(plane, src[a:b]); err != nil {
+		n, err := unpackBits(plane, src[a:b])
+		if err != nil {
 			return nil, fmt.Errorf("rle segment %d: %w", k, err)
+		}
+		if n < pixels && im.BitsAllocated == 1 && nseg == 1 && n == (pixels+7)/8 {
+			for p := range out { // first pixel in the least significant bit, as native data
+				out[p] = plane[p>>3] >> (p & 7) & 1
+			}
+			return out, nil
+		}
+		if n < pixels {
+			return nil, fmt.Errorf("rle segment %d: %w: decodes to %d bytes, %d expected", k, ErrTruncated, n, pixels)
 		}
 		sample, byteMSB := k/bps, k%bps
 		pos := sample*bps + (bps - 1 - byteMSB) // little-endian output
@@ -102,8 +115,9 @@ func (im *Image) decodeRLE(src []byte) ([]byte, error) {
 	return out, nil
 }
 
-// unpackBits fills dst from a PackBits stream; a short segment is an error.
-func unpackBits(dst, src []byte) error {
+// unpackBits fills dst from a PackBits stream and returns the bytes written, fewer
+// than len(dst) when the segment is short.
+func unpackBits(dst, src []byte) (int, error) {
 	d, s := 0, 0
 	for d < len(dst) && s < len(src) {
 		n := int(int8(src[s]))
@@ -122,7 +136,7 @@ func unpackBits(dst, src []byte) error {
 			s += n + 1
 		case n != -128:
 			if s >= len(src) {
-				return fmt.Errorf("%w: rle run without a value", ErrTruncated)
+				return d, fmt.Errorf("%w: rle run without a value", ErrTruncated)
 			}
 			cnt := 1 - n
 			if d+cnt > len(dst) {
@@ -136,10 +150,7 @@ func unpackBits(dst, src []byte) error {
 			s++
 		}
 	}
-	if d < len(dst) {
-		return fmt.Errorf("%w: rle segment decodes to %d bytes, %d expected", ErrTruncated, d, len(dst))
-	}
-	return nil
+	return d, nil
 }
 
 // jpegPrecision reads the sample precision from the first SOF marker (0 if none).

@@ -14,6 +14,12 @@
 // checked against the bytes present before anything proportional to them is allocated,
 // and panics are recovered at the boundary, so no input crashes or stalls the agent.
 //
+// Rarer pixel formats decode as pydicom decodes them: Float and Double Float Pixel
+// Data (parametric maps; [Image.Dtype] is "<f4" or "<f8"), palette colour images with
+// segmented lookup tables (discrete, linear and indirect segments), 1-bit RLE (one
+// byte per pixel in the segment, or packed bits), and deflated data sets followed by
+// null padding.
+//
 // The caller's duties, in order:
 //
 //  1. Treat every UID and header string on an [Image] as a patient identifier. Pass

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -42,6 +43,9 @@ type Image struct {
 	order   binary.ByteOrder
 	frames  [][]byte // encapsulated: one compressed frame each
 	palette *palette
+	// floatTag is the Float or Double Float Pixel Data tag when samples are IEEE
+	// floats, else 0.
+	floatTag Tag
 }
 
 // ReadFile reads and checks one file. It never panics; work is bounded by DefaultLimits.
@@ -163,9 +167,15 @@ func fromFile(f *File, lim Limits, size int64) (*Image, error) {
 
 	im.pixel = ds.Find(tagPixelData)
 	if im.pixel == nil {
-		if ds.Find(tagFloatPixelData) != nil {
-			return nil, fmt.Errorf("%w: float pixel data (7FE0,0008) is not supported", ErrUnsupported)
+		// Parametric maps carry IEEE floats in Float or Double Float Pixel Data.
+		for _, t := range []Tag{tagFloatPixelData, tagDoubleFloatPixels} {
+			if el := ds.Find(t); el != nil {
+				im.pixel, im.floatTag = el, t
+				break
+			}
 		}
+	}
+	if im.pixel == nil {
 		return nil, ErrNoPixelData
 	}
 	var ok bool
@@ -196,6 +206,11 @@ func fromFile(f *File, lim Limits, size int64) (*Image, error) {
 		im.HighBit = im.BitsStored - 1
 	}
 	im.PixelRepresentation, _ = ds.Uint(tagPixelRepresentation, 0)
+	if im.floatTag != 0 {
+		if err := im.checkFloat(); err != nil {
+			return nil, err
+		}
+	}
 	im.PlanarConfiguration, _ = ds.Uint(tagPlanarConfiguration, 0)
 	im.Frames = 1
 	if n, ok := ds.Uint(tagNumberOfFrames, 0); ok && n > 0 {
@@ -266,7 +281,7 @@ func (im *Image) check(lim Limits) error {
 		return fmt.Errorf("%w: image is %dx%d", ErrMalformed, im.Rows, im.Columns)
 	case im.SamplesPerPixel != 1 && im.SamplesPerPixel != 3:
 		return fmt.Errorf("%w: %d samples per pixel (only 1 and 3 are defined for images)", ErrUnsupported, im.SamplesPerPixel)
-	case im.BitsAllocated != 1 && im.BitsAllocated != 8 && im.BitsAllocated != 16 && im.BitsAllocated != 32:
+	case im.BitsAllocated != 1 && im.BitsAllocated != 8 && im.BitsAllocated != 16 && im.BitsAllocated != 32 && !(im.BitsAllocated == 64 && im.floatTag != 0):
 		return fmt.Errorf("%w: bits allocated %d", ErrUnsupported, im.BitsAllocated)
 	case im.BitsStored < 1 || im.BitsStored > im.BitsAllocated:
 		return fmt.Errorf("%w: bits stored %d with bits allocated %d", ErrMalformed, im.BitsStored, im.BitsAllocated)
@@ -405,8 +420,11 @@ func IsEncapsulated(ts string) bool {
 	return strings.HasPrefix(ts, "1.2.840.10008.1.2.")
 }
 
-// Dtype is the numpy dtype string of StoredFrame's samples ("|u1", "<i2", ...).
+// Dtype is the numpy dtype string of StoredFrame's samples ("|u1", "<i2", "<f4", ...).
 func (im *Image) Dtype() string {
+	if im.floatTag != 0 {
+		return "<f" + strconv.Itoa(im.BitsAllocated/8)
+	}
 	kind := "u"
 	if im.PixelRepresentation == 1 && im.BitsAllocated > 1 {
 		kind = "i"
@@ -487,6 +505,12 @@ func swapBytes(b []byte, width int) {
 	case 4:
 		for k := 0; k+3 < len(b); k += 4 {
 			b[k], b[k+1], b[k+2], b[k+3] = b[k+3], b[k+2], b[k+1], b[k]
+		}
+	case 8:
+		for k := 0; k+7 < len(b); k += 8 {
+			for j := 0; j < 4; j++ {
+				b[k+j], b[k+7-j] = b[k+7-j], b[k+j]
+			}
 		}
 	}
 }
@@ -587,6 +611,9 @@ func (im *Image) Frame(i int) (out []float32, err error) {
 		return nil, err
 	}
 	n := im.Rows * im.Columns
+	if im.floatTag != 0 {
+		return floatToFloat(raw, n, im.BytesPerSample(), im.RescaleSlope, im.RescaleIntercept), nil
+	}
 	s := im.sampler()
 	if im.BitsAllocated == 1 {
 		s = sampler{bps: 1, mask: 1}
@@ -640,78 +667,45 @@ func clamp32(x, lo, hi float32) float32 {
 	return x
 }
 
-type palette struct {
-	first int
-	lut   [3][]float32
-}
-
-func readPalette(ds *Dataset) (*palette, error) {
-	p := &palette{}
-	descs := []Tag{tagRedDescriptor, tagGreenDescriptor, tagBlueDescriptor}
-	datas := []Tag{tagRedData, tagGreenData, tagBlueData}
-	for c := 0; c < 3; c++ {
-		n, ok1 := ds.Uint(descs[c], 0)
-		first, ok2 := ds.Uint(descs[c], 1)
-		bits, ok3 := ds.Uint(descs[c], 2)
-		if !ok1 || !ok2 || !ok3 {
-			return nil, fmt.Errorf("%w: palette colour image lacks lookup table descriptor %s", ErrMalformed, descs[c])
-		}
-		if n == 0 {
-			n = 65536
-		}
-		el := ds.Find(datas[c])
-		if el == nil {
-			return nil, fmt.Errorf("%w: palette colour image lacks lookup table data %s (segmented palettes are not supported)", ErrUnsupported, datas[c])
-		}
-		lut := make([]float32, n)
-		bo := ds.order()
-		switch {
-		case len(el.Value) >= 2*n:
-			for k := range lut {
-				v := bo.Uint16(el.Value[2*k:])
-				if bits == 8 {
-					v &= 0xFF
-					lut[k] = float32(v)
-				} else {
-					lut[k] = float32(v) / 257
-				}
-			}
-		case len(el.Value) >= n && bits == 8:
-			for k := range lut {
-				lut[k] = float32(el.Value[k])
-			}
-		default:
-			return nil, fmt.Errorf("%w: palette lookup table %s holds %d bytes for %d entries", ErrTruncated, datas[c], len(el.Value), n)
-		}
-		p.lut[c] = lut
-		p.first = first
-	}
-	return p, nil
-}
-
-// apply maps stored indices to RGB on a 0..255 scale.
-func (p *palette) apply(raw []byte, n int, s sampler) []float32 {
-	out := make([]float32, 3*n)
-	for k := 0; k < n; k++ {
-		idx := int(s.at(raw, k)) - p.first
-		for c := 0; c < 3; c++ {
-			l := p.lut[c]
-			j := idx
-			if j < 0 {
-				j = 0
-			} else if j >= len(l) {
-				j = len(l) - 1
-			}
-			out[3*k+c] = l[j]
-		}
-	}
-	return out
-}
-
 // directFrame says whether stored frames can be read in place from the file's bytes.
 func (im *Image) directFrame() bool {
 	return !im.pixel.Undefined && im.BitsAllocated >= 8 && (im.BitsAllocated == 8 || im.order == binary.LittleEndian) &&
 		(im.SamplesPerPixel == 1 || im.PlanarConfiguration == 0) && im.PhotometricInterpretation != "YBR_FULL_422"
+}
+
+// checkFloat checks the Floating Point Image Pixel module (PS3.3 C.7.6.24, C.7.6.25):
+// one sample of 32 bits in Float Pixel Data, of 64 bits in Double Float Pixel Data.
+func (im *Image) checkFloat() error {
+	want := 32
+	if im.floatTag == tagDoubleFloatPixels {
+		want = 64
+	}
+	switch {
+	case im.pixel.Undefined:
+		return fmt.Errorf("%w: float pixel data %s with undefined length", ErrMalformed, im.floatTag)
+	case im.BitsAllocated != want:
+		return fmt.Errorf("%w: float pixel data %s with bits allocated %d, %d expected", ErrMalformed, im.floatTag, im.BitsAllocated, want)
+	case im.SamplesPerPixel != 1:
+		return fmt.Errorf("%w: float pixel data %s with %d samples per pixel", ErrMalformed, im.floatTag, im.SamplesPerPixel)
+	}
+	// Bits Stored, High Bit and Pixel Representation do not apply to floats.
+	im.BitsStored, im.HighBit, im.PixelRepresentation = want, want-1, 0
+	return nil
+}
+
+// floatToFloat reads little-endian IEEE samples of bps bytes and applies the rescale.
+func floatToFloat(raw []byte, n, bps int, slope, icpt float64) []float32 {
+	out := make([]float32, n)
+	for k := range out {
+		var v float64
+		if bps == 8 {
+			v = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*k:]))
+		} else {
+			v = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*k:])))
+		}
+		out[k] = float32(v*slope + icpt)
+	}
+	return out
 }
 
 // monoToFloat applies Bits Stored, sign and the modality LUT with a loop per layout,

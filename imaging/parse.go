@@ -57,8 +57,12 @@ const (
 	tagRedData             Tag = 0x00281201
 	tagGreenData           Tag = 0x00281202
 	tagBlueData            Tag = 0x00281203
+	tagSegRedData          Tag = 0x00281221
+	tagSegGreenData        Tag = 0x00281222
+	tagSegBlueData         Tag = 0x00281223
 	tagPixelData           Tag = 0x7FE00010
 	tagFloatPixelData      Tag = 0x7FE00008
+	tagDoubleFloatPixels   Tag = 0x7FE00009
 	tagItem                Tag = 0xFFFEE000
 	tagItemDelim           Tag = 0xFFFEE00D
 	tagSeqDelim            Tag = 0xFFFEE0DD
@@ -367,6 +371,12 @@ func (p *parser) dataset(end int, depth int, inItem bool) (*Dataset, error) {
 	}
 	ds := &Dataset{BigEndian: p.big, Implicit: p.implicit}
 	for p.pos < end {
+		if depth == 0 && !inItem && end-p.pos < 8 && allZero(p.buf[p.pos:end]) {
+			// Null padding after the last element, too short to be one (writers pad
+			// odd-length deflated data sets, and pydicom stops reading below 8 bytes).
+			p.pos = end
+			break
+		}
 		p.count++
 		if p.count > p.lim.MaxElements {
 			return nil, p.errf(ErrTooLarge, "more than %d elements", p.lim.MaxElements)
@@ -396,7 +406,7 @@ func (p *parser) dataset(end int, depth int, inItem bool) (*Dataset, error) {
 			return nil, p.errf(ErrMalformed, "item tag outside a sequence")
 		}
 		el := Element{Tag: tag, VR: vr}
-		if p.headerOnly && depth == 0 && (tag == tagPixelData || tag == tagFloatPixelData) {
+		if p.headerOnly && depth == 0 && (tag == tagPixelData || tag == tagFloatPixelData || tag == tagDoubleFloatPixels) {
 			el.Undefined = length == undefinedLength
 			p.pixelOffset, p.pixelLength, p.stopped = p.pos, length, true
 			ds.Elements = append(ds.Elements, el)
@@ -449,6 +459,15 @@ func (p *parser) dataset(end int, depth int, inItem bool) (*Dataset, error) {
 		return nil, p.errf(ErrMalformed, "item overruns its length")
 	}
 	return ds, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func looksLikeSequence(v []byte, bo binary.ByteOrder) bool {
@@ -692,6 +711,8 @@ var implicitVRs = map[Tag]string{
 	tagBitsAllocated: "US", tagBitsStored: "US", tagHighBit: "US", tagPixelRepresentation: "US",
 	tagRedDescriptor: "US", tagGreenDescriptor: "US", tagBlueDescriptor: "US",
 	tagRedData: "OW", tagGreenData: "OW", tagBlueData: "OW", tagPixelData: "OW",
+	tagSegRedData: "OW", tagSegGreenData: "OW", tagSegBlueData: "OW",
+	tagFloatPixelData: "OF", tagDoubleFloatPixels: "OD",
 	tagMetaGroupLength: "UL", tagNumberOfFrames: "IS", tagWindowCenter: "DS", tagWindowWidth: "DS",
 	tagRescaleIntercept: "DS", tagRescaleSlope: "DS",
 }

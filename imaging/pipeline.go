@@ -134,6 +134,9 @@ func (p Pipeline) Apply(im *Image, frame int) (result []float32, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if im.floatTag != 0 {
+		finite(px)
+	}
 	w, h := im.Columns, im.Rows
 	n := w * h
 	colour := len(px) == 3*n
@@ -193,6 +196,30 @@ func (p Pipeline) Apply(im *Image, frame int) (result []float32, err error) {
 		out = append(out, out[:p.Width*p.Height]...)
 	}
 	return out, nil
+}
+
+// finite replaces the NaN and infinite values float pixel data may hold (parametric
+// maps mark pixels without a value with NaN) by the lowest finite value, +Inf by the
+// highest, so that no normalisation turns a whole tensor into NaN. A frame without a
+// finite value becomes zeros.
+func finite(v []float32) {
+	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+	for _, x := range v {
+		if !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) {
+			lo, hi = min(lo, x), max(hi, x)
+		}
+	}
+	if lo > hi {
+		lo, hi = 0, 0
+	}
+	for k, x := range v {
+		switch {
+		case math.IsInf(float64(x), 1):
+			v[k] = hi
+		case math.IsNaN(float64(x)) || math.IsInf(float64(x), -1):
+			v[k] = lo
+		}
+	}
 }
 
 // autoNormalise chooses per modality: CT uses the file's window or soft tissue
