@@ -83,6 +83,8 @@ func (c *Coordinator) startMetrics(ctx context.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", c.serveMetrics)
+	mux.HandleFunc("/healthz", c.serveHealthz)
+	mux.HandleFunc("/readyz", c.serveReadyz)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	c.bg.Add(2)
 	go func() {
