@@ -3,9 +3,8 @@ package coordinator
 import (
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"net/http"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -38,16 +37,11 @@ func (c *Coordinator) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 
 // ready returns why the coordinator cannot do its work, or nil.
 func (c *Coordinator) ready() error {
+	// Set just before Serve and cleared as soon as it returns or the
+	// coordinator begins to stop.
 	if !c.serving.Load() {
 		return errors.New("the gRPC listener is not serving (starting or stopping)")
 	}
-	// A dial, not only the flag: a listener closed underneath (fd limits,
-	// the socket removed) shows here before sites notice.
-	conn, err := net.DialTimeout("tcp", loopbackOf(c.lis.Addr()), time.Second)
-	if err != nil {
-		return fmt.Errorf("the gRPC listener does not accept connections: %w", err)
-	}
-	conn.Close()
 	if err := c.st.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bMeta) == nil {
 			return errors.New("its meta bucket is missing")
@@ -62,15 +56,14 @@ func (c *Coordinator) ready() error {
 	return nil
 }
 
-// loopbackOf turns a wildcard listen address (":7443", "[::]:7443") into
-// one that can be dialled from this host.
-func loopbackOf(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
+// writeReady exposes readiness as a metric, so that an alert rule can
+// follow it without a probe exporter.
+func (c *Coordinator) writeReady(w io.Writer) {
+	v := 0
+	if c.ready() == nil {
+		v = 1
 	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
+	fmt.Fprintln(w, "# HELP concord_coordinator_ready 1 when /readyz answers 200.")
+	fmt.Fprintln(w, "# TYPE concord_coordinator_ready gauge")
+	fmt.Fprintf(w, "concord_coordinator_ready %d\n", v)
 }

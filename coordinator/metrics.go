@@ -66,6 +66,7 @@ func (c *Coordinator) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	for _, p := range phases {
 		fmt.Fprintf(w, "concord_jobs{phase=%q} %d\n", p, states[p])
 	}
+	c.writeReady(w)
 }
 
 // startMetrics subscribes the metrics to the event stream and, when an

@@ -3,17 +3,21 @@ package sim
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/concord-fl/concord/coordinator"
 	"github.com/concord-fl/concord/internal/backup"
+	"github.com/concord-fl/concord/internal/promtext"
+	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
@@ -180,5 +184,99 @@ func TestCoordinatorHealthBackupRestore(t *testing.T) {
 	// Restoring over a running coordinator is refused.
 	if _, err := coordinator.Restore(o); !errors.Is(err, backup.ErrInUse) {
 		t.Errorf("restore over a running coordinator: %v", err)
+	}
+}
+
+// TestAgentMetricsBackupRestore: a site's metrics move when it trains a DP
+// round; a backup taken from the running agent (POST /backup) restores
+// into a fresh state folder with the same privacy ledger and sent log.
+func TestAgentMetricsBackupRestore(t *testing.T) {
+	f, ctx := startFederation(t)
+	o := SiteOptions{Data: siteagent.MemoryData{Data: blobs(64, 1)}, MetricsListen: "127.0.0.1:0",
+		Privacy: siteagent.PrivacyPolicy{Budget: &dp.Budget{Level: dp.Record, Epsilon: 8, Delta: 1e-5}}}
+	if err := f.AddSite("st-marys", o); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WaitSites(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + f.Agent("st-marys").MetricsAddr().String()
+	metrics := func() []promtext.Sample {
+		t.Helper()
+		code, body := httpGet(t, base+"/metrics")
+		s, err := promtext.Parse(strings.NewReader(body))
+		if code != 200 || err != nil {
+			t.Fatalf("/metrics: %d %v\n%s", code, err, body)
+		}
+		return s
+	}
+	if v, _ := promtext.Value(metrics(), "concord_agent_tasks_total", "kind", "train", "outcome", "done"); v != 0 {
+		t.Fatalf("train tasks done before any job: %v", v)
+	}
+	j := runJob(t, ctx, f, testSpec(t, "name: dp\nrounds: 1\nmin_sites: 1\nround_deadline: 60s\nmodel: {base_width: 4}\n"+
+		"training: {batch_size: 16, optimizer: sgd, learning_rate: 0.05}\n"+
+		"privacy: {secure_aggregation: none, level: record, example_clip: 1, delta: 1e-5, noise_multiplier: 2}\nseed: 3\n"))
+	if j.State != "completed" {
+		t.Fatalf("job: %s %s", j.State, j.Reason)
+	}
+	s := metrics()
+	for _, c := range []struct {
+		name   string
+		labels []string
+		ok     func(float64) bool
+	}{
+		{"concord_agent_tasks_total", []string{"kind", "train", "outcome", "done"}, func(v float64) bool { return v >= 1 }},
+		{"concord_agent_rounds_trained_total", nil, func(v float64) bool { return v >= 1 }},
+		{"concord_agent_uploaded_bytes_total", nil, func(v float64) bool { return v > 0 }},
+		{"concord_agent_epsilon_spent", []string{"level", "record"}, func(v float64) bool { return v > 0 && v < 8 }},
+		{"concord_agent_epsilon_budget", []string{"level", "record"}, func(v float64) bool { return v == 8 }},
+		{"concord_agent_connected", nil, func(v float64) bool { return v == 1 }},
+		{"concord_agent_ready", nil, func(v float64) bool { return v == 1 }},
+		{"concord_agent_data_examples", nil, func(v float64) bool { return v == 64 }},
+	} {
+		if v, found := promtext.Value(s, c.name, c.labels...); !found || !c.ok(v) {
+			t.Errorf("%s%v = %v (found %v)", c.name, c.labels, v, found)
+		}
+	}
+
+	resp, err := http.Post(base+"/backup", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "agent.backup")
+	_, sum, err := backup.WriteFile(file, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || sum != resp.Header.Get(siteagent.BackupSHA256Header) {
+		t.Fatalf("POST /backup: %d, sha256 %s (header %s), %v", resp.StatusCode, sum, resp.Header.Get(siteagent.BackupSHA256Header), err)
+	}
+	f.StopSite("st-marys")
+	state := filepath.Join(f.Dir, "sites", "st-marys")
+	wantPrivacy, err := siteagent.ReadPrivacy(state, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSent, err := siteagent.ReadSent(state, time.Second)
+	if err != nil || len(wantSent) == 0 {
+		t.Fatalf("sent log: %v, %v", wantSent, err)
+	}
+	fresh := t.TempDir()
+	if _, err := siteagent.RestoreState(file, fresh); err != nil {
+		t.Fatal(err)
+	}
+	gotPrivacy, err := siteagent.ReadPrivacy(fresh, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotSent, err := siteagent.ReadSent(fresh, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(wantPrivacy)
+	got, _ := json.Marshal(gotPrivacy)
+	if wantPrivacy.Ledger == nil || len(wantPrivacy.Ledger.Entries()) == 0 || string(got) != string(want) {
+		t.Errorf("restored privacy record differs:\n got %s\nwant %s", got, want)
+	}
+	if !reflect.DeepEqual(gotSent, wantSent) {
+		t.Errorf("restored sent log differs:\n got %+v\nwant %+v", gotSent, wantSent)
 	}
 }

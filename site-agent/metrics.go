@@ -237,8 +237,10 @@ func (a *Agent) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	sample(w, "concord_agent_validation_reports_sent_total", "counter", "Validation reports the task stream took (the site's sent log).", float64(st.reports))
 	sample(w, "concord_agent_uploaded_bytes_total", "counter", "Bytes of uploads the coordinator confirmed (the site's sent log).", float64(st.uploaded))
 	sample(w, "concord_agent_connected", "gauge", "1 while the agent has a task stream to the coordinator.", b2f(connected))
+	// Declared always, sampled once known: a scraper sees the metric exists.
+	metric(w, "concord_agent_last_heartbeat_age_seconds", "gauge", "Seconds since the last heartbeat sent to or message received from the coordinator.")
 	if !contact.IsZero() {
-		sample(w, "concord_agent_last_heartbeat_age_seconds", "gauge", "Seconds since the last heartbeat sent to or message received from the coordinator.", time.Since(contact).Seconds())
+		fmt.Fprintf(w, "concord_agent_last_heartbeat_age_seconds %g\n", time.Since(contact).Seconds())
 	}
 	metric(w, "concord_agent_epsilon_spent", "gauge", "Differential privacy epsilon spent, by ledger level (record, site).")
 	for _, l := range sortedKeys(st.spent) {
@@ -250,8 +252,9 @@ func (a *Agent) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	}
 	sample(w, "concord_agent_data_examples", "gauge", "Training examples the last data check counted.", float64(h.examples))
 	sample(w, "concord_agent_data_problem", "gauge", "1 when the last data check found the data cannot be trained on.", b2f(h.problem != ""))
+	metric(w, "concord_agent_drift_max_psi", "gauge", "The largest population stability index of the last drift report.")
 	if st.hasDrift {
-		sample(w, "concord_agent_drift_max_psi", "gauge", "The largest population stability index of the last drift report.", st.maxPSI)
+		fmt.Fprintf(w, "concord_agent_drift_max_psi %g\n", st.maxPSI)
 	}
 	sample(w, "concord_agent_witness_alarms", "gauge", "Audit checkpoints this site refused to cosign (witness alarms kept).", float64(st.alarms))
 	sample(w, "concord_agent_pending_reports", "gauge", "Validation reports waiting for the task stream.", float64(pending))
