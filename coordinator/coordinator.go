@@ -94,8 +94,8 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// ShutdownGrace bounds the graceful stop (default 10s).
 	ShutdownGrace time.Duration
-	// MetricsListen, when set, serves /metrics (Prometheus text format)
-	// over plain HTTP on this address.
+	// MetricsListen, when set, serves /metrics (Prometheus text format),
+	// /healthz and /readyz (health.go) over plain HTTP on this address.
 	MetricsListen string
 	// Rand is the source of each secure job's public seed; nil means
 	// crypto/rand. Only simulations set it, to make a run reproducible.

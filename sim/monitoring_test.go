@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/concord-fl/concord/internal/promtext"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
@@ -20,6 +21,9 @@ func exported(t *testing.T, url string, into map[string]bool) {
 	code, body := httpGet(t, url)
 	if code != 200 {
 		t.Fatalf("%s: %d", url, code)
+	}
+	if _, err := promtext.Parse(strings.NewReader(body)); err != nil {
+		t.Fatalf("%s is not Prometheus text: %v\n%s", url, err, body)
 	}
 	for _, line := range strings.Split(body, "\n") {
 		f := strings.Fields(line)

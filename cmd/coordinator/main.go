@@ -38,8 +38,8 @@ type fileConfig struct {
 		Level  string `yaml:"level"`  // debug, info (default), warn, error
 	} `yaml:"log"`
 	ShutdownGrace string `yaml:"shutdown_grace"`
-	// MetricsListen serves /metrics (Prometheus text) on plain HTTP, e.g.
-	// 127.0.0.1:9090; empty disables it.
+	// MetricsListen serves /metrics (Prometheus text), /healthz and
+	// /readyz on plain HTTP, e.g. 127.0.0.1:9090; empty disables it.
 	MetricsListen string `yaml:"metrics_listen"`
 	// Audit names the audit log in its checkpoints (origin) and, optionally,
 	// the file of the coordinator's audit key (default audit-key.pem in
