@@ -44,8 +44,7 @@ func (a *Agent) serveBackup(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST to take a backup", http.StatusMethodNotAllowed)
 		return
 	}
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !fromThisHost(r) {
 		http.Error(w, "backups are served to this host only: run site-agent backup on the agent's host", http.StatusForbidden)
 		return
 	}
@@ -64,6 +63,26 @@ func (a *Agent) serveBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("state database backed up", "bytes", snap.Size, "sha256", snap.SHA256)
+}
+
+// fromThisHost says whether r came from the agent's own host: over
+// loopback, or to a management address from that same address (a client on
+// this host dialling the listener's own IP).
+func fromThisHost(r *http.Request) bool {
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	remote := net.ParseIP(host)
+	if remote == nil {
+		return false
+	}
+	if remote.IsLoopback() {
+		return true
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	lhost, _, _ := net.SplitHostPort(local.String())
+	return remote.Equal(net.ParseIP(lhost))
 }
 
 // SnapshotState takes a snapshot of a stopped agent's state database,

@@ -3,7 +3,9 @@ package siteagent
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,4 +134,30 @@ func runStarted(t *testing.T, a *Agent) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+}
+
+// TestBackupOnlyToThisHost: POST /backup is answered over loopback, or to a
+// management address from that address, and refused to another host.
+func TestBackupOnlyToThisHost(t *testing.T) {
+	for _, c := range []struct {
+		remote, local string
+		want          bool
+	}{
+		{"127.0.0.1:5000", "127.0.0.1:9101", true},
+		{"[::1]:5000", "[::1]:9101", true},
+		{"10.0.0.5:5000", "10.0.0.5:9101", true},
+		{"10.0.0.7:5000", "10.0.0.5:9101", false},
+		{"garbage", "10.0.0.5:9101", false},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/backup", nil)
+		r.RemoteAddr = c.remote
+		local, err := net.ResolveTCPAddr("tcp", c.local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.Addr(local)))
+		if got := fromThisHost(r); got != c.want {
+			t.Errorf("from %s to %s: %v, want %v", c.remote, c.local, got, c.want)
+		}
+	}
 }
