@@ -83,7 +83,9 @@ func TestTakeWhileWritingThenInstall(t *testing.T) {
 	if err := Verify(file, hasThings); err != nil {
 		t.Fatal(err)
 	}
-	wantMissing := func(db *bolt.DB) error { return db.View(func(tx *bolt.Tx) error { return RequireBuckets(tx, "other") }) }
+	wantMissing := func(db *bolt.DB) error {
+		return db.View(func(tx *bolt.Tx) error { return RequireBuckets(tx, "other") })
+	}
 	if err := Verify(file, wantMissing); err == nil || !strings.Contains(err.Error(), `no "other" bucket`) {
 		t.Errorf("missing bucket: %v", err)
 	}
