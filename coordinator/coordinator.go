@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,6 +69,7 @@ func Policy() pki.Policy {
 		"/concord.v1.Admin/GetModel":     {pki.RoleAdmin, pki.RoleAuditor},
 		"/concord.v1.Admin/ExportAudit":  {pki.RoleAdmin, pki.RoleAuditor},
 		"/concord.v1.Admin/Info":         {pki.RoleAdmin, pki.RoleAuditor, pki.RoleObserver},
+		"/concord.v1.Admin/Backup":       {pki.RoleAdmin},
 	}
 }
 
@@ -92,8 +94,8 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// ShutdownGrace bounds the graceful stop (default 10s).
 	ShutdownGrace time.Duration
-	// MetricsListen, when set, serves /metrics (Prometheus text format)
-	// over plain HTTP on this address.
+	// MetricsListen, when set, serves /metrics (Prometheus text format),
+	// /healthz and /readyz (health.go) over plain HTTP on this address.
 	MetricsListen string
 	// Rand is the source of each secure job's public seed; nil means
 	// crypto/rand. Only simulations set it, to make a run reproducible.
@@ -170,6 +172,10 @@ type Coordinator struct {
 
 	metrics    *eventCounts
 	metricsLis net.Listener
+	// serving is true while the gRPC server runs; auditBroken is the
+	// start-up verification's failure that the operator overrode (/readyz).
+	serving     atomic.Bool
+	auditBroken error
 }
 
 // New opens the state database, restores unfinished jobs and starts
@@ -239,6 +245,7 @@ func New(cfg Config) (*Coordinator, error) {
 				"Keep the database for investigation; to run anyway, start with --accept-broken-audit-log (the override is recorded in the log)", err)
 		}
 		c.log.Error("running on an audit log that fails verification, as the operator asked", "err", err)
+		c.auditBroken = err
 		c.bus.emit(Event{Kind: EvAuditOverride, Actor: "coordinator", Detail: "started on an audit log that fails verification (--accept-broken-audit-log): " + err.Error()})
 	}
 	if err := c.loadSites(); err != nil {
@@ -299,6 +306,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		c.tickLoop(ctx)
 	}()
 	errc := make(chan error, 1)
+	c.serving.Store(true)
 	go func() { errc <- c.srv.Serve(c.lis) }()
 	var err error
 	select {
@@ -306,6 +314,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	case err = <-errc:
 		cancel()
 	}
+	c.serving.Store(false)
 	c.mu.Lock()
 	for _, s := range c.sessions {
 		s.close()

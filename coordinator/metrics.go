@@ -66,6 +66,7 @@ func (c *Coordinator) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	for _, p := range phases {
 		fmt.Fprintf(w, "concord_jobs{phase=%q} %d\n", p, states[p])
 	}
+	c.writeReady(w)
 }
 
 // startMetrics subscribes the metrics to the event stream and, when an
@@ -83,6 +84,8 @@ func (c *Coordinator) startMetrics(ctx context.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", c.serveMetrics)
+	mux.HandleFunc("/healthz", c.serveHealthz)
+	mux.HandleFunc("/readyz", c.serveReadyz)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	c.bg.Add(2)
 	go func() {

@@ -70,6 +70,7 @@ func (f *Federation) seededRand(purpose string) io.Reader {
 type agentProc struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	agent  *siteagent.Agent
 }
 
 // Options configure a federation.
@@ -194,6 +195,9 @@ type SiteOptions struct {
 	Privacy siteagent.PrivacyPolicy
 	// Drift watches a folder of arriving images (agent.yaml drift:).
 	Drift siteagent.DriftConfig
+	// MetricsListen is the agent's management listener (agent.yaml
+	// metrics_listen), e.g. 127.0.0.1:0; empty: none.
+	MetricsListen string
 }
 
 // AddSite issues a certificate for a site and starts its agent.
@@ -228,12 +232,12 @@ func (f *Federation) RestartSite(name string, o SiteOptions) error {
 func (f *Federation) StartAgent(name string, tc *tls.Config, o SiteOptions) error {
 	a, err := siteagent.New(siteagent.Config{Coordinator: f.addr, TLS: tc, StateDir: filepath.Join(f.Dir, "sites", name),
 		Data: o.Data, Trainer: o.Trainer, Proxy: o.Proxy, Privacy: o.Privacy, Drift: o.Drift, KeyRand: f.seededRand("site/" + name), KeyPassphrase: []byte("sim-" + name), Logger: f.Log.With("site", name),
-		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, MetricsListen: o.MetricsListen})
 	if err != nil {
 		return fmt.Errorf("site %s: %w", name, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &agentProc{cancel: cancel, done: make(chan struct{})}
+	p := &agentProc{cancel: cancel, done: make(chan struct{}), agent: a}
 	go func() {
 		defer close(p.done)
 		_ = a.Run(ctx)
@@ -241,6 +245,16 @@ func (f *Federation) StartAgent(name string, tc *tls.Config, o SiteOptions) erro
 	f.mu.Lock()
 	f.agents[name] = p
 	f.mu.Unlock()
+	return nil
+}
+
+// Agent returns a running site's agent, or nil.
+func (f *Federation) Agent(name string) *siteagent.Agent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.agents[name]; p != nil {
+		return p.agent
+	}
 	return nil
 }
 

@@ -90,6 +90,13 @@ func TestRoleActionMatrix(t *testing.T) {
 			}
 			return first(func() error { _, err := s.Recv(); return err })
 		},
+		"Backup": func(ctx context.Context, a pb.AdminClient, _ pb.AgentClient) error {
+			s, err := a.Backup(ctx, &pb.BackupRequest{})
+			if err != nil {
+				return err
+			}
+			return first(func() error { _, err := s.Recv(); return err })
+		},
 		"Download": func(ctx context.Context, _ pb.AdminClient, g pb.AgentClient) error {
 			s, err := g.Download(ctx, &pb.DownloadRequest{Blob: "model/404/0"})
 			if err != nil {
@@ -109,7 +116,7 @@ func TestRoleActionMatrix(t *testing.T) {
 	}
 	// The matrix: what each role may do.
 	allowed := map[pki.Role][]string{
-		pki.RoleAdmin:    {"ListSites", "SubmitJob", "GetJob", "ListJobs", "WatchJob", "AbortJob", "ApproveJob", "ListModels", "GetModelInfo", "GetModel", "ListEvents", "Info", "ExportAudit"},
+		pki.RoleAdmin:    {"ListSites", "SubmitJob", "GetJob", "ListJobs", "WatchJob", "AbortJob", "ApproveJob", "ListModels", "GetModelInfo", "GetModel", "ListEvents", "Info", "ExportAudit", "Backup"},
 		pki.RoleAuditor:  {"ListSites", "GetJob", "ListJobs", "WatchJob", "ListModels", "GetModelInfo", "GetModel", "ListEvents", "Info", "ExportAudit"},
 		pki.RoleObserver: {"ListSites", "GetJob", "ListJobs", "WatchJob", "ListModels", "GetModelInfo", "Info"},
 		pki.RoleSite:     {"Download", "Upload"},

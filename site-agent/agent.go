@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -110,6 +111,9 @@ type Config struct {
 	Drift DriftConfig
 	// Feedback is where clinicians' corrections are collected (feedback.go).
 	Feedback FeedbackConfig
+	// MetricsListen, when set, is the plain-HTTP management listener
+	// (metrics.go): /healthz, /readyz, /metrics and POST /backup.
+	MetricsListen string
 }
 
 // Agent is a running site agent.
@@ -147,6 +151,9 @@ type Agent struct {
 	siteLedger *dp.Ledger // site level; nil without a site budget. Used by the worker only.
 
 	drift *driftLoop
+
+	ops        opsState
+	metricsLis net.Listener
 }
 
 // New opens the agent's state and prepares the connection; it does not
@@ -226,6 +233,13 @@ func New(cfg Config) (*Agent, error) {
 		st.close()
 		return nil, err
 	}
+	if cfg.MetricsListen != "" {
+		if a.metricsLis, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			conn.Close()
+			st.close()
+			return nil, fmt.Errorf("management listener (metrics_listen) on %s: %w", cfg.MetricsListen, err)
+		}
+	}
 	return a, nil
 }
 
@@ -239,7 +253,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	a.checkData()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		a.serveManagement(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		a.worker(ctx)
@@ -309,6 +327,8 @@ func (a *Agent) session(ctx context.Context) error {
 		return errors.New("coordinator did not answer with Welcome")
 	}
 	a.tlsw.reset()
+	a.ops.setConnected(true)
+	defer a.ops.setConnected(false)
 	if err := a.pinLog(w); err != nil {
 		a.log.Error("audit log witness", "err", err)
 	}
@@ -365,6 +385,9 @@ func (a *Agent) session(ctx context.Context) error {
 				sendErr <- err
 				return
 			}
+			if m.GetHeartbeat() != nil {
+				a.ops.touch()
+			}
 			if al := m.GetWitnessAlarm(); al != nil {
 				a.markAlarmSent(al.Checkpoint)
 			}
@@ -378,6 +401,7 @@ func (a *Agent) session(ctx context.Context) error {
 			}
 			return err
 		}
+		a.ops.touch()
 		select {
 		case err := <-sendErr:
 			return err

@@ -138,4 +138,13 @@
 // arriving images with that on the baseline data (feature "prediction",
 // classifiers only). ReadDrift reads the baseline and last report offline
 // (site-agent drift).
+//
+// # Operations
+//
+// With Config.MetricsListen the agent serves hospital IT's monitoring on
+// plain HTTP (metrics.go): /healthz, /readyz (state database, the last
+// data check, TLS), /metrics in the Prometheus text format (counts only),
+// and POST /backup, a consistent snapshot of the state database served to
+// the agent's own host only (backup.go). RestoreState installs a backup
+// into a stopped agent's state folder after checking it.
 package siteagent

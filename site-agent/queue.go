@@ -75,6 +75,7 @@ func (a *Agent) enqueue(t *pb.Task) {
 	if err := checkTask(t); err != nil {
 		err = permanentf("the agent refused the task: %w", err)
 		a.log.Warn("task refused", "job", bounded(t.JobId, maxIDLen), "err", err)
+		a.ops.taskEnded(t.Kind, err)
 		if t.TaskId != "" && len(t.TaskId) <= maxIDLen {
 			a.report(t.TaskId, err)
 		}
@@ -160,7 +161,9 @@ func (a *Agent) worker(ctx context.Context) {
 		delete(a.tasks, t.TaskId)
 		a.mu.Unlock()
 		switch {
-		case err == nil, ctx.Err() != nil:
+		case err == nil:
+			a.ops.taskEnded(t.Kind, nil)
+		case ctx.Err() != nil:
 		case errors.Is(context.Cause(tctx), errJobCancelled):
 			a.log.Info("task stopped: its job was cancelled", "task", t.TaskId)
 		case linkDown(err):
@@ -168,6 +171,7 @@ func (a *Agent) worker(ctx context.Context) {
 				"task", t.TaskId, "err", a.detail(err))
 		default:
 			a.log.Error("task failed", "task", t.TaskId, "err", a.detail(err), "permanent", errors.Is(err, ErrPermanent))
+			a.ops.taskEnded(t.Kind, err)
 			a.report(t.TaskId, err)
 		}
 	}

@@ -76,6 +76,7 @@ func (g *globals) commands() []*cli.Command {
 			g.jobsSubmit(), g.jobsList(), g.jobsStatus(), g.jobsWatch(), g.jobsAbort(), g.jobsApprove(), g.jobsFolds()}},
 		g.modelsCommand(),
 		g.events(),
+		g.backupCommand(),
 		g.versionCommand(),
 	}
 }

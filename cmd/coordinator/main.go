@@ -2,6 +2,7 @@
 //
 //	coordinator --config /etc/concord/coordinator.yaml
 //	coordinator --version
+//	coordinator --config coordinator.yaml --restore FILE   (stopped: install a backup)
 //
 // SIGINT or SIGTERM stop it gracefully within a bound; a second signal
 // stops it at once. Restarting it resumes every unfinished job.
@@ -37,8 +38,8 @@ type fileConfig struct {
 		Level  string `yaml:"level"`  // debug, info (default), warn, error
 	} `yaml:"log"`
 	ShutdownGrace string `yaml:"shutdown_grace"`
-	// MetricsListen serves /metrics (Prometheus text) on plain HTTP, e.g.
-	// 127.0.0.1:9090; empty disables it.
+	// MetricsListen serves /metrics (Prometheus text), /healthz and
+	// /readyz on plain HTTP, e.g. 127.0.0.1:9090; empty disables it.
 	MetricsListen string `yaml:"metrics_listen"`
 	// Audit names the audit log in its checkpoints (origin) and, optionally,
 	// the file of the coordinator's audit key (default audit-key.pem in
@@ -62,7 +63,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-var command = &cli.Command{Name: "coordinator", Args: "[--config FILE] [--version]",
+var command = &cli.Command{Name: "coordinator", Args: "[--config FILE] [--restore BACKUP] [--version]",
 	Help: "Runs the Concord coordinator until SIGINT/SIGTERM (a second signal stops it at once).\n" +
 		"The config file is written by concordctl pki issue --coordinator."}
 
@@ -71,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := c.NewFlagSet(stderr)
 	configPath := fs.String("config", "coordinator.yaml", "coordinator config `file`")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	restoreFrom := fs.String("restore", "", "with the coordinator stopped: verify the backup `FILE` (concordctl backup) and install it as the state database, then exit")
 	acceptBroken := fs.Bool("accept-broken-audit-log", false, "start even if the audit log fails verification (recorded in the log; keep the database for investigation)")
 	pos, code, ok := c.Parse(fs, args, stdout, stderr)
 	if !ok {
@@ -82,6 +84,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *showVersion {
 		fmt.Fprintln(stdout, "coordinator", version.Of(coordinator.Version))
 		return 0
+	}
+	if *restoreFrom != "" {
+		return restore(*configPath, *restoreFrom, stdout, stderr)
 	}
 	cfg, logger, err := load(*configPath)
 	if err != nil {

@@ -7,6 +7,8 @@
 //	site-agent train --data FILE.npz --model cnn --epochs N [--json]   local dry run
 //	site-agent privacy [--config agent.yaml] [--json]    the privacy ledger: budget, spent, releases
 //	site-agent drift [--config agent.yaml] [--json]      the drift baseline and the last drift report
+//	site-agent backup --config agent.yaml --out FILE     a consistent copy of the state (agent running or not)
+//	site-agent restore --config agent.yaml FILE          install a backup (agent stopped)
 //	site-agent version
 //
 // The commands follow cmd/internal/cli; agent.yaml is read by load.
@@ -74,6 +76,10 @@ func commands() []*cli.Command {
 		cli.Leaf(&cli.Command{Name: "drift", Args: "[--config agent.yaml | --state DIR] [--json]",
 			Synopsis: "show the drift baseline and the last drift report (PSI of arriving images per feature)",
 			Help:     driftHelp}, driftCmd),
+		cli.Leaf(&cli.Command{Name: "backup", Args: "[--config agent.yaml] --out FILE",
+			Synopsis: "write a consistent copy of the agent's state database, while it runs or not", Help: backupHelp}, backupCmd),
+		cli.Leaf(&cli.Command{Name: "restore", Args: "[--config agent.yaml] FILE",
+			Synopsis: "install a backup as the agent's state database (agent stopped)", Help: restoreHelp}, restoreCmd),
 		cli.Version("site-agent", version.Of(siteagent.Version)),
 	}
 }
@@ -134,6 +140,10 @@ type fileConfig struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
+	// MetricsListen is the plain-HTTP management listener: /healthz,
+	// /readyz, /metrics, and POST /backup (to this host only). Counts
+	// only; bind it to loopback or the management network. Empty: none.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 func runAgent(c *cli.Command, args []string, stdout, stderr io.Writer) int {
@@ -232,6 +242,9 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	if err != nil {
 		return siteagent.Config{}, nil, noop, err
 	}
+	if err := checkListen(fc.MetricsListen); err != nil {
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
+	}
 	drift, feedback, err := fc.driftConfig(abs)
 	if err != nil {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
@@ -239,7 +252,7 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	cfg := siteagent.Config{Coordinator: fc.Coordinator, TLS: tc, StateDir: abs(fc.StateDir), Logger: logger, Privacy: policy,
 		Data: &siteagent.DICOMFolder{Dir: abs(fc.Data.Dir), Classes: fc.Data.Classes, AllowBurnedIn: fc.Data.AllowBurnedIn, Logger: logger,
 			Feedback: feedback.Dir},
-		Drift: drift, Feedback: feedback}
+		Drift: drift, Feedback: feedback, MetricsListen: fc.MetricsListen}
 	if fc.Proxy != "" {
 		u, err := url.Parse(fc.Proxy)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {

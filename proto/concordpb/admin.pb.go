@@ -21,6 +21,102 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+type BackupChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`    // on the first chunk: the snapshot's size in bytes
+	Sha256        string                 `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"` // on the last chunk: the snapshot's SHA-256, hex
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BackupChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *BackupChunk) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *BackupChunk) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
 type ExportAuditRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -32,7 +128,7 @@ type ExportAuditRequest struct {
 
 func (x *ExportAuditRequest) Reset() {
 	*x = ExportAuditRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	mi := &file_concord_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +140,7 @@ func (x *ExportAuditRequest) String() string {
 func (*ExportAuditRequest) ProtoMessage() {}
 
 func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[0]
+	mi := &file_concord_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +153,7 @@ func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAuditRequest.ProtoReflect.Descriptor instead.
 func (*ExportAuditRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ExportAuditRequest) GetJobId() string {
@@ -91,7 +187,7 @@ type ExportChunk struct {
 
 func (x *ExportChunk) Reset() {
 	*x = ExportChunk{}
-	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	mi := &file_concord_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -103,7 +199,7 @@ func (x *ExportChunk) String() string {
 func (*ExportChunk) ProtoMessage() {}
 
 func (x *ExportChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[1]
+	mi := &file_concord_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -116,7 +212,7 @@ func (x *ExportChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportChunk.ProtoReflect.Descriptor instead.
 func (*ExportChunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ExportChunk) GetFileName() string {
@@ -141,7 +237,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[2]
+	mi := &file_concord_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +249,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[2]
+	mi := &file_concord_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +262,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 type InfoResponse struct {
@@ -181,7 +277,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[3]
+	mi := &file_concord_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -193,7 +289,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[3]
+	mi := &file_concord_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -206,7 +302,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *InfoResponse) GetVersion() string {
@@ -262,7 +358,7 @@ type Site struct {
 
 func (x *Site) Reset() {
 	*x = Site{}
-	mi := &file_concord_v1_admin_proto_msgTypes[4]
+	mi := &file_concord_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -274,7 +370,7 @@ func (x *Site) String() string {
 func (*Site) ProtoMessage() {}
 
 func (x *Site) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[4]
+	mi := &file_concord_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -287,7 +383,7 @@ func (x *Site) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Site.ProtoReflect.Descriptor instead.
 func (*Site) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Site) GetName() string {
@@ -383,7 +479,7 @@ type SiteFailure struct {
 
 func (x *SiteFailure) Reset() {
 	*x = SiteFailure{}
-	mi := &file_concord_v1_admin_proto_msgTypes[5]
+	mi := &file_concord_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +491,7 @@ func (x *SiteFailure) String() string {
 func (*SiteFailure) ProtoMessage() {}
 
 func (x *SiteFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[5]
+	mi := &file_concord_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +504,7 @@ func (x *SiteFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteFailure.ProtoReflect.Descriptor instead.
 func (*SiteFailure) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SiteFailure) GetSite() string {
@@ -466,7 +562,7 @@ type ListSitesRequest struct {
 
 func (x *ListSitesRequest) Reset() {
 	*x = ListSitesRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[6]
+	mi := &file_concord_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +574,7 @@ func (x *ListSitesRequest) String() string {
 func (*ListSitesRequest) ProtoMessage() {}
 
 func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[6]
+	mi := &file_concord_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +587,7 @@ func (x *ListSitesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesRequest.ProtoReflect.Descriptor instead.
 func (*ListSitesRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListSitesRequest) GetPageSize() uint32 {
@@ -518,7 +614,7 @@ type ListSitesResponse struct {
 
 func (x *ListSitesResponse) Reset() {
 	*x = ListSitesResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[7]
+	mi := &file_concord_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +626,7 @@ func (x *ListSitesResponse) String() string {
 func (*ListSitesResponse) ProtoMessage() {}
 
 func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[7]
+	mi := &file_concord_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +639,7 @@ func (x *ListSitesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSitesResponse.ProtoReflect.Descriptor instead.
 func (*ListSitesResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListSitesResponse) GetSites() []*Site {
@@ -569,7 +665,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[8]
+	mi := &file_concord_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +677,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[8]
+	mi := &file_concord_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +690,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubmitJobRequest) GetSpec() *JobSpec {
@@ -613,7 +709,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[9]
+	mi := &file_concord_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +721,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[9]
+	mi := &file_concord_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +734,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -658,7 +754,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[10]
+	mi := &file_concord_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +766,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[10]
+	mi := &file_concord_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +779,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListJobsRequest) GetPageSize() uint32 {
@@ -710,7 +806,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[11]
+	mi := &file_concord_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +818,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[11]
+	mi := &file_concord_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +831,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -762,7 +858,7 @@ type AbortJobRequest struct {
 
 func (x *AbortJobRequest) Reset() {
 	*x = AbortJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[12]
+	mi := &file_concord_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +870,7 @@ func (x *AbortJobRequest) String() string {
 func (*AbortJobRequest) ProtoMessage() {}
 
 func (x *AbortJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[12]
+	mi := &file_concord_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +883,7 @@ func (x *AbortJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortJobRequest.ProtoReflect.Descriptor instead.
 func (*AbortJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AbortJobRequest) GetJobId() string {
@@ -813,7 +909,7 @@ type ApproveJobRequest struct {
 
 func (x *ApproveJobRequest) Reset() {
 	*x = ApproveJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +921,7 @@ func (x *ApproveJobRequest) String() string {
 func (*ApproveJobRequest) ProtoMessage() {}
 
 func (x *ApproveJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[13]
+	mi := &file_concord_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +934,7 @@ func (x *ApproveJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveJobRequest.ProtoReflect.Descriptor instead.
 func (*ApproveJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApproveJobRequest) GetJobId() string {
@@ -857,7 +953,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +965,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[14]
+	mi := &file_concord_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +978,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -910,7 +1006,7 @@ type RoundSummary struct {
 
 func (x *RoundSummary) Reset() {
 	*x = RoundSummary{}
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1018,7 @@ func (x *RoundSummary) String() string {
 func (*RoundSummary) ProtoMessage() {}
 
 func (x *RoundSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[15]
+	mi := &file_concord_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1031,7 @@ func (x *RoundSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoundSummary.ProtoReflect.Descriptor instead.
 func (*RoundSummary) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RoundSummary) GetRound() uint32 {
@@ -1013,7 +1109,7 @@ type SiteValidation struct {
 
 func (x *SiteValidation) Reset() {
 	*x = SiteValidation{}
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1121,7 @@ func (x *SiteValidation) String() string {
 func (*SiteValidation) ProtoMessage() {}
 
 func (x *SiteValidation) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[16]
+	mi := &file_concord_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1134,7 @@ func (x *SiteValidation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteValidation.ProtoReflect.Descriptor instead.
 func (*SiteValidation) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SiteValidation) GetSite() string {
@@ -1116,7 +1212,7 @@ type GateDecision struct {
 
 func (x *GateDecision) Reset() {
 	*x = GateDecision{}
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1224,7 @@ func (x *GateDecision) String() string {
 func (*GateDecision) ProtoMessage() {}
 
 func (x *GateDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[17]
+	mi := &file_concord_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1237,7 @@ func (x *GateDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateDecision.ProtoReflect.Descriptor instead.
 func (*GateDecision) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GateDecision) GetState() string {
@@ -1181,7 +1277,7 @@ type CrossSiteMatrix struct {
 
 func (x *CrossSiteMatrix) Reset() {
 	*x = CrossSiteMatrix{}
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1289,7 @@ func (x *CrossSiteMatrix) String() string {
 func (*CrossSiteMatrix) ProtoMessage() {}
 
 func (x *CrossSiteMatrix) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[18]
+	mi := &file_concord_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1302,7 @@ func (x *CrossSiteMatrix) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrossSiteMatrix.ProtoReflect.Descriptor instead.
 func (*CrossSiteMatrix) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CrossSiteMatrix) GetModels() []string {
@@ -1264,7 +1360,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_concord_v1_admin_proto_msgTypes[19]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1372,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[19]
+	mi := &file_concord_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1385,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Job) GetId() string {
@@ -1407,7 +1503,7 @@ type WaitingFor struct {
 
 func (x *WaitingFor) Reset() {
 	*x = WaitingFor{}
-	mi := &file_concord_v1_admin_proto_msgTypes[20]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1515,7 @@ func (x *WaitingFor) String() string {
 func (*WaitingFor) ProtoMessage() {}
 
 func (x *WaitingFor) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[20]
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1528,7 @@ func (x *WaitingFor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitingFor.ProtoReflect.Descriptor instead.
 func (*WaitingFor) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WaitingFor) GetSite() string {
@@ -1466,7 +1562,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_concord_v1_admin_proto_msgTypes[21]
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1574,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[21]
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1587,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JobEvent) GetSeq() int64 {
@@ -1584,7 +1680,7 @@ type ModelVersion struct {
 
 func (x *ModelVersion) Reset() {
 	*x = ModelVersion{}
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1692,7 @@ func (x *ModelVersion) String() string {
 func (*ModelVersion) ProtoMessage() {}
 
 func (x *ModelVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1705,7 @@ func (x *ModelVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersion.ProtoReflect.Descriptor instead.
 func (*ModelVersion) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ModelVersion) GetVersion() string {
@@ -1729,7 +1825,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	mi := &file_concord_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1837,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	mi := &file_concord_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1850,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListModelsRequest) GetJobId() string {
@@ -1795,7 +1891,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[24]
+	mi := &file_concord_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +1903,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[24]
+	mi := &file_concord_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +1916,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelVersion {
@@ -1846,7 +1942,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[25]
+	mi := &file_concord_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1954,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[25]
+	mi := &file_concord_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1967,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetModelRequest) GetVersion() string {
@@ -1892,7 +1988,7 @@ type ModelChunk struct {
 
 func (x *ModelChunk) Reset() {
 	*x = ModelChunk{}
-	mi := &file_concord_v1_admin_proto_msgTypes[26]
+	mi := &file_concord_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2000,7 @@ func (x *ModelChunk) String() string {
 func (*ModelChunk) ProtoMessage() {}
 
 func (x *ModelChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[26]
+	mi := &file_concord_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2013,7 @@ func (x *ModelChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelChunk.ProtoReflect.Descriptor instead.
 func (*ModelChunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ModelChunk) GetInfo() *ModelVersion {
@@ -1954,7 +2050,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[27]
+	mi := &file_concord_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2062,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[27]
+	mi := &file_concord_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2075,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListEventsRequest) GetJobId() string {
@@ -2020,7 +2116,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[28]
+	mi := &file_concord_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2128,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[28]
+	mi := &file_concord_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2141,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListEventsResponse) GetEvents() []*JobEvent {
@@ -2067,7 +2163,12 @@ var File_concord_v1_admin_proto protoreflect.FileDescriptor
 const file_concord_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/admin.proto\x12\n" +
-	"concord.v1\x1a\x17concord/v1/common.proto\x1a\x16concord/v1/agent.proto\"h\n" +
+	"concord.v1\x1a\x17concord/v1/common.proto\x1a\x16concord/v1/agent.proto\"\x0f\n" +
+	"\rBackupRequest\"M\n" +
+	"\vBackupChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\"h\n" +
 	"\x12ExportAuditRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12\x16\n" +
@@ -2258,7 +2359,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"j\n" +
 	"\x12ListEventsResponse\x12,\n" +
 	"\x06events\x18\x01 \x03(\v2\x14.concord.v1.JobEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xec\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xac\a\n" +
 	"\x05Admin\x12H\n" +
 	"\tListSites\x12\x1c.concord.v1.ListSitesRequest\x1a\x1d.concord.v1.ListSitesResponse\x12:\n" +
 	"\tSubmitJob\x12\x1c.concord.v1.SubmitJobRequest\x1a\x0f.concord.v1.Job\x124\n" +
@@ -2275,7 +2376,8 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"ListEvents\x12\x1d.concord.v1.ListEventsRequest\x1a\x1e.concord.v1.ListEventsResponse\x129\n" +
 	"\x04Info\x12\x17.concord.v1.InfoRequest\x1a\x18.concord.v1.InfoResponse\x12H\n" +
-	"\vExportAudit\x12\x1e.concord.v1.ExportAuditRequest\x1a\x17.concord.v1.ExportChunk0\x01B9Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3"
+	"\vExportAudit\x12\x1e.concord.v1.ExportAuditRequest\x1a\x17.concord.v1.ExportChunk0\x01\x12>\n" +
+	"\x06Backup\x12\x19.concord.v1.BackupRequest\x1a\x17.concord.v1.BackupChunk0\x01B9Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3"
 
 var (
 	file_concord_v1_admin_proto_rawDescOnce sync.Once
@@ -2289,101 +2391,105 @@ func file_concord_v1_admin_proto_rawDescGZIP() []byte {
 	return file_concord_v1_admin_proto_rawDescData
 }
 
-var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_concord_v1_admin_proto_goTypes = []any{
-	(*ExportAuditRequest)(nil), // 0: concord.v1.ExportAuditRequest
-	(*ExportChunk)(nil),        // 1: concord.v1.ExportChunk
-	(*InfoRequest)(nil),        // 2: concord.v1.InfoRequest
-	(*InfoResponse)(nil),       // 3: concord.v1.InfoResponse
-	(*Site)(nil),               // 4: concord.v1.Site
-	(*SiteFailure)(nil),        // 5: concord.v1.SiteFailure
-	(*ListSitesRequest)(nil),   // 6: concord.v1.ListSitesRequest
-	(*ListSitesResponse)(nil),  // 7: concord.v1.ListSitesResponse
-	(*SubmitJobRequest)(nil),   // 8: concord.v1.SubmitJobRequest
-	(*GetJobRequest)(nil),      // 9: concord.v1.GetJobRequest
-	(*ListJobsRequest)(nil),    // 10: concord.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),   // 11: concord.v1.ListJobsResponse
-	(*AbortJobRequest)(nil),    // 12: concord.v1.AbortJobRequest
-	(*ApproveJobRequest)(nil),  // 13: concord.v1.ApproveJobRequest
-	(*WatchJobRequest)(nil),    // 14: concord.v1.WatchJobRequest
-	(*RoundSummary)(nil),       // 15: concord.v1.RoundSummary
-	(*SiteValidation)(nil),     // 16: concord.v1.SiteValidation
-	(*GateDecision)(nil),       // 17: concord.v1.GateDecision
-	(*CrossSiteMatrix)(nil),    // 18: concord.v1.CrossSiteMatrix
-	(*Job)(nil),                // 19: concord.v1.Job
-	(*WaitingFor)(nil),         // 20: concord.v1.WaitingFor
-	(*JobEvent)(nil),           // 21: concord.v1.JobEvent
-	(*ModelVersion)(nil),       // 22: concord.v1.ModelVersion
-	(*ListModelsRequest)(nil),  // 23: concord.v1.ListModelsRequest
-	(*ListModelsResponse)(nil), // 24: concord.v1.ListModelsResponse
-	(*GetModelRequest)(nil),    // 25: concord.v1.GetModelRequest
-	(*ModelChunk)(nil),         // 26: concord.v1.ModelChunk
-	(*ListEventsRequest)(nil),  // 27: concord.v1.ListEventsRequest
-	(*ListEventsResponse)(nil), // 28: concord.v1.ListEventsResponse
-	nil,                        // 29: concord.v1.RoundSummary.MetricsEntry
-	nil,                        // 30: concord.v1.SiteValidation.MetricsEntry
-	nil,                        // 31: concord.v1.SiteValidation.LowerEntry
-	nil,                        // 32: concord.v1.SiteValidation.UpperEntry
-	nil,                        // 33: concord.v1.SiteValidation.ConfusionEntry
-	nil,                        // 34: concord.v1.ModelVersion.MetricsEntry
-	(*DriftReport)(nil),        // 35: concord.v1.DriftReport
-	(*JobSpec)(nil),            // 36: concord.v1.JobSpec
-	(*Chunk)(nil),              // 37: concord.v1.Chunk
+	(*BackupRequest)(nil),      // 0: concord.v1.BackupRequest
+	(*BackupChunk)(nil),        // 1: concord.v1.BackupChunk
+	(*ExportAuditRequest)(nil), // 2: concord.v1.ExportAuditRequest
+	(*ExportChunk)(nil),        // 3: concord.v1.ExportChunk
+	(*InfoRequest)(nil),        // 4: concord.v1.InfoRequest
+	(*InfoResponse)(nil),       // 5: concord.v1.InfoResponse
+	(*Site)(nil),               // 6: concord.v1.Site
+	(*SiteFailure)(nil),        // 7: concord.v1.SiteFailure
+	(*ListSitesRequest)(nil),   // 8: concord.v1.ListSitesRequest
+	(*ListSitesResponse)(nil),  // 9: concord.v1.ListSitesResponse
+	(*SubmitJobRequest)(nil),   // 10: concord.v1.SubmitJobRequest
+	(*GetJobRequest)(nil),      // 11: concord.v1.GetJobRequest
+	(*ListJobsRequest)(nil),    // 12: concord.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),   // 13: concord.v1.ListJobsResponse
+	(*AbortJobRequest)(nil),    // 14: concord.v1.AbortJobRequest
+	(*ApproveJobRequest)(nil),  // 15: concord.v1.ApproveJobRequest
+	(*WatchJobRequest)(nil),    // 16: concord.v1.WatchJobRequest
+	(*RoundSummary)(nil),       // 17: concord.v1.RoundSummary
+	(*SiteValidation)(nil),     // 18: concord.v1.SiteValidation
+	(*GateDecision)(nil),       // 19: concord.v1.GateDecision
+	(*CrossSiteMatrix)(nil),    // 20: concord.v1.CrossSiteMatrix
+	(*Job)(nil),                // 21: concord.v1.Job
+	(*WaitingFor)(nil),         // 22: concord.v1.WaitingFor
+	(*JobEvent)(nil),           // 23: concord.v1.JobEvent
+	(*ModelVersion)(nil),       // 24: concord.v1.ModelVersion
+	(*ListModelsRequest)(nil),  // 25: concord.v1.ListModelsRequest
+	(*ListModelsResponse)(nil), // 26: concord.v1.ListModelsResponse
+	(*GetModelRequest)(nil),    // 27: concord.v1.GetModelRequest
+	(*ModelChunk)(nil),         // 28: concord.v1.ModelChunk
+	(*ListEventsRequest)(nil),  // 29: concord.v1.ListEventsRequest
+	(*ListEventsResponse)(nil), // 30: concord.v1.ListEventsResponse
+	nil,                        // 31: concord.v1.RoundSummary.MetricsEntry
+	nil,                        // 32: concord.v1.SiteValidation.MetricsEntry
+	nil,                        // 33: concord.v1.SiteValidation.LowerEntry
+	nil,                        // 34: concord.v1.SiteValidation.UpperEntry
+	nil,                        // 35: concord.v1.SiteValidation.ConfusionEntry
+	nil,                        // 36: concord.v1.ModelVersion.MetricsEntry
+	(*DriftReport)(nil),        // 37: concord.v1.DriftReport
+	(*JobSpec)(nil),            // 38: concord.v1.JobSpec
+	(*Chunk)(nil),              // 39: concord.v1.Chunk
 }
 var file_concord_v1_admin_proto_depIdxs = []int32{
-	5,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
-	35, // 1: concord.v1.Site.drift:type_name -> concord.v1.DriftReport
-	4,  // 2: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
-	36, // 3: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
-	19, // 4: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
-	29, // 5: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
-	16, // 6: concord.v1.RoundSummary.validation:type_name -> concord.v1.SiteValidation
-	30, // 7: concord.v1.SiteValidation.metrics:type_name -> concord.v1.SiteValidation.MetricsEntry
-	31, // 8: concord.v1.SiteValidation.lower:type_name -> concord.v1.SiteValidation.LowerEntry
-	32, // 9: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
-	33, // 10: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
-	16, // 11: concord.v1.CrossSiteMatrix.cells:type_name -> concord.v1.SiteValidation
-	36, // 12: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
-	15, // 13: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
-	5,  // 14: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
-	20, // 15: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
-	17, // 16: concord.v1.Job.gate:type_name -> concord.v1.GateDecision
-	18, // 17: concord.v1.Job.cross_site:type_name -> concord.v1.CrossSiteMatrix
-	19, // 18: concord.v1.JobEvent.job:type_name -> concord.v1.Job
-	34, // 19: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
-	16, // 20: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
-	22, // 21: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
-	22, // 22: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
-	37, // 23: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
-	21, // 24: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
-	6,  // 25: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
-	8,  // 26: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
-	9,  // 27: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
-	10, // 28: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
-	14, // 29: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
-	12, // 30: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
-	13, // 31: concord.v1.Admin.ApproveJob:input_type -> concord.v1.ApproveJobRequest
-	23, // 32: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
-	25, // 33: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
-	25, // 34: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
-	27, // 35: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
-	2,  // 36: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
-	0,  // 37: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
-	7,  // 38: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
-	19, // 39: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
-	19, // 40: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
-	11, // 41: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
-	21, // 42: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
-	19, // 43: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
-	19, // 44: concord.v1.Admin.ApproveJob:output_type -> concord.v1.Job
-	24, // 45: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
-	26, // 46: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
-	22, // 47: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
-	28, // 48: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
-	3,  // 49: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
-	1,  // 50: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
-	38, // [38:51] is the sub-list for method output_type
-	25, // [25:38] is the sub-list for method input_type
+	7,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
+	37, // 1: concord.v1.Site.drift:type_name -> concord.v1.DriftReport
+	6,  // 2: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
+	38, // 3: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
+	21, // 4: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
+	31, // 5: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
+	18, // 6: concord.v1.RoundSummary.validation:type_name -> concord.v1.SiteValidation
+	32, // 7: concord.v1.SiteValidation.metrics:type_name -> concord.v1.SiteValidation.MetricsEntry
+	33, // 8: concord.v1.SiteValidation.lower:type_name -> concord.v1.SiteValidation.LowerEntry
+	34, // 9: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
+	35, // 10: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
+	18, // 11: concord.v1.CrossSiteMatrix.cells:type_name -> concord.v1.SiteValidation
+	38, // 12: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
+	17, // 13: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
+	7,  // 14: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
+	22, // 15: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
+	19, // 16: concord.v1.Job.gate:type_name -> concord.v1.GateDecision
+	20, // 17: concord.v1.Job.cross_site:type_name -> concord.v1.CrossSiteMatrix
+	21, // 18: concord.v1.JobEvent.job:type_name -> concord.v1.Job
+	36, // 19: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
+	18, // 20: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
+	24, // 21: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
+	24, // 22: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
+	39, // 23: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
+	23, // 24: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
+	8,  // 25: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
+	10, // 26: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
+	11, // 27: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
+	12, // 28: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
+	16, // 29: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
+	14, // 30: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
+	15, // 31: concord.v1.Admin.ApproveJob:input_type -> concord.v1.ApproveJobRequest
+	25, // 32: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
+	27, // 33: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
+	27, // 34: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
+	29, // 35: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
+	4,  // 36: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
+	2,  // 37: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
+	0,  // 38: concord.v1.Admin.Backup:input_type -> concord.v1.BackupRequest
+	9,  // 39: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
+	21, // 40: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
+	21, // 41: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
+	13, // 42: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
+	23, // 43: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
+	21, // 44: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
+	21, // 45: concord.v1.Admin.ApproveJob:output_type -> concord.v1.Job
+	26, // 46: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
+	28, // 47: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
+	24, // 48: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
+	30, // 49: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
+	5,  // 50: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
+	3,  // 51: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
+	1,  // 52: concord.v1.Admin.Backup:output_type -> concord.v1.BackupChunk
+	39, // [39:53] is the sub-list for method output_type
+	25, // [25:39] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -2402,7 +2508,7 @@ func file_concord_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_admin_proto_rawDesc), len(file_concord_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

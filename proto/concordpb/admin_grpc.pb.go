@@ -32,6 +32,7 @@ const (
 	Admin_ListEvents_FullMethodName   = "/concord.v1.Admin/ListEvents"
 	Admin_Info_FullMethodName         = "/concord.v1.Admin/Info"
 	Admin_ExportAudit_FullMethodName  = "/concord.v1.Admin/ExportAudit"
+	Admin_Backup_FullMethodName       = "/concord.v1.Admin/Backup"
 )
 
 // AdminClient is the client API for Admin service.
@@ -60,6 +61,10 @@ type AdminClient interface {
 	// ExportAudit exports the audit log bundle, or a compliance report, for
 	// a job or a model version; the export itself is recorded in the log.
 	ExportAudit(ctx context.Context, in *ExportAuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportChunk], error)
+	// Backup streams a consistent snapshot of the coordinator's state
+	// database (jobs, models, the audit log) while it runs; the backup is
+	// recorded in the audit log. Admin only.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
 }
 
 type adminClient struct {
@@ -227,6 +232,25 @@ func (c *adminClient) ExportAudit(ctx context.Context, in *ExportAuditRequest, o
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_ExportAuditClient = grpc.ServerStreamingClient[ExportChunk]
 
+func (c *adminClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[3], Admin_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_BackupClient = grpc.ServerStreamingClient[BackupChunk]
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -253,6 +277,10 @@ type AdminServer interface {
 	// ExportAudit exports the audit log bundle, or a compliance report, for
 	// a job or a model version; the export itself is recorded in the log.
 	ExportAudit(*ExportAuditRequest, grpc.ServerStreamingServer[ExportChunk]) error
+	// Backup streams a consistent snapshot of the coordinator's state
+	// database (jobs, models, the audit log) while it runs; the backup is
+	// recorded in the audit log. Admin only.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -301,6 +329,9 @@ func (UnimplementedAdminServer) Info(context.Context, *InfoRequest) (*InfoRespon
 }
 func (UnimplementedAdminServer) ExportAudit(*ExportAuditRequest, grpc.ServerStreamingServer[ExportChunk]) error {
 	return status.Error(codes.Unimplemented, "method ExportAudit not implemented")
+}
+func (UnimplementedAdminServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -536,6 +567,17 @@ func _Admin_ExportAudit_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_ExportAuditServer = grpc.ServerStreamingServer[ExportChunk]
 
+func _Admin_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_BackupServer = grpc.ServerStreamingServer[BackupChunk]
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -598,6 +640,11 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ExportAudit",
 			Handler:       _Admin_ExportAudit_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Backup",
+			Handler:       _Admin_Backup_Handler,
 			ServerStreams: true,
 		},
 	},
