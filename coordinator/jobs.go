@@ -353,6 +353,10 @@ func (c *Coordinator) taskFailed(site, taskID, detail string) {
 	c.saveSiteLocked(rec)
 	c.bus.emit(Event{Kind: EvTaskFailed, Actor: "site:" + site, JobID: jobID, Round: r, Site: site,
 		Detail: fmt.Sprintf("%s task failed at %s: %s", kind, site, detail)})
+	if isPoolRound(r) {
+		c.poolMemberFailedLocked(j, site, detail)
+		return
+	}
 	c.stepLocked(j, round.Event{Type: round.EvSiteFailed, Now: c.now(), Site: site, Kind: kind, Round: r, Reason: detail})
 }
 

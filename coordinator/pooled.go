@@ -71,7 +71,10 @@ type pooledState struct {
 	Attempt      int               `json:"attempt,omitempty"`
 	Committee    []string          `json:"committee,omitempty"`
 	Delivered    map[string]bool   `json:"delivered,omitempty"`
-	Reason       string            `json:"reason,omitempty"`
+	// Failed are key holders that reported they cannot decrypt: no later
+	// committee includes them.
+	Failed map[string]string `json:"failed,omitempty"`
+	Reason string            `json:"reason,omitempty"`
 	// Cells are the decrypted sum's figures, suppression applied.
 	Cells []evaluation.PooledSubgroup `json:"cells,omitempty"`
 }
@@ -325,7 +328,7 @@ func (c *Coordinator) newCommitteeLocked(j *job) {
 	st := j.m.State()
 	var holders []string
 	for s := range st.Points {
-		if c.sessions[s] != nil && !st.Revoked[s] {
+		if _, failed := p.Failed[s]; c.sessions[s] != nil && !st.Revoked[s] && !failed {
 			holders = append(holders, s)
 		}
 	}
@@ -360,6 +363,20 @@ func (c *Coordinator) newCommitteeLocked(j *job) {
 	}
 	c.bus.emit(Event{Kind: EvRoundNote, Actor: "coordinator", JobID: j.rec.ID, Round: p.Round &^ poolBit,
 		Detail: fmt.Sprintf("pooled validation counts of %v: decryption asked of %v", p.Contributors, p.Committee)})
+}
+
+// poolMemberFailedLocked takes a committee member that cannot decrypt
+// out of the pool's committees and asks another set.
+func (c *Coordinator) poolMemberFailedLocked(j *job, site, detail string) {
+	p := j.rec.Pooled
+	if p == nil || p.State != poolDecrypting || !slices.Contains(p.Committee, site) || p.Delivered[site] {
+		return
+	}
+	if p.Failed == nil {
+		p.Failed = map[string]string{}
+	}
+	p.Failed[site] = detail
+	c.newCommitteeLocked(j)
 }
 
 // resendPoolLocked sends a reconnecting committee member its DECRYPT task.

@@ -13,6 +13,8 @@ import (
 	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 	siteagent "github.com/concord-fl/concord/site-agent"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // grouped is blobs with de-identified sex and age band groups, some
@@ -173,12 +175,19 @@ func TestPooledSubgroupCounts(t *testing.T) {
 // reveal that site's counts, so nothing is decrypted and the job says so;
 // the gate still decides on the receipt.
 func TestPooledSingleContributor(t *testing.T) {
-	_, _, final, _ := startPooled(t, []string{"site-v1"})
+	f, ctx, final, _ := startPooled(t, []string{"site-v1"})
 	p := final.Pooled
 	if p == nil || p.State != "unavailable" || !strings.Contains(p.Reason, "only contributor") || len(p.Cells) != 0 {
 		t.Fatalf("pooled counts with one validation site: %v", p)
 	}
 	if final.Gate == nil || final.Gate.State == "pending" || final.ModelVersion == "" {
 		t.Fatalf("gate %v, model %q", final.Gate, final.ModelVersion)
+	}
+	// A closed pool takes no more counts, from anyone.
+	x := newRawSite(t, ctx, f, "site-x")
+	err := x.send(ctx, &pb.UploadHeader{JobId: final.Id, Round: 1<<30 | 1, Kind: pb.UploadKind_UPLOAD_KIND_VALIDATION_COUNTS,
+		Nonce: make([]byte, 16)}, make([]byte, 64))
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("counts sent to a closed pool: %v", err)
 	}
 }
