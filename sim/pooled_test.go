@@ -8,6 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/concord-fl/concord/coordinator/registry"
 	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
@@ -143,6 +144,19 @@ func TestPooledSubgroupCounts(t *testing.T) {
 				t.Fatalf("cell %s=%q: sensitivity %v [%v], want %v", c.Field, c.Value, c.Metrics["sensitivity"], c.Lower["sensitivity"], e)
 			}
 		}
+	}
+
+	// The signed manifest carries the pooled figures.
+	models, err := f.Admin.ListModels(ctx, &pb.ListModelsRequest{JobId: final.Id, IncludeRejected: true})
+	if err != nil || len(models.Models) != 1 {
+		t.Fatalf("models of the job: %v, %v", models, err)
+	}
+	man, _, err := registry.Inspect(models.Models[0].Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if man.Pooled == nil || man.Pooled.State != "decrypted" || len(man.Pooled.Cells) != len(p.Cells) || len(man.Pooled.Sites) != 2 {
+		t.Fatalf("manifest's pooled section: %+v", man.Pooled)
 	}
 
 	// The coordinator's store keeps the decrypted sum only: no site's

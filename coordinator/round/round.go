@@ -809,7 +809,7 @@ func (m *Machine) Waiting() map[string]string {
 	out := map[string]string{}
 	switch m.st.Phase {
 	case PhaseWaiting:
-		for _, s := range m.cfg.Sites {
+		for _, s := range slices.Concat(m.cfg.Sites, m.cfg.ValidateOnly) {
 			if m.allowed(s) && !m.st.Connected[s] {
 				out[s] = "not connected"
 			}
