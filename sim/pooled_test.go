@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -171,6 +172,21 @@ func TestPooledSubgroupCounts(t *testing.T) {
 	}
 	defer db.Close()
 	err = db.View(func(tx *bolt.Tx) error {
+		// The job record holds the pool, persisted: the sum's figures and
+		// the contributors, nothing per site.
+		var rec struct {
+			Pooled struct {
+				State        string            `json:"state"`
+				Contributors []string          `json:"contributors"`
+				Cells        []json.RawMessage `json:"cells"`
+			} `json:"pooled"`
+		}
+		if err := json.Unmarshal(tx.Bucket([]byte("jobs")).Get([]byte(final.Id)), &rec); err != nil {
+			return err
+		}
+		if rec.Pooled.State != "decrypted" || len(rec.Pooled.Contributors) != 2 || len(rec.Pooled.Cells) != len(p.Cells) {
+			t.Errorf("the stored pool: %+v", rec.Pooled)
+		}
 		return tx.ForEach(func(bucket []byte, b *bolt.Bucket) error {
 			return b.ForEach(func(k, _ []byte) error {
 				if bytes.Contains(k, []byte("validation-counts")) || bytes.Contains(k, []byte("/1073741825/")) {
