@@ -194,6 +194,10 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 		locals, more, err = c.planLocalModelsLocked(j, r, contributors)
 		validate = append(validate, more...)
 	}
+	prevPooled := j.rec.Pooled
+	if err == nil {
+		c.planPoolLocked(j, r, validate)
+	}
 	if err != nil {
 		c.log.Error("plan validation tasks; the round will be aggregated again", "job", j.rec.ID, "round", r, "err", err)
 		j.rec.Validating = prevValidating
@@ -227,7 +231,7 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 		c.log.Error("commit round; it will be aggregated again", "job", j.rec.ID, "round", r, "err", err)
 		j.m, _ = round.Restore(machineConfig(j.spec), st)
 		j.rec.State, j.rec.OptState, j.rec.Rounds, j.rec.UpdateClip = st, prevOpt, j.rec.Rounds[:prevRounds], prevClip
-		j.rec.Validating = prevValidating
+		j.rec.Validating, j.rec.Pooled = prevValidating, prevPooled
 		return
 	}
 	c.bus.emit(Event{Kind: EvRoundAggregate, Actor: "coordinator", JobID: j.rec.ID, Round: r,

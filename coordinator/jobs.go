@@ -61,6 +61,8 @@ type jobRecord struct {
 	// UpdateClip is the site-level clip of the current round under
 	// adaptive clipping (sitedp.go); 0 before the first adaptation.
 	UpdateClip float64 `json:"update_clip,omitempty"`
+	// Pooled is a secure job's pool of validation counts (pooled.go).
+	Pooled *pooledState `json:"pooled,omitempty"`
 }
 
 type roundSummary struct {
@@ -91,14 +93,22 @@ func uploadBlob(jobID string, kind round.Kind, r int, site string) string {
 }
 
 func machineConfig(spec *pb.JobSpec) round.Config {
+	secure := spec.GetPrivacy().GetSecureAggregation() == "mhe"
+	exclude, validateOnly := spec.ValidationSites, []string(nil)
+	if secure {
+		// Validation sites of a secure job hold key shares so that their
+		// counts can be pooled under the job's key (pooled.go).
+		exclude, validateOnly = nil, spec.ValidationSites
+	}
 	return round.Config{
 		Rounds:          int(spec.Rounds),
 		MinSites:        int(spec.MinSites),
 		RoundDeadline:   time.Duration(spec.RoundDeadlineSeconds * float64(time.Second)),
 		StragglerCutoff: time.Duration(spec.StragglerCutoffSeconds * float64(time.Second)),
 		Sites:           spec.Sites,
-		Exclude:         spec.ValidationSites,
-		Secure:          spec.GetPrivacy().GetSecureAggregation() == "mhe",
+		Exclude:         exclude,
+		ValidateOnly:    validateOnly,
+		Secure:          secure,
 		Threshold:       int(spec.GetPrivacy().GetThreshold()),
 	}
 }
@@ -343,6 +353,10 @@ func (c *Coordinator) taskFailed(site, taskID, detail string) {
 	c.saveSiteLocked(rec)
 	c.bus.emit(Event{Kind: EvTaskFailed, Actor: "site:" + site, JobID: jobID, Round: r, Site: site,
 		Detail: fmt.Sprintf("%s task failed at %s: %s", kind, site, detail)})
+	if isPoolRound(r) {
+		c.poolMemberFailedLocked(j, site, detail)
+		return
+	}
 	c.stepLocked(j, round.Event{Type: round.EvSiteFailed, Now: c.now(), Site: site, Kind: kind, Round: r, Reason: detail})
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/concord-fl/concord/coordinator/registry"
+	"github.com/concord-fl/concord/evaluation"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/privacy/audit"
 	"github.com/concord-fl/concord/privacy/dp"
@@ -84,8 +85,12 @@ func (c *Coordinator) publishLocked(j *job) {
 			c.bus.emit(Event{Kind: EvJobCompleted, Actor: "coordinator", JobID: j.rec.ID, Round: j.rec.Rounds[len(j.rec.Rounds)-1].Round,
 				Detail: fmt.Sprintf("training completed after %d rounds; waiting up to %s for validation receipts from %v", len(j.rec.Rounds), wait, j.spec.ValidationSites)})
 		}
-		if _, all := finalValidations(j); !all && c.now().Before(j.rec.Gate.Deadline) {
+		c.advancePoolLocked(j)
+		if _, all := finalValidations(j); (!all || !poolSettled(j)) && c.now().Before(j.rec.Gate.Deadline) {
 			return
+		}
+		if !poolSettled(j) {
+			c.settlePoolLocked(j, poolUnavailable, fmt.Sprintf("not complete by the receipt deadline (%s: %s)", j.rec.Pooled.State, orNone(j.rec.Pooled.Reason)))
 		}
 	}
 	if j.rec.FoldGroup != "" {
@@ -266,12 +271,13 @@ func (c *Coordinator) manifestLocked(j *job, weightsSHA string, results []regist
 	}
 	sa := &registry.SecureAggregation{Scheme: "none"}
 	if s := j.rec.Secure; s != nil {
-		sa = &registry.SecureAggregation{Scheme: "mhe", Params: s.ParamSet, Threshold: s.Threshold, Parties: len(s.Points)}
-		if sa.Threshold == 0 {
-			sa.Threshold = sa.Parties
-		}
+		sa = &registry.SecureAggregation{Scheme: "mhe", Params: s.ParamSet, Threshold: s.heJob(j.rec.ID).Threshold, Parties: len(s.Points)}
 	}
 	m.SecureAggregation = sa
+	if p := j.rec.Pooled; p != nil {
+		m.Pooled = &registry.Pooled{State: p.State, Sites: slices.Clone(p.Contributors), Reason: p.Reason,
+			Note: evaluation.PooledNote, Cells: slices.Clone(p.Cells)}
+	}
 	return m
 }
 

@@ -133,10 +133,7 @@ func (c *Coordinator) buildReport(jobID string, by Identity, t *audit.Trust) (*r
 	}
 	if rec.Secure != nil {
 		sa := report.SecureAggregation{Enabled: true, Scheme: "mhe", ParameterSet: rec.Secure.ParamSet,
-			Threshold: rec.Secure.Threshold, Parties: len(rec.Secure.Points)}
-		if sa.Threshold == 0 {
-			sa.Threshold = sa.Parties
-		}
+			Threshold: rec.Secure.heJob(rec.ID).Threshold, Parties: len(rec.Secure.Points)}
 		if ps, err := he.Lookup(rec.Secure.ParamSet); err == nil {
 			sa.SecurityBits = ps.SecurityBits
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,9 +26,12 @@ import (
 type secureState struct {
 	ParamSet string `json:"param_set"`
 	CRSSeed  []byte `json:"crs_seed"`
-	// Threshold as asked in the job; 0 means all key holders.
-	Threshold int            `json:"threshold"`
-	Points    map[string]int `json:"points,omitempty"`
+	// Threshold as asked in the job; 0 means all key holders that train.
+	Threshold int `json:"threshold"`
+	// ValidateOnly are the key holders that never train (the validation
+	// sites): they do not count in the default threshold.
+	ValidateOnly []string       `json:"validate_only,omitempty"`
+	Points       map[string]int `json:"points,omitempty"`
 	// ExchangeKeys are the sites' X25519 public keys, for sealing Shamir
 	// shares end to end.
 	ExchangeKeys map[string][]byte `json:"exchange_keys,omitempty"`
@@ -51,7 +55,7 @@ func newSecureState(spec *pb.JobSpec, params int, rnd io.Reader) (*secureState, 
 	if _, err := io.ReadFull(rnd, seed); err != nil {
 		return nil, err
 	}
-	return &secureState{ParamSet: name, CRSSeed: seed, Threshold: int(spec.GetPrivacy().GetThreshold()),
+	return &secureState{ParamSet: name, CRSSeed: seed, Threshold: int(spec.GetPrivacy().GetThreshold()), ValidateOnly: slices.Clone(spec.ValidationSites),
 		ExchangeKeys: map[string][]byte{}, Requests: map[string][]byte{}}, nil
 }
 
@@ -59,7 +63,11 @@ func newSecureState(spec *pb.JobSpec, params int, rnd io.Reader) (*secureState, 
 func (s *secureState) heJob(jobID string) he.Job {
 	t := s.Threshold
 	if t == 0 {
-		t = len(s.Points)
+		for site := range s.Points {
+			if !slices.Contains(s.ValidateOnly, site) {
+				t++
+			}
+		}
 	}
 	return he.Job{ID: jobID, CRSSeed: s.CRSSeed, Sites: len(s.Points), Threshold: t}
 }
@@ -163,7 +171,7 @@ func (c *Coordinator) loadAggregate(j *job, r int) (*he.Aggregate, error) {
 	}
 	data, err := c.st.readBlob(aggBlob(j.rec.ID, r))
 	if errors.Is(err, ErrNotFound) {
-		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), j.updateValues())
+		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), valuesOf(j, r))
 	}
 	if err != nil {
 		return nil, err
@@ -203,7 +211,7 @@ func (c *Coordinator) checkSecureHeader(j *job, site string, kind round.Kind, h 
 		if err != nil {
 			return err
 		}
-		if want := he.CiphertextsFor(ps, j.updateValues()); int(h.TotalChunks) != want {
+		if want := he.CiphertextsFor(ps, valuesOf(j, int(h.Round))); int(h.TotalChunks) != want {
 			return fmt.Errorf("decryption shares are one per ciphertext (%d), not %d", want, h.TotalChunks)
 		}
 	}
@@ -282,7 +290,7 @@ func (c *Coordinator) loadAggregateTx(tx *bolt.Tx, j *job, r int) (*he.Aggregate
 	}
 	var info blobInfo
 	if err := getJSON(tx, bBlobMeta, aggBlob(j.rec.ID, r), &info); errors.Is(err, ErrNotFound) {
-		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), j.updateValues())
+		return he.NewAggregate(ps, s.heJob(j.rec.ID), uint64(r), valuesOf(j, r))
 	} else if err != nil {
 		return nil, err
 	}

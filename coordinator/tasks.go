@@ -21,11 +21,12 @@ var kindToTask = map[round.Kind]pb.TaskKind{
 }
 
 var uploadToKind = map[pb.UploadKind]round.Kind{
-	pb.UploadKind_UPLOAD_KIND_UPDATE:           round.KindUpdate,
-	pb.UploadKind_UPLOAD_KIND_ENCRYPTED_UPDATE: round.KindUpdate,
-	pb.UploadKind_UPLOAD_KIND_KEY_SHARE:        round.KindKeyShare,
-	pb.UploadKind_UPLOAD_KIND_SHAMIR_SHARES:    round.KindShamirShares,
-	pb.UploadKind_UPLOAD_KIND_DECRYPTION_SHARE: round.KindDecryption,
+	pb.UploadKind_UPLOAD_KIND_UPDATE:            round.KindUpdate,
+	pb.UploadKind_UPLOAD_KIND_ENCRYPTED_UPDATE:  round.KindUpdate,
+	pb.UploadKind_UPLOAD_KIND_KEY_SHARE:         round.KindKeyShare,
+	pb.UploadKind_UPLOAD_KIND_SHAMIR_SHARES:     round.KindShamirShares,
+	pb.UploadKind_UPLOAD_KIND_DECRYPTION_SHARE:  round.KindDecryption,
+	pb.UploadKind_UPLOAD_KIND_VALIDATION_COUNTS: kindPooledCounts,
 }
 
 func taskKindName(k pb.TaskKind) string {

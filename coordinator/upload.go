@@ -135,27 +135,12 @@ func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHead
 	if j == nil {
 		return nil, nil, nil, status.Errorf(codes.NotFound, "job %s does not exist", q(h.JobId))
 	}
-	if err := j.m.Accept(site, kind, int(h.Round)); err != nil {
-		if errors.Is(err, round.ErrDuplicate) {
-			return nil, nil, nil, status.Errorf(codes.AlreadyExists, "%v", err)
-		}
-		return nil, nil, nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+	want, check, err := c.admitRoundUpload(j, site, kind, h, sitePub)
+	if pooledUpload(kind, h) {
+		want, check, err = c.admitPooledLocked(j, site, kind, h)
 	}
-	want := j.rec.Nonces[taskNonceKey(kind, int(h.Round), j.m.State().Attempt, site)]
-	if want == "" || want != hex.EncodeToString(h.Nonce) {
-		return nil, nil, nil, status.Errorf(codes.PermissionDenied, "the upload's nonce does not match the task sent to %s for round %d (replayed or forged upload)", site, h.Round)
-	}
-	if err := c.checkHeader(j, site, kind, h); err != nil {
-		return nil, nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if kind == round.KindUpdate {
-		if err := checkReceipt(j, site, sitePub, h); err != nil {
-			return nil, nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
-		}
-	}
-	check, err := c.chunkChecker(j, kind, int(h.Round), site)
 	if err != nil {
-		return nil, nil, nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+		return nil, nil, nil, err
 	}
 	if up, err := c.uploadRecord(name); err == nil {
 		if up.Nonce == want && up.SHA256 == hex.EncodeToString(h.Sha256) && up.TotalChunks == int(h.TotalChunks) {
@@ -170,6 +155,43 @@ func (c *Coordinator) admitUpload(site string, kind round.Kind, h *pb.UploadHead
 		return nil, nil, nil, status.Errorf(codes.Unavailable, "persist upload: %v", err)
 	}
 	return up, j, check, nil
+}
+
+// pooledUpload says whether an upload belongs to a pool of validation
+// counts (pooled.go) rather than to the round machine.
+func pooledUpload(kind round.Kind, h *pb.UploadHeader) bool {
+	return kind == kindPooledCounts || isPoolRound(int(h.Round))
+}
+
+// admitRoundUpload checks an upload the round machine expects and returns
+// the nonce it must carry and the check of its chunks.
+func (c *Coordinator) admitRoundUpload(j *job, site string, kind round.Kind, h *pb.UploadHeader, sitePub crypto.PublicKey) (string, chunkCheck, error) {
+	if pooledUpload(kind, h) {
+		return "", nil, nil
+	}
+	if err := j.m.Accept(site, kind, int(h.Round)); err != nil {
+		if errors.Is(err, round.ErrDuplicate) {
+			return "", nil, status.Errorf(codes.AlreadyExists, "%v", err)
+		}
+		return "", nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+	}
+	want := j.rec.Nonces[taskNonceKey(kind, int(h.Round), j.m.State().Attempt, site)]
+	if want == "" || want != hex.EncodeToString(h.Nonce) {
+		return "", nil, status.Errorf(codes.PermissionDenied, "the upload's nonce does not match the task sent to %s for round %d (replayed or forged upload)", site, h.Round)
+	}
+	if err := c.checkHeader(j, site, kind, h); err != nil {
+		return "", nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if kind == round.KindUpdate {
+		if err := checkReceipt(j, site, sitePub, h); err != nil {
+			return "", nil, status.Errorf(codes.InvalidArgument, "%v", err)
+		}
+	}
+	check, err := c.chunkChecker(j, kind, int(h.Round), site)
+	if err != nil {
+		return "", nil, status.Errorf(codes.FailedPrecondition, "%v", err)
+	}
+	return want, check, nil
 }
 
 func (c *Coordinator) checkHeader(j *job, site string, kind round.Kind, h *pb.UploadHeader) error {
@@ -285,6 +307,9 @@ func (c *Coordinator) completeUpload(j *job, id Identity, kind round.Kind, name 
 	if c.revoked[id.Serial] {
 		c.discardUpload(name)
 		return nil, status.Errorf(codes.PermissionDenied, "site %s was revoked before its upload completed; the upload was discarded", site)
+	}
+	if isPoolRound(up.Round) {
+		return nil, c.completePooledLocked(j, site, kind, name, up)
 	}
 	if err := j.m.Accept(site, kind, up.Round); err != nil {
 		c.discardUpload(name)

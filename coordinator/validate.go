@@ -38,6 +38,11 @@ import (
 // back: a newer round's task supersedes an older round's unanswered one,
 // except the final round's, which the gate waits for (up to
 // validation.receipt_deadline_seconds).
+//
+// Under secure aggregation the validation sites are also key holders that
+// never train, and the final round's tasks ask them for their
+// per-subgroup confusion counts encrypted under the job's key; only the
+// sum over sites is decrypted (pooled.go), and the gate waits for it too.
 
 // maxValidationReceipt bounds a receipt on the task stream.
 const maxValidationReceipt = 1 << 20
@@ -120,9 +125,11 @@ func (c *Coordinator) planValidationLocked(j *job, r int, sha string) ([]*valida
 
 func (c *Coordinator) validationTaskProto(j *job, vt *validationTask) *pb.Task {
 	nonce, _ := hex.DecodeString(vt.Nonce)
-	return &pb.Task{TaskId: j.rec.ID + "/" + validationKey(vt.Round, vt.Role, vt.Site), Kind: pb.TaskKind_TASK_KIND_VALIDATE,
+	t := &pb.Task{TaskId: j.rec.ID + "/" + validationKey(vt.Round, vt.Role, vt.Site), Kind: pb.TaskKind_TASK_KIND_VALIDATE,
 		JobId: j.rec.ID, Round: uint32(vt.Round), Spec: j.spec, Nonce: nonce, InputBlob: vt.Blob,
 		InputParams: uint64(j.rec.Params), LayoutHash: j.rec.LayoutHash, ModelRole: vt.Role, ModelSha256: vt.SHA256}
+	c.poolTaskFields(j, vt, t)
+	return t
 }
 
 // sendValidationLocked sends persisted VALIDATE tasks to the sites that
@@ -156,6 +163,7 @@ func (c *Coordinator) resendValidationLocked(site string) {
 		}
 		sort.Slice(tasks, func(a, b int) bool { return tasks[a].Round < tasks[b].Round })
 		c.sendValidationLocked(j, tasks)
+		c.resendPoolLocked(j, site)
 	}
 }
 
@@ -366,6 +374,7 @@ func validationProtoLocked(j *job, p *pb.Job) {
 	}
 	m.Note = crossSiteNote(j.spec)
 	p.CrossSite = m
+	p.Pooled = j.rec.Pooled.proto()
 	if g := j.rec.Gate; g != nil {
 		p.Gate = &pb.GateDecision{State: g.State, Reasons: g.Reasons, Version: g.Version}
 	}

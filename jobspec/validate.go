@@ -403,6 +403,12 @@ func (v *validator) sites(s *pb.JobSpec) {
 	if len(s.Sites) > 0 && len(s.Sites) < int(s.MinSites) {
 		v.bad("%d sites listed but min_sites is %d", len(s.Sites), s.MinSites)
 	}
+	// Under secure aggregation validation sites hold key shares too: the
+	// key holders together must stay within the encryption's bounds.
+	if n := len(s.Sites) + len(s.ValidationSites); s.GetPrivacy().GetSecureAggregation() == "mhe" && len(s.Sites) <= v.lim.MaxSites &&
+		len(s.ValidationSites) <= v.lim.MaxSites && n > v.lim.MaxSites {
+		v.bad("%d training and validation sites hold key shares under secure aggregation: at most %d", n, v.lim.MaxSites)
+	}
 }
 
 func (v *validator) pipeline(s *pb.JobSpec) {

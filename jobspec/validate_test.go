@@ -167,6 +167,9 @@ func TestValidateFields(t *testing.T) {
 		{"site in both lists", func(s *pb.JobSpec) { s.ValidationSites = append(s.ValidationSites, "city-general") }, `site "city-general" is listed both for training and for validation`},
 		{"too many sites", func(s *pb.JobSpec) { s.Sites = manySites(257) }, "sites lists 257 sites: at most 256"},
 		{"too many validation sites", func(s *pb.JobSpec) { s.ValidationSites = manySites(300) }, "validation_sites lists 300 sites: at most 256"},
+		{"too many key holders", func(s *pb.JobSpec) {
+			s.Sites, s.ValidationSites = manySites(200), manySites(260)[200:]
+		}, "260 training and validation sites hold key shares under secure aggregation: at most 256"},
 		{"fewer sites than min_sites", func(s *pb.JobSpec) { s.MinSites = 3 }, "2 sites listed but min_sites is 3"},
 		{"pipeline size", func(s *pb.JobSpec) { s.Pipeline.Width = math.MaxUint32 }, "pipeline output 1x28x4294967295"},
 		{"pipeline channels", func(s *pb.JobSpec) { s.Pipeline.Channels = 3 }, "must match the model input 1x28x28"},

@@ -112,6 +112,13 @@ func (a *Agent) validate(ctx context.Context, t *pb.Task) error {
 	if err := ctx.Err(); err != nil {
 		return err // the job was cancelled while scoring: send nothing
 	}
+	if t.PoolRound != 0 {
+		if err := a.uploadPooled(ctx, t, m, data); linkDown(err) {
+			return err // retried: the encrypted counts are kept and resent
+		} else if err != nil {
+			a.log.Warn("pooled subgroup counts not sent; the receipt is", "job", t.JobId, "round", t.Round, "err", a.detail(err))
+		}
+	}
 	a.queueReport(&pb.ValidationReport{TaskId: t.TaskId, JobId: t.JobId, Round: t.Round, Nonce: bytes.Clone(t.Nonce), Receipt: signed})
 	if t.ModelRole == "global" {
 		// What the model was validated on is what arriving images are

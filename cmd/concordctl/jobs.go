@@ -160,6 +160,44 @@ func printValidation(w io.Writer, j *pb.Job) {
 			fmt.Fprintf(w, "  (%s)\n", m.Note)
 		}
 	}
+	printPooled(w, j.Pooled)
+}
+
+// printPooled shows the subgroup figures pooled over validation sites.
+func printPooled(w io.Writer, p *pb.PooledSubgroups) {
+	if p == nil {
+		return
+	}
+	if p.State != "decrypted" {
+		fmt.Fprintf(w, "\n  pooled subgroups: %s (%s)\n", p.State, p.Reason)
+		return
+	}
+	fmt.Fprintf(w, "\n  pooled subgroups over %s (only the sum was decrypted)\n", strings.Join(p.Sites, ", "))
+	tw := table(w)
+	fmt.Fprintln(tw, "  FIELD\tVALUE\tEXAMPLES\tTP\tFP\tTN\tFN\tSENSITIVITY [95% CI]\tSPECIFICITY [95% CI]")
+	for _, c := range p.Cells {
+		value := c.Value
+		if value == "" {
+			value = "unknown"
+		}
+		if c.Suppressed {
+			fmt.Fprintf(tw, "  %s\t%s\tsuppressed (below validation.min_subgroup_count)\n", c.Field, value)
+			continue
+		}
+		est := func(k string) string {
+			x, ok := c.Metrics[k]
+			if !ok {
+				return "-"
+			}
+			return fmt.Sprintf("%.3f [%.3f, %.3f]", x, c.Lower[k], c.Upper[k])
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", c.Field, value, c.Examples,
+			c.Confusion["tp"], c.Confusion["fp"], c.Confusion["tn"], c.Confusion["fn"], est("sensitivity"), est("specificity"))
+	}
+	tw.Flush()
+	if p.Note != "" {
+		fmt.Fprintf(w, "  (%s)\n", p.Note)
+	}
 }
 
 func interval(v *pb.SiteValidation, metric string) string {

@@ -73,7 +73,20 @@ type Manifest struct {
 	Privacy           *Privacy           `json:"privacy,omitempty"`
 	SecureAggregation *SecureAggregation `json:"secure_aggregation,omitempty"`
 	Validation        []Validation       `json:"validation,omitempty"`
-	Gate              Gate               `json:"gate"`
+	// Pooled are the per-subgroup counts summed over the validation sites
+	// under secure aggregation (absent without it).
+	Pooled *Pooled `json:"pooled_subgroups,omitempty"`
+	Gate   Gate    `json:"gate"`
+}
+
+// Pooled is the final model's per-subgroup confusion counts summed over
+// validation sites under encryption: only the sum was ever decrypted.
+type Pooled struct {
+	State  string                      `json:"state"` // decrypted | unavailable
+	Sites  []string                    `json:"sites,omitempty"`
+	Reason string                      `json:"reason,omitempty"`
+	Note   string                      `json:"note,omitempty"`
+	Cells  []evaluation.PooledSubgroup `json:"cells,omitempty"`
 }
 
 // Round is one training round in the lineage.

@@ -60,9 +60,16 @@ type Config struct {
 	// Exclude lists sites that never take part in training or key setup
 	// (the job's validation sites), whether or not Sites is set.
 	Exclude []string
-	Secure  bool
+	// ValidateOnly lists sites that hold key shares but never train (the
+	// validation sites of a secure job): they take part in key setup and
+	// may sit on decryption committees, so that what they encrypt is
+	// aggregated under the same key, but no training round includes them.
+	ValidateOnly []string
+	Secure       bool
 	// Threshold is the number of key holders needed to decrypt (t of N);
-	// 0 means all key holders.
+	// 0 means as many as the key holders that train (all key holders when
+	// none is validate-only): a sum of fewer contributors than t is never
+	// decrypted, so t must not exceed what a round can collect.
 	Threshold int
 }
 
@@ -81,6 +88,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%d sites listed but min_sites is %d", len(c.Sites), c.MinSites)
 	case c.Secure && c.Threshold > 0 && c.Threshold < 2:
 		return fmt.Errorf("threshold must be at least 2 when set, got %d", c.Threshold)
+	case len(c.ValidateOnly) > 0 && !c.Secure:
+		return errors.New("validate-only key holders need secure aggregation")
 	}
 	return nil
 }
@@ -352,7 +361,7 @@ func orUnknown(s string) string {
 }
 
 func (m *Machine) allowed(site string) bool {
-	if len(m.cfg.Sites) > 0 && !slices.Contains(m.cfg.Sites, site) {
+	if len(m.cfg.Sites) > 0 && !slices.Contains(m.cfg.Sites, site) && !m.validateOnly(site) {
 		return false
 	}
 	if slices.Contains(m.cfg.Exclude, site) || m.st.Revoked[site] {
@@ -384,6 +393,9 @@ func (m *Machine) onConnect(ev Event) []Action {
 	}
 	delete(m.st.Failed, ev.Site)
 	if m.st.Phase == PhaseTraining && !slices.Contains(m.st.Members, ev.Site) {
+		if m.validateOnly(ev.Site) {
+			return nil
+		}
 		m.st.Members = sortedAppend(m.st.Members, ev.Site)
 		acts := []Action{{Type: ActNote, Site: ev.Site, Round: m.st.Round, Reason: "site joined the round in progress"}}
 		return append(acts, Action{Type: ActSendTask, Site: ev.Site, Kind: kind, Round: m.st.Round})
@@ -407,14 +419,21 @@ func (m *Machine) advance(now time.Time) []Action {
 	switch m.st.Phase {
 	case PhaseWaiting:
 		connected := m.connected(nil)
+		trainers := slices.DeleteFunc(slices.Clone(connected), m.validateOnly)
+		validators := len(connected) - len(trainers)
 		need := m.cfg.MinSites
-		if m.cfg.Secure && m.cfg.Threshold > need {
-			need = m.cfg.Threshold
+		ready := len(trainers) >= need
+		if m.cfg.Secure && m.cfg.Threshold > len(connected) {
+			need, ready = m.cfg.Threshold, false
 		}
-		ready := len(connected) >= need
 		if len(m.cfg.Sites) > 0 {
 			// An explicit list waits for all listed sites until the deadline.
-			ready = len(connected) == len(m.cfg.Sites) || (ready && elapsed >= m.cfg.StragglerCutoff)
+			ready = len(trainers) == len(m.cfg.Sites) || (ready && elapsed >= m.cfg.StragglerCutoff)
+		}
+		if ready && validators < len(m.cfg.ValidateOnly) && elapsed < m.cfg.StragglerCutoff {
+			// Validate-only key holders join key setup or never: wait for
+			// them as for listed sites, up to the straggler cutoff.
+			ready = false
 		}
 		if !ready {
 			if elapsed >= m.cfg.RoundDeadline {
@@ -496,11 +515,30 @@ func (m *Machine) threshold() int {
 	if m.cfg.Threshold > 0 {
 		return m.cfg.Threshold
 	}
-	return len(m.st.Points)
+	n := 0
+	for s := range m.st.Points {
+		if !m.validateOnly(s) {
+			n++
+		}
+	}
+	return n
 }
 
-// eligible returns the sites that may train: key holders when secure.
+// eligible returns the sites that may train: key holders when secure,
+// less the validate-only ones.
 func (m *Machine) eligible() map[string]bool {
+	set := m.holders()
+	for s := range set {
+		if m.validateOnly(s) {
+			delete(set, s)
+		}
+	}
+	return set
+}
+
+// holders returns the key holders that may decrypt: every key holder not
+// revoked, validate-only ones included (nil when not secure).
+func (m *Machine) holders() map[string]bool {
 	if !m.cfg.Secure {
 		return nil
 	}
@@ -512,6 +550,8 @@ func (m *Machine) eligible() map[string]bool {
 	}
 	return set
 }
+
+func (m *Machine) validateOnly(site string) bool { return slices.Contains(m.cfg.ValidateOnly, site) }
 
 // connected lists connected sites (restricted to within when non-nil), sorted.
 func (m *Machine) connected(within map[string]bool) []string {
@@ -586,7 +626,7 @@ func (m *Machine) closeRound(now time.Time) []Action {
 // reselectDecryptors picks the first t connected key holders as the active
 // decryption set; any earlier set's shares become void.
 func (m *Machine) reselectDecryptors(now time.Time, lost string) []Action {
-	holders := m.connected(m.eligible())
+	holders := m.connected(m.holders())
 	holders = slices.DeleteFunc(holders, func(s string) bool { _, f := m.st.Failed[s]; return f })
 	t := m.threshold()
 	var acts []Action
@@ -710,7 +750,7 @@ func (m *Machine) pending() []string {
 // share this round: not revoked and not failed (connected or not).
 func (m *Machine) ableDecryptors() []string {
 	var out []string
-	for s := range m.eligible() {
+	for s := range m.holders() {
 		if _, failed := m.st.Failed[s]; !failed {
 			out = append(out, s)
 		}
@@ -769,7 +809,7 @@ func (m *Machine) Waiting() map[string]string {
 	out := map[string]string{}
 	switch m.st.Phase {
 	case PhaseWaiting:
-		for _, s := range m.cfg.Sites {
+		for _, s := range slices.Concat(m.cfg.Sites, m.cfg.ValidateOnly) {
 			if m.allowed(s) && !m.st.Connected[s] {
 				out[s] = "not connected"
 			}

@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the scen
 //
 // Script commands (times are seconds since the job started):
 //
-//	config rounds=N min=N deadline=S cutoff=S secure=BOOL threshold=N sites=a,b
+//	config rounds=N min=N deadline=S cutoff=S secure=BOOL threshold=N sites=a,b exclude=v validate-only=v,w
 //	at S start [SITE...] | connect SITE | disconnect SITE | deliver SITE KIND ROUND | tick
 //	at S keycombined | aggregated ROUND | abort ACTOR REASON...
 //	at S fail SITE KIND ROUND REASON... | revoke SITE REASON...
@@ -165,6 +165,8 @@ func parseConfig(args []string) (Config, error) {
 			cfg.Sites = strings.Split(v, ",")
 		case "exclude":
 			cfg.Exclude = strings.Split(v, ",")
+		case "validate-only":
+			cfg.ValidateOnly = strings.Split(v, ",")
 		default:
 			return cfg, fmt.Errorf("unknown config key %q", k)
 		}

@@ -22,6 +22,15 @@
 // is still decrypted through its Shamir shares, and parties refuse a second decryption of
 // one round with another contributor set (which would isolate a site by subtraction).
 //
+// The same machinery sums other vectors than updates. A secure job's validation sites
+// hold key shares (they deal and receive Shamir shares and may decrypt) but never
+// train; after scoring the final model each encrypts its per-subgroup confusion counts,
+// with weight 1, for a round reserved for this (1<<30 | r, see coordinator/pooled.go),
+// and the coordinator decrypts only their sum. Job.Threshold counts every key holder's
+// point in N, but a sum of fewer than Threshold contributors is never decrypted, by the
+// coordinator (DecryptionRequest) or by a party (DecryptionShares): a job's default
+// threshold is therefore the number of key holders that train, not N.
+//
 // This is the shared-a RLWE aggregation of Stevens et al. (USENIX Security 2022) with
 // the threshold access structure of Mouchet, Bertrand and Hubaux (ePrint 2022/780), whose
 // Thresholdizer and Combiner lattigo implements and package party uses.

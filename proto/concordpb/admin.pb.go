@@ -1352,8 +1352,11 @@ type Job struct {
 	CrossSite  *CrossSiteMatrix `protobuf:"bytes,13,opt,name=cross_site,json=crossSite,proto3" json:"cross_site,omitempty"`
 	// Leave-one-site-out: the folds submitted together share fold_group;
 	// held_out is the site this fold trains without and scores on.
-	FoldGroup     string `protobuf:"bytes,14,opt,name=fold_group,json=foldGroup,proto3" json:"fold_group,omitempty"`
-	HeldOut       string `protobuf:"bytes,15,opt,name=held_out,json=heldOut,proto3" json:"held_out,omitempty"`
+	FoldGroup string `protobuf:"bytes,14,opt,name=fold_group,json=foldGroup,proto3" json:"fold_group,omitempty"`
+	HeldOut   string `protobuf:"bytes,15,opt,name=held_out,json=heldOut,proto3" json:"held_out,omitempty"`
+	// Secure jobs: the final model's confusion counts per subgroup pooled
+	// over every validation site, decrypted only as a sum.
+	Pooled        *PooledSubgroups `protobuf:"bytes,16,opt,name=pooled,proto3" json:"pooled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1493,6 +1496,193 @@ func (x *Job) GetHeldOut() string {
 	return ""
 }
 
+func (x *Job) GetPooled() *PooledSubgroups {
+	if x != nil {
+		return x.Pooled
+	}
+	return nil
+}
+
+// PooledSubgroups are the per-subgroup figures of the final model summed
+// over the validation sites under secure aggregation: no site's own
+// counts are decrypted. Cells below validation.min_subgroup_count are
+// suppressed. Only closed vocabularies are pooled (sex, age band).
+type PooledSubgroups struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`   // pending | decrypted | unavailable
+	Sites         []string               `protobuf:"bytes,2,rep,name=sites,proto3" json:"sites,omitempty"`   // the contributors summed
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"` // why it is pending or unavailable
+	Cells         []*PooledCell          `protobuf:"bytes,4,rep,name=cells,proto3" json:"cells,omitempty"`
+	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"` // what is not pooled, and why
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PooledSubgroups) Reset() {
+	*x = PooledSubgroups{}
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PooledSubgroups) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PooledSubgroups) ProtoMessage() {}
+
+func (x *PooledSubgroups) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PooledSubgroups.ProtoReflect.Descriptor instead.
+func (*PooledSubgroups) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PooledSubgroups) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PooledSubgroups) GetSites() []string {
+	if x != nil {
+		return x.Sites
+	}
+	return nil
+}
+
+func (x *PooledSubgroups) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PooledSubgroups) GetCells() []*PooledCell {
+	if x != nil {
+		return x.Cells
+	}
+	return nil
+}
+
+func (x *PooledSubgroups) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type PooledCell struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"` // sex | age
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"` // "" = unknown
+	Suppressed    bool                   `protobuf:"varint,3,opt,name=suppressed,proto3" json:"suppressed,omitempty"`
+	Examples      uint64                 `protobuf:"varint,4,opt,name=examples,proto3" json:"examples,omitempty"`
+	Confusion     map[string]uint64      `protobuf:"bytes,5,rep,name=confusion,proto3" json:"confusion,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // tp, fp, tn, fn
+	Metrics       map[string]float64     `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`    // sensitivity, specificity
+	Lower         map[string]float64     `protobuf:"bytes,7,rep,name=lower,proto3" json:"lower,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Upper         map[string]float64     `protobuf:"bytes,8,rep,name=upper,proto3" json:"upper,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PooledCell) Reset() {
+	*x = PooledCell{}
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PooledCell) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PooledCell) ProtoMessage() {}
+
+func (x *PooledCell) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PooledCell.ProtoReflect.Descriptor instead.
+func (*PooledCell) Descriptor() ([]byte, []int) {
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PooledCell) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *PooledCell) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *PooledCell) GetSuppressed() bool {
+	if x != nil {
+		return x.Suppressed
+	}
+	return false
+}
+
+func (x *PooledCell) GetExamples() uint64 {
+	if x != nil {
+		return x.Examples
+	}
+	return 0
+}
+
+func (x *PooledCell) GetConfusion() map[string]uint64 {
+	if x != nil {
+		return x.Confusion
+	}
+	return nil
+}
+
+func (x *PooledCell) GetMetrics() map[string]float64 {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *PooledCell) GetLower() map[string]float64 {
+	if x != nil {
+		return x.Lower
+	}
+	return nil
+}
+
+func (x *PooledCell) GetUpper() map[string]float64 {
+	if x != nil {
+		return x.Upper
+	}
+	return nil
+}
+
 type WaitingFor struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Site          string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
@@ -1503,7 +1693,7 @@ type WaitingFor struct {
 
 func (x *WaitingFor) Reset() {
 	*x = WaitingFor{}
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1705,7 @@ func (x *WaitingFor) String() string {
 func (*WaitingFor) ProtoMessage() {}
 
 func (x *WaitingFor) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[22]
+	mi := &file_concord_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1718,7 @@ func (x *WaitingFor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitingFor.ProtoReflect.Descriptor instead.
 func (*WaitingFor) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WaitingFor) GetSite() string {
@@ -1562,7 +1752,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	mi := &file_concord_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1764,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[23]
+	mi := &file_concord_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1777,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *JobEvent) GetSeq() int64 {
@@ -1680,7 +1870,7 @@ type ModelVersion struct {
 
 func (x *ModelVersion) Reset() {
 	*x = ModelVersion{}
-	mi := &file_concord_v1_admin_proto_msgTypes[24]
+	mi := &file_concord_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1882,7 @@ func (x *ModelVersion) String() string {
 func (*ModelVersion) ProtoMessage() {}
 
 func (x *ModelVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[24]
+	mi := &file_concord_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1895,7 @@ func (x *ModelVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersion.ProtoReflect.Descriptor instead.
 func (*ModelVersion) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ModelVersion) GetVersion() string {
@@ -1825,7 +2015,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[25]
+	mi := &file_concord_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2027,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[25]
+	mi := &file_concord_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2040,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListModelsRequest) GetJobId() string {
@@ -1891,7 +2081,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[26]
+	mi := &file_concord_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2093,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[26]
+	mi := &file_concord_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2106,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelVersion {
@@ -1942,7 +2132,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[27]
+	mi := &file_concord_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2144,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[27]
+	mi := &file_concord_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2157,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetModelRequest) GetVersion() string {
@@ -1988,7 +2178,7 @@ type ModelChunk struct {
 
 func (x *ModelChunk) Reset() {
 	*x = ModelChunk{}
-	mi := &file_concord_v1_admin_proto_msgTypes[28]
+	mi := &file_concord_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2190,7 @@ func (x *ModelChunk) String() string {
 func (*ModelChunk) ProtoMessage() {}
 
 func (x *ModelChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[28]
+	mi := &file_concord_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2203,7 @@ func (x *ModelChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelChunk.ProtoReflect.Descriptor instead.
 func (*ModelChunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ModelChunk) GetInfo() *ModelVersion {
@@ -2050,7 +2240,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_concord_v1_admin_proto_msgTypes[29]
+	mi := &file_concord_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2062,7 +2252,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[29]
+	mi := &file_concord_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2075,7 +2265,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListEventsRequest) GetJobId() string {
@@ -2116,7 +2306,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_concord_v1_admin_proto_msgTypes[30]
+	mi := &file_concord_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2318,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_admin_proto_msgTypes[30]
+	mi := &file_concord_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2331,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_concord_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListEventsResponse) GetEvents() []*JobEvent {
@@ -2275,7 +2465,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\x06models\x18\x01 \x03(\tR\x06models\x12\x14\n" +
 	"\x05sites\x18\x02 \x03(\tR\x05sites\x120\n" +
 	"\x05cells\x18\x03 \x03(\v2\x1a.concord.v1.SiteValidationR\x05cells\x12\x12\n" +
-	"\x04note\x18\x04 \x01(\tR\x04note\"\xb1\x04\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\xe6\x04\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.concord.v1.JobSpecR\x04spec\x12\x14\n" +
@@ -2295,7 +2485,40 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"cross_site\x18\r \x01(\v2\x1b.concord.v1.CrossSiteMatrixR\tcrossSite\x12\x1d\n" +
 	"\n" +
 	"fold_group\x18\x0e \x01(\tR\tfoldGroup\x12\x19\n" +
-	"\bheld_out\x18\x0f \x01(\tR\aheldOut\"8\n" +
+	"\bheld_out\x18\x0f \x01(\tR\aheldOut\x123\n" +
+	"\x06pooled\x18\x10 \x01(\v2\x1b.concord.v1.PooledSubgroupsR\x06pooled\"\x97\x01\n" +
+	"\x0fPooledSubgroups\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x14\n" +
+	"\x05sites\x18\x02 \x03(\tR\x05sites\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12,\n" +
+	"\x05cells\x18\x04 \x03(\v2\x16.concord.v1.PooledCellR\x05cells\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\"\xd8\x04\n" +
+	"\n" +
+	"PooledCell\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1e\n" +
+	"\n" +
+	"suppressed\x18\x03 \x01(\bR\n" +
+	"suppressed\x12\x1a\n" +
+	"\bexamples\x18\x04 \x01(\x04R\bexamples\x12C\n" +
+	"\tconfusion\x18\x05 \x03(\v2%.concord.v1.PooledCell.ConfusionEntryR\tconfusion\x12=\n" +
+	"\ametrics\x18\x06 \x03(\v2#.concord.v1.PooledCell.MetricsEntryR\ametrics\x127\n" +
+	"\x05lower\x18\a \x03(\v2!.concord.v1.PooledCell.LowerEntryR\x05lower\x127\n" +
+	"\x05upper\x18\b \x03(\v2!.concord.v1.PooledCell.UpperEntryR\x05upper\x1a<\n" +
+	"\x0eConfusionEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a:\n" +
+	"\fMetricsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a8\n" +
+	"\n" +
+	"LowerEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a8\n" +
+	"\n" +
+	"UpperEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"8\n" +
 	"\n" +
 	"WaitingFor\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x16\n" +
@@ -2391,7 +2614,7 @@ func file_concord_v1_admin_proto_rawDescGZIP() []byte {
 	return file_concord_v1_admin_proto_rawDescData
 }
 
-var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_concord_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_concord_v1_admin_proto_goTypes = []any{
 	(*BackupRequest)(nil),      // 0: concord.v1.BackupRequest
 	(*BackupChunk)(nil),        // 1: concord.v1.BackupChunk
@@ -2415,84 +2638,96 @@ var file_concord_v1_admin_proto_goTypes = []any{
 	(*GateDecision)(nil),       // 19: concord.v1.GateDecision
 	(*CrossSiteMatrix)(nil),    // 20: concord.v1.CrossSiteMatrix
 	(*Job)(nil),                // 21: concord.v1.Job
-	(*WaitingFor)(nil),         // 22: concord.v1.WaitingFor
-	(*JobEvent)(nil),           // 23: concord.v1.JobEvent
-	(*ModelVersion)(nil),       // 24: concord.v1.ModelVersion
-	(*ListModelsRequest)(nil),  // 25: concord.v1.ListModelsRequest
-	(*ListModelsResponse)(nil), // 26: concord.v1.ListModelsResponse
-	(*GetModelRequest)(nil),    // 27: concord.v1.GetModelRequest
-	(*ModelChunk)(nil),         // 28: concord.v1.ModelChunk
-	(*ListEventsRequest)(nil),  // 29: concord.v1.ListEventsRequest
-	(*ListEventsResponse)(nil), // 30: concord.v1.ListEventsResponse
-	nil,                        // 31: concord.v1.RoundSummary.MetricsEntry
-	nil,                        // 32: concord.v1.SiteValidation.MetricsEntry
-	nil,                        // 33: concord.v1.SiteValidation.LowerEntry
-	nil,                        // 34: concord.v1.SiteValidation.UpperEntry
-	nil,                        // 35: concord.v1.SiteValidation.ConfusionEntry
-	nil,                        // 36: concord.v1.ModelVersion.MetricsEntry
-	(*DriftReport)(nil),        // 37: concord.v1.DriftReport
-	(*JobSpec)(nil),            // 38: concord.v1.JobSpec
-	(*Chunk)(nil),              // 39: concord.v1.Chunk
+	(*PooledSubgroups)(nil),    // 22: concord.v1.PooledSubgroups
+	(*PooledCell)(nil),         // 23: concord.v1.PooledCell
+	(*WaitingFor)(nil),         // 24: concord.v1.WaitingFor
+	(*JobEvent)(nil),           // 25: concord.v1.JobEvent
+	(*ModelVersion)(nil),       // 26: concord.v1.ModelVersion
+	(*ListModelsRequest)(nil),  // 27: concord.v1.ListModelsRequest
+	(*ListModelsResponse)(nil), // 28: concord.v1.ListModelsResponse
+	(*GetModelRequest)(nil),    // 29: concord.v1.GetModelRequest
+	(*ModelChunk)(nil),         // 30: concord.v1.ModelChunk
+	(*ListEventsRequest)(nil),  // 31: concord.v1.ListEventsRequest
+	(*ListEventsResponse)(nil), // 32: concord.v1.ListEventsResponse
+	nil,                        // 33: concord.v1.RoundSummary.MetricsEntry
+	nil,                        // 34: concord.v1.SiteValidation.MetricsEntry
+	nil,                        // 35: concord.v1.SiteValidation.LowerEntry
+	nil,                        // 36: concord.v1.SiteValidation.UpperEntry
+	nil,                        // 37: concord.v1.SiteValidation.ConfusionEntry
+	nil,                        // 38: concord.v1.PooledCell.ConfusionEntry
+	nil,                        // 39: concord.v1.PooledCell.MetricsEntry
+	nil,                        // 40: concord.v1.PooledCell.LowerEntry
+	nil,                        // 41: concord.v1.PooledCell.UpperEntry
+	nil,                        // 42: concord.v1.ModelVersion.MetricsEntry
+	(*DriftReport)(nil),        // 43: concord.v1.DriftReport
+	(*JobSpec)(nil),            // 44: concord.v1.JobSpec
+	(*Chunk)(nil),              // 45: concord.v1.Chunk
 }
 var file_concord_v1_admin_proto_depIdxs = []int32{
 	7,  // 0: concord.v1.Site.last_failure:type_name -> concord.v1.SiteFailure
-	37, // 1: concord.v1.Site.drift:type_name -> concord.v1.DriftReport
+	43, // 1: concord.v1.Site.drift:type_name -> concord.v1.DriftReport
 	6,  // 2: concord.v1.ListSitesResponse.sites:type_name -> concord.v1.Site
-	38, // 3: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
+	44, // 3: concord.v1.SubmitJobRequest.spec:type_name -> concord.v1.JobSpec
 	21, // 4: concord.v1.ListJobsResponse.jobs:type_name -> concord.v1.Job
-	31, // 5: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
+	33, // 5: concord.v1.RoundSummary.metrics:type_name -> concord.v1.RoundSummary.MetricsEntry
 	18, // 6: concord.v1.RoundSummary.validation:type_name -> concord.v1.SiteValidation
-	32, // 7: concord.v1.SiteValidation.metrics:type_name -> concord.v1.SiteValidation.MetricsEntry
-	33, // 8: concord.v1.SiteValidation.lower:type_name -> concord.v1.SiteValidation.LowerEntry
-	34, // 9: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
-	35, // 10: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
+	34, // 7: concord.v1.SiteValidation.metrics:type_name -> concord.v1.SiteValidation.MetricsEntry
+	35, // 8: concord.v1.SiteValidation.lower:type_name -> concord.v1.SiteValidation.LowerEntry
+	36, // 9: concord.v1.SiteValidation.upper:type_name -> concord.v1.SiteValidation.UpperEntry
+	37, // 10: concord.v1.SiteValidation.confusion:type_name -> concord.v1.SiteValidation.ConfusionEntry
 	18, // 11: concord.v1.CrossSiteMatrix.cells:type_name -> concord.v1.SiteValidation
-	38, // 12: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
+	44, // 12: concord.v1.Job.spec:type_name -> concord.v1.JobSpec
 	17, // 13: concord.v1.Job.rounds:type_name -> concord.v1.RoundSummary
 	7,  // 14: concord.v1.Job.failures:type_name -> concord.v1.SiteFailure
-	22, // 15: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
+	24, // 15: concord.v1.Job.waiting_for:type_name -> concord.v1.WaitingFor
 	19, // 16: concord.v1.Job.gate:type_name -> concord.v1.GateDecision
 	20, // 17: concord.v1.Job.cross_site:type_name -> concord.v1.CrossSiteMatrix
-	21, // 18: concord.v1.JobEvent.job:type_name -> concord.v1.Job
-	36, // 19: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
-	18, // 20: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
-	24, // 21: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
-	24, // 22: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
-	39, // 23: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
-	23, // 24: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
-	8,  // 25: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
-	10, // 26: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
-	11, // 27: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
-	12, // 28: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
-	16, // 29: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
-	14, // 30: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
-	15, // 31: concord.v1.Admin.ApproveJob:input_type -> concord.v1.ApproveJobRequest
-	25, // 32: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
-	27, // 33: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
-	27, // 34: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
-	29, // 35: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
-	4,  // 36: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
-	2,  // 37: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
-	0,  // 38: concord.v1.Admin.Backup:input_type -> concord.v1.BackupRequest
-	9,  // 39: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
-	21, // 40: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
-	21, // 41: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
-	13, // 42: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
-	23, // 43: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
-	21, // 44: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
-	21, // 45: concord.v1.Admin.ApproveJob:output_type -> concord.v1.Job
-	26, // 46: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
-	28, // 47: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
-	24, // 48: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
-	30, // 49: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
-	5,  // 50: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
-	3,  // 51: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
-	1,  // 52: concord.v1.Admin.Backup:output_type -> concord.v1.BackupChunk
-	39, // [39:53] is the sub-list for method output_type
-	25, // [25:39] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	22, // 18: concord.v1.Job.pooled:type_name -> concord.v1.PooledSubgroups
+	23, // 19: concord.v1.PooledSubgroups.cells:type_name -> concord.v1.PooledCell
+	38, // 20: concord.v1.PooledCell.confusion:type_name -> concord.v1.PooledCell.ConfusionEntry
+	39, // 21: concord.v1.PooledCell.metrics:type_name -> concord.v1.PooledCell.MetricsEntry
+	40, // 22: concord.v1.PooledCell.lower:type_name -> concord.v1.PooledCell.LowerEntry
+	41, // 23: concord.v1.PooledCell.upper:type_name -> concord.v1.PooledCell.UpperEntry
+	21, // 24: concord.v1.JobEvent.job:type_name -> concord.v1.Job
+	42, // 25: concord.v1.ModelVersion.metrics:type_name -> concord.v1.ModelVersion.MetricsEntry
+	18, // 26: concord.v1.ModelVersion.validation:type_name -> concord.v1.SiteValidation
+	26, // 27: concord.v1.ListModelsResponse.models:type_name -> concord.v1.ModelVersion
+	26, // 28: concord.v1.ModelChunk.info:type_name -> concord.v1.ModelVersion
+	45, // 29: concord.v1.ModelChunk.chunk:type_name -> concord.v1.Chunk
+	25, // 30: concord.v1.ListEventsResponse.events:type_name -> concord.v1.JobEvent
+	8,  // 31: concord.v1.Admin.ListSites:input_type -> concord.v1.ListSitesRequest
+	10, // 32: concord.v1.Admin.SubmitJob:input_type -> concord.v1.SubmitJobRequest
+	11, // 33: concord.v1.Admin.GetJob:input_type -> concord.v1.GetJobRequest
+	12, // 34: concord.v1.Admin.ListJobs:input_type -> concord.v1.ListJobsRequest
+	16, // 35: concord.v1.Admin.WatchJob:input_type -> concord.v1.WatchJobRequest
+	14, // 36: concord.v1.Admin.AbortJob:input_type -> concord.v1.AbortJobRequest
+	15, // 37: concord.v1.Admin.ApproveJob:input_type -> concord.v1.ApproveJobRequest
+	27, // 38: concord.v1.Admin.ListModels:input_type -> concord.v1.ListModelsRequest
+	29, // 39: concord.v1.Admin.GetModel:input_type -> concord.v1.GetModelRequest
+	29, // 40: concord.v1.Admin.GetModelInfo:input_type -> concord.v1.GetModelRequest
+	31, // 41: concord.v1.Admin.ListEvents:input_type -> concord.v1.ListEventsRequest
+	4,  // 42: concord.v1.Admin.Info:input_type -> concord.v1.InfoRequest
+	2,  // 43: concord.v1.Admin.ExportAudit:input_type -> concord.v1.ExportAuditRequest
+	0,  // 44: concord.v1.Admin.Backup:input_type -> concord.v1.BackupRequest
+	9,  // 45: concord.v1.Admin.ListSites:output_type -> concord.v1.ListSitesResponse
+	21, // 46: concord.v1.Admin.SubmitJob:output_type -> concord.v1.Job
+	21, // 47: concord.v1.Admin.GetJob:output_type -> concord.v1.Job
+	13, // 48: concord.v1.Admin.ListJobs:output_type -> concord.v1.ListJobsResponse
+	25, // 49: concord.v1.Admin.WatchJob:output_type -> concord.v1.JobEvent
+	21, // 50: concord.v1.Admin.AbortJob:output_type -> concord.v1.Job
+	21, // 51: concord.v1.Admin.ApproveJob:output_type -> concord.v1.Job
+	28, // 52: concord.v1.Admin.ListModels:output_type -> concord.v1.ListModelsResponse
+	30, // 53: concord.v1.Admin.GetModel:output_type -> concord.v1.ModelChunk
+	26, // 54: concord.v1.Admin.GetModelInfo:output_type -> concord.v1.ModelVersion
+	32, // 55: concord.v1.Admin.ListEvents:output_type -> concord.v1.ListEventsResponse
+	5,  // 56: concord.v1.Admin.Info:output_type -> concord.v1.InfoResponse
+	3,  // 57: concord.v1.Admin.ExportAudit:output_type -> concord.v1.ExportChunk
+	1,  // 58: concord.v1.Admin.Backup:output_type -> concord.v1.BackupChunk
+	45, // [45:59] is the sub-list for method output_type
+	31, // [31:45] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_admin_proto_init() }
@@ -2508,7 +2743,7 @@ func file_concord_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_admin_proto_rawDesc), len(file_concord_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -93,6 +93,10 @@ const (
 	UploadKind_UPLOAD_KIND_KEY_SHARE        UploadKind = 3 // the site's X25519 exchange key
 	UploadKind_UPLOAD_KIND_SHAMIR_SHARES    UploadKind = 4 // sealed shares, one peer per chunk
 	UploadKind_UPLOAD_KIND_DECRYPTION_SHARE UploadKind = 5 // one share per ciphertext per chunk
+	// A validation site's per-subgroup confusion counts, encrypted with its
+	// key share under the job's collective key (one ciphertext per chunk);
+	// the coordinator only ever decrypts their sum over validation sites.
+	UploadKind_UPLOAD_KIND_VALIDATION_COUNTS UploadKind = 6
 )
 
 // Enum value maps for UploadKind.
@@ -104,14 +108,16 @@ var (
 		3: "UPLOAD_KIND_KEY_SHARE",
 		4: "UPLOAD_KIND_SHAMIR_SHARES",
 		5: "UPLOAD_KIND_DECRYPTION_SHARE",
+		6: "UPLOAD_KIND_VALIDATION_COUNTS",
 	}
 	UploadKind_value = map[string]int32{
-		"UPLOAD_KIND_UNSPECIFIED":      0,
-		"UPLOAD_KIND_UPDATE":           1,
-		"UPLOAD_KIND_ENCRYPTED_UPDATE": 2,
-		"UPLOAD_KIND_KEY_SHARE":        3,
-		"UPLOAD_KIND_SHAMIR_SHARES":    4,
-		"UPLOAD_KIND_DECRYPTION_SHARE": 5,
+		"UPLOAD_KIND_UNSPECIFIED":       0,
+		"UPLOAD_KIND_UPDATE":            1,
+		"UPLOAD_KIND_ENCRYPTED_UPDATE":  2,
+		"UPLOAD_KIND_KEY_SHARE":         3,
+		"UPLOAD_KIND_SHAMIR_SHARES":     4,
+		"UPLOAD_KIND_DECRYPTION_SHARE":  5,
+		"UPLOAD_KIND_VALIDATION_COUNTS": 6,
 	}
 )
 
@@ -1218,7 +1224,13 @@ type Task struct {
 	// TRAIN, site-level DP with adaptive clipping: the clip norm C of this
 	// round, which the coordinator adapts from the noisy count of sites
 	// under the previous clip. 0: the spec's privacy.update_clip.
-	UpdateClip    float64 `protobuf:"fixed64,19,opt,name=update_clip,json=updateClip,proto3" json:"update_clip,omitempty"`
+	UpdateClip float64 `protobuf:"fixed64,19,opt,name=update_clip,json=updateClip,proto3" json:"update_clip,omitempty"`
+	// VALIDATE, secure jobs, final round: also encrypt this site's
+	// per-subgroup confusion counts and upload them as
+	// UPLOAD_KIND_VALIDATION_COUNTS for round pool_round, with this task's
+	// nonce. The key-setup fields (points, crp_seed, threshold,
+	// key_shares_blob) are set.
+	PoolRound     uint32 `protobuf:"varint,20,opt,name=pool_round,json=poolRound,proto3" json:"pool_round,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1375,6 +1387,13 @@ func (x *Task) GetModelSha256() string {
 func (x *Task) GetUpdateClip() float64 {
 	if x != nil {
 		return x.UpdateClip
+	}
+	return 0
+}
+
+func (x *Task) GetPoolRound() uint32 {
+	if x != nil {
+		return x.PoolRound
 	}
 	return 0
 }
@@ -1796,7 +1815,7 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\raudit_log_key\x18\x05 \x01(\tR\vauditLogKey\"7\n" +
 	"\x06Cancel\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x82\x06\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xa1\x06\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.concord.v1.TaskKindR\x04kind\x12\x15\n" +
@@ -1820,7 +1839,9 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"model_role\x18\x11 \x01(\tR\tmodelRole\x12!\n" +
 	"\fmodel_sha256\x18\x12 \x01(\tR\vmodelSha256\x12\x1f\n" +
 	"\vupdate_clip\x18\x13 \x01(\x01R\n" +
-	"updateClip\x1a9\n" +
+	"updateClip\x12\x1d\n" +
+	"\n" +
+	"pool_round\x18\x14 \x01(\rR\tpoolRound\x1a9\n" +
 	"\vPointsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\x1a?\n" +
@@ -1866,7 +1887,7 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\x14TASK_KIND_KEY_SHARES\x10\x02\x12\x13\n" +
 	"\x0fTASK_KIND_TRAIN\x10\x04\x12\x15\n" +
 	"\x11TASK_KIND_DECRYPT\x10\x05\x12\x16\n" +
-	"\x12TASK_KIND_VALIDATE\x10\x06\"\x04\b\x03\x10\x03*\xbf\x01\n" +
+	"\x12TASK_KIND_VALIDATE\x10\x06\"\x04\b\x03\x10\x03*\xe2\x01\n" +
 	"\n" +
 	"UploadKind\x12\x1b\n" +
 	"\x17UPLOAD_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -1874,7 +1895,8 @@ const file_concord_v1_agent_proto_rawDesc = "" +
 	"\x1cUPLOAD_KIND_ENCRYPTED_UPDATE\x10\x02\x12\x19\n" +
 	"\x15UPLOAD_KIND_KEY_SHARE\x10\x03\x12\x1d\n" +
 	"\x19UPLOAD_KIND_SHAMIR_SHARES\x10\x04\x12 \n" +
-	"\x1cUPLOAD_KIND_DECRYPTION_SHARE\x10\x052\xce\x01\n" +
+	"\x1cUPLOAD_KIND_DECRYPTION_SHARE\x10\x05\x12!\n" +
+	"\x1dUPLOAD_KIND_VALIDATION_COUNTS\x10\x062\xce\x01\n" +
 	"\x05Agent\x12G\n" +
 	"\aConnect\x12\x18.concord.v1.AgentMessage\x1a\x1e.concord.v1.CoordinatorMessage(\x010\x01\x12>\n" +
 	"\x06Upload\x12\x19.concord.v1.UploadMessage\x1a\x15.concord.v1.UploadAck(\x010\x01\x12<\n" +
