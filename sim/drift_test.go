@@ -84,7 +84,9 @@ func TestRetrainingFiresOnInjectedDrift(t *testing.T) {
 		if s.Name != names[0] {
 			continue
 		}
-		if s.Drift == nil || s.Drift.MaxPsi < 0.25 || s.Drift.Examples != 40 || s.Drift.BaselineJob != job.Id {
+		// The retraining job may already have trained, and so renewed the
+		// site's baseline, by the time the admin looks.
+		if s.Drift == nil || s.Drift.MaxPsi < 0.25 || s.Drift.Examples != 40 || (s.Drift.BaselineJob != job.Id && s.Drift.BaselineJob != re.Id) {
 			t.Fatalf("site %s drift report: %v", s.Name, s.Drift)
 		}
 		// The final round's model scored the arriving images too.
