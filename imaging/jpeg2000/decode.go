@@ -319,3 +319,30 @@ func splitPPM(segs []ppmSeg, parts []*tileState) error {
 	}
 	return nil
 }
+
+// DecodeConfig reads the image size and components from the main header only,
+// without decoding: the Samples of each component are nil.
+func DecodeConfig(data []byte) (*Image, error) {
+	b, err := codestream(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 6 || u16(b) != mSOC || u16(b[2:]) != mSIZ {
+		return nil, malformed("no SOC and SIZ markers")
+	}
+	l := u16(b[4:])
+	if l < 2 || 4+l > len(b) {
+		return nil, fmt.Errorf("%w: SIZ", ErrTruncated)
+	}
+	s, err := parseSIZ(b[6:4+l], Options{MaxSamples: 1 << 62})
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{Width: s.x1 - s.x0, Height: s.y1 - s.y0}
+	for c, comp := range s.comps {
+		img.Components = append(img.Components, Component{
+			Width: s.compW[c], Height: s.compH[c], Precision: comp.prec, Signed: comp.signed, Dx: comp.dx, Dy: comp.dy,
+		})
+	}
+	return img, nil
+}
