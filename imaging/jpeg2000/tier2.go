@@ -60,7 +60,8 @@ type packet struct {
 
 // packetOrder lists the packets of a tile in the order they appear (B.12), with
 // progression order changes applied.
-func (t *tileState) packetOrder() ([]packet, error) {
+// Every packet costs at least one header bit, so a tile cannot hold more than limit.
+func (t *tileState) packetOrder(limit int) ([]packet, error) {
 	cs0 := t.comps[0].cs
 	layers := cs0.layers
 	maxRes := 0
@@ -71,8 +72,11 @@ func (t *tileState) packetOrder() ([]packet, error) {
 			total += r.pw * r.ph
 		}
 	}
-	if int64(total)*int64(layers) > maxPackets {
-		return nil, unsupported("%d packets in one tile (at most %d)", int64(total)*int64(layers), maxPackets)
+	if n := int64(total) * int64(layers); n > int64(limit) {
+		return nil, fmt.Errorf("%w: tile %d declares %d packets, its headers hold at most %d", ErrTruncated, t.index, n, limit)
+	}
+	if n := int64(total) * int64(layers); n > maxPackets {
+		return nil, unsupported("%d packets in one tile (at most %d)", n, maxPackets)
 	}
 	pocs := t.hdr.pocs
 	if len(pocs) == 0 {
@@ -146,18 +150,15 @@ func (t *tileState) packetOrder() ([]packet, error) {
 
 // readPackets parses every packet of the tile, filling code-block segments.
 func (t *tileState) readPackets() error {
-	order, err := t.packetOrder()
-	if err != nil {
-		return err
-	}
 	body := t.data
 	hdr := body
 	packed := t.packed != nil
 	if packed {
 		hdr = t.packed
 	}
-	if len(order) > 8*len(hdr)+64 {
-		return fmt.Errorf("%w: %d packets but %d header bytes", ErrTruncated, len(order), len(hdr))
+	order, err := t.packetOrder(8*len(hdr) + 8)
+	if err != nil {
+		return err
 	}
 	bpos, hpos := 0, 0
 	for _, pk := range order {
