@@ -3,8 +3,7 @@
 // goroutines, and no imports of the rest of Concord.
 //
 // Supported: SIZ with any number of components (up to [MaxComponents]), signed
-// or unsigned samples of 1 to 16 bits (up to 38 for the reversible path is not
-// offered: deeper samples are refused), subsampled components, image and tile
+// or unsigned samples of 1 to 16 bits, subsampled components, image and tile
 // offsets; one or many tiles and tile-parts; COD/COC, QCD/QCC (no quantisation,
 // scalar derived and scalar expounded) in the main and tile-part headers; the
 // five progression orders and POC progression changes; quality layers; user
@@ -17,8 +16,17 @@
 // COM are read past.
 //
 // Refused with an error naming what is missing ([ErrUnsupported]): High
-// Throughput JPEG 2000 (Part 15) codestreams, Part 2 extensions (arbitrary
-// wavelets, multi-component transforms), and precisions above 16 bits.
+// Throughput JPEG 2000 (Part 15, HTJ2K) codestreams, Part 2 extensions
+// (arbitrary wavelets, multi-component transforms), precisions above 16 bits,
+// ROI styles other than maximum shift, and JP2 files with a palette (pclr,
+// cmap). A JP2 file's colour specification is not applied: the result is the
+// codestream's components.
+//
+// Results equal OpenJPEG 2.5's (opj_decompress) sample for sample on every
+// reversible stream of the Part 4 conformance set; for the 9/7 wavelet, which
+// is computed in float32, a few samples may differ by one (Part 4 allows a
+// peak error of at least one for those streams). An absent tile leaves zeros,
+// as in OpenJPEG; a stream cut inside a tile is an error.
 //
 // Memory is bounded before it is allocated: the sample count of the image is
 // checked against [Options.MaxSamples], the number of tiles, components,

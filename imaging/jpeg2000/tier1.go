@@ -13,6 +13,7 @@ const (
 	fNeg     = 2
 	fVisit   = 4
 	fRefined = 8
+	fNbr     = 16 // some neighbour (as the contexts see it) is significant
 )
 
 // zcTable[orient][h*15+v*5+d] is the zero-coding context (Table D.1).
@@ -167,6 +168,18 @@ func (t *blockDecoder) decodeSign(i, y int, raw bool) int {
 }
 
 func (t *blockDecoder) setSig(i, y, x int, neg int, mag int32) {
+	f, sw := t.flags, t.sw
+	f[i-1] |= fNbr
+	f[i+1] |= fNbr
+	f[i+sw-1] |= fNbr
+	f[i+sw] |= fNbr
+	f[i+sw+1] |= fNbr
+	// In vertically causal mode the row above a stripe does not see this one.
+	if !t.vc || y&3 != 0 {
+		f[i-sw-1] |= fNbr
+		f[i-sw] |= fNbr
+		f[i-sw+1] |= fNbr
+	}
 	if neg != 0 {
 		t.flags[i] |= fSig | fNeg
 		t.val[y*t.w+x] = -mag
@@ -182,13 +195,10 @@ func (t *blockDecoder) sigPass(bp int) {
 		for x := 0; x < t.w; x++ {
 			for y := y0; y < y0+4 && y < t.h; y++ {
 				i := (y+1)*t.sw + x + 1
-				if t.flags[i]&(fSig|fVisit) != 0 {
+				if t.flags[i]&(fSig|fVisit|fNbr) != fNbr {
 					continue
 				}
 				h, v, d := t.neighbours(i, y)
-				if h+v+d == 0 {
-					continue
-				}
 				var bit int
 				if t.useRaw {
 					bit = t.raw.bit()
@@ -220,9 +230,8 @@ func (t *blockDecoder) refPass(bp int) {
 				} else {
 					ctx := 16
 					if f&fRefined == 0 {
-						h, v, d := t.neighbours(i, y)
 						ctx = 14
-						if h+v+d > 0 {
+						if f&fNbr != 0 {
 							ctx = 15
 						}
 					}
@@ -285,12 +294,7 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 // visited, and have no significant neighbour.
 func (t *blockDecoder) runEligible(x, y0 int) bool {
 	for y := y0; y < y0+4; y++ {
-		i := (y+1)*t.sw + x + 1
-		if t.flags[i]&(fSig|fVisit) != 0 {
-			return false
-		}
-		h, v, d := t.neighbours(i, y)
-		if h+v+d != 0 {
+		if t.flags[(y+1)*t.sw+x+1]&(fSig|fVisit|fNbr) != 0 {
 			return false
 		}
 	}
