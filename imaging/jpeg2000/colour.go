@@ -46,14 +46,13 @@ func storeInt(dst []int32, dstStride int, src []int32, stride, w, h int, c compo
 // storeFloat rounds to nearest (ties to even, as lrintf does), then as storeInt.
 func storeFloat(dst []int32, dstStride int, src []float32, stride, w, h int, c component) {
 	lo, hi, shift := sampleRange(c)
-	flo, fhi := float32(lo), float32(hi)
 	for y := 0; y < h; y++ {
 		d := dst[y*dstStride : y*dstStride+w]
 		s := src[y*stride : y*stride+w]
 		for x, v := range s {
-			f := v + float32(shift)
-			f = max(flo, min(fhi, f))
-			d[x] = int32(math.RoundToEven(float64(f)))
+			f := math.RoundToEven(float64(v))
+			f = max(float64(lo-shift), min(float64(hi-shift), f))
+			d[x] = int32(f) + shift
 		}
 	}
 }

@@ -22,11 +22,14 @@
 // cmap). A JP2 file's colour specification is not applied: the result is the
 // codestream's components.
 //
-// Results equal OpenJPEG 2.5's (opj_decompress) sample for sample on every
-// reversible stream of the Part 4 conformance set; for the 9/7 wavelet, which
-// is computed in float32, a few samples may differ by one (Part 4 allows a
-// peak error of at least one for those streams). An absent tile leaves zeros,
-// as in OpenJPEG; a stream cut inside a tile is an error.
+// Results equal OpenJPEG 2.5's (opj_decompress, and pydicom through Pillow)
+// sample for sample on every stream of the Part 4 conformance set and the
+// other Part 1 streams in the project's shared data that is not refused, the
+// 9/7 ones included: the irreversible path uses OpenJPEG's float32
+// constants and order of operations. The tests still allow a difference of one
+// for 9/7 streams, the bound Part 4 sets, so that another OpenJPEG build cannot
+// fail them. An absent tile leaves zeros, as in OpenJPEG; a stream cut inside a
+// tile is an error.
 //
 // Memory is bounded before it is allocated: the sample count of the image is
 // checked against [Options.MaxSamples], the number of tiles, components,

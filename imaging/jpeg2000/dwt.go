@@ -4,13 +4,19 @@ package jpeg2000
 // in one array with the bands of each level side by side (LL, HL / LH, HH); each level
 // of synthesis turns the top-left region of one resolution into the next.
 
-// Lifting constants of the 9/7 filter (Table F.4).
+// Lifting constants of the 9/7 filter (Table F.4), rounded to float32 as OpenJPEG
+// rounds them. The high-pass scale is OpenJPEG's 1.625732422 (close to 2/K, the
+// factor 2 standing for the sub-band gain left out of the step sizes, see makeBand):
+// with the same constants and the same float32 operations in the same order, the
+// result equals the decoder behind opj_decompress, Pillow and pydicom, not merely
+// comes within a step of it.
 const (
-	alpha97 = -1.586134342059924
-	beta97  = -0.052980118572961
-	gamma97 = 0.882911075530934
-	delta97 = 0.443506852043971
-	k97     = 1.230174104914001
+	alpha97   float32 = -1.586134342
+	beta97    float32 = -0.052980118
+	gamma97   float32 = 0.882911075
+	delta97   float32 = 0.443506852
+	k97       float32 = 1.230174105
+	twoInvK97 float32 = 1.625732422
 )
 
 const dwtPad = 4
@@ -140,17 +146,14 @@ func idwt97(a []float32, stride int, tc *tileComp, top int) {
 func lift97(x []float32, sn, cas int, buf []float32) {
 	n := len(x)
 	if n == 1 {
-		if cas == 1 {
-			x[0] /= 2
-		}
-		return
+		return // a lone sample, low- or high-pass, is its own synthesis
 	}
 	e := buf[:n+2*dwtPad]
 	for j := 0; j < n; j++ {
 		if (j+cas)&1 == 0 {
 			e[dwtPad+j] = x[j/2] * k97
 		} else {
-			e[dwtPad+j] = x[sn+j/2] * (1 / k97)
+			e[dwtPad+j] = x[sn+j/2] * twoInvK97
 		}
 	}
 	for j := -dwtPad; j < 0; j++ {
@@ -163,7 +166,8 @@ func lift97(x []float32, sn, cas int, buf []float32) {
 		}
 		for j := from; j < to; j += 2 {
 			k := dwtPad + j
-			e[k] -= c * (e[k-1] + e[k+1])
+			// The conversion keeps the product rounded on its own (no fused multiply-add).
+			e[k] += float32((e[k-1] + e[k+1]) * -c)
 		}
 	}
 	step(-3, n+3, 0, delta97)

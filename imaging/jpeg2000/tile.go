@@ -160,15 +160,9 @@ func makeBand(s *siz, c int, cs *codingStyle, q *quant, orient, nb int, tc *tile
 		expn, mant = q.exp[idx], q.mant[idx]
 	}
 	b.mb = q.guard + expn - 1
+	// The sub-band gain of Equation E-4 (1 for HL and LH, 2 for HH) is applied by the
+	// 9/7 synthesis's high-pass scale instead (see twoInvK97); the 5/3 path has no steps.
 	gain := 0
-	if !cs.reversible {
-		switch orient {
-		case 1, 2:
-			gain = 1
-		case 3:
-			gain = 2
-		}
-	}
 	prec := s.comps[c].prec
 	b.step = float32((1 + float64(mant)/2048) * math.Exp2(float64(prec+gain-expn)))
 	return b, nil
