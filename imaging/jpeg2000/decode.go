@@ -52,7 +52,6 @@ type tileState struct {
 	packed         []byte
 	ppt            map[int][]byte
 	parts          int
-	strict         bool
 }
 
 // Decode decodes a JPEG 2000 codestream, or a JP2 file holding one.
@@ -78,7 +77,6 @@ func decodeCodestream(b []byte, opt Options) (*Image, error) {
 	var ppm []ppmSeg
 	ppmSeen := false
 	var tileParts []*tileState // in codestream order, for PPM
-	var cur *tileState
 	var err error
 	for {
 		if pos+2 > len(b) {
@@ -132,9 +130,6 @@ func decodeCodestream(b []byte, opt Options) (*Image, error) {
 		}
 		nc := len(s.comps)
 		h := main
-		if cur != nil {
-			h = cur.hdr
-		}
 		switch m {
 		case mCOD:
 			err = h.parseCOD(seg, nc)
@@ -149,19 +144,13 @@ func decodeCodestream(b []byte, opt Options) (*Image, error) {
 		case mPOC:
 			err = h.parsePOC(seg, nc)
 		case mPPM:
-			if cur != nil || len(seg) < 1 {
-				return nil, malformed("PPM outside the main header")
+			if len(seg) < 1 {
+				return nil, malformed("PPM too short")
 			}
 			ppmSeen = true
 			ppm = append(ppm, ppmSeg{int(seg[0]), seg[1:]})
 		case mPPT:
-			if cur == nil || len(seg) < 1 {
-				return nil, malformed("PPT outside a tile-part header")
-			}
-			if cur.ppt == nil {
-				cur.ppt = map[int][]byte{}
-			}
-			cur.ppt[int(seg[0])] = append(cur.ppt[int(seg[0])], seg[1:]...)
+			return nil, malformed("PPT outside a tile-part header")
 		case mSOT:
 			if len(seg) != 8 {
 				return nil, malformed("SOT of %d bytes", len(seg))
@@ -176,7 +165,6 @@ func decodeCodestream(b []byte, opt Options) (*Image, error) {
 			t := tiles[ti]
 			if t == nil {
 				t = newTile(s, main, ti)
-				t.strict = true
 				tiles[ti] = t
 			} else {
 				// Later tile-parts may carry POC and PPT only; fresh COC/QCC sets.
@@ -185,7 +173,6 @@ func decodeCodestream(b []byte, opt Options) (*Image, error) {
 			}
 			t.parts++
 			tileParts = append(tileParts, t)
-			cur = t
 			end := start + psot
 			if psot == 0 {
 				end = len(b)
@@ -221,7 +208,6 @@ func decodeCodestream(b []byte, opt Options) (*Image, error) {
 			}
 			t.data = append(t.data, b[pos:end]...)
 			pos = end
-			cur = nil
 			if psot == 0 {
 				goto done
 			}

@@ -22,7 +22,6 @@ var (
 const (
 	MaxComponents = 4096
 	maxTiles      = 65535
-	maxLayers     = 65535
 	maxLevels     = 32
 	maxPackets    = 1 << 24
 )

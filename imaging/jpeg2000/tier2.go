@@ -163,12 +163,8 @@ func (t *tileState) readPackets() error {
 	bpos, hpos := 0, 0
 	for _, pk := range order {
 		if bpos >= len(body) && !packed {
-			// A stream may stop early after whole packets: what is missing stays zero.
-			if t.strict {
-				return fmt.Errorf("%w: tile %d ends before packet (layer %d, resolution %d, component %d, precinct %d)",
-					ErrTruncated, t.index, pk.l, pk.r, pk.c, pk.p)
-			}
-			break
+			return fmt.Errorf("%w: tile %d ends before packet (layer %d, resolution %d, component %d, precinct %d)",
+				ErrTruncated, t.index, pk.l, pk.r, pk.c, pk.p)
 		}
 		tc := t.comps[pk.c]
 		cs := tc.cs
