@@ -79,6 +79,9 @@ func decodeCodestream(b []byte, opt Options) (*Image, error) {
 	var tileParts []*tileState // in codestream order, for PPM
 	var err error
 	for {
+		if pos == len(b) && len(tileParts) > 0 {
+			break // some encoders leave out EOC after the last whole tile-part
+		}
 		if pos+2 > len(b) {
 			return nil, fmt.Errorf("%w: codestream ends before EOC", ErrTruncated)
 		}

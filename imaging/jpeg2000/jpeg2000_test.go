@@ -165,3 +165,26 @@ func BenchmarkDecodeLossless(b *testing.B) { benchmarkFile(b, "p0_08.j2k") }
 
 // BenchmarkDecodeLossy: 1024x1024 grey, 9/7.
 func BenchmarkDecodeLossy(b *testing.B) { benchmarkFile(b, "p1_04.j2k") }
+
+// TestNoEOC: a stream whose last tile-part is whole but EOC is missing decodes as
+// the full stream does; one cut inside the EOC marker does not.
+func TestNoEOC(t *testing.T) {
+	data := readShared(t, "data/jpeg2000/conformance/p0_01.j2k")
+	want, err := Decode(data, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u16(data[len(data)-2:]) != mEOC {
+		t.Fatal("p0_01.j2k does not end with EOC")
+	}
+	got, err := Decode(data[:len(data)-2], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := maxDiff(got.Components[0].Samples, want.Components[0].Samples); d != 0 {
+		t.Errorf("without EOC: samples differ by %d", d)
+	}
+	if _, err := Decode(data[:len(data)-1], Options{}); !errors.Is(err, ErrTruncated) {
+		t.Errorf("half an EOC: %v", err)
+	}
+}
