@@ -72,6 +72,9 @@ func (t *tileState) decode(img *Image, red int, dec *blockDecoder) error {
 	if err := t.readPackets(); err != nil {
 		return err
 	}
+	if err := t.checkWork(red); err != nil {
+		return err
+	}
 	ints := make([][]int32, len(t.comps))
 	floats := make([][]float32, len(t.comps))
 	for c, tc := range t.comps {
@@ -143,6 +146,34 @@ func (t *tileState) decode(img *Image, red int, dec *blockDecoder) error {
 		}
 	}
 	t.comps, t.data, t.packed = nil, nil, nil
+	return nil
+}
+
+// Tier-1 work is coding passes times code-block area. A header of a few bits can ask
+// for 164 passes over a 4096-sample block whatever the data behind it, so the work
+// is bounded by the tile's bytes: real streams stay two orders of magnitude below.
+const (
+	workPerByte = 1 << 12
+	workBase    = 1 << 22
+)
+
+func (t *tileState) checkWork(red int) error {
+	var work int64
+	for _, tc := range t.comps {
+		for r := 0; r <= tc.cs.levels-red; r++ {
+			for _, pbs := range tc.res[r].precincts {
+				for bi := range pbs {
+					for k := range pbs[bi].blocks {
+						cb := &pbs[bi].blocks[k]
+						work += int64(cb.passes) * int64((cb.x1-cb.x0)*(cb.y1-cb.y0))
+					}
+				}
+			}
+		}
+	}
+	if lim := workBase + workPerByte*int64(len(t.data)+len(t.packed)); work > lim {
+		return malformed("tile %d asks for %d coefficient passes from %d bytes (at most %d)", t.index, work, len(t.data)+len(t.packed), lim)
+	}
 	return nil
 }
 

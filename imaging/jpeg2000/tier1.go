@@ -314,6 +314,9 @@ func (t *blockDecoder) decodeBlock(cb *codeBlock, b *band, style byte, roi int) 
 		return unsupported("code-block with %d bit-planes (at most 30)", bpno)
 	}
 	t.mq.resetContexts()
+	// A damaged stream can put a cleanup pass in a raw segment, which then reads the
+	// arithmetic decoder: it must hold a valid state (A never zero) even so.
+	t.mq.init(nil)
 	pass := 2
 	pos := 0
 	for _, sg := range cb.segs {
