@@ -189,3 +189,20 @@ func TestNoEOC(t *testing.T) {
 		t.Errorf("half an EOC: %v", err)
 	}
 }
+
+// TestCheckWork: many coding passes from few bytes are refused before tier-1 runs.
+func TestCheckWork(t *testing.T) {
+	blocks := make([]codeBlock, 10)
+	for i := range blocks {
+		blocks[i] = codeBlock{x1: 64, y1: 64, passes: 164} // 10 x 164 x 4096 passes
+	}
+	tc := &tileComp{cs: &codingStyle{}, res: []resolution{{precincts: [][]precinctBand{{{blocks: blocks}}}}}}
+	ts := &tileState{comps: []*tileComp{tc}}
+	if err := ts.checkWork(0); !errors.Is(err, ErrMalformed) {
+		t.Errorf("6.7M coefficient passes from no bytes: %v", err)
+	}
+	ts.data = make([]byte, 1000)
+	if err := ts.checkWork(0); err != nil {
+		t.Errorf("6.7M coefficient passes from 1000 bytes: %v", err)
+	}
+}
