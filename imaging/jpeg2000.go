@@ -20,7 +20,7 @@ func (im *Image) decodeJ2K(src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jpeg 2000: %w", j2kCategory(err))
 	}
-	return im.j2kFrame(img)
+	return im.j2kFrame(img), nil
 }
 
 // checkJ2KHeader compares a frame's SIZ with the image's attributes before decoding.
@@ -47,11 +47,9 @@ func (im *Image) j2kMatches(img *jpeg2000.Image) error {
 	return nil
 }
 
-// j2kFrame interleaves the decoded components into StoredFrame's layout.
-func (im *Image) j2kFrame(img *jpeg2000.Image) ([]byte, error) {
-	if err := im.j2kMatches(img); err != nil {
-		return nil, err
-	}
+// j2kFrame interleaves the decoded components, checked by checkJ2KHeader, into
+// StoredFrame's layout.
+func (im *Image) j2kFrame(img *jpeg2000.Image) []byte {
 	bps := im.BytesPerSample()
 	spp := im.SamplesPerPixel
 	px := im.Rows * im.Columns
@@ -71,7 +69,7 @@ func (im *Image) j2kFrame(img *jpeg2000.Image) ([]byte, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // j2kSignAdjust reconciles the codestream's signedness with Pixel Representation the
