@@ -26,25 +26,20 @@ const (
 	maxPackets    = 1 << 24
 )
 
-// Marker codes (ISO/IEC 15444-1 Table A.2).
+// Marker codes (ISO/IEC 15444-1 Table A.2) that the decoder acts on; the others
+// (TLM, PLM, PLT, CRG, COM, ...) are read past.
 const (
 	mSOC = 0xFF4F
 	mCAP = 0xFF50 // Part 15 capabilities: marks an HTJ2K stream
 	mSIZ = 0xFF51
 	mCOD = 0xFF52
 	mCOC = 0xFF53
-	mTLM = 0xFF55
-	mPLM = 0xFF57
-	mPLT = 0xFF58
-	mCPF = 0xFF59
 	mQCD = 0xFF5C
 	mQCC = 0xFF5D
 	mRGN = 0xFF5E
 	mPOC = 0xFF5F
 	mPPM = 0xFF60
 	mPPT = 0xFF61
-	mCRG = 0xFF63
-	mCOM = 0xFF64
 	mSOT = 0xFF90
 	mSOP = 0xFF91
 	mEPH = 0xFF92
@@ -67,7 +62,6 @@ type siz struct {
 	tilesX, tilesY     int
 	numTiles           int
 	compW, compH       []int // component sizes
-	compX0, compY0     []int
 	rsiz               int
 	highThroughputFlag bool
 }
@@ -182,8 +176,6 @@ func parseSIZ(b []byte, opt Options) (*siz, error) {
 		h := ceilDiv(s.y1, c.dy) - ceilDiv(s.y0, c.dy)
 		s.compW = append(s.compW, w)
 		s.compH = append(s.compH, h)
-		s.compX0 = append(s.compX0, ceilDiv(s.x0, c.dx))
-		s.compY0 = append(s.compY0, ceilDiv(s.y0, c.dy))
 		total += int64(w) * int64(h)
 	}
 	if max := opt.maxSamples(); total > max {

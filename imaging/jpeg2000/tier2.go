@@ -168,7 +168,7 @@ func (t *tileState) readPackets() error {
 		}
 		tc := t.comps[pk.c]
 		cs := tc.cs
-		if cs.sop && bpos+6 <= len(body) && body[bpos] == 0xFF && body[bpos+1] == 0x91 {
+		if cs.sop && bpos+6 <= len(body) && u16(body[bpos:]) == mSOP {
 			bpos += 6
 		}
 		if !packed {
@@ -182,7 +182,7 @@ func (t *tileState) readPackets() error {
 		}
 		br.align()
 		hpos = br.pos
-		if cs.eph && hpos+2 <= len(hdr) && hdr[hpos] == 0xFF && hdr[hpos+1] == 0x92 {
+		if cs.eph && hpos+2 <= len(hdr) && u16(hdr[hpos:]) == mEPH {
 			hpos += 2
 		}
 		if !packed {

@@ -4,12 +4,11 @@ import "math"
 
 // Code-block style bits (Table A.19).
 const (
-	cbBypass   = 0x01
-	cbReset    = 0x02
-	cbTermAll  = 0x04
-	cbVCausal  = 0x08
-	cbPredTerm = 0x10
-	cbSegSym   = 0x20
+	cbBypass  = 0x01
+	cbReset   = 0x02
+	cbTermAll = 0x04
+	cbVCausal = 0x08
+	cbSegSym  = 0x20
 )
 
 // segment is a run of coding passes coded as one terminated codeword.
