@@ -101,8 +101,8 @@ type header struct {
 	pocs   []poc
 	hasCOD bool
 	hasQCD bool
-	// byComp records which components got a COC/QCC in the current header, so a later
-	// COD/QCD in the same header does not override them.
+	// cocSet and qccSet record which components got a COC/QCC in the current header,
+	// so a later COD/QCD in the same header does not override them.
 	cocSet, qccSet []bool
 }
 

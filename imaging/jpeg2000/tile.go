@@ -2,7 +2,8 @@ package jpeg2000
 
 import "math"
 
-// Code-block style bits (Table A.19).
+// Code-block style bits (Table A.19). Predictable termination (0x10) asks nothing
+// of a decoder.
 const (
 	cbBypass  = 0x01
 	cbReset   = 0x02
