@@ -105,7 +105,7 @@ func TestConformancePydicom(t *testing.T) {
 		t.Fatalf("only %d files in %s; the corpus is incomplete", len(files), dir)
 	}
 	ref := runPydicom(t, py, files)
-	var exact, unsupported, clearErrors, onlyUs int
+	var exact, within, unsupported, clearErrors, onlyUs int
 	for _, path := range files {
 		name := filepath.Base(path)
 		r := ref[path]
@@ -166,11 +166,21 @@ func TestConformancePydicom(t *testing.T) {
 				exact++
 				return
 			}
+			// Irreversible JPEG 2000 (9/7 wavelet) is computed in floating point: with
+			// Debian's OpenJPEG under pydicom the arrays are identical, but another build
+			// may round a sample the other way (Part 4 allows one step).
+			if r.TransferSyntax == TSJ2K {
+				if d := maxSampleDiff(want.Data, got, im.BytesPerSample(), im.PixelRepresentation == 1); d <= 1 {
+					within++
+					t.Logf("jpeg 2000 9/7: %d of %d bytes differ, by at most %d", countDiff(want.Data, got), len(got), d)
+					return
+				}
+			}
 			t.Fatalf("decoded values differ from pydicom at %d of %d bytes", countDiff(want.Data, got), len(got))
 		})
 	}
-	t.Logf("exact %d, unsupported-with-named-syntax %d, clear errors %d, decoded where pydicom fails %d",
-		exact, unsupported, clearErrors, onlyUs)
+	t.Logf("exact %d, within one (jpeg 2000 9/7) %d, unsupported-with-named-syntax %d, clear errors %d, decoded where pydicom fails %d",
+		exact, within, unsupported, clearErrors, onlyUs)
 	if exact < 30 {
 		t.Errorf("only %d files decode exactly like pydicom", exact)
 	}
@@ -186,6 +196,26 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// maxSampleDiff is the largest difference between little-endian samples of a and b.
+func maxSampleDiff(a, b []byte, bps int, signed bool) int64 {
+	if len(a) != len(b) {
+		return 1 << 62
+	}
+	var worst int64
+	for i := 0; i+bps <= len(a); i += bps {
+		var x, y int64
+		for k := bps - 1; k >= 0; k-- {
+			x, y = x<<8|int64(a[i+k]), y<<8|int64(b[i+k])
+		}
+		if signed {
+			sh := uint(64 - 8*bps)
+			x, y = x<<sh>>sh, y<<sh>>sh
+		}
+		worst = max(worst, x-y, y-x)
+	}
+	return worst
 }
 
 func countDiff(a, b []byte) int {

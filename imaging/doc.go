@@ -8,9 +8,10 @@
 // without the Part 10 header, undefined-length sequences, encapsulated pixel data).
 // Native pixel data at every bit depth, RLE lossless, JPEG baseline and extended (8 and
 // 12 bit, with libjpeg's integer IDCT and upsampling, so arrays equal pydicom's and
-// dcmtk's), JPEG lossless (process 14) and JPEG-LS (lossless and near-lossless) are
-// decoded by this package's own code. JPEG 2000 and the video syntaxes are rejected
-// with an [*UnsupportedSyntaxError] that names the transfer syntax. Declared sizes are
+// dcmtk's), JPEG lossless (process 14), JPEG-LS (lossless and near-lossless) and JPEG
+// 2000 (lossless and lossy, Part 1, by the subpackage jpeg2000; YBR_RCT and YBR_ICT
+// frames come out as RGB) are decoded by Concord's own code. The video syntaxes are
+// rejected with an [*UnsupportedSyntaxError] that names the transfer syntax. Declared sizes are
 // checked against the bytes present before anything proportional to them is allocated,
 // and panics are recovered at the boundary, so no input crashes or stalls the agent.
 //

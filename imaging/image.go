@@ -634,13 +634,14 @@ func (im *Image) Frame(i int) (out []float32, err error) {
 	for k := range out {
 		out[k] = float32(s.at(raw, k))
 	}
-	if strings.HasPrefix(im.PhotometricInterpretation, "YBR") && im.PhotometricInterpretation != "YBR_RCT" {
+	// YBR_RCT and YBR_ICT name JPEG 2000's own colour transforms, which its decoder undoes.
+	if strings.HasPrefix(im.PhotometricInterpretation, "YBR") && im.PhotometricInterpretation != "YBR_RCT" && im.PhotometricInterpretation != "YBR_ICT" {
 		ybrToRGB(out, im.PhotometricInterpretation, float32(int(1)<<uint(im.BitsStored-1)), float32(s.mask))
 	}
 	return out, nil
 }
 
-// ybrToRGB converts in place (PS3.3 C.7.6.3.1.2; YBR_ICT decodes like YBR_FULL).
+// ybrToRGB converts in place (PS3.3 C.7.6.3.1.2).
 func ybrToRGB(v []float32, pi string, mid, max float32) {
 	partial := strings.HasPrefix(pi, "YBR_PARTIAL")
 	scale := max / 255

@@ -96,7 +96,9 @@ type scanEntry struct {
 	Decoded  bool // Decode was on when this entry was made
 }
 
-const scanCacheVersion = 1
+// scanCacheVersion changes whenever what the reader can decode changes, so that a
+// cached "unsupported" verdict does not outlive the reader that gave it (2: JPEG 2000).
+const scanCacheVersion = 2
 
 type scanCache struct {
 	Version int

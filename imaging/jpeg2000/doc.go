@@ -1,0 +1,39 @@
+// Package jpeg2000 decodes JPEG 2000 Part 1 (ISO/IEC 15444-1) codestreams and the
+// JP2 file wrapper into integer samples. It is pure computation: no I/O, no
+// goroutines, and no imports of the rest of Concord.
+//
+// Supported: SIZ with any number of components (up to [MaxComponents]), signed
+// or unsigned samples of 1 to 16 bits, subsampled components, image and tile
+// offsets; one or many tiles and tile-parts; COD/COC, QCD/QCC (no quantisation,
+// scalar derived and scalar expounded) in the main and tile-part headers; the
+// five progression orders and POC progression changes; quality layers; user
+// precincts; SOP and EPH markers; packed packet headers (PPM, PPT); all
+// code-block styles (selective arithmetic-coding bypass, context reset,
+// termination on each pass, vertically causal context, predictable
+// termination, segmentation symbols); the 5/3 reversible and 9/7 irreversible
+// wavelets; RCT and ICT; DC level shift; ROI by the maximum-shift method (RGN);
+// reduced-resolution decoding ([Options.ReduceLevels]). TLM, PLM, PLT, CRG and
+// COM are read past.
+//
+// Refused with an error naming what is missing ([ErrUnsupported]): High
+// Throughput JPEG 2000 (Part 15, HTJ2K) codestreams, Part 2 extensions
+// (arbitrary wavelets, multi-component transforms), precisions above 16 bits,
+// ROI styles other than maximum shift, and JP2 files with a palette (pclr,
+// cmap). A JP2 file's colour specification is not applied: the result is the
+// codestream's components.
+//
+// Results equal OpenJPEG 2.5's (opj_decompress, and pydicom through Pillow)
+// sample for sample on every stream of the Part 4 conformance set and the
+// other Part 1 streams in the project's shared data that is not refused, the
+// 9/7 ones included: the irreversible path uses OpenJPEG's float32
+// constants and order of operations. The tests still allow a difference of one
+// for 9/7 streams, the bound Part 4 sets, so that another OpenJPEG build cannot
+// fail them. An absent tile leaves zeros, as in OpenJPEG; a stream cut inside a
+// tile is an error.
+//
+// Memory is bounded before it is allocated: the sample count of the image is
+// checked against [Options.MaxSamples], the number of tiles, components,
+// layers and packets against fixed limits, and every length read from the
+// stream against the bytes present. A truncated or inconsistent stream gives
+// an error wrapping [ErrMalformed] or [ErrTruncated], never a panic.
+package jpeg2000
