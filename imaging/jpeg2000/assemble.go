@@ -25,14 +25,14 @@ func assemble(s *siz, tiles []*tileState, opt Options) (*Image, error) {
 			Dx: s.comps[c].dx, Dy: s.comps[c].dy, Samples: make([]int32, w*h),
 		})
 	}
-	var dec blockDecoder
+	decs := make([]blockDecoder, opt.workers())
 	present := 0
 	for _, t := range tiles {
 		if t == nil {
 			continue // as OpenJPEG: an absent tile leaves zeros
 		}
 		present++
-		if err := t.decode(img, red, &dec); err != nil {
+		if err := t.decode(img, red, decs); err != nil {
 			return nil, err
 		}
 	}
@@ -42,7 +42,18 @@ func assemble(s *siz, tiles []*tileState, opt Options) (*Image, error) {
 	return img, nil
 }
 
-func (t *tileState) decode(img *Image, red int, dec *blockDecoder) error {
+// blockJob is one code-block to decode and place into component c of a tile.
+type blockJob struct {
+	c  int
+	cb *codeBlock
+	b  *band
+}
+
+// decode decodes the tile into img. The code-blocks, then the components' inverse
+// wavelet transforms, run on len(decs) goroutines, each with its own decoder: every
+// code-block is placed in its own part of its component's array, every component
+// transformed in its own array.
+func (t *tileState) decode(img *Image, red int, decs []blockDecoder) error {
 	s := t.s
 	if t.ppt != nil {
 		if t.packed != nil {
@@ -77,6 +88,7 @@ func (t *tileState) decode(img *Image, red int, dec *blockDecoder) error {
 	}
 	ints := make([][]int32, len(t.comps))
 	floats := make([][]float32, len(t.comps))
+	var jobs []blockJob
 	for c, tc := range t.comps {
 		top := tc.cs.levels - red
 		stride := tc.x1 - tc.x0
@@ -96,20 +108,34 @@ func (t *tileState) decode(img *Image, red int, dec *blockDecoder) error {
 						if len(cb.segs) == 0 {
 							continue
 						}
-						if err := dec.decodeBlock(cb, b, tc.cs.cbStyle, tc.roi); err != nil {
-							return fmt.Errorf("tile %d component %d: %w", t.index, c, err)
-						}
-						place(dec, cb, b, tc, stride, ints[c], floats[c])
+						jobs = append(jobs, blockJob{c, cb, b})
 					}
 				}
 			}
 		}
+	}
+	err := forEach(len(jobs), len(decs), func(w, i int) error {
+		j := jobs[i]
+		tc, dec := t.comps[j.c], &decs[w]
+		if err := dec.decodeBlock(j.cb, j.b, tc.cs.cbStyle, tc.roi); err != nil {
+			return fmt.Errorf("tile %d component %d: %w", t.index, j.c, err)
+		}
+		place(dec, j.cb, j.b, tc, tc.x1-tc.x0, ints[j.c], floats[j.c])
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_ = forEach(len(t.comps), len(decs), func(_, c int) error {
+		tc := t.comps[c]
+		top, stride := tc.cs.levels-red, tc.x1-tc.x0
 		if tc.cs.reversible {
 			idwt53(ints[c], stride, tc, top)
 		} else {
 			idwt97(floats[c], stride, tc, top)
 		}
-	}
+		return nil
+	})
 	if t.comps[0].cs.mct && len(t.comps) >= 3 {
 		if !sameSize(t.comps[:3]) {
 			return malformed("colour transform on components of different sizes")

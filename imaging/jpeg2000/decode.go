@@ -13,6 +13,10 @@ type Options struct {
 	// MaxSamples bounds the number of samples of all components together; 0 means
 	// DefaultMaxSamples.
 	MaxSamples int64
+	// Workers bounds the goroutines that decode code-blocks and transform
+	// components in parallel; 0 means GOMAXPROCS, 1 decodes on the calling
+	// goroutine alone. The result does not depend on it.
+	Workers int
 }
 
 // DefaultMaxSamples allows a 16k x 16k image of one component.

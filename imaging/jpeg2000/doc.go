@@ -1,6 +1,11 @@
 // Package jpeg2000 decodes JPEG 2000 Part 1 (ISO/IEC 15444-1) codestreams and the
-// JP2 file wrapper into integer samples. It is pure computation: no I/O, no
-// goroutines, and no imports of the rest of Concord.
+// JP2 file wrapper into integer samples. It is pure computation: no I/O and no
+// imports of the rest of Concord. The code-blocks of a tile, then its
+// components' inverse wavelet transforms, are decoded by a bounded pool of
+// goroutines ([Options.Workers], GOMAXPROCS by default), each with its own
+// scratch state and writing its own part of the result: the samples do not
+// depend on the number of workers, and the first error (in decoding order) is
+// the one returned.
 //
 // Supported: SIZ with any number of components (up to [MaxComponents]), signed
 // or unsigned samples of 1 to 16 bits, subsampled components, image and tile
