@@ -8,11 +8,14 @@ import (
 )
 
 // privacy/dp is math: no network code, and nothing of Concord's but the
-// standard library, so that any binary (and the offline CLI) can account.
+// signature scheme its receipts share with validation receipts
+// (internal/signenv, standard library only), so that any binary (and the
+// offline CLI) can account.
 func TestDPImportsNoNetworkCode(t *testing.T) {
 	for _, d := range testenv.Deps(t, "./privacy/dp") {
 		if strings.Contains(d, "grpc") || strings.Contains(d, "net/http") ||
-			strings.HasPrefix(d, "github.com/concord-fl/concord/") && d != "github.com/concord-fl/concord/privacy/dp" {
+			strings.HasPrefix(d, "github.com/concord-fl/concord/") && d != "github.com/concord-fl/concord/privacy/dp" &&
+			d != "github.com/concord-fl/concord/internal/signenv" {
 			t.Errorf("privacy/dp depends on %s", d)
 		}
 	}

@@ -3,15 +3,13 @@ package dp
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/concord-fl/concord/internal/signenv"
 )
 
 // Receipt is what a site states, under its own signature, about one
@@ -44,8 +42,8 @@ type Receipt struct {
 
 // Signature algorithms of receipts.
 const (
-	AlgECDSAP256SHA256 = "ecdsa-p256-sha256" // ASN.1 DER signature over SHA-256 (a site kit's key)
-	AlgEd25519         = "ed25519"           // the coordinator's audit key, or an Ed25519 site key
+	AlgECDSAP256SHA256 = signenv.AlgECDSAP256SHA256 // ASN.1 DER signature over SHA-256 (a site kit's key)
+	AlgEd25519         = signenv.AlgEd25519         // the coordinator's audit key, or an Ed25519 site key
 )
 
 // ReceiptFormat is the envelope's format number.
@@ -89,52 +87,29 @@ func (r Receipt) validate() error {
 	return nil
 }
 
-// algOf returns the algorithm of a public key, or an error for a key type
-// receipts do not support.
+// algOf, sign and verify are internal/signenv's scheme (shared with the
+// validation receipts), with this package's errors.
 func algOf(pub crypto.PublicKey) (string, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() {
-			return "", fmt.Errorf("%w: ECDSA key on %s: receipts support P-256 only", ErrInvalid, k.Curve.Params().Name)
-		}
-		return AlgECDSAP256SHA256, nil
-	case ed25519.PublicKey:
-		return AlgEd25519, nil
+	alg, err := signenv.Alg(pub)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return "", fmt.Errorf("%w: a %T key: receipts support ECDSA P-256 and Ed25519", ErrInvalid, pub)
+	return alg, nil
 }
 
 func sign(signer crypto.Signer, msg []byte) (alg string, sig []byte, err error) {
-	alg, err = algOf(signer.Public())
-	if err != nil {
+	if _, err := algOf(signer.Public()); err != nil {
 		return "", nil, err
 	}
-	if alg == AlgEd25519 {
-		sig, err = signer.Sign(rand.Reader, msg, crypto.Hash(0))
-	} else {
-		d := sha256.Sum256(msg)
-		sig, err = signer.Sign(rand.Reader, d[:], crypto.SHA256)
-	}
-	return alg, sig, err
+	return signenv.Sign(signer, "", msg)
 }
 
 func verify(pub crypto.PublicKey, alg string, msg, sig []byte) error {
-	want, err := algOf(pub)
-	if err != nil {
+	if _, err := algOf(pub); err != nil {
 		return err
 	}
-	if alg != want {
-		return fmt.Errorf("%w: signed with %q, the key is %s", ErrReceipt, alg, want)
-	}
-	ok := false
-	if alg == AlgEd25519 {
-		ok = ed25519.Verify(pub.(ed25519.PublicKey), msg, sig)
-	} else {
-		d := sha256.Sum256(msg)
-		ok = ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), d[:], sig)
-	}
-	if !ok {
-		return fmt.Errorf("%w: bad signature", ErrReceipt)
+	if err := signenv.Verify(pub, alg, "", msg, sig); err != nil {
+		return fmt.Errorf("%w: %w", ErrReceipt, err)
 	}
 	return nil
 }
