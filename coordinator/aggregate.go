@@ -243,6 +243,13 @@ func (c *Coordinator) finishRoundLocked(j *job, r int, contributors []string, re
 // dropRoundUploads deletes a finished round's uploads. Key material
 // uploads (round 0) stay for the job's life.
 func (c *Coordinator) dropRoundUploads(tx *bolt.Tx, jobID string, r int) error {
+	return dropUploads(tx, jobID, func(up uploadRecord) bool {
+		return up.Round == r && (up.Kind == round.KindUpdate || up.Kind == round.KindDecryption)
+	})
+}
+
+// dropUploads deletes a job's uploads that match, records and chunks.
+func dropUploads(tx *bolt.Tx, jobID string, match func(uploadRecord) bool) error {
 	prefix := fmt.Sprintf("upload/%s/", jobID)
 	var names []string
 	cur := tx.Bucket(bUploads).Cursor()
@@ -251,7 +258,7 @@ func (c *Coordinator) dropRoundUploads(tx *bolt.Tx, jobID string, r int) error {
 		if err := json.Unmarshal(v, &up); err != nil {
 			return err
 		}
-		if up.Round == r && (up.Kind == round.KindUpdate || up.Kind == round.KindDecryption) {
+		if match(up) {
 			names = append(names, string(k))
 		}
 	}

@@ -2,13 +2,10 @@ package coordinator
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
@@ -429,24 +426,7 @@ func (c *Coordinator) settlePoolLocked(j *job, state, reason string) {
 	p := j.rec.Pooled
 	p.State, p.Reason = state, reason
 	err := c.saveJob(j, func(tx *bolt.Tx) error {
-		prefix := fmt.Sprintf("upload/%s/", j.rec.ID)
-		var names []string
-		cur := tx.Bucket(bUploads).Cursor()
-		for k, _ := cur.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, _ = cur.Next() {
-			// upload/JOB/KIND/ROUND/SITE
-			if parts := strings.Split(string(k), "/"); len(parts) == 5 && parts[3] == strconv.Itoa(p.Round) {
-				names = append(names, string(k))
-			}
-		}
-		for _, n := range names {
-			if err := deleteBlob(tx, n); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bUploads).Delete([]byte(n)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return dropUploads(tx, j.rec.ID, func(up uploadRecord) bool { return up.Round == p.Round })
 	})
 	if err != nil {
 		c.log.Error("persist the pooled counts", "job", j.rec.ID, "err", err)
@@ -465,23 +445,6 @@ func (c *Coordinator) persistPoolLocked(j *job) bool {
 		return false
 	}
 	return true
-}
-
-// decryptionAt starts collecting the shares of round r's request attempt.
-func (c *Coordinator) decryptionAt(j *job, r, attempt int) (*he.Decryption, error) {
-	reqData := j.rec.Secure.Requests[fmt.Sprintf("%d.%d", r, attempt)]
-	if reqData == nil {
-		return nil, errors.New("no decryption request is open for this round")
-	}
-	req, err := he.UnmarshalDecryptionRequest(reqData)
-	if err != nil {
-		return nil, err
-	}
-	agg, err := c.loadAggregate(j, r)
-	if err != nil {
-		return nil, err
-	}
-	return agg.NewDecryption(req)
 }
 
 // pooledProto reports the pool in a job's status.

@@ -221,8 +221,12 @@ func (c *Coordinator) checkSecureHeader(j *job, site string, kind round.Kind, h 
 // decryption starts collecting the shares of round r's current request.
 // Callers hold c.mu.
 func (c *Coordinator) decryption(j *job, r int) (*he.Decryption, error) {
-	st := j.m.State()
-	reqData := j.rec.Secure.Requests[fmt.Sprintf("%d.%d", r, st.Attempt)]
+	return c.decryptionAt(j, r, j.m.State().Attempt)
+}
+
+// decryptionAt starts collecting the shares of round r's request attempt.
+func (c *Coordinator) decryptionAt(j *job, r, attempt int) (*he.Decryption, error) {
+	reqData := j.rec.Secure.Requests[fmt.Sprintf("%d.%d", r, attempt)]
 	if reqData == nil {
 		return nil, errors.New("no decryption request is open for this round")
 	}
