@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -250,7 +249,7 @@ func (a *adminService) ApproveJob(ctx context.Context, req *pb.ApproveJobRequest
 	if err != nil {
 		return nil, err
 	}
-	if !j.rec.AwaitingApproval {
+	if !j.rec.AwaitingApproval || j.m.Done() {
 		return nil, status.Errorf(codes.FailedPrecondition, "job %s does not wait for approval (state %s)", j.rec.ID, jobProto(j).State)
 	}
 	j.rec.AwaitingApproval = false
@@ -259,7 +258,7 @@ func (a *adminService) ApproveJob(ctx context.Context, req *pb.ApproveJobRequest
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
 	c.bus.emit(Event{Kind: EvJobApproved, Actor: id.String(), JobID: j.rec.ID,
-		Detail: fmt.Sprintf("job %s approved by %s%s", j.rec.ID, id, strings.TrimSuffix(" (retraining of "+j.rec.RetrainOf+")", " (retraining of )"))})
+		Detail: fmt.Sprintf("job %s (retraining of %s) approved by %s", j.rec.ID, j.rec.RetrainOf, id)})
 	c.stepLocked(j, round.Event{Type: round.EvStart, Now: c.now(), Sites: c.connectedLocked()})
 	return jobProto(j), nil
 }

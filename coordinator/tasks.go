@@ -56,11 +56,10 @@ func (c *Coordinator) buildTaskLocked(j *job, a round.Action) (*pb.Task, error) 
 	key := taskNonceKey(a.Kind, a.Round, a.Attempt, a.Site)
 	nonceHex, ok := j.rec.Nonces[key]
 	if !ok {
-		var n [16]byte
-		if _, err := rand.Read(n[:]); err != nil {
+		var err error
+		if nonceHex, err = newNonce(); err != nil {
 			return nil, err
 		}
-		nonceHex = hex.EncodeToString(n[:])
 		j.rec.Nonces[key] = nonceHex
 	}
 	if j.rec.Sites == nil {
@@ -88,4 +87,14 @@ func (c *Coordinator) buildTaskLocked(j *job, a round.Action) (*pb.Task, error) 
 		}
 	}
 	return t, nil
+}
+
+// newNonce is a task's nonce, hex: the upload or report answering the task
+// must present it.
+func newNonce() (string, error) {
+	var n [16]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(n[:]), nil
 }

@@ -3,7 +3,6 @@ package coordinator
 import (
 	"cmp"
 	"crypto"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -49,13 +47,12 @@ const maxValidationReceipt = 1 << 20
 
 // validationTask is a VALIDATE task sent and not yet answered.
 type validationTask struct {
-	Site   string    `json:"site"`
-	Round  int       `json:"round"`
-	Role   string    `json:"role"`
-	Blob   string    `json:"blob"`
-	SHA256 string    `json:"sha256"`
-	Nonce  string    `json:"nonce"`
-	Sent   time.Time `json:"sent"`
+	Site   string `json:"site"`
+	Round  int    `json:"round"`
+	Role   string `json:"role"`
+	Blob   string `json:"blob"`
+	SHA256 string `json:"sha256"`
+	Nonce  string `json:"nonce"`
 }
 
 // validationSummary is an accepted receipt's figures (the receipt itself
@@ -111,12 +108,11 @@ func (c *Coordinator) planValidationLocked(j *job, r int, sha string) ([]*valida
 				delete(j.rec.Validating, k)
 			}
 		}
-		var n [16]byte
-		if _, err := rand.Read(n[:]); err != nil {
+		nonce, err := newNonce()
+		if err != nil {
 			return nil, err
 		}
-		vt := &validationTask{Site: site, Round: r, Role: registry.RoleGlobal, Blob: modelBlob(j.rec.ID, r), SHA256: sha,
-			Nonce: hex.EncodeToString(n[:]), Sent: c.now().UTC()}
+		vt := &validationTask{Site: site, Round: r, Role: registry.RoleGlobal, Blob: modelBlob(j.rec.ID, r), SHA256: sha, Nonce: nonce}
 		j.rec.Validating[validationKey(r, registry.RoleGlobal, site)] = vt
 		out = append(out, vt)
 	}
@@ -441,12 +437,11 @@ func (c *Coordinator) planLocalModelsLocked(j *job, r int, contributors []string
 		lm := localModel{blob: localBlob(j.rec.ID, site), data: enc}
 		models = append(models, lm)
 		for _, v := range j.spec.ValidationSites {
-			var n [16]byte
-			if _, err := rand.Read(n[:]); err != nil {
+			nonce, err := newNonce()
+			if err != nil {
 				return nil, nil, err
 			}
-			vt := &validationTask{Site: v, Round: r, Role: "site:" + site, Blob: lm.blob, SHA256: hex.EncodeToString(sum[:]),
-				Nonce: hex.EncodeToString(n[:]), Sent: c.now().UTC()}
+			vt := &validationTask{Site: v, Round: r, Role: "site:" + site, Blob: lm.blob, SHA256: hex.EncodeToString(sum[:]), Nonce: nonce}
 			tasks = append(tasks, vt)
 		}
 	}
