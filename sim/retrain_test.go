@@ -8,7 +8,6 @@ import (
 
 	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
-	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
 // TestDriftTriggersRetraining: a site of a published version's job reports
@@ -17,16 +16,7 @@ import (
 // once approved it runs and publishes the next version with the first as
 // its parent. A malformed report is refused and triggers nothing.
 func TestDriftTriggersRetraining(t *testing.T) {
-	f, ctx := startFederation(t)
-	for i, name := range []string{"site-a", "site-b"} {
-		if err := f.AddSite(name, SiteOptions{Data: siteagent.MemoryData{Data: blobs(48, uint64(i))}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := newRawSite(t, ctx, f, "site-v")
-	if err := f.WaitSites(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	f, ctx, v := validatedFederation(t)
 	vKey := kitKey(t, v.kit)
 	job := submit(t, ctx, f, "name: watched\nrounds: 1\nmin_sites: 2\nvalidation_sites: [site-v]\nround_deadline: 60s\n"+
 		"privacy: {secure_aggregation: none}\nretrain: {drift_psi: 0.25, require_approval: true}\n")

@@ -83,16 +83,7 @@ func waitEvent(t *testing.T, ctx context.Context, f *Federation, jobID, kind, wa
 // the receipts that verify; a silent validation site rejects the
 // candidate at the receipt deadline.
 func TestValidationGatesAndReceipts(t *testing.T) {
-	f, ctx := startFederation(t)
-	for i, name := range []string{"site-a", "site-b"} {
-		if err := f.AddSite(name, SiteOptions{Data: siteagent.MemoryData{Data: blobs(48, uint64(i))}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := newRawSite(t, ctx, f, "site-v")
-	if err := f.WaitSites(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	f, ctx, v := validatedFederation(t)
 	const spec = "name: gated\nrounds: 1\nmin_sites: 2\nvalidation_sites: [site-v]\nround_deadline: 60s\nprivacy: {secure_aggregation: none}\n"
 	other, err := f.Kit(pki.RoleSite, "site-a")
 	if err != nil {
@@ -172,16 +163,7 @@ func TestValidationGatesAndReceipts(t *testing.T) {
 // for it, each training site's last local model is scored at the
 // validation sites too; only they (and the site it came from) may read it.
 func TestCrossSiteMatrix(t *testing.T) {
-	f, ctx := startFederation(t)
-	for i, name := range []string{"site-a", "site-b"} {
-		if err := f.AddSite(name, SiteOptions{Data: siteagent.MemoryData{Data: blobs(48, uint64(i))}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v := newRawSite(t, ctx, f, "site-v")
-	if err := f.WaitSites(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	f, ctx, v := validatedFederation(t)
 	vKey := kitKey(t, v.kit)
 	job := submit(t, ctx, f, "name: matrix\nrounds: 1\nmin_sites: 2\nvalidation_sites: [site-v]\nround_deadline: 60s\n"+
 		"privacy: {secure_aggregation: none}\nvalidation: {score_local_models: true}\n")
@@ -227,4 +209,21 @@ func TestCrossSiteMatrix(t *testing.T) {
 	if final.ModelVersion == "" || m == nil || len(m.Cells) != 3 || len(m.Models) != 3 || m.Note != "" {
 		t.Fatalf("cross-site matrix %v (model %q)", m, final.ModelVersion)
 	}
+}
+
+// validatedFederation runs two real training agents (site-a, site-b) and a
+// hand-driven validation site, site-v.
+func validatedFederation(t *testing.T) (*Federation, context.Context, *rawSite) {
+	t.Helper()
+	f, ctx := startFederation(t)
+	for i, name := range []string{"site-a", "site-b"} {
+		if err := f.AddSite(name, SiteOptions{Data: siteagent.MemoryData{Data: blobs(48, uint64(i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := newRawSite(t, ctx, f, "site-v")
+	if err := f.WaitSites(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	return f, ctx, v
 }
