@@ -318,8 +318,8 @@ type ValidationSpec struct {
 	MinSubgroupCount       uint32                 `protobuf:"varint,6,opt,name=min_subgroup_count,json=minSubgroupCount,proto3" json:"min_subgroup_count,omitempty"`                    // subgroups with fewer examples are suppressed (default 10)
 	ReceiptDeadlineSeconds float64                `protobuf:"fixed64,7,opt,name=receipt_deadline_seconds,json=receiptDeadlineSeconds,proto3" json:"receipt_deadline_seconds,omitempty"` // wait this long for the final model's receipts (default 600)
 	MinDice                float64                `protobuf:"fixed64,8,opt,name=min_dice,json=minDice,proto3" json:"min_dice,omitempty"`
-	// Each round's aggregate, not only the final one, is scored (default
-	// true when validation sites are named; false scores the final only).
+	// Score only the final aggregate (default false: every round's
+	// aggregate is scored, so jobs watch shows validation per round).
 	FinalOnly bool `protobuf:"varint,9,opt,name=final_only,json=finalOnly,proto3" json:"final_only,omitempty"`
 	// Also score each training site's last local model (the cross-site
 	// matrix). Only without secure aggregation: under it no local model ever
