@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"strings"
@@ -68,18 +69,7 @@ func TestRecordDPJobs(t *testing.T) {
 	}
 	// The compliance report of the first job states each site's epsilon,
 	// from the countersigned receipts, against its budget.
-	bundle, err := audit.ParseBundle(export(t, ctx, f, first.Id, "bundle"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, err := audit.VerifierPublicKey(bundle.Keys.Log[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := report.ExtractAndVerify(export(t, ctx, f, first.Id, "json"), pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := jobReport(t, ctx, f, first.Id)
 	if !rep.Privacy.Enabled || rep.Privacy.Level != report.LevelRecord || len(rep.Privacy.Receipts) != 4 || len(rep.Privacy.Sites) != 2 {
 		t.Fatalf("report DP section: enabled %v, level %s, %d receipts, %d sites", rep.Privacy.Enabled, rep.Privacy.Level, len(rep.Privacy.Receipts), len(rep.Privacy.Sites))
 	}
@@ -149,4 +139,23 @@ func TestRecordDPJobs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// jobReport exports a job's JSON compliance report and verifies its
+// signature with the log key of the job's exported audit bundle.
+func jobReport(t *testing.T, ctx context.Context, f *Federation, jobID string) *report.Report {
+	t.Helper()
+	bundle, err := audit.ParseBundle(export(t, ctx, f, jobID, "bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := audit.VerifierPublicKey(bundle.Keys.Log[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := report.ExtractAndVerify(export(t, ctx, f, jobID, "json"), pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }

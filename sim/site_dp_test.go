@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/concord-fl/concord/jobspec"
-	"github.com/concord-fl/concord/privacy/audit"
 	"github.com/concord-fl/concord/privacy/audit/report"
 	"github.com/concord-fl/concord/privacy/dp"
 	siteagent "github.com/concord-fl/concord/site-agent"
@@ -85,18 +84,7 @@ func TestSiteDPJobs(t *testing.T) {
 	}
 
 	// The report of the first job names the level, and each site's epsilon.
-	bundle, err := audit.ParseBundle(export(t, ctx, f, first.Id, "bundle"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, err := audit.VerifierPublicKey(bundle.Keys.Log[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := report.ExtractAndVerify(export(t, ctx, f, first.Id, "json"), pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := jobReport(t, ctx, f, first.Id)
 	if !rep.Privacy.Enabled || rep.Privacy.Level != report.LevelSite || len(rep.Privacy.Receipts) != 9 || len(rep.Privacy.Sites) != 3 {
 		t.Fatalf("report DP section: enabled %v, level %s, %d receipts, %d sites", rep.Privacy.Enabled, rep.Privacy.Level, len(rep.Privacy.Receipts), len(rep.Privacy.Sites))
 	}
