@@ -259,18 +259,7 @@ func TestBaselineRecordedAfterTraining(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	defer stop()
+	stop := runStarted(t, a)
 	<-p.hello
 
 	task := dpTask(spec, "job-7", 1, len(m.Weights()))
@@ -311,10 +300,7 @@ func TestLatestDriftSentOnConnect(t *testing.T) {
 	want := &pb.DriftReport{BaselineJob: "job-3", Examples: 31, Psi: map[string]float64{FeatureIntensity: 0.4}, MaxPsi: 0.4}
 	a.drift.publish(want)
 	<-a.drift.ready // as if a session that broke had taken it
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runStarted(t, a)
 	<-p.hello
 	r := next(t, p, (*pb.AgentMessage).GetDrift, func(r *pb.DriftReport) bool { return r != nil })
 	if r.BaselineJob != "job-3" || r.Examples != 31 || r.MaxPsi != 0.4 {

@@ -122,20 +122,6 @@ func TestManagementListener(t *testing.T) {
 	}
 }
 
-// runStarted runs a until the test ends.
-func runStarted(t *testing.T, a *Agent) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-}
-
 // TestBackupOnlyToThisHost: POST /backup is answered over loopback, or to a
 // management address from that address, and refused to another host.
 func TestBackupOnlyToThisHost(t *testing.T) {

@@ -99,32 +99,6 @@ func uploadServer(coord ed25519.PrivateKey, failFirst int32, failed, got chan<- 
 	}
 }
 
-// startAgent runs an agent until stop is called (or the test ends) and
-// returns stop, which waits for it.
-func startAgent(t *testing.T, cfg Config) (stop func()) {
-	t.Helper()
-	a, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
 func dpTask(spec *pb.JobSpec, job string, round int, params int) *pb.Task {
 	t := trainTask(job, round)
 	t.Spec, t.InputParams = spec, uint64(params)

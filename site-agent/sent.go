@@ -57,15 +57,7 @@ func (s *state) completeSubmission(sub *submission, h *pb.UploadHeader, counters
 		if err := tx.Bucket(bSubmissions).Put([]byte(sub.Key), data); err != nil {
 			return err
 		}
-		b, err := tx.CreateBucketIfNotExists(bSent)
-		if err != nil {
-			return err
-		}
-		n, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		return b.Put(u64be(n), entry)
+		return putSent(tx, entry)
 	})
 }
 
@@ -75,17 +67,20 @@ func (s *state) appendSent(e SentEntry) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bSent)
-		if err != nil {
-			return err
-		}
-		n, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		return b.Put(u64be(n), entry)
-	})
+	return s.db.Update(func(tx *bolt.Tx) error { return putSent(tx, entry) })
+}
+
+// putSent appends an encoded entry to the sent log within tx.
+func putSent(tx *bolt.Tx, entry []byte) error {
+	b, err := tx.CreateBucketIfNotExists(bSent)
+	if err != nil {
+		return err
+	}
+	n, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	return b.Put(u64be(n), entry)
 }
 
 func u64be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

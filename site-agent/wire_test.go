@@ -140,23 +140,35 @@ func startPeer(t *testing.T) (*peer, Config) {
 		Logger: slog.New(slog.DiscardHandler), KeyPassphrase: []byte("test")}
 }
 
-// runAgent runs the agent until the test ends.
-func runAgent(t *testing.T, cfg Config) {
+// runStarted runs a until stop is called or the test ends, and returns
+// stop, which waits for Run to return and reports its error.
+func runStarted(t *testing.T, a *Agent) (stop func()) {
 	t.Helper()
-	a, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	t.Cleanup(stop)
+	return stop
 }
+
+// startAgent makes an agent of cfg and runs it like runStarted.
+func startAgent(t *testing.T, cfg Config) (stop func()) {
+	t.Helper()
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runStarted(t, a)
+}
+
+// runAgent runs an agent of cfg until the test ends.
+func runAgent(t *testing.T, cfg Config) { startAgent(t, cfg) }
 
 // next returns the agent's next message of the wanted kind, skipping
 // heartbeats, or fails after a while.
