@@ -74,7 +74,7 @@ type subcommand struct {
 var subcommands = []subcommand{
 	{"init", "--dir DIR [--name NAME]", "create the consortium certificate authority", "Create the consortium CA (ca.pem, ca-key.pem, inventory.json) in DIR. Keep DIR on the admin's machine, backed up and private.", setupInit},
 	{"issue", "--dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator --host HOST...) --out KITDIR [--coordinator-addr HOST:PORT] [--listen ADDR] [--state-dir DIR] [--data-dir DIR]",
-		"issue a startup kit for a site, admin, auditor or the coordinator", "pki.Issue a certificate and write a startup kit (cert.pem, key.pem, ca.pem and a config file) to KITDIR.", setupIssue},
+		"issue a startup kit for a site, admin, auditor or the coordinator", "Issue a certificate and write a startup kit (cert.pem, key.pem, ca.pem and a config file) to KITDIR.", setupIssue},
 	{"revoke", "--dir DIR (--site NAME | --admin NAME | --auditor NAME | --coordinator NAME | --serial SERIAL)", "revoke every certificate of a holder, or one by serial", "pki.Revoke every certificate of one holder, or one certificate by serial (the old one after a renewal). A coordinator watching the inventory refuses the revoked certificates from their next call on.", setupRevoke},
 	{"list", "--dir DIR [--json]", "list the certificates issued", "List the certificates in the inventory.", setupList},
 }
