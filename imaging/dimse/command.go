@@ -105,9 +105,12 @@ func decodeCommand(b []byte) (*command, error) {
 	if err != nil {
 		return nil, fmt.Errorf("command set: %w", err)
 	}
+	// DCMTK-based peers (Orthanc among them) append the failed SOP
+	// instance list of a failed C-GET to the command set itself; what
+	// lies outside group 0000 is not part of the command and is dropped.
 	for tag := range els {
 		if tag>>16 != 0 {
-			return nil, fmt.Errorf("%w: command set holds element (%04X,%04X) outside group 0000", ErrProtocol, tag>>16, tag&0xFFFF)
+			delete(els, tag)
 		}
 	}
 	field, ok := els.u16(tagCommandField)

@@ -116,17 +116,19 @@ func (a *assoc) storeSubOp(ctx context.Context, m *message, source string, store
 // finalStatus judges the last C-GET or C-MOVE response: success only when
 // no sub-operation failed and every completed one reached us.
 func finalStatus(op string, cmd *command, received int) error {
-	if isCancel(cmd.status) {
+	counts := ""
+	if cmd.completed >= 0 || cmd.failed >= 0 || cmd.warning >= 0 {
+		counts = fmt.Sprintf("; sub-operations: %d completed, %d failed, %d with warnings",
+			max(cmd.completed, 0), max(cmd.failed, 0), max(cmd.warning, 0))
+	}
+	switch {
+	case isCancel(cmd.status):
 		return fmt.Errorf("%s cancelled by the PACS after %d instances", op, received)
-	}
-	if !isSuccess(cmd.status) && !isWarning(cmd.status) {
-		return &statusError{op: op, status: cmd.status, comment: cmd.comment}
-	}
-	if cmd.failed > 0 || cmd.warning > 0 || isWarning(cmd.status) {
-		return fmt.Errorf("%s: %w; sub-operations: %d completed, %d failed, %d with warnings", op,
-			&statusError{op: op, status: cmd.status, comment: cmd.comment}, max(cmd.completed, 0), max(cmd.failed, 0), max(cmd.warning, 0))
-	}
-	if cmd.completed >= 0 && cmd.completed != received {
+	case !isSuccess(cmd.status) && !isWarning(cmd.status):
+		return fmt.Errorf("%w%s", &statusError{op: op, status: cmd.status, comment: cmd.comment}, counts)
+	case cmd.failed > 0 || cmd.warning > 0 || isWarning(cmd.status):
+		return fmt.Errorf("%s ended with status 0x%04X (%s)%s", op, cmd.status, statusText(cmd.status), counts)
+	case cmd.completed >= 0 && cmd.completed != received:
 		return fmt.Errorf("%s: the PACS reports %d instances sent, %d arrived", op, cmd.completed, received)
 	}
 	return nil

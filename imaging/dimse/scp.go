@@ -110,7 +110,7 @@ func (s *storageSCP) allowedPeer(addr net.Addr) bool {
 // session negotiates one incoming association and serves it until release.
 func (s *storageSCP) session(conn net.Conn) error {
 	c := s.c
-	a := &assoc{conn: conn, peer: fmt.Sprintf("%s at %s (storage SCP)", c.called, conn.RemoteAddr()), lim: &c.lim}
+	a := &assoc{conn: conn, peer: fmt.Sprintf("storage SCP peer at %s", conn.RemoteAddr()), lim: &c.lim}
 	ctx := s.ctx
 	a.watch(ctx)
 	defer a.close()
@@ -127,6 +127,7 @@ func (s *storageSCP) session(conn net.Conn) error {
 		a.abort(2, 6)
 		return a.errf("A-ASSOCIATE-RQ: %w", err)
 	}
+	a.peer = fmt.Sprintf("%s at %s (calling our storage SCP)", rq.calling, conn.RemoteAddr())
 	reject := func(reason byte, why string) error {
 		_ = a.writePDU(ctx, pduAssociateRJ, []byte{0, 1, 1, reason})
 		return a.errf("refused association: %s", why)
