@@ -133,7 +133,7 @@ func decodeCommand(b []byte) (*command, error) {
 	c.hasData = dst != noDataSet
 	c.sopClass = els.str(tagAffectedSOPClass)
 	c.sopInstance = els.str(tagAffectedSOPInstance)
-	c.comment = els.str(tagErrorComment)
+	c.comment = cut(els.str(tagErrorComment))
 	if field&0x8000 != 0 {
 		if c.status, ok = els.u16(tagStatus); !ok {
 			return nil, fmt.Errorf("%w: response 0x%04X has no status", ErrProtocol, field)
@@ -148,6 +148,21 @@ func decodeCommand(b []byte) (*command, error) {
 		}
 	}
 	return c, nil
+}
+
+// cut keeps a peer's free text short and printable before it is quoted
+// in an error.
+func cut(s string) string {
+	b := []byte(s)
+	if len(b) > 64 {
+		b = append(b[:64], "..."...)
+	}
+	for i, c := range b {
+		if c < 0x20 || c > 0x7E {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }
 
 // Status classes (PS3.7 annex C).

@@ -204,7 +204,7 @@ func decodeAssociate(body []byte, rq bool) (*assocParams, error) {
 		case itemAppContext:
 			sawApp = true
 			if uidString(v) != appContextUID {
-				return fmt.Errorf("%w: application context %q is not DICOM's", ErrProtocol, uidString(v))
+				return fmt.Errorf("%w: application context %.64q is not DICOM's", ErrProtocol, uidString(v))
 			}
 		case itemPresCtxRQ, itemPresCtxAC:
 			if (typ == itemPresCtxRQ) != rq || len(v) < 4 {
