@@ -140,12 +140,19 @@ func (a *assoc) sendPDVs(ctx context.Context, ctxID byte, b []byte, isCommand bo
 		if n == len(b) {
 			ctrl |= 2
 		}
-		body := make([]byte, 4, pdvHeaderLen+n)
-		binary.BigEndian.PutUint32(body, uint32(n+2))
-		body = append(body, ctxID, ctrl)
-		body = append(body, b[:n]...)
-		if err := a.writePDU(ctx, pduData, body); err != nil {
-			return err
+		// PDU header and PDV header in one small buffer, the fragment
+		// written from the caller's slice without a copy.
+		var h [pduHeaderLen + pdvHeaderLen]byte
+		h[0] = pduData
+		binary.BigEndian.PutUint32(h[2:], uint32(pdvHeaderLen+n))
+		binary.BigEndian.PutUint32(h[6:], uint32(n+2))
+		h[10], h[11] = ctxID, ctrl
+		if err := a.deadline(ctx); err != nil {
+			return a.errf("send: %w", err)
+		}
+		bufs := net.Buffers{h[:], b[:n]}
+		if _, err := bufs.WriteTo(a.conn); err != nil {
+			return a.ioErr(ctx, "send", err)
 		}
 		b = b[n:]
 	}

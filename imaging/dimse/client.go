@@ -35,6 +35,10 @@ type Options struct {
 	// (default ":" + the URL's scp_port). Port 0 picks a free port, which
 	// SCPAddr() reports; the PACS must know our AE title at that port.
 	SCPAddr string
+	// MovePeers are further hosts (names or addresses) the storage SCP
+	// accepts the PACS's associations from, for a PACS that sends from
+	// another address than the one we call; by default only the URL's.
+	MovePeers []string
 	// MaxPDU is the largest PDU we accept and advertise (default 256 KiB,
 	// at least 4 KiB).
 	MaxPDU uint32

@@ -45,7 +45,7 @@
 //     and holds nothing open between calls. C-MOVE retrievals take turns,
 //     because the storage SCP delivers to the one retrieval waiting.
 //   - The storage SCP accepts associations only from the PACS host's
-//     addresses, with the PACS's AE title calling ours; others are refused
+//     addresses (and Options.MovePeers), with the PACS's AE title calling ours; others are refused
 //     (A-ASSOCIATE-RJ naming the reason) and logged without identifiers.
 //     It serves at most 4 associations at once.
 //   - Cancelling the context, or an error from store, aborts the

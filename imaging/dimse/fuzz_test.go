@@ -53,7 +53,11 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(func(t *testing.T, b []byte) { fuzzOne(b) })
+}
+
+func fuzzOne(b []byte) {
+	{
 		if p, err := readPDU(bytes.NewReader(b), 1<<16); err == nil {
 			switch p.typ {
 			case pduAssociateRQ:
@@ -76,5 +80,5 @@ func FuzzDecode(f *testing.F) {
 		}
 		_, _ = decodeCommand(b)
 		_, _ = decodeElements(b)
-	})
+	}
 }

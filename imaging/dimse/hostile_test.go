@@ -227,3 +227,37 @@ func TestSCPRefusesStrangers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSCPRefusesOtherHosts: connections from an address that is neither
+// the PACS's nor in MovePeers are closed unanswered. 127.0.0.2 is a second
+// loopback address on Linux.
+func TestSCPRefusesOtherHosts(t *testing.T) {
+	for _, tc := range []struct {
+		peers  []string
+		answer bool
+	}{{nil, false}, {[]string{"127.0.0.2"}, true}} {
+		u := &url.URL{Scheme: "dicom", User: url.User("PACS"), Host: "127.0.0.1:1", RawQuery: "move=1&scp_port=0&calling=US"}
+		c, err := Open(u, Options{Timeout: 2 * time.Second, MovePeers: tc.peers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 2 * time.Second}
+		conn, err := d.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.SCPAddr().(*net.TCPAddr).Port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rq := &assocParams{called: "US", calling: "PACS", maxPDU: 16384, implClass: "1.2.3",
+			contexts: []presCtx{{id: 1, abstract: verificationClass, syntaxes: []string{implicitLE}}}}
+		_, _ = conn.Write(encodePDU(pduAssociateRQ, encodeAssociate(rq, true)))
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		p, err := readPDU(conn, 1<<16)
+		conn.Close()
+		c.Close()
+		if tc.answer && (err != nil || p.typ != pduAssociateAC) {
+			t.Errorf("MovePeers %v: got PDU 0x%02X, %v; want A-ASSOCIATE-AC", tc.peers, p.typ, err)
+		}
+		if !tc.answer && err == nil {
+			t.Errorf("MovePeers %v: a stranger's association got PDU 0x%02X, want the connection closed", tc.peers, p.typ)
+		}
+	}
+}

@@ -30,9 +30,13 @@ type storageSCP struct {
 }
 
 func startSCP(c *Client) (*storageSCP, error) {
-	ips, err := net.DefaultResolver.LookupIP(context.Background(), "ip", hostOf(c.addr))
-	if err != nil {
-		return nil, fmt.Errorf("%s: resolve the PACS's host for the storage SCP: %w", c, err)
+	var ips []net.IP
+	for _, h := range append([]string{hostOf(c.addr)}, c.opt.MovePeers...) {
+		got, err := net.DefaultResolver.LookupIP(context.Background(), "ip", h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: resolve %q, a host the storage SCP accepts: %w", c, h, err)
+		}
+		ips = append(ips, got...)
 	}
 	ln, err := net.Listen("tcp", c.opt.SCPAddr)
 	if err != nil {
@@ -87,7 +91,7 @@ func (s *storageSCP) serve() {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.slots }()
-			if err := s.session(conn); err != nil {
+			if err := s.session(conn); err != nil && s.ctx.Err() == nil {
 				slog.Warn("dicom storage SCP association failed", "err", err)
 			}
 		}()
