@@ -45,9 +45,10 @@
 //     and holds nothing open between calls. C-MOVE retrievals take turns,
 //     because the storage SCP delivers to the one retrieval waiting.
 //   - The storage SCP accepts associations only from the PACS host's
-//     addresses (and Options.MovePeers), with the PACS's AE title calling ours; others are refused
-//     (A-ASSOCIATE-RJ naming the reason) and logged without identifiers.
-//     It serves at most 4 associations at once.
+//     addresses (and Options.MovePeers), with the PACS's AE title calling
+//     ours. Other hosts are disconnected unanswered; other AE titles get
+//     an A-ASSOCIATE-RJ naming the reason; both are logged without
+//     identifiers. It serves at most 4 associations at once.
 //   - Cancelling the context, or an error from store, aborts the
 //     association (A-ABORT): the PACS stops its sub-operations, and
 //     Retrieve returns the context's or store's error. We do not wait
