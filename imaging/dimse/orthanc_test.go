@@ -134,6 +134,7 @@ func startOrthanc(bin string) (*orthanc, error) {
 	o.cmd = exec.Command(bin, path)
 	o.cmd.Stdout, o.cmd.Stderr = o.log, o.log
 	o.cmd.Dir = dir
+	dieWithTest(o.cmd)
 	if err := o.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start Orthanc: %w", err)
 	}
