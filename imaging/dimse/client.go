@@ -215,22 +215,6 @@ func (c *Client) Echo(ctx context.Context) error {
 	return a.releaseAssoc()
 }
 
-// request sends one request on the context of its SOP class and returns
-// the first response. extra adds command elements (such as the move
-// destination).
-func (a *assoc) request(ctx context.Context, sopClass string, field uint16, extra []element, data []byte) (*message, error) {
-	id, ok := a.contextFor(sopClass)
-	if !ok {
-		a.abort(0, 0)
-		return nil, a.errf("the PACS does not support SOP class %s (presentation context rejected)", sopClass)
-	}
-	els := append(requestElements(field, a.nextID(), sopClass, data != nil), extra...)
-	if err := a.send(ctx, id, encodeCommand(els), data); err != nil {
-		return nil, err
-	}
-	return a.receive(ctx)
-}
-
 // Close stops the storage SCP, if any.
 func (c *Client) Close() error {
 	if c.scp != nil {

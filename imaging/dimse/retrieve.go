@@ -11,7 +11,8 @@ import (
 // Retrieve fetches every instance of a series, with C-GET by default or
 // C-MOVE to the client's storage SCP when configured. store receives each
 // instance as a Part 10 file; an error from it, or ctx's cancellation,
-// aborts the association, which stops the PACS's sub-operations.
+// aborts the association, which stops the PACS's sub-operations. Calls to
+// store never overlap; with C-MOVE they run on the storage SCP's goroutine.
 func (c *Client) Retrieve(ctx context.Context, s pacs.Series, store func(sopInstanceUID string, part10 []byte) error) error {
 	if s.StudyInstanceUID == "" || s.SeriesInstanceUID == "" {
 		return fmt.Errorf("%s: retrieve needs the series' study and series instance UIDs", c)
