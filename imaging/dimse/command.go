@@ -51,8 +51,8 @@ const (
 	cEchoRSP  = 0x8030
 	cCancelRQ = 0x0FFF
 
-	noDataSet = 0x0101
-	hasData   = 0x0000
+	noDataSet      = 0x0101
+	dataSetPresent = 0x0000
 )
 
 // command is a decoded command set.
@@ -84,7 +84,7 @@ func encodeCommand(els []element) []byte {
 func requestElements(field, msgID uint16, sopClass string, withData bool) []element {
 	dst := uint16(noDataSet)
 	if withData {
-		dst = hasData
+		dst = dataSetPresent
 	}
 	els := []element{
 		{tagCommandField, u16Value(field)},

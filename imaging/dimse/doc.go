@@ -36,7 +36,10 @@
 //     instance as stored: pixel data arrives byte for byte, with no
 //     transcoding the PACS may not be able to do. Received data sets are
 //     wrapped in a Part 10 header (file meta information) and passed on
-//     with their bytes untouched.
+//     with their bytes untouched. An instance of a class outside
+//     Options.StorageClasses cannot come over C-GET (the PACS reports it
+//     as a failed sub-operation, and Retrieve says how many); the C-MOVE
+//     storage SCP accepts every storage class.
 //
 // # Design choices
 //

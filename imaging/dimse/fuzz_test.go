@@ -29,7 +29,7 @@ func fuzzSeeds() [][]byte {
 	ac := &assocParams{called: "PACS", calling: "US", contexts: []presCtx{{id: 1, syntaxes: []string{implicitLE}}}, maxPDU: 16384, implClass: "1.2.3"}
 	cmd := encodeCommand([]element{
 		{tagCommandField, u16Value(cFindRSP)}, {tagRespondingTo, u16Value(1)},
-		{tagDataSetType, u16Value(hasData)}, {tagStatus, u16Value(0xFF00)},
+		{tagDataSetType, u16Value(dataSetPresent)}, {tagStatus, u16Value(0xFF00)},
 	})
 	ident := encodeElements([]element{{tagQueryLevel, []byte("SERIES")}, {tagStudyUID, []byte("1.2.3")}})
 	seq := append([]byte{0x08, 0, 0x15, 0x11, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF},

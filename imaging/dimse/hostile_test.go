@@ -65,7 +65,7 @@ func pdv(ctxID, ctrl byte, v []byte) []byte {
 func TestHostilePeer(t *testing.T) {
 	findPending := encodeCommand([]element{
 		{tagCommandField, u16Value(cFindRSP)}, {tagRespondingTo, u16Value(1)},
-		{tagDataSetType, u16Value(hasData)}, {tagStatus, u16Value(0xFF00)},
+		{tagDataSetType, u16Value(dataSetPresent)}, {tagStatus, u16Value(0xFF00)},
 	})
 	cases := []struct {
 		name   string
