@@ -222,3 +222,25 @@ func TestRetrieveCancel(t *testing.T) {
 		t.Fatalf("store called %d times after cancellation, want 1", n)
 	}
 }
+
+// TestGetUnproposedClass: an instance whose storage class C-GET did not
+// propose cannot be sent; Retrieve reports the failed sub-operation.
+func TestGetUnproposedClass(t *testing.T) {
+	o := loadedOrthanc(t)
+	var mr corpusFile
+	for _, f := range corpus(t) {
+		if f.modality == "MR" {
+			mr = f
+		}
+	}
+	c, err := Open(o.url(orthancAET, "calling="+ourAET), Options{StorageClasses: []string{"1.2.840.10008.5.1.4.1.1.2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := pacs.Series{StudyInstanceUID: mr.study, SeriesInstanceUID: mr.series}
+	err = c.Retrieve(context.Background(), s, func(string, []byte) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "0 completed, 1 failed") {
+		t.Fatalf("got %v, want a failed sub-operation reported", err)
+	}
+}
