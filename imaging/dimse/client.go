@@ -209,6 +209,10 @@ func (c *Client) Echo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if rsp.cmd.field != cEchoRSP || rsp.cmd.messageID != a.msgID {
+		a.abort(2, 2)
+		return a.errf("%w: got command 0x%04X for message %d in answer to C-ECHO %d", ErrProtocol, rsp.cmd.field, rsp.cmd.messageID, a.msgID)
+	}
 	if !isSuccess(rsp.cmd.status) {
 		return a.errf("%w", &statusError{op: "C-ECHO", status: rsp.cmd.status, comment: rsp.cmd.comment})
 	}
