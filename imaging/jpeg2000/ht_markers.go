@@ -14,13 +14,13 @@ func parseCAP(b []byte) error {
 		return malformed("CAP of %d bytes", len(b))
 	}
 	pcap := uint32(u32(b))
-	if len(b) != 4+2*bits.OnesCount32(pcap) {
-		return malformed("CAP of %d bytes for Pcap 0x%08x", len(b), pcap)
-	}
 	for part := 1; part <= 32; part++ {
 		if pcap&(1<<uint(32-part)) != 0 && part != 15 {
 			return unsupported("capabilities of JPEG 2000 Part %d (CAP marker)", part)
 		}
+	}
+	if len(b) != 4+2*bits.OnesCount32(pcap) {
+		return malformed("CAP of %d bytes for Pcap 0x%08x", len(b), pcap)
 	}
 	return nil
 }
