@@ -2,11 +2,9 @@ package jpeg2000
 
 import "math/bits"
 
-// pcapPart15 is the bit of Pcap (T.814 A.5) that says Part 15 capabilities are used.
-const pcapPart15 = 1 << (32 - 15)
-
-// parseCAP reads the CAP marker segment: Pcap, then one 16-bit Ccap per bit set
-// in Pcap. Only Part 15 is accepted; its Ccap needs nothing of the decoder (the
+// parseCAP reads the CAP marker segment (T.814 A.5): Pcap, whose bit 32-i says
+// Part i capabilities are used, then one 16-bit Ccap per bit set. Only Part 15
+// is accepted; its Ccap needs nothing of the decoder (the
 // code-block style says which blocks are HT, and the magnitude bound is checked
 // per code-block), so it is only checked for presence.
 func parseCAP(b []byte) error {
