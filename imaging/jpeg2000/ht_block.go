@@ -117,48 +117,42 @@ var uvlcPrefix = [8]uint8{
 
 // decodeUVLC decodes the unsigned residuals u of a quad pair whose u_off bits are
 // mode (bit 0 first quad, bit 1 second); mode 4 is both with a MEL event of 1 in
-// the first quad row. It returns u+1 for each quad and the bits consumed.
+// the first quad row. It returns u+1 for each quad and the bits consumed: the
+// prefixes of both quads come first, then their suffixes.
 func decodeUVLC(vlc uint32, mode int, initial bool) (u0, u1 uint32, used uint) {
-	pre := func() uint8 {
-		d := uvlcPrefix[vlc&7]
-		vlc >>= d & 3
-		used += uint(d & 3)
-		return d
-	}
-	suf := func(d uint8) uint32 {
-		n := uint(d>>2) & 7
-		v := uint32(d>>5) + vlc&(1<<n-1)
-		vlc >>= n
-		used += n
-		return v
-	}
-	switch mode {
-	case 0:
+	if mode == 0 {
 		return 1, 1, 0
-	case 1, 2:
-		v := suf(pre()) + 1
-		if mode == 1 {
-			return v, 1, used
-		}
-		return 1, v, used
-	case 3:
-		d1 := pre()
-		if initial && d1&3 > 2 {
-			// In the first row a first u above 2 leaves the second at 1 or 2 in one bit.
-			u1 = vlc&1 + 2
-			vlc >>= 1
-			used++
-			return suf(d1) + 1, u1, used
-		}
-		d2 := pre()
-		u0 = suf(d1) + 1
-		return u0, suf(d2) + 1, used
-	default: // 4
-		d1 := pre()
-		d2 := pre()
-		u0 = suf(d1) + 3
-		return u0, suf(d2) + 3, used
 	}
+	d1 := uvlcPrefix[vlc&7]
+	used = uint(d1 & 3)
+	vlc >>= d1 & 3
+	if mode < 3 {
+		n := uint(d1>>2) & 7
+		v := uint32(d1>>5) + vlc&(1<<n-1) + 1
+		if mode == 1 {
+			return v, 1, used + n
+		}
+		return 1, v, used + n
+	}
+	if mode == 3 && initial && d1&3 > 2 {
+		// In the first row a first u above 2 leaves the second at 1 or 2, in one bit.
+		u1 = vlc&1 + 2
+		vlc >>= 1
+		n := uint(d1>>2) & 7
+		return uint32(d1>>5) + vlc&(1<<n-1) + 1, u1, used + 1 + n
+	}
+	d2 := uvlcPrefix[vlc&7]
+	used += uint(d2 & 3)
+	vlc >>= d2 & 3
+	base := uint32(1)
+	if mode == 4 {
+		base = 3
+	}
+	n1, n2 := uint(d1>>2)&7, uint(d2>>2)&7
+	u0 = uint32(d1>>5) + vlc&(1<<n1-1) + base
+	vlc >>= n1
+	u1 = uint32(d2>>5) + vlc&(1<<n2-1) + base
+	return u0, u1, used + n1 + n2
 }
 
 // htCleanup decodes the cleanup pass of the segment seg (T.814 7.3).
@@ -251,26 +245,31 @@ func (t *blockDecoder) htCleanup(sc *htScratch, seg []byte, w, h, p, missing int
 				if rho == 0 {
 					continue
 				}
+				valid := 0xF
+				if x+1 >= w {
+					valid &^= 0xC
+				}
+				if y+1 >= h {
+					valid &^= 0xA
+				}
+				if rho&^valid != 0 {
+					return malformed("HT quad significant outside its code-block")
+				}
 				e1, ek := int(qi[k]>>8)&0xF, int(qi[k]>>12)&0xF
-				for n := 0; n < 4; n++ {
-					if rho>>n&1 == 0 {
-						continue
-					}
-					sx, sy := x+n>>1, y+n&1
-					if sx >= w || sy >= h {
-						return malformed("HT quad significant outside its code-block")
-					}
+				i0 := y*w + x
+				for r := rho; r != 0; r &= r - 1 {
+					n := bits.TrailingZeros(uint(r))
 					m := uint(U[k]) - uint(ek>>n&1)
 					v := ms.take(m) | uint32(e1>>n&1)<<m
 					mag := int32((v|1)+2) << uint(p)
-					i := sy*w + sx
+					i := i0 + n>>1 + (n&1)*w
 					sig[i] = 1
 					if v&1 != 0 {
 						mag = -mag
 					}
 					val[i] = mag
 					if n&1 == 1 {
-						curE[sx+1] = uint8(bits.Len32(v | 1))
+						curE[x+n>>1+1] = uint8(bits.Len32(v | 1))
 					}
 				}
 			}
