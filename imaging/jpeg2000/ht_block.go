@@ -61,8 +61,8 @@ func (t *blockDecoder) decodeHTBlock(cb *codeBlock, b *band, style byte, roi int
 	if roi != 0 {
 		return unsupported("region of interest (RGN) with HT code-blocks")
 	}
-	if len(cb.segs) == 0 || cb.segs[0].length == 0 {
-		return nil
+	if len(cb.segs) == 0 || cb.segs[0].length == 0 || b.mb <= 0 {
+		return nil // nothing coded; OpenJPEG too leaves zeros for a band without bit-planes
 	}
 	if b.mb > 29 {
 		return unsupported("HT code-block with %d magnitude bit-planes (at most 29)", b.mb)
