@@ -48,3 +48,41 @@ type Source interface {
 	// Close releases connections.
 	Close() error
 }
+
+// Instance is one instance of a series, as an instance-level query gives it
+// (QIDO-RS or C-FIND at IMAGE level), without its pixel data.
+type Instance struct {
+	SOPInstanceUID string
+	SOPClassUID    string
+	// TransferSyntaxUID is empty when the PACS does not say.
+	TransferSyntaxUID string
+	Rows, Columns     int
+	BitsAllocated     int
+	SamplesPerPixel   int
+	// Frames is Number of Frames; 0 when absent (one frame).
+	Frames int
+}
+
+// EstimatedBytes is the size of the instance's pixel data uncompressed, or 0
+// when the query did not give its geometry: what a retrieval would bring at
+// most for uncompressed images, an upper bound for compressed ones.
+func (i Instance) EstimatedBytes() int64 {
+	if i.Rows <= 0 || i.Columns <= 0 || i.BitsAllocated <= 0 {
+		return 0
+	}
+	spp, frames := max(i.SamplesPerPixel, 1), max(i.Frames, 1)
+	return int64(i.Rows) * int64(i.Columns) * int64(spp) * int64(frames) * int64((i.BitsAllocated+7)/8)
+}
+
+// Lister is an optional ability of a Source: list a series' instances
+// without retrieving them. Scan summaries and resumed intake use it.
+type Lister interface {
+	ListInstances(ctx context.Context, s Series) ([]Instance, error)
+}
+
+// InstanceRetriever is an optional ability of a Source: retrieve chosen
+// instances of a series, so a resumed intake fetches only what it lacks.
+// store is called as in Source.Retrieve.
+type InstanceRetriever interface {
+	RetrieveInstances(ctx context.Context, s Series, sopInstanceUIDs []string, store func(sopInstanceUID string, part10 []byte) error) error
+}

@@ -1,0 +1,129 @@
+package pacs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// DICOMweb is a Source over DICOMweb: QIDO-RS to query, WADO-RS to
+// retrieve. Every request passes one throttle; every response is bounded.
+type DICOMweb struct {
+	base   *url.URL // the service root, without a trailing slash
+	name   string   // base with any password redacted: what errors say
+	opts   Options
+	client *http.Client
+	thr    *throttle
+}
+
+// NewDICOMweb returns a Source for the DICOMweb service rooted at u. User
+// and password in u are sent as HTTP basic authentication and never shown.
+func NewDICOMweb(u *url.URL, opts Options) (*DICOMweb, error) {
+	if u.Host == "" {
+		return nil, fmt.Errorf("pacs url %q: %w: no host", u.Redacted(), ErrUnsupported)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("pacs url %q: give the DICOMweb root without a query", u.Redacted())
+	}
+	opts = opts.withDefaults()
+	b := *u
+	b.Path = strings.TrimRight(b.Path, "/")
+	b.RawPath = ""
+	c := opts.Client
+	if c == nil {
+		c = &http.Client{Transport: http.DefaultTransport}
+	}
+	return &DICOMweb{base: &b, name: b.Redacted(), opts: opts, client: c,
+		thr: newThrottle(opts.Concurrency, opts.RequestsPerSecond)}, nil
+}
+
+// Close implements Source.
+func (d *DICOMweb) Close() error {
+	d.client.CloseIdleConnections()
+	return nil
+}
+
+// errorf names the PACS and the operation; the request path is left out
+// because it holds study and series UIDs.
+func (d *DICOMweb) errorf(op string, format string, args ...any) error {
+	return fmt.Errorf("pacs %s: %s: %w", d.name, op, fmt.Errorf(format, args...))
+}
+
+// get sends one throttled GET to base+path. On success the caller reads the
+// body and must call done; on failure get has released everything.
+func (d *DICOMweb) get(ctx context.Context, op, path string, query url.Values, accept string) (*http.Response, func(), error) {
+	release, err := d.thr.acquire(ctx)
+	if err != nil {
+		return nil, nil, d.errorf(op, "%w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	u := *d.base
+	u.User = nil
+	u.Path += path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		cancel()
+		release()
+		return nil, nil, d.errorf(op, "%w", err)
+	}
+	req.Header.Set("Accept", accept)
+	if ui := d.base.User; ui != nil {
+		pw, _ := ui.Password()
+		req.SetBasicAuth(ui.Username(), pw)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		cancel()
+		release()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, UIDs included
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			err = fmt.Errorf("no answer within %v", d.opts.Timeout)
+		}
+		return nil, nil, d.errorf(op, "%w", err)
+	}
+	done := func() {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		cancel()
+		release()
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent && resp.StatusCode != http.StatusNoContent {
+		msg := serverMessage(resp)
+		done()
+		return nil, nil, d.errorf(op, "HTTP %s%s", resp.Status, msg)
+	}
+	return resp, done, nil
+}
+
+// serverMessage reads what the server said about a failure: Orthanc's
+// JSON "Message", else the first line of a text body, bounded.
+func serverMessage(resp *http.Response) string {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	var o struct {
+		Message string `json:"Message"`
+	}
+	msg := ""
+	if json.Unmarshal(b, &o) == nil && o.Message != "" {
+		msg = o.Message
+	} else if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		msg, _, _ = strings.Cut(string(b), "\n")
+	}
+	msg = strings.TrimSpace(strings.ToValidUTF8(msg, "?"))
+	if utf8.RuneCountInString(msg) > 200 {
+		msg = string([]rune(msg)[:200]) + "…"
+	}
+	if msg == "" {
+		return ""
+	}
+	return ": " + msg
+}

@@ -1,0 +1,266 @@
+package pacs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// IntakeConfig configures an Intake.
+type IntakeConfig struct {
+	Source Source
+	// Queries select what the site trains on; a series any of them finds
+	// is taken once.
+	Queries []Query
+	// DB is the agent's state database; the intake keeps its records in
+	// buckets named pacs.*.
+	DB *bolt.DB
+	// CacheDir holds the retrieved Part 10 files, CacheBytes bounds them.
+	CacheDir   string
+	CacheBytes int64
+	// Workers is how many series are retrieved at once (default 1); the
+	// Source's own throttle bounds the requests in flight.
+	Workers int
+	// Progress, when set, is called after each instance is recorded.
+	Progress func(fetched int)
+	Logger   *slog.Logger
+}
+
+// Intake brings the series the queries find into the site: incremental
+// (only what the state does not record is retrieved) and resumable (each
+// instance is recorded as it arrives, a series is marked done at its end).
+type Intake struct {
+	cfg   IntakeConfig
+	cache *cache
+	mu    sync.Mutex // serialises cache writes and the fetched counter
+	n     int
+}
+
+// SyncReport is what one Sync did. Counts only: no UIDs.
+type SyncReport struct {
+	// Series found by the queries, and how many of them were already done.
+	Series, AlreadyDone int
+	// Fetched instances and their bytes; Skipped were recorded already.
+	Fetched, Skipped int
+	Bytes            int64
+	// Broken counts instances that could not be used, by reason.
+	Broken map[string]int
+}
+
+// NewIntake checks the config and reconciles the cache with the state.
+func NewIntake(cfg IntakeConfig) (*Intake, error) {
+	if cfg.Source == nil || cfg.DB == nil {
+		return nil, errors.New("pacs intake: needs a source and a state database")
+	}
+	if len(cfg.Queries) == 0 {
+		cfg.Queries = []Query{{}}
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := initBuckets(cfg.DB); err != nil {
+		return nil, fmt.Errorf("pacs intake state: %w", err)
+	}
+	c, err := openCache(cfg.DB, cfg.CacheDir, cfg.CacheBytes)
+	if err != nil {
+		return nil, err
+	}
+	return &Intake{cfg: cfg, cache: c}, nil
+}
+
+// CachedBytes is what the cache holds now.
+func (in *Intake) CachedBytes() (int64, error) { return in.cache.used() }
+
+// find runs every query and merges the series they find.
+func (in *Intake) find(ctx context.Context) ([]Series, error) {
+	seen := map[string]bool{}
+	var out []Series
+	for _, q := range in.cfg.Queries {
+		ss, err := in.cfg.Source.FindSeries(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range ss {
+			if !seen[s.SeriesInstanceUID] {
+				seen[s.SeriesInstanceUID] = true
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SeriesInstanceUID < out[j].SeriesInstanceUID })
+	return out, nil
+}
+
+// Sync retrieves what the queries find and the state does not record. A
+// broken instance is counted and skipped; an error from the PACS stops the
+// sync (what arrived before it stays recorded).
+func (in *Intake) Sync(ctx context.Context) (SyncReport, error) {
+	rep := SyncReport{Broken: map[string]int{}}
+	series, err := in.find(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Series = len(series)
+	var todo []Series
+	for _, s := range series {
+		rec, _, err := in.seriesState(s)
+		if err != nil {
+			return rep, err
+		}
+		// A done series is taken again only if the PACS now says it has
+		// more instances than it had (images added later).
+		if rec.Done && (s.Instances < 0 || s.Instances <= rec.Instances) {
+			rep.AlreadyDone++
+			continue
+		}
+		todo = append(todo, s)
+	}
+	var mu sync.Mutex
+	jobs := make(chan Series)
+	errs := make(chan error, in.cfg.Workers)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range in.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := range jobs {
+				r, err := in.syncSeries(ctx, s)
+				mu.Lock()
+				rep.Fetched += r.Fetched
+				rep.Skipped += r.Skipped
+				rep.Bytes += r.Bytes
+				for k, v := range r.Broken {
+					rep.Broken[k] += v
+				}
+				mu.Unlock()
+				if err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, s := range todo {
+		select {
+		case jobs <- s:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return rep, err
+	}
+	return rep, ctx.Err()
+}
+
+// seriesState is a series' record and the SOP UIDs recorded for it.
+func (in *Intake) seriesState(s Series) (seriesRec, map[string]bool, error) {
+	var rec seriesRec
+	have := map[string]bool{}
+	err := in.cfg.DB.View(func(tx *bolt.Tx) error {
+		if _, err := getJSON(tx.Bucket(bSeries), []byte(s.SeriesInstanceUID), &rec); err != nil {
+			return err
+		}
+		prefix := instanceKey(s.SeriesInstanceUID, "")
+		c := tx.Bucket(bInstances).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
+			_, sop := splitKey(k)
+			have[sop] = true
+		}
+		return nil
+	})
+	return rec, have, err
+}
+
+// syncSeries retrieves one series' missing instances, then marks it done.
+func (in *Intake) syncSeries(ctx context.Context, s Series) (SyncReport, error) {
+	rep := SyncReport{Broken: map[string]int{}}
+	_, have, err := in.seriesState(s)
+	if err != nil {
+		return rep, err
+	}
+	store := func(sop string, data []byte) error {
+		if sop == "" {
+			rep.Broken["no SOP Instance UID"]++
+			return nil
+		}
+		if have[sop] {
+			rep.Skipped++
+			return nil
+		}
+		if err := in.record(s, sop, data); err != nil {
+			return err
+		}
+		have[sop] = true
+		rep.Fetched++
+		rep.Bytes += int64(len(data))
+		return nil
+	}
+	lister, canList := in.cfg.Source.(Lister)
+	picker, canPick := in.cfg.Source.(InstanceRetriever)
+	if len(have) > 0 && canList && canPick {
+		// Resumed or grown: fetch only what is missing.
+		all, err := lister.ListInstances(ctx, s)
+		if err != nil {
+			return rep, err
+		}
+		var missing []string
+		for _, i := range all {
+			if !have[i.SOPInstanceUID] {
+				missing = append(missing, i.SOPInstanceUID)
+			}
+		}
+		err = picker.RetrieveInstances(ctx, s, missing, store)
+		if err != nil {
+			return rep, err
+		}
+	} else if err := in.cfg.Source.Retrieve(ctx, s, store); err != nil {
+		return rep, err
+	}
+	return rep, in.cfg.DB.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bSeries), []byte(s.SeriesInstanceUID), seriesRec{Study: s.StudyInstanceUID,
+			Modality: s.Modality, BodyPart: s.BodyPart, Instances: max(s.Instances, len(have)), Done: true})
+	})
+}
+
+// record caches an instance and records it in one transaction.
+func (in *Intake) record(s Series, sop string, data []byte) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	err := in.cfg.DB.Update(func(tx *bolt.Tx) error {
+		rec := instanceRec{Study: s.StudyInstanceUID}
+		if err := in.cache.put(tx, instanceKey(s.SeriesInstanceUID, sop), &rec, data); err != nil {
+			return err
+		}
+		// The series is recorded (not done) with its first instance, so a
+		// restart knows it was begun.
+		sb := tx.Bucket(bSeries)
+		if sb.Get([]byte(s.SeriesInstanceUID)) == nil {
+			return putJSON(sb, []byte(s.SeriesInstanceUID), seriesRec{Study: s.StudyInstanceUID, Modality: s.Modality, BodyPart: s.BodyPart})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pacs intake: record an instance: %w", err)
+	}
+	in.n++
+	if in.cfg.Progress != nil {
+		in.cfg.Progress(in.n)
+	}
+	return nil
+}
