@@ -66,7 +66,8 @@ func (d *DICOMweb) get(ctx context.Context, op, path string, query url.Values, a
 	u := *d.base
 	u.User = nil
 	u.Path += path
-	u.RawQuery = query.Encode()
+	// DICOM wildcards go unescaped: Orthanc does not match %2A as *.
+	u.RawQuery = strings.NewReplacer("%2A", "*", "%3F", "?").Replace(query.Encode())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		cancel()
