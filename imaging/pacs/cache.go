@@ -208,4 +208,3 @@ func (c *cache) used() (n int64, err error) {
 	})
 	return n, err
 }
-

@@ -200,4 +200,3 @@ func (d *DICOMweb) ListInstances(ctx context.Context, s Series) ([]Instance, err
 func seriesPath(s Series) string {
 	return "/studies/" + url.PathEscape(s.StudyInstanceUID) + "/series/" + url.PathEscape(s.SeriesInstanceUID)
 }
-
