@@ -1,6 +1,7 @@
 package pacs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,10 +74,16 @@ func readMultipart(contentType string, body io.Reader, maxParts int, maxBytes in
 	if t := params["type"]; t != "" && !strings.EqualFold(strings.Trim(t, `"`), "application/dicom") {
 		return fmt.Errorf("response parts are %q, not application/dicom", t)
 	}
-	mr := multipart.NewReader(body, params["boundary"])
+	tail := &tailReader{r: body}
+	mr := multipart.NewReader(tail, params["boundary"])
 	for n := 0; ; n++ {
 		p, err := mr.NextRawPart()
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF {
+			// The reader also says EOF for a response cut inside a part's
+			// headers: only the closing delimiter ends it.
+			if !bytes.Contains(tail.last, []byte("--"+params["boundary"]+"--")) {
+				return fmt.Errorf("response ends after %d instances without its closing boundary", n)
+			}
 			return nil
 		}
 		if err != nil {
@@ -101,6 +108,21 @@ func readMultipart(contentType string, body io.Reader, maxParts int, maxBytes in
 			return err
 		}
 	}
+}
+
+// tailReader keeps the last bytes read, where the closing delimiter is.
+type tailReader struct {
+	r    io.Reader
+	last []byte
+}
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.last = append(t.last, p[:n]...)
+	if len(t.last) > 8<<10 {
+		t.last = append(t.last[:0], t.last[len(t.last)-4<<10:]...)
+	}
+	return n, err
 }
 
 var (
