@@ -149,3 +149,24 @@ func TestErrorsNameThePACSAndTheReason(t *testing.T) {
 		}
 	}
 }
+
+func TestSummarizeWithoutRetrieving(t *testing.T) {
+	c := loadCorpus(t)
+	px := newProxy(t, c.orthanc.URL)
+	src := openDICOMweb(t, px.URL+"/dicom-web", Options{})
+	sum, err := Summarize(context.Background(), src, []Query{{Modality: "CT"}, {Modality: "MR"}, {Modality: "CT", BodyPart: "HEAD"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Series != 5 || sum.Studies != 5 || sum.Instances != 5 || sum.Modalities["CT"] != 3 || sum.Modalities["MR"] != 2 ||
+		sum.BodyParts["HEAD"] != 1 || sum.BodyParts["ABDOMEN"] != 1 || sum.BodyParts["UNKNOWN"] != 3 {
+		t.Errorf("summary %+v", sum)
+	}
+	// Orthanc does not say transfer syntaxes; geometry it does.
+	if sum.UnknownTransferSyntax != 5 || sum.Unestimated != 0 || sum.EstimatedBytes < 128*128*2 {
+		t.Errorf("summary %+v", sum)
+	}
+	if s, i := retrievals(px.requests()); len(s)+len(i) != 0 {
+		t.Errorf("a summary retrieved %d series and %d instances", len(s), len(i))
+	}
+}
