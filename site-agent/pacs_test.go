@@ -1,0 +1,93 @@
+package siteagent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/internal/testorthanc"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// TestPACSDataReadsLabelledInstances loads shared files into Orthanc,
+// labels some by study and one by SOP instance, and checks what a job's
+// dataset holds and what it skipped, by reason.
+func TestPACSDataReadsLabelledInstances(t *testing.T) {
+	dir := testenv.Shared(t, "data/dicom/pydicom")
+	o := testorthanc.Start(t, testorthanc.Options{})
+	files := map[string]string{ // file → label ("" unlabelled)
+		"CT_small.dcm": "normal", "693_J2KI.dcm": "lesion", "MR_small.dcm": "1",
+		"badVR.dcm": "normal", "test-SR.dcm": "normal", "examples_overlay.dcm": ""}
+	var csv strings.Builder
+	csv.WriteString("study_instance_uid,sop_instance_uid,label\n")
+	for name, label := range files {
+		p := filepath.Join(dir, name)
+		o.Upload(t, p)
+		b, _ := os.ReadFile(p)
+		f, err := imaging.Parse(b, imaging.DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		study, sop := f.Data.String(imaging.NewTag(0x0020, 0x000D)), f.Data.String(imaging.NewTag(0x0008, 0x0018))
+		switch {
+		case label == "":
+		case name == "MR_small.dcm":
+			fmt.Fprintf(&csv, ",%s,%s\n", sop, label)
+		default:
+			fmt.Fprintf(&csv, "%s,,%s\n", study, label)
+		}
+	}
+	state := t.TempDir()
+	labels := filepath.Join(state, "labels.csv")
+	if err := os.WriteFile(labels, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := OpenPACS(PACSConfig{URL: o.DICOMweb, Labels: labels, Classes: []string{"normal", "lesion"},
+		StateDir: state, CacheBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: 16, Width: 16, Classes: 2},
+		Pipeline: &pb.PipelineSpec{Width: 16, Height: 16, Channels: 1, Resample: "area", Normalise: "zscore"}}
+	ds, err := p.Dataset(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.N != 3 || len(ds.X) != 3*16*16 {
+		t.Fatalf("dataset of %d examples (%d values), want 3", ds.N, len(ds.X))
+	}
+	ones := 0
+	for _, y := range ds.Y {
+		ones += y
+	}
+	if ones != 2 {
+		t.Errorf("labels %v: want two of class 1 (693_J2KI by study name, MR_small by SOP index)", ds.Y)
+	}
+	want := map[string]int{"malformed": 1, "no pixel data": 1, "no label in the labels file": 1}
+	if fmt.Sprint(p.Rejected) != fmt.Sprint(want) {
+		t.Errorf("rejected %v, want %v", p.Rejected, want)
+	}
+	if p.Examples() != len(files) {
+		t.Errorf("Examples %d, want %d", p.Examples(), len(files))
+	}
+	// A restarted agent serves the same data from its state, asking the
+	// PACS nothing new.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = OpenPACS(PACSConfig{URL: o.DICOMweb, Labels: labels, Classes: []string{"normal", "lesion"},
+		StateDir: state, CacheBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	rep, err := p.Sync(context.Background())
+	if err != nil || rep.Fetched != 0 || rep.AlreadyDone != len(files) {
+		t.Errorf("sync after restart: %+v, %v", rep, err)
+	}
+}
