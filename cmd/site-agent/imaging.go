@@ -1,11 +1,11 @@
 package main
 
 import (
-	"flag"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	"image/color"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -163,6 +164,14 @@ func TestIntakeCacheStaysWithinItsBound(t *testing.T) {
 	used, _ := in.CachedBytes()
 	if used > bound || used != dirBytes(t, cacheDir) || used == 0 {
 		t.Errorf("cache accounts %d bytes, folder holds %d, bound %d", used, dirBytes(t, cacheDir), bound)
+	}
+	ents, _ := os.ReadDir(cacheDir)
+	for _, e := range ents {
+		for sop := range c.bySOP {
+			if strings.Contains(e.Name(), sop) {
+				t.Errorf("cache file %s is named by a UID", e.Name())
+			}
+		}
 	}
 	px.requests()
 	var got []string

@@ -3,6 +3,31 @@
 // instances, over DICOMweb (QIDO-RS and WADO-RS) or DIMSE (C-FIND and
 // C-GET/C-MOVE). What a site fetched is recorded in its state, so intake is
 // incremental and resumable.
+//
+// Design choices:
+//
+//   - Open is the one place where a URL's scheme picks the protocol
+//     (http/https: DICOMweb; dicom://: DIMSE). Abilities beyond Source are
+//     optional interfaces (Lister, InstanceRetriever), as in
+//     database/sql/driver: the intake and Summarize use them when present.
+//   - DICOMweb retrieves with transfer-syntax=*, so the PACS sends what it
+//     stores and never transcodes; every response is bounded (bytes per
+//     instance, instances per series, results per query, bytes per query
+//     page, time per request) and a response cut short is an error.
+//   - Errors name the PACS (its URL, password redacted), the operation and
+//     the reason (HTTP status, Orthanc's message), never a UID.
+//   - One throttle per Source bounds requests in flight and paces their
+//     starts; intake workers above it only queue.
+//   - Intake records each instance in the agent's bbolt state in the
+//     transaction that caches it, and marks a series done at its end. A
+//     restart skips done series and, for a series begun, retrieves only the
+//     instances it lacks (instance-level QIDO, then WADO-RS per instance).
+//   - The cache is a folder of Part 10 files named by a hash of the SOP
+//     Instance UID, bounded in bytes: least-recently-used files are evicted
+//     before a new one is written, so the bound is never passed; an evicted
+//     instance stays recorded and is retrieved again when the data is read.
+//   - Labels come from a CSV keyed by Study or SOP Instance UID; an
+//     instance's own row wins over its study's.
 package pacs
 
 import (
