@@ -201,7 +201,7 @@ func TestIntakeCacheStaysWithinItsBound(t *testing.T) {
 	}
 
 	// A hospital that lowers the bound gets it at the next start.
-	in, err = NewIntake(IntakeConfig{Source: src, DB: db, CacheDir: cacheDir, CacheBytes: bound / 4})
+	_, err = NewIntake(IntakeConfig{Source: src, DB: db, CacheDir: cacheDir, CacheBytes: bound / 4})
 	if err != nil {
 		t.Fatal(err)
 	}
