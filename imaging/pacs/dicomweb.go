@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -62,7 +63,12 @@ func (d *DICOMweb) get(ctx context.Context, op, path string, query url.Values, a
 	if err != nil {
 		return nil, nil, d.errorf(op, "%w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	// Timeout bounds the wait for the answer and every stall while its body
+	// is read, not the whole transfer: a large series may take longer.
+	ctx, cancel := context.WithCancelCause(ctx)
+	stalled := fmt.Errorf("no answer within %v", d.opts.Timeout)
+	timer := time.AfterFunc(d.opts.Timeout, func() { cancel(stalled) })
+	stop := func() { timer.Stop(); cancel(nil) }
 	u := *d.base
 	u.User = nil
 	u.Path += path
@@ -70,7 +76,7 @@ func (d *DICOMweb) get(ctx context.Context, op, path string, query url.Values, a
 	u.RawQuery = strings.NewReplacer("%2A", "*", "%3F", "?").Replace(query.Encode())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		cancel()
+		stop()
 		release()
 		return nil, nil, d.errorf(op, "%w", err)
 	}
@@ -81,21 +87,22 @@ func (d *DICOMweb) get(ctx context.Context, op, path string, query url.Values, a
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		cancel()
+		if context.Cause(ctx) == stalled {
+			err = stalled
+		}
+		stop()
 		release()
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // its message repeats the URL, UIDs included
 		}
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-			err = fmt.Errorf("no answer within %v", d.opts.Timeout)
-		}
 		return nil, nil, d.errorf(op, "%w", err)
 	}
+	resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, timeout: d.opts.Timeout, ctx: ctx, stalled: stalled}
 	done := func() {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
-		cancel()
+		stop()
 		release()
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent && resp.StatusCode != http.StatusNoContent {
@@ -127,4 +134,25 @@ func serverMessage(resp *http.Response) string {
 		return ""
 	}
 	return ": " + msg
+}
+
+// idleBody restarts the request's timer at every read, and says so when
+// the timer ended the request.
+type idleBody struct {
+	io.ReadCloser
+	timer   *time.Timer
+	timeout time.Duration
+	ctx     context.Context
+	stalled error
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.timeout)
+	}
+	if err != nil && err != io.EOF && context.Cause(b.ctx) == b.stalled {
+		err = b.stalled
+	}
+	return n, err
 }

@@ -11,7 +11,8 @@ import (
 // Options bound and pace what a Source asks of the PACS. The zero value
 // takes the defaults below.
 type Options struct {
-	// Timeout bounds each request, the whole response included (default 2m).
+	// Timeout bounds the wait for each answer and each stall while it is
+	// read (default 2m); a long transfer that keeps moving is not cut.
 	Timeout time.Duration
 	// RequestsPerSecond paces requests (0: no pacing).
 	RequestsPerSecond float64
