@@ -130,34 +130,34 @@ func (c *cache) evict(tx *bolt.Tx, need int64, keep map[string]bool) error {
 }
 
 // put writes an instance into the cache, evicting as needed, and records
-// it in tx. An instance larger than the whole bound is recorded as fetched
-// but not cached.
-func (c *cache) put(tx *bolt.Tx, key []byte, rec *instanceRec, data []byte) error {
+// it in tx; it returns the file written. An instance larger than the whole
+// bound is recorded as fetched but not cached.
+func (c *cache) put(tx *bolt.Tx, key []byte, rec *instanceRec, data []byte) (string, error) {
 	var old instanceRec
 	if ok, err := getJSON(tx.Bucket(bInstances), key, &old); err != nil {
-		return err
+		return "", err
 	} else if ok && old.Cached {
 		// Listed but its file was lost: drop the entry and its bytes first.
 		if err := c.uncache(tx, tickKey(old.Tick)); err != nil {
-			return err
+			return "", err
 		}
 		meta := tx.Bucket(bMeta)
 		if err := putU64(meta, "bytes", uint64(max(int64(getU64(meta, "bytes"))-old.Size, 0))); err != nil {
-			return err
+			return "", err
 		}
 	}
 	rec.Size, rec.Cached, rec.Tick = int64(len(data)), false, 0
 	if rec.Size > c.bound {
-		return putJSON(tx.Bucket(bInstances), key, rec)
+		return "", putJSON(tx.Bucket(bInstances), key, rec)
 	}
 	if err := c.evict(tx, rec.Size, nil); err != nil {
-		return err
+		return "", err
 	}
 	_, sop := splitKey(key)
 	path := filepath.Join(c.dir, cacheName(sop))
 	tmp, err := os.CreateTemp(c.dir, ".tmp-*")
 	if err != nil {
-		return err
+		return "", err
 	}
 	_, werr := tmp.Write(data)
 	if cerr := tmp.Close(); werr == nil {
@@ -168,13 +168,13 @@ func (c *cache) put(tx *bolt.Tx, key []byte, rec *instanceRec, data []byte) erro
 	}
 	if werr != nil {
 		os.Remove(tmp.Name())
-		return werr
+		return "", werr
 	}
 	meta := tx.Bucket(bMeta)
 	if err := putU64(meta, "bytes", getU64(meta, "bytes")+uint64(rec.Size)); err != nil {
-		return err
+		return path, err
 	}
-	return c.touch(tx, key, rec)
+	return path, c.touch(tx, key, rec)
 }
 
 // touch makes a cached instance the most recently used.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 
@@ -187,12 +188,40 @@ func (in *Intake) seriesState(s Series) (seriesRec, map[string]bool, error) {
 	return rec, have, err
 }
 
+// Instances are recorded in batches: one bbolt transaction (one fsync)
+// per instance would cost more than the transfer. A batch is committed
+// when it reaches either bound, at the end of a series, and when the
+// retrieval stops for any reason; only a crash loses the batch under way
+// (its instances are retrieved again at the next start).
+const (
+	batchInstances = 32
+	batchBytes     = 64 << 20
+)
+
+type pending struct {
+	sop  string
+	data []byte
+}
+
 // syncSeries retrieves one series' missing instances, then marks it done.
 func (in *Intake) syncSeries(ctx context.Context, s Series) (SyncReport, error) {
 	rep := SyncReport{Broken: map[string]int{}}
 	_, have, err := in.seriesState(s)
 	if err != nil {
 		return rep, err
+	}
+	var batch []pending
+	var batchSize int
+	flush := func(done bool) error {
+		if err := in.record(s, batch, done, len(have)); err != nil {
+			return err
+		}
+		for _, p := range batch {
+			rep.Fetched++
+			rep.Bytes += int64(len(p.data))
+		}
+		batch, batchSize = nil, 0
+		return nil
 	}
 	store := func(sop string, data []byte) error {
 		if sop == "" {
@@ -203,64 +232,81 @@ func (in *Intake) syncSeries(ctx context.Context, s Series) (SyncReport, error) 
 			rep.Skipped++
 			return nil
 		}
-		if err := in.record(s, sop, data); err != nil {
-			return err
-		}
 		have[sop] = true
-		rep.Fetched++
-		rep.Bytes += int64(len(data))
+		batch = append(batch, pending{sop, data})
+		batchSize += len(data)
+		if len(batch) >= batchInstances || batchSize >= batchBytes {
+			return flush(false)
+		}
 		return nil
 	}
 	lister, canList := in.cfg.Source.(Lister)
 	picker, canPick := in.cfg.Source.(InstanceRetriever)
 	if len(have) > 0 && canList && canPick {
 		// Resumed or grown: fetch only what is missing.
-		all, err := lister.ListInstances(ctx, s)
-		if err != nil {
-			return rep, err
-		}
-		var missing []string
-		for _, i := range all {
-			if !have[i.SOPInstanceUID] {
-				missing = append(missing, i.SOPInstanceUID)
+		var all []Instance
+		all, err = lister.ListInstances(ctx, s)
+		if err == nil {
+			var missing []string
+			for _, i := range all {
+				if !have[i.SOPInstanceUID] {
+					missing = append(missing, i.SOPInstanceUID)
+				}
 			}
+			err = picker.RetrieveInstances(ctx, s, missing, store)
 		}
-		err = picker.RetrieveInstances(ctx, s, missing, store)
-		if err != nil {
-			return rep, err
-		}
-	} else if err := in.cfg.Source.Retrieve(ctx, s, store); err != nil {
-		return rep, err
+	} else {
+		err = in.cfg.Source.Retrieve(ctx, s, store)
 	}
-	return rep, in.cfg.DB.Update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bSeries), []byte(s.SeriesInstanceUID), seriesRec{Study: s.StudyInstanceUID,
-			Modality: s.Modality, BodyPart: s.BodyPart, Instances: max(s.Instances, len(have)), Done: true})
-	})
+	// What arrived is kept whether or not the retrieval finished.
+	if ferr := flush(err == nil); err == nil {
+		err = ferr
+	}
+	return rep, err
 }
 
-// record caches an instance and records it in one transaction.
-func (in *Intake) record(s Series, sop string, data []byte) error {
+// record caches a batch of a series' instances and records them in one
+// transaction; with done, it marks the series done (n instances).
+func (in *Intake) record(s Series, batch []pending, done bool, n int) error {
+	if len(batch) == 0 && !done {
+		return nil
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	var written []string
 	err := in.cfg.DB.Update(func(tx *bolt.Tx) error {
-		rec := instanceRec{Study: s.StudyInstanceUID}
-		if err := in.cache.put(tx, instanceKey(s.SeriesInstanceUID, sop), &rec, data); err != nil {
-			return err
+		for _, p := range batch {
+			rec := instanceRec{Study: s.StudyInstanceUID}
+			path, err := in.cache.put(tx, instanceKey(s.SeriesInstanceUID, p.sop), &rec, p.data)
+			if path != "" {
+				written = append(written, path)
+			}
+			if err != nil {
+				return err
+			}
 		}
-		// The series is recorded (not done) with its first instance, so a
-		// restart knows it was begun.
-		sb := tx.Bucket(bSeries)
-		if sb.Get([]byte(s.SeriesInstanceUID)) == nil {
-			return putJSON(sb, []byte(s.SeriesInstanceUID), seriesRec{Study: s.StudyInstanceUID, Modality: s.Modality, BodyPart: s.BodyPart})
+		// The series is recorded with its first instances, so a restart
+		// knows it was begun, and marked done at its end.
+		rec := seriesRec{Study: s.StudyInstanceUID, Modality: s.Modality, BodyPart: s.BodyPart}
+		if done {
+			rec.Instances, rec.Done = max(s.Instances, n), true
+		} else if tx.Bucket(bSeries).Get([]byte(s.SeriesInstanceUID)) != nil {
+			return nil
 		}
-		return nil
+		return putJSON(tx.Bucket(bSeries), []byte(s.SeriesInstanceUID), rec)
 	})
 	if err != nil {
-		return fmt.Errorf("pacs intake: record an instance: %w", err)
+		// Files the index will not list would count against no bound.
+		for _, p := range written {
+			os.Remove(p)
+		}
+		return fmt.Errorf("pacs intake: record instances: %w", err)
 	}
-	in.n++
 	if in.cfg.Progress != nil {
-		in.cfg.Progress(in.n)
+		for range batch {
+			in.n++
+			in.cfg.Progress(in.n)
+		}
 	}
 	return nil
 }

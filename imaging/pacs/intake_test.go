@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/concord-fl/concord/internal/testorthanc"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -234,5 +235,78 @@ func TestIntakeHonoursConcurrency(t *testing.T) {
 	series, instances := retrievals(paths)
 	if len(paths) != 1+2*len(corpusFiles) || len(series) != len(corpusFiles) || len(instances) != 0 {
 		t.Errorf("%d requests (%d series retrievals, %d instance retrievals) for %d series", len(paths), len(series), len(instances), len(corpusFiles))
+	}
+}
+
+// TestIntakeResumesInsideASeries interrupts the retrieval of one long
+// series after its first batch is recorded: the restart lists the series
+// and retrieves, one by one, only the instances it lacks.
+func TestIntakeResumesInsideASeries(t *testing.T) {
+	o := testorthanc.Start(t, testorthanc.Options{})
+	const n = 80
+	want := syntheticSeries(t, o, n, 32)
+	px := newProxy(t, o.URL)
+	src := openDICOMweb(t, px.URL+"/dicom-web", Options{})
+	dir := t.TempDir()
+	dbPath, cacheDir := filepath.Join(dir, "state.db"), filepath.Join(dir, "cache")
+
+	db := openDB(t, dbPath)
+	ctx, cancel := context.WithCancel(context.Background())
+	in, err := NewIntake(IntakeConfig{Source: src, DB: db, CacheDir: cacheDir, CacheBytes: 1 << 30,
+		Progress: func(k int) {
+			if k == batchInstances {
+				cancel()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Sync(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted sync: %v", err)
+	}
+	first, _ := in.Count()
+	if first < batchInstances || first >= n {
+		t.Fatalf("the interrupted run recorded %d of %d", first, n)
+	}
+	recorded := map[string]bool{}
+	db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bInstances).ForEach(func(k, _ []byte) error {
+			_, sop := splitKey(k)
+			recorded[sop] = true
+			return nil
+		})
+	})
+	db.Close()
+	px.requests()
+
+	db = openDB(t, dbPath)
+	defer db.Close()
+	got := 0
+	in, err = NewIntake(IntakeConfig{Source: src, DB: db, CacheDir: cacheDir, CacheBytes: 1 << 30, Progress: func(int) { got++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := in.Sync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	series, instances := retrievals(px.requests())
+	if len(series) != 0 || len(instances) != n-first || rep.Fetched != n-first || got != n-first {
+		t.Errorf("restart after %d of %d: %d series and %d instance retrievals, fetched %d", first, n, len(series), len(instances), rep.Fetched)
+	}
+	for _, sop := range instances {
+		if recorded[sop] {
+			t.Errorf("the restart retrieved again an instance the first run had recorded")
+		}
+	}
+	seen := 0
+	if _, err := in.Each(context.Background(), func(f Fetched, b []byte) error {
+		seen++
+		if !bytes.Equal(b, want[f.SOPInstanceUID]) {
+			t.Errorf("instance %d differs from the upload", seen)
+		}
+		return nil
+	}); err != nil || seen != n {
+		t.Errorf("Each: %d instances, %v", seen, err)
 	}
 }

@@ -1,6 +1,7 @@
 package pacs
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -123,4 +124,30 @@ func openDICOMweb(t *testing.T, root string, opts Options) Source {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// syntheticSeries uploads one series of n small synthetic instances and
+// returns their bytes by SOP Instance UID.
+func syntheticSeries(t testing.TB, o *testorthanc.Orthanc, n, size int) map[string][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	out := map[string][]byte{}
+	for i := range n {
+		px := make([]uint16, size*size)
+		for j := range px {
+			px[j] = uint16((i*7 + j*13) % 4096)
+		}
+		sop := fmt.Sprintf("2.25.2%05d", i)
+		p := filepath.Join(dir, fmt.Sprintf("%d.dcm", i))
+		err := imaging.WriteFile(p, imaging.SyntheticFile{Pixels: px, Rows: size, Columns: size, BitsStored: 12, Modality: "CR",
+			StudyInstanceUID: "2.25.1000", SeriesInstanceUID: "2.25.1001", SOPInstanceUID: sop, StudyDate: "20240101"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Upload(t, p)
+		if out[sop], err = os.ReadFile(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package pacs
 import (
 	"context"
 	"fmt"
+	"os"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -113,10 +114,17 @@ func (in *Intake) Each(ctx context.Context, fn func(f Fetched, part10 []byte) er
 func (in *Intake) recache(s Series, sop string, data []byte) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.cfg.DB.Update(func(tx *bolt.Tx) error {
+	var written string
+	err := in.cfg.DB.Update(func(tx *bolt.Tx) error {
 		rec := instanceRec{Study: s.StudyInstanceUID}
-		return in.cache.put(tx, instanceKey(s.SeriesInstanceUID, sop), &rec, data)
+		var err error
+		written, err = in.cache.put(tx, instanceKey(s.SeriesInstanceUID, sop), &rec, data)
+		return err
 	})
+	if err != nil && written != "" {
+		os.Remove(written)
+	}
+	return err
 }
 
 // touch marks instances as just used, in one transaction.
