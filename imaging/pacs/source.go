@@ -18,10 +18,12 @@
 //     the reason (HTTP status, Orthanc's message), never a UID.
 //   - One throttle per Source bounds requests in flight and paces their
 //     starts; intake workers above it only queue.
-//   - Intake records each instance in the agent's bbolt state in the
-//     transaction that caches it, and marks a series done at its end. A
-//     restart skips done series and, for a series begun, retrieves only the
-//     instances it lacks (instance-level QIDO, then WADO-RS per instance).
+//   - Intake records instances in the agent's bbolt state in the
+//     transaction that caches them, in batches (a commit per instance costs
+//     more than the transfer) flushed whenever a retrieval stops, and marks
+//     a series done at its end. A restart skips done series and, for a
+//     series begun, retrieves only the instances it lacks (instance-level
+//     QIDO, then WADO-RS per instance); only a crash loses a batch.
 //   - The cache is a folder of Part 10 files named by a hash of the SOP
 //     Instance UID, bounded in bytes: least-recently-used files are evicted
 //     before a new one is written, so the bound is never passed; an evicted
