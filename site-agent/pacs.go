@@ -94,7 +94,7 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	in, err := pacs.NewIntake(pacs.IntakeConfig{Source: src, Queries: cfg.Queries, DB: db, CacheDir: cfg.CacheDir,
-		CacheBytes: cfg.CacheBytes, Workers: cfg.Workers, Logger: cfg.Logger})
+		CacheBytes: cfg.CacheBytes, Workers: cfg.Workers})
 	if err != nil {
 		db.Close()
 		src.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"sort"
 	"sync"
@@ -29,7 +28,6 @@ type IntakeConfig struct {
 	Workers int
 	// Progress, when set, is called after each instance is recorded.
 	Progress func(fetched int)
-	Logger   *slog.Logger
 }
 
 // Intake brings the series the queries find into the site: incremental
@@ -63,9 +61,6 @@ func NewIntake(cfg IntakeConfig) (*Intake, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if err := initBuckets(cfg.DB); err != nil {
 		return nil, fmt.Errorf("pacs intake state: %w", err)
