@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -241,12 +242,26 @@ func TestIntakeHonoursConcurrency(t *testing.T) {
 // TestIntakeResumesInsideASeries interrupts the retrieval of one long
 // series after its first batch is recorded: the restart lists the series
 // and retrieves, one by one, only the instances it lacks.
+//
+// A Source without the optional abilities (Lister, InstanceRetriever)
+// retrieves the series again and the intake skips what it has.
 func TestIntakeResumesInsideASeries(t *testing.T) {
 	o := testorthanc.Start(t, testorthanc.Options{})
 	const n = 80
 	want := syntheticSeries(t, o, n, 32)
-	px := newProxy(t, o.URL)
-	src := openDICOMweb(t, px.URL+"/dicom-web", Options{})
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain=%v", plain), func(t *testing.T) {
+			px := newProxy(t, o.URL)
+			var src Source = openDICOMweb(t, px.URL+"/dicom-web", Options{})
+			if plain {
+				src = struct{ Source }{src}
+			}
+			resumeInsideSeries(t, px, src, n, want, plain)
+		})
+	}
+}
+
+func resumeInsideSeries(t *testing.T, px *proxy, src Source, n int, want map[string][]byte, plain bool) {
 	dir := t.TempDir()
 	dbPath, cacheDir := filepath.Join(dir, "state.db"), filepath.Join(dir, "cache")
 
@@ -291,8 +306,12 @@ func TestIntakeResumesInsideASeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	series, instances := retrievals(px.requests())
-	if len(series) != 0 || len(instances) != n-first || rep.Fetched != n-first || got != n-first {
-		t.Errorf("restart after %d of %d: %d series and %d instance retrievals, fetched %d", first, n, len(series), len(instances), rep.Fetched)
+	wantSeries, wantInstances, wantSkipped := 0, n-first, 0
+	if plain {
+		wantSeries, wantInstances, wantSkipped = 1, 0, first
+	}
+	if len(series) != wantSeries || len(instances) != wantInstances || rep.Fetched != n-first || rep.Skipped != wantSkipped || got != n-first {
+		t.Errorf("restart after %d of %d: %d series and %d instance retrievals, fetched %d, skipped %d", first, n, len(series), len(instances), rep.Fetched, rep.Skipped)
 	}
 	for _, sop := range instances {
 		if recorded[sop] {
