@@ -36,7 +36,10 @@ type PACSConfig struct {
 	CacheDir   string
 	CacheBytes int64
 	// Workers is how many series are retrieved at once.
-	Workers       int
+	Workers int
+	// Refresh is how long a load's queries stand: a job's data load within
+	// it of the last complete intake asks the PACS nothing (default 1h).
+	Refresh       time.Duration
 	AllowBurnedIn bool
 	Logger        *slog.Logger
 }
@@ -53,10 +56,13 @@ type PACSData struct {
 	db            *bolt.DB
 	labels        *pacs.Labels
 	allowBurnedIn bool
+	refresh       time.Duration
 	log           *slog.Logger
+	now           func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]learning.Dataset
+	mu       sync.Mutex
+	lastSync time.Time // of the last complete intake
+	cache    map[string]learning.Dataset
 	// Rejected counts, by reason, the instances the last load skipped.
 	Rejected map[string]int
 }
@@ -100,7 +106,11 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 		src.Close()
 		return nil, err
 	}
-	return &PACSData{intake: in, src: src, db: db, labels: labels, allowBurnedIn: cfg.AllowBurnedIn, log: cfg.Logger}, nil
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = time.Hour
+	}
+	return &PACSData{intake: in, src: src, db: db, labels: labels, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
+		log: cfg.Logger, now: time.Now}, nil
 }
 
 // Close releases the PACS connections and the intake's state.
@@ -116,8 +126,16 @@ func (p *PACSData) Examples() int {
 	return n
 }
 
-// Sync brings in what the queries find and the state lacks.
-func (p *PACSData) Sync(ctx context.Context) (pacs.SyncReport, error) { return p.intake.Sync(ctx) }
+// Sync brings in what the queries find and the state lacks, now.
+func (p *PACSData) Sync(ctx context.Context) (pacs.SyncReport, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rep, err := p.intake.Sync(ctx)
+	if err == nil {
+		p.lastSync = p.now()
+	}
+	return rep, err
+}
 
 // Dataset implements DataSource.
 func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Dataset, error) {
@@ -127,7 +145,17 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rep, err := p.intake.Sync(ctx)
+	// Every round of a job loads its data: the queries run again only
+	// when the last complete intake is older than Refresh.
+	var rep pacs.SyncReport
+	var err error
+	if p.lastSync.IsZero() || p.now().Sub(p.lastSync) >= p.refresh {
+		rep, err = p.intake.Sync(ctx)
+		if err == nil {
+			p.lastSync = p.now()
+			p.log.Info("PACS intake", "series", rep.Series, "fetched", rep.Fetched, "bytes", rep.Bytes, "broken", rep.Broken)
+		}
+	}
 	n, cerr := p.intake.Count()
 	switch {
 	case cerr != nil:
@@ -137,8 +165,6 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 	case err != nil:
 		// What was brought in before stays usable while the PACS is away.
 		p.log.Warn("the PACS intake stopped; training on what was brought in before", "instances", n, "err", err)
-	default:
-		p.log.Info("PACS intake", "series", rep.Series, "fetched", rep.Fetched, "bytes", rep.Bytes, "broken", rep.Broken)
 	}
 	key := pl.Hash() + "/" + strconv.Itoa(n)
 	if ds, ok := p.cache[key]; ok {

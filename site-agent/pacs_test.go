@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/internal/testenv"
@@ -22,12 +23,16 @@ func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	o := testorthanc.Start(t, testorthanc.Options{})
 	files := map[string]string{ // file → label ("" unlabelled)
 		"CT_small.dcm": "normal", "693_J2KI.dcm": "lesion", "MR_small.dcm": "1",
-		"badVR.dcm": "normal", "test-SR.dcm": "normal", "examples_overlay.dcm": ""}
+		"badVR.dcm": "normal", "test-SR.dcm": "normal", "examples_overlay.dcm": "",
+		"examples_ybr_color.dcm": "lesion"} // uploaded later
+	const later = "examples_ybr_color.dcm"
 	var csv strings.Builder
 	csv.WriteString("study_instance_uid,sop_instance_uid,label\n")
 	for name, label := range files {
 		p := filepath.Join(dir, name)
-		o.Upload(t, p)
+		if name != later {
+			o.Upload(t, p)
+		}
 		b, _ := os.ReadFile(p)
 		f, err := imaging.Parse(b, imaging.DefaultLimits)
 		if err != nil {
@@ -72,8 +77,18 @@ func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	if fmt.Sprint(p.Rejected) != fmt.Sprint(want) {
 		t.Errorf("rejected %v, want %v", p.Rejected, want)
 	}
-	if p.Examples() != len(files) {
-		t.Errorf("Examples %d, want %d", p.Examples(), len(files))
+	if p.Examples() != len(files)-1 {
+		t.Errorf("Examples %d, want %d", p.Examples(), len(files)-1)
+	}
+	// An image added to the PACS is taken at the first load after the
+	// refresh interval, not before.
+	o.Upload(t, filepath.Join(dir, later))
+	if ds, err := p.Dataset(context.Background(), spec); err != nil || ds.N != 3 {
+		t.Errorf("a load within the refresh interval: %d examples, %v; want the 3 of before", ds.N, err)
+	}
+	p.now = func() time.Time { return time.Now().Add(time.Hour) }
+	if ds, err := p.Dataset(context.Background(), spec); err != nil || ds.N != 4 {
+		t.Errorf("a load after the refresh interval: %d examples, %v; want 4", ds.N, err)
 	}
 	// A restarted agent serves the same data from its state, asking the
 	// PACS nothing new.

@@ -33,6 +33,8 @@ type pacsFileConfig struct {
 	Timeout           duration `yaml:"timeout"`
 	CacheDir          string   `yaml:"cache_dir"`
 	CacheSize         byteSize `yaml:"cache_size"`
+	// Refresh is how long the queries' answer stands between data loads.
+	Refresh duration `yaml:"refresh"`
 }
 
 type pacsFileQuery struct {
@@ -109,7 +111,7 @@ func (pc *pacsFileConfig) options() pacs.Options {
 // runtime converts data.pacs into the agent's PACSConfig.
 func (pc *pacsFileConfig) runtime(abs func(string) string, stateDir string, classes []string, allowBurnedIn bool, logger *slog.Logger) (siteagent.PACSConfig, error) {
 	cfg := siteagent.PACSConfig{URL: pc.URL, Options: pc.options(), Labels: abs(pc.Labels), Classes: classes,
-		StateDir: stateDir, CacheDir: abs(pc.CacheDir), CacheBytes: int64(pc.CacheSize), Workers: pc.Concurrency,
+		StateDir: stateDir, CacheDir: abs(pc.CacheDir), CacheBytes: int64(pc.CacheSize), Workers: pc.Concurrency, Refresh: time.Duration(pc.Refresh),
 		AllowBurnedIn: allowBurnedIn, Logger: logger}
 	switch {
 	case pc.URL == "":
@@ -118,8 +120,8 @@ func (pc *pacsFileConfig) runtime(abs func(string) string, stateDir string, clas
 		return cfg, fmt.Errorf("data.pacs.labels: give the labels CSV (a label column and a study_instance_uid or sop_instance_uid column)")
 	case pc.CacheSize <= 0:
 		return cfg, fmt.Errorf("data.pacs.cache_size: give the disk the PACS cache may use, e.g. 20GiB")
-	case pc.RequestsPerSecond < 0 || pc.Concurrency < 0 || pc.Timeout < 0:
-		return cfg, fmt.Errorf("data.pacs: requests_per_second, concurrency and timeout cannot be negative")
+	case pc.RequestsPerSecond < 0 || pc.Concurrency < 0 || pc.Timeout < 0 || pc.Refresh < 0:
+		return cfg, fmt.Errorf("data.pacs: requests_per_second, concurrency, timeout and refresh cannot be negative")
 	}
 	for i, q := range pc.Queries {
 		pq, err := q.query(fmt.Sprintf("data.pacs.queries[%d]", i))

@@ -18,7 +18,7 @@ import (
 func TestAgentConfigPACS(t *testing.T) {
 	t.Setenv("CONCORD_KEY_PASSPHRASE", "a passphrase long enough for the test")
 	good := "data:\n  classes: [normal, lesion]\n  pacs:\n    url: http://127.0.0.1:8042/dicom-web\n    labels: labels.csv\n" +
-		"    cache_size: 2GiB\n    requests_per_second: 5\n    concurrency: 3\n    timeout: 30s\n" +
+		"    cache_size: 2GiB\n    requests_per_second: 5\n    concurrency: 3\n    timeout: 30s\n    refresh: 6h\n" +
 		"    queries:\n      - {modality: CR, body_part: CHEST, from: 2020-01-01, to: 20241231}\n      - {modality: DX, series_description: 'PA*'}\n"
 	for _, tc := range []struct {
 		name, data, err string
@@ -32,6 +32,7 @@ func TestAgentConfigPACS(t *testing.T) {
 		{"labels missing", strings.Replace(good, "labels.csv", "nope.csv", 1), "labels: open"},
 		{"folder and pacs", strings.Replace(good, "data:\n", "data:\n  dir: images\n", 1), "both set"},
 		{"dimse", strings.Replace(good, "http://127.0.0.1:8042/dicom-web", "dicom://PACS@127.0.0.1:104", 1), "DIMSE not wired yet"},
+		{"bad refresh", strings.Replace(good, "refresh: 6h", "refresh: daily", 1), "not a duration"},
 		{"typo", strings.Replace(good, "concurrency:", "concurency:", 1), "unknown key concurency"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

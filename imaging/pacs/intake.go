@@ -106,18 +106,24 @@ func (in *Intake) Sync(ctx context.Context) (SyncReport, error) {
 	}
 	rep.Series = len(series)
 	var todo []Series
-	for _, s := range series {
-		rec, _, err := in.seriesState(s)
-		if err != nil {
-			return rep, err
+	err = in.cfg.DB.View(func(tx *bolt.Tx) error {
+		for _, s := range series {
+			var rec seriesRec
+			if _, err := getJSON(tx.Bucket(bSeries), []byte(s.SeriesInstanceUID), &rec); err != nil {
+				return err
+			}
+			// A done series is taken again only if the PACS now says it
+			// has more instances than it had (images added later).
+			if rec.Done && (s.Instances < 0 || s.Instances <= rec.Instances) {
+				rep.AlreadyDone++
+				continue
+			}
+			todo = append(todo, s)
 		}
-		// A done series is taken again only if the PACS now says it has
-		// more instances than it had (images added later).
-		if rec.Done && (s.Instances < 0 || s.Instances <= rec.Instances) {
-			rep.AlreadyDone++
-			continue
-		}
-		todo = append(todo, s)
+		return nil
+	})
+	if err != nil {
+		return rep, err
 	}
 	var mu sync.Mutex
 	jobs := make(chan Series)
@@ -164,14 +170,10 @@ feed:
 	return rep, ctx.Err()
 }
 
-// seriesState is a series' record and the SOP UIDs recorded for it.
-func (in *Intake) seriesState(s Series) (seriesRec, map[string]bool, error) {
-	var rec seriesRec
+// recorded is the SOP UIDs recorded for a series.
+func (in *Intake) recorded(s Series) (map[string]bool, error) {
 	have := map[string]bool{}
 	err := in.cfg.DB.View(func(tx *bolt.Tx) error {
-		if _, err := getJSON(tx.Bucket(bSeries), []byte(s.SeriesInstanceUID), &rec); err != nil {
-			return err
-		}
 		prefix := instanceKey(s.SeriesInstanceUID, "")
 		c := tx.Bucket(bInstances).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
@@ -180,7 +182,7 @@ func (in *Intake) seriesState(s Series) (seriesRec, map[string]bool, error) {
 		}
 		return nil
 	})
-	return rec, have, err
+	return have, err
 }
 
 // Instances are recorded in batches: one bbolt transaction (one fsync)
@@ -201,7 +203,7 @@ type pending struct {
 // syncSeries retrieves one series' missing instances, then marks it done.
 func (in *Intake) syncSeries(ctx context.Context, s Series) (SyncReport, error) {
 	rep := SyncReport{Broken: map[string]int{}}
-	_, have, err := in.seriesState(s)
+	have, err := in.recorded(s)
 	if err != nil {
 		return rep, err
 	}
