@@ -58,11 +58,11 @@ func scan(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if pa.url != "" {
-		return scanPACS(c, fs, pa, pos, *asJSON, stdout, stderr)
+		return scanPACS(c, fs, pa, pos, *asJSON, *quiet, stdout, stderr)
 	}
 	var pacsOnly []string
 	fs.Visit(func(f *flag.Flag) {
-		if pacsFlagNames[f.Name] && f.Name != "json" {
+		if pacsFlagNames[f.Name] && f.Name != "json" && f.Name != "quiet" {
 			pacsOnly = append(pacsOnly, "--"+f.Name)
 		}
 	})

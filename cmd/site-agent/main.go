@@ -53,7 +53,7 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		cli.Leaf(&cli.Command{Name: "run", Args: "[--config agent.yaml]", Synopsis: "connect to the coordinator and take part in jobs",
 			Help: "Connect to the coordinator named in agent.yaml (from the site's startup kit) and take part in jobs\nuntil SIGINT/SIGTERM."}, runAgent),
-		cli.Leaf(&cli.Command{Name: "scan", Args: "DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in] [--quiet] | --pacs URL [--modality M ...] [--body-part P] [--description D] [--from DATE] [--to DATE] [--json]",
+		cli.Leaf(&cli.Command{Name: "scan", Args: "DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in] [--quiet] | --pacs URL [--modality M ...] [--body-part P] [--description D] [--from DATE] [--to DATE] [--json] [--quiet]",
 			Synopsis: "index a DICOM folder: files, decoded, rejected files and why, counts per class folder",
 			Help:     scanHelp}, scan),
 		{Name: "dicom", Synopsis: "look at one DICOM file", Help: "site-agent dicom: look at one DICOM file.", Sub: []*cli.Command{

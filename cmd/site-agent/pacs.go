@@ -176,10 +176,10 @@ func pacsScanFlags(fs *flag.FlagSet) *pacsScanArgs {
 }
 
 var pacsFlagNames = map[string]bool{"pacs": true, "modality": true, "body-part": true, "description": true,
-	"from": true, "to": true, "rps": true, "concurrency": true, "json": true}
+	"from": true, "to": true, "rps": true, "concurrency": true, "json": true, "quiet": true}
 
 // scanPACS is "site-agent scan --pacs URL [--modality M ...] ...".
-func scanPACS(c *cli.Command, fs *flag.FlagSet, a *pacsScanArgs, pos []string, asJSON bool, stdout, stderr io.Writer) int {
+func scanPACS(c *cli.Command, fs *flag.FlagSet, a *pacsScanArgs, pos []string, asJSON, quiet bool, stdout, stderr io.Writer) int {
 	if len(pos) != 0 {
 		return c.Usagef(stderr, "give a folder or --pacs URL, not both")
 	}
@@ -216,7 +216,16 @@ func scanPACS(c *cli.Command, fs *flag.FlagSet, a *pacsScanArgs, pos []string, a
 	defer src.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	sum, err := pacs.Summarize(ctx, src, queries)
+	var progress func(done, found int)
+	if !quiet {
+		progress = func(done, found int) {
+			fmt.Fprintf(stderr, "\rasking the PACS: %d of %d series listed", done, found)
+			if done == found {
+				fmt.Fprintln(stderr)
+			}
+		}
+	}
+	sum, err := pacs.Summarize(ctx, src, queries, progress)
 	if err != nil {
 		return c.Fail(stderr, err)
 	}

@@ -92,6 +92,9 @@ func TestScanPACS(t *testing.T) {
 			t.Errorf("scan output lacks %q:\n%s", want, out.String())
 		}
 	}
+	if !strings.Contains(errb.String(), "1 of 1 series listed") {
+		t.Errorf("no progress on stderr: %q", errb.String())
+	}
 	for _, tc := range []struct {
 		args []string
 		code int

@@ -154,13 +154,18 @@ func TestSummarizeWithoutRetrieving(t *testing.T) {
 	c := loadCorpus(t)
 	px := newProxy(t, c.orthanc.URL)
 	src := openDICOMweb(t, px.URL+"/dicom-web", Options{})
-	sum, err := Summarize(context.Background(), src, []Query{{Modality: "CT"}, {Modality: "MR"}, {Modality: "CT", BodyPart: "HEAD"}})
+	last := [2]int{}
+	sum, err := Summarize(context.Background(), src, []Query{{Modality: "CT"}, {Modality: "MR"}, {Modality: "CT", BodyPart: "HEAD"}},
+		func(done, found int) { last = [2]int{done, found} })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum.Series != 5 || sum.Studies != 5 || sum.Instances != 5 || sum.Modalities["CT"] != 3 || sum.Modalities["MR"] != 2 ||
 		sum.BodyParts["HEAD"] != 1 || sum.BodyParts["ABDOMEN"] != 1 || sum.BodyParts["UNKNOWN"] != 3 {
 		t.Errorf("summary %+v", sum)
+	}
+	if last != [2]int{5, 5} {
+		t.Errorf("last progress %v, want 5 of 5", last)
 	}
 	// Orthanc does not say transfer syntaxes; geometry it does.
 	if sum.UnknownTransferSyntax != 5 || sum.Unestimated != 0 || sum.EstimatedBytes < 128*128*2 {

@@ -26,7 +26,9 @@ type Summary struct {
 
 // Summarize runs the queries and lists each series' instances where the
 // Source can (Lister); otherwise it counts what the series queries say.
-func Summarize(ctx context.Context, src Source, queries []Query) (Summary, error) {
+// progress, when set, is called after each query's series are counted
+// with the series done and found so far.
+func Summarize(ctx context.Context, src Source, queries []Query, progress func(done, found int)) (Summary, error) {
 	sum := Summary{Modalities: map[string]int{}, BodyParts: map[string]int{}, TransferSyntaxes: map[string]int{}}
 	if len(queries) == 0 {
 		queries = []Query{{}}
@@ -38,7 +40,11 @@ func Summarize(ctx context.Context, src Source, queries []Query) (Summary, error
 		if err != nil {
 			return sum, err
 		}
-		for _, s := range ss {
+		found := sum.Series + len(ss)
+		for i, s := range ss {
+			if progress != nil && i%50 == 0 {
+				progress(sum.Series, found)
+			}
 			if seen[s.SeriesInstanceUID] {
 				continue
 			}
@@ -75,6 +81,9 @@ func Summarize(ctx context.Context, src Source, queries []Query) (Summary, error
 		}
 	}
 	sum.Studies = len(studies)
+	if progress != nil {
+		progress(sum.Series, sum.Series)
+	}
 	return sum, nil
 }
 
