@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -70,16 +72,25 @@ func (c *cache) reconcile() error {
 	if err != nil {
 		return fmt.Errorf("pacs cache: %w", err)
 	}
-	return filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
+	// Only files of the cache's own naming are removed: cache_dir may have
+	// been pointed at a folder that holds other things.
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return fmt.Errorf("pacs cache: %w", err)
+	}
+	for _, e := range ents {
+		if n := e.Name(); e.Type().IsRegular() && !want[n] && (cacheFile.MatchString(n) || strings.HasPrefix(n, tmpPrefix)) {
+			os.Remove(filepath.Join(c.dir, n))
 		}
-		if !want[d.Name()] || filepath.Dir(p) != c.dir {
-			os.Remove(p)
-		}
-		return nil
-	})
+	}
+	return nil
 }
+
+// cacheFile matches the names cacheName gives; tmpPrefix starts a file
+// being written.
+var cacheFile = regexp.MustCompile(`^[0-9a-f]{32}\.dcm$`)
+
+const tmpPrefix = ".tmp-"
 
 // uncache drops the LRU entry t and marks its instance not cached; the
 // file is removed by the caller (after commit, or by reconcile).
@@ -155,7 +166,7 @@ func (c *cache) put(tx *bolt.Tx, key []byte, rec *instanceRec, data []byte) (str
 	}
 	_, sop := splitKey(key)
 	path := filepath.Join(c.dir, cacheName(sop))
-	tmp, err := os.CreateTemp(c.dir, ".tmp-*")
+	tmp, err := os.CreateTemp(c.dir, tmpPrefix+"*")
 	if err != nil {
 		return "", err
 	}

@@ -202,13 +202,25 @@ func TestIntakeCacheStaysWithinItsBound(t *testing.T) {
 		t.Errorf("the cache went over its bound %d while read: %v", bound, over)
 	}
 
-	// A hospital that lowers the bound gets it at the next start.
+	// A hospital that lowers the bound gets it at the next start. A file
+	// of the cache's naming that the state does not list (left by a crash)
+	// is removed; anything else in the folder is left alone.
+	stray := filepath.Join(cacheDir, cacheName("2.25.999"))
+	foreign := filepath.Join(cacheDir, "notes.txt")
+	os.WriteFile(stray, []byte("stray"), 0o600)
+	os.WriteFile(foreign, []byte("not ours"), 0o600)
 	_, err = NewIntake(IntakeConfig{Source: src, DB: db, CacheDir: cacheDir, CacheBytes: bound / 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := dirBytes(t, cacheDir); n > bound/4 {
+	if n := dirBytes(t, cacheDir) - int64(len("not ours")); n > bound/4 {
 		t.Errorf("after lowering the bound to %d the cache holds %d", bound/4, n)
+	}
+	if _, err := os.Stat(stray); err == nil {
+		t.Error("a stray cache file survived the start")
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("a file that is not the cache's was removed: %v", err)
 	}
 }
 
