@@ -30,6 +30,9 @@ type PACSConfig struct {
 	// Labels is the labels CSV (pacs.LoadLabels); Classes its class names.
 	Labels  string
 	Classes []string
+	// SEGLabels, instead of Labels, derives labels from the DICOM SEG
+	// objects in the same studies (segLabels says how).
+	SEGLabels bool
 	// StateDir is the agent's state folder: the intake's records go in
 	// pacs.db there, the cache in CacheDir (default StateDir/pacs-cache).
 	StateDir   string
@@ -54,7 +57,8 @@ type PACSData struct {
 	intake        *pacs.Intake
 	src           pacs.Source
 	db            *bolt.DB
-	labels        *pacs.Labels
+	labels        *pacs.Labels // nil: labels from segmentations
+	stateDir      string
 	allowBurnedIn bool
 	refresh       time.Duration
 	log           *slog.Logger
@@ -72,12 +76,19 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("pacs data source: no state folder")
 	}
-	if cfg.Labels == "" {
-		return nil, errors.New("pacs data source: no labels file: set data.pacs.labels (a CSV keyed by study or SOP instance uid)")
-	}
-	labels, err := pacs.LoadLabels(cfg.Labels, cfg.Classes)
-	if err != nil {
-		return nil, err
+	var labels *pacs.Labels
+	switch {
+	case cfg.SEGLabels && cfg.Labels != "":
+		return nil, errSEGAndCSV
+	case cfg.SEGLabels:
+		cfg.Queries = withSEGQueries(cfg.Queries)
+	case cfg.Labels == "":
+		return nil, errors.New("pacs data source: no labels: set data.pacs.labels (a CSV keyed by study or SOP instance uid) or data.pacs.seg_labels")
+	default:
+		var err error
+		if labels, err = pacs.LoadLabels(cfg.Labels, cfg.Classes); err != nil {
+			return nil, err
+		}
 	}
 	src, err := pacs.Open(cfg.URL, cfg.Options)
 	if err != nil {
@@ -109,7 +120,7 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = time.Hour
 	}
-	return &PACSData{intake: in, src: src, db: db, labels: labels, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
+	return &PACSData{intake: in, src: src, db: db, labels: labels, stateDir: cfg.StateDir, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
 		log: cfg.Logger, now: time.Now}, nil
 }
 
@@ -176,15 +187,44 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 	}
 	per := pl.Channels * pl.Height * pl.Width
 	ds := learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width, Groups: map[string][]string{}}
+	add := func(px []float32, label int, groups map[string]string) {
+		ds.X = append(ds.X, px...)
+		ds.Y = append(ds.Y, label)
+		ds.N++
+		for g, v := range groups {
+			ds.Groups[g] = append(ds.Groups[g], v)
+		}
+	}
+	// With labels from segmentations, an image's label is known only once
+	// every instance was read: images wait in held.
+	type heldImage struct {
+		study, sop string
+		px         []float32
+		groups     map[string]string
+	}
+	var held []heldImage
+	var segs *segLabels
+	if p.labels == nil {
+		segs = newSEGLabels(p.stateDir)
+	}
 	_, err = p.intake.Each(ctx, func(f pacs.Fetched, part10 []byte) error {
-		label, ok := p.labels.Label(f.StudyInstanceUID, f.SOPInstanceUID)
-		if !ok {
-			rejected["no label in the labels file"]++
-			return ctx.Err()
+		label := 0
+		if p.labels != nil {
+			var ok bool
+			if label, ok = p.labels.Label(f.StudyInstanceUID, f.SOPInstanceUID); !ok {
+				rejected["no label in the labels file"]++
+				return ctx.Err()
+			}
 		}
 		im, err := imaging.Read(part10, imaging.DefaultLimits)
 		if err != nil {
 			rejected[imaging.Reason(err)]++
+			return ctx.Err()
+		}
+		if segs != nil && isSEG(im) {
+			if err := segs.add(f.StudyInstanceUID, part10); err != nil {
+				rejected["segmentation: "+imaging.Reason(err)]++
+			}
 			return ctx.Err()
 		}
 		if im.BurnedInAnnotation && !p.allowBurnedIn {
@@ -196,16 +236,24 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 			rejected["pipeline: "+imaging.Reason(err)]++
 			return ctx.Err()
 		}
-		ds.X = append(ds.X, px...)
-		ds.Y = append(ds.Y, label)
-		ds.N++
-		for g, v := range im.Groups() {
-			ds.Groups[g] = append(ds.Groups[g], v)
+		// Only the coarse subgroup fields are kept (imaging.Image.Groups).
+		if segs != nil {
+			held = append(held, heldImage{f.StudyInstanceUID, f.SOPInstanceUID, px, im.Groups()})
+		} else {
+			add(px, label, im.Groups())
 		}
 		return ctx.Err()
 	})
 	if err != nil {
 		return learning.Dataset{}, err
+	}
+	for _, h := range held {
+		label, ok := segs.label(h.study, h.sop)
+		if !ok {
+			rejected["no segmentation in its study"]++
+			continue
+		}
+		add(h.px, label, h.groups)
 	}
 	p.Rejected = rejected
 	if len(rejected) > 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/imaging/pacs"
 	"github.com/concord-fl/concord/internal/testenv"
 	"github.com/concord-fl/concord/internal/testorthanc"
 	pb "github.com/concord-fl/concord/proto/concordpb"
@@ -104,5 +105,61 @@ func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	rep, err := p.Sync(context.Background())
 	if err != nil || rep.Fetched != 0 || rep.AlreadyDone != len(files) {
 		t.Errorf("sync after restart: %+v, %v", rep, err)
+	}
+}
+
+// TestPACSDataLabelsFromSegmentations: the shared CT slices and the SEG
+// that outlines the liver on them, one more image in the same study that
+// the SEG does not reference, and one study without a SEG.
+func TestPACSDataLabelsFromSegmentations(t *testing.T) {
+	dir := testenv.Shared(t, "data/dicom/dcmqi")
+	o := testorthanc.Start(t, testorthanc.Options{})
+	for _, f := range []string{"ct-3slice/01.dcm", "ct-3slice/02.dcm", "ct-3slice/03.dcm", "liver-seg.dcm"} {
+		o.Upload(t, filepath.Join(dir, f))
+	}
+	o.Upload(t, filepath.Join(testenv.Shared(t, "data/dicom/pydicom"), "CT_small.dcm"))
+	b, err := os.ReadFile(filepath.Join(dir, "ct-3slice/01.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := imaging.Parse(b, imaging.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreferenced := filepath.Join(t.TempDir(), "unreferenced.dcm")
+	px := make([]uint16, 64*64)
+	for i := range px {
+		px[i] = uint16(i % 1000)
+	}
+	if err := imaging.WriteFile(unreferenced, imaging.SyntheticFile{Pixels: px, Rows: 64, Columns: 64, Modality: "CT",
+		StudyInstanceUID: f.Data.String(imaging.NewTag(0x0020, 0x000D)), SeriesInstanceUID: "2.25.77001", SOPInstanceUID: "2.25.77002"}); err != nil {
+		t.Fatal(err)
+	}
+	o.Upload(t, unreferenced)
+
+	p, err := OpenPACS(PACSConfig{URL: o.DICOMweb, SEGLabels: true, Queries: []pacs.Query{{Modality: "CT"}},
+		StateDir: t.TempDir(), CacheBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: 16, Width: 16, Classes: 2},
+		Pipeline: &pb.PipelineSpec{Width: 16, Height: 16, Channels: 1, Resample: "area", Normalise: "zscore"}}
+	ds, err := p.Dataset(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ones := 0
+	for _, y := range ds.Y {
+		ones += y
+	}
+	if ds.N != 4 || ones != 3 {
+		t.Errorf("%d examples with labels %v: want the 3 segmented slices as 1 and the unreferenced image as 0", ds.N, ds.Y)
+	}
+	if want := map[string]int{"no segmentation in its study": 1}; fmt.Sprint(p.Rejected) != fmt.Sprint(want) {
+		t.Errorf("rejected %v, want %v", p.Rejected, want)
+	}
+	if _, err := OpenPACS(PACSConfig{URL: o.DICOMweb, SEGLabels: true, Labels: "labels.csv", StateDir: t.TempDir(), CacheBytes: 1 << 20}); err == nil {
+		t.Error("labels from a CSV and from segmentations at once were accepted")
 	}
 }

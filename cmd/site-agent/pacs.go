@@ -27,7 +27,10 @@ type pacsFileConfig struct {
 	Queries []pacsFileQuery `yaml:"queries"`
 	// Labels is a CSV with a label column and a study_instance_uid or
 	// sop_instance_uid column.
-	Labels            string   `yaml:"labels"`
+	Labels string `yaml:"labels"`
+	// SEGLabels, instead of Labels: labels from the DICOM SEG objects in
+	// the same studies.
+	SEGLabels         bool     `yaml:"seg_labels"`
 	RequestsPerSecond float64  `yaml:"requests_per_second"`
 	Concurrency       int      `yaml:"concurrency"`
 	Timeout           duration `yaml:"timeout"`
@@ -110,14 +113,14 @@ func (pc *pacsFileConfig) options() pacs.Options {
 
 // runtime converts data.pacs into the agent's PACSConfig.
 func (pc *pacsFileConfig) runtime(abs func(string) string, stateDir string, classes []string, allowBurnedIn bool, logger *slog.Logger) (siteagent.PACSConfig, error) {
-	cfg := siteagent.PACSConfig{URL: pc.URL, Options: pc.options(), Labels: abs(pc.Labels), Classes: classes,
+	cfg := siteagent.PACSConfig{URL: pc.URL, Options: pc.options(), Labels: abs(pc.Labels), SEGLabels: pc.SEGLabels, Classes: classes,
 		StateDir: stateDir, CacheDir: abs(pc.CacheDir), CacheBytes: int64(pc.CacheSize), Workers: pc.Concurrency, Refresh: time.Duration(pc.Refresh),
 		AllowBurnedIn: allowBurnedIn, Logger: logger}
 	switch {
 	case pc.URL == "":
 		return cfg, fmt.Errorf("data.pacs.url: give the PACS, e.g. https://pacs.example.org/dicom-web")
-	case pc.Labels == "":
-		return cfg, fmt.Errorf("data.pacs.labels: give the labels CSV (a label column and a study_instance_uid or sop_instance_uid column)")
+	case pc.Labels == "" && !pc.SEGLabels:
+		return cfg, fmt.Errorf("data.pacs.labels: give the labels CSV (a label column and a study_instance_uid or sop_instance_uid column), or set data.pacs.seg_labels")
 	case pc.CacheSize <= 0:
 		return cfg, fmt.Errorf("data.pacs.cache_size: give the disk the PACS cache may use, e.g. 20GiB")
 	case pc.RequestsPerSecond < 0 || pc.Concurrency < 0 || pc.Timeout < 0 || pc.Refresh < 0:

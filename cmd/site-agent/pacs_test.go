@@ -33,6 +33,8 @@ func TestAgentConfigPACS(t *testing.T) {
 		{"folder and pacs", strings.Replace(good, "data:\n", "data:\n  dir: images\n", 1), "both set"},
 		{"dimse", strings.Replace(good, "http://127.0.0.1:8042/dicom-web", "dicom://PACS@127.0.0.1:104", 1), "DIMSE not wired yet"},
 		{"bad refresh", strings.Replace(good, "refresh: 6h", "refresh: daily", 1), "not a duration"},
+		{"seg labels", strings.Replace(good, "labels: labels.csv", "seg_labels: true", 1), ""},
+		{"seg and csv labels", strings.Replace(good, "labels: labels.csv", "labels: labels.csv\n    seg_labels: true", 1), "not both"},
 		{"typo", strings.Replace(good, "concurrency:", "concurency:", 1), "unknown key concurency"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,7 +29,8 @@
 //     before a new one is written, so the bound is never passed; an evicted
 //     instance stays recorded and is retrieved again when the data is read.
 //   - Labels come from a CSV keyed by Study or SOP Instance UID; an
-//     instance's own row wins over its study's.
+//     instance's own row wins over its study's. (The site agent can also
+//     derive them from SEG objects in the same studies.)
 package pacs
 
 import (
