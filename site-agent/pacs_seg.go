@@ -1,7 +1,7 @@
 package siteagent
 
 import (
-	"fmt"
+	"errors"
 	"os"
 
 	"github.com/concord-fl/concord/imaging"
@@ -85,4 +85,4 @@ func withSEGQueries(qs []pacs.Query) []pacs.Query {
 	return out
 }
 
-var errSEGAndCSV = fmt.Errorf("pacs data source: labels come from a CSV or from the PACS's segmentations, not both: set data.pacs.labels or data.pacs.seg_labels")
+var errSEGAndCSV = errors.New("pacs data source: labels come from a CSV or from the PACS's segmentations, not both: set data.pacs.labels or data.pacs.seg_labels")
