@@ -16,8 +16,9 @@ import (
 )
 
 // TestJobTrainsFromOrthanc: two hospitals each keep their images in their
-// own Orthanc; each site agent pulls them over DICOMweb, labels them from
-// a CSV keyed by Study Instance UID, and the federation trains on them.
+// own Orthanc; one site agent pulls them over DICOMweb, the other over
+// DIMSE (C-FIND and C-GET), each labels them from a CSV keyed by Study
+// Instance UID, and the federation trains on them.
 func TestJobTrainsFromOrthanc(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -34,7 +35,8 @@ func TestJobTrainsFromOrthanc(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := testorthanc.Start(t, testorthanc.Options{})
+		// Orthanc answers C-FIND and C-GET only from AE titles it knows.
+		o := testorthanc.Start(t, testorthanc.Options{Modalities: map[string]string{"CONCORD": "127.0.0.1:1"}})
 		var csv strings.Builder
 		csv.WriteString("study_instance_uid,label\n")
 		for _, e := range m.Entries {
@@ -55,7 +57,11 @@ func TestJobTrainsFromOrthanc(t *testing.T) {
 		if err := os.WriteFile(labels, []byte(csv.String()), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		src, err := siteagent.OpenPACS(siteagent.PACSConfig{URL: o.DICOMweb, Labels: labels, StateDir: state,
+		url := o.DICOMweb
+		if i == 1 {
+			url = fmt.Sprintf("dicom://%s@127.0.0.1:%d?calling=CONCORD", o.AET, o.DICOMPort)
+		}
+		src, err := siteagent.OpenPACS(siteagent.PACSConfig{URL: url, Labels: labels, StateDir: state,
 			CacheBytes: 64 << 20})
 		if err != nil {
 			t.Fatal(err)

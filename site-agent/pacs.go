@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/concord-fl/concord/imaging"
+	_ "github.com/concord-fl/concord/imaging/dimse" // dicom:// PACS URLs (DIMSE)
 	"github.com/concord-fl/concord/imaging/pacs"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
