@@ -80,12 +80,17 @@ func (s *Server) process(ctx context.Context, arrived time.Time, insts []instanc
 		if err == nil {
 			err = s.record(sr, arrived)
 		}
+		reason := ReasonSOPNotStored // not recorded: may be sent again
+		var u *unservable
+		if errors.As(err, &u) {
+			reason = ReasonProcessing // sending it again gives the same
+		}
 		for _, i := range studies[uid] {
 			if out[i].reason != 0 {
 				continue
 			}
 			if err != nil {
-				out[i].reason, out[i].why = ReasonSOPNotStored, err.Error()
+				out[i].reason, out[i].why = reason, err.Error()
 				continue
 			}
 			out[i].resultID = sr.result.ID
@@ -119,11 +124,11 @@ func (s *Server) infer(insts []instance, idx []int, out []outcome) (studyResult,
 		sr.files = append(sr.files, insts[i].raw)
 	}
 	if ds.N == 0 {
-		return sr, errors.New("no instance of the study could be prepared for the model")
+		return sr, &unservable{errors.New("no instance of the study could be prepared for the model")}
 	}
 	probs, err := m.Net.Predict(ds)
 	if err != nil {
-		return sr, fmt.Errorf("run the model: %w", err)
+		return sr, &unservable{fmt.Errorf("run the model: %w", err)}
 	}
 	k := len(s.classes)
 	mean := make([]float64, k)
@@ -132,7 +137,7 @@ func (s *Server) infer(insts []instance, idx []int, out []outcome) (studyResult,
 			mean[c] += min(max(float64(probs[n*k+c]), 0), 1) / float64(ds.N)
 		}
 	}
-	decided, th, pos := 0, 0.0, -1
+	decided, th, pos := 0, 0.0, 0
 	if k == 2 {
 		th, pos = m.Threshold, 1
 		if mean[1] >= th {
@@ -144,6 +149,7 @@ func (s *Server) infer(insts []instance, idx []int, out []outcome) (studyResult,
 				decided = c
 			}
 		}
+		pos = decided
 	}
 	mf := m.Manifest
 	sr.result = fhirr4.Result{
@@ -154,11 +160,17 @@ func (s *Server) infer(insts []instance, idx []int, out []outcome) (studyResult,
 		Issued: time.Now().UTC(),
 		Model: fhirr4.Model{Name: mf.Name, Version: mf.Version, DeviceUID: mf.DeviceUID, ManifestSHA256: m.ManifestSHA256,
 			JobID: mf.JobID, Publisher: s.cfg.Publisher},
-		Task: "classification", Classes: append([]string(nil), s.classes...), Probabilities: mean,
+		Task: fhirr4.TaskClassification, Classes: append([]string(nil), s.classes...), Probabilities: mean,
 		PositiveClass: pos, Threshold: th, Decision: s.classes[decided],
 	}
 	return sr, nil
 }
+
+// unservable is a study that fails the same way however often it is sent.
+type unservable struct{ err error }
+
+func (u *unservable) Error() string { return u.err.Error() }
+func (u *unservable) Unwrap() error { return u.err }
 
 // ResultID names the result of one study by one model version: the same
 // study sent twice gets the same id, so its FHIR resources are created
@@ -179,7 +191,7 @@ func (s *Server) record(sr studyResult, arrived time.Time) error {
 	r := sr.result
 	bundle, err := fhirr4.Bundle(r)
 	if err != nil {
-		return fmt.Errorf("build the FHIR bundle: %w", err)
+		return &unservable{fmt.Errorf("the result cannot be written as FHIR: %w", err)}
 	}
 	dir := filepath.Join(s.studiesDir, r.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
