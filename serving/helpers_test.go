@@ -28,7 +28,7 @@ type site struct {
 	store                   *Store
 }
 
-func newSite(t *testing.T) *site {
+func newSite(t testing.TB) *site {
 	t.Helper()
 	key, trust, err := servetest.Key()
 	if err != nil {
@@ -46,7 +46,7 @@ func newSite(t *testing.T) *site {
 	return s
 }
 
-func (s *site) approve(t *testing.T, version string) {
+func (s *site) approve(t testing.TB, version string) {
 	t.Helper()
 	m, sum, err := VerifyVersion(filepath.Join(s.models, version), s.trust)
 	if err != nil {
@@ -57,7 +57,7 @@ func (s *site) approve(t *testing.T, version string) {
 	}
 }
 
-func (s *site) load(t *testing.T) (*Model, error) {
+func (s *site) load(t testing.TB) (*Model, error) {
 	t.Helper()
 	ap, err := s.store.Approvals()
 	if err != nil {
@@ -67,7 +67,7 @@ func (s *site) load(t *testing.T) (*Model, error) {
 }
 
 // start runs a server on a loopback port until the test ends.
-func (s *site) start(t *testing.T, sender Sender, mod func(*Config)) *Server {
+func (s *site) start(t testing.TB, sender Sender, mod func(*Config)) *Server {
 	t.Helper()
 	m, err := s.load(t)
 	if err != nil {
@@ -83,6 +83,9 @@ func (s *site) start(t *testing.T, sender Sender, mod func(*Config)) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.Listen == "" && cfg.WatchDir == "-" {
+		return srv // handler only
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -96,12 +99,12 @@ func (s *site) start(t *testing.T, sender Sender, mod func(*Config)) *Server {
 }
 
 // pydicom returns the path of a file of the shared pydicom set.
-func pydicom(t *testing.T, name string) string {
+func pydicom(t testing.TB, name string) string {
 	return testenv.Shared(t, filepath.Join("data", "dicom", "pydicom", name))
 }
 
 // stow posts files as one STOW-RS request and decodes the response.
-func stow(t *testing.T, url string, parts ...[]byte) (int, map[string]any) {
+func stow(t testing.TB, url string, parts ...[]byte) (int, map[string]any) {
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -153,7 +156,7 @@ func value(item map[string]any, tag string) any {
 	return v[0]
 }
 
-func readFile(t *testing.T, path string) []byte {
+func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

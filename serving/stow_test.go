@@ -180,7 +180,7 @@ func TestAuditLogDetectsARewrite(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, ok func() bool, what string) {
+func waitFor(t testing.TB, ok func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !ok() {
