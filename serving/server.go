@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -51,6 +52,9 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the delay between delivery attempts
 	// (defaults 500ms and 5m).
 	MinBackoff, MaxBackoff time.Duration
+	// KeepStudies is how long a served study's instances are kept for
+	// feedback (default 30 days); older ones are deleted.
+	KeepStudies time.Duration
 	// MaxRequestBytes bounds one STOW-RS request (default 256 MiB) and
 	// MaxParts its instances (default 1000).
 	MaxRequestBytes int64
@@ -102,6 +106,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxParts <= 0 {
 		cfg.MaxParts = 1000
 	}
+	if cfg.KeepStudies <= 0 {
+		cfg.KeepStudies = 30 * 24 * time.Hour
+	}
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 2 * time.Second
 	}
@@ -142,12 +149,15 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("serving", "version", s.model.Manifest.Version, "device_uid", s.model.Manifest.DeviceUID,
 		"threshold", s.model.Threshold, "pipeline", short(s.model.Manifest.PipelineHash))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	run := func(f func(context.Context)) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
 	run(s.deliverLoop)
+	run(s.pruneLoop)
 	if s.cfg.WatchDir != "" {
 		run(s.watchLoop)
 	}
@@ -163,7 +173,8 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		})
 		if err := srv.Serve(s.lis); !errors.Is(err, http.ErrServerClosed) {
-			srvErr = err
+			srvErr = fmt.Errorf("serve.listen: %w", err)
+			cancel()
 		}
 	}
 	<-ctx.Done()
@@ -175,5 +186,29 @@ func (s *Server) wakeDeliverer() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// pruneLoop deletes the studies kept for feedback once KeepStudies has
+// passed, at start and hourly.
+func (s *Server) pruneLoop(ctx context.Context) {
+	for {
+		ids, err := s.store.pruneResults(time.Now().Add(-s.cfg.KeepStudies))
+		if err != nil {
+			s.log.Error("prune kept studies", "err", err)
+		}
+		for _, id := range ids {
+			if err := os.RemoveAll(filepath.Join(s.studiesDir, id)); err != nil {
+				s.log.Error("prune kept studies", "err", err)
+			}
+		}
+		if len(ids) > 0 {
+			s.log.Info("studies past the feedback window deleted", "results", len(ids), "keep", s.cfg.KeepStudies)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
 	}
 }

@@ -370,3 +370,26 @@ func (s *Store) AuditLog() ([]AuditRecord, error) {
 	})
 	return out, err
 }
+
+// pruneResults forgets the results created before t and returns their
+// ids: the studies kept for feedback are not kept forever.
+func (s *Store) pruneResults(t time.Time) ([]string, error) {
+	var ids []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bResults)
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var r resultRecord
+			if err := json.Unmarshal(v, &r); err != nil || r.Created.Before(t) {
+				ids = append(ids, string(k))
+			}
+		}
+		for _, id := range ids {
+			if err := b.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return ids, err
+}

@@ -190,3 +190,22 @@ func waitFor(t testing.TB, ok func() bool, what string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestResultsPastTheFeedbackWindowAreForgotten(t *testing.T) {
+	s := newSite(t)
+	s.approve(t, "v1")
+	srv := s.start(t, &recorder{}, nil)
+	_, ds := stow(t, "http://"+srv.Addr().String(), readFile(t, pydicom(t, "CT_small.dcm")))
+	id := value(seq(ds, tagReferencedSOPSeq)[0], tagResultID).(string)
+	dir := filepath.Join(s.state, "serve", "studies", id)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := s.store.pruneResults(time.Now().Add(time.Minute))
+	if err != nil || len(ids) != 1 || ids[0] != id {
+		t.Fatalf("pruned %v %v", ids, err)
+	}
+	if _, ok, _ := s.store.result(id); ok {
+		t.Fatal("the result is still there")
+	}
+}

@@ -113,6 +113,9 @@ func serveConfig(path string, forApprove bool) (serveSetup, error) {
 	if sf.MaxRequestMB < 0 || sf.MaxRequestMB > 4096 || sf.MaxInstances < 0 || sf.MaxInstances > 100000 {
 		return bad("max_request_mb (1..4096) or max_instances (1..100000) out of range")
 	}
+	if sf.KeepStudies < 0 || sf.FHIRTimeout < 0 {
+		return bad("keep_studies and fhir_timeout must be positive durations")
+	}
 	if sf.RetryMin < 0 || sf.RetryMax < 0 || sf.RetryMax != 0 && sf.RetryMax < sf.RetryMin {
 		return bad("retry_min %v and retry_max %v: give 0 < retry_min <= retry_max", time.Duration(sf.RetryMin), time.Duration(sf.RetryMax))
 	}
@@ -149,7 +152,7 @@ func serveConfig(path string, forApprove bool) (serveSetup, error) {
 	}
 	st.cfg = serving.Config{Listen: sf.Listen, WatchDir: watch, WatchInterval: time.Duration(sf.WatchInterval), StateDir: st.stateDir,
 		FeedbackDir: feedback, Classes: classes, PatientIDSystem: sf.PatientIDSystem, Publisher: sf.Publisher, Logger: logger,
-		MinBackoff: time.Duration(sf.RetryMin), MaxBackoff: time.Duration(sf.RetryMax),
+		KeepStudies: time.Duration(sf.KeepStudies), MinBackoff: time.Duration(sf.RetryMin), MaxBackoff: time.Duration(sf.RetryMax),
 		MaxRequestBytes: int64(sf.MaxRequestMB) << 20, MaxParts: sf.MaxInstances}
 	return st, nil
 }
