@@ -43,6 +43,8 @@ type serveFile struct {
 	RetryMin     duration `yaml:"retry_min"`
 	RetryMax     duration `yaml:"retry_max"`
 	FHIRTimeout  duration `yaml:"fhir_timeout"`
+	// KeepStudies is how long served studies are kept for feedback.
+	KeepStudies duration `yaml:"keep_studies"`
 }
 
 // serveSetup is agent.yaml resolved for the serving commands.
