@@ -48,6 +48,8 @@ type BenchResult struct {
 	// STOWP50Ms is the STOW-RS round trip alone (inference and queueing
 	// included, delivery not).
 	STOWP50Ms float64 `json:"stow_p50_ms"`
+	// FHIRP50Ms is one transaction's round trip to the FHIR server.
+	FHIRP50Ms float64 `json:"fhir_p50_ms"`
 	CPUs      int     `json:"cpus"`
 }
 
@@ -62,12 +64,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if err != nil {
 		return BenchResult{}, err
 	}
-	studies := make([][]byte, o.Studies)
-	for i := range studies {
-		d := imaging.NewDeidentifier([]byte(fmt.Sprint("concord-bench-", i)))
-		if studies[i], err = d.Bytes(raw); err != nil {
-			return BenchResult{}, fmt.Errorf("bench: %s: %w", o.File, err)
-		}
+	studies, err := distinctStudies(raw, o.Studies)
+	if err != nil {
+		return BenchResult{}, fmt.Errorf("bench: %s: %w", o.File, err)
 	}
 	key, trust, err := servetest.Key()
 	if err != nil {
@@ -97,11 +96,11 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		return BenchResult{}, err
 	}
 	var mu sync.Mutex
-	var lat []float64
+	var lat, fhirMs []float64
 	done := make(chan struct{})
 	srv, err := New(Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(o.Dir, "state"), Classes: []string{"normal", "abnormal"},
 		PatientIDSystem: "urn:oid:2.999.1", Model: model, Store: store, MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
-		Sender: &fhirr4.Client{Base: o.FHIR, HTTP: &http.Client{Timeout: 30 * time.Second}},
+		Sender: &timedSender{next: &fhirr4.Client{Base: o.FHIR, HTTP: &http.Client{Timeout: 30 * time.Second}}, ms: &fhirMs, mu: &mu},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnDelivered: func(_ string, arrived time.Time) {
 			mu.Lock()
@@ -166,7 +165,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	defer mu.Unlock()
 	return BenchResult{Studies: o.Studies, Clients: o.Clients, InputSize: o.Size, Model: "cnn", FileBytes: len(raw), Seconds: secs,
 		StudiesPerS: float64(o.Studies) / secs, P50Ms: percentile(lat, 0.50), P99Ms: percentile(lat, 0.99),
-		STOWP50Ms: percentile(stowMs, 0.50), CPUs: runtime.GOMAXPROCS(0)}, nil
+		STOWP50Ms: percentile(stowMs, 0.50), FHIRP50Ms: percentile(fhirMs, 0.50), CPUs: runtime.GOMAXPROCS(0)}, nil
 }
 
 func postStudy(ctx context.Context, url string, study []byte) error {
@@ -201,4 +200,40 @@ func percentile(v []float64, q float64) float64 {
 	slices.Sort(s)
 	i := int(q*float64(len(s))+0.999999) - 1
 	return s[min(max(i, 0), len(s)-1)]
+}
+
+// distinctStudies makes n copies of one instance, each its own study: the
+// Study Instance UID is replaced by another of the same length wherever it
+// occurs, so every element keeps its length and the rest stays as it was.
+func distinctStudies(raw []byte, n int) ([][]byte, error) {
+	im, err := imaging.Read(raw, imaging.DefaultLimits)
+	if err != nil {
+		return nil, err
+	}
+	uid := im.StudyInstanceUID
+	width := len(uid) - len("2.25.1")
+	if width < len(fmt.Sprint(n)) {
+		return nil, fmt.Errorf("study UID of %d characters is too short to vary", len(uid))
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = bytes.ReplaceAll(raw, []byte(uid), []byte(fmt.Sprintf("2.25.1%0*d", width, i)))
+	}
+	return out, nil
+}
+
+// timedSender records each delivery's round trip.
+type timedSender struct {
+	next Sender
+	mu   *sync.Mutex
+	ms   *[]float64
+}
+
+func (t *timedSender) Deliver(ctx context.Context, b []byte) error {
+	start := time.Now()
+	err := t.next.Deliver(ctx, b)
+	t.mu.Lock()
+	*t.ms = append(*t.ms, float64(time.Since(start).Microseconds())/1000)
+	t.mu.Unlock()
+	return err
 }
