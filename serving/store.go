@@ -14,6 +14,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // StoreFile is the serving database's name in the agent's state folder.
@@ -51,7 +52,7 @@ func OpenStore(dir string, timeout time.Duration) (*Store, error) {
 	path := filepath.Join(dir, StoreFile)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open %s: %w (stop `site-agent serve` first)", path, ErrBusy)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
