@@ -98,3 +98,11 @@ func TestRejectedVersionCannotBeApproved(t *testing.T) {
 		t.Fatalf("got %v, want a refusal with the gate's reason", err)
 	}
 }
+
+func TestStoreIsHeldByOneProcess(t *testing.T) {
+	s := newSite(t)
+	_, err := OpenStore(s.state, 100*time.Millisecond)
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "stop `site-agent serve` first") {
+		t.Fatalf("second open: %v, want ErrBusy saying what to do", err)
+	}
+}
