@@ -191,8 +191,11 @@ func serveCmd(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	}
 	m, err := serving.LoadApproved(st.modelsDir, st.trust, approvals)
 	if err != nil {
+		// Restarting cannot fix a refused version: exitPermanent keeps
+		// systemd from trying every few seconds.
 		st.cfg.Logger.Error("not serving", "err", err)
-		return c.Fail(stderr, err)
+		c.Fail(stderr, err)
+		return exitPermanent
 	}
 	st.cfg.Model, st.cfg.Store = m, store
 	st.cfg.Sender = &fhirr4.Client{Base: st.fhirBase, HTTP: &http.Client{Timeout: st.timeout}}

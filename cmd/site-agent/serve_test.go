@@ -57,7 +57,7 @@ func TestServeConfigRefusesWhatItCannotHonour(t *testing.T) {
 	// A valid config with nothing approved: refused with what to do.
 	p, _ := serveSite(t, ok)
 	var out, errb bytes.Buffer
-	if code := run([]string{"serve", "--config", p}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "models approve") {
+	if code := run([]string{"serve", "--config", p}, &out, &errb); code != exitPermanent || !strings.Contains(errb.String(), "models approve") {
 		t.Fatalf("unapproved: exit %d, %q", code, errb.String())
 	}
 }
