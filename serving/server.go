@@ -64,6 +64,10 @@ type Config struct {
 	OnDelivered func(resultID string, arrived time.Time)
 }
 
+// maxConcurrentSTOW bounds the STOW-RS requests held in memory at once;
+// more wait for a slot.
+const maxConcurrentSTOW = 4
+
 // Server serves one approved model version.
 type Server struct {
 	cfg        Config
@@ -74,7 +78,8 @@ type Server struct {
 	log        *slog.Logger
 	lis        net.Listener
 	wake       chan struct{}
-	mu         sync.Mutex // serialises feedback writes
+	slots      chan struct{} // STOW-RS requests in progress, each up to MaxRequestBytes in memory
+	mu         sync.Mutex    // serialises feedback writes
 }
 
 // New checks cfg and opens the listener (so Addr is known before Run).
@@ -116,7 +121,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, model: cfg.Model, store: cfg.Store, classes: cfg.Classes,
-		studiesDir: filepath.Join(cfg.StateDir, "serve", "studies"), log: cfg.Logger, wake: make(chan struct{}, 1)}
+		studiesDir: filepath.Join(cfg.StateDir, "serve", "studies"), log: cfg.Logger, wake: make(chan struct{}, 1),
+		slots: make(chan struct{}, maxConcurrentSTOW)}
 	if cfg.Listen != "" {
 		lis, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {

@@ -56,6 +56,12 @@ func (s *Server) serveSTOW(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "multipart/related without a boundary")
 		return
 	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-r.Context().Done():
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
 	mr := multipart.NewReader(body, params["boundary"])
 	var insts []instance

@@ -47,6 +47,7 @@ func (s *Server) pollWatch(ctx context.Context, seen map[string]int64) error {
 		return err
 	}
 	var ready []string
+	var batch int64 // bytes of the files in ready: one batch is held in memory
 	now := map[string]int64{}
 	for _, e := range entries {
 		if !e.Type().IsRegular() || !strings.EqualFold(filepath.Ext(e.Name()), ".dcm") || strings.HasPrefix(e.Name(), ".") {
@@ -58,8 +59,10 @@ func (s *Server) pollWatch(ctx context.Context, seen map[string]int64) error {
 		}
 		p := filepath.Join(dir, e.Name())
 		now[p] = fi.Size()
-		if size, ok := seen[p]; ok && size == fi.Size() && len(ready) < maxWatchBatch {
+		if size, ok := seen[p]; ok && size == fi.Size() && len(ready) < maxWatchBatch &&
+			(len(ready) == 0 || batch+size <= s.cfg.MaxRequestBytes) {
 			ready = append(ready, p)
+			batch += size
 		}
 	}
 	clear(seen)
