@@ -142,6 +142,9 @@ func stowFile(t *testing.T, addr, path string) {
 // with SIGKILL; restarted with the endpoint up, it delivers every result
 // once.
 func TestServeLosesNothingToKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the binary")
+	}
 	files := []string{"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm"}
 	for i, f := range files {
 		files[i] = testenv.Shared(t, filepath.Join("data", "dicom", "pydicom", f))
