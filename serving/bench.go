@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -116,7 +113,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go srv.Run(ctx)
-	url := "http://" + srv.Addr().String() + "/dicomweb/studies"
+	url := "http://" + srv.Addr().String()
 	start := time.Now()
 	next := make(chan []byte)
 	go func() {
@@ -138,7 +135,10 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 			defer wg.Done()
 			for s := range next {
 				t0 := time.Now()
-				err := postStudy(ctx, url, s)
+				status, body, err := PostSTOW(ctx, url, s)
+				if err == nil && status != http.StatusOK {
+					err = fmt.Errorf("bench: STOW-RS answered %d: %.300s", status, body)
+				}
 				mu.Lock()
 				stowMs = append(stowMs, float64(time.Since(t0).Microseconds())/1000)
 				if err != nil && postErr == nil {
@@ -164,42 +164,8 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	return BenchResult{Studies: o.Studies, Clients: o.Clients, InputSize: o.Size, Model: "cnn", FileBytes: len(raw), Seconds: secs,
-		StudiesPerS: float64(o.Studies) / secs, P50Ms: percentile(lat, 0.50), P99Ms: percentile(lat, 0.99),
-		STOWP50Ms: percentile(stowMs, 0.50), FHIRP50Ms: percentile(fhirMs, 0.50), CPUs: runtime.GOMAXPROCS(0)}, nil
-}
-
-func postStudy(ctx context.Context, url string, study []byte) error {
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
-	w.Write(study)
-	mw.Close()
-	req, err := http.NewRequestWithContext(ctx, "POST", url, &body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("bench: STOW-RS answered %s: %s", resp.Status, b)
-	}
-	return nil
-}
-
-// percentile is the nearest-rank percentile of v (0 when empty).
-func percentile(v []float64, q float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	i := int(q*float64(len(s))+0.999999) - 1
-	return s[min(max(i, 0), len(s)-1)]
+		StudiesPerS: float64(o.Studies) / secs, P50Ms: Percentile(lat, 0.50), P99Ms: Percentile(lat, 0.99),
+		STOWP50Ms: Percentile(stowMs, 0.50), FHIRP50Ms: Percentile(fhirMs, 0.50), CPUs: runtime.GOMAXPROCS(0)}, nil
 }
 
 // distinctStudies makes n copies of one instance, each its own study: the

@@ -66,7 +66,7 @@ func (s *Server) deliverLoop(ctx context.Context) {
 		}
 		s.log.Warn("FHIR delivery failed; will retry", "result", it.ResultID, "attempts", it.Attempts, "retry_in", backoff, "err", err)
 		sleep(ctx, backoff)
-		backoff = min(2*backoff, s.cfg.MaxBackoff)
+		backoff = nextBackoff(backoff, s.cfg.MaxBackoff)
 	}
 }
 
@@ -78,3 +78,6 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// nextBackoff doubles the delay up to max.
+func nextBackoff(cur, max time.Duration) time.Duration { return min(2*cur, max) }

@@ -70,18 +70,13 @@ func TestDeliveryInOrderThroughAnOutageAndPastAPermanentRefusal(t *testing.T) {
 	}
 }
 
-func TestBackoffIsCapped(t *testing.T) {
-	s := newSite(t)
-	s.approve(t, "v1")
-	if err := s.store.commitResult(resultRecord{ID: "x"}, AuditRecord{ResultID: "x"}, Item{ResultID: "x", Bundle: []byte("r")}); err != nil {
-		t.Fatal(err)
+func TestBackoffDoublesUpToItsCap(t *testing.T) {
+	var got []time.Duration
+	for d := 10 * time.Millisecond; len(got) < 5; d = nextBackoff(d, 45*time.Millisecond) {
+		got = append(got, d)
 	}
-	f := &flaky{}
-	start := time.Now()
-	s.start(t, f, func(c *Config) { c.MinBackoff, c.MaxBackoff = 10*time.Millisecond, 40*time.Millisecond })
-	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.attempts >= 12 }, "attempts at the capped interval")
-	// Uncapped doubling from 10ms would need 10·(2^11) ms ≈ 20 s for 12 attempts.
-	if d := time.Since(start); d > 15*time.Second {
-		t.Fatalf("12 attempts took %v: the backoff is not capped", d)
+	want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 45 * time.Millisecond, 45 * time.Millisecond}
+	if !slices.Equal(got, want) {
+		t.Fatalf("delays %v, want %v", got, want)
 	}
 }

@@ -1,15 +1,10 @@
 package serving
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"mime/multipart"
-	"net/http"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"testing"
@@ -106,33 +101,15 @@ func pydicom(t testing.TB, name string) string {
 // stow posts files as one STOW-RS request and decodes the response.
 func stow(t testing.TB, url string, parts ...[]byte) (int, map[string]any) {
 	t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	for _, p := range parts {
-		w, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(p)
-	}
-	mw.Close()
-	req, _ := http.NewRequest("POST", url+"/dicomweb/studies", &body)
-	req.Header.Set("Content-Type", fmt.Sprintf(`multipart/related; type="application/dicom"; boundary=%s`, mw.Boundary()))
-	resp, err := http.DefaultClient.Do(req)
+	status, b, err := PostSTOW(context.Background(), url, parts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	var ds map[string]any
-	if resp.Header.Get("Content-Type") == "application/dicom+json" {
-		if err := json.Unmarshal(b, &ds); err != nil {
-			t.Fatalf("response %s: %v", b, err)
-		}
-	} else {
+	if err := json.Unmarshal(b, &ds); err != nil {
 		ds = map[string]any{"text": string(b)}
 	}
-	return resp.StatusCode, ds
+	return status, ds
 }
 
 // seq returns the items of a sequence attribute of a DICOM JSON dataset.

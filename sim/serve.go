@@ -1,17 +1,12 @@
 package sim
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -98,14 +93,18 @@ func serveStudies(ctx context.Context, cfg Config, version string, site string, 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go srv.Run(sctx)
-	url := "http://" + srv.Addr().String() + "/dicomweb/studies"
+	url := "http://" + srv.Addr().String()
 	for _, e := range man.Entries {
 		b, err := os.ReadFile(filepath.Join(man.Dir, filepath.FromSlash(e.Path)))
 		if err != nil {
 			return err
 		}
-		if err := stowOne(ctx, url, b); err != nil {
+		status, body, err := serving.PostSTOW(ctx, url, b)
+		if err != nil {
 			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("STOW-RS answered %d: %.300s", status, body)
 		}
 		sum.Served++
 	}
@@ -118,36 +117,8 @@ func serveStudies(ctx context.Context, cfg Config, version string, site string, 
 	mu.Lock()
 	defer mu.Unlock()
 	sum.FHIRDelivered = len(lat)
-	slices.Sort(lat)
-	if n := len(lat); n > 0 {
-		sum.ServeP50Ms = lat[min(n-1, max(0, (n+1)/2-1))]
-		sum.ServeP99Ms = lat[min(n-1, max(0, (99*n+99)/100-1))]
-	}
+	sum.ServeP50Ms, sum.ServeP99Ms = serving.Percentile(lat, 0.5), serving.Percentile(lat, 0.99)
 	fmt.Fprintf(cfg.Progress, "served %d studies at %s with %s: %d delivered to FHIR, p99 %.0f ms from arrival\n",
 		sum.Served, site, version, sum.FHIRDelivered, sum.ServeP99Ms)
-	return nil
-}
-
-// stowOne sends one instance by STOW-RS and checks it was stored.
-func stowOne(ctx context.Context, url string, dcm []byte) error {
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
-	w.Write(dcm)
-	mw.Close()
-	req, err := http.NewRequestWithContext(ctx, "POST", url, &body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("STOW-RS: %s: %s", resp.Status, b)
-	}
 	return nil
 }

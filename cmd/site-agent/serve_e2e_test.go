@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/concord-fl/concord/internal/testenv"
 	"github.com/concord-fl/concord/internal/testfhir"
+	"github.com/concord-fl/concord/serving"
 )
 
 // buildAgent builds this command's binary for tests that must kill it.
@@ -119,21 +118,9 @@ func stowFile(t *testing.T, addr, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
-	w.Write(b)
-	mw.Close()
-	req, _ := http.NewRequestWithContext(context.Background(), "POST", "http://"+addr+"/dicomweb/studies", &body)
-	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		rb, _ := io.ReadAll(resp.Body)
-		t.Fatalf("STOW-RS %s: %s", resp.Status, rb)
+	status, body, err := serving.PostSTOW(context.Background(), "http://"+addr, b)
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("STOW-RS %d %v: %s", status, err, body)
 	}
 }
 
