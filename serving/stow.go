@@ -16,7 +16,6 @@ import (
 
 // DICOM JSON tags of the STOW-RS response (PS3.18 10.5.3).
 const (
-	tagRetrieveURL        = "00081190"
 	tagFailedSOPSeq       = "00081198"
 	tagReferencedSOPSeq   = "00081199"
 	tagReferencedSOPClass = "00081150"
@@ -25,13 +24,13 @@ const (
 	tagErrorComment       = "00000902"
 	// tagResultID is a private attribute of each stored instance: the
 	// result its study produced, for the feedback API.
-	tagPrivateCreator = "00091010"
+	tagPrivateCreator = "00090010" // reserves block 0x10: elements 0009,10xx
 	tagResultID       = "00091011"
 	privateCreator    = "CONCORD SERVING"
 )
 
-// stowPartLimits bounds a single instance's parse beyond the request
-// limit: the parser's own limits with the request's size.
+// stowLimits bounds one instance's parse: the parser's own limits with
+// the request's size.
 func (s *Server) stowLimits() imaging.Limits {
 	l := imaging.DefaultLimits
 	l.MaxFileBytes = s.cfg.MaxRequestBytes
