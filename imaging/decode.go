@@ -22,7 +22,7 @@ func (im *Image) decodeFrame(i int) ([]byte, error) {
 		ratio = 8 // at least one bit per sample
 	case TSJPEGLSLossl, TSJPEGLSNear:
 		ratio = 4096 // run mode codes long runs in a few bits
-	case TSJ2KLossless, TSJ2K:
+	case TSJ2KLossless, TSJ2K, TSHTJ2KLossless, TSHTJ2KLosslessRPCL, TSHTJ2K:
 		ratio = 1 << 16 // an empty packet is one bit; the decoder bounds its own memory
 	default:
 		ratio = 2048 // DCT: a flat 8x8 block costs at least a few bits
@@ -35,7 +35,7 @@ func (im *Image) decodeFrame(i int) ([]byte, error) {
 		return im.decodeRLE(src)
 	case TSJPEGBaseline, TSJPEGExtended, TSJPEGLossless, TSJPEGLossSV1, TSJPEGLSLossl, TSJPEGLSNear:
 		return im.decodeJPEGOwn(src)
-	case TSJ2KLossless, TSJ2K:
+	case TSJ2KLossless, TSJ2K, TSHTJ2KLossless, TSHTJ2KLosslessRPCL, TSHTJ2K:
 		return im.decodeJ2K(src)
 	}
 	return nil, &UnsupportedSyntaxError{UID: im.TransferSyntaxUID}
@@ -48,7 +48,7 @@ func (im *Image) Decodable() error {
 	if !CanDecode(im.TransferSyntaxUID) {
 		return &UnsupportedSyntaxError{UID: im.TransferSyntaxUID}
 	}
-	if (im.TransferSyntaxUID == TSJ2KLossless || im.TransferSyntaxUID == TSJ2K) && len(im.frames) > 0 {
+	if isJ2K(im.TransferSyntaxUID) && len(im.frames) > 0 {
 		if err := im.checkJ2KHeader(im.frames[0]); err != nil {
 			return err
 		}
@@ -64,11 +64,11 @@ func (im *Image) Decodable() error {
 }
 
 // CanDecode says whether this reader decodes pixel data in the transfer syntax
-// (for JPEG, 8-bit DCT and lossless; JPEG 2000 Part 1; see [Image.Decodable]).
+// (for JPEG, 8-bit DCT and lossless; JPEG 2000 Part 1 and HTJ2K; see [Image.Decodable]).
 func CanDecode(ts string) bool {
 	switch ts {
 	case TSImplicitLE, TSExplicitLE, TSExplicitBE, TSDeflatedLE, TSRLE, TSJPEGBaseline, TSJPEGExtended, TSJPEGLossless, TSJPEGLossSV1,
-		TSJPEGLSLossl, TSJPEGLSNear, TSJ2KLossless, TSJ2K:
+		TSJPEGLSLossl, TSJPEGLSNear, TSJ2KLossless, TSJ2K, TSHTJ2KLossless, TSHTJ2KLosslessRPCL, TSHTJ2K:
 		return true
 	}
 	return false

@@ -8,7 +8,23 @@ import (
 	"github.com/concord-fl/concord/imaging/jpeg2000"
 )
 
-// decodeJ2K decodes one JPEG 2000 frame (transfer syntaxes .90 and .91) into
+// High-Throughput JPEG 2000 (Part 15) transfer syntaxes: the same decoder reads them.
+const (
+	TSHTJ2KLossless     = "1.2.840.10008.1.2.4.201"
+	TSHTJ2KLosslessRPCL = "1.2.840.10008.1.2.4.202"
+	TSHTJ2K             = "1.2.840.10008.1.2.4.203"
+)
+
+// isJ2K: the transfer syntax holds JPEG 2000 codestreams, Part 1 or HTJ2K.
+func isJ2K(ts string) bool {
+	switch ts {
+	case TSJ2KLossless, TSJ2K, TSHTJ2KLossless, TSHTJ2KLosslessRPCL, TSHTJ2K:
+		return true
+	}
+	return false
+}
+
+// decodeJ2K decodes one JPEG 2000 frame (transfer syntaxes .90 and .91, and HTJ2K's .201-.203) into
 // StoredFrame's layout. The codestream's own colour transform (RCT or ICT) is undone
 // by the decoder, so YBR_RCT and YBR_ICT frames come out as RGB, as with pydicom.
 func (im *Image) decodeJ2K(src []byte) ([]byte, error) {

@@ -60,6 +60,11 @@ type Config struct {
 	// clip (DPClip is then the first round's).
 	DPLevel            string
 	DPAdaptiveQuantile float64
+	// Serve, after publishing, sends this many generated studies by
+	// STOW-RS to the first hospital serving the version, whose results go
+	// to the FHIR endpoint ServeFHIR (serve.go).
+	Serve     int
+	ServeFHIR string
 	// Progress receives one line per round; nil discards.
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -109,6 +114,8 @@ type Summary struct {
 	// CrossSite is the final round's AUC by model (global, site:NAME) and
 	// validation site.
 	CrossSite map[string]map[string]float64 `json:"cross_site,omitempty"`
+	// Serving is --serve's result (absent without it).
+	*ServeSummary
 }
 
 // Gate is the promotion decision.
@@ -336,6 +343,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	summariseValidation(final, &sum)
 	if err := writeModelCard(ctx, fed, cfg.Out, final, &sum); err != nil {
 		return Summary{}, err
+	}
+	if cfg.Serve > 0 {
+		sum.ServeSummary = &ServeSummary{}
+		if err := serveStudies(ctx, cfg, sum.PublishedVersion, sd.names[0], sum.ServeSummary); err != nil {
+			sum.ServeError = err.Error()
+		}
 	}
 	if sum.SecureAggregation == "mhe" {
 		sum.BytesPerParam = secureBytesPerParam(fed, job.Id, sum.Params)

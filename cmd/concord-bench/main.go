@@ -6,6 +6,7 @@
 //	concord-bench he --params 1000000 --sites 10          secure aggregation (multiparty HE) round
 //	concord-bench dicom --dir DIR                          DICOM decode + standardise vs pydicom and dcmtk
 //	concord-bench train                                    CNN training samples/s vs PyTorch
+//	concord-bench serve --fhir URL                         serving: studies/s, arrival → FHIR delivered p50/p99
 package main
 
 import (
@@ -49,6 +50,8 @@ func commands() []*cli.Command {
 			Synopsis: "DICOM decode and standardise, with pydicom and dcmtk in the same run"}, dicomBench),
 		cli.Leaf(&cli.Command{Name: "train", Args: "[--json] [--batch N] [--seconds S] [--width W] [--norm group|none] [--threads N] [--no-pytorch]",
 			Synopsis: "training samples/s of our CNN and of the same model in PyTorch"}, trainBench),
+		cli.Leaf(&cli.Command{Name: "serve", Args: "--fhir URL [--file F] [--studies N] [--size S] [--clients C] [--json]",
+			Synopsis: "serving: studies/s and latency from DICOM arrival (STOW-RS) to FHIR delivered"}, serveBench),
 		cli.Version("concord-bench", version.Of(version.Default)),
 	}
 }

@@ -58,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.DPClip, "dp-clip", 1, "clipping norm of --dp-epsilon: per-example gradient (record level) or site update (site level)")
 	fs.StringVar(&c.DPLevel, "dp-level", "record", "level of --dp-epsilon: record (DP-SGD at every site) or site (noise on each site's update)")
 	fs.Float64Var(&c.DPAdaptiveQuantile, "dp-adaptive-quantile", 0, "site level: adapt the update clip to this quantile of update norms (0 = fixed clip)")
+	fs.IntVar(&c.Serve, "serve", 0, "after publishing, send N generated studies by STOW-RS to the first hospital serving the version; needs --serve-fhir")
+	fs.StringVar(&c.ServeFHIR, "serve-fhir", "", "base `URL` of the FHIR R4 endpoint --serve delivers results to (e.g. node internal/testfhir/server.mjs --port 8103 → http://127.0.0.1:8103/fhir/R4)")
 	asJSON := fs.Bool("json", false, "print a JSON summary as the last line of stdout")
 	verbose := fs.Bool("v", false, "log the federation's events to stderr")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -71,6 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *showVersion {
 		fmt.Fprintln(stdout, "concord-sim", version.Of(version.Default))
 		return 0
+	}
+	if c.Serve < 0 || c.Serve > 100000 || c.Serve > 0 && c.ServeFHIR == "" {
+		return cmd.Usagef(stderr, "--serve N takes 0..100000 studies and needs --serve-fhir URL")
 	}
 	c.Progress = stderr
 	if !*asJSON {

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	"image/color"
@@ -51,9 +52,22 @@ func scan(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	secretFile := fs.String("secret-file", "", "site secret, to key series by de-identified uid (else SHA-256 of the uid)")
 	allowBurned := fs.Bool("allow-burned-in", false, "count images flagged burned-in annotation as usable (the site opted in)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	pa := pacsScanFlags(fs)
 	pos, code, ok := c.Parse(fs, args, stdout, stderr)
 	if !ok {
 		return code
+	}
+	if pa.url != "" {
+		return scanPACS(c, fs, pa, pos, *asJSON, *quiet, stdout, stderr)
+	}
+	var pacsOnly []string
+	fs.Visit(func(f *flag.Flag) {
+		if pacsFlagNames[f.Name] && f.Name != "json" && f.Name != "quiet" {
+			pacsOnly = append(pacsOnly, "--"+f.Name)
+		}
+	})
+	if len(pacsOnly) > 0 {
+		return c.Usagef(stderr, "%s apply with --pacs URL only", strings.Join(pacsOnly, ", "))
 	}
 	if len(pos) != 1 {
 		return c.Usagef(stderr, "give one folder to scan")
@@ -361,4 +375,9 @@ headers and sizes are checked and the files that pass are counted as "usable".
 
 The header cache (mode 0600) lets a second scan skip unchanged files. By default it lives
 in the user's cache folder ($XDG_CACHE_HOME/concord/scan, else ~/.cache/concord/scan),
-one file per scanned folder; --cache FILE puts it elsewhere, --cache none turns it off.`
+one file per scanned folder; --cache FILE puts it elsewhere, --cache none turns it off.
+
+With --pacs URL, scan asks the PACS what a query would bring (studies, series, instances,
+modalities, body parts, transfer syntaxes where the PACS gives them, estimated bytes) without
+retrieving any pixel data. --modality (repeatable), --body-part, --description, --from and --to
+make the query, as data.pacs.queries in agent.yaml do.`

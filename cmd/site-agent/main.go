@@ -1,6 +1,8 @@
 // Command site-agent is what a hospital installs.
 //
 //	site-agent run --config /etc/concord/agent.yaml   join the consortium
+//	site-agent serve --config agent.yaml               serve the approved model (STOW-RS, watched folder → FHIR)
+//	site-agent models approve VERSION | list           approve a published version for serving
 //	site-agent scan DIR [--json]                        what is there, what cannot be read, and why
 //	site-agent dicom export FILE --npy OUT --png OUT     look at one file
 //	site-agent deid IN OUT                               write de-identified copies
@@ -53,7 +55,10 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		cli.Leaf(&cli.Command{Name: "run", Args: "[--config agent.yaml]", Synopsis: "connect to the coordinator and take part in jobs",
 			Help: "Connect to the coordinator named in agent.yaml (from the site's startup kit) and take part in jobs\nuntil SIGINT/SIGTERM."}, runAgent),
-		cli.Leaf(&cli.Command{Name: "scan", Args: "DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in] [--quiet]",
+		cli.Leaf(&cli.Command{Name: "serve", Args: "[--config agent.yaml]", Synopsis: "serve the approved model on new studies (STOW-RS, watched folder) with results to FHIR",
+			Help: serveHelp}, serveCmd),
+		modelsCommands(),
+		cli.Leaf(&cli.Command{Name: "scan", Args: "DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in] [--quiet] | --pacs URL [--modality M ...] [--body-part P] [--description D] [--from DATE] [--to DATE] [--json] [--quiet]",
 			Synopsis: "index a DICOM folder: files, decoded, rejected files and why, counts per class folder",
 			Help:     scanHelp}, scan),
 		{Name: "dicom", Synopsis: "look at one DICOM file", Help: "site-agent dicom: look at one DICOM file.", Sub: []*cli.Command{
@@ -97,6 +102,8 @@ type fileConfig struct {
 		Dir           string   `yaml:"dir"`
 		Classes       []string `yaml:"classes"`
 		AllowBurnedIn bool     `yaml:"allow_burned_in"`
+		// PACS, instead of Dir: the images come from the hospital's PACS.
+		PACS *pacsFileConfig `yaml:"pacs"`
 	} `yaml:"data"`
 	StateDir string `yaml:"state_dir"`
 	Trainer  struct {
@@ -144,6 +151,8 @@ type fileConfig struct {
 	// /readyz, /metrics, and POST /backup (to this host only). Counts
 	// only; bind it to loopback or the management network. Empty: none.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Serve is `site-agent serve` (serve.go).
+	Serve serveFile `yaml:"serve"`
 }
 
 func runAgent(c *cli.Command, args []string, stdout, stderr io.Writer) int {
@@ -282,6 +291,16 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 			return siteagent.Config{}, nil, noop, fmt.Errorf("external trainer: %w", err)
 		}
 		cfg.Trainer, closeFn = t, func() { t.Close() }
+	}
+	if pc := fc.Data.PACS; pc != nil {
+		// Opened last: an error before it leaves nothing to close.
+		p, err := openPACS(fc, pc, abs, cfg.StateDir, feedback.Dir, logger)
+		if err != nil {
+			closeFn()
+			return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
+		}
+		prev := closeFn
+		cfg.Data, closeFn = p, func() { p.Close(); prev() }
 	}
 	return cfg, logger, closeFn, nil
 }

@@ -117,7 +117,7 @@ func (t *tileState) decode(img *Image, red int, decs []blockDecoder) error {
 	err := forEach(len(jobs), len(decs), func(w, i int) error {
 		j := jobs[i]
 		tc, dec := t.comps[j.c], &decs[w]
-		if err := dec.decodeBlock(j.cb, j.b, tc.cs.cbStyle, tc.roi); err != nil {
+		if err := dec.decodeCodeBlock(j.cb, j.b, tc.cs.cbStyle, tc.roi); err != nil {
 			return fmt.Errorf("tile %d component %d: %w", t.index, j.c, err)
 		}
 		place(dec, j.cb, j.b, tc, tc.x1-tc.x0, ints[j.c], floats[j.c])

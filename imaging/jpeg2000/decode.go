@@ -125,12 +125,12 @@ func decodeCodestream(b []byte, opt Options) (*Image, error) {
 				cocSet: make([]bool, nc), qccSet: make([]bool, nc),
 			}
 			tiles = make([]*tileState, s.numTiles)
-			if s.highThroughputFlag {
-				return nil, unsupported("High Throughput JPEG 2000 (Part 15, HTJ2K) codestream")
-			}
 			continue
 		case mCAP:
-			return nil, unsupported("High Throughput JPEG 2000 (Part 15, HTJ2K) codestream: CAP marker")
+			if err := parseCAP(seg); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if s == nil {
 			return nil, malformed("marker 0x%04X before SIZ", m)

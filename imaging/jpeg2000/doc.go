@@ -1,5 +1,6 @@
-// Package jpeg2000 decodes JPEG 2000 Part 1 (ISO/IEC 15444-1) codestreams and the
-// JP2 file wrapper into integer samples. It is pure computation: no I/O and no
+// Package jpeg2000 decodes JPEG 2000 Part 1 (ISO/IEC 15444-1) and High-Throughput
+// JPEG 2000 (Part 15, ISO/IEC 15444-15 | ITU-T T.814, HTJ2K) codestreams, and the
+// JP2 and JPH file wrappers, into integer samples. It is pure computation: no I/O and no
 // imports of the rest of Concord. The code-blocks of a tile, then its
 // components' inverse wavelet transforms, are decoded by a bounded pool of
 // goroutines ([Options.Workers], GOMAXPROCS by default), each with its own
@@ -20,17 +21,28 @@
 // reduced-resolution decoding ([Options.ReduceLevels]). TLM, PLM, PLT, CRG and
 // COM are read past.
 //
-// Refused with an error naming what is missing ([ErrUnsupported]): High
-// Throughput JPEG 2000 (Part 15, HTJ2K) codestreams, Part 2 extensions
-// (arbitrary wavelets, multi-component transforms), precisions above 16 bits,
-// ROI styles other than maximum shift, and JP2 files with a palette (pclr,
-// cmap). A JP2 file's colour specification is not applied: the result is the
+// HTJ2K: the CAP marker (Part 15 capabilities; any other Part is refused), HT
+// code-blocks (code-block style bit 0x40) with their cleanup pass (MEL, VLC
+// with the standard's codeword tables, U-VLC, MagSgn) and the SigProp and
+// MagRef passes, the HT segment lengths of tier 2 (Lcup, Lref; placeholder
+// passes of a first contribution become missing bit-planes), vertically causal
+// SigProp. The HT decoder writes the same coefficient form as tier 1, so
+// everything after tier 1 is shared with Part 1. CPF is read past.
+//
+// Refused with an error naming what is missing ([ErrUnsupported]): Part 2
+// extensions (arbitrary wavelets, multi-component transforms), precisions
+// above 16 bits, ROI styles other than maximum shift, JP2 files with a palette
+// (pclr, cmap), and in HTJ2K: mixed code-blocks (some HT, some Part 1), more
+// than one HT set in a code-block (passes beyond cleanup, SigProp and MagRef
+// that only a decoder keeping several sets could use), ROI with HT
+// code-blocks, and HT code-blocks of more than 29 magnitude bit-planes. A JP2 file's colour specification is not applied: the result is the
 // codestream's components.
 //
 // Results equal OpenJPEG 2.5's (opj_decompress, and pydicom through Pillow)
-// sample for sample on every stream of the Part 4 conformance set and the
-// other Part 1 streams in the project's shared data that is not refused, the
-// 9/7 ones included: the irreversible path uses OpenJPEG's float32
+// sample for sample on every stream of the Part 4 conformance set, the other
+// Part 1 streams and the HTJ2K streams in the project's shared data that are
+// not refused, HTJ2K streams made by OpenJPH's encoder across its options and
+// Kakadu's with refinement passes (testdata/htj2k), the 9/7 ones included: the irreversible path uses OpenJPEG's float32
 // constants and order of operations. The tests still allow a difference of one
 // for 9/7 streams, the bound Part 4 sets, so that another OpenJPEG build cannot
 // fail them. An absent tile leaves zeros, as in OpenJPEG; a stream cut inside a

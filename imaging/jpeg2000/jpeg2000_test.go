@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/concord-fl/concord/internal/testenv"
@@ -56,25 +55,6 @@ func TestReduceLevels(t *testing.T) {
 	}
 }
 
-// TestRefusesHTJ2K: Part 15 streams are refused by name, not decoded wrongly.
-func TestRefusesHTJ2K(t *testing.T) {
-	dir := testenv.Shared(t, "data/jpeg2000/htj2k")
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
-	if len(files) == 0 {
-		t.Fatalf("no streams in %s", dir)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = Decode(b, Options{})
-		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "HTJ2K") {
-			t.Errorf("%s: %v, want an unsupported-HTJ2K error", filepath.Base(f), err)
-		}
-	}
-}
-
 // TestTruncated cuts streams short at many points: each must give a categorised
 // error (never a panic, never an image).
 func TestTruncated(t *testing.T) {
@@ -119,6 +99,8 @@ func TestLimits(t *testing.T) {
 // tier-1 work allowed per byte of stream (checkWork).
 func FuzzDecode(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join(testenv.SharedDir(), "data/jpeg2000/conformance", "*"))
+	ht, _ := filepath.Glob(filepath.Join(testenv.SharedDir(), "data/jpeg2000/htj2k", "*"))
+	files = append(files, ht...)
 	for _, p := range files {
 		if b, err := os.ReadFile(p); err == nil && len(b) < 4<<10 {
 			f.Add(b)

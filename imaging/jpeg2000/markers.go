@@ -232,8 +232,8 @@ func parseSPcod(b []byte, precincts bool, cs *codingStyle) error {
 	if b[1] > 8 || b[2] > 8 || cs.cbw+cs.cbh > 12 {
 		return malformed("code-block size 2^%d x 2^%d", cs.cbw, cs.cbh)
 	}
-	if cs.cbStyle&0x40 != 0 {
-		return unsupported("High Throughput code-blocks (JPEG 2000 Part 15, HTJ2K)")
+	if cs.cbStyle&(cbHT|cbHTMixed) == cbHT|cbHTMixed {
+		return unsupported("HTJ2K mixed code-blocks (some HT, some Part 1)")
 	}
 	if cs.cbStyle&0x80 != 0 {
 		return unsupported("code-block style 0x%02x (Part 2)", cs.cbStyle)

@@ -263,6 +263,16 @@ func readPacketHeader(br *bitReader, pbs []precinctBand, layer int, style byte) 
 					return nil, malformed("code-block length indicator too long")
 				}
 			}
+			if style&cbHT != 0 {
+				v, err := readHTLengths(br, cb, n)
+				if err != nil {
+					return nil, err
+				}
+				if v > 0 {
+					out = append(out, blockLen{cb, v})
+				}
+				continue
+			}
 			if cb.passes+n > 164 {
 				return nil, malformed("more than 164 coding passes in a code-block")
 			}

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/concord-fl/concord/cmd/internal/cli"
+	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/imaging/pacs"
+	siteagent "github.com/concord-fl/concord/site-agent"
+	"gopkg.in/yaml.v3"
+)
+
+// pacsFileConfig is agent.yaml's data.pacs section: the site's images
+// come from its PACS instead of data.dir.
+type pacsFileConfig struct {
+	URL     string          `yaml:"url"`
+	Queries []pacsFileQuery `yaml:"queries"`
+	// Labels is a CSV with a label column and a study_instance_uid or
+	// sop_instance_uid column.
+	Labels string `yaml:"labels"`
+	// SEGLabels, instead of Labels: labels from the DICOM SEG objects in
+	// the same studies.
+	SEGLabels         bool     `yaml:"seg_labels"`
+	RequestsPerSecond float64  `yaml:"requests_per_second"`
+	Concurrency       int      `yaml:"concurrency"`
+	Timeout           duration `yaml:"timeout"`
+	CacheDir          string   `yaml:"cache_dir"`
+	CacheSize         byteSize `yaml:"cache_size"`
+	// Refresh is how long the queries' answer stands between data loads.
+	Refresh duration `yaml:"refresh"`
+}
+
+type pacsFileQuery struct {
+	Modality          string `yaml:"modality"`
+	BodyPart          string `yaml:"body_part"`
+	SeriesDescription string `yaml:"series_description"`
+	From              string `yaml:"from"` // study dates, 2006-01-02 or 20060102
+	To                string `yaml:"to"`
+}
+
+// query converts one query; name says where it is in agent.yaml.
+func (q pacsFileQuery) query(name string) (pacs.Query, error) {
+	out := pacs.Query{Modality: q.Modality, BodyPart: q.BodyPart, SeriesDescription: q.SeriesDescription}
+	var err error
+	if out.From, err = parseDay(q.From); err != nil {
+		return out, fmt.Errorf("%s.from: %w", name, err)
+	}
+	if out.To, err = parseDay(q.To); err != nil {
+		return out, fmt.Errorf("%s.to: %w", name, err)
+	}
+	if !out.From.IsZero() && !out.To.IsZero() && out.To.Before(out.From) {
+		return out, fmt.Errorf("%s: to %s is before from %s", name, q.To, q.From)
+	}
+	return out, nil
+}
+
+func parseDay(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{"2006-01-02", "20060102"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date (write 2024-01-31)", s)
+}
+
+// byteSize is a size in agent.yaml: 20GiB, 500MB, or bytes.
+type byteSize int64
+
+var sizeUnits = []struct {
+	suffix string
+	n      int64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}, {"", 1}}
+
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	for _, u := range sizeUnits {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+			if err != nil || v <= 0 || v*float64(u.n) > 1<<62 {
+				break
+			}
+			return int64(v * float64(u.n)), nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not a size (write e.g. 20GiB or 500MB)", s)
+}
+
+func (b *byteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = byteSize(v)
+	return nil
+}
+
+func (pc *pacsFileConfig) options() pacs.Options {
+	return pacs.Options{RequestsPerSecond: pc.RequestsPerSecond, Concurrency: pc.Concurrency, Timeout: time.Duration(pc.Timeout)}
+}
+
+// runtime converts data.pacs into the agent's PACSConfig.
+func (pc *pacsFileConfig) runtime(abs func(string) string, stateDir string, classes []string, allowBurnedIn bool, logger *slog.Logger) (siteagent.PACSConfig, error) {
+	cfg := siteagent.PACSConfig{URL: pc.URL, Options: pc.options(), Labels: abs(pc.Labels), SEGLabels: pc.SEGLabels, Classes: classes,
+		StateDir: stateDir, CacheDir: abs(pc.CacheDir), CacheBytes: int64(pc.CacheSize), Workers: pc.Concurrency, Refresh: time.Duration(pc.Refresh),
+		AllowBurnedIn: allowBurnedIn, Logger: logger}
+	switch {
+	case pc.URL == "":
+		return cfg, fmt.Errorf("data.pacs.url: give the PACS, e.g. https://pacs.example.org/dicom-web")
+	case pc.Labels == "" && !pc.SEGLabels:
+		return cfg, fmt.Errorf("data.pacs.labels: give the labels CSV (a label column and a study_instance_uid or sop_instance_uid column), or set data.pacs.seg_labels")
+	case pc.CacheSize <= 0:
+		return cfg, fmt.Errorf("data.pacs.cache_size: give the disk the PACS cache may use, e.g. 20GiB")
+	case pc.RequestsPerSecond < 0 || pc.Concurrency < 0 || pc.Timeout < 0 || pc.Refresh < 0:
+		return cfg, fmt.Errorf("data.pacs: requests_per_second, concurrency, timeout and refresh cannot be negative")
+	}
+	for i, q := range pc.Queries {
+		pq, err := q.query(fmt.Sprintf("data.pacs.queries[%d]", i))
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Queries = append(cfg.Queries, pq)
+	}
+	return cfg, nil
+}
+
+// openPACS makes the data source of a site whose images are in its PACS.
+func openPACS(fc fileConfig, pc *pacsFileConfig, abs func(string) string, stateDir, feedbackDir string, logger *slog.Logger) (*siteagent.PACSData, error) {
+	if fc.Data.Dir != "" || feedbackDir != "" {
+		return nil, fmt.Errorf("data.pacs and data.dir (or feedback.dir) are both set: the site's images come from one of them")
+	}
+	rc, err := pc.runtime(abs, stateDir, fc.Data.Classes, fc.Data.AllowBurnedIn, logger)
+	if err != nil {
+		return nil, err
+	}
+	p, err := siteagent.OpenPACS(rc)
+	if err != nil {
+		return nil, fmt.Errorf("data.pacs: %w", err)
+	}
+	return p, nil
+}
+
+// pacsScanArgs are scan's flags for a PACS.
+type pacsScanArgs struct {
+	url, bodyPart, description, from, to string
+	modalities                           multiFlag
+	rps                                  float64
+	concurrency                          int
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func pacsScanFlags(fs *flag.FlagSet) *pacsScanArgs {
+	a := &pacsScanArgs{}
+	fs.StringVar(&a.url, "pacs", "", "summarise what a query of this PACS `url` would bring (http(s)://: DICOMweb) instead of a folder")
+	fs.Var(&a.modalities, "modality", "with --pacs: series of this `modality` (repeat for several)")
+	fs.StringVar(&a.bodyPart, "body-part", "", "with --pacs: Body Part Examined, e.g. CHEST")
+	fs.StringVar(&a.description, "description", "", "with --pacs: Series Description, * and ? as wildcards")
+	fs.StringVar(&a.from, "from", "", "with --pacs: studies from this `date` (2024-01-31)")
+	fs.StringVar(&a.to, "to", "", "with --pacs: studies up to this `date`")
+	fs.Float64Var(&a.rps, "rps", 0, "with --pacs: at most this many requests per second (0: unpaced)")
+	fs.IntVar(&a.concurrency, "concurrency", 2, "with --pacs: requests in flight at once")
+	return a
+}
+
+var pacsFlagNames = map[string]bool{"pacs": true, "modality": true, "body-part": true, "description": true,
+	"from": true, "to": true, "rps": true, "concurrency": true, "json": true, "quiet": true}
+
+// scanPACS is "site-agent scan --pacs URL [--modality M ...] ...".
+func scanPACS(c *cli.Command, fs *flag.FlagSet, a *pacsScanArgs, pos []string, asJSON, quiet bool, stdout, stderr io.Writer) int {
+	if len(pos) != 0 {
+		return c.Usagef(stderr, "give a folder or --pacs URL, not both")
+	}
+	var bad []string
+	fs.Visit(func(f *flag.Flag) {
+		if !pacsFlagNames[f.Name] {
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return c.Usagef(stderr, "%s apply to a folder scan, not to --pacs", strings.Join(bad, ", "))
+	}
+	base := pacsFileQuery{BodyPart: a.bodyPart, SeriesDescription: a.description, From: a.from, To: a.to}
+	var queries []pacs.Query
+	for _, m := range append([]string{}, a.modalities...) {
+		base.Modality = m
+		q, err := base.query("--modality " + m)
+		if err != nil {
+			return c.Fail(stderr, err)
+		}
+		queries = append(queries, q)
+	}
+	if len(queries) == 0 {
+		q, err := base.query("query")
+		if err != nil {
+			return c.Fail(stderr, err)
+		}
+		queries = []pacs.Query{q}
+	}
+	src, err := pacs.Open(a.url, pacs.Options{RequestsPerSecond: a.rps, Concurrency: a.concurrency})
+	if err != nil {
+		return c.Fail(stderr, err)
+	}
+	defer src.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var progress func(done, found int)
+	if !quiet {
+		progress = func(done, found int) {
+			fmt.Fprintf(stderr, "\rasking the PACS: %d of %d series listed", done, found)
+			if done == found {
+				fmt.Fprintln(stderr)
+			}
+		}
+	}
+	sum, err := pacs.Summarize(ctx, src, queries, progress)
+	if err != nil {
+		return c.Fail(stderr, err)
+	}
+	if asJSON {
+		if err := json.NewEncoder(stdout).Encode(sum); err != nil {
+			return 1
+		}
+		return 0
+	}
+	printPACSSummary(stdout, sum)
+	return 0
+}
+
+func printPACSSummary(w io.Writer, s pacs.Summary) {
+	fmt.Fprintf(w, "studies    %d\nseries     %d\ninstances  %d\n", s.Studies, s.Series, s.Instances)
+	if s.Unestimated > 0 {
+		fmt.Fprintf(w, "estimated  %s of pixel data uncompressed (%d instances without geometry not counted)\n", humanBytes(s.EstimatedBytes), s.Unestimated)
+	} else {
+		fmt.Fprintf(w, "estimated  %s of pixel data uncompressed\n", humanBytes(s.EstimatedBytes))
+	}
+	fmt.Fprintln(w, "modalities")
+	for _, m := range sortedKeys(s.Modalities) {
+		fmt.Fprintf(w, "  %-40s %d\n", m, s.Modalities[m])
+	}
+	fmt.Fprintln(w, "body parts")
+	for _, m := range sortedKeys(s.BodyParts) {
+		fmt.Fprintf(w, "  %-40s %d\n", m, s.BodyParts[m])
+	}
+	fmt.Fprintln(w, "transfer syntaxes")
+	for _, t := range sortedKeys(s.TransferSyntaxes) {
+		fmt.Fprintf(w, "  %-40s %d\n", imaging.TransferSyntaxName(t), s.TransferSyntaxes[t])
+	}
+	if s.UnknownTransferSyntax > 0 {
+		fmt.Fprintf(w, "  %-40s %d\n", "not given by the PACS", s.UnknownTransferSyntax)
+	}
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

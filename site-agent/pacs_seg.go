@@ -1,0 +1,88 @@
+package siteagent
+
+import (
+	"errors"
+	"os"
+
+	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/imaging/pacs"
+)
+
+// segLabels derive labels from the DICOM SEG objects in the PACS: an
+// image a segmentation references with a non-empty mask is class 1; an
+// image it references with an empty mask, or one it does not reference in
+// a study it segments, is class 0; an image in a study without a
+// segmentation has no label.
+type segLabels struct {
+	tmpDir  string
+	bySOP   map[string]int
+	studies map[string]bool
+}
+
+func newSEGLabels(tmpDir string) *segLabels {
+	return &segLabels{tmpDir: tmpDir, bySOP: map[string]int{}, studies: map[string]bool{}}
+}
+
+func isSEG(im *imaging.Image) bool { return im.Modality == "SEG" }
+
+// add reads one segmentation. imaging reads a SEG from a file: it is
+// written in the agent's private state folder and removed at once.
+func (l *segLabels) add(study string, part10 []byte) error {
+	f, err := os.CreateTemp(l.tmpDir, "seg-*.dcm")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(part10)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	seg, err := imaging.ReadSegmentation(f.Name())
+	if err != nil {
+		return err
+	}
+	for _, fr := range seg.Frames {
+		if fr.SourceSOPInstanceUID == "" {
+			continue
+		}
+		if _, ok := l.bySOP[fr.SourceSOPInstanceUID]; !ok {
+			l.bySOP[fr.SourceSOPInstanceUID] = 0
+		}
+		for _, v := range fr.Mask {
+			if v != 0 {
+				l.bySOP[fr.SourceSOPInstanceUID] = 1
+				break
+			}
+		}
+	}
+	l.studies[study] = true
+	return nil
+}
+
+func (l *segLabels) label(study, sop string) (int, bool) {
+	if y, ok := l.bySOP[sop]; ok {
+		return y, true
+	}
+	if l.studies[study] {
+		return 0, true
+	}
+	return 0, false
+}
+
+// withSEGQueries adds, for each query, one for the segmentations of the
+// same studies' dates: a SEG series has modality SEG and seldom a body part.
+func withSEGQueries(qs []pacs.Query) []pacs.Query {
+	if len(qs) == 0 {
+		return nil // no query: every series, segmentations included
+	}
+	out := append([]pacs.Query(nil), qs...)
+	for _, q := range qs {
+		out = append(out, pacs.Query{Modality: "SEG", From: q.From, To: q.To})
+	}
+	return out
+}
+
+var errSEGAndCSV = errors.New("pacs data source: labels come from a CSV or from the PACS's segmentations, not both: set data.pacs.labels or data.pacs.seg_labels")

@@ -1,0 +1,165 @@
+package siteagent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/imaging/pacs"
+	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/internal/testorthanc"
+	pb "github.com/concord-fl/concord/proto/concordpb"
+)
+
+// TestPACSDataReadsLabelledInstances loads shared files into Orthanc,
+// labels some by study and one by SOP instance, and checks what a job's
+// dataset holds and what it skipped, by reason.
+func TestPACSDataReadsLabelledInstances(t *testing.T) {
+	dir := testenv.Shared(t, "data/dicom/pydicom")
+	o := testorthanc.Start(t, testorthanc.Options{})
+	files := map[string]string{ // file → label ("" unlabelled)
+		"CT_small.dcm": "normal", "693_J2KI.dcm": "lesion", "MR_small.dcm": "1",
+		"badVR.dcm": "normal", "test-SR.dcm": "normal", "examples_overlay.dcm": "",
+		"examples_ybr_color.dcm": "lesion"} // uploaded later
+	const later = "examples_ybr_color.dcm"
+	var csv strings.Builder
+	csv.WriteString("study_instance_uid,sop_instance_uid,label\n")
+	for name, label := range files {
+		p := filepath.Join(dir, name)
+		if name != later {
+			o.Upload(t, p)
+		}
+		b, _ := os.ReadFile(p)
+		f, err := imaging.Parse(b, imaging.DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		study, sop := f.Data.String(imaging.NewTag(0x0020, 0x000D)), f.Data.String(imaging.NewTag(0x0008, 0x0018))
+		switch {
+		case label == "":
+		case name == "MR_small.dcm":
+			fmt.Fprintf(&csv, ",%s,%s\n", sop, label)
+		default:
+			fmt.Fprintf(&csv, "%s,,%s\n", study, label)
+		}
+	}
+	state := t.TempDir()
+	labels := filepath.Join(state, "labels.csv")
+	if err := os.WriteFile(labels, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := OpenPACS(PACSConfig{URL: o.DICOMweb, Labels: labels, Classes: []string{"normal", "lesion"},
+		StateDir: state, CacheBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: 16, Width: 16, Classes: 2},
+		Pipeline: &pb.PipelineSpec{Width: 16, Height: 16, Channels: 1, Resample: "area", Normalise: "zscore"}}
+	ds, err := p.Dataset(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.N != 3 || len(ds.X) != 3*16*16 {
+		t.Fatalf("dataset of %d examples (%d values), want 3", ds.N, len(ds.X))
+	}
+	ones := 0
+	for _, y := range ds.Y {
+		ones += y
+	}
+	if ones != 2 {
+		t.Errorf("labels %v: want two of class 1 (693_J2KI by study name, MR_small by SOP index)", ds.Y)
+	}
+	want := map[string]int{"malformed": 1, "no pixel data": 1, "no label in the labels file": 1}
+	if fmt.Sprint(p.Rejected) != fmt.Sprint(want) {
+		t.Errorf("rejected %v, want %v", p.Rejected, want)
+	}
+	if p.Examples() != len(files)-1 {
+		t.Errorf("Examples %d, want %d", p.Examples(), len(files)-1)
+	}
+	// An image added to the PACS is taken at the first load after the
+	// refresh interval, not before.
+	o.Upload(t, filepath.Join(dir, later))
+	if ds, err := p.Dataset(context.Background(), spec); err != nil || ds.N != 3 {
+		t.Errorf("a load within the refresh interval: %d examples, %v; want the 3 of before", ds.N, err)
+	}
+	p.now = func() time.Time { return time.Now().Add(time.Hour) }
+	if ds, err := p.Dataset(context.Background(), spec); err != nil || ds.N != 4 {
+		t.Errorf("a load after the refresh interval: %d examples, %v; want 4", ds.N, err)
+	}
+	// A restarted agent serves the same data from its state, asking the
+	// PACS nothing new.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = OpenPACS(PACSConfig{URL: o.DICOMweb, Labels: labels, Classes: []string{"normal", "lesion"},
+		StateDir: state, CacheBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	rep, err := p.Sync(context.Background())
+	if err != nil || rep.Fetched != 0 || rep.AlreadyDone != len(files) {
+		t.Errorf("sync after restart: %+v, %v", rep, err)
+	}
+}
+
+// TestPACSDataLabelsFromSegmentations: the shared CT slices and the SEG
+// that outlines the liver on them, one more image in the same study that
+// the SEG does not reference, and one study without a SEG.
+func TestPACSDataLabelsFromSegmentations(t *testing.T) {
+	dir := testenv.Shared(t, "data/dicom/dcmqi")
+	o := testorthanc.Start(t, testorthanc.Options{})
+	for _, f := range []string{"ct-3slice/01.dcm", "ct-3slice/02.dcm", "ct-3slice/03.dcm", "liver-seg.dcm"} {
+		o.Upload(t, filepath.Join(dir, f))
+	}
+	o.Upload(t, filepath.Join(testenv.Shared(t, "data/dicom/pydicom"), "CT_small.dcm"))
+	b, err := os.ReadFile(filepath.Join(dir, "ct-3slice/01.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := imaging.Parse(b, imaging.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreferenced := filepath.Join(t.TempDir(), "unreferenced.dcm")
+	px := make([]uint16, 64*64)
+	for i := range px {
+		px[i] = uint16(i % 1000)
+	}
+	if err := imaging.WriteFile(unreferenced, imaging.SyntheticFile{Pixels: px, Rows: 64, Columns: 64, Modality: "CT",
+		StudyInstanceUID: f.Data.String(imaging.NewTag(0x0020, 0x000D)), SeriesInstanceUID: "2.25.77001", SOPInstanceUID: "2.25.77002"}); err != nil {
+		t.Fatal(err)
+	}
+	o.Upload(t, unreferenced)
+
+	p, err := OpenPACS(PACSConfig{URL: o.DICOMweb, SEGLabels: true, Queries: []pacs.Query{{Modality: "CT"}},
+		StateDir: t.TempDir(), CacheBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: 16, Width: 16, Classes: 2},
+		Pipeline: &pb.PipelineSpec{Width: 16, Height: 16, Channels: 1, Resample: "area", Normalise: "zscore"}}
+	ds, err := p.Dataset(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ones := 0
+	for _, y := range ds.Y {
+		ones += y
+	}
+	if ds.N != 4 || ones != 3 {
+		t.Errorf("%d examples with labels %v: want the 3 segmented slices as 1 and the unreferenced image as 0", ds.N, ds.Y)
+	}
+	if want := map[string]int{"no segmentation in its study": 1}; fmt.Sprint(p.Rejected) != fmt.Sprint(want) {
+		t.Errorf("rejected %v, want %v", p.Rejected, want)
+	}
+	if _, err := OpenPACS(PACSConfig{URL: o.DICOMweb, SEGLabels: true, Labels: "labels.csv", StateDir: t.TempDir(), CacheBytes: 1 << 20}); err == nil {
+		t.Error("labels from a CSV and from segmentations at once were accepted")
+	}
+}
