@@ -28,6 +28,7 @@ var guides = []struct {
 	{"consortium-admin.md", 6 * time.Minute},
 	{"hospital-it.md", 3 * time.Minute},
 	{"compliance-officer.md", 6 * time.Minute},
+	{"clinician.md", 6 * time.Minute},
 }
 
 // binDir holds the binaries the guides call, built once by TestMain.
