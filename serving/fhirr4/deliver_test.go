@@ -177,8 +177,12 @@ func (s *fhirServer) count(resourceType string) int {
 	return len(s.search(resourceType, url.Values{"_count": {"1000"}}))
 }
 
+// TestDeliver runs everything that needs the FHIR server on one server:
+// starting one costs seconds.
 func TestDeliver(t *testing.T) {
 	srv := startServer(t)
+	// First, while the server is empty: a refused transaction stores nothing.
+	t.Run("refused", func(t *testing.T) { testRefusedResource(t, srv) })
 	client := &Client{Base: srv.base, HTTP: &http.Client{Timeout: 30 * time.Second}}
 	ctx := context.Background()
 	results := []Result{classification(), segmentation()}
@@ -197,15 +201,17 @@ func TestDeliver(t *testing.T) {
 			t.Errorf("%d %s after delivering %d results, want %d", counts[ty], ty, len(results), len(results))
 		}
 	}
+	// The stored resources carry resolved references: now the R4 validator
+	// must find nothing at all.
+	var stored [][]byte
 	for _, r := range results {
 		st := srv.readBack(r)
-		// The stored resources carry resolved references: now the R4
-		// validator must find nothing at all.
-		for i, issues := range testfhir.Check(t, srv.json(st.patient), srv.json(st.device),
-			srv.json(st.finding), srv.json(st.report), srv.json(st.provenance)) {
-			for _, is := range issues {
-				t.Errorf("%s: stored %s: %s", r.Task, types[i], is)
-			}
+		stored = append(stored, srv.json(st.patient), srv.json(st.device),
+			srv.json(st.finding), srv.json(st.report), srv.json(st.provenance))
+	}
+	for i, issues := range testfhir.Check(t, stored...) {
+		for _, is := range issues {
+			t.Errorf("%s: stored %s: %s", results[i/len(types)].Task, types[i%len(types)], is)
 		}
 	}
 
@@ -241,11 +247,10 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
-// TestDeliverRefusedResource: a resource the server finds invalid is a
+// testRefusedResource: a resource the server finds invalid is a
 // permanent error that carries the server's reason, and nothing of the
 // transaction is stored.
-func TestDeliverRefusedResource(t *testing.T) {
-	srv := startServer(t)
+func testRefusedResource(t *testing.T, srv *fhirServer) {
 	client := &Client{Base: srv.base}
 	var b map[string]any
 	if err := json.Unmarshal(mustBundle(t, classification()), &b); err != nil {
