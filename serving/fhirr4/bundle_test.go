@@ -3,6 +3,7 @@ package fhirr4
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"testing"
 
 	"github.com/concord-fl/concord/internal/testfhir"
@@ -131,5 +132,13 @@ func TestBundleValidatesAgainstR4(t *testing.T) {
 				t.Errorf("resource %d: %s", i, is)
 			}
 		}
+	}
+}
+
+func TestByIdentifierEscapesSearchCharacters(t *testing.T) {
+	got := byIdentifier("urn:oid:1.2.3", `MRN,7|a$b\c`)
+	want := "identifier=" + url.QueryEscape(`urn:oid:1.2.3|MRN\,7\|a\$b\\c`)
+	if got != want {
+		t.Errorf("byIdentifier = %s, want %s", got, want)
 	}
 }
