@@ -6,6 +6,13 @@
 //   - Start runs @medplum/fhir-router's FhirRouter over a MemoryRepository as
 //     an HTTP server on a free port (server.mjs) and stops it at cleanup.
 //
+// The server holds resources in memory and supports what Medplum's
+// MemoryRepository does: transactions with conditional create (a Bundle
+// with an invalid resource is refused before any of it is stored), read,
+// and search on the R4 SearchParameters (token, reference, _tag). It does not
+// do chained search (subject.identifier) and does not unescape \, \| \$ in
+// search values; tests search the Patient by identifier, then by subject.
+//
 // Both need node and the folder's node_modules, which `.ci/run` installs with
 // `npm ci`. Without them a test is skipped on a laptop and fails when the
 // environment variable CI is set.
