@@ -1,6 +1,7 @@
 package fhirr4
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -338,5 +339,40 @@ func TestDeliverRefusesBadBase(t *testing.T) {
 		if !errors.As(err, &de) || de.Retryable || !strings.Contains(de.Reason, "Client.Base") {
 			t.Errorf("base %q: %v, want a permanent error about Client.Base", base, err)
 		}
+	}
+}
+
+func TestDeliverCancelled(t *testing.T) {
+	release := make(chan struct{})
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // answers only once the test is over
+	}))
+	defer gw.Close()
+	defer close(release) // before Close, which waits for the handler
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := (&Client{Base: gw.URL}).Deliver(ctx, mustBundle(t, classification()))
+	var de *DeliveryError
+	if !errors.As(err, &de) || !de.Retryable || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Deliver past its deadline: %v, want a retryable DeliveryError wrapping the deadline", err)
+	}
+}
+
+// TestDeliverBoundsResponse: an endless answer is cut at the bound.
+func TestDeliverBoundsResponse(t *testing.T) {
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		chunk := bytes.Repeat([]byte(" "), 64<<10)
+		for range (maxResponseBytes / len(chunk)) + 2 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer gw.Close()
+	err := (&Client{Base: gw.URL}).Deliver(context.Background(), mustBundle(t, classification()))
+	var de *DeliveryError
+	if !errors.As(err, &de) || !strings.Contains(de.Reason, "response over") {
+		t.Fatalf("Deliver with an oversized answer: %v, want a DeliveryError saying the response is over the bound", err)
 	}
 }
