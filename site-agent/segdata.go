@@ -63,15 +63,23 @@ const segmentationStorageUID = "1.2.840.10008.5.1.4.1.1.66.4"
 // plus this.
 const maskSuffix = ".mask.png"
 
-// Examples implements Counter: the images of the folder (SEG objects and
-// masks not counted; images without a mask are counted until a job loads
-// them).
+// Examples implements Counter: the DICOM files of the folder (images
+// without a mask, and the SEG objects, are counted until a job loads them).
 func (d *SegFolder) Examples() int {
+	n, _ := d.Check()
+	return n
+}
+
+// Check implements Checker.
+func (d *SegFolder) Check() (int, string) {
 	files, _, err := d.list()
-	if err != nil {
-		return 0
+	switch {
+	case err != nil:
+		return 0, fmt.Sprintf("the segmentation data folder cannot be read (%s): check data.dir and give the agent's user read access", errKind(err))
+	case len(files) == 0:
+		return 0, "the segmentation data folder has no .dcm files: see the layout in the README (Federated segmentation)"
 	}
-	return len(files)
+	return len(files), ""
 }
 
 // list returns the .dcm files and the PNG masks under Dir, sorted.
