@@ -12,27 +12,29 @@ import (
 // TestSegmentationFederated runs a federated U-Net job under multiparty
 // homomorphic encryption on two generated CT hospitals, with a third that
 // only validates: the job completes, the federated model segments clearly
-// better than the untrained one (Dice at least 0.2 higher; seeds 1 to 4
-// give 0.04 untrained and over 0.4 trained), the validation site's signed
-// receipt carries Dice with its interval, and summary.json holds the
-// federated and centralised Dice. About 20 s on two cores.
+// better than the untrained one (Dice at least 0.3 higher: with these
+// settings seeds 1 to 6 gave 0.01..0.12 untrained, 0.64..0.74 federated,
+// 0.61..0.76 at the validation site; early rounds can oscillate, hence
+// six), the validation site's signed receipt carries Dice with its
+// interval, and summary.json holds the federated and centralised Dice.
+// About 15 s on two cores.
 func TestSegmentationFederated(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	out := t.TempDir()
-	sum, err := Run(ctx, Config{Task: TaskSegmentation, Sites: 3, ValidationSites: 1, Rounds: 3, ImagesPerSite: 48, BatchSize: 8,
+	sum, err := Run(ctx, Config{Task: TaskSegmentation, Sites: 3, ValidationSites: 1, Rounds: 6, ImagesPerSite: 48, BatchSize: 8, LocalEpochs: 2,
 		Seed: 1, Out: out, SecureAggregation: "mhe", GateMinDice: 0.05})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sg := sum.Segmentation
-	if sum.State != "completed" || sum.RoundsCompleted != 3 || sg == nil || sum.Params == 0 {
+	if sum.State != "completed" || sum.RoundsCompleted != 6 || sg == nil || sum.Params == 0 {
 		t.Fatalf("state %s, %d rounds, segmentation %+v", sum.State, sum.RoundsCompleted, sg)
 	}
-	if sg.FederatedDice.Value < sg.UntrainedDice.Value+0.2 {
-		t.Fatalf("federated Dice %.3f, untrained %.3f: want at least 0.2 better", sg.FederatedDice.Value, sg.UntrainedDice.Value)
+	if sg.FederatedDice.Value < sg.UntrainedDice.Value+0.3 {
+		t.Fatalf("federated Dice %.3f, untrained %.3f: want at least 0.3 better", sg.FederatedDice.Value, sg.UntrainedDice.Value)
 	}
-	if sg.CentralisedDice.Value < sg.UntrainedDice.Value+0.2 {
+	if sg.CentralisedDice.Value < sg.UntrainedDice.Value+0.3 {
 		t.Fatalf("centralised Dice %.3f, untrained %.3f", sg.CentralisedDice.Value, sg.UntrainedDice.Value)
 	}
 	if sum.Gate.State != "passed" || sum.PublishedVersion == "" {
@@ -43,7 +45,7 @@ func TestSegmentationFederated(t *testing.T) {
 		t.Fatalf("no receipt from the validation site: %+v", sum.Validation)
 	}
 	d, lo, hi := v.Metrics["dice"], v.Lower["dice"], v.Upper["dice"]
-	if v.Examples == 0 || !(lo <= d && d <= hi) || d < sg.UntrainedDice.Value+0.2 || hi-lo <= 0 {
+	if v.Examples == 0 || !(lo <= d && d <= hi) || d < sg.UntrainedDice.Value+0.3 || hi-lo <= 0 {
 		t.Fatalf("validation receipt: %d examples, dice %.3f [%.3f, %.3f]", v.Examples, d, lo, hi)
 	}
 	raw, err := os.ReadFile(filepath.Join(out, "summary.json"))

@@ -88,7 +88,7 @@ func GenerateCT(s CTSite, seed int64) ([]CTSlice, error) {
 		ox, oy := bx-ba*(0.35+0.15*rng.Float64()), by+bb*(-0.1+0.3*rng.Float64())
 		oa := ba * 0.38 * s.OrganScale * (0.8 + 0.4*rng.Float64())
 		ob := bb * 0.45 * s.OrganScale * (0.8 + 0.4*rng.Float64())
-		oz, oc := 0.5+0.1*rng.NormFloat64(), 0.3+0.1*rng.Float64()
+		oz, oc := 0.5+0.05*rng.NormFloat64(), 0.45+0.15*rng.Float64()
 		rot := 0.5 * (rng.Float64() - 0.5)
 		// A distractor: a round structure of similar density on the other side (a kidney's cortex, the bowel).
 		kx, ky, kr := bx+ba*0.45, by+bb*0.2, n*0.06*(0.8+0.4*rng.Float64())
