@@ -25,8 +25,8 @@ func TestDataSourceLayout(t *testing.T) {
 	}
 	for _, c := range []struct {
 		layout, feedback, want string
-		classes              []string
-		segment              int
+		classes                []string
+		segment                int
 	}{
 		{layout: "segmentation", classes: []string{"a"}, want: "data.classes is for data.layout classes"},
 		{layout: "segmentation", feedback: "fb", want: "feedback.dir holds corrected labels"},
