@@ -232,6 +232,9 @@ func runSegmentation(ctx context.Context, cfg Config) (Summary, error) {
 	sum.State, sum.Reason, sum.RoundsCompleted, sum.ModelVersion = final.State, final.Reason, len(final.Rounds), final.ModelVersion
 	sum.PublishedVersion = final.ModelVersion
 	segValidation(final, &sum)
+	if err := writeModelCard(ctx, fed, cfg.Out, final, &sum); err != nil {
+		return Summary{}, err
+	}
 	if final.State == "completed" {
 		version := final.ModelVersion
 		if version == "" {
