@@ -287,3 +287,14 @@ func reasonList(r map[string]int) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// checkMasks refuses data without a mask per image for a unet job: a
+// classifier's folder (labels, no masks) says so instead of failing in
+// training.
+func checkMasks(d learning.Dataset) error {
+	if len(d.Masks) != d.N*d.H*d.W {
+		return permanentf("the job's model is a unet (segmentation) but the site's data has no mask per image: " +
+			"set data.layout: segmentation in agent.yaml with images and their masks (README: Federated segmentation)")
+	}
+	return nil
+}

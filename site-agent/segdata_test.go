@@ -14,6 +14,7 @@ import (
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/internal/testenv"
 	"github.com/concord-fl/concord/jobspec"
+	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -143,5 +144,15 @@ func TestSegFolderPNG(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), bad) {
 		t.Fatalf("the error names a path: %v", err)
+	}
+}
+
+// TestUNetJobOnClassFolder: a classifier's data (labels, no masks) is
+// refused for a unet job with what to configure.
+func TestUNetJobOnClassFolder(t *testing.T) {
+	src := MemoryData{Data: learning.Dataset{N: 1, C: 1, H: 32, W: 32, X: make([]float32, 32*32), Y: []int{1}}}
+	_, err := src.Dataset(context.Background(), segSpec(t, 32))
+	if err == nil || !strings.Contains(err.Error(), "set data.layout: segmentation") || !errors.Is(err, ErrPermanent) {
+		t.Fatalf("class data for a unet job: %v", err)
 	}
 }
