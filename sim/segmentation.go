@@ -34,7 +34,9 @@ const slicesPerPatient = 8
 // model, of a centralised model trained on the training sites' data pooled
 // with the same budget (the same number of examples processed: rounds ×
 // local epochs passes over the pooled data, same batch size, optimiser,
-// learning rate and seed), and of the untrained starting model.
+// learning rate and seed), and of the untrained starting model. In a
+// segmentation run the summary's site_positive_rate is each site's share
+// of foreground pixels.
 type Segmentation struct {
 	FederatedDice   evaluation.Estimate `json:"federated_dice"`
 	CentralisedDice evaluation.Estimate `json:"centralised_dice"`

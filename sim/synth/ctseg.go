@@ -23,7 +23,7 @@ type CTSite struct {
 	Name     string
 	Patients int // volumes; each gives SlicesPer slices
 	// SlicesPer is the number of axial slices per patient, evenly spaced
-	// through the abdomen; slices above and below the organ have an
+	// through the organ's region; a slice past the organ's end has an
 	// empty mask.
 	SlicesPer int
 	Size      int // rows = columns
@@ -153,7 +153,7 @@ func WriteCT(dir string, s CTSite, seed int64) (int, error) {
 	for i, sl := range slices {
 		base := filepath.Join(d, fmt.Sprintf("%04d", i))
 		f := ctFile(sl, s, rng)
-		if err := writeDICOMFile(base+".dcm", f); err != nil {
+		if err := imaging.WriteFile(base+".dcm", f); err != nil {
 			return 0, fmt.Errorf("write ct for %q slice %d: %w", s.Name, i, err)
 		}
 		if err := writeMaskPNG(base+".mask.png", sl.Mask, s.Size); err != nil {
@@ -191,5 +191,3 @@ func ctFile(sl CTSlice, s CTSite, rng *rand.Rand) imaging.SyntheticFile {
 		RescaleSlope: 1, RescaleIntercept: -1024, WindowCenter: 40, WindowWidth: 400,
 	}
 }
-
-func writeDICOMFile(path string, f imaging.SyntheticFile) error { return imaging.WriteFile(path, f) }
