@@ -69,3 +69,9 @@ lint:
 
 clean:
 	rm -rf $(BIN) demo-out
+
+# The FHIR R4 peers serving/fhirr4's tests use (Medplum validator and server), as pinned
+# in internal/testfhir/package-lock.json. .ci/run does the same.
+.PHONY: fhir-peers
+fhir-peers:
+	cd internal/testfhir && npm ci --no-audit --no-fund

@@ -175,6 +175,9 @@ func Defaults(s *pb.JobSpec) {
 	m.Channels = orU(m.Channels, 1)
 	m.Height = orU(m.Height, 28)
 	m.Width = orU(m.Width, 28)
+	if m.Arch == ArchUNet {
+		unetDefaults(m)
+	}
 	m.Classes = orU(m.Classes, 2)
 	m.BaseWidth = orU(m.BaseWidth, 16)
 	if m.Arch == "cnn" {

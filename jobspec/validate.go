@@ -227,7 +227,7 @@ func (v *validator) name(n string) {
 }
 
 func (v *validator) model(m *pb.ModelSpec) {
-	ok := v.oneOf("model.arch", m.Arch, "cnn")
+	ok := v.oneOf("model.arch", m.Arch, "cnn", ArchUNet)
 	if m.Channels != 1 && m.Channels != 3 {
 		v.bad("model.channels is %d: use 1 (grey) or 3 (RGB)", m.Channels)
 		ok = false
@@ -244,7 +244,11 @@ func (v *validator) model(m *pb.ModelSpec) {
 			ok = false
 		}
 	}
-	ok = v.uintIn("model.classes", uint64(m.Classes), 2, maxClasses) && ok
+	if m.Arch == ArchUNet {
+		ok = v.unetModel(m) && ok
+	} else {
+		ok = v.uintIn("model.classes", uint64(m.Classes), 2, maxClasses) && ok
+	}
 	ok = v.uintIn("model.base_width", uint64(m.BaseWidth), 1, maxBaseWidth) && ok
 	if !ok {
 		return // the size of a model with a bad field means nothing
@@ -330,7 +334,9 @@ func (v *validator) training(s *pb.JobSpec) {
 		v.bad("training.momentum is %v but optimizer %s does not use it (only sgd does): remove it", t.Momentum, quote(t.Optimizer))
 	}
 	v.floatIn("training.clip_norm", t.ClipNorm, span{lo: 0, hi: maxClipNorm})
-	v.oneOf("training.class_weighting", t.ClassWeighting, "none", "balanced")
+	if v.oneOf("training.class_weighting", t.ClassWeighting, "none", "balanced") && s.GetModel().GetArch() == ArchUNet {
+		v.unetTraining(t)
+	}
 }
 
 func (v *validator) privacy(s *pb.JobSpec) {

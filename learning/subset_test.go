@@ -23,3 +23,12 @@ func TestSubsetCarriesGroups(t *testing.T) {
 		t.Fatal("a dataset without groups gained some")
 	}
 }
+
+// TestSubsetCarriesMasks: a segmentation subset keeps each image's mask.
+func TestSubsetCarriesMasks(t *testing.T) {
+	d := Dataset{N: 3, C: 1, H: 1, W: 2, X: []float32{0, 1, 2, 3, 4, 5}, Masks: []float32{0, 1, 1, 0, 1, 1}}
+	s := d.Subset([]int{2, 0})
+	if !slices.Equal(s.X, []float32{4, 5, 0, 1}) || !slices.Equal(s.Masks, []float32{1, 1, 0, 1}) {
+		t.Fatalf("subset %+v", s)
+	}
+}

@@ -36,12 +36,17 @@ type Dataset struct {
 	Groups map[string][]string
 }
 
-// Subset returns the examples at the given indices, copied.
+// Subset returns the examples at the given indices, copied, with their
+// labels, masks and subgroups.
 func (d Dataset) Subset(idx []int) Dataset {
 	px := d.C * d.H * d.W
 	out := Dataset{N: len(idx), C: d.C, H: d.H, W: d.W, X: make([]float32, len(idx)*px)}
 	if d.Y != nil {
 		out.Y = make([]int, len(idx))
+	}
+	hw := d.H * d.W
+	if len(d.Masks) == d.N*hw && d.Masks != nil {
+		out.Masks = make([]float32, len(idx)*hw)
 	}
 	if d.Groups != nil {
 		out.Groups = make(map[string][]string, len(d.Groups))
@@ -53,6 +58,9 @@ func (d Dataset) Subset(idx []int) Dataset {
 		copy(out.X[j*px:(j+1)*px], d.X[i*px:(i+1)*px])
 		if d.Y != nil {
 			out.Y[j] = d.Y[i]
+		}
+		if out.Masks != nil {
+			copy(out.Masks[j*hw:(j+1)*hw], d.Masks[i*hw:(i+1)*hw])
 		}
 		for f, v := range d.Groups {
 			out.Groups[f][j] = v[i]

@@ -1,8 +1,8 @@
 // Package sim runs a whole Concord federation on one machine: a
 // coordinator and N site agents in one process, talking real gRPC over
 // loopback TCP with mutual TLS from a throwaway consortium CA, each site
-// with its own data (synthetic hospitals, or a partition of a MedMNIST
-// set). It is what `concord-sim` and `make demo` run, and the harness of
+// with its own data (synthetic hospitals, generated CT hospitals with
+// organ masks for segmentation, or a partition of a MedMNIST set). It is what `concord-sim` and `make demo` run, and the harness of
 // the end-to-end tests. Only binaries and tests import it.
 package sim
 

@@ -65,6 +65,13 @@ type Config struct {
 	// to the FHIR endpoint ServeFHIR (serve.go).
 	Serve     int
 	ServeFHIR string
+	// Task is TaskClassification (the default) or TaskSegmentation: a
+	// federated U-Net on generated CT hospitals (ImagesPerSite slices
+	// each), compared with the same training on the pooled data.
+	Task string
+	// GateMinDice > 0 makes publication of a segmentation model require
+	// this Dice at every validation site.
+	GateMinDice float64
 	// Progress receives one line per round; nil discards.
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -116,6 +123,10 @@ type Summary struct {
 	CrossSite map[string]map[string]float64 `json:"cross_site,omitempty"`
 	// Serving is --serve's result (absent without it).
 	*ServeSummary
+	// Task is "segmentation" for a segmentation run (empty: classification);
+	// Segmentation holds its federated, centralised and untrained Dice.
+	Task         string        `json:"task,omitempty"`
+	Segmentation *Segmentation `json:"segmentation,omitempty"`
 }
 
 // Gate is the promotion decision.
@@ -231,6 +242,16 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	work := filepath.Join(cfg.Out, "federation")
 	if err := os.RemoveAll(work); err != nil {
 		return Summary{}, err
+	}
+	switch cfg.Task {
+	case "", TaskClassification:
+	case TaskSegmentation:
+		return runSegmentation(ctx, cfg)
+	default:
+		return Summary{}, fmt.Errorf("task %q: use %s or %s", cfg.Task, TaskClassification, TaskSegmentation)
+	}
+	if cfg.GateMinDice > 0 {
+		return Summary{}, errors.New("the Dice gate is for segmentation: use --gate-min-auc, or --task segmentation")
 	}
 	var sd *siteData
 	var err error

@@ -50,6 +50,9 @@ func checkShape(d learning.Dataset, spec *pb.JobSpec) error {
 			return permanentf("the site's data has %d values of subgroup field %q for %d examples", len(v), f, d.N)
 		}
 	}
+	if mm.GetArch() == jobspec.ArchUNet {
+		return checkMasks(d)
+	}
 	for _, y := range d.Y {
 		if y < 0 || y >= int(mm.GetClasses()) {
 			return permanentf("the site's data has label %d, outside the job's %d classes: check data.classes against the job's model.classes", y, mm.GetClasses())

@@ -115,6 +115,16 @@
 // class names only, never a folder below a class folder (those may carry
 // patient names), and says what to do.
 //
+// # Segmentation data
+//
+// A site of unet jobs reads a SegFolder (agent.yaml data.layout:
+// segmentation): images with a PNG mask beside each or DICOM SEGs that
+// reference them. Masks are resampled with the images' pipeline and made
+// binary at one half, so training (Dice + cross-entropy), VALIDATE
+// receipts (Dice and IoU with bootstrap intervals) and the data manifest
+// all see the same 0/1 masks. A SegFolder refuses a classifier's job, and
+// a DICOMFolder, having no masks, cannot feed a unet job's training.
+//
 // # Drift and feedback
 //
 // After a successful training task the agent records a drift baseline of

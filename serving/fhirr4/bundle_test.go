@@ -3,6 +3,7 @@ package fhirr4
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"testing"
 
 	"github.com/concord-fl/concord/internal/testfhir"
@@ -120,17 +121,24 @@ func entries(t *testing.T, bundle []byte) [][]byte {
 // in-Bundle urn:uuid references are not yet typed references: the server
 // resolves them (TestDeliver validates the stored resources with none).
 func TestBundleValidatesAgainstR4(t *testing.T) {
+	var all [][]byte
 	for _, r := range []Result{classification(), segmentation()} {
-		t.Run(r.Task, func(t *testing.T) {
-			b := mustBundle(t, r)
-			all := append([][]byte{b}, entries(t, b)...)
-			for i, issues := range testfhir.Check(t, all...) {
-				for _, is := range issues {
-					if is.Severity != "warning" || !bytes.Contains([]byte(is.Text), []byte(`got "urn:uuid:`)) {
-						t.Errorf("resource %d: %s", i, is)
-					}
-				}
+		b := mustBundle(t, r)
+		all = append(append(all, b), entries(t, b)...)
+	}
+	for i, issues := range testfhir.Check(t, all...) { // one validator run for all
+		for _, is := range issues {
+			if is.Severity != "warning" || !bytes.Contains([]byte(is.Text), []byte(`got "urn:uuid:`)) {
+				t.Errorf("resource %d: %s", i, is)
 			}
-		})
+		}
+	}
+}
+
+func TestByIdentifierEscapesSearchCharacters(t *testing.T) {
+	got := byIdentifier("urn:oid:1.2.3", `MRN,7|a$b\c`)
+	want := "identifier=" + url.QueryEscape(`urn:oid:1.2.3|MRN\,7\|a\$b\\c`)
+	if got != want {
+		t.Errorf("byIdentifier = %s, want %s", got, want)
 	}
 }

@@ -1,6 +1,7 @@
 package fhirr4
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -177,8 +178,12 @@ func (s *fhirServer) count(resourceType string) int {
 	return len(s.search(resourceType, url.Values{"_count": {"1000"}}))
 }
 
+// TestDeliver runs everything that needs the FHIR server on one server:
+// starting one costs seconds.
 func TestDeliver(t *testing.T) {
 	srv := startServer(t)
+	// First, while the server is empty: a refused transaction stores nothing.
+	t.Run("refused", func(t *testing.T) { testRefusedResource(t, srv) })
 	client := &Client{Base: srv.base, HTTP: &http.Client{Timeout: 30 * time.Second}}
 	ctx := context.Background()
 	results := []Result{classification(), segmentation()}
@@ -197,15 +202,17 @@ func TestDeliver(t *testing.T) {
 			t.Errorf("%d %s after delivering %d results, want %d", counts[ty], ty, len(results), len(results))
 		}
 	}
+	// The stored resources carry resolved references: now the R4 validator
+	// must find nothing at all.
+	var stored [][]byte
 	for _, r := range results {
 		st := srv.readBack(r)
-		// The stored resources carry resolved references: now the R4
-		// validator must find nothing at all.
-		for i, issues := range testfhir.Check(t, srv.json(st.patient), srv.json(st.device),
-			srv.json(st.finding), srv.json(st.report), srv.json(st.provenance)) {
-			for _, is := range issues {
-				t.Errorf("%s: stored %s: %s", r.Task, types[i], is)
-			}
+		stored = append(stored, srv.json(st.patient), srv.json(st.device),
+			srv.json(st.finding), srv.json(st.report), srv.json(st.provenance))
+	}
+	for i, issues := range testfhir.Check(t, stored...) {
+		for _, is := range issues {
+			t.Errorf("%s: stored %s: %s", results[i/len(types)].Task, types[i%len(types)], is)
 		}
 	}
 
@@ -241,11 +248,10 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
-// TestDeliverRefusedResource: a resource the server finds invalid is a
+// testRefusedResource: a resource the server finds invalid is a
 // permanent error that carries the server's reason, and nothing of the
 // transaction is stored.
-func TestDeliverRefusedResource(t *testing.T) {
-	srv := startServer(t)
+func testRefusedResource(t *testing.T, srv *fhirServer) {
 	client := &Client{Base: srv.base}
 	var b map[string]any
 	if err := json.Unmarshal(mustBundle(t, classification()), &b); err != nil {
@@ -333,5 +339,40 @@ func TestDeliverRefusesBadBase(t *testing.T) {
 		if !errors.As(err, &de) || de.Retryable || !strings.Contains(de.Reason, "Client.Base") {
 			t.Errorf("base %q: %v, want a permanent error about Client.Base", base, err)
 		}
+	}
+}
+
+func TestDeliverCancelled(t *testing.T) {
+	release := make(chan struct{})
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // answers only once the test is over
+	}))
+	defer gw.Close()
+	defer close(release) // before Close, which waits for the handler
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := (&Client{Base: gw.URL}).Deliver(ctx, mustBundle(t, classification()))
+	var de *DeliveryError
+	if !errors.As(err, &de) || !de.Retryable || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Deliver past its deadline: %v, want a retryable DeliveryError wrapping the deadline", err)
+	}
+}
+
+// TestDeliverBoundsResponse: an endless answer is cut at the bound.
+func TestDeliverBoundsResponse(t *testing.T) {
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		chunk := bytes.Repeat([]byte(" "), 64<<10)
+		for range (maxResponseBytes / len(chunk)) + 2 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer gw.Close()
+	err := (&Client{Base: gw.URL}).Deliver(context.Background(), mustBundle(t, classification()))
+	var de *DeliveryError
+	if !errors.As(err, &de) || !strings.Contains(de.Reason, "response over") {
+		t.Fatalf("Deliver with an oversized answer: %v, want a DeliveryError saying the response is over the bound", err)
 	}
 }

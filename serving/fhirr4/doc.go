@@ -47,7 +47,19 @@
 // from ID, so the same Result gives byte-identical Bundles. Posting a Bundle
 // again after any failure, even one that happened after the server committed,
 // creates nothing new; a second result for the same patient or model reuses
-// that Patient and Device.
+// that Patient and Device. Identifier values are escaped in ifNoneExist as R4
+// search requires (\, \| \$ \\). Medplum's in-memory router, the tests'
+// server, does not unescape them: there, a patient identifier holding one of
+// those characters is created again on a second post.
+//
+// # Validation
+//
+// Bundle refuses a Result that is incomplete or out of range (ErrInvalidResult,
+// naming the field, never a patient identifier's value). Codes with required
+// bindings (statuses, Bundle type, HTTP verb, entity role, device name type)
+// are google/fhir enums, so an invalid one cannot be built; the tests validate
+// every resource against the R4 StructureDefinitions with Medplum's validator,
+// which checks structure and cardinality but not those bindings.
 //
 // # Delivery errors
 //

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -83,6 +85,9 @@ func (r *Result) validate() error {
 	}
 	if err := checkText("PatientIDSystem", r.PatientIDSystem, true); err != nil {
 		return err
+	}
+	if u, err := url.Parse(r.PatientIDSystem); err != nil || u.Scheme == "" || strings.ContainsAny(r.PatientIDSystem, " |") {
+		return invalid("PatientIDSystem must be an absolute URI such as urn:oid:1.2.3 (the hospital's identifier namespace)")
 	}
 	if r.Issued.IsZero() {
 		return invalid("Issued is not set")

@@ -21,6 +21,7 @@ func TestBundleRefusesInvalidResult(t *testing.T) {
 		{"ID with slash", func(r *Result) { r.ID = "a/b" }, "ID must be"},
 		{"no patient", func(r *Result) { r.PatientID = "" }, "PatientID is empty"},
 		{"no patient system", func(r *Result) { r.PatientIDSystem = "" }, "PatientIDSystem is empty"},
+		{"patient system not a URI", func(r *Result) { r.PatientIDSystem = "MRN" }, "PatientIDSystem must be an absolute URI"},
 		{"control char", func(r *Result) { r.AccessionNumber = "A\nB" }, "AccessionNumber contains a control character"},
 		{"no issued", func(r *Result) { r.Issued = time.Time{} }, "Issued is not set"},
 		{"no device UID", func(r *Result) { r.Model.DeviceUID = "" }, "Model.DeviceUID is empty"},
