@@ -1,16 +1,23 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/concord-fl/concord/internal/promtext"
+	"github.com/concord-fl/concord/internal/servetest"
+	"github.com/concord-fl/concord/serving"
+	"github.com/concord-fl/concord/serving/fhirr4"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
@@ -61,6 +68,7 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 	names := map[string]bool{}
 	exported(t, "http://"+f.Coordinator().MetricsAddr().String()+"/metrics", names)
 	exported(t, "http://"+f.Agent("st-marys").MetricsAddr().String()+"/metrics", names)
+	exported(t, "http://"+startServing(t)+"/metrics", names)
 	check := func(where, expr string) {
 		refs := metricNames(expr)
 		if len(refs) == 0 {
@@ -133,7 +141,7 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"ConcordSiteOffline", "ConcordJobAborted", "ConcordPrivacyBudgetNearlySpent", "ConcordWitnessAlarm",
-		"ConcordDataDrift", "ConcordCoordinatorNotReady", "ConcordAgentNotReady"} {
+		"ConcordDataDrift", "ConcordCoordinatorNotReady", "ConcordAgentNotReady", "ConcordResultsUndelivered"} {
 		if !alerts[want] {
 			t.Errorf("alerts.yaml has no %s rule", want)
 		}
@@ -141,4 +149,56 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 	if names["concord_agent_made_up"] || len(metricNames(`x{kind="concord_not_a_metric"}`)) != 0 {
 		t.Error("the name extraction is too lenient")
 	}
+}
+
+// startServing runs `site-agent serve`'s server on an approved version
+// until the test ends and returns its address. Its FHIR endpoint is never
+// reached: nothing is served.
+func startServing(t *testing.T) string {
+	t.Helper()
+	key, trust, err := servetest.Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	models := filepath.Join(dir, "models")
+	if _, err := servetest.Publish(models, key, servetest.Version{Version: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := serving.OpenStore(filepath.Join(dir, "state"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	m, sum, err := serving.VerifyVersion(filepath.Join(models, "v1"), trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Approve(serving.Approval{Version: "v1", ManifestSHA256: sum, DeviceUID: m.DeviceUID, By: "test", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ap, err := store.Approvals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := serving.LoadApproved(models, trust, ap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := serving.New(serving.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "state"), FeedbackDir: filepath.Join(dir, "feedback"),
+		Classes: []string{"normal", "lesion"}, PatientIDSystem: "urn:oid:1.2.3.4", Model: model, Store: store,
+		Sender: &fhirr4.Client{Base: "http://127.0.0.1:1/fhir"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serving: %v", err)
+		}
+	})
+	return srv.Addr().String()
 }
