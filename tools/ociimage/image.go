@@ -56,14 +56,14 @@ const (
 
 // Spec says what goes in one image.
 type Spec struct {
-	Name       string   // binary name: coordinator, site-agent
-	Binary     string   // path of the static binary on this machine
-	CACerts    string   // path of a PEM CA bundle (Debian: /etc/ssl/certs/ca-certificates.crt)
-	Version    string   // org.opencontainers.image.version, and the tag
-	Revision   string   // git commit, optional
-	Cmd        []string // default arguments after the entrypoint
-	Ports      []string // exposed ports, e.g. "7443/tcp"
-	Created    time.Time
+	Name        string   // binary name: coordinator, site-agent
+	Binary      string   // path of the static binary on this machine
+	CACerts     string   // path of a PEM CA bundle (Debian: /etc/ssl/certs/ca-certificates.crt)
+	Version     string   // org.opencontainers.image.version, and the tag
+	Revision    string   // git commit, optional
+	Cmd         []string // default arguments after the entrypoint
+	Ports       []string // exposed ports, e.g. "7443/tcp"
+	Created     time.Time
 	Description string // org.opencontainers.image.description
 }
 
