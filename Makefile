@@ -101,6 +101,7 @@ dist:
 images:
 	@test -n "$(VERSION)" || { echo "make images needs VERSION, e.g. make images VERSION=v1.2.0"; exit 1; }
 	$(MAKE) build BINARIES="coordinator site-agent" BIN=$(BIN)
+	cd tools && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(abspath $(BIN))/ ./cmd/concord-healthcheck
 	cd tools && $(GO) run ./cmd/concord-image --bin $(abspath $(BIN)) --version $(VERSION) \
 		--revision "$$(git rev-parse HEAD 2>/dev/null)" --source-date-epoch $(SOURCE_DATE_EPOCH) --out $(abspath $(DIST))/images
 

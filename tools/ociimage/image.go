@@ -6,6 +6,9 @@
 //   - No base image. The binaries are static (CGO_ENABLED=0), so a distro
 //     layer would only add packages to patch; the image is the binary, the
 //     CA certificates it needs for outbound TLS, and who it runs as.
+//   - The image has no shell or curl, so compose and podman health checks
+//     need a probe of their own: concord-healthcheck (tools/cmd), a static
+//     binary that GETs one loopback URL. Kubernetes probes need none.
 //   - The user is 65532:65532 ("nonroot", the UID distroless uses), set by
 //     number so that Kubernetes' runAsNonRoot can check it without a passwd
 //     lookup; the passwd entry is there for tools that print user names.
@@ -43,6 +46,9 @@ const (
 // BinDir is where the binary goes in the image.
 const BinDir = "/usr/local/bin"
 
+// ProbeName is the health probe's file name in BinDir.
+const ProbeName = "concord-healthcheck"
+
 // StateDir is the state folder made in the image, owned by UID, so that a
 // fresh volume mounted there is writable by the daemon.
 const StateDir = "/var/lib/concord"
@@ -58,6 +64,7 @@ const (
 type Spec struct {
 	Name        string   // binary name: coordinator, site-agent
 	Binary      string   // path of the static binary on this machine
+	Probe       string   // path of the static concord-healthcheck binary, optional
 	CACerts     string   // path of a PEM CA bundle (Debian: /etc/ssl/certs/ca-certificates.crt)
 	Version     string   // org.opencontainers.image.version, and the tag
 	Revision    string   // git commit, optional
@@ -108,6 +115,16 @@ func Build(s Spec) (v1.Image, error) {
 		{name: "var/", mode: 0o755, dir: true},
 		{name: "var/lib/", mode: 0o755, dir: true},
 		{name: strings.TrimPrefix(StateDir, "/") + "/", mode: 0o700, dir: true, owned: true},
+	}
+	if s.Probe != "" {
+		probe, err := readBounded(s.Probe, maxBinary, "health probe")
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.HasPrefix(probe, []byte("\x7fELF")) {
+			return nil, fmt.Errorf("health probe %s: not an ELF executable", s.Probe)
+		}
+		files = append(files, file{name: strings.TrimPrefix(path.Join(BinDir, ProbeName), "/"), mode: 0o755, data: probe})
 	}
 	tarData, err := tarOf(files, created)
 	if err != nil {

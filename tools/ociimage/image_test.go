@@ -34,6 +34,7 @@ func binaries(t *testing.T) string {
 			t.Fatal(err)
 		}
 		testrepo.Build(t, dir, testVersion, "coordinator", "site-agent")
+		testrepo.BuildProbe(t, dir)
 		binDir = dir
 	})
 	if binDir == "" {
@@ -107,7 +108,7 @@ func TestDaemonImages(t *testing.T) {
 			}
 			sort.Strings(names)
 			want := []string{"etc/", "etc/concord/", "etc/group", "etc/passwd", "etc/ssl/", "etc/ssl/certs/", "etc/ssl/certs/ca-certificates.crt",
-				"home/", "home/nonroot/", "tmp/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/" + s.Name, "var/", "var/lib/", "var/lib/concord/"}
+				"home/", "home/nonroot/", "tmp/", "usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/" + ProbeName, "usr/local/bin/" + s.Name, "var/", "var/lib/", "var/lib/concord/"}
 			if strings.Join(names, " ") != strings.Join(want, " ") {
 				t.Errorf("layer holds\n%v\nwant\n%v", names, want)
 			}

@@ -51,6 +51,17 @@ func Build(t testing.TB, dir, version string, names ...string) {
 	}
 }
 
+// BuildProbe builds the tools module's concord-healthcheck into dir.
+func BuildProbe(t testing.TB, dir string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", dir+"/", "./cmd/concord-healthcheck")
+	cmd.Dir = filepath.Join(Root(t), "tools")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build concord-healthcheck: %v\n%s", err, out)
+	}
+}
+
 // Run runs name with args in dir and returns its combined output; a
 // non-zero exit fails the test.
 func Run(t testing.TB, dir string, env []string, name string, args ...string) string {
