@@ -5,8 +5,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/concord-fl/concord/tools/internal/testrepo"
 )
 
 // podmanArgs run podman with storage of its own under dir, so that the test
@@ -100,5 +103,55 @@ func TestPodmanRunsImages(t *testing.T) {
 		if (err == nil) != tc.wantOK || !strings.Contains(out, tc.contains) {
 			t.Errorf("podman run %v: err %v, want success %v and output with %q:\n%s", tc.args, err, tc.wantOK, tc.contains, out)
 		}
+	}
+	runCoordinator(t, podman)
+}
+
+// runCoordinator starts the coordinator image as compose.yaml does (kit
+// from deploy/compose/kits.sh mounted read only, a state volume, read-only
+// root, no capabilities) and waits for its health probe to pass.
+func runCoordinator(t *testing.T, podman func(args ...string) (string, error)) {
+	root := testrepo.Root(t)
+	bin := t.TempDir()
+	testrepo.Build(t, bin, testVersion, "concordctl")
+	kits := t.TempDir()
+	testrepo.Run(t, kits, nil, filepath.Join(root, "deploy", "compose", "kits.sh"), filepath.Join(bin, "concordctl"), kits)
+	args := append(append([]string{}, runFlags...),
+		"-d", "--name", "concord-coordinator-test", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--tmpfs", "/tmp",
+		"-v", filepath.Join(kits, "kits", "coordinator")+":/etc/concord/coordinator:ro",
+		"-v", "coordinator-state:/var/lib/concord/coordinator",
+		"concord/coordinator:"+testVersion)
+	if out, err := podman(args...); err != nil {
+		t.Fatalf("podman run coordinator: %v\n%s", err, out)
+	}
+	defer podman("rm", "-f", "concord-coordinator-test")
+	probe := []string{"exec", "concord-coordinator-test", BinDir + "/" + ProbeName, "http://127.0.0.1:9100/healthz"}
+	var out string
+	var err error
+	for i := 0; i < 50; i++ {
+		if out, err = podman(probe...); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		logs, _ := podman("logs", "concord-coordinator-test")
+		t.Fatalf("the coordinator in its image never became healthy: %v\n%s\nlogs:\n%s", err, out, logs)
+	}
+	// The database is in the volume, written by the non-root user.
+	mp, err := podman("volume", "inspect", "--format", "{{.Mountpoint}}", "coordinator-state")
+	if err != nil {
+		t.Fatalf("podman volume inspect: %v %s", err, mp)
+	}
+	if fi, err := os.Stat(filepath.Join(strings.TrimSpace(mp), "coordinator.db")); err != nil {
+		t.Errorf("no coordinator.db in the state volume: %v", err)
+	} else if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != UID {
+		t.Errorf("coordinator.db owned by UID %d, want %d", st.Uid, UID)
+	}
+	if out, err := podman("exec", "concord-coordinator-test", BinDir+"/"+ProbeName, "http://127.0.0.1:9199/healthz"); err == nil || !strings.Contains(out, "connection refused") {
+		t.Errorf("probe of a closed port: %v %s, want a failure that says connection refused", err, out)
+	}
+	if out, err := podman("exec", "concord-coordinator-test", BinDir+"/"+ProbeName, "http://10.0.0.1:9100/healthz"); err == nil || !strings.Contains(out, "only loopback") {
+		t.Errorf("probe of another host: %v %s, want a refusal", err, out)
 	}
 }
