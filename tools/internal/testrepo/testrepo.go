@@ -5,6 +5,8 @@ package testrepo
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +51,35 @@ func Build(t testing.TB, dir, version string, names ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %v: %v\n%s", names, err, out)
 	}
+}
+
+// ErrNoHistory is returned by BuildAt when the checkout lacks the commit.
+var ErrNoHistory = errors.New("commit not in this checkout's history")
+
+// BuildAt builds the named commands as they were at commit (from git
+// history, into a temporary source tree) into dir, stamped with version.
+func BuildAt(t testing.TB, commit, dir, version string, names ...string) error {
+	t.Helper()
+	root := Root(t)
+	if err := exec.Command("git", "-C", root, "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
+		return fmt.Errorf("%s: %w", commit, ErrNoHistory)
+	}
+	src := t.TempDir()
+	archive := exec.Command("bash", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "archive", root, commit, src)
+	if out, err := archive.CombinedOutput(); err != nil {
+		t.Fatalf("git archive %s: %v\n%s", commit, err, out)
+	}
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w -X " + Module + "/internal/version.Stamp=" + version, "-o", dir + "/"}
+	for _, n := range names {
+		args = append(args, "./cmd/"+n)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v at %s: %v\n%s", names, commit, err, out)
+	}
+	return nil
 }
 
 // BuildProbe builds the tools module's concord-healthcheck into dir.
