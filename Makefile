@@ -109,7 +109,7 @@ helm-lint:
 	cd tools && $(GO) run ./cmd/concord-chart lint $(abspath deploy/helm/concord-coordinator) $(abspath deploy/helm/concord-site-agent)
 
 test-tools:
-	cd tools && CONCORD_SHARED=$(abspath $(SHARED)) $(GO) test -count=1 -timeout 20m ./...
+	cd tools && $(GO) test -count=1 -timeout 20m ./...
 
 # make test runs the tools module's tests too (a nested module: ./... above does not reach it).
 test: test-tools
