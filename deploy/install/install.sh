@@ -19,6 +19,10 @@
 #   etc/concord/{agent,coordinator}/*.example   example configs (the real ones come in the startup kit)
 #   var/lib/concord/                state: created if missing, never read, moved or changed
 #
+# Upgrade and rollback have the release they switch to open the site agent's
+# state (state_dir in etc/concord/agent/agent.yaml, read only) before any
+# daemon starts; if it cannot, they switch back and say why.
+#
 # --no-activate skips what needs a live system: the concord user, systemctl
 # (daemon-reload, and stop/start of the units that run). Without it, upgrade
 # and rollback stop the running Concord units, switch, and start them again.
@@ -136,6 +140,30 @@ unpack() {
   mv -T "$tmp" "$dest"
 }
 
+# agent_state prints the site agent's state folder when this host has an
+# agent config and state: state_dir of etc/concord/agent/agent.yaml
+# (relative to the file's folder).
+agent_state() {
+  local conf=$root/etc/concord/agent/agent.yaml dir
+  [ -f "$conf" ] || return 0
+  dir=$(sed -n 's/^state_dir:[[:space:]]*//p' "$conf" | tr -d "\"'" | sed 's/[[:space:]]*#.*$//')
+  [ -n "$dir" ] || return 0
+  case $dir in /*) ;; *) dir=$(dirname "$conf")/$dir ;; esac
+  [ -f "$dir/agent.db" ] && echo "$dir" || true
+}
+
+# statecheck has the release now current open the agent's state (read
+# only, the units stopped) before any daemon starts on it.
+statecheck() {
+  local state out
+  state=$(agent_state)
+  [ -n "$state" ] || return 0
+  out=$("$base/current/bin/site-agent" privacy --state "$state" 2>&1 >/dev/null) || {
+    echo "$out"
+    return 1
+  }
+}
+
 stop_units() { local u; for u in "$@"; do say "stopping $u"; systemctl stop "$u"; done; }
 start_units() { local u; for u in "$@"; do say "starting $u"; systemctl start "$u"; done; }
 
@@ -161,9 +189,17 @@ case $cmd in
     unpack "$ver"
     mapfile -t running < <(running_units)
     stop_units "${running[@]}"
+    oldprev=$(link_target "$base/previous")
     [ -z "$cur" ] || switch previous "${cur#releases/}"
     switch current "$ver"
     place
+    if [ -n "$cur" ] && ! err=$(statecheck); then
+      switch current "${cur#releases/}"
+      if [ -n "$oldprev" ]; then switch previous "${oldprev#releases/}"; else rm -f "$base/previous"; fi
+      place
+      start_units "${running[@]}"
+      die "upgrade undone: $ver cannot open the site agent's state ($err); still on ${cur#releases/}, state unchanged"
+    fi
     start_units "${running[@]}"
     if [ -n "$cur" ]; then
       say "upgraded ${cur#releases/} -> $ver; state in $root/var/lib/concord kept; back with: $base/current/install.sh rollback"
@@ -184,6 +220,13 @@ case $cmd in
     switch current "${prev#releases/}"
     switch previous "${cur#releases/}"
     place
+    if ! err=$(statecheck); then
+      switch current "${cur#releases/}"
+      switch previous "${prev#releases/}"
+      place
+      start_units "${running[@]}"
+      die "rollback undone: ${prev#releases/} cannot open the site agent's state ($err); still on ${cur#releases/}, state unchanged"
+    fi
     start_units "${running[@]}"
     say "rolled back ${cur#releases/} -> ${prev#releases/}; state in $root/var/lib/concord kept"
     ;;

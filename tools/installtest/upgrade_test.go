@@ -25,13 +25,20 @@ import (
 // after that the previous release's own binary (built from git history)
 // still reads it, which is what a rollback needs.
 func TestUpgradeFromPreviousRelease(t *testing.T) {
-	b := release(t, verB)
+	a, b := release(t, verA), release(t, verB)
 	root := tempRoot(t)
-	mustScript(t, b, "install", "--root", root, "--no-activate")
+	mustScript(t, a, "install", "--root", root, "--no-activate")
 	bin := filepath.Join(root, "usr", "local", "bin")
 	state := filepath.Join(root, "var", "lib", "concord", "agent")
 	unpackState(t, state)
+	agentConfig(t, root, state)
 	want := privacyLedger(t, mustRead(t, "testdata/previous-privacy.json"))
+
+	// install.sh upgrade has the new release open the state before it keeps the switch.
+	mustScript(t, b, "upgrade", "--root", root, "--no-activate")
+	if got := readLink(t, filepath.Join(root, "opt", "concord", "current")); got != "releases/"+verB {
+		t.Fatalf("after the upgrade current -> %q", got)
+	}
 
 	// 1. This release reads the previous release's ledger as it did.
 	if got := privacyLedger(t, testrepo.Run(t, root, nil, filepath.Join(bin, "site-agent"), "privacy", "--state", state, "--json")); got != want {
@@ -59,6 +66,46 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	}
 	if got := privacyLedger(t, testrepo.Run(t, root, nil, filepath.Join(prev, "site-agent"), "privacy", "--state", state, "--json")); got != want {
 		t.Errorf("after the upgrade, the previous release reads the ledger as\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestUpgradeUndoneWhenStateUnreadable: an upgrade whose release cannot
+// open the agent's state switches back and says why; the state is untouched.
+func TestUpgradeUndoneWhenStateUnreadable(t *testing.T) {
+	a, b := release(t, verA), release(t, verB)
+	root := tempRoot(t)
+	mustScript(t, a, "install", "--root", root, "--no-activate")
+	state := filepath.Join(root, "var", "lib", "concord", "agent")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "agent.db"), bytes.Repeat([]byte("not bbolt "), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agentConfig(t, root, state)
+	before := treeHash(t, state)
+	refused(t, b, "upgrade undone: v1.0.0-test.b cannot open the site agent's state", "upgrade", "--root", root, "--no-activate")
+	base := filepath.Join(root, "opt", "concord")
+	if got := readLink(t, filepath.Join(base, "current")); got != "releases/"+verA {
+		t.Errorf("after an undone upgrade current -> %q, want releases/%s", got, verA)
+	}
+	if got := readLink(t, filepath.Join(base, "previous")); got != "" {
+		t.Errorf("after an undone first upgrade previous -> %q, want none", got)
+	}
+	if out := testrepo.Run(t, root, nil, filepath.Join(root, "usr", "local", "bin", "site-agent"), "version"); !strings.Contains(out, verA) {
+		t.Errorf("site-agent is %q after the undone upgrade", out)
+	}
+	if treeHash(t, state) != before {
+		t.Errorf("the undone upgrade changed the state")
+	}
+}
+
+// agentConfig writes the host's agent.yaml, of which install.sh reads state_dir.
+func agentConfig(t *testing.T, root, state string) {
+	t.Helper()
+	p := filepath.Join(root, "etc", "concord", "agent", "agent.yaml")
+	if err := os.WriteFile(p, []byte("site: elm-park-clinic\nstate_dir: "+state+"  # the agent's database\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
