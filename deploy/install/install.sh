@@ -17,7 +17,7 @@
 #   usr/local/bin/{coordinator,site-agent,concordctl} -> ../../../opt/concord/current/bin/...
 #   etc/systemd/system/concord-*.service   the units of the current release
 #   etc/concord/{agent,coordinator}/*.example   example configs (the real ones come in the startup kit)
-#   var/lib/concord/                state: created if missing, never read, moved or changed
+#   var/lib/concord/                state: created if missing, never moved or changed
 #
 # Upgrade and rollback have the release they switch to open the site agent's
 # state (state_dir in etc/concord/agent/agent.yaml, read only) before any
@@ -36,11 +36,12 @@ say() { echo "install.sh: $*"; }
 
 usage() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-  exit 2
+  exit "${1:-2}"
 }
 
 [ $# -ge 1 ] || usage
 cmd=$1; shift
+case $cmd in -h|--help|help) usage 0 ;; esac
 root=/
 activate=1
 while [ $# -gt 0 ]; do
@@ -48,7 +49,7 @@ while [ $# -gt 0 ]; do
     --root) [ $# -ge 2 ] || die "--root needs a folder"; root=$2; shift 2 ;;
     --root=*) root=${1#--root=}; shift ;;
     --no-activate) activate=0; shift ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) die "unknown argument $1 (see ./install.sh --help)" ;;
   esac
 done
