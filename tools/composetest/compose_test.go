@@ -37,13 +37,14 @@ type composeFile struct {
 
 // kitConfig is the part of agent.yaml and coordinator.yaml compose relies on.
 type kitConfig struct {
-	Site          string `yaml:"site"`
-	Coordinator   string `yaml:"coordinator"`
-	Listen        string `yaml:"listen"`
-	StateDir      string `yaml:"state_dir"`
-	MetricsListen string `yaml:"metrics_listen"`
-	Inventory     string `yaml:"inventory"`
-	Data          struct {
+	Site              string `yaml:"site"`
+	Coordinator       string `yaml:"coordinator"`
+	Listen            string `yaml:"listen"`
+	StateDir          string `yaml:"state_dir"`
+	MetricsListen     string `yaml:"metrics_listen"`
+	Inventory         string `yaml:"inventory"`
+	KeyPassphraseFile string `yaml:"key_passphrase_file"`
+	Data              struct {
 		Dir string `yaml:"dir"`
 	} `yaml:"data"`
 }
@@ -132,6 +133,11 @@ func TestComposeConsortium(t *testing.T) {
 			t.Errorf("%s: healthcheck %q, want %q (the metrics address in its config is %q)", where, s.Healthcheck.Test, wantProbe, kc.MetricsListen)
 		}
 		if binary == "site-agent" {
+			if kc.KeyPassphraseFile == "" {
+				t.Errorf("%s: its agent.yaml has no key_passphrase_file: the agent refuses to start without one", where)
+			} else if fi, err := os.Stat(filepath.Join(dir, "kits", kitDir, kc.KeyPassphraseFile)); err != nil || fi.Mode().Perm()&0o077 != 0 || fi.Size() < 16 {
+				t.Errorf("%s: passphrase file: %v; want one only its owner reads, of 16 bytes or more", where, err)
+			}
 			if kc.Site != name {
 				t.Errorf("%s: its kit is for site %q", where, kc.Site)
 			}

@@ -1,6 +1,7 @@
 package ociimage
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,6 +106,7 @@ func TestPodmanRunsImages(t *testing.T) {
 		}
 	}
 	runCoordinator(t, podman)
+	runFederation(t, podman)
 }
 
 // runCoordinator starts the coordinator image as compose.yaml does (kit
@@ -153,5 +155,78 @@ func runCoordinator(t *testing.T, podman func(args ...string) (string, error)) {
 	}
 	if out, err := podman("exec", "concord-coordinator-test", BinDir+"/"+ProbeName, "http://10.0.0.1:9100/healthz"); err == nil || !strings.Contains(out, "only loopback") {
 		t.Errorf("probe of another host: %v %s, want a refusal", err, out)
+	}
+}
+
+// runFederation runs a coordinator and a site agent from their images, the
+// agent in the coordinator's network namespace (this sandbox has no
+// container networking), and waits for the coordinator to log the site's
+// mTLS connection.
+func runFederation(t *testing.T, podman func(args ...string) (string, error)) {
+	bin := t.TempDir()
+	testrepo.Build(t, bin, testVersion, "concordctl")
+	dir := t.TempDir()
+	ctl := filepath.Join(bin, "concordctl")
+	testrepo.Run(t, dir, nil, ctl, "pki", "init", "--dir", "ca")
+	testrepo.Run(t, dir, nil, ctl, "pki", "issue", "--dir", "ca", "--coordinator", "--host", "127.0.0.1", "--out", "coordinator",
+		"--listen", "127.0.0.1:7443", "--state-dir", "/var/lib/concord/coordinator")
+	testrepo.Run(t, dir, nil, ctl, "pki", "issue", "--dir", "ca", "--site", "st-marys", "--out", "st-marys",
+		"--coordinator-addr", "127.0.0.1:7443", "--data-dir", "/data", "--state-dir", "/var/lib/concord/agent")
+	testrepo.Run(t, dir, nil, "cp", filepath.Join(dir, "ca", "inventory.json"), filepath.Join(dir, "coordinator", "inventory.json"))
+	testrepo.Run(t, dir, nil, "sed", "-i", "s|^inventory: .*|inventory: inventory.json|", filepath.Join(dir, "coordinator", "coordinator.yaml"))
+	appendLine(t, filepath.Join(dir, "coordinator", "coordinator.yaml"), `metrics_listen: "127.0.0.1:9100"`)
+	appendLine(t, filepath.Join(dir, "st-marys", "agent.yaml"), "key_passphrase_file: passphrase\nmetrics_listen: \"127.0.0.1:9101\"")
+	if err := os.WriteFile(filepath.Join(dir, "st-marys", "passphrase"), []byte("podman-test-passphrase"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"coordinator", "st-marys"} {
+		testrepo.Run(t, dir, nil, "chown", "-R", fmt.Sprintf("%d:%d", UID, GID), filepath.Join(dir, d))
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(filepath.Join(data, "normal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hardening := []string{"--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--tmpfs", "/tmp",
+		"--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"}
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := podman(append([]string{"run", "-d"}, append(hardening, args...)...)...); err != nil {
+			t.Fatalf("podman run %v: %v\n%s", args, err, out)
+		}
+	}
+	run("--name", "fed-coordinator", "--network", "none",
+		"-v", filepath.Join(dir, "coordinator")+":/etc/concord/coordinator:ro", "-v", "fed-coordinator-state:/var/lib/concord/coordinator",
+		"concord/coordinator:"+testVersion)
+	defer podman("rm", "-f", "fed-coordinator")
+	run("--name", "fed-st-marys", "--network", "container:fed-coordinator",
+		"-v", filepath.Join(dir, "st-marys")+":/etc/concord/agent:ro", "-v", data+":/data:ro", "-v", "fed-st-marys-state:/var/lib/concord/agent",
+		"concord/site-agent:"+testVersion)
+	defer podman("rm", "-f", "fed-st-marys")
+	var logs string
+	for i := 0; i < 150; i++ {
+		logs, _ = podman("logs", "fed-coordinator")
+		if strings.Contains(logs, `"event":"site.connected"`) && strings.Contains(logs, `"site":"st-marys"`) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(logs, `"event":"site.connected"`) {
+		agentLogs, _ := podman("logs", "fed-st-marys")
+		t.Fatalf("the site agent in its image never connected to the coordinator in its image\ncoordinator:\n%s\nagent:\n%s", logs, agentLogs)
+	}
+	if out, err := podman("exec", "fed-st-marys", BinDir+"/"+ProbeName, "http://127.0.0.1:9101/healthz"); err != nil {
+		t.Errorf("the agent's health probe: %v %s", err, out)
+	}
+}
+
+func appendLine(t *testing.T, p, line string) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintln(f, line); err != nil {
+		t.Fatal(err)
 	}
 }
