@@ -39,8 +39,12 @@ type Options struct {
 	// AET is Orthanc's own application entity title (default ORTHANC).
 	AET string
 	// Modalities are the DICOM peers Orthanc knows, by AE title: where a
-	// C-MOVE to that title sends the instances (host:port).
+	// C-MOVE to that title sends the instances (host:port). Orthanc answers
+	// C-FIND, C-GET and C-MOVE only from AE titles it knows.
 	Modalities map[string]string
+	// CheckCalledAET makes Orthanc refuse associations that call another
+	// AE title than its own (A-ASSOCIATE-RJ), as a strict PACS does.
+	CheckCalledAET bool
 }
 
 // Orthanc is a running Orthanc.
@@ -103,7 +107,7 @@ func start(tb testing.TB, bin, plugin string, opts Options) (*Orthanc, error) {
 		"HttpPort": ports[0], "DicomPort": ports[1], "DicomAet": opts.AET,
 		"RemoteAccessAllowed": false, "AuthenticationEnabled": false,
 		"HttpCompressionEnabled": false, "StorageCompression": false, "SaveJobs": false,
-		"DicomCheckCalledAet": false, "UnknownSopClassAccepted": true, "ConcurrentJobs": 1,
+		"DicomCheckCalledAet": opts.CheckCalledAET, "DicomAlwaysAllowEcho": true, "DicomAlwaysAllowStore": true, "UnknownSopClassAccepted": true, "ConcurrentJobs": 1,
 		"DicomModalities": mods,
 		"Plugins":         []string{plugin},
 		"DicomWeb":        map[string]any{"Enable": true, "Root": "/dicom-web/", "EnableWado": false},
@@ -196,6 +200,27 @@ func (o *Orthanc) TryUpload(file string) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("upload %s to Orthanc: %s: %s", filepath.Base(file), resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// SetModality tells Orthanc where the DICOM peer aet listens (host:port):
+// where a C-MOVE to aet sends the instances. It replaces the entry of the
+// same title, e.g. one given in Options.Modalities.
+func (o *Orthanc) SetModality(aet, hostport string) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("modality %s: %w", aet, err)
+	}
+	body, _ := json.Marshal(map[string]any{"AET": aet, "Host": host, "Port": port})
+	req, _ := http.NewRequest(http.MethodPut, o.URL+"/modalities/"+aet, bytes.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("configure modality %s in Orthanc: %w", aet, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("configure modality %s in Orthanc: %s", aet, resp.Status)
 	}
 	return nil
 }

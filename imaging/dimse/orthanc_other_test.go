@@ -1,7 +1,0 @@
-//go:build !linux
-
-package dimse
-
-import "os/exec"
-
-func dieWithTest(*exec.Cmd) {}
