@@ -2,6 +2,9 @@ package vaultauth
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -9,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -59,12 +63,20 @@ type Issued struct {
 
 // Certs keeps a current certificate from Vault's PKI engine and renews it
 // at 2/3 of its lifetime. Serve it with ServerTLS or ClientTLS.
+//
+// Every certificate is for the same ECDSA P-256 key, made at StartCerts and
+// kept in memory only: Vault signs a request (pki/sign) and never sees the
+// private key, and what the holder signs with it (a site's privacy
+// receipts) verifies against any of its certificates, whichever one the
+// connection that carries it was opened with.
 type Certs struct {
 	vc  *Client
 	req CertRequest
 	log *slog.Logger
 	// onIssue is called, outside any lock, for each new certificate.
 	onIssue func(Issued)
+	// key is this process's key: every certificate is issued for it.
+	key *ecdsa.PrivateKey
 
 	mu    sync.RWMutex
 	cur   *tls.Certificate
@@ -78,7 +90,11 @@ func StartCerts(ctx context.Context, vc *Client, req CertRequest, onIssue func(I
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Certs{vc: vc, req: req, log: vc.log, onIssue: onIssue}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	c := &Certs{vc: vc, req: req, log: vc.log, onIssue: onIssue, key: key}
 	if onIssue == nil {
 		c.onIssue = func(Issued) {}
 	}
@@ -131,25 +147,34 @@ func (c *Certs) renew(ctx context.Context) error {
 }
 
 func (c *Certs) issue(ctx context.Context) (*tls.Certificate, *x509.CertPool, Issued, error) {
+	csrTmpl := &x509.CertificateRequest{URIs: []*url.URL{c.req.Identity.URI()}}
 	data := map[string]any{"uri_sans": c.req.Identity.URI().String(), "ttl": fmt.Sprintf("%ds", int(c.req.TTL.Seconds())),
-		"exclude_cn_from_sans": true, "format": "pem", "private_key_format": "pkcs8"}
+		"exclude_cn_from_sans": true, "format": "pem"}
 	if len(c.req.Hosts) > 0 {
 		var dns, ips []string
 		for _, h := range c.req.Hosts {
-			if net.ParseIP(h) != nil {
+			if ip := net.ParseIP(h); ip != nil {
 				ips = append(ips, h)
+				csrTmpl.IPAddresses = append(csrTmpl.IPAddresses, ip)
 			} else {
 				dns = append(dns, h)
+				csrTmpl.DNSNames = append(csrTmpl.DNSNames, h)
 			}
 		}
 		cn := c.req.Hosts[0]
 		if len(dns) > 0 {
 			cn = dns[0]
 		}
+		csrTmpl.Subject.CommonName = cn
 		data["common_name"], data["alt_names"], data["ip_sans"] = cn, strings.Join(dns, ","), strings.Join(ips, ",")
 		data["exclude_cn_from_sans"] = false
 	}
-	path := c.req.Mount + "/issue/" + c.req.Role
+	der, err := x509.CreateCertificateRequest(rand.Reader, csrTmpl, c.key)
+	if err != nil {
+		return nil, nil, Issued{}, fmt.Errorf("vault pki: certificate request: %w", err)
+	}
+	data["csr"] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	path := c.req.Mount + "/sign/" + c.req.Role
 	sec, err := c.vc.api.Logical().WriteWithContext(ctx, path, data)
 	if err != nil {
 		return nil, nil, Issued{}, fmt.Errorf("vault pki %s: %w", path, err)
@@ -158,7 +183,6 @@ func (c *Certs) issue(ctx context.Context) (*tls.Certificate, *x509.CertPool, Is
 		return nil, nil, Issued{}, fmt.Errorf("vault pki %s: empty response", path)
 	}
 	certPEM, _ := sec.Data["certificate"].(string)
-	keyPEM, _ := sec.Data["private_key"].(string)
 	var chain []string
 	if list, ok := sec.Data["ca_chain"].([]any); ok {
 		for _, v := range list {
@@ -172,22 +196,25 @@ func (c *Certs) issue(ctx context.Context) (*tls.Certificate, *x509.CertPool, Is
 			chain = []string{s}
 		}
 	}
-	return buildCert(certPEM, keyPEM, chain, c.req.Identity)
+	return buildCert(certPEM, c.key, chain, c.req.Identity)
 }
 
 // buildCert assembles a tls.Certificate (leaf plus intermediates) and the
-// trust roots from a PKI issue response, and checks that the certificate
+// trust roots from a PKI sign response, and checks that the certificate
 // names want and chains to the roots.
-func buildCert(certPEM, keyPEM string, chain []string, want pki.Identity) (*tls.Certificate, *x509.CertPool, Issued, error) {
-	kp, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
-	if err != nil {
-		return nil, nil, Issued{}, fmt.Errorf("vault pki: certificate and key: %w", err)
+func buildCert(certPEM string, key *ecdsa.PrivateKey, chain []string, want pki.Identity) (*tls.Certificate, *x509.CertPool, Issued, error) {
+	b, _ := pem.Decode([]byte(certPEM))
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, nil, Issued{}, errors.New("vault pki: the response holds no PEM certificate")
 	}
-	leaf, err := x509.ParseCertificate(kp.Certificate[0])
+	leaf, err := x509.ParseCertificate(b.Bytes)
 	if err != nil {
 		return nil, nil, Issued{}, fmt.Errorf("vault pki: certificate: %w", err)
 	}
-	kp.Leaf = leaf
+	if pub, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return nil, nil, Issued{}, errors.New("vault pki: the certificate is not for the key this process asked for")
+	}
+	kp := tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
 	roots, inter := x509.NewCertPool(), x509.NewCertPool()
 	var last *x509.Certificate
 	for _, p := range chain {
@@ -254,9 +281,13 @@ func (c *Certs) Roots() *x509.CertPool {
 // pki.ServerTLS, but the certificate is whichever is current at each
 // handshake and client certificates must chain to Vault's CA. The roots
 // are those of the first certificate; a new root needs a restart.
+// Certificates holds the first certificate, for code that reads the
+// holder's name or key from the config (the key never changes);
+// handshakes use GetCertificate.
 func (c *Certs) ServerTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
+		Certificates:   []tls.Certificate{*c.Current()},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.Current(), nil },
 		ClientCAs:      c.Roots(),
 		ClientAuth:     tls.RequireAndVerifyClientCert,
@@ -264,9 +295,13 @@ func (c *Certs) ServerTLS() *tls.Config {
 }
 
 // ClientTLS is a site's or admin's TLS configuration over Vault's PKI.
+// As in ServerTLS, Certificates holds the first certificate (the agent
+// reads its name and its receipt-signing key there) and handshakes use
+// GetClientCertificate.
 func (c *Certs) ClientTLS(serverName string) *tls.Config {
 	return &tls.Config{
 		MinVersion:           tls.VersionTLS13,
+		Certificates:         []tls.Certificate{*c.Current()},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return c.Current(), nil },
 		RootCAs:              c.Roots(),
 		ServerName:           serverName,

@@ -16,9 +16,10 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// maxResponseBytes bounds every response body read from Vault. A PKI issue
-// response (certificate, key, two CA certificates) is a few KiB.
-const maxResponseBytes = 1 << 20
+// maxResponseBytes bounds every response body read from Vault: a KV read
+// of the largest secret (maxSecretBytes, base64 in JSON) fits; a PKI sign
+// response is a few KiB.
+const maxResponseBytes = 24 << 20
 
 // Login is how a daemon or admin reaches Vault and proves who it is.
 type Login struct {

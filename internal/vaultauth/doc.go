@@ -30,8 +30,11 @@
 //     (pki/cert/<serial>), so `vault write pki/revoke` takes effect within
 //     Inventory's refresh interval, and reports each serial it sees for the
 //     first time (the coordinator records it in the audit log).
-//   - Secrets in KV v2 are stored base64-encoded under one field ("b64"),
-//     written with check-and-set so a second writer cannot silently replace
-//     a key share.
+//   - Certificates are signed from a request (pki/sign) for one key made
+//     per process and kept in memory: Vault never holds the private key, and
+//     a site's privacy receipts, signed with it, verify against whichever of
+//     its certificates the upload's connection was opened with.
+//   - Secrets in KV v2 are stored base64-encoded under one field ("b64");
+//     each write is a new version, so KV v2 keeps the history.
 //   - Every response body from Vault is bounded (maxResponseBytes).
 package vaultauth

@@ -13,9 +13,11 @@ import (
 // ErrNoSecret wraps a lookup of a secret that is not in the store.
 var ErrNoSecret = errors.New("no such secret in vault")
 
-// maxSecretBytes bounds a stored secret (a sealed HE key share of the
-// largest parameter set is a few hundred KiB).
-const maxSecretBytes = 512 << 10
+// maxSecretBytes bounds a stored secret: a site's sealed HE key material
+// (its secret key and the key shares it holds, in JSON) reaches a few MiB
+// with the largest parameter sets, and Vault's own default request limit
+// is 32 MiB.
+const maxSecretBytes = 16 << 20
 
 // KV is a folder of binary secrets in a KV v2 mount, e.g. mount concord-kv,
 // prefix sites/st-marys: one Vault secret per name, its bytes in field
@@ -41,9 +43,8 @@ func (s *KV) path(name string) (string, error) {
 	return s.prefix + "/" + name, nil
 }
 
-// Create stores a new secret and refuses to replace one (check-and-set
-// version 0): a key share is written once.
-func (s *KV) Create(ctx context.Context, name string, data []byte) error {
+// Put stores a secret as a new version (KV v2 keeps earlier ones).
+func (s *KV) Put(ctx context.Context, name string, data []byte) error {
 	p, err := s.path(name)
 	if err != nil {
 		return err
@@ -51,10 +52,19 @@ func (s *KV) Create(ctx context.Context, name string, data []byte) error {
 	if len(data) > maxSecretBytes {
 		return fmt.Errorf("vault kv %s/%s: %d bytes, more than %d", s.mount, p, len(data), maxSecretBytes)
 	}
-	if _, err := s.kv.Put(ctx, p, map[string]any{"b64": base64.StdEncoding.EncodeToString(data)}, api.WithCheckAndSet(0)); err != nil {
+	if _, err := s.kv.Put(ctx, p, map[string]any{"b64": base64.StdEncoding.EncodeToString(data)}); err != nil {
 		return fmt.Errorf("vault kv write %s/%s: %w", s.mount, p, err)
 	}
 	return nil
+}
+
+// Lookup reads a secret, reporting false if there is none.
+func (s *KV) Lookup(ctx context.Context, name string) ([]byte, bool, error) {
+	b, err := s.Get(ctx, name)
+	if errors.Is(err, ErrNoSecret) {
+		return nil, false, nil
+	}
+	return b, err == nil, err
 }
 
 // Get reads a secret; a missing one wraps ErrNoSecret.

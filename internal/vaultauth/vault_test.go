@@ -191,8 +191,8 @@ func TestPKIRoleRefusesAnotherName(t *testing.T) {
 	}
 }
 
-// TestKV stores a secret once, refuses to overwrite it, and keeps one
-// site out of another's secrets.
+// TestKV stores and replaces a secret, and keeps one site out of
+// another's secrets.
 func TestKV(t *testing.T) {
 	v := testvault.Start(t)
 	ctx := context.Background()
@@ -206,15 +206,18 @@ func TestKV(t *testing.T) {
 		t.Fatalf("missing secret: %v, want ErrNoSecret", err)
 	}
 	secret := []byte{0, 1, 2, 255}
-	if err := kv.Create(ctx, "he-job-1", secret); err != nil {
+	if err := kv.Put(ctx, "he-job-1", []byte("first")); err != nil {
 		t.Fatal(err)
 	}
-	if err := kv.Create(ctx, "he-job-1", []byte("other")); err == nil {
-		t.Fatal("a stored secret was overwritten")
+	if err := kv.Put(ctx, "he-job-1", secret); err != nil {
+		t.Fatal(err)
 	}
-	got, err := kv.Get(ctx, "he-job-1")
-	if err != nil || string(got) != string(secret) {
-		t.Fatalf("got %v, %v", got, err)
+	got, ok, err := kv.Lookup(ctx, "he-job-1")
+	if err != nil || !ok || string(got) != string(secret) {
+		t.Fatalf("got %v, %v, %v", got, ok, err)
+	}
+	if _, ok, err := kv.Lookup(ctx, "he-job-2"); ok || err != nil {
+		t.Fatalf("missing secret: %v, %v", ok, err)
 	}
 	other, _ := vaultauth.NewKV(b, "concord-kv", "sites/st-marys")
 	if _, err := other.Get(ctx, "he-job-1"); err == nil || errors.Is(err, vaultauth.ErrNoSecret) {

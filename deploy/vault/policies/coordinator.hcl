@@ -2,7 +2,7 @@
 
 # Its own short-lived server certificates (concord://coordinator/@NAME@ and
 # the hosts the PKI role allows).
-path "concord-pki/issue/coordinator-@NAME@" {
+path "concord-pki/sign/coordinator-@NAME@" {
   capabilities = ["update"]
 }
 
