@@ -43,11 +43,11 @@ type Federation struct {
 	// maxConnAge is the coordinator's MaxConnectionAge (rotating
 	// certificates); zero: none.
 	maxConnAge time.Duration
-	addr      string
-	statePath string
-	coordStop context.CancelFunc
-	coordDone chan error
-	coord     *coordinator.Coordinator
+	addr       string
+	statePath  string
+	coordStop  context.CancelFunc
+	coordDone  chan error
+	coord      *coordinator.Coordinator
 
 	adminConn *grpc.ClientConn
 	Admin     pb.AdminClient
