@@ -35,10 +35,9 @@ type fileConfig struct {
 	Listen    string       `yaml:"listen"`
 	TLS       pki.TLSFiles `yaml:"tls"`
 	Inventory string       `yaml:"inventory"`
-	// Vault, when its pki is set, replaces tls: the coordinator's
-	// certificates come from Vault's PKI, and client certificates Vault
-	// issued are looked up there (inventory stays optional, for kits
-	// from concordctl pki).
+	// Vault, when its pki is set, replaces tls and inventory: the
+	// coordinator's certificate comes from Vault's PKI, clients'
+	// certificates must chain to it and are looked up there.
 	Vault    config.Vault `yaml:"vault"`
 	StateDir string       `yaml:"state_dir"`
 	Log      struct {
@@ -203,8 +202,7 @@ func loadConfig(path string) (coordinator.Config, *slog.Logger, func(), error) {
 }
 
 // serverTLS is the coordinator's TLS and inventory: from the tls: files
-// and the inventory file, or, with vault.pki, from Vault (the inventory
-// file then optional, for kits concordctl pki issued). stop ends the
+// and the inventory file, or, with vault.pki, from Vault. stop ends the
 // certificate renewal; maxAge is the gRPC MaxConnectionAge that makes
 // clients reconnect with their renewed certificates.
 func serverTLS(fc fileConfig, base, invPath string, logger *slog.Logger) (*tls.Config, pki.InventorySource, time.Duration, func(), error) {
@@ -219,13 +217,8 @@ func serverTLS(fc fileConfig, base, invPath string, logger *slog.Logger) (*tls.C
 		}
 		return tlsCfg, inv, 0, nil, nil
 	}
-	var files pki.InventorySource
 	if invPath != "" {
-		w, err := pki.WatchInventory(invPath, logger)
-		if err != nil {
-			return nil, nil, 0, nil, fmt.Errorf("inventory: %w", err)
-		}
-		files = w
+		return nil, nil, 0, nil, errors.New("inventory lists the kits of the consortium's file CA, which a coordinator with vault.pki does not trust (clients' certificates come from Vault): remove inventory or vault.pki")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	vc, err := fc.Vault.Dial(ctx, base, logger)
@@ -240,5 +233,5 @@ func serverTLS(fc fileConfig, base, invPath string, logger *slog.Logger) (*tls.C
 		stop()
 		return nil, nil, 0, nil, err
 	}
-	return certs.ServerTLS(), vaultauth.NewInventory(vc, req.Mount, files, 0), vaultauth.MaxConnectionAge(req.TTL), stop, nil
+	return certs.ServerTLS(), vaultauth.NewInventory(vc, req.Mount, nil, 0), vaultauth.MaxConnectionAge(req.TTL), stop, nil
 }
