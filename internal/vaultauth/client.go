@@ -59,6 +59,7 @@ type Client struct {
 	api     *api.Client
 	log     *slog.Logger
 	watcher *api.LifetimeWatcher
+	closing chan struct{}
 	done    chan struct{}
 }
 
@@ -158,7 +159,7 @@ func Dial(ctx context.Context, l Login) (*Client, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	vc := &Client{api: c, log: log, done: make(chan struct{})}
+	vc := &Client{api: c, log: log, closing: make(chan struct{}), done: make(chan struct{})}
 	if !sec.Auth.Renewable {
 		close(vc.done)
 		return vc, nil
@@ -176,6 +177,11 @@ func (c *Client) watch() {
 	for {
 		select {
 		case err := <-c.watcher.DoneCh():
+			select {
+			case <-c.closing:
+				return
+			default:
+			}
 			if err != nil {
 				c.log.Error("vault token can no longer be renewed; restart with a fresh secret id", "err", err)
 			} else {
@@ -196,6 +202,7 @@ func (c *Client) API() *api.Client { return c.api }
 // Close stops renewing the token (it stays valid until its TTL ends).
 func (c *Client) Close() {
 	if c.watcher != nil {
+		close(c.closing)
 		c.watcher.Stop()
 		<-c.done
 	}

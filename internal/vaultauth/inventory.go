@@ -82,6 +82,7 @@ func (inv *Inventory) Lookup(serial string) (pki.Entry, error) {
 		return pki.Entry{}, err
 	}
 	inv.mu.Lock()
+	_, known := inv.cache[serial]
 	if len(inv.cache) >= maxCached {
 		for s, c := range inv.cache {
 			if now.After(c.e.NotAfter) || now.Sub(c.fetched) >= inv.refresh {
@@ -94,7 +95,7 @@ func (inv *Inventory) Lookup(serial string) (pki.Entry, error) {
 	}
 	report := inv.report
 	inv.mu.Unlock()
-	if !ok {
+	if !known {
 		report(e)
 	}
 	return e, nil
