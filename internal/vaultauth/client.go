@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -61,6 +62,7 @@ type Client struct {
 	watcher *api.LifetimeWatcher
 	closing chan struct{}
 	done    chan struct{}
+	once    sync.Once
 }
 
 // NewAPIClient returns a Vault API client for address with no token: the
@@ -200,12 +202,16 @@ func (c *Client) watch() {
 func (c *Client) API() *api.Client { return c.api }
 
 // Close stops renewing the token (it stays valid until its TTL ends).
+// Calling it again does nothing.
 func (c *Client) Close() {
-	if c.watcher != nil {
+	if c.watcher == nil {
+		return
+	}
+	c.once.Do(func() {
 		close(c.closing)
 		c.watcher.Stop()
-		<-c.done
-	}
+	})
+	<-c.done
 }
 
 func readSecretID(path string) (string, error) {
