@@ -281,13 +281,12 @@ func (c *Certs) Roots() *x509.CertPool {
 // pki.ServerTLS, but the certificate is whichever is current at each
 // handshake and client certificates must chain to Vault's CA. The roots
 // are those of the first certificate; a new root needs a restart.
-// Certificates holds the first certificate, for code that reads the
-// holder's name or key from the config (the key never changes);
-// handshakes use GetCertificate.
+// Certificates stays empty: crypto/tls would serve Certificates[0] to every
+// client that sends no server name (one dialling an IP address) and never
+// call GetCertificate.
 func (c *Certs) ServerTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
-		Certificates:   []tls.Certificate{*c.Current()},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.Current(), nil },
 		ClientCAs:      c.Roots(),
 		ClientAuth:     tls.RequireAndVerifyClientCert,
@@ -295,8 +294,9 @@ func (c *Certs) ServerTLS() *tls.Config {
 }
 
 // ClientTLS is a site's or admin's TLS configuration over Vault's PKI.
-// As in ServerTLS, Certificates holds the first certificate (the agent
-// reads its name and its receipt-signing key there) and handshakes use
+// Certificates holds the first certificate, for code that reads the
+// holder's name and key from the config (the agent signs its privacy
+// receipts with that key, which never changes); handshakes always use
 // GetClientCertificate.
 func (c *Certs) ClientTLS(serverName string) *tls.Config {
 	return &tls.Config{

@@ -101,6 +101,20 @@ func (inv *Inventory) Lookup(serial string) (pki.Entry, error) {
 	return e, nil
 }
 
+// HasActive implements coordinator.RotatingInventory over the
+// certificates this Inventory has looked up: whether role/name holds one
+// other than except that was neither revoked nor expired when last read.
+func (inv *Inventory) HasActive(role pki.Role, name, except string, now time.Time) bool {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	for s, c := range inv.cache {
+		if s != except && c.e.Role == role && c.e.Name == name && c.e.Status(now) == "active" {
+			return true
+		}
+	}
+	return false
+}
+
 // fetch reads one certificate from Vault. An unknown serial wraps
 // pki.ErrNotFound; Vault being unreachable is any other error.
 func (inv *Inventory) fetch(ctx context.Context, serial string) (pki.Entry, error) {
