@@ -29,7 +29,10 @@
 //   - The coordinator looks a Vault-issued serial up in Vault itself
 //     (pki/cert/<serial>), so `vault write pki/revoke` takes effect within
 //     Inventory's refresh interval, and reports each serial it sees for the
-//     first time (the coordinator records it in the audit log).
+//     first time (the coordinator records it in the audit log). Inventory
+//     is a coordinator.RotatingInventory: a long stream opened with a
+//     certificate that has since expired stays open while its holder has
+//     a newer valid one.
 //   - Certificates are signed from a request (pki/sign) for one key made
 //     per process and kept in memory: Vault never holds the private key, and
 //     a site's privacy receipts, signed with it, verify against whichever of
