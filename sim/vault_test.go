@@ -230,7 +230,7 @@ func TestVaultCertificatesRotateDuringJob(t *testing.T) {
 	if err := vf.WaitSites(ctx, len(sites)); err != nil {
 		t.Fatal(err)
 	}
-	rounds := int(dur / (pace + time.Second))
+	rounds := int(dur / pace)
 	spec := testSpec(t, fmt.Sprintf("name: rotation\nrounds: %d\nmin_sites: %d\nround_deadline: 60s\nprivacy: {secure_aggregation: none}\nseed: 1\n", rounds, len(sites)))
 	start := time.Now()
 	job, err := vf.Admin.SubmitJob(ctx, &pb.SubmitJobRequest{Spec: spec})
@@ -287,12 +287,19 @@ func TestVaultCertificatesRotateDuringJob(t *testing.T) {
 			t.Errorf("log: %s", rec)
 		}
 	}
-	evs, err := vf.Admin.ListEvents(context.Background(), &pb.ListEventsRequest{})
-	if err != nil {
-		t.Fatal(err)
+	var events []*pb.JobEvent
+	for token := ""; ; {
+		page, err := vf.Admin.ListEvents(context.Background(), &pb.ListEventsRequest{PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, page.Events...)
+		if token = page.NextPageToken; token == "" {
+			break
+		}
 	}
 	audited := map[string]map[string]bool{}
-	for _, e := range evs.Events {
+	for _, e := range events {
 		if e.Kind != "certificate.seen" {
 			continue
 		}
