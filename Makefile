@@ -81,4 +81,5 @@ vault:
 # CONCORD_VAULT_LONG=1 makes the certificate rotation job 10 minutes instead of 5.
 test-vault: vault
 	CONCORD_VAULT=$(VAULT_BIN) $(GO) test -count=1 -timeout 30m ./internal/vaultauth ./cmd/internal/config
+	CONCORD_VAULT=$(VAULT_BIN) $(GO) test -count=1 -timeout 30m -run Vault ./cmd/coordinator ./cmd/site-agent ./cmd/concordctl
 	CONCORD_VAULT=$(VAULT_BIN) $(GO) test -count=1 -timeout 30m -run TestVault -v ./sim
