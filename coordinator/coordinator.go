@@ -123,6 +123,12 @@ type Config struct {
 	// Limits bound every submitted job (coordinator.yaml, limits.*); a zero
 	// field means jobspec's default.
 	Limits jobspec.Limits
+	// MaxConnectionAge, when positive, closes each client connection
+	// gracefully (HTTP/2 GOAWAY; calls in flight finish) after about this
+	// long, so that clients whose certificates rotate reconnect with their
+	// current one before the one the connection was opened with expires.
+	// Zero keeps connections open for as long as they are used.
+	MaxConnectionAge time.Duration
 }
 
 // Identity is a verified caller.
@@ -271,12 +277,12 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	authz := pki.NewAuthorizer(cfg.Inventory, Policy()).WithLogger(cfg.Logger)
 	c.srv = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(cfg.TLS)),
+		grpc.Creds(credentials.NewTLS(c.watchCertificates(cfg.TLS, cfg.Inventory))),
 		grpc.ChainUnaryInterceptor(c.recoverUnary, authz.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(c.recoverStream, authz.StreamInterceptor()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// Dead connections are found by pings, not only by TCP time-outs.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, MaxConnectionAge: cfg.MaxConnectionAge}),
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.MaxRecvMsgSize(ChunkSize+(1<<16)),
 	)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,6 +22,8 @@ import (
 // unknown certificate closes the site's task stream, stops its uploads in
 // flight and, unless the site holds another valid certificate, removes it
 // from every open round (its delivery in a round not yet closed is dropped).
+// Where certificates rotate (RotatingInventory), an expired one whose
+// holder has renewed closes nothing.
 
 // inflight is an upload in progress.
 type inflight struct {
@@ -70,10 +73,36 @@ func (c *Coordinator) checkRevocations() {
 	}
 	c.mu.Unlock()
 	for serial, site := range serials {
-		if why := c.certProblem(serial); why != "" {
-			c.revokeSite(site, serial, why)
+		why := c.certProblem(serial)
+		if why == "" || why == whyExpired && c.renewed(site, serial) {
+			continue
 		}
+		c.revokeSite(site, serial, why)
 	}
+}
+
+// RotatingInventory is an optional ability of Config.Inventory where
+// certificates are short-lived and renewed by their holders
+// (internal/vaultauth.Inventory). HasActive reports whether role/name
+// holds a certificate other than except that is neither revoked nor
+// expired at now.
+//
+// With such an inventory, a stream opened with a certificate that has
+// since expired stays open while its holder has renewed: the holder proved
+// the same identity, and closing the stream would drop every long stream
+// at each renewal. A revoked or unknown certificate still closes its
+// streams at once.
+type RotatingInventory interface {
+	HasActive(role pki.Role, name, except string, now time.Time) bool
+}
+
+const whyExpired = "certificate expired"
+
+// renewed reports whether site holds a valid certificate other than
+// serial, in a RotatingInventory.
+func (c *Coordinator) renewed(site, serial string) bool {
+	r, ok := c.cfg.Inventory.(RotatingInventory)
+	return ok && r.HasActive(pki.RoleSite, site, serial, c.now())
 }
 
 // certProblem says why a certificate may no longer be used, or "". An
@@ -89,7 +118,7 @@ func (c *Coordinator) certProblem(serial string) string {
 	case e.Revoked:
 		return "certificate was revoked"
 	case c.now().After(e.NotAfter):
-		return "certificate expired"
+		return whyExpired
 	}
 	return ""
 }
@@ -114,7 +143,7 @@ func (c *Coordinator) inventory() *pki.Inventory {
 
 // revokeSite ends everything the certificate serial of site has open.
 func (c *Coordinator) revokeSite(site, serial, why string) {
-	stillValid := false
+	stillValid := c.renewed(site, serial)
 	if inv := c.inventory(); inv != nil {
 		stillValid = len(inv.Active(pki.RoleSite, site, c.now())) > 0
 	}

@@ -39,12 +39,15 @@ type Federation struct {
 	AcceptBrokenAuditLog bool
 
 	coordTLS  *tls.Config
-	inventory *pki.InventoryWatcher
-	addr      string
-	statePath string
-	coordStop context.CancelFunc
-	coordDone chan error
-	coord     *coordinator.Coordinator
+	inventory pki.InventorySource
+	// maxConnAge is the coordinator's MaxConnectionAge (rotating
+	// certificates); zero: none.
+	maxConnAge time.Duration
+	addr       string
+	statePath  string
+	coordStop  context.CancelFunc
+	coordDone  chan error
+	coord      *coordinator.Coordinator
 
 	adminConn *grpc.ClientConn
 	Admin     pb.AdminClient
@@ -140,7 +143,7 @@ func (f *Federation) StartCoordinator(addr string, tick time.Duration) error {
 		StatePath: f.statePath, Logger: f.Log.With("component", "coordinator"), TickInterval: tick, HeartbeatInterval: 2 * time.Second,
 		ShutdownGrace: 2 * time.Second, MetricsListen: "127.0.0.1:0", Rand: f.seededRand("coordinator"),
 		CheckpointInterval: 300 * time.Millisecond, AcceptBrokenAuditLog: f.AcceptBrokenAuditLog,
-		Consortium: "Concord simulation", AuditOrigin: auditOrigin})
+		Consortium: "Concord simulation", AuditOrigin: auditOrigin, MaxConnectionAge: f.maxConnAge})
 	if err != nil {
 		return err
 	}
@@ -198,6 +201,9 @@ type SiteOptions struct {
 	// MetricsListen is the agent's management listener (agent.yaml
 	// metrics_listen), e.g. 127.0.0.1:0; empty: none.
 	MetricsListen string
+	// Secrets, when set, keeps the site's keys there (e.g. Vault KV)
+	// instead of sealed under a passphrase in its state.
+	Secrets siteagent.SecretStore
 }
 
 // AddSite issues a certificate for a site and starts its agent.
@@ -230,8 +236,12 @@ func (f *Federation) RestartSite(name string, o SiteOptions) error {
 
 // StartAgent (re)starts a site's agent with its state directory.
 func (f *Federation) StartAgent(name string, tc *tls.Config, o SiteOptions) error {
+	pass := []byte("sim-" + name)
+	if o.Secrets != nil {
+		pass = nil
+	}
 	a, err := siteagent.New(siteagent.Config{Coordinator: f.addr, TLS: tc, StateDir: filepath.Join(f.Dir, "sites", name),
-		Data: o.Data, Trainer: o.Trainer, Proxy: o.Proxy, Privacy: o.Privacy, Drift: o.Drift, KeyRand: f.seededRand("site/" + name), KeyPassphrase: []byte("sim-" + name), Logger: f.Log.With("site", name),
+		Data: o.Data, Trainer: o.Trainer, Proxy: o.Proxy, Privacy: o.Privacy, Drift: o.Drift, KeyRand: f.seededRand("site/" + name), KeyPassphrase: pass, Secrets: o.Secrets, Logger: f.Log.With("site", name),
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, MetricsListen: o.MetricsListen})
 	if err != nil {
 		return fmt.Errorf("site %s: %w", name, err)

@@ -90,6 +90,9 @@ type Config struct {
 	Trainer Trainer
 	// KeyPassphrase encrypts this site's secret key material at rest.
 	KeyPassphrase []byte
+	// Secrets, when set, keeps the site's secret key material outside the
+	// state database (secrets.go): KeyPassphrase must then be empty.
+	Secrets SecretStore
 	// KeyRand is the source of the site's secret keys; nil means
 	// crypto/rand. Only simulations set it, to make a run reproducible.
 	KeyRand io.Reader
@@ -168,6 +171,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("no state directory configured")
 	}
+	if cfg.Secrets != nil && len(cfg.KeyPassphrase) > 0 {
+		return nil, errSecretsAndPassphrase
+	}
 	if cfg.Data == nil {
 		return nil, errors.New("no data source configured")
 	}
@@ -198,6 +204,12 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	wk := cfg.WitnessKey
+	if wk == nil && cfg.Secrets != nil {
+		if wk, err = storedWitnessKey(cfg.Secrets, siteName(cfg)); err != nil {
+			st.close()
+			return nil, fmt.Errorf("audit witness key: %w", err)
+		}
+	}
 	if wk == nil {
 		if wk, err = st.witnessKey(siteName(cfg)); err != nil {
 			st.close()

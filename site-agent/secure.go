@@ -19,8 +19,10 @@ import (
 
 // The site's side of secure aggregation. The secret key never leaves this
 // process unencrypted: it is kept sealed (AES-GCM under the site's key
-// passphrase) in the state database, opened for each task, and a new job
-// always draws a new key (keys rotate with jobs).
+// passphrase) in the state database, or, with Config.Secrets, sealed under
+// a seal key kept beside it in the secret store (secrets.go); it is opened
+// for each task, and a new job always draws a new key (keys rotate with
+// jobs).
 
 func heJobOf(t *pb.Task) he.Job {
 	return he.Job{ID: t.JobId, CRSSeed: t.CrpSeed, Sites: len(t.Points), Threshold: int(t.Threshold)}
@@ -40,6 +42,10 @@ func paramSetOf(t *pb.Task) (he.ParamSet, error) {
 // database. It is derived once per process.
 func (a *Agent) passphrase() ([]byte, error) {
 	a.keyOnce.Do(func() {
+		if a.cfg.Secrets != nil {
+			a.sealKey, a.keyErr = a.storedSealKey()
+			return
+		}
 		if len(a.cfg.KeyPassphrase) == 0 {
 			a.keyErr = errors.New("no key passphrase configured: the site cannot store secret key material")
 			return
@@ -63,6 +69,9 @@ func (a *Agent) saveParty(job string, p *party.Party) error {
 	if err != nil {
 		return err
 	}
+	if a.cfg.Secrets != nil {
+		return a.secretPut(heSecretName(job), sealed)
+	}
 	return a.st.putKey(job, sealed)
 }
 
@@ -71,7 +80,15 @@ func (a *Agent) loadParty(job string) (*party.Party, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := a.st.key(job)
+	var sealed []byte
+	if a.cfg.Secrets != nil {
+		var ok bool
+		if sealed, ok, err = a.secretLookup(heSecretName(job)); err == nil && !ok {
+			err = fmt.Errorf("no key material for job %s in the secret store: %w", job, errNoKey)
+		}
+	} else {
+		sealed, err = a.st.key(job)
+	}
 	if err != nil {
 		return nil, err
 	}

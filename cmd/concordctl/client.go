@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/concord-fl/concord/cmd/internal/config"
+	"github.com/concord-fl/concord/internal/vaultauth"
 	"github.com/concord-fl/concord/pki"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -21,6 +25,10 @@ import (
 type ctlConfig struct {
 	Coordinator string       `yaml:"coordinator"`
 	TLS         pki.TLSFiles `yaml:"tls"`
+	// Vault, with pki set, replaces tls: each run logs in with AppRole
+	// (spending the single-use secret id) and gets a short-lived admin
+	// certificate.
+	Vault config.Vault `yaml:"vault"`
 }
 
 func defaultConfig() string {
@@ -44,6 +52,9 @@ func loadConfig(path string) (ctlConfig, error) {
 	if c.Coordinator == "" {
 		return ctlConfig{}, fmt.Errorf("config %s: coordinator (HOST:PORT) is required", path)
 	}
+	if err := c.Vault.Check(pki.RoleAdmin, c.TLS); err != nil {
+		return ctlConfig{}, fmt.Errorf("config %s: %w", path, err)
+	}
 	return c, nil
 }
 
@@ -51,9 +62,13 @@ func loadConfig(path string) (ctlConfig, error) {
 type client struct {
 	admin pb.AdminClient
 	conn  *grpc.ClientConn
+	stop  func()
 }
 
-func (c *client) Close() { c.conn.Close() }
+func (c *client) Close() {
+	c.conn.Close()
+	c.stop()
+}
 
 func connect(path string) (*client, error) {
 	c, err := loadConfig(path)
@@ -64,15 +79,40 @@ func connect(path string) (*client, error) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	tc, err := c.TLS.Resolve(filepath.Dir(path)).Client(host)
+	tc, stop, err := c.clientTLS(filepath.Dir(path), host)
 	if err != nil {
 		return nil, err
 	}
 	conn, err := grpc.NewClient(c.Coordinator, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	if err != nil {
+		stop()
 		return nil, err
 	}
-	return &client{admin: pb.NewAdminClient(conn), conn: conn}, nil
+	return &client{admin: pb.NewAdminClient(conn), conn: conn, stop: stop}, nil
+}
+
+// clientTLS is the kit's certificate, or one from Vault; stop ends the
+// Vault session.
+func (c ctlConfig) clientTLS(base, host string) (*tls.Config, func(), error) {
+	if !c.Vault.UsesPKI() {
+		tc, err := c.TLS.Resolve(base).Client(host)
+		return tc, func() {}, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// Info: the admin keeps a record of each certificate it was issued (serial).
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	vc, err := c.Vault.Dial(ctx, base, logger)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	stop := func() { cancel(); vc.Close() }
+	certs, err := vaultauth.StartCerts(ctx, vc, c.Vault.CertRequest(pki.RoleAdmin), nil)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return certs.ClientTLS(host), stop, nil
 }
 
 // clientFlags are the flags of every command that calls the coordinator.

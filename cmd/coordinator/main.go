@@ -9,6 +9,8 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"github.com/concord-fl/concord/cmd/internal/config"
 	"github.com/concord-fl/concord/coordinator"
 	"github.com/concord-fl/concord/internal/daemon"
+	"github.com/concord-fl/concord/internal/vaultauth"
 	"github.com/concord-fl/concord/internal/version"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/pki"
@@ -32,8 +35,12 @@ type fileConfig struct {
 	Listen    string       `yaml:"listen"`
 	TLS       pki.TLSFiles `yaml:"tls"`
 	Inventory string       `yaml:"inventory"`
-	StateDir  string       `yaml:"state_dir"`
-	Log       struct {
+	// Vault, when its pki is set, replaces tls and inventory: the
+	// coordinator's certificate comes from Vault's PKI, clients'
+	// certificates must chain to it and are looked up there.
+	Vault    config.Vault `yaml:"vault"`
+	StateDir string       `yaml:"state_dir"`
+	Log      struct {
 		Format string `yaml:"format"` // json (default) or text
 		Level  string `yaml:"level"`  // debug, info (default), warn, error
 	} `yaml:"log"`
@@ -88,11 +95,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *restoreFrom != "" {
 		return restore(*configPath, *restoreFrom, stdout, stderr)
 	}
-	cfg, logger, err := load(*configPath)
+	cfg, logger, closeFn, err := load(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "coordinator: %v\n", err)
 		return 1
 	}
+	defer closeFn()
 	cfg.AcceptBrokenAuditLog = *acceptBroken
 	co, err := coordinator.New(cfg)
 	if err != nil {
@@ -119,10 +127,24 @@ func readConfig(path string) (fileConfig, error) {
 	return fc, nil
 }
 
-func load(path string) (coordinator.Config, *slog.Logger, error) {
+// load converts coordinator.yaml; closeFn stops what it started (the
+// Vault certificate renewal).
+func load(path string) (cfg coordinator.Config, logger *slog.Logger, closeFn func(), err error) {
+	closeFn = func() {}
+	cfg, logger, stop, err := loadConfig(path)
+	if stop != nil {
+		closeFn = stop
+		if err != nil {
+			stop()
+		}
+	}
+	return cfg, logger, closeFn, err
+}
+
+func loadConfig(path string) (coordinator.Config, *slog.Logger, func(), error) {
 	fc, err := readConfig(path)
 	if err != nil {
-		return coordinator.Config{}, nil, err
+		return coordinator.Config{}, nil, nil, err
 	}
 	base := filepath.Dir(path)
 	abs := func(p string) string {
@@ -131,44 +153,43 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 		}
 		return filepath.Join(base, p)
 	}
+	if err := fc.Vault.Check(pki.RoleCoordinator, fc.TLS); err != nil {
+		return coordinator.Config{}, nil, nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	logger, err := daemon.Logger(fc.Log.Format, fc.Log.Level)
 	if err != nil {
-		return coordinator.Config{}, nil, fmt.Errorf("config %s: %w", path, err)
+		return coordinator.Config{}, nil, nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	grace := 10 * time.Second
 	if fc.ShutdownGrace != "" {
 		if grace, err = time.ParseDuration(fc.ShutdownGrace); err != nil {
-			return coordinator.Config{}, nil, fmt.Errorf("config shutdown_grace: %w", err)
+			return coordinator.Config{}, nil, nil, fmt.Errorf("config shutdown_grace: %w", err)
 		}
 	}
 	stateDir := abs(fc.StateDir)
 	if stateDir == "" {
-		return coordinator.Config{}, nil, errors.New("config: state_dir is required")
+		return coordinator.Config{}, nil, nil, errors.New("config: state_dir is required")
 	}
-	tlsCfg, err := fc.TLS.Resolve(base).Server()
+	tlsCfg, inv, maxAge, stop, err := serverTLS(fc, base, abs(fc.Inventory), logger)
 	if err != nil {
-		return coordinator.Config{}, nil, err
-	}
-	inv, err := pki.WatchInventory(abs(fc.Inventory), logger)
-	if err != nil {
-		return coordinator.Config{}, nil, fmt.Errorf("inventory: %w", err)
+		return coordinator.Config{}, nil, nil, err
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return coordinator.Config{}, nil, err
+		return coordinator.Config{}, nil, stop, err
 	}
 	lim := jobspec.Limits{MaxModelParams: fc.Limits.MaxModelParams, MaxSites: fc.Limits.MaxSites, MaxRounds: fc.Limits.MaxRounds}
 	if fc.Limits.MaxSites < 0 {
-		return coordinator.Config{}, nil, errors.New("config: limits.max_sites must not be negative")
+		return coordinator.Config{}, nil, stop, errors.New("config: limits.max_sites must not be negative")
 	}
 	if d := fc.Limits.MaxRoundDeadline; d != "" {
 		if lim.MaxRoundDeadline, err = time.ParseDuration(d); err != nil || lim.MaxRoundDeadline <= 0 {
-			return coordinator.Config{}, nil, fmt.Errorf("config: limits.max_round_deadline %q is not a positive duration (write e.g. 24h)", d)
+			return coordinator.Config{}, nil, stop, fmt.Errorf("config: limits.max_round_deadline %q is not a positive duration (write e.g. 24h)", d)
 		}
 	}
 	var auditKey *audit.Key
 	if fc.Audit.Key != "" {
 		if auditKey, err = audit.ReadKeyFile(abs(fc.Audit.Key)); err != nil {
-			return coordinator.Config{}, nil, fmt.Errorf("config: audit.key: %w", err)
+			return coordinator.Config{}, nil, stop, fmt.Errorf("config: audit.key: %w", err)
 		}
 	}
 	listen := fc.Listen
@@ -177,5 +198,40 @@ func load(path string) (coordinator.Config, *slog.Logger, error) {
 	}
 	return coordinator.Config{Listen: listen, TLS: tlsCfg, Inventory: inv, StatePath: filepath.Join(stateDir, "coordinator.db"),
 		Logger: logger, ShutdownGrace: grace, MetricsListen: fc.MetricsListen, Limits: lim,
-		AuditOrigin: fc.Audit.Origin, AuditKey: auditKey, Consortium: fc.Consortium}, logger, nil
+		AuditOrigin: fc.Audit.Origin, AuditKey: auditKey, Consortium: fc.Consortium, MaxConnectionAge: maxAge}, logger, stop, nil
+}
+
+// serverTLS is the coordinator's TLS and inventory: from the tls: files
+// and the inventory file, or, with vault.pki, from Vault. stop ends the
+// certificate renewal; maxAge is the gRPC MaxConnectionAge that makes
+// clients reconnect with their renewed certificates.
+func serverTLS(fc fileConfig, base, invPath string, logger *slog.Logger) (*tls.Config, pki.InventorySource, time.Duration, func(), error) {
+	if !fc.Vault.UsesPKI() {
+		tlsCfg, err := fc.TLS.Resolve(base).Server()
+		if err != nil {
+			return nil, nil, 0, nil, err
+		}
+		inv, err := pki.WatchInventory(invPath, logger)
+		if err != nil {
+			return nil, nil, 0, nil, fmt.Errorf("inventory: %w", err)
+		}
+		return tlsCfg, inv, 0, nil, nil
+	}
+	if invPath != "" {
+		return nil, nil, 0, nil, errors.New("inventory lists the kits of the consortium's file CA, which a coordinator with vault.pki does not trust (clients' certificates come from Vault): remove inventory or vault.pki")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	vc, err := fc.Vault.Dial(ctx, base, logger)
+	if err != nil {
+		cancel()
+		return nil, nil, 0, nil, err
+	}
+	stop := func() { cancel(); vc.Close() }
+	req := fc.Vault.CertRequest(pki.RoleCoordinator)
+	certs, err := vaultauth.StartCerts(ctx, vc, req, nil)
+	if err != nil {
+		stop()
+		return nil, nil, 0, nil, err
+	}
+	return certs.ServerTLS(), vaultauth.NewInventory(vc, req.Mount, nil, 0), vaultauth.MaxConnectionAge(req.TTL), stop, nil
 }

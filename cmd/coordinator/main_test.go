@@ -47,7 +47,7 @@ func TestConfigRefusesUnknownKeysAndLevels(t *testing.T) {
 		if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := load(p)
+		_, _, _, err := load(p)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
 		}

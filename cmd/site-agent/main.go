@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -113,6 +114,10 @@ type fileConfig struct {
 		Dataset  string `yaml:"dataset"`  // the dataset file on the trainer's node
 	} `yaml:"trainer"`
 	KeyPassphraseFile string `yaml:"key_passphrase_file"`
+	// Vault: the site's certificates from Vault's PKI (vault.pki, instead
+	// of tls:) and its keys in Vault's KV v2 (vault.kv, instead of
+	// key_passphrase_file); deploy/vault/README.md.
+	Vault config.Vault `yaml:"vault"`
 	// Audit: the site's witness key file and the coordinator's log key it
 	// pins, written by concordctl pki issue (privacy/audit).
 	Audit pki.KitAudit `yaml:"audit"`
@@ -242,63 +247,51 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	if err != nil {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 	}
-	if err := checkSite(fc.Site, fc.TLS.Resolve(base)); err != nil {
+	if err := fc.checkVault(); err != nil {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 	}
 	host := fc.Coordinator
 	if i := strings.LastIndex(host, ":"); i > 0 {
 		host = host[:i]
 	}
-	tc, err := fc.TLS.Resolve(base).Client(strings.Trim(host, "[]"))
-	if err != nil {
-		return siteagent.Config{}, nil, noop, err
-	}
-	if err := checkListen(fc.MetricsListen); err != nil {
-		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
-	}
-	drift, feedback, err := fc.driftConfig(abs)
-	if err != nil {
-		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
-	}
-	data, err := fc.dataSource(abs, logger, feedback.Dir)
-	if err != nil {
-		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
-	}
-	cfg := siteagent.Config{Coordinator: fc.Coordinator, TLS: tc, StateDir: abs(fc.StateDir), Logger: logger, Privacy: policy,
-		Data: data, Drift: drift, Feedback: feedback, MetricsListen: fc.MetricsListen}
-	if fc.Proxy != "" {
-		u, err := url.Parse(fc.Proxy)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-			return siteagent.Config{}, nil, noop, fmt.Errorf("proxy %q: give http://host:port or https://host:port", fc.Proxy)
-		}
-		cfg.Proxy = u
-	}
-	if fc.KeyPassphraseFile != "" {
-		if cfg.KeyPassphrase, err = os.ReadFile(abs(fc.KeyPassphraseFile)); err != nil {
-			return siteagent.Config{}, nil, noop, fmt.Errorf("key passphrase: %w", err)
-		}
-	} else if p := os.Getenv("CONCORD_KEY_PASSPHRASE"); p != "" {
-		cfg.KeyPassphrase = []byte(p)
-	} else {
-		return siteagent.Config{}, nil, noop, errors.New("set key_passphrase_file in the config or CONCORD_KEY_PASSPHRASE: the site's secret keys are stored encrypted with it")
-	}
-	if fc.Audit.WitnessKey != "" {
-		if cfg.WitnessKey, err = audit.ReadKeyFile(abs(fc.Audit.WitnessKey)); err != nil {
-			return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: audit.witness_key: %w", path, err)
+	host = strings.Trim(host, "[]")
+	var (
+		tc      *tls.Config
+		secrets siteagent.SecretStore
+		closeFn = noop
+	)
+	if fc.Vault.Set() {
+		if tc, secrets, closeFn, err = fc.fromVault(base, host, logger); err != nil {
+			return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	cfg.AuditOrigin, cfg.AuditLogKey = fc.Audit.Origin, fc.Audit.LogKey
-	closeFn := noop
+	if tc == nil {
+		if err := checkSite(fc.Site, fc.TLS.Resolve(base)); err != nil {
+			closeFn()
+			return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
+		}
+		if tc, err = fc.TLS.Resolve(base).Client(host); err != nil {
+			closeFn()
+			return siteagent.Config{}, nil, noop, err
+		}
+	}
+	cfg, err := fc.runtime(abs, tc, secrets, policy, logger)
+	if err != nil {
+		closeFn()
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
+	}
 	if fc.Trainer.External != "" {
 		t, err := siteagent.NewExternalTrainer(context.Background(), extrainer.Config{Address: fc.Trainer.External, Logger: logger}, fc.Trainer.Dataset)
 		if err != nil {
+			closeFn()
 			return siteagent.Config{}, nil, noop, fmt.Errorf("external trainer: %w", err)
 		}
-		cfg.Trainer, closeFn = t, func() { t.Close() }
+		stopVault := closeFn
+		cfg.Trainer, closeFn = t, func() { t.Close(); stopVault() }
 	}
 	if pc := fc.Data.PACS; pc != nil {
 		// Opened last: an error before it leaves nothing to close.
-		p, err := openPACS(fc, pc, abs, cfg.StateDir, feedback.Dir, logger)
+		p, err := openPACS(fc, pc, abs, cfg.StateDir, cfg.Feedback.Dir, logger)
 		if err != nil {
 			closeFn()
 			return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
@@ -307,6 +300,50 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 		cfg.Data, closeFn = p, func() { p.Close(); prev() }
 	}
 	return cfg, logger, closeFn, nil
+}
+
+// runtime converts the rest of agent.yaml, given the TLS configuration and
+// secret store already built.
+func (fc fileConfig) runtime(abs func(string) string, tc *tls.Config, secrets siteagent.SecretStore, policy siteagent.PrivacyPolicy, logger *slog.Logger) (siteagent.Config, error) {
+	if err := checkListen(fc.MetricsListen); err != nil {
+		return siteagent.Config{}, err
+	}
+	drift, feedback, err := fc.driftConfig(abs)
+	if err != nil {
+		return siteagent.Config{}, err
+	}
+	data, err := fc.dataSource(abs, logger, feedback.Dir)
+	if err != nil {
+		return siteagent.Config{}, err
+	}
+	cfg := siteagent.Config{Coordinator: fc.Coordinator, TLS: tc, StateDir: abs(fc.StateDir), Logger: logger, Privacy: policy,
+		Data: data, Drift: drift, Feedback: feedback, MetricsListen: fc.MetricsListen}
+	if fc.Proxy != "" {
+		u, err := url.Parse(fc.Proxy)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return siteagent.Config{}, fmt.Errorf("proxy %q: give http://host:port or https://host:port", fc.Proxy)
+		}
+		cfg.Proxy = u
+	}
+	cfg.Secrets = secrets
+	switch {
+	case secrets != nil: // checkVault refused a passphrase beside vault.kv
+	case fc.KeyPassphraseFile != "":
+		if cfg.KeyPassphrase, err = os.ReadFile(abs(fc.KeyPassphraseFile)); err != nil {
+			return siteagent.Config{}, fmt.Errorf("key passphrase: %w", err)
+		}
+	case os.Getenv("CONCORD_KEY_PASSPHRASE") != "":
+		cfg.KeyPassphrase = []byte(os.Getenv("CONCORD_KEY_PASSPHRASE"))
+	default:
+		return siteagent.Config{}, errors.New("set key_passphrase_file in the config or CONCORD_KEY_PASSPHRASE: the site's secret keys are stored encrypted with it")
+	}
+	if fc.Audit.WitnessKey != "" {
+		if cfg.WitnessKey, err = audit.ReadKeyFile(abs(fc.Audit.WitnessKey)); err != nil {
+			return siteagent.Config{}, fmt.Errorf("audit.witness_key: %w", err)
+		}
+	}
+	cfg.AuditOrigin, cfg.AuditLogKey = fc.Audit.Origin, fc.Audit.LogKey
+	return cfg, nil
 }
 
 // checkSite compares agent.yaml's site: with the identity in the kit's
