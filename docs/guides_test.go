@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/internal/testvault"
 )
 
 // guides are the walkthroughs whose commands run, with how long each may take.
@@ -32,6 +33,7 @@ var guides = []struct {
 	{"hospital-it.md", 3 * time.Minute, nil},
 	{"compliance-officer.md", 6 * time.Minute, nil},
 	{"clinician.md", 6 * time.Minute, []string{"internal/testfhir/node_modules/@medplum/fhir-router"}},
+	{"vault.md", 4 * time.Minute, []string{"$CONCORD_VAULT"}},
 }
 
 // binDir holds the binaries the guides call, built once by TestMain.
@@ -138,7 +140,12 @@ func TestGuides(t *testing.T) {
 	for _, g := range guides {
 		t.Run(strings.TrimSuffix(g.file, ".md"), func(t *testing.T) {
 			for _, n := range g.needs {
-				if _, err := os.Stat(filepath.Join("..", n)); err != nil {
+				if n == "$CONCORD_VAULT" {
+					n = testvault.Binary()
+				} else {
+					n = filepath.Join("..", n)
+				}
+				if _, err := os.Stat(n); n == "" || err != nil {
 					testenv.Missing(t, "%s needs %s (.ci/run installs it): %v", g.file, n, err)
 				}
 			}
@@ -177,6 +184,7 @@ func runGuide(t *testing.T, file string, timeout time.Duration) {
 		"METRICS_PORT="+strconv.Itoa(freePort(t)),
 		"COORD_METRICS_PORT="+strconv.Itoa(freePort(t)),
 		"SERVE_PORT="+strconv.Itoa(freePort(t)),
+		"CONCORD_VAULT="+testvault.Binary(),
 		"XDG_CACHE_HOME="+filepath.Join(work, ".cache"),
 	)
 	var out bytes.Buffer
