@@ -382,27 +382,42 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if sum.Metrics, err = evaluate(model, w, sd.test); err != nil {
 			return Summary{}, err
 		}
-		if err := os.WriteFile(filepath.Join(cfg.Out, "model.f32"), learning.EncodeWeights(w), 0o644); err != nil {
+		if err := writeModel(cfg.Out, model, w, &sum); err != nil {
 			return Summary{}, err
 		}
-		if err := os.WriteFile(filepath.Join(cfg.Out, "model.layout.json"), model.Layout().JSON(), 0o644); err != nil {
-			return Summary{}, err
-		}
-		sum.Files = append(sum.Files, "model.f32", "model.layout.json")
 	}
 	if err := writeCharts(cfg.Out, &sum); err != nil {
 		return Summary{}, err
 	}
-	if err := writeAudit(ctx, fed, cfg.Out, job.Id, &sum); err != nil {
+	return finish(ctx, fed, cfg.Out, job.Id, final, start, sum)
+}
+
+// writeModel writes the job's final weights and their layout manifest
+// into out and lists them in the summary.
+func writeModel(out string, model *learning.Model, w []float32, sum *Summary) error {
+	if err := os.WriteFile(filepath.Join(out, "model.f32"), learning.EncodeWeights(w), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "model.layout.json"), model.Layout().JSON(), 0o644); err != nil {
+		return err
+	}
+	sum.Files = append(sum.Files, "model.f32", "model.layout.json")
+	return nil
+}
+
+// finish writes the job's audit bundle and summary.json, and turns a job
+// that did not complete into the run's error.
+func finish(ctx context.Context, fed *Federation, out, jobID string, final *pb.Job, start time.Time, sum Summary) (Summary, error) {
+	if err := writeAudit(ctx, fed, out, jobID, &sum); err != nil {
 		return Summary{}, err
 	}
 	sum.WallSeconds = time.Since(start).Seconds()
 	data, _ := json.MarshalIndent(sum, "", "  ")
-	if err := os.WriteFile(filepath.Join(cfg.Out, "summary.json"), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "summary.json"), data, 0o644); err != nil {
 		return Summary{}, err
 	}
 	if final.State != "completed" {
-		return sum, fmt.Errorf("job %s %s: %s", job.Id, final.State, final.Reason)
+		return sum, fmt.Errorf("job %s %s: %s", jobID, final.State, final.Reason)
 	}
 	return sum, nil
 }

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -251,13 +250,9 @@ func runSegmentation(ctx context.Context, cfg Config) (Summary, error) {
 			return Summary{}, err
 		}
 		seg.FederatedDice, seg.FederatedIoU = rep.Dice, rep.IoU
-		if err := os.WriteFile(filepath.Join(cfg.Out, "model.f32"), learning.EncodeWeights(w), 0o644); err != nil {
+		if err := writeModel(cfg.Out, model, w, &sum); err != nil {
 			return Summary{}, err
 		}
-		if err := os.WriteFile(filepath.Join(cfg.Out, "model.layout.json"), model.Layout().JSON(), 0o644); err != nil {
-			return Summary{}, err
-		}
-		sum.Files = append(sum.Files, "model.f32", "model.layout.json")
 	}
 	if err := centralised(ctx, cfg, spec, pooled, sd.test, seg); err != nil {
 		return Summary{}, err
@@ -265,18 +260,7 @@ func runSegmentation(ctx context.Context, cfg Config) (Summary, error) {
 	fmt.Fprintf(cfg.Progress, "centralised (pooled data, %d epochs): test Dice %.3f [%.3f, %.3f]\n",
 		seg.CentralisedEpochs, seg.CentralisedDice.Value, seg.CentralisedDice.Lower, seg.CentralisedDice.Upper)
 	sum.Segmentation = seg
-	if err := writeAudit(ctx, fed, cfg.Out, job.Id, &sum); err != nil {
-		return Summary{}, err
-	}
-	sum.WallSeconds = time.Since(start).Seconds()
-	data, _ := json.MarshalIndent(sum, "", "  ")
-	if err := os.WriteFile(filepath.Join(cfg.Out, "summary.json"), data, 0o644); err != nil {
-		return Summary{}, err
-	}
-	if final.State != "completed" {
-		return sum, fmt.Errorf("job %s %s: %s", job.Id, final.State, final.Reason)
-	}
-	return sum, nil
+	return finish(ctx, fed, cfg.Out, job.Id, final, start, sum)
 }
 
 // centralised trains the baseline: the same model, initial weights and
