@@ -31,31 +31,55 @@ const (
 	numCtx = 19
 )
 
+// mqCtx is one entry of the decoder's combined state table: a Table C.2 state
+// together with its more probable symbol, so that a context is a single byte and a
+// transition a single table load (the layout OpenJPEG uses).
+type mqCtx struct {
+	qe         uint32
+	mps        uint8
+	nmps, nlps uint8 // indices of the next entries
+}
+
+// mqStates[2*s+mps] is state s of Table C.2 with that more probable symbol.
+var mqStates [256]mqCtx // 94 used; 256 so that a byte index needs no bounds check
+
+func init() {
+	for s, st := range mqTable {
+		for mps := 0; mps < 2; mps++ {
+			lps := mps
+			if st.swap {
+				lps ^= 1
+			}
+			mqStates[2*s+mps] = mqCtx{
+				qe: st.qe, mps: uint8(mps),
+				nmps: uint8(2*int(st.nmps) + mps), nlps: uint8(2*int(st.nlps) + lps),
+			}
+		}
+	}
+}
+
 type mqDecoder struct {
-	data  []byte
-	pos   int
-	a, c  uint32
-	ct    int
-	state [numCtx]uint8
-	mps   [numCtx]uint8
+	data []byte
+	pos  int
+	a, c uint32
+	ct   int
+	cx   [32]uint8 // index into mqStates, for contexts 0..numCtx-1
 }
 
 // byteAt treats the bytes past the segment as 0xFF, which reads as a marker and
 // feeds 1-bits, as the standard's decoder does at the end of a codeword.
 func (m *mqDecoder) byteAt(i int) uint32 {
-	if i < len(m.data) {
+	if uint(i) < uint(len(m.data)) {
 		return uint32(m.data[i])
 	}
 	return 0xFF
 }
 
 func (m *mqDecoder) resetContexts() {
-	for i := range m.state {
-		m.state[i], m.mps[i] = 0, 0
-	}
-	m.state[ctxUni] = 46
-	m.state[ctxRL] = 3
-	m.state[0] = 4
+	m.cx = [32]uint8{}
+	m.cx[ctxUni] = 2 * 46
+	m.cx[ctxRL] = 2 * 3
+	m.cx[0] = 2 * 4
 }
 
 func (m *mqDecoder) init(data []byte) {
@@ -84,38 +108,39 @@ func (m *mqDecoder) byteIn() {
 	}
 }
 
+// decode decodes one decision in context cx. The common case (the more probable
+// symbol with no renormalisation) is small enough to be inlined into the passes;
+// the rest is in exchange.
 func (m *mqDecoder) decode(cx int) int {
-	st := &mqTable[m.state[cx]]
-	qe := st.qe
-	m.a -= qe
-	var d int
-	if m.c>>16 < qe {
-		if m.a < qe {
-			d = int(m.mps[cx])
-			m.state[cx] = st.nmps
-		} else {
-			d = int(1 - m.mps[cx])
-			if st.swap {
-				m.mps[cx] ^= 1
-			}
-			m.state[cx] = st.nlps
-		}
-		m.a = qe
-	} else {
+	s := &mqStates[m.cx[cx&31]]
+	a, qe := m.a-s.qe, s.qe
+	m.a = a
+	if m.c>>16 >= qe && a >= 0x8000 {
 		m.c -= qe << 16
-		if m.a&0x8000 != 0 {
-			return int(m.mps[cx])
-		}
-		if m.a < qe {
-			d = int(1 - m.mps[cx])
-			if st.swap {
-				m.mps[cx] ^= 1
-			}
-			m.state[cx] = st.nlps
-		} else {
-			d = int(m.mps[cx])
-			m.state[cx] = st.nmps
-		}
+		return int(s.mps)
+	}
+	return m.exchange(cx, s)
+}
+
+// exchange finishes a decision that needs a conditional exchange or
+// renormalisation (C.3.2).
+func (m *mqDecoder) exchange(cx int, s *mqCtx) int {
+	lower := m.c>>16 < s.qe // C in the lower (Qe) sub-interval
+	if !lower {
+		m.c -= s.qe << 16
+	}
+	var d int
+	// In the lower sub-interval the more probable symbol is decoded when A < Qe
+	// (the intervals are exchanged); in the upper one, when A >= Qe.
+	if (m.a < s.qe) == lower {
+		d = int(s.mps)
+		m.cx[cx] = s.nmps
+	} else {
+		d = int(s.mps ^ 1)
+		m.cx[cx] = s.nlps
+	}
+	if lower {
+		m.a = s.qe
 	}
 	for {
 		if m.ct == 0 {
@@ -125,10 +150,9 @@ func (m *mqDecoder) decode(cx int) int {
 		m.c <<= 1
 		m.ct--
 		if m.a >= 0x8000 {
-			break
+			return d
 		}
 	}
-	return d
 }
 
 // rawDecoder reads the bypass (lazy) segments: plain bits with a stuffed bit after 0xFF.
