@@ -126,13 +126,16 @@ func (t *tileState) decode(img *Image, red int, decs []blockDecoder) error {
 	if err != nil {
 		return err
 	}
+	// Components in parallel, and each component's rows and columns in parallel
+	// with what remains of the workers: at most len(decs) goroutines in all.
+	inner := max(1, len(decs)/len(t.comps))
 	_ = forEach(len(t.comps), len(decs), func(_, c int) error {
 		tc := t.comps[c]
 		top, stride := tc.cs.levels-red, tc.x1-tc.x0
 		if tc.cs.reversible {
-			idwt53(ints[c], stride, tc, top)
+			idwt53(ints[c], stride, tc, top, inner)
 		} else {
-			idwt97(floats[c], stride, tc, top)
+			idwt97(floats[c], stride, tc, top, inner)
 		}
 		return nil
 	})

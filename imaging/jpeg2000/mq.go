@@ -1,5 +1,7 @@
 package jpeg2000
 
+import "math/bits"
+
 // The MQ arithmetic decoder (Annex C) and the raw bit reader of the bypass mode.
 
 type mqState struct {
@@ -142,17 +144,18 @@ func (m *mqDecoder) exchange(cx int, s *mqCtx) int {
 	if lower {
 		m.a = s.qe
 	}
-	for {
+	// Renormalise: shift A left until its top bit is set, C with it, reading a
+	// byte whenever the bits of the last one are used up.
+	for m.a < 0x8000 {
 		if m.ct == 0 {
 			m.byteIn()
 		}
-		m.a <<= 1
-		m.c <<= 1
-		m.ct--
-		if m.a >= 0x8000 {
-			return d
-		}
+		n := min(bits.LeadingZeros32(m.a)-16, m.ct)
+		m.a <<= uint(n)
+		m.c <<= uint(n)
+		m.ct -= n
 	}
+	return d
 }
 
 // rawDecoder reads the bypass (lazy) segments: plain bits with a stuffed bit after 0xFF.
