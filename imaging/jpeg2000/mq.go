@@ -124,6 +124,16 @@ func (m *mqDecoder) decode(cx int) int {
 	return m.exchange(cx, s)
 }
 
+// exchangeOrMPS finishes a decision of which decode has subtracted Qe from A
+// but not taken the fast path (or has taken it without acting on it).
+func (m *mqDecoder) exchangeOrMPS(cx int, s *mqCtx) int {
+	if m.c>>16 >= s.qe && m.a >= 0x8000 {
+		m.c -= s.qe << 16
+		return int(s.mps)
+	}
+	return m.exchange(cx, s)
+}
+
 // exchange finishes a decision that needs a conditional exchange or
 // renormalisation (C.3.2).
 func (m *mqDecoder) exchange(cx int, s *mqCtx) int {

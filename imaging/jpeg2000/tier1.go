@@ -198,15 +198,22 @@ func (t *blockDecoder) setSig(i, y, x int, neg int, mag int32) {
 	f[i] |= fSig
 }
 
+// The passes decode most decisions with the MQ decoder's A and C registers in
+// local variables (mq.decode written out: the compiler does not inline it, and
+// keeps fields of a struct in memory); they are stored back before anything else
+// uses the decoder.
+
 func (t *blockDecoder) sigPass(bp int) {
 	oph := int32(1)<<uint(bp) | int32(1)<<uint(bp)>>1
-	f, sw := t.flags, t.sw
+	f, sw, w, h := t.flags, t.sw, t.w, t.h
 	zc := &zcLUT[t.orient&3]
 	mq := &t.mq
-	for y0 := 0; y0 < t.h; y0 += 4 {
-		ye := min(y0+4, t.h)
+	raw := t.useRaw
+	a, c := mq.a, mq.c
+	for y0 := 0; y0 < h; y0 += 4 {
+		ye := min(y0+4, h)
 		full := ye == y0+4
-		for x := 0; x < t.w; x++ {
+		for x := 0; x < w; x++ {
 			i := (y0+1)*sw + x + 1
 			if full && (f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&nbrMask == 0 {
 				continue // no coefficient of the column has a significant neighbour
@@ -217,36 +224,42 @@ func (t *blockDecoder) sigPass(bp int) {
 					continue
 				}
 				var bit int
-				if t.useRaw {
+				if raw {
 					bit = t.raw.bit()
 				} else {
-					// mq.decode by hand: the compiler does not inline it.
 					cx := int(zc[fl&nbrMask])
 					s := &mqStates[mq.cx[cx]]
-					mq.a -= s.qe
-					if mq.c>>16 >= s.qe && mq.a >= 0x8000 {
-						mq.c -= s.qe << 16
+					a -= s.qe
+					if c>>16 >= s.qe && a >= 0x8000 {
+						c -= s.qe << 16
 						bit = int(s.mps)
 					} else {
+						mq.a, mq.c = a, c
 						bit = mq.exchange(cx, s)
+						a, c = mq.a, mq.c
 					}
 				}
 				if bit != 0 {
-					t.setSig(i, y, x, t.decodeSign(fl, t.useRaw), oph)
+					mq.a, mq.c = a, c
+					t.setSig(i, y, x, t.decodeSign(fl, raw), oph)
+					a, c = mq.a, mq.c
 				}
 				f[i] |= fVisit
 			}
 		}
 	}
+	mq.a, mq.c = a, c
 }
 
 func (t *blockDecoder) refPass(bp int) {
 	half := int32(1) << uint(bp) >> 1
-	f, sw, w := t.flags, t.sw, t.w
+	f, sw, w, h := t.flags, t.sw, t.w, t.h
 	val := t.val
 	mq := &t.mq
-	for y0 := 0; y0 < t.h; y0 += 4 {
-		ye := min(y0+4, t.h)
+	raw := t.useRaw
+	a, c := mq.a, mq.c
+	for y0 := 0; y0 < h; y0 += 4 {
+		ye := min(y0+4, h)
 		full := ye == y0+4
 		for x := 0; x < w; x++ {
 			i := (y0+1)*sw + x + 1
@@ -259,7 +272,7 @@ func (t *blockDecoder) refPass(bp int) {
 					continue
 				}
 				var bit int
-				if t.useRaw {
+				if raw {
 					bit = t.raw.bit()
 				} else {
 					cx := 16
@@ -269,13 +282,15 @@ func (t *blockDecoder) refPass(bp int) {
 							cx = 15
 						}
 					}
-					s := &mqStates[mq.cx[cx]] // mq.decode by hand
-					mq.a -= s.qe
-					if mq.c>>16 >= s.qe && mq.a >= 0x8000 {
-						mq.c -= s.qe << 16
+					s := &mqStates[mq.cx[cx]]
+					a -= s.qe
+					if c>>16 >= s.qe && a >= 0x8000 {
+						c -= s.qe << 16
 						bit = int(s.mps)
 					} else {
+						mq.a, mq.c = a, c
 						bit = mq.exchange(cx, s)
+						a, c = mq.a, mq.c
 					}
 				}
 				k := y*w + x
@@ -292,29 +307,40 @@ func (t *blockDecoder) refPass(bp int) {
 			}
 		}
 	}
+	mq.a, mq.c = a, c
 }
 
 func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 	oph := int32(1)<<uint(bp) | int32(1)<<uint(bp)>>1
-	f, sw := t.flags, t.sw
+	f, sw, w, h := t.flags, t.sw, t.w, t.h
 	zc := &zcLUT[t.orient&3]
 	mq := &t.mq
+	a, c := mq.a, mq.c
 	const busy = fSig | fVisit | nbrMask
-	for y0 := 0; y0 < t.h; y0 += 4 {
-		ye := min(y0+4, t.h)
-		for x := 0; x < t.w; x++ {
+	for y0 := 0; y0 < h; y0 += 4 {
+		ye := min(y0+4, h)
+		for x := 0; x < w; x++ {
 			y := y0
 			i := (y0+1)*sw + x + 1
 			// Run mode: the four coefficients of a whole stripe column are
 			// insignificant, not yet visited, and have no significant neighbour.
 			if ye == y0+4 && (f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&busy == 0 {
-				if t.mq.decode(ctxRL) == 0 {
+				s := &mqStates[mq.cx[ctxRL]]
+				a -= s.qe
+				if c>>16 >= s.qe && a >= 0x8000 && s.mps == 0 {
+					c -= s.qe << 16
+					continue // the usual case: the column stays insignificant
+				}
+				mq.a, mq.c = a, c
+				if mq.exchangeOrMPS(ctxRL, s) == 0 {
+					a, c = mq.a, mq.c
 					continue
 				}
-				r := t.mq.decode(ctxUni) << 1
-				r |= t.mq.decode(ctxUni)
+				r := mq.decode(ctxUni) << 1
+				r |= mq.decode(ctxUni)
 				y, i = y0+r, i+r*sw
 				t.setSig(i, y, x, t.decodeSign(f[i], false), oph)
+				a, c = mq.a, mq.c
 				y, i = y+1, i+sw
 			}
 			for ; y < ye; y, i = y+1, i+sw {
@@ -323,27 +349,32 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 					continue
 				}
 				cx := int(zc[fl&nbrMask])
-				s := &mqStates[mq.cx[cx]] // mq.decode by hand
-				mq.a -= s.qe
+				s := &mqStates[mq.cx[cx]]
+				a -= s.qe
 				var bit int
-				if mq.c>>16 >= s.qe && mq.a >= 0x8000 {
-					mq.c -= s.qe << 16
+				if c>>16 >= s.qe && a >= 0x8000 {
+					c -= s.qe << 16
 					bit = int(s.mps)
 				} else {
+					mq.a, mq.c = a, c
 					bit = mq.exchange(cx, s)
+					a, c = mq.a, mq.c
 				}
 				if bit != 0 {
+					mq.a, mq.c = a, c
 					t.setSig(i, y, x, t.decodeSign(fl, false), oph)
+					a, c = mq.a, mq.c
 				}
 			}
 		}
 	}
+	mq.a, mq.c = a, c
 	for i := range f {
 		f[i] &^= fVisit
 	}
 	if segSym {
 		for k := 0; k < 4; k++ {
-			t.mq.decode(ctxUni)
+			mq.decode(ctxUni)
 		}
 	}
 }
