@@ -20,6 +20,7 @@ const (
 	fSig               = 1 << 12
 	fVisit             = 1 << 13
 	fRefined           = 1 << 14
+	fNeg               = 1 << 15 // the coefficient itself is negative
 )
 
 // zcLUT[orient][f&nbrMask] is the zero-coding context (Table D.1); signLUT[i], i
@@ -179,7 +180,7 @@ func (t *blockDecoder) setSig(i, y, x int, neg int, mag int32) {
 		if !t.vc || y&3 != 0 {
 			f[i-sw] |= nS | sS
 		}
-		t.val[y*t.w+x] = -mag
+		f[i] |= fNeg
 	} else {
 		f[i-1] |= nE
 		f[i+1] |= nW
@@ -187,8 +188,8 @@ func (t *blockDecoder) setSig(i, y, x int, neg int, mag int32) {
 		if !t.vc || y&3 != 0 {
 			f[i-sw] |= nS
 		}
-		t.val[y*t.w+x] = mag
 	}
+	t.val[y*t.w+x] = mag // the passes work on magnitudes; decodeBlock applies the signs
 	f[i+sw-1] |= nNE
 	f[i+sw+1] |= nNW
 	if !t.vc || y&3 != 0 {
@@ -293,16 +294,9 @@ func (t *blockDecoder) refPass(bp int) {
 						a, c = mq.a, mq.c
 					}
 				}
-				k := y*w + x
-				delta := -half
-				if bit != 0 {
-					delta = half
-				}
-				if val[k] < 0 {
-					val[k] -= delta
-				} else {
-					val[k] += delta
-				}
+				// Half a step up for a 1, down for a 0 (the magnitude keeps one
+				// fractional bit: 2*half is 1<<bp).
+				val[y*w+x] += int32(bit)<<uint(bp) - half
 				f[i] = fl | fRefined
 			}
 		}
@@ -424,6 +418,15 @@ func (t *blockDecoder) decodeBlock(cb *codeBlock, b *band, style byte, roi int) 
 			if pass++; pass == 3 {
 				pass = 0
 				bpno--
+			}
+		}
+	}
+	for y := 0; y < h; y++ {
+		fr := t.flags[(y+1)*t.sw+1 : (y+1)*t.sw+1+w]
+		vr := t.val[y*w : y*w+w]
+		for x, fl := range fr {
+			if fl&fNeg != 0 {
+				vr[x] = -vr[x]
 			}
 		}
 	}
