@@ -340,6 +340,9 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 			for ; y < ye; y, i = y+1, i+sw {
 				fl := f[i]
 				if fl&(fSig|fVisit) != 0 {
+					// Clear the significance pass's mark for the next bit-plane
+					// (a column coded in run mode had none).
+					f[i] = fl &^ fVisit
 					continue
 				}
 				cx := int(zc[fl&nbrMask])
@@ -363,9 +366,6 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 		}
 	}
 	mq.a, mq.c = a, c
-	for i := range f {
-		f[i] &^= fVisit
-	}
 	if segSym {
 		for k := 0; k < 4; k++ {
 			mq.decode(ctxUni)
