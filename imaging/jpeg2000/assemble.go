@@ -88,15 +88,21 @@ func (t *tileState) decode(img *Image, red int, decs []blockDecoder) error {
 	}
 	ints := make([][]int32, len(t.comps))
 	floats := make([][]float32, len(t.comps))
+	defer func() {
+		for c := range ints {
+			putInts(ints[c])
+			putFloats(floats[c])
+		}
+	}()
 	var jobs []blockJob
 	for c, tc := range t.comps {
 		top := tc.cs.levels - red
 		stride := tc.x1 - tc.x0
 		n := stride * (tc.y1 - tc.y0)
 		if tc.cs.reversible {
-			ints[c] = make([]int32, n)
+			ints[c] = getInts(n)
 		} else {
-			floats[c] = make([]float32, n)
+			floats[c] = getFloats(n)
 		}
 		for r := 0; r <= top; r++ {
 			res := &tc.res[r]
