@@ -216,8 +216,8 @@ func (t *blockDecoder) sigPass(bp int) {
 		full := ye == y0+4
 		for x := 0; x < w; x++ {
 			i := (y0+1)*sw + x + 1
-			if full && (f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&nbrMask == 0 {
-				continue // no coefficient of the column has a significant neighbour
+			if full && ((f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&nbrMask == 0 || f[i]&f[i+sw]&f[i+2*sw]&f[i+3*sw]&fSig != 0) {
+				continue // no coefficient has a significant neighbour, or all are significant
 			}
 			for y := y0; y < ye; y, i = y+1, i+sw {
 				fl := f[i]
@@ -318,6 +318,17 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 			i := (y0+1)*sw + x + 1
 			// Run mode: the four coefficients of a whole stripe column are
 			// insignificant, not yet visited, and have no significant neighbour.
+			if ye == y0+4 {
+				// Every coefficient significant or visited: nothing to code, only
+				// the significance pass's marks to clear.
+				if (f[i]|f[i]>>1)&(f[i+sw]|f[i+sw]>>1)&(f[i+2*sw]|f[i+2*sw]>>1)&(f[i+3*sw]|f[i+3*sw]>>1)&fSig != 0 {
+					f[i] &^= fVisit
+					f[i+sw] &^= fVisit
+					f[i+2*sw] &^= fVisit
+					f[i+3*sw] &^= fVisit
+					continue
+				}
+			}
 			if ye == y0+4 && (f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&busy == 0 {
 				s := &mqStates[mq.cx[ctxRL]]
 				a -= s.qe
