@@ -65,7 +65,7 @@ type mqDecoder struct {
 	pos  int
 	a, c uint32
 	ct   int
-	cx   [32]uint8 // index into mqStates, for contexts 0..numCtx-1
+	cx   [32]uint8 // index into mqStates for contexts 0..numCtx-1; 32 so that cx&31 needs no bounds check
 }
 
 // byteAt treats the bytes past the segment as 0xFF, which reads as a marker and
@@ -110,9 +110,9 @@ func (m *mqDecoder) byteIn() {
 	}
 }
 
-// decode decodes one decision in context cx. The common case (the more probable
-// symbol with no renormalisation) is small enough to be inlined into the passes;
-// the rest is in exchange.
+// decode decodes one decision in context cx: the common case (the more probable
+// symbol with no renormalisation) here, the rest in exchange. The compiler does
+// not inline it, so the tier-1 passes write this common case out themselves.
 func (m *mqDecoder) decode(cx int) int {
 	s := &mqStates[m.cx[cx&31]]
 	a, qe := m.a-s.qe, s.qe
