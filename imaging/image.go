@@ -610,9 +610,14 @@ func (im *Image) Frame(i int) (out []float32, err error) {
 	if err != nil {
 		return nil, err
 	}
+	return im.pixels(raw), nil
+}
+
+// pixels converts a frame in StoredFrame's layout (im.Rows x im.Columns) as Frame does.
+func (im *Image) pixels(raw []byte) []float32 {
 	n := im.Rows * im.Columns
 	if im.floatTag != 0 {
-		return floatToFloat(raw, n, im.BytesPerSample(), im.RescaleSlope, im.RescaleIntercept), nil
+		return floatToFloat(raw, n, im.BytesPerSample(), im.RescaleSlope, im.RescaleIntercept)
 	}
 	s := im.sampler()
 	if im.BitsAllocated == 1 {
@@ -620,17 +625,17 @@ func (im *Image) Frame(i int) (out []float32, err error) {
 	}
 	switch {
 	case im.palette != nil:
-		return im.palette.apply(raw, n, s), nil
+		return im.palette.apply(raw, n, s)
 	case im.SamplesPerPixel == 1 && im.ModalityLUT != nil:
 		out := make([]float32, n)
 		for k := range out {
 			out[k] = float32(im.ModalityLUT.Lookup(s.at(raw, k)))
 		}
-		return out, nil
+		return out
 	case im.SamplesPerPixel == 1:
-		return monoToFloat(raw, n, s, im.RescaleSlope, im.RescaleIntercept), nil
+		return monoToFloat(raw, n, s, im.RescaleSlope, im.RescaleIntercept)
 	}
-	out = make([]float32, 3*n)
+	out := make([]float32, 3*n)
 	for k := range out {
 		out[k] = float32(s.at(raw, k))
 	}
@@ -638,7 +643,7 @@ func (im *Image) Frame(i int) (out []float32, err error) {
 	if strings.HasPrefix(im.PhotometricInterpretation, "YBR") && im.PhotometricInterpretation != "YBR_RCT" && im.PhotometricInterpretation != "YBR_ICT" {
 		ybrToRGB(out, im.PhotometricInterpretation, float32(int(1)<<uint(im.BitsStored-1)), float32(s.mask))
 	}
-	return out, nil
+	return out
 }
 
 // ybrToRGB converts in place (PS3.3 C.7.6.3.1.2).

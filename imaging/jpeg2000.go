@@ -64,43 +64,43 @@ func (im *Image) j2kMatches(img *jpeg2000.Image) error {
 }
 
 // j2kFrame interleaves the decoded components, checked by checkJ2KHeader, into
-// StoredFrame's layout.
+// StoredFrame's layout. Signedness is reconciled with Pixel Representation the
+// way pydicom does (the codestream is trusted): unsigned samples in a signed image
+// are read as two's complement of the codestream's precision, and signed samples
+// in an unsigned image are offset by half the range. The loops are written per
+// sample size: this runs once per decoded sample.
 func (im *Image) j2kFrame(img *jpeg2000.Image) []byte {
 	bps := im.BytesPerSample()
 	spp := im.SamplesPerPixel
 	px := im.Rows * im.Columns
 	out := make([]byte, px*spp*bps)
 	for c, comp := range img.Components {
-		adjust := j2kSignAdjust(comp, im.PixelRepresentation == 1)
-		for k, v := range comp.Samples {
-			v = adjust(v)
-			at := k*spp + c
-			switch bps {
-			case 1:
-				out[at] = byte(v)
-			case 2:
-				binary.LittleEndian.PutUint16(out[2*at:], uint16(v))
-			default:
-				binary.LittleEndian.PutUint32(out[4*at:], uint32(v))
+		p := uint(comp.Precision)
+		var shl, shr uint // two's complement of the codestream's precision
+		var add int32
+		switch signed := im.PixelRepresentation == 1; {
+		case !comp.Signed && signed:
+			shl, shr = 32-p, 32-p
+		case comp.Signed && !signed:
+			add = 1 << (p - 1)
+		}
+		samples := comp.Samples[:px]
+		switch bps {
+		case 1:
+			for k, v := range samples {
+				out[k*spp+c] = byte(v<<shl>>shr + add)
+			}
+		case 2:
+			for k, v := range samples {
+				binary.LittleEndian.PutUint16(out[2*(k*spp+c):], uint16(v<<shl>>shr+add))
+			}
+		default:
+			for k, v := range samples {
+				binary.LittleEndian.PutUint32(out[4*(k*spp+c):], uint32(v<<shl>>shr+add))
 			}
 		}
 	}
 	return out
-}
-
-// j2kSignAdjust reconciles the codestream's signedness with Pixel Representation the
-// way pydicom does (the codestream is trusted): unsigned samples in a signed image are
-// read as two's complement of the codestream's precision, and signed samples in an
-// unsigned image are offset by half the range.
-func j2kSignAdjust(c jpeg2000.Component, signed bool) func(int32) int32 {
-	p := uint(c.Precision)
-	switch {
-	case !c.Signed && signed:
-		return func(v int32) int32 { return v << (32 - p) >> (32 - p) }
-	case c.Signed && !signed:
-		return func(v int32) int32 { return v + 1<<(p-1) }
-	}
-	return func(v int32) int32 { return v }
 }
 
 // j2kCategory adds the imaging error category to a decoder error.

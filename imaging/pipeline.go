@@ -23,7 +23,11 @@ type Pipeline struct {
 	Height int `yaml:"height" json:"height"`
 	// Channels is 1 (grey; colour converted to luminance) or 3 (RGB; grey replicated).
 	Channels int `yaml:"channels" json:"channels"`
-	// Resample is "area" or "bilinear".
+	// Resample is "area", "bilinear" or "reduced-area": area averaging of a JPEG
+	// 2000 frame decoded only down to the smallest wavelet resolution no smaller
+	// than Width x Height (see [Image.FrameReduced]; much faster on large images,
+	// and a different result from "area", hence its own name); other frames as
+	// "area".
 	Resample string `yaml:"resample" json:"resample"`
 	// Normalise is "auto" (per modality), "voi" (the file's VOI LUT or window, with its
 	// VOI LUT Function; min-max when it has neither), "ct-window:C:W",
@@ -64,8 +68,8 @@ func (p Pipeline) Validate() error {
 	if p.Channels != 1 && p.Channels != 3 {
 		return fmt.Errorf("%w: channels must be 1 or 3, got %d", ErrPipeline, p.Channels)
 	}
-	if p.Resample != "area" && p.Resample != "bilinear" {
-		return fmt.Errorf("%w: resample must be area or bilinear, got %q", ErrPipeline, p.Resample)
+	if p.Resample != "area" && p.Resample != "bilinear" && p.Resample != "reduced-area" {
+		return fmt.Errorf("%w: resample must be area, bilinear or reduced-area, got %q", ErrPipeline, p.Resample)
 	}
 	name, args, err := parseSpec(p.Normalise)
 	if err != nil {
@@ -130,14 +134,19 @@ func (p Pipeline) Apply(im *Image, frame int) (result []float32, err error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	px, err := im.Frame(frame)
+	var px []float32
+	w, h := im.Columns, im.Rows
+	if p.Resample == "reduced-area" {
+		px, w, h, err = im.FrameReduced(frame, p.Width, p.Height)
+	} else {
+		px, err = im.Frame(frame)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if im.floatTag != 0 {
 		finite(px)
 	}
-	w, h := im.Columns, im.Rows
 	n := w * h
 	colour := len(px) == 3*n
 	var planes [][]float32

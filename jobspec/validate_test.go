@@ -173,7 +173,7 @@ func TestValidateFields(t *testing.T) {
 		{"fewer sites than min_sites", func(s *pb.JobSpec) { s.MinSites = 3 }, "2 sites listed but min_sites is 3"},
 		{"pipeline size", func(s *pb.JobSpec) { s.Pipeline.Width = math.MaxUint32 }, "pipeline output 1x28x4294967295"},
 		{"pipeline channels", func(s *pb.JobSpec) { s.Pipeline.Channels = 3 }, "must match the model input 1x28x28"},
-		{"resample", func(s *pb.JobSpec) { s.Pipeline.Resample = "cubic" }, `pipeline: invalid imaging pipeline: resample must be area or bilinear, got "cubic"`},
+		{"resample", func(s *pb.JobSpec) { s.Pipeline.Resample = "cubic" }, `pipeline: invalid imaging pipeline: resample must be area, bilinear or reduced-area, got "cubic"`},
 		{"normalise", func(s *pb.JobSpec) { s.Pipeline.Normalise = "ct-window:nan:nan" }, "is not a number"},
 		{"denoise", func(s *pb.JobSpec) { s.Pipeline.Denoise = "median:4" }, `denoise "median:4"`},
 		{"contrast", func(s *pb.JobSpec) { s.Pipeline.Contrast = "clahe:100:2" }, `contrast "clahe:100:2"`},

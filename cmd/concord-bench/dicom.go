@@ -42,7 +42,10 @@ func dicomBench(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 		for _, s := range []struct {
 			name string
 			b    imaging.DecodeBenchSet
-		}{{"all decodable by both", res.All}, {"uncompressed", res.Uncompressed}} {
+		}{{"all decodable by both", res.All}, {"uncompressed", res.Uncompressed}, {"jpeg 2000", res.JPEG2000}} {
+			if s.b.Files == 0 {
+				continue
+			}
 			fmt.Fprintf(stdout, "%s: %d files\n", s.name, s.b.Files)
 			line := func(n string, r *imaging.DecodeRate) {
 				if r != nil && r.Seconds > 0 {
@@ -52,10 +55,12 @@ func dicomBench(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 			line("concord decode (1 thread)", &s.b.Decode)
 			line(fmt.Sprintf("concord decode (%d threads, wall)", runtime.GOMAXPROCS(0)), &s.b.DecodeMulti)
 			line("concord decode+standardise", &s.b.Standardise)
+			line("concord ... reduced-area", s.b.StandardiseReduced)
 			line("pydicom decode", s.b.Pydicom)
 			line("dcmtk dcm2pnm", s.b.Dcmtk)
 			if s.b.SpeedupVsPy > 0 {
 				fmt.Fprintf(stdout, "  speed-up over pydicom (per CPU second, 1 thread each): %.2fx\n", s.b.SpeedupVsPy)
+				fmt.Fprintf(stdout, "  speed-up over pydicom (wall; a file's decoder may use every core): %.2fx\n", s.b.WallSpeedupVsPy)
 			}
 		}
 	}

@@ -88,15 +88,21 @@ func (t *tileState) decode(img *Image, red int, decs []blockDecoder) error {
 	}
 	ints := make([][]int32, len(t.comps))
 	floats := make([][]float32, len(t.comps))
+	defer func() {
+		for c := range ints {
+			putInts(ints[c])
+			putFloats(floats[c])
+		}
+	}()
 	var jobs []blockJob
 	for c, tc := range t.comps {
 		top := tc.cs.levels - red
 		stride := tc.x1 - tc.x0
 		n := stride * (tc.y1 - tc.y0)
 		if tc.cs.reversible {
-			ints[c] = make([]int32, n)
+			ints[c] = getInts(n)
 		} else {
-			floats[c] = make([]float32, n)
+			floats[c] = getFloats(n)
 		}
 		for r := 0; r <= top; r++ {
 			res := &tc.res[r]
@@ -126,13 +132,16 @@ func (t *tileState) decode(img *Image, red int, decs []blockDecoder) error {
 	if err != nil {
 		return err
 	}
+	// Components in parallel, and each component's rows and columns in parallel
+	// with what remains of the workers: at most len(decs) goroutines in all.
+	inner := max(1, len(decs)/len(t.comps))
 	_ = forEach(len(t.comps), len(decs), func(_, c int) error {
 		tc := t.comps[c]
 		top, stride := tc.cs.levels-red, tc.x1-tc.x0
 		if tc.cs.reversible {
-			idwt53(ints[c], stride, tc, top)
+			idwt53(ints[c], stride, tc, top, inner)
 		} else {
-			idwt97(floats[c], stride, tc, top)
+			idwt97(floats[c], stride, tc, top, inner)
 		}
 		return nil
 	})

@@ -45,33 +45,93 @@ func forLevels(tc *tileComp, top int, fn func(rw, rh, sn, snv, casx, casy int)) 
 	}
 }
 
-// idwt53 synthesises levels 1..top of a reversible tile-component in place.
-func idwt53(a []int32, stride int, tc *tileComp, top int) {
-	var buf, line []int32
+// colBlock is how many neighbouring columns the vertical pass lifts together: it
+// reads and writes whole row segments, not one sample per row, and the inner loops
+// run across the columns.
+const colBlock = 8
+
+// parallelArea is the level size from which rows and column blocks are shared
+// among workers; below it a goroutine costs more than it saves.
+const parallelArea = 1 << 15
+
+// idwt53 synthesises levels 1..top of a reversible tile-component in place, the
+// rows and column blocks of a large level on up to workers goroutines (each
+// writes its own rows or columns: the result does not depend on workers).
+func idwt53(a []int32, stride int, tc *tileComp, top, workers int) {
 	forLevels(tc, top, func(rw, rh, sn, snv, casx, casy int) {
-		if n := max(rw, rh) + 2*dwtPad; cap(buf) < n {
-			buf = make([]int32, n)
-			line = make([]int32, max(rw, rh))
+		wk := workers
+		if rw*rh < parallelArea {
+			wk = 1
+		}
+		bufs := make([][]int32, wk)
+		scratch := func(w, n int) []int32 {
+			if cap(bufs[w]) < n {
+				bufs[w] = make([]int32, n)
+			}
+			return bufs[w][:n]
 		}
 		if rw > 0 {
-			for y := 0; y < rh; y++ {
-				row := a[y*stride : y*stride+rw]
-				lift53(row, sn, casx, buf)
-			}
+			_ = forEach(rh, wk, func(w, y int) error {
+				lift53(a[y*stride:y*stride+rw], sn, casx, scratch(w, rw+2*dwtPad))
+				return nil
+			})
 		}
 		if rh > 0 {
-			col := line[:rh]
-			for x := 0; x < rw; x++ {
-				for y := range col {
-					col[y] = a[y*stride+x]
-				}
-				lift53(col, snv, casy, buf)
-				for y, v := range col {
-					a[y*stride+x] = v
-				}
-			}
+			_ = forEach((rw+colBlock-1)/colBlock, wk, func(w, b int) error {
+				lift53Cols(a, stride, b*colBlock, min(colBlock, rw-b*colBlock), rh, snv, casy, scratch(w, (rh+2*dwtPad)*colBlock))
+				return nil
+			})
 		}
 	})
+}
+
+// lift53Cols is lift53 on columns x0..x0+bw-1 (bw <= colBlock) of n rows.
+func lift53Cols(a []int32, stride, x0, bw, n, sn, cas int, e []int32) {
+	const B = colBlock
+	if n == 1 {
+		if cas == 1 {
+			for x := x0; x < x0+bw; x++ {
+				a[x] /= 2
+			}
+		}
+		return
+	}
+	for j := 0; j < n; j++ {
+		src := j / 2
+		if (j+cas)&1 != 0 {
+			src = sn + j/2
+		}
+		copy(e[(dwtPad+j)*B:(dwtPad+j)*B+bw], a[src*stride+x0:src*stride+x0+bw])
+	}
+	for j := -2; j < 0; j++ {
+		copy(e[(dwtPad+j)*B:(dwtPad+j+1)*B], e[(dwtPad+reflect(j, n))*B:])
+		copy(e[(dwtPad+n-1-j)*B:(dwtPad+n-j)*B], e[(dwtPad+reflect(n-1-j, n))*B:])
+	}
+	start := -1
+	if (start+cas)&1 != 0 {
+		start++
+	}
+	for j := start; j <= n; j += 2 {
+		k := (dwtPad + j) * B
+		m, p, c := e[k-B:k], e[k+B:k+2*B], e[k:k+B]
+		for q := range c {
+			c[q] -= (m[q] + p[q] + 2) >> 2
+		}
+	}
+	start = 0
+	if (start+cas)&1 == 0 {
+		start++
+	}
+	for j := start; j < n; j += 2 {
+		k := (dwtPad + j) * B
+		m, p, c := e[k-B:k], e[k+B:k+2*B], e[k:k+B]
+		for q := range c {
+			c[q] += (m[q] + p[q]) >> 1
+		}
+	}
+	for j := 0; j < n; j++ {
+		copy(a[j*stride+x0:j*stride+x0+bw], e[(dwtPad+j)*B:])
+	}
 }
 
 // lift53 turns x (sn low-pass then high-pass coefficients) into samples, where cas is
@@ -115,32 +175,79 @@ func lift53(x []int32, sn, cas int, buf []int32) {
 	copy(x, e[dwtPad:dwtPad+n])
 }
 
-// idwt97 synthesises levels 1..top of an irreversible tile-component in place.
-func idwt97(a []float32, stride int, tc *tileComp, top int) {
-	var buf, line []float32
+// idwt97 synthesises levels 1..top of an irreversible tile-component in place,
+// shared among workers as idwt53.
+func idwt97(a []float32, stride int, tc *tileComp, top, workers int) {
 	forLevels(tc, top, func(rw, rh, sn, snv, casx, casy int) {
-		if n := max(rw, rh) + 2*dwtPad; cap(buf) < n {
-			buf = make([]float32, n)
-			line = make([]float32, max(rw, rh))
+		wk := workers
+		if rw*rh < parallelArea {
+			wk = 1
+		}
+		bufs := make([][]float32, wk)
+		scratch := func(w, n int) []float32 {
+			if cap(bufs[w]) < n {
+				bufs[w] = make([]float32, n)
+			}
+			return bufs[w][:n]
 		}
 		if rw > 0 {
-			for y := 0; y < rh; y++ {
-				lift97(a[y*stride:y*stride+rw], sn, casx, buf)
-			}
+			_ = forEach(rh, wk, func(w, y int) error {
+				lift97(a[y*stride:y*stride+rw], sn, casx, scratch(w, rw+2*dwtPad))
+				return nil
+			})
 		}
 		if rh > 0 {
-			col := line[:rh]
-			for x := 0; x < rw; x++ {
-				for y := range col {
-					col[y] = a[y*stride+x]
-				}
-				lift97(col, snv, casy, buf)
-				for y, v := range col {
-					a[y*stride+x] = v
-				}
-			}
+			_ = forEach((rw+colBlock-1)/colBlock, wk, func(w, b int) error {
+				lift97Cols(a, stride, b*colBlock, min(colBlock, rw-b*colBlock), rh, snv, casy, scratch(w, (rh+2*dwtPad)*colBlock))
+				return nil
+			})
 		}
 	})
+}
+
+// lift97Cols is lift97 on columns x0..x0+bw-1 (bw <= colBlock) of n rows, with the
+// same float32 operations in the same order.
+func lift97Cols(a []float32, stride, x0, bw, n, sn, cas int, e []float32) {
+	const B = colBlock
+	if n == 1 {
+		return
+	}
+	for j := 0; j < n; j++ {
+		row := e[(dwtPad+j)*B : (dwtPad+j)*B+bw]
+		if (j+cas)&1 == 0 {
+			for q, v := range a[(j/2)*stride+x0 : (j/2)*stride+x0+bw] {
+				row[q] = v * k97
+			}
+		} else {
+			for q, v := range a[(sn+j/2)*stride+x0 : (sn+j/2)*stride+x0+bw] {
+				row[q] = v * twoInvK97
+			}
+		}
+	}
+	for j := -dwtPad; j < 0; j++ {
+		copy(e[(dwtPad+j)*B:(dwtPad+j+1)*B], e[(dwtPad+reflect(j, n))*B:])
+		copy(e[(dwtPad+n-1-j)*B:(dwtPad+n-j)*B], e[(dwtPad+reflect(n-1-j, n))*B:])
+	}
+	step := func(from, to, parity int, c float32) {
+		if (from+cas)&1 != parity {
+			from++
+		}
+		for j := from; j < to; j += 2 {
+			k := (dwtPad + j) * B
+			m, p, r := e[k-B:k], e[k+B:k+2*B], e[k:k+B]
+			for q := range r {
+				// The conversion keeps the product rounded on its own (no fused multiply-add).
+				r[q] += float32((m[q] + p[q]) * -c)
+			}
+		}
+	}
+	step(-3, n+3, 0, delta97)
+	step(-2, n+2, 1, gamma97)
+	step(-1, n+1, 0, beta97)
+	step(0, n, 1, alpha97)
+	for j := 0; j < n; j++ {
+		copy(a[j*stride+x0:j*stride+x0+bw], e[(dwtPad+j)*B:])
+	}
 }
 
 func lift97(x []float32, sn, cas int, buf []float32) {

@@ -1,5 +1,7 @@
 package jpeg2000
 
+import "math/bits"
+
 // The MQ arithmetic decoder (Annex C) and the raw bit reader of the bypass mode.
 
 type mqState struct {
@@ -31,31 +33,55 @@ const (
 	numCtx = 19
 )
 
+// mqCtx is one entry of the decoder's combined state table: a Table C.2 state
+// together with its more probable symbol, so that a context is a single byte and a
+// transition a single table load (the layout OpenJPEG uses).
+type mqCtx struct {
+	qe         uint32
+	mps        uint8
+	nmps, nlps uint8 // indices of the next entries
+}
+
+// mqStates[2*s+mps] is state s of Table C.2 with that more probable symbol.
+var mqStates [256]mqCtx // 94 used; 256 so that a byte index needs no bounds check
+
+func init() {
+	for s, st := range mqTable {
+		for mps := 0; mps < 2; mps++ {
+			lps := mps
+			if st.swap {
+				lps ^= 1
+			}
+			mqStates[2*s+mps] = mqCtx{
+				qe: st.qe, mps: uint8(mps),
+				nmps: uint8(2*int(st.nmps) + mps), nlps: uint8(2*int(st.nlps) + lps),
+			}
+		}
+	}
+}
+
 type mqDecoder struct {
-	data  []byte
-	pos   int
-	a, c  uint32
-	ct    int
-	state [numCtx]uint8
-	mps   [numCtx]uint8
+	data []byte
+	pos  int
+	a, c uint32
+	ct   int
+	cx   [32]uint8 // index into mqStates for contexts 0..numCtx-1; 32 so that cx&31 needs no bounds check
 }
 
 // byteAt treats the bytes past the segment as 0xFF, which reads as a marker and
 // feeds 1-bits, as the standard's decoder does at the end of a codeword.
 func (m *mqDecoder) byteAt(i int) uint32 {
-	if i < len(m.data) {
+	if uint(i) < uint(len(m.data)) {
 		return uint32(m.data[i])
 	}
 	return 0xFF
 }
 
 func (m *mqDecoder) resetContexts() {
-	for i := range m.state {
-		m.state[i], m.mps[i] = 0, 0
-	}
-	m.state[ctxUni] = 46
-	m.state[ctxRL] = 3
-	m.state[0] = 4
+	m.cx = [32]uint8{}
+	m.cx[ctxUni] = 2 * 46
+	m.cx[ctxRL] = 2 * 3
+	m.cx[0] = 2 * 4
 }
 
 func (m *mqDecoder) init(data []byte) {
@@ -84,49 +110,60 @@ func (m *mqDecoder) byteIn() {
 	}
 }
 
+// decode decodes one decision in context cx: the common case (the more probable
+// symbol with no renormalisation) here, the rest in exchange. The compiler does
+// not inline it, so the tier-1 passes write this common case out themselves.
 func (m *mqDecoder) decode(cx int) int {
-	st := &mqTable[m.state[cx]]
-	qe := st.qe
-	m.a -= qe
-	var d int
-	if m.c>>16 < qe {
-		if m.a < qe {
-			d = int(m.mps[cx])
-			m.state[cx] = st.nmps
-		} else {
-			d = int(1 - m.mps[cx])
-			if st.swap {
-				m.mps[cx] ^= 1
-			}
-			m.state[cx] = st.nlps
-		}
-		m.a = qe
-	} else {
+	s := &mqStates[m.cx[cx&31]]
+	a, qe := m.a-s.qe, s.qe
+	m.a = a
+	if m.c>>16 >= qe && a >= 0x8000 {
 		m.c -= qe << 16
-		if m.a&0x8000 != 0 {
-			return int(m.mps[cx])
-		}
-		if m.a < qe {
-			d = int(1 - m.mps[cx])
-			if st.swap {
-				m.mps[cx] ^= 1
-			}
-			m.state[cx] = st.nlps
-		} else {
-			d = int(m.mps[cx])
-			m.state[cx] = st.nmps
-		}
+		return int(s.mps)
 	}
-	for {
+	return m.exchange(cx, s)
+}
+
+// exchangeOrMPS finishes a decision of which decode has subtracted Qe from A
+// but not taken the fast path (or has taken it without acting on it).
+func (m *mqDecoder) exchangeOrMPS(cx int, s *mqCtx) int {
+	if m.c>>16 >= s.qe && m.a >= 0x8000 {
+		m.c -= s.qe << 16
+		return int(s.mps)
+	}
+	return m.exchange(cx, s)
+}
+
+// exchange finishes a decision that needs a conditional exchange or
+// renormalisation (C.3.2).
+func (m *mqDecoder) exchange(cx int, s *mqCtx) int {
+	lower := m.c>>16 < s.qe // C in the lower (Qe) sub-interval
+	if !lower {
+		m.c -= s.qe << 16
+	}
+	var d int
+	// In the lower sub-interval the more probable symbol is decoded when A < Qe
+	// (the intervals are exchanged); in the upper one, when A >= Qe.
+	if (m.a < s.qe) == lower {
+		d = int(s.mps)
+		m.cx[cx] = s.nmps
+	} else {
+		d = int(s.mps ^ 1)
+		m.cx[cx] = s.nlps
+	}
+	if lower {
+		m.a = s.qe
+	}
+	// Renormalise: shift A left until its top bit is set, C with it, reading a
+	// byte whenever the bits of the last one are used up.
+	for m.a < 0x8000 {
 		if m.ct == 0 {
 			m.byteIn()
 		}
-		m.a <<= 1
-		m.c <<= 1
-		m.ct--
-		if m.a >= 0x8000 {
-			break
-		}
+		n := min(bits.LeadingZeros32(m.a)-16, m.ct)
+		m.a <<= uint(n)
+		m.c <<= uint(n)
+		m.ct -= n
 	}
 	return d
 }

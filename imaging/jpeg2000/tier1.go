@@ -8,27 +8,74 @@ import "fmt"
 // significant at bit-plane p is reconstructed at the middle of its interval
 // (1.5 * 2^p), as OpenJPEG does; the reversible path divides by two afterwards.
 
+// Each coefficient has a 16-bit flag word: which of its eight neighbours are
+// significant and the signs of the four direct ones (kept up to date by setSig, so a
+// context is one table look-up), and its own state. Neighbours that a context must
+// not see (the next stripe in vertically causal mode) are never marked.
 const (
-	fSig     = 1
-	fNeg     = 2
-	fVisit   = 4
-	fRefined = 8
-	fNbr     = 16 // some neighbour (as the contexts see it) is significant
+	nW, nE, nN, nS     = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+	nNW, nNE, nSW, nSE = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+	nbrMask            = 0xFF
+	sW, sE, sN, sS     = 1 << 8, 1 << 9, 1 << 10, 1 << 11 // negative neighbour
+	fSig               = 1 << 12
+	fVisit             = 1 << 13
+	fRefined           = 1 << 14
+	fNeg               = 1 << 15 // the coefficient itself is negative
 )
 
-// zcTable[orient][h*15+v*5+d] is the zero-coding context (Table D.1).
-var zcTable [4][45]uint8
+// zcLUT[orient][f&nbrMask] is the zero-coding context (Table D.1); signLUT[i], i
+// being the direct neighbours' significance and sign bits (signIndex), is the
+// sign context (Table D.3) with the bit to exclusive-or with the decision.
+var (
+	zcLUT   [4][256]uint8
+	signLUT [256]struct{ ctx, xor uint8 }
+)
 
 func init() {
-	for o := 0; o < 4; o++ {
-		for h := 0; h < 3; h++ {
-			for v := 0; v < 3; v++ {
-				for d := 0; d < 5; d++ {
-					zcTable[o][h*15+v*5+d] = zcContext(o, h, v, d)
-				}
-			}
+	bit := func(m, b int) int {
+		if m&b != 0 {
+			return 1
 		}
+		return 0
 	}
+	for m := 0; m < 256; m++ {
+		h := bit(m, nW) + bit(m, nE)
+		v := bit(m, nN) + bit(m, nS)
+		d := bit(m, nNW) + bit(m, nNE) + bit(m, nSW) + bit(m, nSE)
+		for o := 0; o < 4; o++ {
+			zcLUT[o][m] = zcContext(o, h, v, d)
+		}
+		// m here is signIndex's layout: significance of W, E, N, S in bits 0-3,
+		// their signs in bits 4-7.
+		contrib := func(sig, neg int) int {
+			if m&sig == 0 {
+				return 0
+			}
+			if m&neg != 0 {
+				return -1
+			}
+			return 1
+		}
+		hc := clamp1(contrib(nW, sW>>4) + contrib(nE, sE>>4))
+		vc := clamp1(contrib(nN, sN>>4) + contrib(nS, sS>>4))
+		var ctx, xor int
+		switch hc {
+		case 1:
+			ctx = 12 + vc
+		case 0:
+			ctx = 9 + vc*vc
+			if vc < 0 {
+				xor = 1
+			}
+		default:
+			ctx, xor = 12-vc, 1
+		}
+		signLUT[m].ctx, signLUT[m].xor = uint8(ctx), uint8(xor)
+	}
+}
+
+func signIndex(f uint16) int {
+	return int(f&0xF | f>>4&0xF0)
 }
 
 func zcContext(orient, h, v, d int) uint8 {
@@ -83,7 +130,7 @@ func zcContext(orient, h, v, d int) uint8 {
 type blockDecoder struct {
 	w, h   int
 	sw     int // stride of flags: w+2
-	flags  []uint8
+	flags  []uint16
 	val    []int32
 	orient int
 	vc     bool
@@ -96,7 +143,7 @@ func (t *blockDecoder) reset(w, h int) {
 	t.w, t.h, t.sw = w, h, w+2
 	n := (w + 2) * (h + 2)
 	if cap(t.flags) < n {
-		t.flags = make([]uint8, n)
+		t.flags = make([]uint16, n)
 	}
 	t.flags = t.flags[:n]
 	clear(t.flags)
@@ -107,198 +154,234 @@ func (t *blockDecoder) reset(w, h int) {
 	clear(t.val)
 }
 
-// neighbours gives the significant-neighbour counts of the flag at i (row y).
-func (t *blockDecoder) neighbours(i, y int) (h, v, d int) {
-	f := t.flags
-	sw := t.sw
-	h = int(f[i-1]&fSig) + int(f[i+1]&fSig)
-	v = int(f[i-sw] & fSig)
-	d = int(f[i-sw-1]&fSig) + int(f[i-sw+1]&fSig)
-	if !t.vc || y&3 != 3 {
-		v += int(f[i+sw] & fSig)
-		d += int(f[i+sw-1]&fSig) + int(f[i+sw+1]&fSig)
-	}
-	return
-}
-
-func (t *blockDecoder) zc(i, y int) int {
-	h, v, d := t.neighbours(i, y)
-	return int(zcTable[t.orient][h*15+v*5+d])
-}
-
-func contrib(f uint8) int {
-	if f&fSig == 0 {
-		return 0
-	}
-	if f&fNeg != 0 {
-		return -1
-	}
-	return 1
-}
-
 func clamp1(v int) int {
 	return max(-1, min(1, v))
 }
 
-// decodeSign decodes the sign of the coefficient at flag index i (Table D.3).
-func (t *blockDecoder) decodeSign(i, y int, raw bool) int {
+// decodeSign decodes the sign of the coefficient whose flags are f.
+func (t *blockDecoder) decodeSign(f uint16, raw bool) int {
 	if raw {
 		return t.raw.bit()
 	}
-	f := t.flags
-	hc := clamp1(contrib(f[i-1]) + contrib(f[i+1]))
-	vs := contrib(f[i-t.sw])
-	if !t.vc || y&3 != 3 {
-		vs += contrib(f[i+t.sw])
-	}
-	vc := clamp1(vs)
-	var ctx, xor int
-	switch hc {
-	case 1:
-		ctx = 12 + vc
-	case 0:
-		ctx = 9 + vc*vc
-		if vc < 0 {
-			xor = 1
-		}
-	default:
-		ctx, xor = 12-vc, 1
-	}
-	return t.mq.decode(ctx) ^ xor
+	e := signLUT[signIndex(f)]
+	return t.mq.decode(int(e.ctx)) ^ int(e.xor)
 }
 
+// setSig makes the coefficient at flag index i (row y, column x) significant and
+// tells its neighbours.
 func (t *blockDecoder) setSig(i, y, x int, neg int, mag int32) {
 	f, sw := t.flags, t.sw
-	f[i-1] |= fNbr
-	f[i+1] |= fNbr
-	f[i+sw-1] |= fNbr
-	f[i+sw] |= fNbr
-	f[i+sw+1] |= fNbr
-	// In vertically causal mode the row above a stripe does not see this one.
-	if !t.vc || y&3 != 0 {
-		f[i-sw-1] |= fNbr
-		f[i-sw] |= fNbr
-		f[i-sw+1] |= fNbr
-	}
+	_ = f[i+sw+1]
 	if neg != 0 {
-		t.flags[i] |= fSig | fNeg
-		t.val[y*t.w+x] = -mag
+		f[i-1] |= nE | sE
+		f[i+1] |= nW | sW
+		f[i+sw] |= nN | sN
+		// In vertically causal mode the row above a stripe does not see this one.
+		if !t.vc || y&3 != 0 {
+			f[i-sw] |= nS | sS
+		}
+		f[i] |= fNeg
 	} else {
-		t.flags[i] |= fSig
-		t.val[y*t.w+x] = mag
+		f[i-1] |= nE
+		f[i+1] |= nW
+		f[i+sw] |= nN
+		if !t.vc || y&3 != 0 {
+			f[i-sw] |= nS
+		}
 	}
+	t.val[y*t.w+x] = mag // the passes work on magnitudes; decodeBlock applies the signs
+	f[i+sw-1] |= nNE
+	f[i+sw+1] |= nNW
+	if !t.vc || y&3 != 0 {
+		f[i-sw-1] |= nSE
+		f[i-sw+1] |= nSW
+	}
+	f[i] |= fSig
 }
+
+// The passes decode most decisions with the MQ decoder's A and C registers in
+// local variables (mq.decode written out: the compiler does not inline it, and
+// keeps fields of a struct in memory); they are stored back before anything else
+// uses the decoder.
 
 func (t *blockDecoder) sigPass(bp int) {
 	oph := int32(1)<<uint(bp) | int32(1)<<uint(bp)>>1
-	for y0 := 0; y0 < t.h; y0 += 4 {
-		for x := 0; x < t.w; x++ {
-			for y := y0; y < y0+4 && y < t.h; y++ {
-				i := (y+1)*t.sw + x + 1
-				if t.flags[i]&(fSig|fVisit|fNbr) != fNbr {
+	f, sw, w, h := t.flags, t.sw, t.w, t.h
+	zc := &zcLUT[t.orient&3]
+	mq := &t.mq
+	raw := t.useRaw
+	a, c := mq.a, mq.c
+	for y0 := 0; y0 < h; y0 += 4 {
+		ye := min(y0+4, h)
+		full := ye == y0+4
+		for x := 0; x < w; x++ {
+			i := (y0+1)*sw + x + 1
+			if full && ((f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&nbrMask == 0 || f[i]&f[i+sw]&f[i+2*sw]&f[i+3*sw]&fSig != 0) {
+				continue // no coefficient has a significant neighbour, or all are significant
+			}
+			for y := y0; y < ye; y, i = y+1, i+sw {
+				fl := f[i]
+				if fl&(fSig|fVisit) != 0 || fl&nbrMask == 0 {
 					continue
 				}
-				h, v, d := t.neighbours(i, y)
 				var bit int
-				if t.useRaw {
+				if raw {
 					bit = t.raw.bit()
 				} else {
-					bit = t.mq.decode(int(zcTable[t.orient][h*15+v*5+d]))
+					cx := int(zc[fl&nbrMask])
+					s := &mqStates[mq.cx[cx]]
+					a -= s.qe
+					if c>>16 >= s.qe && a >= 0x8000 {
+						c -= s.qe << 16
+						bit = int(s.mps)
+					} else {
+						mq.a, mq.c = a, c
+						bit = mq.exchange(cx, s)
+						a, c = mq.a, mq.c
+					}
 				}
 				if bit != 0 {
-					t.setSig(i, y, x, t.decodeSign(i, y, t.useRaw), oph)
+					mq.a, mq.c = a, c
+					t.setSig(i, y, x, t.decodeSign(fl, raw), oph)
+					a, c = mq.a, mq.c
 				}
-				t.flags[i] |= fVisit
+				f[i] |= fVisit
 			}
 		}
 	}
+	mq.a, mq.c = a, c
 }
 
 func (t *blockDecoder) refPass(bp int) {
 	half := int32(1) << uint(bp) >> 1
-	for y0 := 0; y0 < t.h; y0 += 4 {
-		for x := 0; x < t.w; x++ {
-			for y := y0; y < y0+4 && y < t.h; y++ {
-				i := (y+1)*t.sw + x + 1
-				f := t.flags[i]
-				if f&(fSig|fVisit) != fSig {
+	f, sw, w, h := t.flags, t.sw, t.w, t.h
+	val := t.val
+	mq := &t.mq
+	raw := t.useRaw
+	a, c := mq.a, mq.c
+	for y0 := 0; y0 < h; y0 += 4 {
+		ye := min(y0+4, h)
+		full := ye == y0+4
+		for x := 0; x < w; x++ {
+			i := (y0+1)*sw + x + 1
+			if full && (f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&fSig == 0 {
+				continue // nothing to refine in the column
+			}
+			for y := y0; y < ye; y, i = y+1, i+sw {
+				fl := f[i]
+				if fl&(fSig|fVisit) != fSig {
 					continue
 				}
 				var bit int
-				if t.useRaw {
+				if raw {
 					bit = t.raw.bit()
 				} else {
-					ctx := 16
-					if f&fRefined == 0 {
-						ctx = 14
-						if f&fNbr != 0 {
-							ctx = 15
+					cx := 16
+					if fl&fRefined == 0 {
+						cx = 14
+						if fl&nbrMask != 0 {
+							cx = 15
 						}
 					}
-					bit = t.mq.decode(ctx)
+					s := &mqStates[mq.cx[cx]]
+					a -= s.qe
+					if c>>16 >= s.qe && a >= 0x8000 {
+						c -= s.qe << 16
+						bit = int(s.mps)
+					} else {
+						mq.a, mq.c = a, c
+						bit = mq.exchange(cx, s)
+						a, c = mq.a, mq.c
+					}
 				}
-				k := y*t.w + x
-				delta := -half
-				if bit != 0 {
-					delta = half
-				}
-				if t.val[k] < 0 {
-					t.val[k] -= delta
-				} else {
-					t.val[k] += delta
-				}
-				t.flags[i] |= fRefined
+				// Half a step up for a 1, down for a 0 (the magnitude keeps one
+				// fractional bit: 2*half is 1<<bp).
+				val[y*w+x] += int32(bit)<<uint(bp) - half
+				f[i] = fl | fRefined
 			}
 		}
 	}
+	mq.a, mq.c = a, c
 }
 
 func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 	oph := int32(1)<<uint(bp) | int32(1)<<uint(bp)>>1
-	for y0 := 0; y0 < t.h; y0 += 4 {
-		for x := 0; x < t.w; x++ {
+	f, sw, w, h := t.flags, t.sw, t.w, t.h
+	zc := &zcLUT[t.orient&3]
+	mq := &t.mq
+	a, c := mq.a, mq.c
+	const busy = fSig | fVisit | nbrMask
+	for y0 := 0; y0 < h; y0 += 4 {
+		ye := min(y0+4, h)
+		for x := 0; x < w; x++ {
 			y := y0
-			if y0+4 <= t.h && t.runEligible(x, y0) {
-				if t.mq.decode(ctxRL) == 0 {
+			i := (y0+1)*sw + x + 1
+			// Run mode: the four coefficients of a whole stripe column are
+			// insignificant, not yet visited, and have no significant neighbour.
+			if ye == y0+4 {
+				// Every coefficient significant or visited: nothing to code, only
+				// the significance pass's marks to clear.
+				if (f[i]|f[i]>>1)&(f[i+sw]|f[i+sw]>>1)&(f[i+2*sw]|f[i+2*sw]>>1)&(f[i+3*sw]|f[i+3*sw]>>1)&fSig != 0 {
+					f[i] &^= fVisit
+					f[i+sw] &^= fVisit
+					f[i+2*sw] &^= fVisit
+					f[i+3*sw] &^= fVisit
 					continue
 				}
-				r := t.mq.decode(ctxUni) << 1
-				r |= t.mq.decode(ctxUni)
-				y = y0 + r
-				i := (y+1)*t.sw + x + 1
-				t.setSig(i, y, x, t.decodeSign(i, y, false), oph)
-				y++
 			}
-			for ; y < y0+4 && y < t.h; y++ {
-				i := (y+1)*t.sw + x + 1
-				if t.flags[i]&(fSig|fVisit) != 0 {
+			if ye == y0+4 && (f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&busy == 0 {
+				s := &mqStates[mq.cx[ctxRL]]
+				a -= s.qe
+				if c>>16 >= s.qe && a >= 0x8000 && s.mps == 0 {
+					c -= s.qe << 16
+					continue // the usual case: the column stays insignificant
+				}
+				mq.a, mq.c = a, c
+				if mq.exchangeOrMPS(ctxRL, s) == 0 {
+					a, c = mq.a, mq.c
 					continue
 				}
-				if t.mq.decode(t.zc(i, y)) != 0 {
-					t.setSig(i, y, x, t.decodeSign(i, y, false), oph)
+				r := mq.decode(ctxUni) << 1
+				r |= mq.decode(ctxUni)
+				y, i = y0+r, i+r*sw
+				t.setSig(i, y, x, t.decodeSign(f[i], false), oph)
+				a, c = mq.a, mq.c
+				y, i = y+1, i+sw
+			}
+			for ; y < ye; y, i = y+1, i+sw {
+				fl := f[i]
+				if fl&(fSig|fVisit) != 0 {
+					// Clear the significance pass's mark for the next bit-plane
+					// (a column coded in run mode had none).
+					f[i] = fl &^ fVisit
+					continue
+				}
+				cx := int(zc[fl&nbrMask])
+				s := &mqStates[mq.cx[cx]]
+				a -= s.qe
+				var bit int
+				if c>>16 >= s.qe && a >= 0x8000 {
+					c -= s.qe << 16
+					bit = int(s.mps)
+				} else {
+					mq.a, mq.c = a, c
+					bit = mq.exchange(cx, s)
+					a, c = mq.a, mq.c
+				}
+				if bit != 0 {
+					mq.a, mq.c = a, c
+					t.setSig(i, y, x, t.decodeSign(fl, false), oph)
+					a, c = mq.a, mq.c
 				}
 			}
 		}
 	}
-	for i := range t.flags {
-		t.flags[i] &^= fVisit
-	}
+	mq.a, mq.c = a, c
 	if segSym {
 		for k := 0; k < 4; k++ {
-			t.mq.decode(ctxUni)
+			mq.decode(ctxUni)
 		}
 	}
-}
-
-// runEligible: the four coefficients of a stripe column are insignificant, not yet
-// visited, and have no significant neighbour.
-func (t *blockDecoder) runEligible(x, y0 int) bool {
-	for y := y0; y < y0+4; y++ {
-		if t.flags[(y+1)*t.sw+x+1]&(fSig|fVisit|fNbr) != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // decodeBlock runs the coding passes of cb; the result is in t.val (w*h, with one
@@ -346,6 +429,15 @@ func (t *blockDecoder) decodeBlock(cb *codeBlock, b *band, style byte, roi int) 
 			if pass++; pass == 3 {
 				pass = 0
 				bpno--
+			}
+		}
+	}
+	for y := 0; y < h; y++ {
+		fr := t.flags[(y+1)*t.sw+1 : (y+1)*t.sw+1+w]
+		vr := t.val[y*w : y*w+w]
+		for x, fl := range fr {
+			if fl&fNeg != 0 {
+				vr[x] = -vr[x]
 			}
 		}
 	}
