@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/learning"
 )
 
 // TestTorchUNetParity: deploy/trainer/unet.py, given the Go U-Net's layout
