@@ -14,12 +14,14 @@ const (
 	// smallSet: below this many training images a set is "small". The two
 	// data sets we can measure on sit either side of it: BreastMNIST (546)
 	// and PneumoniaMNIST (4,708). On the small one random flips, rotations
-	// and intensity jitter cost validation AUC (ultrasound texture and
-	// orientation carry the label) while on the large one they help.
+	// and intensity jitter cost AUC (ultrasound texture and orientation
+	// carry the label; learning/RESULTS.md says on which split each figure
+	// was compared) while on the large one they help.
 	smallSet = 1000
 	// minSteps: a small set seen for 15 epochs gets only a few hundred
-	// steps, far from where its validation AUC peaks (BreastMNIST peaked
-	// near step 1,400 at batch 32); 1,800 steps leaves headroom above that.
+	// steps, far from where its validation AUC peaks (BreastMNIST's best
+	// validation AUC came at step 1,422 of 1,800 at batch 32); 1,800 steps
+	// leaves headroom above that.
 	minSteps = 1800
 	// minEpochs: a large set needs at least this many passes (the
 	// MedMNIST v2 recipe's budget at which PneumoniaMNIST's validation AUC
