@@ -14,13 +14,13 @@ func TestDefaults(t *testing.T) {
 	}{
 		// BreastMNIST: small, so batch 32, width 24, no augmentation, and
 		// the step floor (15 epochs would be only 270 steps).
-		{546, Recipe{Steps: 1800, BatchSize: 32, Width: 24, Augment: false}},
+		{546, Recipe{Steps: 1800, BatchSize: 32, Width: 24}},
 		// PneumoniaMNIST: 15 epochs of 74 steps is below the floor too.
-		{4708, Recipe{Steps: 1800, BatchSize: 64, Width: 16, Augment: true}},
+		{4708, Recipe{Steps: 1800, BatchSize: 64, Width: 16}},
 		// A large set: 15 epochs of 313 steps exceed the floor.
-		{20000, Recipe{Steps: 15 * 313, BatchSize: 64, Width: 16, Augment: true}},
+		{20000, Recipe{Steps: 15 * 313, BatchSize: 64, Width: 16}},
 		{999, Recipe{Steps: 1800, BatchSize: 32, Width: 24}},
-		{1000, Recipe{Steps: 1800, BatchSize: 64, Width: 16, Augment: true}},
+		{1000, Recipe{Steps: 1800, BatchSize: 64, Width: 16}},
 		{0, Recipe{Steps: 1800, BatchSize: 32, Width: 24}},
 	} {
 		if got := Defaults(c.n); got != c.want {

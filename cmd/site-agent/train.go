@@ -79,7 +79,7 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	opt := fs.String("optimizer", "adam", "adam or sgd")
 	momentum := fs.Float64("momentum", 0.9, "SGD momentum")
 	wd := fs.Float64("weight-decay", 0, "L2 weight decay")
-	augment := fs.Bool("augment", true, "random flips, rotations, shifts and intensity jitter (--augment=false to turn off) [default: off below 1000 train images]")
+	augment := fs.Bool("augment", false, "random flips, rotations, shifts and intensity jitter [default: off, see learning.Defaults]")
 	balanced := fs.Bool("balanced", true, "weight classes inversely to their train-split frequency (--balanced=false to turn off)")
 	decay := fs.String("lr-decay", "step", "learning-rate schedule: step (x0.1 at 50% and 75% of the epochs) or none")
 	norm := fs.String("norm", "group", "normalisation after each 3x3 convolution: group (GroupNorm) or none")
