@@ -116,6 +116,15 @@ type TrainConfig struct {
 
 	// LRSchedule, if set, multiplies LR during epoch e (0-based).
 	LRSchedule func(epoch int) float64
+	// LRStepSchedule, if set, multiplies LR at step s (0-based) instead of
+	// LRSchedule: a budget counted in steps has no epochs to decay at.
+	LRStepSchedule func(step int) float64
+	// Check, if set, is called every CheckEvery steps and after the last
+	// step with the number of steps done and the weights EpochEnd would
+	// see, so that a step budget can keep its best checkpoint more often
+	// than once an epoch; a non-nil error stops training.
+	Check      func(step int) error
+	CheckEvery int
 	// EpochEnd, if set, is called after each completed epoch (1-based) with
 	// the trained weights in the model, e.g. to validate and keep the best;
 	// a non-nil error stops training and is returned wrapped.
@@ -218,6 +227,8 @@ func (c TrainConfig) normalised(classes int) (TrainConfig, error) {
 		return c, fmt.Errorf("momentum %v: want 0 <= momentum < 1", c.Momentum)
 	case c.WeightAverage < 0 || c.WeightAverage >= 1:
 		return c, fmt.Errorf("weight average decay %v: want 0 (off) or 0 < d < 1", c.WeightAverage)
+	case c.Check != nil && c.CheckEvery < 1:
+		return c, fmt.Errorf("check every %d steps: want at least 1", c.CheckEvery)
 	case c.WeightDecay < 0 || c.ProxMu < 0:
 		return c, fmt.Errorf("weight decay %v, prox mu %v: want non-negative", c.WeightDecay, c.ProxMu)
 	case !(c.SampleRate >= 0 && c.SampleRate <= 1):
@@ -349,6 +360,9 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 				opt.lr = cfg.LR * cfg.LRSchedule(epoch)
 			}
 		}
+		if cfg.LRStepSchedule != nil {
+			opt.lr = cfg.LR * cfg.LRStepSchedule(step)
+		}
 		var batch []int
 		if poisson {
 			batch = poissonBatch(ds.N, cfg.SampleRate, sampler)
@@ -464,19 +478,31 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 			cfg.Progress(TrainProgress{Epoch: ep, Epochs: epochs, Step: step + 1, Steps: total,
 				Samples: res.Samples, Loss: meanLoss(), Elapsed: time.Since(start)})
 		}
-		if cfg.EpochEnd != nil && (pos == stepsPerEpoch-1 || step+1 == total) {
+		epochDone := cfg.EpochEnd != nil && (pos == stepsPerEpoch-1 || step+1 == total)
+		checkDue := cfg.Check != nil && ((step+1)%cfg.CheckEvery == 0 || step+1 == total)
+		if epochDone || checkDue {
 			if avg != nil {
 				copy(raw, m.w)
 				copy(m.w, avg)
 			}
-			err := cfg.EpochEnd(epoch + 1)
+			var err error
+			if epochDone {
+				if err = cfg.EpochEnd(epoch + 1); err != nil {
+					err = fmt.Errorf("after epoch %d: %w", epoch+1, err)
+				}
+			}
+			if err == nil && checkDue {
+				if err = cfg.Check(step + 1); err != nil {
+					err = fmt.Errorf("after step %d: %w", step+1, err)
+				}
+			}
 			if avg != nil {
 				copy(m.w, raw)
 			}
 			if err != nil {
 				res.FinalLoss = meanLoss()
 				res.Seconds = time.Since(start).Seconds()
-				return res, fmt.Errorf("train: after epoch %d: %w", epoch+1, err)
+				return res, fmt.Errorf("train: %w", err)
 			}
 		}
 	}

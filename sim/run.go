@@ -35,8 +35,11 @@ type Config struct {
 	ServerLR          float64
 	ProxMu            float64
 	LocalEpochs       int
-	BatchSize         int
-	LearningRate      float64
+	// LocalSteps > 0 is the job's training.local_steps: each round's local
+	// budget in optimiser steps, instead of LocalEpochs.
+	LocalSteps   int
+	BatchSize    int
+	LearningRate float64
 	// ImagesPerSite is the generated hospitals' size (default 160).
 	ImagesPerSite int
 	// DPEpsilon > 0 turns on record-level DP-SGD: each site plans the noise
@@ -184,7 +187,9 @@ func (c *Config) defaults() {
 	if c.Strategy == "" {
 		c.Strategy = "fedavg"
 	}
-	if c.LocalEpochs <= 0 {
+	if c.LocalSteps > 0 {
+		c.LocalEpochs = 0
+	} else if c.LocalEpochs <= 0 {
 		c.LocalEpochs = 1
 	}
 	if c.BatchSize <= 0 {
@@ -293,8 +298,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		ValidationSites:      sd.validation,
 		RoundDeadlineSeconds: 600,
 		Aggregation:          &pb.AggregationSpec{Strategy: cfg.Strategy, ServerLr: cfg.ServerLR, ProxMu: cfg.ProxMu},
-		Training: &pb.TrainingSpec{LocalEpochs: uint32(cfg.LocalEpochs), BatchSize: uint32(cfg.BatchSize),
-			LearningRate: cfg.LearningRate, ClipNorm: 0},
+		Training: &pb.TrainingSpec{LocalEpochs: uint32(cfg.LocalEpochs), LocalSteps: uint32(cfg.LocalSteps),
+			BatchSize: uint32(cfg.BatchSize), LearningRate: cfg.LearningRate, ClipNorm: 0},
 		Privacy: &pb.PrivacySpec{SecureAggregation: cfg.SecureAggregation, Threshold: uint32(cfg.Threshold)},
 		Seed:    cfg.Seed,
 	}

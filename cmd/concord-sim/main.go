@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.ServerLR, "server-lr", 0, "server learning rate of fedadam/fedyogi/fedadagrad (0 = default)")
 	fs.Float64Var(&c.ProxMu, "prox-mu", 0, "FedProx mu (0 = default)")
 	fs.IntVar(&c.LocalEpochs, "local-epochs", 1, "local epochs per round")
+	fs.IntVar(&c.LocalSteps, "local-steps", 0, "local optimiser steps per round, instead of --local-epochs (the job's training.local_steps)")
 	fs.IntVar(&c.BatchSize, "batch", 32, "local batch size")
 	fs.Float64Var(&c.LearningRate, "lr", 0, "local learning rate (0 = default for the optimiser)")
 	fs.IntVar(&c.ImagesPerSite, "images", 160, "images per generated hospital")
@@ -76,6 +78,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *showVersion {
 		fmt.Fprintln(stdout, "concord-sim", version.Of(version.Default))
 		return 0
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["local-epochs"] && set["local-steps"] {
+		return cmd.Usagef(stderr, "--local-epochs and --local-steps are both given: set one local budget")
+	}
+	if set["local-steps"] && (c.LocalSteps < 1 || c.LocalSteps > 100000) {
+		return cmd.Usagef(stderr, "--local-steps %d: want 1..100000", c.LocalSteps)
 	}
 	if c.Serve < 0 || c.Serve > 100000 || c.Serve > 0 && c.ServeFHIR == "" {
 		return cmd.Usagef(stderr, "--serve N takes 0..100000 studies and needs --serve-fhir URL")

@@ -19,6 +19,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"verison"}, 2, "", "did you mean --version?"},
 		{[]string{"--site", "3"}, 2, "", "did you mean --sites?"},
 		{[]string{"--dir", "x"}, 2, "", "flag provided but not defined: -dir"},
+		{[]string{"--local-epochs", "2", "--local-steps", "3"}, 2, "", "--local-epochs and --local-steps are both given"},
+		{[]string{"--local-steps", "0"}, 2, "", "--local-steps 0: want 1..100000"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)

@@ -6,7 +6,7 @@
 //	site-agent scan DIR [--json]                        what is there, what cannot be read, and why
 //	site-agent dicom export FILE --npy OUT --png OUT     look at one file
 //	site-agent deid IN OUT                               write de-identified copies
-//	site-agent train --data FILE.npz --model cnn --epochs N [--json]   local dry run
+//	site-agent train --data FILE.npz [--steps N | --epochs N] [--json]  local dry run
 //	site-agent privacy [--config agent.yaml] [--json]    the privacy ledger: budget, spent, releases
 //	site-agent drift [--config agent.yaml] [--json]      the drift baseline and the last drift report
 //	site-agent backup --config agent.yaml --out FILE     a consistent copy of the state (agent running or not)
@@ -68,7 +68,7 @@ func commands() []*cli.Command {
 		cli.Leaf(&cli.Command{Name: "deid", Args: "IN OUT [--secret-file FILE] [--allow-burned-in]",
 			Synopsis: "write de-identified copies (PS3.15 Annex E basic profile)",
 			Help:     "Write de-identified copies of IN (a file or a folder) to OUT. Copies are named by their new UID,\nsince hospital file names often carry identifiers."}, deid),
-		cli.Leaf(&cli.Command{Name: "train", Args: "--data FILE.npz [--model cnn] [--epochs N] [--json] | --model unet --ct DIR --seg SEG.dcm [--json]",
+		cli.Leaf(&cli.Command{Name: "train", Args: "--data FILE.npz [--model cnn] [--steps N | --epochs N] [--json] | --model unet --ct DIR --seg SEG.dcm [--json]",
 			Synopsis: "train locally (a dry run before joining a federation)",
 			Help:     "Train locally on the train split, select the epoch by validation AUC and report test metrics;\nwith --model unet, train the U-Net on CT slices and their DICOM SEG and report Dice."}, train),
 		cli.Leaf(&cli.Command{Name: "privacy", Args: "[--config agent.yaml | --state DIR] [--json]",

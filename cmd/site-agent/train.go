@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,8 +29,10 @@ type TestMetrics struct {
 type TrainReport struct {
 	Dataset      string      `json:"dataset"`
 	Model        string      `json:"model"`
-	Epochs       int         `json:"epochs"`
-	BestEpoch    int         `json:"best_epoch"`
+	Epochs       int         `json:"epochs,omitempty"`
+	Steps        int         `json:"steps,omitempty"`
+	BestEpoch    int         `json:"best_epoch,omitempty"`
+	BestStep     int         `json:"best_step,omitempty"`
 	ValAUC       float64     `json:"val_auc"`
 	TrainSeconds float64     `json:"train_seconds"`
 	SamplesPerS  float64     `json:"samples_per_s"`
@@ -49,9 +52,11 @@ type TrainReport struct {
 	Test         TestMetrics `json:"test"`
 }
 
-// train is `site-agent train --data PATH.npz --model cnn --epochs N [--json]`:
-// it trains on the official train split, keeps the epoch with the best
-// validation AUC, and reports test-split metrics.
+// train is `site-agent train --data PATH.npz [--steps N | --epochs N] [--json]`:
+// it trains on the official train split, keeps the weights with the best
+// validation AUC (checked once an epoch with --epochs, 100 times over a step
+// budget), and reports test-split metrics. Budget, width, batch and
+// augmentation not given on the command line come from learning.Defaults.
 //
 // With --model unet it instead trains the U-Net on CT slices and their DICOM
 // SEG (--ct DIR --seg FILE) and reports Dice.
@@ -64,16 +69,17 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	fs := c.NewFlagSet(stderr)
 	data := fs.String("data", "", "MedMNIST .npz file with train/val/test splits (required)")
 	model := fs.String("model", "cnn", "model architecture: cnn, or unet (see --ct, --seg)")
-	epochs := fs.Int("epochs", 15, "passes over the train split")
+	epochs := fs.Int("epochs", 0, "passes over the train split, instead of --steps [default: from the data, see --steps]")
+	steps := fs.Int("steps", 0, "training budget in optimiser steps [default: the larger of 1800 steps and 15 epochs]")
 	asJSON := fs.Bool("json", false, "print the result as one JSON line on stdout")
-	batch := fs.Int("batch", 64, "mini-batch size")
+	batch := fs.Int("batch", 64, "mini-batch size [default: 32 below 1000 train images]")
 	lr := fs.Float64("lr", 1e-3, "learning rate")
 	seed := fs.Int64("seed", 1, "seed of initialisation, shuffling and augmentation")
-	width := fs.Int("width", 16, "channels of the first stage")
+	width := fs.Int("width", 16, "channels of the first stage [default: 24 below 1000 train images]")
 	opt := fs.String("optimizer", "adam", "adam or sgd")
 	momentum := fs.Float64("momentum", 0.9, "SGD momentum")
 	wd := fs.Float64("weight-decay", 0, "L2 weight decay")
-	augment := fs.Bool("augment", true, "random flips, rotations, shifts and intensity jitter (--augment=false to turn off)")
+	augment := fs.Bool("augment", false, "random flips, rotations, shifts and intensity jitter [default: off, see learning.Defaults]")
 	balanced := fs.Bool("balanced", true, "weight classes inversely to their train-split frequency (--balanced=false to turn off)")
 	decay := fs.String("lr-decay", "step", "learning-rate schedule: step (x0.1 at 50% and 75% of the epochs) or none")
 	norm := fs.String("norm", "group", "normalisation after each 3x3 convolution: group (GroupNorm) or none")
@@ -91,8 +97,15 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if *model != "cnn" {
 		return c.Usagef(stderr, "model %q is not available; use --model cnn (or --model unet with --ct and --seg)", *model)
 	}
-	if *epochs < 1 {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["epochs"] && set["steps"]:
+		return c.Usagef(stderr, "--epochs and --steps are both given: set one training budget")
+	case set["epochs"] && *epochs < 1:
 		return c.Usagef(stderr, "--epochs must be at least 1")
+	case set["steps"] && *steps < 1:
+		return c.Usagef(stderr, "--steps must be at least 1")
 	}
 	if *ema < 0 || *ema >= 1 {
 		return c.Usagef(stderr, "--ema must be 0 (off) or a decay below 1, such as 0.99")
@@ -103,6 +116,20 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	mm, err := learning.LoadMedMNIST(*data)
 	if err != nil {
 		return c.Fail(stderr, err)
+	}
+	// What the user did not set comes from the data (learning.Defaults).
+	rec := learning.Defaults(mm.Train.N)
+	if !set["width"] {
+		*width = rec.Width
+	}
+	if !set["batch"] {
+		*batch = rec.BatchSize
+	}
+	if !set["augment"] {
+		*augment = rec.Augment
+	}
+	if !set["epochs"] && !set["steps"] {
+		*steps = rec.Steps
 	}
 	spec := learning.Spec{Arch: "cnn", Channels: mm.Train.C, Height: mm.Train.H, Width: mm.Train.W,
 		Classes: max(mm.Classes, 2), BaseWidth: *width, Norm: *norm}
@@ -121,46 +148,68 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 		cfg.ClassWeights = learning.BalancedClassWeights(mm.Train.Y, spec.Classes)
 	}
 
-	rep := TrainReport{Dataset: filepath.Base(*data), Model: *model, Epochs: *epochs, Seed: *seed,
+	rep := TrainReport{Dataset: filepath.Base(*data), Model: *model, Epochs: *epochs, Steps: *steps, Seed: *seed,
 		Width: spec.BaseWidth, LayoutHash: m.Layout().Hash(), ValAUC: -1, Batch: *batch, LR: *lr, Optimizer: *opt,
 		Augment: *augment, Balanced: *balanced, LRDecay: *decay, Norm: spec.Norm, EMA: *ema,
 		Layout: m.Layout().Version, Parameters: m.Layout().Total}
-	cfg.Epochs = *epochs
+	cfg.Epochs, cfg.Steps = *epochs, *steps
 	cfg.Seed = *seed
 	switch *decay {
 	case "step":
-		// The MedMNIST v2 recipe: ×0.1 at 50% and 75% of the epochs.
-		cfg.LRSchedule = func(e int) float64 {
-			switch {
-			case e >= *epochs*3/4:
-				return 0.01
-			case e >= *epochs/2:
-				return 0.1
+		// The MedMNIST v2 recipe: ×0.1 at 50% and 75% of the budget.
+		if *steps > 0 {
+			cfg.LRStepSchedule = learning.StepDecay(*steps)
+		} else {
+			cfg.LRSchedule = func(e int) float64 {
+				switch {
+				case e >= *epochs*3/4:
+					return 0.01
+				case e >= *epochs/2:
+					return 0.1
+				}
+				return 1
 			}
-			return 1
 		}
 	case "none":
 	default:
 		return c.Usagef(stderr, "--lr-decay %q: want step or none", *decay)
 	}
 	cfg.Progress = func(p learning.TrainProgress) {
-		fmt.Fprintf(stderr, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f samples/s ", p.Epoch, p.Epochs, p.Step, p.Steps,
+		if p.Epochs > 0 {
+			fmt.Fprintf(stderr, "\repoch %d/%d  ", p.Epoch, p.Epochs)
+		} else {
+			fmt.Fprint(stderr, "\r")
+		}
+		fmt.Fprintf(stderr, "step %d/%d  loss %.4f  %.0f samples/s ", p.Step, p.Steps,
 			p.Loss, float64(p.Samples)/p.Elapsed.Seconds())
 	}
 	var best []float32
 	var valSeconds float64
-	cfg.EpochEnd = func(ep int) error {
+	// validate scores the weights on the validation split and keeps them
+	// when their AUC is the best yet; at is "epoch N" or "step N".
+	validate := func(at string, n int) error {
 		t0 := time.Now()
 		val, err := evaluate(m, mm.Val)
 		if err != nil {
 			return fmt.Errorf("validation: %w", err)
 		}
 		valSeconds += time.Since(t0).Seconds()
-		fmt.Fprintf(stderr, "\repoch %d/%d  val auc %.4f acc %.4f%*s\n", ep, *epochs, val.AUC, val.Accuracy, 30, "")
+		fmt.Fprintf(stderr, "\r%s %d  val auc %.4f acc %.4f%*s\n", at, n, val.AUC, val.Accuracy, 30, "")
 		if val.AUC > rep.ValAUC {
-			rep.ValAUC, rep.BestEpoch, best = val.AUC, ep, m.Weights()
+			rep.ValAUC, best = val.AUC, m.Weights()
+			if at == "epoch" {
+				rep.BestEpoch = n
+			} else {
+				rep.BestStep = n
+			}
 		}
 		return nil
+	}
+	if *steps > 0 {
+		cfg.Check = func(s int) error { return validate("step", s) }
+		cfg.CheckEvery = learning.CheckInterval(*steps)
+	} else {
+		cfg.EpochEnd = func(ep int) error { return validate("epoch", ep) }
 	}
 	res, err := m.Train(ctx, mm.Train, cfg)
 	if err != nil {
@@ -182,8 +231,12 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if trainSec > 0 {
 		rep.SamplesPerS = float64(samples) / trainSec
 	}
-	fmt.Fprintf(stderr, "train: best epoch %d (val auc %.4f); test auc %.4f accuracy %.4f; %.0fs training, %.0f samples/s\n",
-		rep.BestEpoch, rep.ValAUC, test.AUC, test.Accuracy, trainSec, rep.SamplesPerS)
+	kept := fmt.Sprintf("epoch %d", rep.BestEpoch)
+	if *steps > 0 {
+		kept = fmt.Sprintf("step %d of %d", rep.BestStep, *steps)
+	}
+	fmt.Fprintf(stderr, "train: best %s (val auc %.4f); test auc %.4f accuracy %.4f; %.0fs training, %.0f samples/s\n",
+		kept, rep.ValAUC, test.AUC, test.Accuracy, trainSec, rep.SamplesPerS)
 	if *asJSON {
 		b, _ := json.Marshal(rep)
 		fmt.Fprintln(stdout, string(b))

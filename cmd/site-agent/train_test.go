@@ -25,7 +25,7 @@ func lastLine(s string) string {
 func TestTrainBreastMNISTJSON(t *testing.T) {
 	data := sharedFile(t, "data/medmnist/breastmnist.npz")
 	var out, errb bytes.Buffer
-	if code := run([]string{"train", "--data", data, "--epochs", "2", "--json", "--seed", "3"}, &out, &errb); code != 0 {
+	if code := run([]string{"train", "--data", data, "--epochs", "2", "--json", "--seed", "3", "--batch", "64", "--width", "16", "--augment"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	var rep TrainReport
@@ -45,6 +45,31 @@ func TestTrainBreastMNISTJSON(t *testing.T) {
 	}
 }
 
+// TestTrainStepBudget: a step budget validates 100 times over the run (every
+// step at 40 steps) and keeps the best step; an unset width, batch and
+// augmentation come from learning.Defaults (546 images: width 24, batch 32).
+func TestTrainStepBudget(t *testing.T) {
+	data := sharedFile(t, "data/medmnist/breastmnist.npz")
+	var out, errb bytes.Buffer
+	if code := run([]string{"train", "--data", data, "--steps", "40", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep TrainReport
+	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
+		t.Fatalf("last line is not JSON: %v\n%s", err, out.String())
+	}
+	if rep.Steps != 40 || rep.Epochs != 0 || rep.BestStep < 1 || rep.BestStep > 40 || rep.BestEpoch != 0 ||
+		rep.Width != 24 || rep.Batch != 32 || rep.Augment {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.Test.AUC < 0.55 || rep.Test.AUC > 1 {
+		t.Fatalf("test metrics %+v are not those of a trained model", rep.Test)
+	}
+	if !strings.Contains(errb.String(), "step 40  val auc") || !strings.Contains(errb.String(), "step 1  val auc") {
+		t.Fatalf("no validation at steps 1 and 40 on stderr:\n%s", errb.String())
+	}
+}
+
 func TestTrainBadArguments(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "empty.npz")
 	os.WriteFile(empty, []byte("not a zip"), 0o644)
@@ -56,6 +81,8 @@ func TestTrainBadArguments(t *testing.T) {
 		{nil, 2, "--data is required"},
 		{[]string{"--data", empty, "--model", "vit"}, 2, "not available"},
 		{[]string{"--data", empty, "--epochs", "0"}, 2, "at least 1"},
+		{[]string{"--data", empty, "--steps", "0"}, 2, "--steps must be at least 1"},
+		{[]string{"--data", empty, "--steps", "10", "--epochs", "2"}, 2, "--epochs and --steps are both given"},
 		{[]string{"--data", empty, "--ema", "1"}, 2, "--ema must be"},
 		{[]string{"--data", empty}, 1, "not a readable MedMNIST npz"},
 		{[]string{"--data", empty, "--nonsense"}, 2, "flag provided but not defined"},
