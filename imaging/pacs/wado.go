@@ -58,6 +58,11 @@ func (d *DICOMweb) retrieve(ctx context.Context, op, path string, maxParts int, 
 	if errors.As(err, &se) {
 		return se.err
 	}
+	if err != nil && ctx.Err() != nil {
+		// Cancelled mid-response: the body ends wherever the transport
+		// stopped, and what the parser makes of that is not the reason.
+		return d.errorf(op, "%w", ctx.Err())
+	}
 	if err != nil {
 		return d.errorf(op, "%w", err)
 	}
