@@ -56,8 +56,20 @@ func ReadSegmentation(path string) (*Segmentation, error) {
 	if err != nil {
 		return nil, err
 	}
+	return SegmentationOf(im)
+}
+
+// IsSegmentation says whether im is a DICOM SEG (Segmentation Storage, or
+// modality SEG).
+func IsSegmentation(im *Image) bool {
+	return im.SOPClassUID == segmentationStorageSOPUID || strings.EqualFold(im.Modality, "SEG")
+}
+
+// SegmentationOf is ReadSegmentation for an object already read (from a
+// file, a PACS or a network peer).
+func SegmentationOf(im *Image) (*Segmentation, error) {
 	ds := im.File.Data
-	if im.SOPClassUID != segmentationStorageSOPUID && !strings.EqualFold(im.Modality, "SEG") {
+	if !IsSegmentation(im) {
 		return nil, fmt.Errorf("read segmentation: sop class %s is not segmentation storage", im.SOPClassUID)
 	}
 	s := &Segmentation{Rows: im.Rows, Columns: im.Columns, Type: strings.ToUpper(ds.String(tagSegmentationType))}

@@ -137,8 +137,7 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 			}
 		}
 	}
-	per := pl.Channels * pl.Height * pl.Width
-	ds := learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width, Groups: map[string][]string{}}
+	ds := newDataset(pl)
 	for _, ex := range examples {
 		if err := ctx.Err(); err != nil {
 			return learning.Dataset{}, err
@@ -148,23 +147,12 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 			rejected[imaging.Reason(err)]++
 			continue
 		}
-		if im.BurnedInAnnotation && !d.AllowBurnedIn {
-			rejected["burned-in annotation (excluded unless the site opts in)"]++
+		px, reason := standardiseImage(im, pl, d.AllowBurnedIn)
+		if reason != "" {
+			rejected[reason]++
 			continue
 		}
-		px, err := pl.Apply(im, 0)
-		if err != nil || len(px) != per {
-			rejected["pipeline: "+imaging.Reason(err)]++
-			continue
-		}
-		ds.X = append(ds.X, px...)
-		ds.Y = append(ds.Y, label[ex.Label])
-		ds.N++
-		// Only the coarse subgroup fields are kept (see imaging.Image.Groups):
-		// validation reports by them; nothing identifying is read.
-		for f, v := range im.Groups() {
-			ds.Groups[f] = append(ds.Groups[f], v)
-		}
+		addExample(&ds, px, label[ex.Label], im.Groups())
 	}
 	d.Rejected = rejected
 	if d.Logger != nil && len(rejected) > 0 {
@@ -180,4 +168,35 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 	}
 	d.cache[key] = ds
 	return ds, checkShape(ds, spec)
+}
+
+// standardiseImage runs one decoded image through the job's pipeline, the one
+// step every data source shares: its pixels, or why it is skipped (burned-in
+// annotation without the site's opt-in, or the pipeline refusing it).
+func standardiseImage(im *imaging.Image, pl imaging.Pipeline, allowBurnedIn bool) ([]float32, string) {
+	if im.BurnedInAnnotation && !allowBurnedIn {
+		return nil, "burned-in annotation (excluded unless the site opts in)"
+	}
+	px, err := pl.Apply(im, 0)
+	if err != nil || len(px) != pl.Channels*pl.Height*pl.Width {
+		return nil, "pipeline: " + imaging.Reason(err)
+	}
+	return px, ""
+}
+
+// newDataset is an empty dataset of the pipeline's shape.
+func newDataset(pl imaging.Pipeline) learning.Dataset {
+	return learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width, Groups: map[string][]string{}}
+}
+
+// addExample appends one example with its subgroup fields. Only the
+// coarse ones are kept (see imaging.Image.Groups): validation reports by
+// them; nothing identifying is read.
+func addExample(ds *learning.Dataset, px []float32, label int, groups map[string]string) {
+	ds.X = append(ds.X, px...)
+	ds.Y = append(ds.Y, label)
+	ds.N++
+	for f, v := range groups {
+		ds.Groups[f] = append(ds.Groups[f], v)
+	}
 }

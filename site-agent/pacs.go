@@ -59,7 +59,6 @@ type PACSData struct {
 	src           pacs.Source
 	db            *bolt.DB
 	labels        *pacs.Labels // nil: labels from segmentations
-	stateDir      string
 	allowBurnedIn bool
 	refresh       time.Duration
 	log           *slog.Logger
@@ -121,7 +120,7 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = time.Hour
 	}
-	return &PACSData{intake: in, src: src, db: db, labels: labels, stateDir: cfg.StateDir, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
+	return &PACSData{intake: in, src: src, db: db, labels: labels, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
 		log: cfg.Logger, now: time.Now}, nil
 }
 
@@ -186,16 +185,7 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 	for k, v := range rep.Broken {
 		rejected[k] += v
 	}
-	per := pl.Channels * pl.Height * pl.Width
-	ds := learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width, Groups: map[string][]string{}}
-	add := func(px []float32, label int, groups map[string]string) {
-		ds.X = append(ds.X, px...)
-		ds.Y = append(ds.Y, label)
-		ds.N++
-		for g, v := range groups {
-			ds.Groups[g] = append(ds.Groups[g], v)
-		}
-	}
+	ds := newDataset(pl)
 	// With labels from segmentations, an image's label is known only once
 	// every instance was read: images wait in held.
 	type heldImage struct {
@@ -206,7 +196,7 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 	var held []heldImage
 	var segs *segLabels
 	if p.labels == nil {
-		segs = newSEGLabels(p.stateDir)
+		segs = newSEGLabels()
 	}
 	_, err = p.intake.Each(ctx, func(f pacs.Fetched, part10 []byte) error {
 		label := 0
@@ -222,26 +212,21 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 			rejected[imaging.Reason(err)]++
 			return ctx.Err()
 		}
-		if segs != nil && isSEG(im) {
-			if err := segs.add(f.StudyInstanceUID, part10); err != nil {
+		if segs != nil && imaging.IsSegmentation(im) {
+			if err := segs.add(f.StudyInstanceUID, im); err != nil {
 				rejected["segmentation: "+imaging.Reason(err)]++
 			}
 			return ctx.Err()
 		}
-		if im.BurnedInAnnotation && !p.allowBurnedIn {
-			rejected["burned-in annotation (excluded unless the site opts in)"]++
+		px, reason := standardiseImage(im, pl, p.allowBurnedIn)
+		if reason != "" {
+			rejected[reason]++
 			return ctx.Err()
 		}
-		px, err := pl.Apply(im, 0)
-		if err != nil || len(px) != per {
-			rejected["pipeline: "+imaging.Reason(err)]++
-			return ctx.Err()
-		}
-		// Only the coarse subgroup fields are kept (imaging.Image.Groups).
 		if segs != nil {
 			held = append(held, heldImage{f.StudyInstanceUID, f.SOPInstanceUID, px, im.Groups()})
 		} else {
-			add(px, label, im.Groups())
+			addExample(&ds, px, label, im.Groups())
 		}
 		return ctx.Err()
 	})
@@ -254,7 +239,7 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 			rejected["no segmentation in its study"]++
 			continue
 		}
-		add(h.px, label, h.groups)
+		addExample(&ds, h.px, label, h.groups)
 	}
 	p.Rejected = rejected
 	if len(rejected) > 0 {

@@ -2,7 +2,6 @@ package siteagent
 
 import (
 	"errors"
-	"os"
 
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/imaging/pacs"
@@ -14,33 +13,17 @@ import (
 // a study it segments, is class 0; an image in a study without a
 // segmentation has no label.
 type segLabels struct {
-	tmpDir  string
 	bySOP   map[string]int
 	studies map[string]bool
 }
 
-func newSEGLabels(tmpDir string) *segLabels {
-	return &segLabels{tmpDir: tmpDir, bySOP: map[string]int{}, studies: map[string]bool{}}
+func newSEGLabels() *segLabels {
+	return &segLabels{bySOP: map[string]int{}, studies: map[string]bool{}}
 }
 
-func isSEG(im *imaging.Image) bool { return im.Modality == "SEG" }
-
-// add reads one segmentation. imaging reads a SEG from a file: it is
-// written in the agent's private state folder and removed at once.
-func (l *segLabels) add(study string, part10 []byte) error {
-	f, err := os.CreateTemp(l.tmpDir, "seg-*.dcm")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(part10)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	seg, err := imaging.ReadSegmentation(f.Name())
+// add takes one segmentation of study, already read.
+func (l *segLabels) add(study string, im *imaging.Image) error {
+	seg, err := imaging.SegmentationOf(im)
 	if err != nil {
 		return err
 	}

@@ -56,9 +56,6 @@ type SegFolder struct {
 // whole disk) is refused instead of exhausting memory.
 const maxSegFiles = 1_000_000
 
-// segmentationStorageUID is the SOP class of a DICOM SEG.
-const segmentationStorageUID = "1.2.840.10008.5.1.4.1.1.66.4"
-
 // maskSuffix names an image's PNG mask: the image's name without .dcm,
 // plus this.
 const maskSuffix = ".mask.png"
@@ -166,8 +163,8 @@ func (d *SegFolder) load(ctx context.Context, pl imaging.Pipeline) (learning.Dat
 			rejected[imaging.Reason(err)]++
 			continue
 		}
-		if im.SOPClassUID == segmentationStorageUID || strings.EqualFold(im.Modality, "SEG") {
-			s, err := imaging.ReadSegmentation(p)
+		if imaging.IsSegmentation(im) {
+			s, err := imaging.SegmentationOf(im)
 			if err != nil {
 				rejected["segmentation: "+imaging.Reason(err)]++
 				continue
@@ -177,26 +174,21 @@ func (d *SegFolder) load(ctx context.Context, pl imaging.Pipeline) (learning.Dat
 		}
 		images = append(images, segImage{path: p, im: im})
 	}
-	per := pl.Channels * pl.Height * pl.Width
 	hw := pl.Height * pl.Width
-	ds := learning.Dataset{C: pl.Channels, H: pl.Height, W: pl.Width, Groups: map[string][]string{}}
+	ds := newDataset(pl)
 	for _, si := range images {
 		if err := ctx.Err(); err != nil {
 			return learning.Dataset{}, nil, err
 		}
 		im := si.im
-		if im.BurnedInAnnotation && !d.AllowBurnedIn {
-			rejected["burned-in annotation (excluded unless the site opts in)"]++
-			continue
-		}
 		mask, reason := d.mask(si, pngs, segs)
 		if reason != "" {
 			rejected[reason]++
 			continue
 		}
-		px, err := pl.Apply(im, 0)
-		if err != nil || len(px) != per {
-			rejected["pipeline: "+imaging.Reason(err)]++
+		px, reason := standardiseImage(im, pl, d.AllowBurnedIn)
+		if reason != "" {
+			rejected[reason]++
 			continue
 		}
 		m := imaging.ResizeArea(mask, im.Columns, im.Rows, pl.Width, pl.Height)
@@ -206,6 +198,7 @@ func (d *SegFolder) load(ctx context.Context, pl imaging.Pipeline) (learning.Dat
 				m[k] = 1
 			}
 		}
+		// Masks, not labels: a segmentation example has no class.
 		ds.X = append(ds.X, px...)
 		ds.Masks = append(ds.Masks, m[:hw]...)
 		ds.N++
