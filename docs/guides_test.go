@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,32 +36,42 @@ var guides = []struct {
 	{"vault.md", 4 * time.Minute, []string{"$CONCORD_VAULT"}},
 }
 
-// binDir holds the binaries the guides call, built once by TestMain.
-var binDir string
+// The binaries the guides call are built once, by the first guide that
+// runs, into binDir; TestMain removes them.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	code := func() int {
-		if testing.Short() {
-			return m.Run()
-		}
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "concord-docs-bin")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			buildErr = err
+			return
 		}
-		defer os.RemoveAll(dir)
+		binDir = dir
 		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
 			"../cmd/coordinator", "../cmd/site-agent", "../cmd/concordctl", "../cmd/concord-sim")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building the binaries: %v\n%s", err, out)
-			return 1
+			buildErr = fmt.Errorf("building the binaries: %v\n%s", err, out)
 		}
-		binDir = dir
-		return m.Run()
-	}()
-	os.Exit(code)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
 }
 
 // blocks returns the runnable `sh` blocks of a markdown file, in order, each
@@ -155,6 +165,7 @@ func TestGuides(t *testing.T) {
 }
 
 func runGuide(t *testing.T, file string, timeout time.Duration) {
+	bin := binaries(t) // before the guide's clock starts
 	bs := blocks(t, file)
 	if len(bs) == 0 {
 		t.Fatalf("%s has no runnable sh block", file)
@@ -178,7 +189,7 @@ func runGuide(t *testing.T, file string, timeout time.Duration) {
 	// The whole process group goes, daemons the guide started included.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Env = append(os.Environ(),
-		"PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"CONCORD_REPO="+repo,
 		"PORT="+strconv.Itoa(freePort(t)),
 		"METRICS_PORT="+strconv.Itoa(freePort(t)),

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,17 +32,6 @@ func buildAgent(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// freePort returns a loopback address nothing listens on.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // startServe runs `site-agent serve` and waits until it listens.
@@ -137,11 +125,11 @@ func TestServeLosesNothingToKill9(t *testing.T) {
 		files[i] = testenv.Shared(t, filepath.Join("data", "dicom", "pydicom", f))
 	}
 	bin := buildAgent(t)
-	listen := freePort(t)
+	listen := freeAddr(t)
 	block := func(fhir string) string {
 		return fmt.Sprintf("  listen: %s\n  fhir_base: %s\n  patient_id_system: urn:oid:1.2.3\n  retry_min: 50ms\n  retry_max: 200ms\n", listen, fhir)
 	}
-	cfg, _ := serveSite(t, block("http://"+freePort(t)+"/fhir/R4"))
+	cfg, _ := serveSite(t, block("http://"+freeAddr(t)+"/fhir/R4"))
 	var out, errb bytes.Buffer
 	if code := run([]string{"models", "approve", "v1", "--config", cfg, "--by", "dr-test"}, &out, &errb); code != 0 {
 		t.Fatalf("approve: %s", errb.String())
