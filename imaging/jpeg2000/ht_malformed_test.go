@@ -37,17 +37,7 @@ func categorised(err error) bool {
 // malformed error, never an image.
 func TestHTTruncated(t *testing.T) {
 	for name, data := range htStreams(t) {
-		for _, frac := range []int{1, 10, 30, 60, 90, 99} {
-			n := len(data) * frac / 100
-			_, err := Decode(data[:n], Options{})
-			if err == nil {
-				t.Errorf("%s cut to %d of %d bytes decoded without error", name, n, len(data))
-				continue
-			}
-			if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrMalformed) {
-				t.Errorf("%s cut to %d bytes: %v", name, n, err)
-			}
-		}
+		checkCuts(t, name, data, 1, 10, 30, 60, 90, 99)
 	}
 }
 

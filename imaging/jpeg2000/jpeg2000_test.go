@@ -59,17 +59,23 @@ func TestReduceLevels(t *testing.T) {
 // error (never a panic, never an image).
 func TestTruncated(t *testing.T) {
 	for _, name := range []string{"p0_01.j2k", "p0_03.j2k", "p1_06.j2k", "c2_mono.j2c", "g3_colr.j2c", "file1.jp2"} {
-		data := readShared(t, "data/jpeg2000/conformance/"+name)
-		for _, frac := range []int{1, 5, 20, 50, 90, 99} {
-			n := len(data) * frac / 100
-			_, err := Decode(data[:n], Options{})
-			if err == nil {
-				t.Errorf("%s cut to %d of %d bytes decoded without error", name, n, len(data))
-				continue
-			}
-			if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrMalformed) {
-				t.Errorf("%s cut to %d bytes: uncategorised error %v", name, n, err)
-			}
+		checkCuts(t, name, readShared(t, "data/jpeg2000/conformance/"+name), 1, 5, 20, 50, 90, 99)
+	}
+}
+
+// checkCuts decodes data cut to each percentage of its length: each cut
+// must give a truncated or malformed error, never an image.
+func checkCuts(t *testing.T, name string, data []byte, percents ...int) {
+	t.Helper()
+	for _, frac := range percents {
+		n := len(data) * frac / 100
+		_, err := Decode(data[:n], Options{})
+		if err == nil {
+			t.Errorf("%s cut to %d of %d bytes decoded without error", name, n, len(data))
+			continue
+		}
+		if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s cut to %d bytes: uncategorised error %v", name, n, err)
 		}
 	}
 }
