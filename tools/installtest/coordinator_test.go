@@ -3,13 +3,11 @@ package installtest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,14 +21,7 @@ import (
 // its model served to an admin. Then the previous release's coordinator
 // starts again on the same database (a rollback) and still serves them.
 func TestCoordinatorStateFromPreviousRelease(t *testing.T) {
-	commit := strings.TrimSpace(mustRead(t, "testdata/previous-release"))
-	prev := t.TempDir()
-	if err := testrepo.BuildAt(t, commit, prev, "previous", "concord-sim", "coordinator"); err != nil {
-		if errors.Is(err, testrepo.ErrNoHistory) && os.Getenv("CI") == "" {
-			t.Skipf("%v (a shallow clone); CI, which has the history, runs it", err)
-		}
-		t.Fatal(err)
-	}
+	prev := previousRelease(t)
 	bin := filepath.Join(release(t, verB), "bin")
 	work := t.TempDir()
 	testrepo.Run(t, work, nil, filepath.Join(prev, "concord-sim"), "--sites", "2", "--rounds", "2", "--images", "40", "--seed", "1",

@@ -1,6 +1,7 @@
 package installtest
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +24,44 @@ func TestMain(m *testing.M) {
 		makeWritable(distDir)
 		os.RemoveAll(distDir)
 	}
+	if prevDir != "" {
+		os.RemoveAll(prevDir)
+	}
 	os.Exit(code)
+}
+
+// The previous release's binaries, built from git history once per run
+// for every test that needs them.
+var (
+	prevOnce  sync.Once
+	prevDir   string
+	prevBuilt bool
+	prevErr   error
+)
+
+// previousRelease returns the folder holding the previous release's
+// concord-sim, coordinator and site-agent. In a checkout without the
+// history (a shallow clone) the test is skipped, except in CI.
+func previousRelease(t *testing.T) string {
+	t.Helper()
+	prevOnce.Do(func() {
+		commit := strings.TrimSpace(mustRead(t, "testdata/previous-release"))
+		if prevDir, prevErr = os.MkdirTemp("", "concord-previous"); prevErr != nil {
+			return
+		}
+		if prevErr = testrepo.BuildAt(t, commit, prevDir, "previous", "concord-sim", "coordinator", "site-agent"); prevErr == nil {
+			prevBuilt = true
+		}
+	})
+	switch {
+	case errors.Is(prevErr, testrepo.ErrNoHistory) && os.Getenv("CI") == "":
+		t.Skipf("%v (a shallow clone); CI, which has the history, runs it", prevErr)
+	case prevErr != nil:
+		t.Fatal(prevErr)
+	case !prevBuilt:
+		t.Fatal("building the previous release failed in an earlier test")
+	}
+	return prevDir
 }
 
 // release builds the archive of version with `make dist` (once per test

@@ -3,7 +3,6 @@ package installtest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -56,14 +55,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	}
 
 	// 3. Rollback: the previous release's binary reads the state this release ran on.
-	commit := strings.TrimSpace(mustRead(t, "testdata/previous-release"))
-	prev := t.TempDir()
-	if err := testrepo.BuildAt(t, commit, prev, "previous", "site-agent"); err != nil {
-		if errors.Is(err, testrepo.ErrNoHistory) && os.Getenv("CI") == "" {
-			t.Skipf("rollback half: %v (a shallow clone); CI, which has the history, runs it", err)
-		}
-		t.Fatal(err)
-	}
+	prev := previousRelease(t)
 	if got := privacyLedger(t, testrepo.Run(t, root, nil, filepath.Join(prev, "site-agent"), "privacy", "--state", state, "--json")); got != want {
 		t.Errorf("after the upgrade, the previous release reads the ledger as\n%s\nwant\n%s", got, want)
 	}
