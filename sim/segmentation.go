@@ -167,6 +167,8 @@ func runSegmentation(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, fmt.Errorf("--task segmentation does not run with differential privacy yet: remove --dp-epsilon")
 	case cfg.GateMinAUC > 0 || cfg.ScoreLocalModels:
 		return Summary{}, fmt.Errorf("--gate-min-auc and --score-local-models are for classification: a segmentation job is gated by --gate-min-dice")
+	case cfg.Serve > 0:
+		return Summary{}, fmt.Errorf("--serve needs a classification model: serving does not produce DICOM SEG results yet")
 	}
 	work := filepath.Join(cfg.Out, "federation")
 	if err := os.RemoveAll(work); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,6 +79,24 @@ func TestSegmentationRefusesClassificationOptions(t *testing.T) {
 	} {
 		if _, err := Run(context.Background(), c); err == nil {
 			t.Errorf("%+v: no error", c)
+		}
+	}
+}
+
+// TestSegmentationRefusesWhatItDoesNotDo: options a segmentation run would
+// otherwise accept and ignore are refused with the reason.
+func TestSegmentationRefusesWhatItDoesNotDo(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{DPEpsilon: 4}, "--dp-epsilon"},
+		{Config{GateMinAUC: 0.8}, "--gate-min-dice"},
+		{Config{Serve: 5, ServeFHIR: "http://127.0.0.1:1/fhir"}, "--serve"},
+	} {
+		c.cfg.Task, c.cfg.Out = TaskSegmentation, t.TempDir()
+		if _, err := Run(context.Background(), c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want a refusal naming %s", c.cfg, err, c.want)
 		}
 	}
 }
