@@ -38,6 +38,11 @@ type SegOptions struct {
 	SeriesNumber   int
 	// Now stamps Content Date/Time; zero means time.Now().
 	Now time.Time
+	// SeriesInstanceUID and SOPInstanceUID, when set, name the SEG; empty
+	// means new random UIDs. A caller that may write the SEG of the same
+	// result again (a study sent twice) derives them from the result, so
+	// the copies are one instance rather than two.
+	SeriesInstanceUID, SOPInstanceUID string
 }
 
 // SegWritten is what EncodeSegmentation made.
@@ -120,7 +125,14 @@ func EncodeSegmentation(src []SegSource, opt SegOptions) (*SegWritten, error) {
 		return nil, fmt.Errorf("encode segmentation: source 0 has no image")
 	}
 	rows, cols := first.Rows, first.Columns
-	w := &SegWritten{SeriesInstanceUID: NewUID(), SOPInstanceUID: NewUID(), StudyInstanceUID: first.StudyInstanceUID}
+	w := &SegWritten{SeriesInstanceUID: opt.SeriesInstanceUID, SOPInstanceUID: opt.SOPInstanceUID, StudyInstanceUID: first.StudyInstanceUID}
+	for _, u := range []*string{&w.SeriesInstanceUID, &w.SOPInstanceUID} {
+		if *u == "" {
+			*u = NewUID()
+		} else if !ValidUID(*u) {
+			return nil, fmt.Errorf("encode segmentation: the given series or SOP instance uid is not a valid UID")
+		}
+	}
 	positioned := true
 	for i, s := range src {
 		im := s.Image

@@ -183,3 +183,31 @@ for i, fg in enumerate(ds.PerFrameFunctionalGroupsSequence):
     assert int(arr[i].sum()) == on[i], (i, int(arr[i].sum()), on[i])
 if errs: sys.exit("\n".join(errs))
 `
+
+// TestSegWriteGivenUIDs: UIDs the caller gives name the SEG; one that is
+// not a UID is refused rather than written.
+func TestSegWriteGivenUIDs(t *testing.T) {
+	im, err := ReadFile(testenv.Shared(t, "data/dicom/dcmqi/ct-3slice/01.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := []SegSource{{Image: im, Mask: make([]uint8, 16), MaskRows: 4, MaskColumns: 4}}
+	opt := SegOptions{SegmentLabel: "Liver", AlgorithmName: "liver-unet v3",
+		Category: Code{"85756007", "SCT", "Tissue"}, Type: Code{"85756007", "SCT", "Tissue"},
+		SeriesInstanceUID: "2.25.1234", SOPInstanceUID: "2.25.5678"}
+	w, err := EncodeSegmentation(src, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Read(w.Bytes, DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.SeriesInstanceUID != "2.25.1234" || back.SOPInstanceUID != "2.25.5678" || w.SOPInstanceUID != "2.25.5678" {
+		t.Fatalf("series %s instance %s, want the given 2.25.1234 and 2.25.5678", back.SeriesInstanceUID, back.SOPInstanceUID)
+	}
+	opt.SOPInstanceUID = "2.25.01"
+	if _, err := EncodeSegmentation(src, opt); err == nil || !strings.Contains(err.Error(), "not a valid UID") {
+		t.Fatalf("a bad given UID: %v, want it refused", err)
+	}
+}

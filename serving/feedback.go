@@ -74,6 +74,9 @@ func (s *Server) feedback(req FeedbackRequest) (FeedbackResponse, int, error) {
 	if rec.Feedback != "" {
 		return FeedbackResponse{}, http.StatusConflict, fmt.Errorf("result %s already has feedback (%s)", rec.ID, rec.Feedback)
 	}
+	if rec.Seg != "" {
+		return s.segFeedback(req, rec)
+	}
 	label := ""
 	switch req.Verdict {
 	case VerdictAgree:
@@ -91,19 +94,59 @@ func (s *Server) feedback(req FeedbackRequest) (FeedbackResponse, int, error) {
 	default:
 		return FeedbackResponse{}, http.StatusBadRequest, fmt.Errorf("verdict %q: give agree, disagree or corrected", truncate(req.Verdict, 32))
 	}
-	dir := filepath.Join(s.cfg.FeedbackDir, label)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return FeedbackResponse{}, http.StatusInternalServerError, fmt.Errorf("the feedback folder: %w", err)
+	if status, err := copyExample(filepath.Join(s.cfg.FeedbackDir, label), rec, rec.Files); err != nil {
+		return FeedbackResponse{}, status, err
 	}
-	for n, f := range rec.Files {
+	return s.feedbackDone(req, rec, label, len(rec.Files))
+}
+
+// copyExample copies a result's kept files into dir as <result>-N.dcm.
+func copyExample(dir string, rec resultRecord, files []string) (int, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return http.StatusInternalServerError, fmt.Errorf("the feedback folder: %w", err)
+	}
+	for n, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return FeedbackResponse{}, http.StatusGone, fmt.Errorf("the study of result %s is no longer kept at this site", rec.ID)
+			return http.StatusGone, fmt.Errorf("the study of result %s is no longer kept at this site", rec.ID)
 		}
 		if err := writeSynced(filepath.Join(dir, fmt.Sprintf("%s-%d.dcm", rec.ID, n)), b); err != nil {
-			return FeedbackResponse{}, http.StatusInternalServerError, fmt.Errorf("write to the feedback folder: %w", err)
+			return http.StatusInternalServerError, fmt.Errorf("write to the feedback folder: %w", err)
 		}
 	}
+	return 0, nil
+}
+
+// segFeedback takes a verdict on a segmentation result. "agree" makes the
+// study and its SEG a training example: they go to the feedback folder's
+// segmentation/ sub-folder side by side, the layout SegFolder reads (a SEG
+// beside the images it references). "disagree" is recorded and counted
+// but gives no example (the right mask is not known), and a corrected
+// mask is not taken through this API.
+func (s *Server) segFeedback(req FeedbackRequest, rec resultRecord) (FeedbackResponse, int, error) {
+	files := 0
+	switch req.Verdict {
+	case VerdictAgree:
+		all := append(append([]string(nil), rec.Files...), rec.Seg)
+		if status, err := copyExample(filepath.Join(s.cfg.FeedbackDir, SegFeedbackDir), rec, all); err != nil {
+			return FeedbackResponse{}, status, err
+		}
+		files = len(all)
+	case VerdictDisagree:
+	case VerdictCorrected:
+		return FeedbackResponse{}, http.StatusBadRequest, errors.New("a segmentation result takes agree or disagree: a corrected mask is not taken through this API (disagree, and correct the SEG in the PACS)")
+	default:
+		return FeedbackResponse{}, http.StatusBadRequest, fmt.Errorf("verdict %q: give agree or disagree", truncate(req.Verdict, 32))
+	}
+	return s.feedbackDone(req, rec, "", files)
+}
+
+// SegFeedbackDir is the sub-folder of the feedback folder that agreed
+// segmentation results go to.
+const SegFeedbackDir = "segmentation"
+
+// feedbackDone records the verdict on the result and in the audit log.
+func (s *Server) feedbackDone(req FeedbackRequest, rec resultRecord, label string, files int) (FeedbackResponse, int, error) {
 	rec.Feedback = req.Verdict
 	if err := s.store.putResult(rec); err != nil {
 		return FeedbackResponse{}, http.StatusInternalServerError, err
@@ -112,6 +155,6 @@ func (s *Server) feedback(req FeedbackRequest) (FeedbackResponse, int, error) {
 		DeviceUID: s.model.Manifest.DeviceUID, ResultID: rec.ID, Verdict: req.Verdict}); err != nil {
 		return FeedbackResponse{}, http.StatusInternalServerError, err
 	}
-	s.log.Info("feedback stored", "result", rec.ID, "verdict", req.Verdict, "label", label, "files", len(rec.Files))
-	return FeedbackResponse{ResultID: rec.ID, Label: label, Files: len(rec.Files)}, http.StatusOK, nil
+	s.log.Info("feedback stored", "result", rec.ID, "verdict", req.Verdict, "label", label, "files", files)
+	return FeedbackResponse{ResultID: rec.ID, Label: label, Files: files}, http.StatusOK, nil
 }

@@ -47,7 +47,8 @@ type outcome struct {
 type studyResult struct {
 	result fhirr4.Result
 	files  [][]byte
-	idx    []int // the instances it covers, into the caller's slice
+	idx    []int  // the instances it covers, into the caller's slice
+	seg    []byte // the DICOM SEG of a segmentation result
 }
 
 // process runs the model on the instances (grouped by study, one result
@@ -106,6 +107,9 @@ func (s *Server) process(ctx context.Context, arrived time.Time, insts []instanc
 // instance the pipeline cannot take is marked failed in out; the study's
 // probabilities are the mean over the instances that ran.
 func (s *Server) infer(insts []instance, idx []int, out []outcome) (studyResult, error) {
+	if s.model.Segments() {
+		return s.inferSegmentation(insts, idx, out)
+	}
 	m := s.model
 	pl := m.Pipeline
 	per := pl.Channels * pl.Height * pl.Width
@@ -205,13 +209,23 @@ func (s *Server) record(sr studyResult, arrived time.Time) error {
 		}
 		files = append(files, name)
 	}
+	segPath := ""
+	if sr.seg != nil {
+		if err := os.MkdirAll(s.segDir, 0o700); err != nil {
+			return fmt.Errorf("keep the DICOM SEG: %w", err)
+		}
+		segPath = filepath.Join(s.segDir, r.ID+".dcm")
+		if err := writeSynced(segPath, sr.seg); err != nil {
+			return fmt.Errorf("keep the DICOM SEG: %w", err)
+		}
+	}
 	decided := 0
 	for c, name := range r.Classes {
 		if name == r.Decision {
 			decided = c
 		}
 	}
-	rec := resultRecord{ID: r.ID, Version: r.Model.Version, Classes: r.Classes, Decided: decided, Files: files, Created: r.Issued}
+	rec := resultRecord{ID: r.ID, Version: r.Model.Version, Classes: r.Classes, Decided: decided, Files: files, Seg: segPath, Created: r.Issued}
 	ar := AuditRecord{Time: r.Issued, Event: "inference", Version: r.Model.Version, DeviceUID: r.Model.DeviceUID,
 		StudyUIDHash: StudyHash(r.StudyInstanceUID), ResultID: r.ID, Instances: len(files)}
 	it := Item{ResultID: r.ID, Bundle: bundle, Arrived: arrived, Enqueued: time.Now().UTC()}

@@ -33,9 +33,14 @@ type Model struct {
 	Pipeline       imaging.Pipeline
 	Net            *learning.Model
 	// Threshold is the binary decision threshold the version's validation
-	// receipts were scored at (0.5 when none says otherwise).
+	// receipts were scored at (0.5 when none says otherwise); a
+	// segmentation model's pixels are foreground from it on.
 	Threshold float64
 }
+
+// Segments says whether the version is a segmentation model (a unet): its
+// result is a DICOM SEG and the segmented size, not a class.
+func (m *Model) Segments() bool { return m.Net.Spec().Arch == jobspec.ArchUNet }
 
 // VerifyVersion checks dir as `concordctl models verify` does and also
 // that the version is published with its gates passed: what a hospital may
@@ -142,9 +147,6 @@ func build(dir string, m registry.Manifest, sum string) (*Model, error) {
 	}
 	if err := net.SetWeights(w); err != nil {
 		return nil, fmt.Errorf("%w: version %s: %w", ErrRefused, m.Version, err)
-	}
-	if net.Spec().Arch == "unet" {
-		return nil, fmt.Errorf("%w: version %s is a segmentation model (unet): serving writes no DICOM SEG yet, only classification results", ErrRefused, m.Version)
 	}
 	th, err := validatedThreshold(m)
 	if err != nil {

@@ -36,9 +36,13 @@ type Config struct {
 	// FeedbackDir is the site's feedback folder (dir/<class>/…), the one
 	// the next job trains on.
 	FeedbackDir string
-	// Classes names the model's outputs in label order (the site's
-	// data.classes, or its data folder's sub-folders in sorted order).
+	// Classes names a classifier's outputs in label order (the site's
+	// data.classes, or its data folder's sub-folders in sorted order). A
+	// segmentation model does not use it.
 	Classes []string
+	// SegmentLabel names a segmentation model's foreground in the DICOM SEG
+	// and the FHIR result (default: the model's name).
+	SegmentLabel string
 	// PatientIDSystem is the hospital's patient identifier system URI.
 	PatientIDSystem string
 	// Publisher names the consortium on the model's Device.
@@ -75,6 +79,7 @@ type Server struct {
 	store      *Store
 	classes    []string
 	studiesDir string
+	segDir     string // the DICOM SEGs of segmentation results, kept after the studies
 	log        *slog.Logger
 	lis        net.Listener
 	wake       chan struct{}
@@ -92,7 +97,15 @@ func New(cfg Config) (*Server, error) {
 	case cfg.Listen == "" && cfg.WatchDir == "":
 		return nil, errors.New("serve: neither serve.listen nor serve.watch_dir is set: nothing would arrive")
 	}
-	if k := cfg.Model.Net.Spec().Classes; len(cfg.Classes) != k {
+	if cfg.Model.Segments() {
+		cfg.Classes = nil
+		if cfg.SegmentLabel == "" {
+			cfg.SegmentLabel = cfg.Model.Manifest.Name
+		}
+		if err := segmentLabelOK(cfg.SegmentLabel); err != nil {
+			return nil, err
+		}
+	} else if k := cfg.Model.Net.Spec().Classes; len(cfg.Classes) != k {
 		return nil, fmt.Errorf("serve: version %s has %d outputs, the site names %d classes (%v): set data.classes in label order",
 			cfg.Model.Manifest.Version, k, len(cfg.Classes), cfg.Classes)
 	}
@@ -121,7 +134,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, model: cfg.Model, store: cfg.Store, classes: cfg.Classes,
-		studiesDir: filepath.Join(cfg.StateDir, "serve", "studies"), log: cfg.Logger, wake: make(chan struct{}, 1),
+		studiesDir: filepath.Join(cfg.StateDir, "serve", "studies"), segDir: filepath.Join(cfg.StateDir, "serve", "seg"), log: cfg.Logger, wake: make(chan struct{}, 1),
 		slots: make(chan struct{}, maxConcurrentSTOW)}
 	if cfg.Listen != "" {
 		lis, err := net.Listen("tcp", cfg.Listen)

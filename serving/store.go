@@ -134,6 +134,7 @@ type resultRecord struct {
 	Classes  []string  `json:"classes"`
 	Decided  int       `json:"decided"` // the class index the decision names
 	Files    []string  `json:"files"`
+	Seg      string    `json:"seg,omitempty"` // a segmentation result's DICOM SEG
 	Created  time.Time `json:"created"`
 	Feedback string    `json:"feedback,omitempty"` // the verdict, once given
 }

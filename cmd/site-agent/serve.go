@@ -45,6 +45,9 @@ type serveFile struct {
 	FHIRTimeout  duration `yaml:"fhir_timeout"`
 	// KeepStudies is how long served studies are kept for feedback.
 	KeepStudies duration `yaml:"keep_studies"`
+	// SegmentLabel names what a segmentation model segments, in its DICOM
+	// SEG and FHIR results (default: the model's name).
+	SegmentLabel string `yaml:"segment_label"`
 }
 
 // serveSetup is agent.yaml resolved for the serving commands.
@@ -128,7 +131,8 @@ func serveConfig(path string, forApprove bool) (serveSetup, error) {
 		}
 	}
 	classes := fc.Data.Classes
-	if len(classes) == 0 && fc.Data.Dir != "" {
+	segmentation := fc.Data.Layout == "segmentation" // a segmentation model has no classes
+	if len(classes) == 0 && fc.Data.Dir != "" && !segmentation {
 		entries, err := os.ReadDir(abs(fc.Data.Dir))
 		if err != nil {
 			return serveSetup{}, fmt.Errorf("config %s: data.classes is not set and data.dir cannot be listed: %w", path, err)
@@ -140,8 +144,11 @@ func serveConfig(path string, forApprove bool) (serveSetup, error) {
 		}
 		sort.Strings(classes)
 	}
-	if len(classes) == 0 {
-		return serveSetup{}, fmt.Errorf("config %s: data.classes is not set and data.dir has no class folders: name the model's classes in label order", path)
+	if len(classes) == 0 && !segmentation {
+		return serveSetup{}, fmt.Errorf("config %s: data.classes is not set and data.dir has no class folders: name the model's classes in label order (or set data.layout: segmentation for a segmentation model)", path)
+	}
+	if sf.SegmentLabel != "" && !segmentation {
+		return bad("segment_label is set but data.layout is not segmentation: it names a segmentation model's foreground")
 	}
 	logger, err := daemon.Logger(fc.Log.Format, fc.Log.Level)
 	if err != nil {
@@ -153,7 +160,7 @@ func serveConfig(path string, forApprove bool) (serveSetup, error) {
 		st.timeout = 30 * time.Second
 	}
 	st.cfg = serving.Config{Listen: sf.Listen, WatchDir: watch, WatchInterval: time.Duration(sf.WatchInterval), StateDir: st.stateDir,
-		FeedbackDir: feedback, Classes: classes, PatientIDSystem: sf.PatientIDSystem, Publisher: sf.Publisher, Logger: logger,
+		FeedbackDir: feedback, Classes: classes, SegmentLabel: sf.SegmentLabel, PatientIDSystem: sf.PatientIDSystem, Publisher: sf.Publisher, Logger: logger,
 		KeepStudies: time.Duration(sf.KeepStudies), MinBackoff: time.Duration(sf.RetryMin), MaxBackoff: time.Duration(sf.RetryMax),
 		MaxRequestBytes: int64(sf.MaxRequestMB) << 20, MaxParts: sf.MaxInstances}
 	return st, nil

@@ -122,7 +122,9 @@ func entries(t *testing.T, bundle []byte) [][]byte {
 // resolves them (TestDeliver validates the stored resources with none).
 func TestBundleValidatesAgainstR4(t *testing.T) {
 	var all [][]byte
-	for _, r := range []Result{classification(), segmentation()} {
+	flat := segmentation() // a 2-D image: areas, not volumes
+	flat.SegmentVolumesML, flat.SegmentAreasMM2 = nil, map[string]float64{"nodule": 140.5}
+	for _, r := range []Result{classification(), segmentation(), flat} {
 		b := mustBundle(t, r)
 		all = append(append(all, b), entries(t, b)...)
 	}

@@ -27,6 +27,7 @@ const (
 	CodeModelVersion      = "model-version"
 	CodeSegInstance       = "seg-instance-uid"
 	CodeSegmentVolume     = "segment-volume"
+	CodeSegmentArea       = "segment-area"
 )
 
 // External code systems, as HL7 names them.

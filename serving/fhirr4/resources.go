@@ -130,17 +130,27 @@ func finding(r *Result, rf refs) *obspb.Observation {
 	if r.Task == TaskSegmentation {
 		o.Component = append(o.Component,
 			stringComponent(CodeSegInstance, "DICOM SEG SOP Instance UID", "urn:oid:"+r.SegInstanceUID))
-		names := make([]string, 0, len(r.SegmentVolumesML))
-		for n := range r.SegmentVolumesML {
-			names = append(names, n)
-		}
-		sort.Strings(names) // map order must not change the Bundle's bytes
-		for _, n := range names {
+		for _, n := range sortedKeys(r.SegmentVolumesML) {
 			o.Component = append(o.Component, quantityComponent(CodeSegmentVolume, "Volume of "+n,
 				quantity(r.SegmentVolumesML[n], "mL", "mL")))
 		}
+		for _, n := range sortedKeys(r.SegmentAreasMM2) {
+			o.Component = append(o.Component, quantityComponent(CodeSegmentArea, "Area of "+n,
+				quantity(r.SegmentAreasMM2[n], "mm2", "mm2")))
+		}
 	}
 	return o
+}
+
+// sortedKeys orders a map's keys: map order must not change the Bundle's
+// bytes.
+func sortedKeys(m map[string]float64) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func report(r *Result, rf refs) *drpb.DiagnosticReport {
@@ -175,6 +185,15 @@ func conclusion(r *Result) string {
 	if r.Task == TaskClassification {
 		fmt.Fprintf(&b, ", probability of %s %.3f at decision threshold %.3f",
 			r.Classes[r.PositiveClass], r.Probabilities[r.PositiveClass], r.Threshold)
+	}
+	for _, n := range sortedKeys(r.SegmentVolumesML) {
+		fmt.Fprintf(&b, "; %s volume %.1f mL", n, r.SegmentVolumesML[n])
+	}
+	for _, n := range sortedKeys(r.SegmentAreasMM2) {
+		fmt.Fprintf(&b, "; %s area %.0f mm²", n, r.SegmentAreasMM2[n])
+	}
+	if r.Task == TaskSegmentation {
+		fmt.Fprintf(&b, " (DICOM SEG %s)", r.SegInstanceUID)
 	}
 	b.WriteString(". For review by a clinician; not a diagnosis.")
 	return b.String()

@@ -32,7 +32,11 @@ type Result struct {
 	Threshold                  float64 // the version's validated decision threshold
 	Decision                   string  // the class decided
 	SegInstanceUID             string  // segmentation: SOP Instance UID of the DICOM SEG produced
-	SegmentVolumesML           map[string]float64
+	// SegmentVolumesML is each segment's volume where the images give a
+	// slice thickness; SegmentAreasMM2 its area (summed over the images)
+	// where they give only a pixel spacing. A segment is in at most one.
+	SegmentVolumesML map[string]float64
+	SegmentAreasMM2  map[string]float64
 }
 
 // The tasks a Result can come from.
@@ -137,7 +141,7 @@ func (r *Result) validateClassification(classes map[string]bool) error {
 	if !classes[r.Decision] {
 		return invalid("Decision %q is not one of the classes", r.Decision)
 	}
-	if r.SegInstanceUID != "" || len(r.SegmentVolumesML) > 0 {
+	if r.SegInstanceUID != "" || len(r.SegmentVolumesML) > 0 || len(r.SegmentAreasMM2) > 0 {
 		return invalid("a classification result carries no segmentation")
 	}
 	return nil
@@ -152,15 +156,25 @@ func (r *Result) validateSegmentation() error {
 			return err
 		}
 	}
-	if len(r.SegmentVolumesML) > maxSegments {
-		return invalid("%d segment volumes, at most %d", len(r.SegmentVolumesML), maxSegments)
+	if n := len(r.SegmentVolumesML) + len(r.SegmentAreasMM2); n > maxSegments {
+		return invalid("%d segment sizes, at most %d", n, maxSegments)
 	}
-	for name, v := range r.SegmentVolumesML {
-		if err := checkText("SegmentVolumesML key", name, true); err != nil {
-			return err
+	for _, m := range []struct {
+		field, what string
+		sizes       map[string]float64
+	}{{"SegmentVolumesML", "volume", r.SegmentVolumesML}, {"SegmentAreasMM2", "area", r.SegmentAreasMM2}} {
+		for name, v := range m.sizes {
+			if err := checkText(m.field+" key", name, true); err != nil {
+				return err
+			}
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				return invalid("%s of segment %q is %v, want a finite value >= 0", m.what, name, v)
+			}
 		}
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			return invalid("volume of segment %q is %v, want a finite value >= 0", name, v)
+	}
+	for name := range r.SegmentAreasMM2 {
+		if _, ok := r.SegmentVolumesML[name]; ok {
+			return invalid("segment %q has both a volume and an area", name)
 		}
 	}
 	return nil

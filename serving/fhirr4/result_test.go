@@ -68,6 +68,8 @@ func TestBundleRefusesInvalidSegmentation(t *testing.T) {
 		{"negative volume", func(r *Result) { r.SegmentVolumesML = map[string]float64{"lesion": -1} }, `volume of segment "lesion" is -1`},
 		{"infinite volume", func(r *Result) { r.SegmentVolumesML = map[string]float64{"lesion": math.Inf(1)} }, "finite"},
 		{"probabilities without classes", func(r *Result) { r.Probabilities = []float64{0.5} }, "1 probabilities for 0 classes"},
+		{"negative area", func(r *Result) { r.SegmentAreasMM2 = map[string]float64{"nodule": -2} }, `area of segment "nodule" is -2`},
+		{"volume and area", func(r *Result) { r.SegmentAreasMM2 = map[string]float64{"lesion": 2} }, `segment "lesion" has both`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
