@@ -57,7 +57,7 @@ func (s *Server) deliverLoop(ctx context.Context) {
 				sleep(ctx, backoff)
 				continue
 			}
-			s.log.Error("the FHIR endpoint refused a result for good: parked (see `site-agent serve parked`)",
+			s.log.Error("the FHIR endpoint refused a result for good: parked (`site-agent models list` shows it, `site-agent models resend` sends it again)",
 				"result", it.ResultID, "status", de.Status, "reason", de.Reason, "attempts", it.Attempts)
 			continue
 		}

@@ -14,10 +14,11 @@ import (
 )
 
 // flaky is an endpoint that is down until up is set, and refuses the
-// bundle "bad" for good.
+// bundle "bad" for good until fixed is set.
 type flaky struct {
 	up       atomic.Bool
 	mu       sync.Mutex
+	fixed    bool
 	got      []string
 	attempts int
 }
@@ -29,7 +30,7 @@ func (f *flaky) Deliver(_ context.Context, b []byte) error {
 	switch {
 	case !f.up.Load():
 		return errors.New("dial tcp: connection refused")
-	case string(b) == "bad":
+	case string(b) == "bad" && !f.fixed:
 		return &fhirr4.DeliveryError{Status: 422, Retryable: false, Reason: "Patient.identifier: invalid"}
 	}
 	f.got = append(f.got, string(b))

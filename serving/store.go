@@ -264,6 +264,7 @@ type Counts struct {
 	Served    uint64 `json:"served"`
 	Delivered uint64 `json:"fhir_delivered"`
 	Parked    uint64 `json:"parked"`
+	Resent    uint64 `json:"resent"` // parked results sent back to the queue (Resend)
 	Queued    int    `json:"queued"`
 	Feedback  uint64 `json:"feedback"`
 }
@@ -279,7 +280,7 @@ func (s *Store) Counts() (Counts, error) {
 			}
 			return 0
 		}
-		c.Served, c.Delivered, c.Parked, c.Feedback = get("served"), get("delivered"), get("parked"), get("feedback")
+		c.Served, c.Delivered, c.Parked, c.Feedback, c.Resent = get("served"), get("delivered"), get("parked"), get("feedback"), get("resent")
 		c.Queued = tx.Bucket(bQueue).Stats().KeyN
 		return nil
 	})

@@ -229,6 +229,12 @@ func modelsCommands() *cli.Command {
 					"the site's serving database. A rejected or tampered version cannot be approved."}, modelsApprove),
 			cli.Leaf(&cli.Command{Name: "list", Args: "[--config agent.yaml] [--json]",
 				Synopsis: "list approvals, the serving queue and parked results"}, modelsList),
+			cli.Leaf(&cli.Command{Name: "resend", Args: "RESULT_ID | --all [--config agent.yaml]",
+				Synopsis: "send parked results (those the FHIR endpoint refused for good) to the delivery queue again",
+				Help: "Move parked results back to the end of the delivery queue, attempts reset, after the cause the\n" +
+					"FHIR endpoint gave (see 'site-agent models list') was fixed. Run it while 'site-agent serve' is\n" +
+					"stopped (the serving database is one process's at a time); the next serve delivers them.\n" +
+					"Conditional creates make sending a result again harmless."}, modelsResend),
 		}}
 }
 
@@ -334,10 +340,46 @@ func modelsList(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	k := out.Counts
-	fmt.Fprintf(stdout, "\nserved %d, delivered %d, queued %d, parked %d, feedback %d; audit log: %d records, chain intact\n",
-		k.Served, k.Delivered, k.Queued, k.Parked, k.Feedback, out.AuditLog)
+	fmt.Fprintf(stdout, "\nserved %d, delivered %d, queued %d, parked %d (resent %d), feedback %d; audit log: %d records, chain intact\n",
+		k.Served, k.Delivered, k.Queued, k.Parked, k.Resent, k.Feedback, out.AuditLog)
 	for _, p := range out.Parked {
 		fmt.Fprintf(stdout, "parked: result %s at %s after %d attempts: %s\n", p.ResultID, p.Parked.Format(time.RFC3339), p.Attempts, p.LastError)
 	}
+	return 0
+}
+
+func modelsResend(c *cli.Command, args []string, stdout, stderr io.Writer) int {
+	fs := c.NewFlagSet(stderr)
+	configPath := fs.String("config", "agent.yaml", "agent config `file` with a serve: block")
+	all := fs.Bool("all", false, "resend every parked result")
+	pos, code, ok := c.Parse(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	id := ""
+	switch {
+	case *all && len(pos) == 0:
+	case !*all && len(pos) == 1 && pos[0] != "":
+		id = pos[0]
+	default:
+		return c.Usagef(stderr, "give one RESULT_ID (from 'site-agent models list') or --all")
+	}
+	fc, abs, err := readConfig(*configPath)
+	if err != nil {
+		return c.Fail(stderr, err)
+	}
+	store, err := serving.OpenStore(abs(fc.StateDir), 2*time.Second)
+	if err != nil {
+		return c.Fail(stderr, err)
+	}
+	defer store.Close()
+	moved, err := store.Resend(id)
+	if err != nil {
+		return c.Fail(stderr, err)
+	}
+	for _, r := range moved {
+		fmt.Fprintf(stdout, "queued again: result %s\n", r)
+	}
+	fmt.Fprintf(stdout, "%d parked result(s) queued again; 'site-agent serve' delivers them\n", len(moved))
 	return 0
 }

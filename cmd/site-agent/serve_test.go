@@ -47,6 +47,7 @@ func TestServeConfigRefusesWhatItCannotHonour(t *testing.T) {
 		{ok + "  watch_interval: 1s\n", "watch_interval is set but watch_dir is not"},
 		{ok + "  retry_min: 10s\n  retry_max: 1s\n", "retry_min"},
 		{ok + "  max_request_mb: 99999\n", "max_request_mb"},
+		{ok + "  segment_label: liver\n", "segment_label is set but data.layout is not segmentation"},
 	} {
 		p, _ := serveSite(t, tc.serve)
 		var out, errb bytes.Buffer
