@@ -372,7 +372,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	if cfg.Serve > 0 {
 		sum.ServeSummary = &ServeSummary{}
-		if err := serveStudies(ctx, cfg, sum.PublishedVersion, sd.names[0], sum.ServeSummary); err != nil {
+		if err := serveStudies(ctx, cfg, sum.PublishedVersion, sd.names[0], chestStudies, sum.ServeSummary); err != nil {
 			sum.ServeError = err.Error()
 		}
 	}

@@ -167,8 +167,6 @@ func runSegmentation(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, fmt.Errorf("--task segmentation does not run with differential privacy yet: remove --dp-epsilon")
 	case cfg.GateMinAUC > 0 || cfg.ScoreLocalModels:
 		return Summary{}, fmt.Errorf("--gate-min-auc and --score-local-models are for classification: a segmentation job is gated by --gate-min-dice")
-	case cfg.Serve > 0:
-		return Summary{}, fmt.Errorf("--serve needs a classification model: serving does not produce DICOM SEG results yet")
 	}
 	work := filepath.Join(cfg.Out, "federation")
 	if err := os.RemoveAll(work); err != nil {
@@ -237,6 +235,12 @@ func runSegmentation(ctx context.Context, cfg Config) (Summary, error) {
 	segValidation(final, &sum)
 	if err := writeModelCard(ctx, fed, cfg.Out, final, &sum); err != nil {
 		return Summary{}, err
+	}
+	if cfg.Serve > 0 {
+		sum.ServeSummary = &ServeSummary{}
+		if err := serveStudies(ctx, cfg, sum.PublishedVersion, sd.names[0], ctStudies, sum.ServeSummary); err != nil {
+			sum.ServeError = err.Error()
+		}
 	}
 	if final.State == "completed" {
 		version := final.ModelVersion

@@ -92,7 +92,6 @@ func TestSegmentationRefusesWhatItDoesNotDo(t *testing.T) {
 	}{
 		{Config{DPEpsilon: 4}, "--dp-epsilon"},
 		{Config{GateMinAUC: 0.8}, "--gate-min-dice"},
-		{Config{Serve: 5, ServeFHIR: "http://127.0.0.1:1/fhir"}, "--serve"},
 	} {
 		c.cfg.Task, c.cfg.Out = TaskSegmentation, t.TempDir()
 		if _, err := Run(context.Background(), c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {

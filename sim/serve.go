@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -26,11 +27,50 @@ type ServeSummary struct {
 	ServeError    string  `json:"serve_error,omitempty"`
 }
 
+// studyMaker writes n generated studies under dir, one DICOM file each,
+// and returns their paths.
+type studyMaker func(dir string, n int, seed int64) ([]string, error)
+
+// chestStudies are generated chest X-rays, for a classifier.
+func chestStudies(dir string, n int, seed int64) ([]string, error) {
+	h := synth.Hospitals(1, seed+77)[0]
+	h.N = n
+	man, err := synth.WriteDICOM(dir, h, seed+7000)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range man.Entries {
+		out = append(out, filepath.Join(man.Dir, filepath.FromSlash(e.Path)))
+	}
+	return out, nil
+}
+
+// ctStudies are generated CT slices, each its own study, for a
+// segmentation model (whose results are DICOM SEGs).
+func ctStudies(dir string, n int, seed int64) ([]string, error) {
+	h := synth.CTSites(1, seed+77)[0]
+	h.Patients, h.SlicesPer = (n+slicesPerPatient-1)/slicesPerPatient, slicesPerPatient
+	if _, err := synth.WriteCT(dir, h, seed+7000); err != nil {
+		return nil, err
+	}
+	files, err := filepath.Glob(filepath.Join(dir, h.Slug(), "*.dcm"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	if len(files) < n {
+		return nil, fmt.Errorf("generated %d CT slices, want %d", len(files), n)
+	}
+	return files[:n], nil
+}
+
 // serveStudies installs the published version (out/model-card, verified
 // against out/audit-trust.txt) at the first hospital as `concordctl models
-// download` would, approves it, serves it and sends n generated studies
-// through STOW-RS, then waits for every result to reach the FHIR endpoint.
-func serveStudies(ctx context.Context, cfg Config, version string, site string, sum *ServeSummary) error {
+// download` would, approves it, serves it and sends the cfg.Serve studies
+// that studies generates through STOW-RS, then waits for every result to reach the FHIR
+// endpoint.
+func serveStudies(ctx context.Context, cfg Config, version string, site string, studies studyMaker, sum *ServeSummary) error {
 	if version == "" {
 		return errors.New("no version was published: nothing to serve")
 	}
@@ -66,9 +106,7 @@ func serveStudies(ctx context.Context, cfg Config, version string, site string, 
 	if err != nil {
 		return err
 	}
-	h := synth.Hospitals(1, cfg.Seed+77)[0]
-	h.N = cfg.Serve
-	man, err := synth.WriteDICOM(filepath.Join(dir, "studies"), h, cfg.Seed+7000)
+	files, err := studies(filepath.Join(dir, "studies"), cfg.Serve, cfg.Seed)
 	if err != nil {
 		return err
 	}
@@ -83,7 +121,7 @@ func serveStudies(ctx context.Context, cfg Config, version string, site string, 
 			mu.Lock()
 			defer mu.Unlock()
 			lat = append(lat, float64(time.Since(arrived).Microseconds())/1000)
-			if len(lat) == len(man.Entries) {
+			if len(lat) == len(files) {
 				close(all)
 			}
 		}})
@@ -94,8 +132,8 @@ func serveStudies(ctx context.Context, cfg Config, version string, site string, 
 	defer cancel()
 	go srv.Run(sctx)
 	url := "http://" + srv.Addr().String()
-	for _, e := range man.Entries {
-		b, err := os.ReadFile(filepath.Join(man.Dir, filepath.FromSlash(e.Path)))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return err
 		}
