@@ -13,7 +13,7 @@
 //     consortium's key, a version that is not published with its gates
 //     passed, a manifest other than the one approved, or a pipeline hash
 //     this agent computes differently from training's stops serving with
-//     the reason. Segmentation versions are refused (no DICOM SEG writer).
+//     the reason.
 //   - Same preprocessing. The pipeline and network are rebuilt from the job
 //     spec in the manifest by the same conversions training uses
 //     (jobspec.PipelineConfig, jobspec.ModelSpec), and the pipeline's hash
@@ -23,6 +23,24 @@
 //     model decides at the threshold its validation receipts were scored
 //     at. The result id is derived from the model's device UID and the
 //     study UID, so a study sent twice gives one set of FHIR resources.
+//   - Segmentation (a unet version). One DICOM SEG per study, covering its
+//     largest series (other series, multi-frame images and images of
+//     another size than the series' first are reported failed, 0x0110):
+//     each image goes through the same pipeline, the foreground
+//     probabilities are thresholded at the validated threshold, and each
+//     mask is resampled by nearest neighbour to its image's rows × columns
+//     (the pipeline stretches the whole image, so this is its inverse).
+//     The SEG's series and instance UIDs derive from the result id, so a
+//     study sent twice rewrites the same SEG instead of making a second
+//     one the FHIR result does not name. The SEG is written (fsynced) to
+//     STATE/serve/seg/<result>.dcm before the result is committed and is
+//     kept after the study's images are pruned: it is the result. The
+//     FHIR Observation names its SOP Instance UID and the segment's size:
+//     a volume in mL when the images give pixel spacing and a slice
+//     spacing or thickness, an area in mm² when only pixel spacing, none
+//     otherwise. The segment is labelled Config.SegmentLabel (default the
+//     model's name) and coded as SNOMED CT "Tissue": a job spec names no
+//     anatomy.
 //   - Persist before answering. A study's audit record, its feedback
 //     record and its FHIR bundle are written in one bbolt transaction
 //     (serve.db, apart from the agent's own database so that `run` and
@@ -39,6 +57,11 @@
 //     No pixel and no identifier.
 //   - Feedback. POST /feedback copies the study's kept instances into the
 //     site's feedback folder under the right class; the next job trains on
-//     them and drift reports count them. The kept instances are
-//     identifiable and never leave the site.
+//     them and drift reports count them. For a segmentation result,
+//     "agree" copies the study and its SEG side by side into the feedback
+//     folder's segmentation/ (the layout a segmentation data folder reads),
+//     "disagree" is recorded with no example, and a corrected mask is not
+//     taken. The kept instances are identifiable and never leave the site.
+//   - Parked results. Store.Resend (`site-agent models resend`) moves them
+//     back to the end of the queue once the endpoint's reason is fixed.
 package serving

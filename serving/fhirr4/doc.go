@@ -17,7 +17,8 @@
 //   - Observation, the finding: value = the decision, interpretation POS/NEG
 //     against the positive class, components for the probability of each
 //     class, the validated decision threshold, the model version and, for
-//     segmentation, the DICOM SEG instance UID and segment volumes (mL).
+//     segmentation, the DICOM SEG instance UID (urn:oid:) and each segment's
+//     volume (mL) or, for images without a slice thickness, area (mm²).
 //     Observation.device names the model's Device.
 //   - DiagnosticReport (LOINC 18748-4, category RAD) with the Observation as
 //     its result, a conclusion a clinician can read, and the ImagingStudy as
