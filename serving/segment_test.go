@@ -2,6 +2,7 @@ package serving
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/concord-fl/concord/internal/testfhir"
 	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/serving/fhirr4"
+	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
 // unetSpec is a small segmentation job on CT, windowed for soft tissue.
@@ -194,6 +196,12 @@ func TestSegmentationSTOWWritesASEGAndAValidFHIRResult(t *testing.T) {
 	ex, err := os.ReadDir(filepath.Join(s.feedback, SegFeedbackDir))
 	if err != nil || len(ex) != 4 {
 		t.Fatalf("feedback folder: %d files %v", len(ex), err)
+	}
+	// The next segmentation job reads them as three examples, each masked
+	// by the served SEG.
+	train, err := (&siteagent.SegFolder{Dir: filepath.Join(s.feedback, SegFeedbackDir)}).Dataset(context.Background(), m.Spec)
+	if err != nil || train.N != 3 {
+		t.Fatalf("the feedback as training data: %d examples, %v; want 3", train.N, err)
 	}
 	if _, status := postFeedback(t, url, FeedbackRequest{ResultID: id, Verdict: VerdictDisagree}); status != http.StatusConflict {
 		t.Fatalf("second feedback: %d, want 409", status)
