@@ -14,6 +14,11 @@ import (
 // http://host:port) and returns the status and the response body (at most
 // 1 MiB). The simulator, the benchmark and the tests send studies with it.
 func PostSTOW(ctx context.Context, base string, instances ...[]byte) (int, []byte, error) {
+	return postSTOW(ctx, http.DefaultClient, base+"/dicomweb/studies", instances...)
+}
+
+// postSTOW posts instances to a STOW-RS studies URL.
+func postSTOW(ctx context.Context, hc *http.Client, url string, instances ...[]byte) (int, []byte, error) {
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	for _, in := range instances {
@@ -24,12 +29,13 @@ func PostSTOW(ctx context.Context, base string, instances ...[]byte) (int, []byt
 		w.Write(in)
 	}
 	mw.Close()
-	req, err := http.NewRequestWithContext(ctx, "POST", base+"/dicomweb/studies", &body)
+	req, err := http.NewRequestWithContext(ctx, "POST", url, &body)
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Accept", "application/dicom+json")
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -40,7 +40,10 @@
 //     spacing or thickness, an area in mm² when only pixel spacing, none
 //     otherwise. The segment is labelled Config.SegmentLabel (default the
 //     model's name) and coded as SNOMED CT "Tissue": a job spec names no
-//     anatomy.
+//     anatomy. With Config.SEGStore the SEG is also stored in the PACS by
+//     STOW-RS through its own queue (committed with the result, same
+//     backoff and parking as FHIR delivery, confirmed only by a response
+//     dataset that lists the SEG); storing it twice is the same instance.
 //   - Persist before answering. A study's audit record, its feedback
 //     record and its FHIR bundle are written in one bbolt transaction
 //     (serve.db, apart from the agent's own database so that `run` and

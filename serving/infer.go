@@ -229,10 +229,17 @@ func (s *Server) record(sr studyResult, arrived time.Time) error {
 	ar := AuditRecord{Time: r.Issued, Event: "inference", Version: r.Model.Version, DeviceUID: r.Model.DeviceUID,
 		StudyUIDHash: StudyHash(r.StudyInstanceUID), ResultID: r.ID, Instances: len(files)}
 	it := Item{ResultID: r.ID, Bundle: bundle, Arrived: arrived, Enqueued: time.Now().UTC()}
-	if err := s.store.commitResult(rec, ar, it); err != nil {
+	var segs []segItem
+	if segPath != "" && s.cfg.SEGStore != "" {
+		segs = append(segs, segItem{ResultID: r.ID, Path: segPath, SOPInstanceUID: r.SegInstanceUID})
+	}
+	if err := s.store.commitResult(rec, ar, it, segs...); err != nil {
 		return fmt.Errorf("record the result: %w", err)
 	}
 	s.wakeDeliverer()
+	if len(segs) > 0 {
+		s.wakeSEG()
+	}
 	return nil
 }
 

@@ -24,6 +24,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		{"concord_serve_delivered_total", "counter", "Results the FHIR endpoint confirmed.", float64(c.Delivered)},
 		{"concord_serve_parked_total", "counter", "Results the FHIR endpoint refused for good (parked, not retried).", float64(c.Parked)},
 		{"concord_serve_feedback_total", "counter", "Clinician feedback stored as labelled examples.", float64(c.Feedback)},
+		{"concord_serve_seg_queue_depth", "gauge", "DICOM SEGs waiting to be stored in the PACS.", float64(c.SEGQueued)},
+		{"concord_serve_seg_stored_total", "counter", "DICOM SEGs the PACS confirmed.", float64(c.SEGStored)},
+		{"concord_serve_seg_parked_total", "counter", "DICOM SEGs the PACS refused for good (kept in the state folder).", float64(c.SEGParked)},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", m.name, m.help, m.name, m.typ, m.name, m.v)
 	}

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -43,6 +45,12 @@ type Config struct {
 	// SegmentLabel names a segmentation model's foreground in the DICOM SEG
 	// and the FHIR result (default: the model's name).
 	SegmentLabel string
+	// SEGStore, when set, is the DICOMweb root of the PACS (its STOW-RS
+	// endpoint is SEGStore/studies) that each DICOM SEG is stored in,
+	// through a durable queue like the FHIR results'; SEGStoreTimeout
+	// bounds one request (default 60s).
+	SEGStore        string
+	SEGStoreTimeout time.Duration
 	// PatientIDSystem is the hospital's patient identifier system URI.
 	PatientIDSystem string
 	// Publisher names the consortium on the model's Device.
@@ -83,6 +91,8 @@ type Server struct {
 	log        *slog.Logger
 	lis        net.Listener
 	wake       chan struct{}
+	segWake    chan struct{}
+	segHTTP    *http.Client
 	slots      chan struct{} // STOW-RS requests in progress, each up to MaxRequestBytes in memory
 	mu         sync.Mutex    // serialises feedback writes
 }
@@ -109,6 +119,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve: version %s has %d outputs, the site names %d classes (%v): set data.classes in label order",
 			cfg.Model.Manifest.Version, k, len(cfg.Classes), cfg.Classes)
 	}
+	if cfg.SEGStore != "" {
+		u, err := url.Parse(cfg.SEGStore)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return nil, fmt.Errorf("serve: SEG store %q: give the PACS's DICOMweb root, http(s)://host/path", cfg.SEGStore)
+		}
+		if !cfg.Model.Segments() {
+			return nil, fmt.Errorf("serve: a SEG store is set but version %s is a classifier: it writes no DICOM SEG", cfg.Model.Manifest.Version)
+		}
+		cfg.SEGStore = strings.TrimRight(cfg.SEGStore, "/")
+	}
+	if cfg.SEGStoreTimeout <= 0 {
+		cfg.SEGStoreTimeout = time.Minute
+	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 500 * time.Millisecond
 	}
@@ -134,8 +157,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, model: cfg.Model, store: cfg.Store, classes: cfg.Classes,
-		studiesDir: filepath.Join(cfg.StateDir, "serve", "studies"), segDir: filepath.Join(cfg.StateDir, "serve", "seg"), log: cfg.Logger, wake: make(chan struct{}, 1),
-		slots: make(chan struct{}, maxConcurrentSTOW)}
+		studiesDir: filepath.Join(cfg.StateDir, "serve", "studies"), segDir: filepath.Join(cfg.StateDir, "serve", "seg"), log: cfg.Logger, wake: make(chan struct{}, 1), segWake: make(chan struct{}, 1),
+		segHTTP: &http.Client{Timeout: cfg.SEGStoreTimeout},
+		slots:   make(chan struct{}, maxConcurrentSTOW)}
 	if cfg.Listen != "" {
 		lis, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
@@ -179,6 +203,9 @@ func (s *Server) Run(ctx context.Context) error {
 	run(s.pruneLoop)
 	if s.cfg.WatchDir != "" {
 		run(s.watchLoop)
+	}
+	if s.cfg.SEGStore != "" {
+		run(s.segLoop)
 	}
 	var srvErr error
 	if s.lis != nil {

@@ -24,12 +24,14 @@ import (
 const StoreFile = "serve.db"
 
 var (
-	bApprovals = []byte("approvals") // version → Approval
-	bQueue     = []byte("queue")     // seq → Item, delivery order
-	bParked    = []byte("parked")    // seq → Item with its reason
-	bResults   = []byte("results")   // result id → resultRecord
-	bAudit     = []byte("audit")     // seq → AuditRecord, hash-chained
-	bCounts    = []byte("counts")    // name → uint64
+	bApprovals = []byte("approvals")  // version → Approval
+	bQueue     = []byte("queue")      // seq → Item, delivery order
+	bParked    = []byte("parked")     // seq → Item with its reason
+	bResults   = []byte("results")    // result id → resultRecord
+	bAudit     = []byte("audit")      // seq → AuditRecord, hash-chained
+	bCounts    = []byte("counts")     // name → uint64
+	bSEGQueue  = []byte("seg-queue")  // seq → segItem, DICOM SEGs for the PACS
+	bSEGParked = []byte("seg-parked") // seq → segItem the PACS refused for good
 )
 
 // ErrBusy is returned by OpenStore when another process holds the store.
@@ -58,7 +60,7 @@ func OpenStore(dir string, timeout time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bApprovals, bQueue, bParked, bResults, bAudit, bCounts} {
+		for _, b := range [][]byte{bApprovals, bQueue, bParked, bResults, bAudit, bCounts, bSEGQueue, bSEGParked} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -140,9 +142,10 @@ type resultRecord struct {
 }
 
 // commitResult records one study's result in a single transaction: the
-// audit record, the result feedback refers to, and the queue item. A
-// result is either wholly recorded or not at all.
-func (s *Store) commitResult(rec resultRecord, audit AuditRecord, item Item) error {
+// audit record, the result feedback refers to, the queue item and, when
+// given, the SEG to store in the PACS. A result is either wholly recorded
+// or not at all.
+func (s *Store) commitResult(rec resultRecord, audit AuditRecord, item Item, segs ...segItem) error {
 	rv, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -166,6 +169,11 @@ func (s *Store) commitResult(rec resultRecord, audit AuditRecord, item Item) err
 		}
 		if err := q.Put(seqKey(seq), iv); err != nil {
 			return err
+		}
+		for _, sg := range segs {
+			if err := putSEGItem(tx, sg); err != nil {
+				return err
+			}
 		}
 		return bump(tx, "served", 1)
 	})
@@ -267,6 +275,11 @@ type Counts struct {
 	Resent    uint64 `json:"resent"` // parked results sent back to the queue (Resend)
 	Queued    int    `json:"queued"`
 	Feedback  uint64 `json:"feedback"`
+	// SEGStored, SEGQueued and SEGParked count the DICOM SEGs sent to the
+	// PACS (Config.SEGStore), waiting, and refused for good.
+	SEGStored uint64 `json:"seg_stored"`
+	SEGQueued int    `json:"seg_queued"`
+	SEGParked uint64 `json:"seg_parked"`
 }
 
 // Counts reads the totals and the queue depth.
@@ -282,6 +295,8 @@ func (s *Store) Counts() (Counts, error) {
 		}
 		c.Served, c.Delivered, c.Parked, c.Feedback, c.Resent = get("served"), get("delivered"), get("parked"), get("feedback"), get("resent")
 		c.Queued = tx.Bucket(bQueue).Stats().KeyN
+		c.SEGStored, c.SEGParked = get("seg_stored"), get("seg_parked")
+		c.SEGQueued = tx.Bucket(bSEGQueue).Stats().KeyN
 		return nil
 	})
 	return c, err

@@ -48,6 +48,10 @@ type serveFile struct {
 	// SegmentLabel names what a segmentation model segments, in its DICOM
 	// SEG and FHIR results (default: the model's name).
 	SegmentLabel string `yaml:"segment_label"`
+	// SEGDICOMweb is the PACS's DICOMweb root each DICOM SEG is stored in
+	// by STOW-RS (segmentation versions; empty: kept in the state folder
+	// only).
+	SEGDICOMweb string `yaml:"seg_dicomweb"`
 }
 
 // serveSetup is agent.yaml resolved for the serving commands.
@@ -150,6 +154,14 @@ func serveConfig(path string, forApprove bool) (serveSetup, error) {
 	if sf.SegmentLabel != "" && !segmentation {
 		return bad("segment_label is set but data.layout is not segmentation: it names a segmentation model's foreground")
 	}
+	if sf.SEGDICOMweb != "" {
+		if !segmentation {
+			return bad("seg_dicomweb is set but data.layout is not segmentation: only a segmentation model writes DICOM SEGs")
+		}
+		if u, err := url.Parse(sf.SEGDICOMweb); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("seg_dicomweb %q: give the PACS's DICOMweb root, https://host/path (its STOW-RS is ROOT/studies)", sf.SEGDICOMweb)
+		}
+	}
 	logger, err := daemon.Logger(fc.Log.Format, fc.Log.Level)
 	if err != nil {
 		return serveSetup{}, fmt.Errorf("config %s: %w", path, err)
@@ -160,7 +172,7 @@ func serveConfig(path string, forApprove bool) (serveSetup, error) {
 		st.timeout = 30 * time.Second
 	}
 	st.cfg = serving.Config{Listen: sf.Listen, WatchDir: watch, WatchInterval: time.Duration(sf.WatchInterval), StateDir: st.stateDir,
-		FeedbackDir: feedback, Classes: classes, SegmentLabel: sf.SegmentLabel, PatientIDSystem: sf.PatientIDSystem, Publisher: sf.Publisher, Logger: logger,
+		FeedbackDir: feedback, Classes: classes, SegmentLabel: sf.SegmentLabel, SEGStore: sf.SEGDICOMweb, PatientIDSystem: sf.PatientIDSystem, Publisher: sf.Publisher, Logger: logger,
 		KeepStudies: time.Duration(sf.KeepStudies), MinBackoff: time.Duration(sf.RetryMin), MaxBackoff: time.Duration(sf.RetryMax),
 		MaxRequestBytes: int64(sf.MaxRequestMB) << 20, MaxParts: sf.MaxInstances}
 	return st, nil

@@ -48,6 +48,7 @@ func TestServeConfigRefusesWhatItCannotHonour(t *testing.T) {
 		{ok + "  retry_min: 10s\n  retry_max: 1s\n", "retry_min"},
 		{ok + "  max_request_mb: 99999\n", "max_request_mb"},
 		{ok + "  segment_label: liver\n", "segment_label is set but data.layout is not segmentation"},
+		{ok + "  seg_dicomweb: http://pacs/dicom-web\n", "seg_dicomweb is set but data.layout is not segmentation"},
 	} {
 		p, _ := serveSite(t, tc.serve)
 		var out, errb bytes.Buffer

@@ -1,0 +1,192 @@
+package serving
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// segItem is one DICOM SEG waiting to be stored in the PACS.
+type segItem struct {
+	Seq            uint64    `json:"seq"`
+	ResultID       string    `json:"result_id"`
+	Path           string    `json:"path"`
+	SOPInstanceUID string    `json:"sop_instance_uid"`
+	Attempts       int       `json:"attempts"`
+	LastError      string    `json:"last_error,omitempty"`
+	Parked         time.Time `json:"parked,omitzero"`
+}
+
+func putSEGItem(tx *bolt.Tx, it segItem) error {
+	q := tx.Bucket(bSEGQueue)
+	seq, err := q.NextSequence()
+	if err != nil {
+		return err
+	}
+	it.Seq = seq
+	v, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	return q.Put(seqKey(seq), v)
+}
+
+func (s *Store) segHead() (it segItem, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		k, v := tx.Bucket(bSEGQueue).Cursor().First()
+		if k == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(v, &it)
+	})
+	return it, ok, err
+}
+
+// segDone removes the head: stored, or (park) refused for good and kept
+// in the parked bucket with its reason.
+func (s *Store) segDone(it segItem, park bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bSEGQueue).Delete(seqKey(it.Seq)); err != nil {
+			return err
+		}
+		if !park {
+			return bump(tx, "seg_stored", 1)
+		}
+		v, err := json.Marshal(it)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bSEGParked).Put(seqKey(it.Seq), v); err != nil {
+			return err
+		}
+		return bump(tx, "seg_parked", 1)
+	})
+}
+
+func (s *Store) segAttempt(it segItem) error {
+	v, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bSEGQueue).Put(seqKey(it.Seq), v) })
+}
+
+// segRefusal is a PACS answer that sending again will not change.
+type segRefusal struct{ reason string }
+
+func (r *segRefusal) Error() string { return r.reason }
+
+// storeSEG sends one SEG by STOW-RS to the PACS and checks that the
+// response dataset lists it as stored. Network errors, 5xx, 408 and 429
+// are worth retrying; any other answer is a refusal.
+func (s *Server) storeSEG(ctx context.Context, it segItem) error {
+	b, err := os.ReadFile(it.Path)
+	if err != nil {
+		return &segRefusal{fmt.Sprintf("the SEG file cannot be read: %v", err)}
+	}
+	status, body, err := postSTOW(ctx, s.segHTTP, s.cfg.SEGStore+"/studies", b)
+	switch {
+	case err != nil:
+		return err
+	case status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests:
+		return fmt.Errorf("the PACS answered %d: %.200s", status, body)
+	case status != http.StatusOK:
+		return &segRefusal{fmt.Sprintf("the PACS answered %d: %.200s", status, body)}
+	case !stowStored(body, it.SOPInstanceUID):
+		return &segRefusal{fmt.Sprintf("the PACS's STOW-RS response does not list the SEG as stored: %.200s", body)}
+	}
+	return nil
+}
+
+// stowStored says whether a STOW-RS response dataset (DICOM JSON) lists
+// the instance in its ReferencedSOPSequence and nothing in its
+// FailedSOPSequence.
+func stowStored(body []byte, uid string) bool {
+	type attr struct {
+		Value []json.RawMessage `json:"Value"`
+	}
+	var ds map[string]attr
+	if err := json.Unmarshal(body, &ds); err != nil || len(ds["00081198"].Value) > 0 {
+		return false
+	}
+	for _, raw := range ds["00081199"].Value {
+		var item map[string]struct {
+			Value []string `json:"Value"`
+		}
+		if json.Unmarshal(raw, &item) == nil && len(item["00081155"].Value) == 1 && item["00081155"].Value[0] == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// segLoop stores the queued SEGs in the PACS in order, with the same
+// backoff as FHIR delivery: a retryable failure keeps the head, a refusal
+// parks it (counted, logged) so later SEGs are not held up. A SEG stored
+// twice (a crash between the PACS's answer and the queue update) is the
+// same SOP instance, which the PACS keeps once.
+func (s *Server) segLoop(ctx context.Context) {
+	backoff := s.cfg.MinBackoff
+	for ctx.Err() == nil {
+		it, ok, err := s.store.segHead()
+		if err != nil {
+			s.log.Error("SEG queue unreadable", "err", err)
+			sleep(ctx, s.cfg.MaxBackoff)
+			continue
+		}
+		if !ok {
+			select {
+			case <-ctx.Done():
+			case <-s.segWake:
+			case <-time.After(30 * time.Second):
+			}
+			continue
+		}
+		err = s.storeSEG(ctx, it)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			if err := s.store.segDone(it, false); err != nil {
+				s.log.Error("SEG stored, but the queue could not be updated (it will be sent again, harmlessly)", "result", it.ResultID, "err", err)
+				sleep(ctx, backoff)
+				continue
+			}
+			backoff = s.cfg.MinBackoff
+			continue
+		}
+		it.Attempts++
+		it.LastError = err.Error()
+		var refused *segRefusal
+		if errors.As(err, &refused) {
+			it.Parked = time.Now().UTC()
+			if perr := s.store.segDone(it, true); perr != nil {
+				s.log.Error("could not park a refused SEG", "result", it.ResultID, "err", perr)
+				sleep(ctx, backoff)
+				continue
+			}
+			s.log.Error("the PACS refused a DICOM SEG for good: parked; it stays in the state folder", "result", it.ResultID, "reason", it.LastError)
+			continue
+		}
+		if perr := s.store.segAttempt(it); perr != nil {
+			s.log.Error("record a SEG store attempt", "err", perr)
+		}
+		s.log.Warn("storing a DICOM SEG in the PACS failed; will retry", "result", it.ResultID, "attempts", it.Attempts, "retry_in", backoff, "err", err)
+		sleep(ctx, backoff)
+		backoff = nextBackoff(backoff, s.cfg.MaxBackoff)
+	}
+}
+
+func (s *Server) wakeSEG() {
+	select {
+	case s.segWake <- struct{}{}:
+	default:
+	}
+}
