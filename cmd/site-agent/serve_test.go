@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/concord-fl/concord/internal/servetest"
 	"github.com/concord-fl/concord/privacy/audit"
+	"github.com/concord-fl/concord/serving"
 )
 
 // serveSite writes an agent.yaml with a serve: block (extra appended) and
@@ -96,5 +98,52 @@ func TestModelsApproveAndList(t *testing.T) {
 	}
 	if len(got.Approvals) != 1 || got.Approvals[0].Version != "v1" || got.Approvals[0].By != "dr-house" || len(got.Approvals[0].ManifestSHA256) != 64 {
 		t.Fatalf("approvals %+v", got.Approvals)
+	}
+}
+
+// TestServeConfigForASegmentationSite: a site with data.layout
+// segmentation needs no classes, and its segment label and PACS reach the
+// server, which takes them with the approved unet.
+func TestServeConfigForASegmentationSite(t *testing.T) {
+	dir := t.TempDir()
+	key, trust, err := servetest.Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "trust.txt"), trust.Marshal(), 0o644)
+	unet := "name: liver\nrounds: 1\nmin_sites: 1\nmodel: {arch: unet, height: 32, width: 32, base_width: 2}\n" +
+		"privacy: {secure_aggregation: none}\npipeline: {width: 32, height: 32, channels: 1, normalise: ct-window:40:400}\n"
+	if _, err := servetest.Publish(filepath.Join(dir, "models"), key, servetest.Version{Version: "s1", SpecYAML: unet}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "state_dir: state\ndata: {layout: segmentation}\nserve:\n  models_dir: models\n  trust: trust.txt\n  listen: 127.0.0.1:0\n" +
+		"  fhir_base: http://127.0.0.1:1/fhir\n  patient_id_system: urn:oid:1.2.3\n  segment_label: liver\n  seg_dicomweb: http://127.0.0.1:1/dicom-web\n"
+	p := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(p, []byte(cfg), 0o644)
+	var out, errb bytes.Buffer
+	if code := run([]string{"models", "approve", "s1", "--config", p, "--by", "dr-house"}, &out, &errb); code != 0 {
+		t.Fatalf("approve: %d %s", code, errb.String())
+	}
+	st, err := serveConfig(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.cfg.Classes) != 0 || st.cfg.SegmentLabel != "liver" || st.cfg.SEGStore != "http://127.0.0.1:1/dicom-web" {
+		t.Fatalf("config: classes %v, label %q, SEG store %q", st.cfg.Classes, st.cfg.SegmentLabel, st.cfg.SEGStore)
+	}
+	store, err := serving.OpenStore(st.stateDir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ap, _ := store.Approvals()
+	m, err := serving.LoadApproved(st.modelsDir, st.trust, ap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.cfg.Model, st.cfg.Store, st.cfg.Sender = m, store, refusing{}
+	st.cfg.Listen, st.cfg.WatchDir = "", t.TempDir() // New opens no listener the test would leave open
+	if _, err := serving.New(st.cfg); err != nil || !m.Segments() {
+		t.Fatalf("serving the unet: %v (segments %v)", err, m.Segments())
 	}
 }
