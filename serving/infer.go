@@ -155,8 +155,20 @@ func (s *Server) infer(insts []instance, idx []int, out []outcome) (studyResult,
 		}
 		pos = decided
 	}
+	r := s.newResult(first)
+	r.Task, r.Classes, r.Probabilities = fhirr4.TaskClassification, append([]string(nil), s.classes...), mean
+	r.PositiveClass, r.Threshold, r.Decision = pos, th, s.classes[decided]
+	sr.result = r
+	return sr, nil
+}
+
+// newResult is the part of a study's result that does not depend on the
+// task: ids, the study, the patient and the model, from the study's first
+// image.
+func (s *Server) newResult(first *imaging.Image) fhirr4.Result {
+	m := s.model
 	mf := m.Manifest
-	sr.result = fhirr4.Result{
+	return fhirr4.Result{
 		ID:               ResultID(mf.DeviceUID, first.StudyInstanceUID),
 		StudyInstanceUID: first.StudyInstanceUID, SeriesInstanceUID: first.SeriesInstanceUID,
 		AccessionNumber: first.File.Data.String(tagAccessionNumber),
@@ -164,10 +176,7 @@ func (s *Server) infer(insts []instance, idx []int, out []outcome) (studyResult,
 		Issued: time.Now().UTC(),
 		Model: fhirr4.Model{Name: mf.Name, Version: mf.Version, DeviceUID: mf.DeviceUID, ManifestSHA256: m.ManifestSHA256,
 			JobID: mf.JobID, Publisher: s.cfg.Publisher},
-		Task: fhirr4.TaskClassification, Classes: append([]string(nil), s.classes...), Probabilities: mean,
-		PositiveClass: pos, Threshold: th, Decision: s.classes[decided],
 	}
-	return sr, nil
 }
 
 // unservable is a study that fails the same way however often it is sent.

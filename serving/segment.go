@@ -7,7 +7,6 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/learning"
@@ -103,8 +102,9 @@ func (s *Server) inferSegmentation(insts []instance, idx []int, out []outcome) (
 		}
 		src[n] = imaging.SegSource{Image: im, Mask: mask, MaskRows: pl.Height, MaskColumns: pl.Width}
 	}
+	r := s.newResult(first)
 	mf := m.Manifest
-	id := ResultID(mf.DeviceUID, first.StudyInstanceUID)
+	id := r.ID
 	label := s.cfg.SegmentLabel
 	w, err := imaging.EncodeSegmentation(src, imaging.SegOptions{
 		SegmentLabel: label, AlgorithmName: mf.Name + " " + mf.Version,
@@ -131,21 +131,13 @@ func (s *Server) inferSegmentation(insts []instance, idx []int, out []outcome) (
 	if found > 0 {
 		decision = fmt.Sprintf("%s found on %d of %d images", label, found, len(w.Masks))
 	}
-	sr.result = fhirr4.Result{
-		ID:               id,
-		StudyInstanceUID: first.StudyInstanceUID, SeriesInstanceUID: first.SeriesInstanceUID,
-		AccessionNumber: first.File.Data.String(tagAccessionNumber),
-		PatientID:       first.File.Data.String(tagPatientID), PatientIDSystem: s.cfg.PatientIDSystem,
-		Issued: time.Now().UTC(),
-		Model: fhirr4.Model{Name: mf.Name, Version: mf.Version, DeviceUID: mf.DeviceUID, ManifestSHA256: m.ManifestSHA256,
-			JobID: mf.JobID, Publisher: s.cfg.Publisher},
-		Task: fhirr4.TaskSegmentation, Threshold: m.Threshold, Decision: decision, SegInstanceUID: w.SOPInstanceUID,
-	}
+	r.Task, r.Threshold, r.Decision, r.SegInstanceUID = fhirr4.TaskSegmentation, m.Threshold, decision, w.SOPInstanceUID
 	if vol, area, ok := segmentSize(first, pixels); ok && vol >= 0 {
-		sr.result.SegmentVolumesML = map[string]float64{label: vol}
+		r.SegmentVolumesML = map[string]float64{label: vol}
 	} else if ok {
-		sr.result.SegmentAreasMM2 = map[string]float64{label: area}
+		r.SegmentAreasMM2 = map[string]float64{label: area}
 	}
+	sr.result = r
 	return sr, nil
 }
 
