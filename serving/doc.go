@@ -65,6 +65,7 @@
 //     folder's segmentation/ (the layout a segmentation data folder reads),
 //     "disagree" is recorded with no example, and a corrected mask is not
 //     taken. The kept instances are identifiable and never leave the site.
-//   - Parked results. Store.Resend (`site-agent models resend`) moves them
-//     back to the end of the queue once the endpoint's reason is fixed.
+//   - Parked results. Store.Resend (`site-agent models resend`) moves
+//     parked FHIR results and SEGs back to the end of their queues once
+//     the reason the endpoint gave is fixed.
 package serving

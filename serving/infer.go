@@ -238,9 +238,9 @@ func (s *Server) record(sr studyResult, arrived time.Time) error {
 	ar := AuditRecord{Time: r.Issued, Event: "inference", Version: r.Model.Version, DeviceUID: r.Model.DeviceUID,
 		StudyUIDHash: StudyHash(r.StudyInstanceUID), ResultID: r.ID, Instances: len(files)}
 	it := Item{ResultID: r.ID, Bundle: bundle, Arrived: arrived, Enqueued: time.Now().UTC()}
-	var segs []segItem
+	var segs []SEGItem
 	if segPath != "" && s.cfg.SEGStore != "" {
-		segs = append(segs, segItem{ResultID: r.ID, Path: segPath, SOPInstanceUID: r.SegInstanceUID})
+		segs = append(segs, SEGItem{ResultID: r.ID, Path: segPath, SOPInstanceUID: r.SegInstanceUID})
 	}
 	if err := s.store.commitResult(rec, ar, it, segs...); err != nil {
 		return fmt.Errorf("record the result: %w", err)

@@ -35,7 +35,7 @@ func TestResendParkedResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	moved, err := s.store.Resend("id2")
-	if err != nil || !slices.Equal(moved, []string{"id2"}) {
+	if err != nil || !slices.Equal(moved, []Resent{{"id2", "fhir"}}) {
 		t.Fatalf("resend id2: %v %v", moved, err)
 	}
 	// `site-agent models resend` runs while serve is stopped and the next
@@ -45,7 +45,7 @@ func TestResendParkedResults(t *testing.T) {
 	if parked, _ := s.store.Parked(); len(parked) != 1 || parked[0].ResultID != "id0" {
 		t.Fatalf("still parked %+v, want id0 only", parked)
 	}
-	if moved, err = s.store.Resend(""); err != nil || !slices.Equal(moved, []string{"id0"}) {
+	if moved, err = s.store.Resend(""); err != nil || !slices.Equal(moved, []Resent{{"id0", "fhir"}}) {
 		t.Fatalf("resend all: %v %v", moved, err)
 	}
 	srv.wakeDeliverer()
@@ -62,5 +62,37 @@ func TestResendParkedResults(t *testing.T) {
 	}
 	if parked, _ := s.store.Parked(); len(parked) != 0 {
 		t.Fatalf("parked after resending all: %+v", parked)
+	}
+}
+
+// TestResendParkedSEG: a SEG the PACS refused goes back to the SEG queue,
+// attempts reset, its path and UID kept.
+func TestResendParkedSEG(t *testing.T) {
+	s := newSite(t)
+	seg := SEGItem{ResultID: "r1", Path: "/state/serve/seg/r1.dcm", SOPInstanceUID: "2.25.7"}
+	if err := s.store.commitResult(resultRecord{ID: "r1"}, AuditRecord{Event: "inference", ResultID: "r1"}, Item{ResultID: "r1", Bundle: []byte("b")}, seg); err != nil {
+		t.Fatal(err)
+	}
+	it, ok, err := s.store.segHead()
+	if err != nil || !ok {
+		t.Fatalf("SEG queue head: %v %v", ok, err)
+	}
+	it.Attempts, it.LastError = 1, "the PACS answered 400"
+	if err := s.store.segDone(it, true); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.store.ParkedSEGs(); len(p) != 1 || p[0].LastError == "" {
+		t.Fatalf("parked SEGs %+v", p)
+	}
+	moved, err := s.store.Resend("r1")
+	if err != nil || !slices.Equal(moved, []Resent{{"r1", "seg"}}) {
+		t.Fatalf("resend r1: %v %v", moved, err)
+	}
+	back, ok, err := s.store.segHead()
+	if err != nil || !ok || back.Path != seg.Path || back.SOPInstanceUID != seg.SOPInstanceUID || back.Attempts != 0 || back.LastError != "" || back.Seq == it.Seq {
+		t.Fatalf("requeued SEG %+v (%v %v), want %+v with attempts reset under a new seq", back, ok, err, seg)
+	}
+	if p, _ := s.store.ParkedSEGs(); len(p) != 0 {
+		t.Fatalf("still parked: %+v", p)
 	}
 }

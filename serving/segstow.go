@@ -12,8 +12,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// segItem is one DICOM SEG waiting to be stored in the PACS.
-type segItem struct {
+// SEGItem is one DICOM SEG waiting to be stored in the PACS, or parked.
+type SEGItem struct {
 	Seq            uint64    `json:"seq"`
 	ResultID       string    `json:"result_id"`
 	Path           string    `json:"path"`
@@ -23,7 +23,7 @@ type segItem struct {
 	Parked         time.Time `json:"parked,omitzero"`
 }
 
-func putSEGItem(tx *bolt.Tx, it segItem) error {
+func putSEGItem(tx *bolt.Tx, it SEGItem) error {
 	q := tx.Bucket(bSEGQueue)
 	seq, err := q.NextSequence()
 	if err != nil {
@@ -37,7 +37,23 @@ func putSEGItem(tx *bolt.Tx, it segItem) error {
 	return q.Put(seqKey(seq), v)
 }
 
-func (s *Store) segHead() (it segItem, ok bool, err error) {
+// ParkedSEGs lists the SEGs the PACS refused for good, oldest first.
+func (s *Store) ParkedSEGs() ([]SEGItem, error) {
+	var out []SEGItem
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bSEGParked).ForEach(func(_, v []byte) error {
+			var it SEGItem
+			if err := json.Unmarshal(v, &it); err != nil {
+				return err
+			}
+			out = append(out, it)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (s *Store) segHead() (it SEGItem, ok bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		k, v := tx.Bucket(bSEGQueue).Cursor().First()
 		if k == nil {
@@ -51,7 +67,7 @@ func (s *Store) segHead() (it segItem, ok bool, err error) {
 
 // segDone removes the head: stored, or (park) refused for good and kept
 // in the parked bucket with its reason.
-func (s *Store) segDone(it segItem, park bool) error {
+func (s *Store) segDone(it SEGItem, park bool) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bSEGQueue).Delete(seqKey(it.Seq)); err != nil {
 			return err
@@ -70,7 +86,7 @@ func (s *Store) segDone(it segItem, park bool) error {
 	})
 }
 
-func (s *Store) segAttempt(it segItem) error {
+func (s *Store) segAttempt(it SEGItem) error {
 	v, err := json.Marshal(it)
 	if err != nil {
 		return err
@@ -86,7 +102,7 @@ func (r *segRefusal) Error() string { return r.reason }
 // storeSEG sends one SEG by STOW-RS to the PACS and checks that the
 // response dataset lists it as stored. Network errors, 5xx, 408 and 429
 // are worth retrying; any other answer is a refusal.
-func (s *Server) storeSEG(ctx context.Context, it segItem) error {
+func (s *Server) storeSEG(ctx context.Context, it SEGItem) error {
 	b, err := os.ReadFile(it.Path)
 	if err != nil {
 		return &segRefusal{fmt.Sprintf("the SEG file cannot be read: %v", err)}

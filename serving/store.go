@@ -30,8 +30,8 @@ var (
 	bResults   = []byte("results")    // result id → resultRecord
 	bAudit     = []byte("audit")      // seq → AuditRecord, hash-chained
 	bCounts    = []byte("counts")     // name → uint64
-	bSEGQueue  = []byte("seg-queue")  // seq → segItem, DICOM SEGs for the PACS
-	bSEGParked = []byte("seg-parked") // seq → segItem the PACS refused for good
+	bSEGQueue  = []byte("seg-queue")  // seq → SEGItem, DICOM SEGs for the PACS
+	bSEGParked = []byte("seg-parked") // seq → SEGItem the PACS refused for good
 )
 
 // ErrBusy is returned by OpenStore when another process holds the store.
@@ -145,7 +145,7 @@ type resultRecord struct {
 // audit record, the result feedback refers to, the queue item and, when
 // given, the SEG to store in the PACS. A result is either wholly recorded
 // or not at all.
-func (s *Store) commitResult(rec resultRecord, audit AuditRecord, item Item, segs ...segItem) error {
+func (s *Store) commitResult(rec resultRecord, audit AuditRecord, item Item, segs ...SEGItem) error {
 	rv, err := json.Marshal(rec)
 	if err != nil {
 		return err

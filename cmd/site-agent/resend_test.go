@@ -48,7 +48,7 @@ func TestModelsResend(t *testing.T) {
 		t.Fatalf("resend of an unknown id: %d %q", code, errb.String())
 	}
 	out.Reset()
-	if code := run([]string{"models", "resend", "--config", p, resultID}, &out, &errb); code != 0 || !strings.Contains(out.String(), "queued again: result "+resultID) {
+	if code := run([]string{"models", "resend", "--config", p, resultID}, &out, &errb); code != 0 || !strings.Contains(out.String(), "queued again: result "+resultID+" (fhir)") {
 		t.Fatalf("resend: %d %q %q", code, out.String(), errb.String())
 	}
 	out.Reset()
@@ -63,7 +63,7 @@ func TestModelsResend(t *testing.T) {
 		t.Fatalf("after resend: counts %+v, parked %+v; want 1 queued, none parked", got.Counts, got.Parked)
 	}
 	out.Reset()
-	if code := run([]string{"models", "resend", "--config", p, "--all"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "0 parked result(s)") {
+	if code := run([]string{"models", "resend", "--config", p, "--all"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "0 parked item(s)") {
 		t.Fatalf("resend --all with nothing parked: %d %q", code, out.String())
 	}
 }

@@ -242,9 +242,9 @@ func modelsCommands() *cli.Command {
 			cli.Leaf(&cli.Command{Name: "list", Args: "[--config agent.yaml] [--json]",
 				Synopsis: "list approvals, the serving queue and parked results"}, modelsList),
 			cli.Leaf(&cli.Command{Name: "resend", Args: "RESULT_ID | --all [--config agent.yaml]",
-				Synopsis: "send parked results (those the FHIR endpoint refused for good) to the delivery queue again",
-				Help: "Move parked results back to the end of the delivery queue, attempts reset, after the cause the\n" +
-					"FHIR endpoint gave (see 'site-agent models list') was fixed. Run it while 'site-agent serve' is\n" +
+				Synopsis: "send parked results (those the FHIR endpoint or the PACS refused for good) to their queues again",
+				Help: "Move parked results (FHIR bundles, and DICOM SEGs for serve.seg_dicomweb) back to the end of\n" +
+					"their queues, attempts reset, after the cause the endpoint gave (see 'site-agent models list') was fixed. Run it while 'site-agent serve' is\n" +
 					"stopped (the serving database is one process's at a time); the next serve delivers them.\n" +
 					"Conditional creates make sending a result again harmless."}, modelsResend),
 		}}
@@ -303,7 +303,9 @@ type modelsListJSON struct {
 	Approvals []serving.Approval `json:"approvals"`
 	Counts    serving.Counts     `json:"counts"`
 	Parked    []serving.Item     `json:"parked"`
-	AuditLog  int                `json:"audit_records"`
+	// ParkedSEGs are the DICOM SEGs the PACS refused (serve.seg_dicomweb).
+	ParkedSEGs []serving.SEGItem `json:"parked_segs"`
+	AuditLog   int               `json:"audit_records"`
 }
 
 func modelsList(c *cli.Command, args []string, stdout, stderr io.Writer) int {
@@ -330,6 +332,9 @@ func modelsList(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if out.Approvals, err = store.Approvals(); err == nil {
 		if out.Counts, err = store.Counts(); err == nil {
 			if out.Parked, err = store.Parked(); err == nil {
+				out.ParkedSEGs, err = store.ParkedSEGs()
+			}
+			if err == nil {
 				var log []serving.AuditRecord
 				log, err = store.AuditLog()
 				out.AuditLog = len(log)
@@ -356,6 +361,9 @@ func modelsList(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 		k.Served, k.Delivered, k.Queued, k.Parked, k.Resent, k.Feedback, out.AuditLog)
 	for _, p := range out.Parked {
 		fmt.Fprintf(stdout, "parked: result %s at %s after %d attempts: %s\n", p.ResultID, p.Parked.Format(time.RFC3339), p.Attempts, p.LastError)
+	}
+	for _, p := range out.ParkedSEGs {
+		fmt.Fprintf(stdout, "parked SEG: result %s at %s after %d attempts: %s\n", p.ResultID, p.Parked.Format(time.RFC3339), p.Attempts, p.LastError)
 	}
 	return 0
 }
@@ -390,8 +398,8 @@ func modelsResend(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 		return c.Fail(stderr, err)
 	}
 	for _, r := range moved {
-		fmt.Fprintf(stdout, "queued again: result %s\n", r)
+		fmt.Fprintf(stdout, "queued again: result %s (%s)\n", r.ResultID, r.What)
 	}
-	fmt.Fprintf(stdout, "%d parked result(s) queued again; 'site-agent serve' delivers them\n", len(moved))
+	fmt.Fprintf(stdout, "%d parked item(s) queued again; 'site-agent serve' delivers them\n", len(moved))
 	return 0
 }
