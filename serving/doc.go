@@ -32,7 +32,10 @@
 //     (the pipeline stretches the whole image, so this is its inverse).
 //     The SEG's series and instance UIDs derive from the result id, so a
 //     study sent twice rewrites the same SEG instead of making a second
-//     one the FHIR result does not name. The SEG is written (fsynced) to
+//     one the FHIR result does not name. A study sent in parts is not
+//     merged: each part rewrites the SEG file with its own images while the
+//     FHIR result (created once) stays the first part's, so a study is to
+//     be sent whole. The SEG is written (fsynced) to
 //     STATE/serve/seg/<result>.dcm before the result is committed and is
 //     kept after the study's images are pruned: it is the result. The
 //     FHIR Observation names its SOP Instance UID and the segment's size:
