@@ -143,61 +143,33 @@ func stowStored(body []byte, uid string) bool {
 	return false
 }
 
-// segLoop stores the queued SEGs in the PACS in order, with the same
-// backoff as FHIR delivery: a retryable failure keeps the head, a refusal
-// parks it (counted, logged) so later SEGs are not held up. A SEG stored
-// twice (a crash between the PACS's answer and the queue update) is the
-// same SOP instance, which the PACS keeps once.
+// segLoop stores the queued SEGs in the PACS in order (see drain): a
+// segRefusal parks the SEG, which stays in the state folder. A SEG stored
+// twice is the same SOP instance, which the PACS keeps once.
 func (s *Server) segLoop(ctx context.Context) {
-	backoff := s.cfg.MinBackoff
-	for ctx.Err() == nil {
-		it, ok, err := s.store.segHead()
-		if err != nil {
-			s.log.Error("SEG queue unreadable", "err", err)
-			sleep(ctx, s.cfg.MaxBackoff)
-			continue
-		}
-		if !ok {
-			select {
-			case <-ctx.Done():
-			case <-s.segWake:
-			case <-time.After(30 * time.Second):
-			}
-			continue
-		}
-		err = s.storeSEG(ctx, it)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			if err := s.store.segDone(it, false); err != nil {
-				s.log.Error("SEG stored, but the queue could not be updated (it will be sent again, harmlessly)", "result", it.ResultID, "err", err)
-				sleep(ctx, backoff)
-				continue
-			}
-			backoff = s.cfg.MinBackoff
-			continue
-		}
-		it.Attempts++
-		it.LastError = err.Error()
-		var refused *segRefusal
-		if errors.As(err, &refused) {
-			it.Parked = time.Now().UTC()
-			if perr := s.store.segDone(it, true); perr != nil {
-				s.log.Error("could not park a refused SEG", "result", it.ResultID, "err", perr)
-				sleep(ctx, backoff)
-				continue
+	drain(ctx, s, outbox[SEGItem]{
+		what: "SEG store", wake: s.segWake, head: s.store.segHead, send: s.storeSEG,
+		done: func(it SEGItem) error { return s.store.segDone(it, false) },
+		refused: func(err error) bool {
+			var r *segRefusal
+			return errors.As(err, &r)
+		},
+		park: func(it SEGItem, err error) error {
+			it.Attempts++
+			it.LastError, it.Parked = err.Error(), time.Now().UTC()
+			if err := s.store.segDone(it, true); err != nil {
+				return err
 			}
 			s.log.Error("the PACS refused a DICOM SEG for good: parked; it stays in the state folder", "result", it.ResultID, "reason", it.LastError)
-			continue
-		}
-		if perr := s.store.segAttempt(it); perr != nil {
-			s.log.Error("record a SEG store attempt", "err", perr)
-		}
-		s.log.Warn("storing a DICOM SEG in the PACS failed; will retry", "result", it.ResultID, "attempts", it.Attempts, "retry_in", backoff, "err", err)
-		sleep(ctx, backoff)
-		backoff = nextBackoff(backoff, s.cfg.MaxBackoff)
-	}
+			return nil
+		},
+		retry: func(it SEGItem, err error) error {
+			it.Attempts++
+			it.LastError = err.Error()
+			return s.store.segAttempt(it)
+		},
+		id: func(it SEGItem) string { return it.ResultID },
+	})
 }
 
 func (s *Server) wakeSEG() {
