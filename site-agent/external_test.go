@@ -27,7 +27,7 @@ func TestExternalRefusesUnsupported(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", c.yaml, err)
 		}
-		_, err = externalSettings(spec, 1, "d.npz", nil)
+		_, err = externalSettings(spec, 1, nil)
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%q: %v", c.yaml, err)
@@ -52,12 +52,12 @@ func TestExternalSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := externalSettings(spec, -9, "site.npz", nil)
+	s, err := externalSettings(spec, -9, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Epochs != 3 || s.BatchSize != 7 || s.Optimizer != "sgd" || s.LR != 0.2 || s.Momentum != 0.8 || !s.Augment ||
-		s.ProxMu != 0.5 || s.Seed != -9 || s.Dataset != "site.npz" || s.ClassWeights != nil || s.DP != nil {
+		s.ProxMu != 0.5 || s.Seed != -9 || s.Shards != nil || s.ClassWeights != nil || s.DP != nil {
 		t.Errorf("settings %+v", s)
 	}
 
@@ -73,7 +73,7 @@ func TestExternalSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err = externalSettings(spec, 1, "site.npz", d)
+	s, err = externalSettings(spec, 1, d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,9 @@
 
 A site agent hands this process the global weights of a round, the layout
 manifest and the round's settings over gRPC (service concord.v1.Trainer,
-proto/concord/v1/trainer.proto); it trains on a MedMNIST-format .npz on this
-node, on CUDA when present and on the CPU otherwise, and streams back the
+proto/concord/v1/trainer.proto); it trains on the site's data as the
+agent's pipeline produced it, which the agent sends as hash-checked shards
+into a bounded cache on this node (shards.py; DataHave/DataPut), on CUDA when present and on the CPU otherwise, and streams back the
 updated weights in the same layout, the sample count and metrics. For a job
 with record-level differential privacy it runs DP-SGD with the rate, clip,
 noise and steps the agent sends (dp_round) and reports the steps and draws,
@@ -12,12 +13,14 @@ which the agent checks and accounts. It never talks to the coordinator:
 update clipping, encryption, the privacy ledger and upload stay with the
 agent.
 
-    trainer.py serve --listen 127.0.0.1:50061 --data-root /data
+    trainer.py serve --listen 127.0.0.1:50061 --shard-cache /cache --cache-bytes 17179869184
     trainer.py serve --listen 0.0.0.0:50061 --tls-cert c.pem --tls-key k.pem --tls-client-ca ca.pem
     trainer.py predict --manifest m.json --weights w.f32 --npz data.npz --split test
 
 On start "serve" prints one JSON line {"listening": ADDRESS, "device": ...}
-to stdout. Pixels are scaled to [-1, 1] ((uint8/255 - 0.5)/0.5), as the Go side (learning.LoadMedMNIST) does.
+to stdout. Shard pixels are used as sent (the pipeline standardised them);
+a .npz (--data-root, for benchmarks and predict) has its uint8 pixels
+scaled to [-1, 1] ((uint8/255 - 0.5)/0.5), as learning.LoadMedMNIST does.
 """
 import argparse
 import ipaddress
@@ -45,6 +48,7 @@ except ImportError:  # pragma: no cover - older torch: the per-example loop belo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnn  # noqa: E402
+import shards  # noqa: E402
 from concord.v1 import trainer_pb2  # noqa: E402
 
 VERSION = "0.1.0"
@@ -104,7 +108,10 @@ def load_npz(path, split, manifest):
 
 
 def to_input(xb, device):
-    """uint8 pixels to the model's input: float32 in [0, 1] on device."""
+    """Pixels to the model's input on device: float32 shard pixels as they
+    are, uint8 .npz pixels scaled to [-1, 1]."""
+    if xb.dtype == torch.float32:
+        return xb.to(device, non_blocking=True)
     return xb.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
 
@@ -297,15 +304,45 @@ def dp_round(model, x, y, s, device, cancelled, progress):
 
 
 class Trainer:
-    def __init__(self, device, data_root):
+    def __init__(self, device, data_root, cache):
         self.device = device
         self.data_root = os.path.abspath(data_root) if data_root else None
+        self.cache = cache
         self.busy = threading.Lock()
 
     def info(self, request, context):
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return trainer_pb2.TrainerInfo(version=VERSION, device=self.device.type, device_name=name,
                                        manifest_versions=list(cnn.MANIFEST_VERSIONS), archs=list(cnn.ARCHS))
+
+    SHARD_CODES = {"invalid": grpc.StatusCode.INVALID_ARGUMENT, "missing": grpc.StatusCode.FAILED_PRECONDITION,
+                   "full": grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+    def data_have(self, request, context):
+        try:
+            return trainer_pb2.DataHaveReply(missing=self.cache.missing(list(request.shard_ids)))
+        except shards.ShardError as e:
+            context.abort(self.SHARD_CODES[e.kind], str(e))
+
+    def data_put(self, chunks, context):
+        try:
+            return trainer_pb2.ShardPutReply(bytes=self.cache.put(chunks))
+        except shards.ShardError as e:
+            log.warning("shard refused: %s", e)
+            context.abort(self.SHARD_CODES[e.kind], str(e))
+
+    def load(self, s, manifest):
+        if s.shards and s.dataset:
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "settings name both shards and a dataset")
+        if not s.shards:
+            if not s.dataset:
+                raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "settings name no shards")
+            return load_npz(self.resolve(s.dataset), s.split or "train", manifest)
+        try:
+            ss = shards.ShardSet(self.cache, list(s.shards), manifest["input"], manifest["classes"])
+        except shards.ShardError as e:
+            raise BadRequest(self.SHARD_CODES[e.kind], str(e))
+        return ss, ss.y
 
     def resolve(self, dataset):
         if self.data_root is None:
@@ -373,7 +410,7 @@ class Trainer:
         if not np.isfinite(vec).all():
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "global weights contain NaN or Inf")
         cnn.load_flat(model, params, vec)
-        x, y = load_npz(self.resolve(s.dataset), s.split or "train", manifest)
+        x, y = self.load(s, manifest)
         if dp:
             log.info("round start: job %s round %d, %d samples, DP-SGD %d steps at rate %g, device %s", st.job_id, st.round,
                      len(x), s.dp_steps, s.dp_sample_rate, self.device.type)
@@ -429,6 +466,12 @@ def handler(t):
         "Train": grpc.stream_stream_rpc_method_handler(
             t.train, request_deserializer=trainer_pb2.TrainRequest.FromString,
             response_serializer=trainer_pb2.TrainResponse.SerializeToString),
+        "DataHave": grpc.unary_unary_rpc_method_handler(
+            t.data_have, request_deserializer=trainer_pb2.DataHaveRequest.FromString,
+            response_serializer=trainer_pb2.DataHaveReply.SerializeToString),
+        "DataPut": grpc.stream_unary_rpc_method_handler(
+            t.data_put, request_deserializer=trainer_pb2.ShardChunk.FromString,
+            response_serializer=trainer_pb2.ShardPutReply.SerializeToString),
     })
 
 
@@ -449,7 +492,10 @@ def serve(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((handler(Trainer(device, args.data_root)),))
+    if args.cache_bytes < shards.MAX_SHARD_BYTES:
+        raise SystemExit(f"--cache-bytes {args.cache_bytes}: want at least one shard's bound, {shards.MAX_SHARD_BYTES}")
+    cache = shards.Cache(args.shard_cache, args.cache_bytes)
+    server.add_generic_rpc_handlers((handler(Trainer(device, args.data_root, cache)),))
     if args.tls_cert:
         with open(args.tls_key, "rb") as f:
             key = f.read()
@@ -506,7 +552,10 @@ def main():
     sp.add_argument("--listen", default="127.0.0.1:50061", help="host:port (port 0 picks one) or unix:///path")
     sp.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    sp.add_argument("--data-root", default="", help="datasets must lie under this folder")
+    sp.add_argument("--data-root", default="", help=".npz datasets (benchmarks) must lie under this folder")
+    sp.add_argument("--shard-cache", default=os.path.join(os.path.expanduser("~"), ".cache", "concord-trainer", "shards"),
+                    help="folder of the shards the agent sends")
+    sp.add_argument("--cache-bytes", type=int, default=16 << 30, help="bound of the shard cache in bytes (LRU eviction)")
     sp.add_argument("--tls-cert", default="")
     sp.add_argument("--tls-key", default="")
     sp.add_argument("--tls-client-ca", default="", help="require client certificates signed by this CA")
