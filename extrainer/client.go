@@ -56,7 +56,9 @@ type Client struct {
 
 // Settings are the local-training settings of one round.
 type Settings struct {
-	Epochs    int
+	Epochs int
+	// Steps, when > 0, runs exactly that many batches instead of Epochs.
+	Steps     int
 	BatchSize int
 	Optimizer string // "sgd" or "adam"
 	LR        float64
@@ -235,8 +237,10 @@ func (s Settings) check() error {
 		}
 	}
 	switch {
-	case s.DP == nil && s.Epochs < 1:
-		return fmt.Errorf("epochs %d; need at least 1", s.Epochs)
+	case s.DP == nil && s.Epochs < 1 && s.Steps < 1:
+		return fmt.Errorf("epochs %d and steps %d; need at least 1 of either", s.Epochs, s.Steps)
+	case s.Steps < 0 || s.Steps > math.MaxUint32:
+		return fmt.Errorf("steps %d out of range", s.Steps)
 	case s.Epochs < 0 || s.Epochs > math.MaxUint32:
 		return fmt.Errorf("epochs %d out of range", s.Epochs)
 	case s.DP == nil && s.BatchSize < 1:
@@ -312,6 +316,7 @@ func (c *Client) Train(ctx context.Context, jobID string, round int, manifestJSO
 		Epochs: uint32(s.Epochs), BatchSize: uint32(max(s.BatchSize, 0)), Optimizer: s.Optimizer,
 		LearningRate: s.LR, Momentum: s.Momentum, ProxMu: s.ProxMu, Seed: s.Seed,
 		Augment: s.Augment, Dataset: s.Dataset, Split: split, ClassWeights: s.ClassWeights, Shards: s.Shards,
+		LocalSteps: uint32(s.Steps),
 	}
 	if len(s.Shards) > 0 {
 		ps.Split = ""

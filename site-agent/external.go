@@ -2,8 +2,6 @@ package siteagent
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/concord-fl/concord/extrainer"
@@ -43,10 +41,7 @@ func (t *ExternalTrainer) Close() error { return t.c.Close() }
 
 // Train implements Trainer.
 func (t *ExternalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, error) {
-	s, err := externalSettings(req.Spec, req.Seed, req.DP)
-	if err != nil {
-		return TrainResult{}, err
-	}
+	s := externalSettings(req.Spec, req.Seed, req.Data.Y, req.DP)
 	if req.DP != nil && req.Data.N != req.DP.Examples {
 		// q and the steps were computed for DP.Examples examples.
 		return TrainResult{}, permanentf("external trainer: the data has %d examples, but the DP sampling rate and privacy accounting are for %d",
@@ -89,29 +84,22 @@ func (t *ExternalTrainer) Train(ctx context.Context, req TrainRequest) (TrainRes
 // TrainsRecordDP implements RecordDPTrainer.
 func (*ExternalTrainer) TrainsRecordDP() {}
 
-// ErrExternalUnsupported is returned (wrapped) for a job whose training
-// settings the external trainer cannot carry out.
-var ErrExternalUnsupported = errors.New("the external trainer cannot carry out this job's training settings")
-
 // externalSettings converts the job's training settings (and its DP-SGD,
-// when d is set) for the external trainer, refusing those its protocol has
-// no field for rather than training differently from what the job asked.
-func externalSettings(spec *pb.JobSpec, seed int64, d *jobspec.RecordDP) (extrainer.Settings, error) {
-	tc := jobspec.TrainConfig(spec, nil)
-	switch {
-	case tc.Steps > 0 && d == nil: // with DP-SGD the trainer runs d.StepsPerRound steps
-		return extrainer.Settings{}, fmt.Errorf("%w: training.local_steps (%d) is not supported by the external trainer, which trains whole epochs; "+
-			"use training.local_epochs, or train this site with the built-in trainer", ErrExternalUnsupported, tc.Steps)
-	case spec.GetTraining().GetClassWeighting() == "balanced":
-		// Not carried over yet: the agent would compute the weights from
-		// the labels it sends, as the built-in trainer does.
-		return extrainer.Settings{}, fmt.Errorf("%w: training.class_weighting balanced is not supported by the external trainer; "+
-			"use class_weighting none, or train this site with the built-in trainer", ErrExternalUnsupported)
-	}
-	s := extrainer.Settings{Epochs: tc.Epochs, BatchSize: tc.BatchSize, Optimizer: tc.Optimizer, LR: tc.LR, Momentum: tc.Momentum,
+// when d is set) for the external trainer. Every setting of
+// jobspec.TrainConfig has a field in the protocol; a setting added there
+// must be added here too (TestExternalSettings lists them).
+func externalSettings(spec *pb.JobSpec, seed int64, labels []int, d *jobspec.RecordDP) extrainer.Settings {
+	// The balanced class weights come from the labels the agent sends, as
+	// for the built-in trainer.
+	tc := jobspec.TrainConfig(spec, labels)
+	s := extrainer.Settings{Epochs: tc.Epochs, Steps: tc.Steps, BatchSize: tc.BatchSize, Optimizer: tc.Optimizer, LR: tc.LR, Momentum: tc.Momentum,
 		ProxMu: tc.ProxMu, Seed: seed, Augment: tc.Augment}
+	for _, w := range tc.ClassWeights {
+		s.ClassWeights = append(s.ClassWeights, float64(w))
+	}
 	if d != nil {
+		s.Steps = 0 // DP-SGD runs d.StepsPerRound steps
 		s.DP = &extrainer.DPSettings{SampleRate: d.SampleRate, Clip: d.Clip, NoiseMultiplier: d.NoiseMultiplier, Steps: d.StepsPerRound}
 	}
-	return s, nil
+	return s
 }

@@ -131,15 +131,24 @@ def train_round(model, x, y, s, device, cancelled, progress):
         opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate, betas=(0.9, 0.999), eps=1e-8)
     weight = torch.tensor(list(s.class_weights), dtype=torch.float32, device=device) if s.class_weights else None
     n, bs = len(x), s.batch_size
+    # local_steps, when set, runs exactly that many batches, passing over the
+    # data in reshuffled epochs as often as needed (learning.Train's Steps).
+    per_epoch = -(-n // bs)
+    total_steps = s.local_steps if s.local_steps > 0 else s.epochs * per_epoch
+    epochs = -(-total_steps // per_epoch)
     metrics = {}
     last = time.monotonic()
     model.train()
-    for epoch in range(1, s.epochs + 1):
+    step = 0
+    for epoch in range(1, epochs + 1):
         order = torch.from_numpy(rng.permutation(n))
         loss_sum, correct, seen = 0.0, 0, 0
         for start in range(0, n, bs):
             if cancelled():
                 return None
+            if step == total_steps:
+                break
+            step += 1
             idx = order[start:start + bs]
             xb, yb = to_input(x[idx], device), y[idx].to(device)
             if s.augment:
@@ -165,14 +174,15 @@ def train_round(model, x, y, s, device, cancelled, progress):
             now = time.monotonic()
             if now - last >= PROGRESS_EVERY_S:
                 last = now
-                yield progress(f"epoch {epoch}/{s.epochs}: {seen}/{n} samples, loss {loss_sum / seen:.4f}", epoch,
+                yield progress(f"epoch {epoch}/{epochs}: {seen}/{n} samples, loss {loss_sum / seen:.4f}", epoch,
                                (epoch - 1) * n + seen, loss_sum / seen)
-        metrics[f"loss_epoch_{epoch}"] = loss_sum / n
-        metrics["loss"] = loss_sum / n
-        metrics["accuracy"] = correct / n
-        yield progress(f"epoch {epoch}/{s.epochs} done: loss {loss_sum / n:.4f}, accuracy {correct / n:.4f}", epoch,
-                       epoch * n, loss_sum / n)
-    metrics["epochs"] = float(s.epochs)
+        metrics[f"loss_epoch_{epoch}"] = loss_sum / seen
+        metrics["loss"] = loss_sum / seen
+        metrics["accuracy"] = correct / seen
+        yield progress(f"epoch {epoch}/{epochs} done: loss {loss_sum / seen:.4f}, accuracy {correct / seen:.4f}", epoch,
+                       (epoch - 1) * n + seen, loss_sum / seen)
+    metrics["epochs"] = float(epochs)
+    metrics["steps"] = float(step)
     return metrics
 
 
@@ -385,9 +395,9 @@ class Trainer:
         dp = s.dp_sample_rate != 0 or s.dp_clip != 0 or s.dp_noise_multiplier != 0 or s.dp_steps != 0
         if dp:
             check_dp(s)
-        if (not dp and (s.epochs < 1 or s.batch_size < 1)) or s.optimizer not in ("sgd", "adam") or not s.learning_rate > 0:
+        if (not dp and ((s.epochs < 1 and s.local_steps < 1) or s.batch_size < 1)) or s.optimizer not in ("sgd", "adam") or not s.learning_rate > 0:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
-                             "settings need epochs >= 1 and batch_size >= 1 (without DP-SGD), optimizer sgd or adam and a positive learning rate")
+                             "settings need epochs or local_steps >= 1 and batch_size >= 1 (without DP-SGD), optimizer sgd or adam and a positive learning rate")
         if s.class_weights and len(s.class_weights) != manifest["classes"]:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
                              f"{len(s.class_weights)} class weights for {manifest['classes']} classes")
@@ -437,7 +447,8 @@ class Trainer:
                 if out is not None:
                     metrics, steps, drawn = out
             else:
-                yield progress(f"training {len(x)} samples for {s.epochs} epochs on {self.device.type}", 0, 0, 0.0)
+                what = f"{s.local_steps} steps" if s.local_steps > 0 else f"{s.epochs} epochs"
+                yield progress(f"training {len(x)} samples for {what} on {self.device.type}", 0, 0, 0.0)
                 metrics = yield from train_round(model, x, y, s, self.device, cancelled, progress)
             model.cpu()
         finally:

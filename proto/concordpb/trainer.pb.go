@@ -548,7 +548,11 @@ type TrainSettings struct {
 	// data, as the agent's pipeline produced it; the trainer must hold them
 	// all (DataHave/DataPut first). Exactly one of shards and dataset is set;
 	// site agents send shards only (dataset remains for benchmarks).
-	Shards        []string `protobuf:"bytes,16,rep,name=shards,proto3" json:"shards,omitempty"`
+	Shards []string `protobuf:"bytes,16,rep,name=shards,proto3" json:"shards,omitempty"`
+	// When > 0, exactly this many batches of batch_size, over reshuffled
+	// passes of the data (epochs is then not used), as learning.Train's
+	// Steps; ignored with DP-SGD, which runs dp_steps.
+	LocalSteps    uint32 `protobuf:"varint,17,opt,name=local_steps,json=localSteps,proto3" json:"local_steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +697,13 @@ func (x *TrainSettings) GetShards() []string {
 		return x.Shards
 	}
 	return nil
+}
+
+func (x *TrainSettings) GetLocalSteps() uint32 {
+	if x != nil {
+		return x.LocalSteps
+	}
+	return 0
 }
 
 // WeightChunk carries part of a flat float32 vector in the manifest's order.
@@ -1050,7 +1061,7 @@ const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\x05round\x18\x02 \x01(\rR\x05round\x12\x1a\n" +
 	"\bmanifest\x18\x03 \x01(\fR\bmanifest\x125\n" +
 	"\bsettings\x18\x04 \x01(\v2\x19.concord.v1.TrainSettingsR\bsettings\x12\x14\n" +
-	"\x05total\x18\x05 \x01(\x04R\x05total\"\xe3\x03\n" +
+	"\x05total\x18\x05 \x01(\x04R\x05total\"\x84\x04\n" +
 	"\rTrainSettings\x12\x16\n" +
 	"\x06epochs\x18\x01 \x01(\rR\x06epochs\x12\x1d\n" +
 	"\n" +
@@ -1069,7 +1080,9 @@ const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\adp_clip\x18\r \x01(\x01R\x06dpClip\x12.\n" +
 	"\x13dp_noise_multiplier\x18\x0e \x01(\x01R\x11dpNoiseMultiplier\x12\x19\n" +
 	"\bdp_steps\x18\x0f \x01(\rR\adpSteps\x12\x16\n" +
-	"\x06shards\x18\x10 \x03(\tR\x06shards\"M\n" +
+	"\x06shards\x18\x10 \x03(\tR\x06shards\x12\x1f\n" +
+	"\vlocal_steps\x18\x11 \x01(\rR\n" +
+	"localSteps\"M\n" +
 	"\vWeightChunk\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
