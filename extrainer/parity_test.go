@@ -1,0 +1,57 @@
+package extrainer
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/concord-fl/concord/learning"
+)
+
+// TestSettingsParityThroughShards: the Go trainer and trainer.py, from the
+// same weights on the same data (sent as shards), with every deterministic
+// setting at once (local steps, SGD momentum, FedProx μ, class weights;
+// full batches, so that shuffling cannot matter; no augmentation), end at
+// the same weights. Costs about 3 s.
+func TestSettingsParityThroughShards(t *testing.T) {
+	c := dial(t, trainer(t))
+	m, err := learning.New(learning.Spec{Arch: "cnn", Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: 8}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w0 := perturbed(t, m)
+	const n = 32
+	ds := blobData(n, 28, 28, 9)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	shards, err := Shards(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SyncShards(ctx, shards); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Train(ctx, "parity", 1, m.Layout().JSON(), w0, Settings{Steps: 3, BatchSize: n, Optimizer: "sgd", LR: 0.1,
+		Momentum: 0.5, ProxMu: 0.5, ClassWeights: []float64{1, 2}, Shards: []string{shards[0].ID}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Train(ctx, ds, learning.TrainConfig{Steps: 3, BatchSize: n, Optimizer: "sgd", LR: 0.1, Momentum: 0.5,
+		ProxMu: 0.5, ClassWeights: []float32{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	goW := m.Weights()
+	var worst, moved float64
+	for i := range goW {
+		worst = math.Max(worst, math.Abs(float64(goW[i]-res.Weights[i])))
+		moved = math.Max(moved, math.Abs(float64(goW[i]-w0[i])))
+	}
+	t.Logf("largest weight change %.3g, largest Go/PyTorch difference %.2g", moved, worst)
+	if moved < 1e-3 {
+		t.Fatalf("training moved no weight by more than %.2g; the comparison would prove nothing", moved)
+	}
+	if worst > 1e-3*moved {
+		t.Errorf("after 3 steps Go and PyTorch weights differ by up to %.2g (largest change %.3g)", worst, moved)
+	}
+}
