@@ -39,20 +39,30 @@ type Shard struct {
 }
 
 // Shards cuts ds (the output of the job's pipeline) into shards and hashes
-// each. Only pixels and labels go in: no headers, identifiers, file names or
-// subgroups. Segmentation masks are refused: the trainer does not train the
-// U-Net yet.
+// each. Only pixels, labels and segmentation masks go in: no headers,
+// identifiers, file names or subgroups. Masks (segmentation data, which has
+// no labels) must be binary; they travel as one byte a pixel.
 func Shards(ds learning.Dataset) ([]Shard, error) {
-	px := ds.C * ds.H * ds.W
+	px, hw := ds.C*ds.H*ds.W, ds.H*ds.W
+	seg := ds.Masks != nil
 	switch {
 	case ds.N < 1 || px < 1:
 		return nil, fmt.Errorf("shards: the site's dataset is empty (%d examples of %d×%d×%d)", ds.N, ds.C, ds.H, ds.W)
-	case len(ds.X) != ds.N*px || len(ds.Y) != ds.N:
+	case len(ds.X) != ds.N*px || (!seg && len(ds.Y) != ds.N):
 		return nil, fmt.Errorf("shards: dataset of %d examples has %d pixels and %d labels, want %d and %d", ds.N, len(ds.X), len(ds.Y), ds.N*px, ds.N)
-	case len(ds.Masks) > 0:
-		return nil, errors.New("shards: the dataset has segmentation masks; the external trainer does not train segmentation models yet")
+	case seg && len(ds.Masks) != ds.N*hw:
+		return nil, fmt.Errorf("shards: dataset of %d examples of %d×%d has %d mask pixels, want %d", ds.N, ds.H, ds.W, len(ds.Masks), ds.N*hw)
 	}
-	per := min(ShardExamples, (MaxShardBytes-4096)/(4*px+4))
+	for i, v := range ds.Masks {
+		if v != 0 && v != 1 {
+			return nil, fmt.Errorf("shards: mask value %v at pixel %d of example %d; want 0 or 1", v, i%hw, i/hw)
+		}
+	}
+	perEx := 4*px + 4
+	if seg {
+		perEx += hw
+	}
+	per := min(ShardExamples, (MaxShardBytes-4096)/perEx)
 	if per < 1 {
 		return nil, fmt.Errorf("shards: one example of %d×%d×%d is over the %d-byte shard bound", ds.C, ds.H, ds.W, MaxShardBytes)
 	}
@@ -75,10 +85,16 @@ func Shards(ds learning.Dataset) ([]Shard, error) {
 }
 
 // writeTo encodes the shard: magic, uint32 header length, JSON header,
-// zero padding to shardAlign, float32 pixels, int32 labels (little-endian).
+// zero padding to shardAlign, float32 pixels, int32 labels (little-endian;
+// 0 for segmentation) and, with "masks": 1, one byte (0 or 1) a mask pixel.
 func (s Shard) writeTo(w io.Writer) (int64, error) {
 	d := s.data
-	hdr, _ := json.Marshal(map[string]int{"n": s.n, "c": d.C, "h": d.H, "w": d.W})
+	seg := d.Masks != nil
+	hd := map[string]int{"n": s.n, "c": d.C, "h": d.H, "w": d.W}
+	if seg {
+		hd["masks"] = 1
+	}
+	hdr, _ := json.Marshal(hd)
 	head := append([]byte(shardMagic), 0, 0, 0, 0)
 	binary.LittleEndian.PutUint32(head[len(shardMagic):], uint32(len(hdr)))
 	head = append(head, hdr...)
@@ -109,7 +125,11 @@ func (s Shard) writeTo(w io.Writer) (int64, error) {
 			}
 		}
 	}
-	for _, y := range d.Y[s.first : s.first+s.n] {
+	for i := s.first; i < s.first+s.n; i++ {
+		y := 0
+		if !seg {
+			y = d.Y[i]
+		}
 		if y < 0 || y > math.MaxInt32 {
 			return total, fmt.Errorf("shards: label %d out of range", y)
 		}
@@ -117,6 +137,17 @@ func (s Shard) writeTo(w io.Writer) (int64, error) {
 		if len(buf) == cap(buf) {
 			if err := flush(); err != nil {
 				return total, err
+			}
+		}
+	}
+	if seg {
+		hw := d.H * d.W
+		for _, v := range d.Masks[s.first*hw : (s.first+s.n)*hw] {
+			buf = append(buf, byte(v))
+			if len(buf) == cap(buf) {
+				if err := flush(); err != nil {
+					return total, err
+				}
 			}
 		}
 	}

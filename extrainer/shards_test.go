@@ -28,8 +28,7 @@ func blobData(n, h, w int, seed uint64) learning.Dataset {
 }
 
 // TestShardsCut: shards hold at most ShardExamples examples, their ids
-// follow their content, and masks (segmentation) and empty data are
-// refused.
+// follow their content, and non-binary masks and empty data are refused.
 func TestShardsCut(t *testing.T) {
 	d := blobData(ShardExamples+5, 4, 4, 1)
 	s, err := Shards(d)
@@ -48,8 +47,13 @@ func TestShardsCut(t *testing.T) {
 		t.Errorf("one pixel changed in the second shard: ids %.8s %.8s, were %.8s %.8s", s2[0].ID, s2[1].ID, s[0].ID, s[1].ID)
 	}
 	d.Masks = make([]float32, d.N*16)
-	if _, err := Shards(d); err == nil || !strings.Contains(err.Error(), "segmentation") {
-		t.Errorf("masks: %v", err)
+	d.Masks[17] = 0.5
+	if _, err := Shards(d); err == nil || !strings.Contains(err.Error(), "mask value 0.5 at pixel 1 of example 1") {
+		t.Errorf("soft mask: %v", err)
+	}
+	d.Masks[17], d.Y = 1, nil
+	if s, err := Shards(d); err != nil || s[0].Size != s2[0].Size+int64(ShardExamples*16) {
+		t.Errorf("segmentation shards: %v, first of %d bytes, want %d", err, s[0].Size, s2[0].Size+int64(ShardExamples*16))
 	}
 	if _, err := Shards(learning.Dataset{}); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Errorf("empty: %v", err)

@@ -2,9 +2,10 @@
 pipeline produced it (extrainer/shards.go writes the shards).
 
 A shard file is "CONCORDSHARD1\\n", a little-endian uint32 header length, a
-JSON header {"n","c","h","w"}, zero padding to a multiple of 64 bytes, then
-n*c*h*w little-endian float32 pixels (already standardised: no scaling
-here) and n int32 labels. Its id is the lowercase hex SHA-256 of the file.
+JSON header {"n","c","h","w"} (and "masks": 1 for segmentation data), zero
+padding to a multiple of 64 bytes, then n*c*h*w little-endian float32 pixels
+(already standardised: no scaling here), n int32 labels (0 for
+segmentation) and, with masks, n*h*w bytes of 0 or 1. Its id is the lowercase hex SHA-256 of the file.
 
 The cache is a folder of <id>.shard files bounded in bytes: storing a shard
 evicts the least recently used ones (by mtime, touched on every use) until it
@@ -121,7 +122,7 @@ class Cache:
 
 
 def header(path):
-    """(n, c, h, w, data offset) of a shard file, checking its layout."""
+    """(n, c, h, w, data offset, masks) of a shard file, checking its layout."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(len(MAGIC) + 4)
@@ -133,12 +134,13 @@ def header(path):
         try:
             hd = json.loads(f.read(hl))
             n, c, h, w = (int(hd[k]) for k in ("n", "c", "h", "w"))
+            masks = int(hd.get("masks", 0))
         except (ValueError, KeyError, TypeError) as e:
             raise ShardError("invalid", f"shard header: {e}")
     off = -(-(len(MAGIC) + 4 + hl) // ALIGN) * ALIGN
-    if min(n, c, h, w) < 1 or off + 4 * n * c * h * w + 4 * n != size:
-        raise ShardError("invalid", f"shard of {size} bytes does not hold {n} examples of {c}x{h}x{w}")
-    return n, c, h, w, off
+    if masks not in (0, 1) or min(n, c, h, w) < 1 or off + 4 * n * c * h * w + 4 * n + masks * n * h * w != size:
+        raise ShardError("invalid", f"shard of {size} bytes does not hold {n} examples of {c}x{h}x{w}" + (" with masks" if masks else ""))
+    return n, c, h, w, off, bool(masks)
 
 
 class ShardSet:
@@ -148,33 +150,45 @@ class ShardSet:
     def __init__(self, cache, ids, shape, classes):
         if not 0 < len(ids) <= MAX_SHARDS:
             raise ShardError("invalid", f"{len(ids)} shards; want 1 to {MAX_SHARDS}")
-        self.x, labels, starts = [], [], [0]
+        self.x, self.m, labels, starts = [], [], [], [0]
         for sid in ids:
             p = cache.path(sid)
             if not os.path.exists(p):
                 raise ShardError("missing", f"shard {sid[:12]} is not in the trainer's cache (evicted, or not sent): "
                                             "the agent sends the missing shards before each round")
             os.utime(p)  # recently used: evicted last
-            n, c, h, w, off = header(p)
+            n, c, h, w, off, masks = header(p)
             if (c, h, w) != tuple(shape):
                 raise ShardError("invalid", f"shard {sid[:12]} holds {c}x{h}x{w} examples, the model takes {shape[0]}x{shape[1]}x{shape[2]}")
             self.x.append(np.memmap(p, dtype="<f4", mode="r", offset=off, shape=(n, c, h, w)))
             y = np.fromfile(p, dtype="<i4", count=n, offset=off + 4 * n * c * h * w)
+            self.m.append(np.memmap(p, dtype=np.uint8, mode="r", offset=off + 4 * n * c * h * w + 4 * n, shape=(n, h, w))
+                          if masks else None)
             if y.min() < 0 or y.max() >= classes:
                 raise ShardError("invalid", f"shard {sid[:12]} has labels {y.min()}..{y.max()}, the model has {classes} classes")
             labels.append(y)
             starts.append(starts[-1] + n)
         self.starts = np.array(starts)
+        self.has_masks = all(m is not None for m in self.m)
+        if not self.has_masks and any(m is not None for m in self.m):
+            raise ShardError("invalid", "some shards of the round have masks and some do not")
         self.y = torch.from_numpy(np.concatenate(labels).astype(np.int64))
 
     def __len__(self):
         return int(self.starts[-1])
 
-    def __getitem__(self, idx):
+    def _take(self, arrays, idx, dtype):
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         which = np.searchsorted(self.starts, idx, side="right") - 1
-        out = np.empty((len(idx),) + self.x[0].shape[1:], dtype=np.float32)
+        out = np.empty((len(idx),) + arrays[0].shape[1:], dtype=dtype)
         for s in np.unique(which):
             sel = which == s
-            out[sel] = self.x[s][idx[sel] - self.starts[s]]
+            out[sel] = arrays[s][idx[sel] - self.starts[s]]
         return torch.from_numpy(out)
+
+    def __getitem__(self, idx):
+        return self._take(self.x, idx, np.float32)
+
+    def masks(self, idx):
+        """The examples' masks as float32 N x H x W (0 or 1)."""
+        return self._take(self.m, idx, np.float32)

@@ -49,6 +49,7 @@ except ImportError:  # pragma: no cover - older torch: the per-example loop belo
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnn  # noqa: E402
 import shards  # noqa: E402
+import unet  # noqa: E402
 from concord.v1 import trainer_pb2  # noqa: E402
 
 VERSION = "0.1.0"
@@ -180,6 +181,69 @@ def train_round(model, x, y, s, device, cancelled, progress):
         metrics["loss"] = loss_sum / seen
         metrics["accuracy"] = correct / seen
         yield progress(f"epoch {epoch}/{epochs} done: loss {loss_sum / seen:.4f}, accuracy {correct / seen:.4f}", epoch,
+                       (epoch - 1) * n + seen, loss_sum / seen)
+    metrics["epochs"] = float(epochs)
+    metrics["steps"] = float(step)
+    return metrics
+
+
+def seg_round(model, x, s, device, cancelled, progress):
+    """Local training of a unet job on shards with masks: the loss of
+    learning/unet.go (per-image mean BCE + 1 - soft Dice, mean over the
+    batch), the epochs or local_steps, optimiser and FedProx of train_round.
+    Augmentation, class weights and DP-SGD are refused before this runs."""
+    seed = s.seed % (1 << 63)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model.to(device)
+    g0 = [p.detach().clone() for p in model.parameters()] if s.prox_mu > 0 else None
+    if s.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate, momentum=s.momentum)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    n, bs = len(x), s.batch_size
+    per_epoch = -(-n // bs)
+    total_steps = s.local_steps if s.local_steps > 0 else s.epochs * per_epoch
+    epochs = -(-total_steps // per_epoch)
+    metrics, step, last = {}, 0, time.monotonic()
+    model.train()
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(n)
+        loss_sum, dice_sum, seen = 0.0, 0.0, 0
+        for start in range(0, n, bs):
+            if cancelled():
+                return None
+            if step == total_steps:
+                break
+            step += 1
+            idx = order[start:start + bs]
+            xb, mb = x[idx].to(device), x.masks(idx).to(device)
+            logit = model(xb)
+            loss = unet.seg_loss(logit, mb).mean()
+            total = loss
+            if g0 is not None:
+                total = loss + s.prox_mu / 2 * sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), g0))
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise BadRequest(grpc.StatusCode.ABORTED, f"loss became {lv} in epoch {epoch}; lower the learning rate")
+            with torch.no_grad():
+                p = (logit.detach() > 0).float().flatten(1)
+                t = mb.flatten(1)
+                dice_sum += float(((2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)).sum())
+            loss_sum += lv * len(idx)
+            seen += len(idx)
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:
+                last = now
+                yield progress(f"epoch {epoch}/{epochs}: {seen}/{n} images, loss {loss_sum / seen:.4f}", epoch,
+                               (epoch - 1) * n + seen, loss_sum / seen)
+        metrics[f"loss_epoch_{epoch}"] = loss_sum / seen
+        metrics["loss"] = loss_sum / seen
+        metrics["dice"] = dice_sum / seen
+        yield progress(f"epoch {epoch}/{epochs} done: loss {loss_sum / seen:.4f}, dice {dice_sum / seen:.4f}", epoch,
                        (epoch - 1) * n + seen, loss_sum / seen)
     metrics["epochs"] = float(epochs)
     metrics["steps"] = float(step)
@@ -323,7 +387,8 @@ class Trainer:
     def info(self, request, context):
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return trainer_pb2.TrainerInfo(version=VERSION, device=self.device.type, device_name=name,
-                                       manifest_versions=list(cnn.MANIFEST_VERSIONS), archs=list(cnn.ARCHS))
+                                       manifest_versions=list(cnn.MANIFEST_VERSIONS) + list(unet.MANIFEST_VERSIONS),
+                                       archs=list(cnn.ARCHS) + list(unet.ARCHS))
 
     SHARD_CODES = {"invalid": grpc.StatusCode.INVALID_ARGUMENT, "missing": grpc.StatusCode.FAILED_PRECONDITION,
                    "full": grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -385,8 +450,9 @@ class Trainer:
         st = first.start
         try:
             manifest = json.loads(st.manifest)
-            model, params = cnn.build(manifest)
-        except (ValueError, cnn.ManifestError) as e:
+            seg = isinstance(manifest, dict) and manifest.get("arch") in unet.ARCHS
+            model, params = unet.build(manifest) if seg else cnn.build(manifest)
+        except (ValueError, cnn.ManifestError, unet.ManifestError) as e:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"layout manifest: {e}")
         total = manifest["total"]
         if st.total != total:
@@ -398,6 +464,9 @@ class Trainer:
         if (not dp and ((s.epochs < 1 and s.local_steps < 1) or s.batch_size < 1)) or s.optimizer not in ("sgd", "adam") or not s.learning_rate > 0:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
                              "settings need epochs or local_steps >= 1 and batch_size >= 1 (without DP-SGD), optimizer sgd or adam and a positive learning rate")
+        if seg and (dp or s.augment or s.class_weights or not s.shards):
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                             "a unet round takes shards with masks and no DP-SGD, augmentation or class weights (not supported by this trainer)")
         if s.class_weights and len(s.class_weights) != manifest["classes"]:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
                              f"{len(s.class_weights)} class weights for {manifest['classes']} classes")
@@ -419,8 +488,14 @@ class Trainer:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"received {got} of {total} weights")
         if not np.isfinite(vec).all():
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "global weights contain NaN or Inf")
-        cnn.load_flat(model, params, vec)
+        if seg:
+            unet.load_flat(params, vec)
+        else:
+            cnn.load_flat(model, params, vec)
         x, y = self.load(s, manifest)
+        if seg != bool(getattr(x, "has_masks", False)):
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                             "a unet job needs shards with masks" if seg else "shards with masks are for a unet job")
         if dp:
             log.info("round start: job %s round %d, %d samples, DP-SGD %d steps at rate %g, device %s", st.job_id, st.round,
                      len(x), s.dp_steps, s.dp_sample_rate, self.device.type)
@@ -449,7 +524,10 @@ class Trainer:
             else:
                 what = f"{s.local_steps} steps" if s.local_steps > 0 else f"{s.epochs} epochs"
                 yield progress(f"training {len(x)} samples for {what} on {self.device.type}", 0, 0, 0.0)
-                metrics = yield from train_round(model, x, y, s, self.device, cancelled, progress)
+                if seg:
+                    metrics = yield from seg_round(model, x, s, self.device, cancelled, progress)
+                else:
+                    metrics = yield from train_round(model, x, y, s, self.device, cancelled, progress)
             model.cpu()
         finally:
             self.busy.release()
@@ -457,7 +535,7 @@ class Trainer:
             log.info("round cancelled: job %s round %d", st.job_id, st.round)
             return
         metrics["seconds"] = time.monotonic() - started
-        out = cnn.flatten(model, params).astype("<f4")
+        out = (unet.flatten(params) if seg else cnn.flatten(model, params)).astype("<f4")
         if not np.isfinite(out).all():
             raise BadRequest(grpc.StatusCode.ABORTED, "training produced NaN or Inf weights; lower the learning rate")
         for off in range(0, total, CHUNK):
