@@ -62,8 +62,8 @@ func TestShardsCut(t *testing.T) {
 
 // TestShardsTrainAndSettings: the trainer takes the shards once (a second
 // sync sends none), trains on them across two shards, and each setting
-// changes the update: balanced class weights, FedProx's μ and local steps
-// move the weights elsewhere than the plain round does, by far more than a
+// changes the update: balanced class weights, FedProx's μ, local steps and
+// augmentation move the weights elsewhere than the plain round does, by far more than a
 // repeat of the plain round differs from itself. Costs about 15 s.
 func TestShardsTrainAndSettings(t *testing.T) {
 	c := dial(t, trainer(t))
@@ -120,6 +120,8 @@ func TestShardsTrainAndSettings(t *testing.T) {
 	prox0.Epochs = 2
 	steps := base
 	steps.Epochs, steps.Steps = 0, 3
+	aug := base
+	aug.Augment = true
 	for _, c := range []struct {
 		name      string
 		s         Settings
@@ -128,6 +130,7 @@ func TestShardsTrainAndSettings(t *testing.T) {
 		{"balanced class weights", weighted, w0},
 		{"prox_mu 5 (two epochs)", prox, train(prox0)},
 		{"local_steps 3 (of 9 an epoch)", steps, w0},
+		{"augmentation", aug, w0},
 	} {
 		if got := dist(train(c.s), c.reference); !(got > 100*noise) || got == 0 {
 			t.Errorf("%s moved the update by %g, the repeat noise is %g: the setting did not reach training", c.name, got, noise)
