@@ -176,3 +176,20 @@ func TestShardPutRefuses(t *testing.T) {
 		t.Errorf("training on a missing shard: %v, want FailedPrecondition", err)
 	}
 }
+
+// BenchmarkShards measures cutting and hashing a site's pipeline output
+// (256 images of 224×224, 51 MB of float32), which the agent does every
+// round to learn which shards the trainer lacks.
+func BenchmarkShards(b *testing.B) {
+	const n, side = 256, 224
+	d := learning.Dataset{N: n, C: 1, H: side, W: side, X: make([]float32, n*side*side), Y: make([]int, n)}
+	for i := range d.X {
+		d.X[i] = float32(i%255)/127.5 - 1
+	}
+	b.SetBytes(int64(4 * len(d.X)))
+	for b.Loop() {
+		if _, err := Shards(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
