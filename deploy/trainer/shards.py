@@ -63,7 +63,13 @@ class Cache:
     def missing(self, ids):
         if len(ids) > MAX_SHARDS:
             raise ShardError("invalid", f"{len(ids)} shards asked about, over the bound of {MAX_SHARDS}")
-        return [sid for sid in ids if not os.path.exists(self.path(sid))]
+        missing = []
+        for sid in ids:
+            try:
+                os.utime(self.path(sid))  # held: recently used, so evicted last
+            except FileNotFoundError:
+                missing.append(sid)
+        return missing
 
     def _evict(self, need):
         """Removes least recently used shards until need more bytes fit."""
@@ -155,7 +161,8 @@ class ShardSet:
             p = cache.path(sid)
             if not os.path.exists(p):
                 raise ShardError("missing", f"shard {sid[:12]} is not in the trainer's cache (evicted, or not sent): "
-                                            "the agent sends the missing shards before each round")
+                                            "the agent sends the missing shards before each round; if the site's data is larger "
+                                            "than the cache (--cache-bytes), raise the bound")
             os.utime(p)  # recently used: evicted last
             n, c, h, w, off, masks = header(p)
             if (c, h, w) != tuple(shape):
