@@ -48,6 +48,7 @@ except ImportError:  # pragma: no cover - older torch: the per-example loop belo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnn  # noqa: E402
+import ddp  # noqa: E402
 import shards  # noqa: E402
 import unet  # noqa: E402
 from concord.v1 import trainer_pb2  # noqa: E402
@@ -116,15 +117,17 @@ def to_input(xb, device):
     return xb.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
 
-def train_round(model, x, y, s, device, cancelled, progress):
+def train_round(model, x, y, s, device, cancelled, progress, par=None):
     """Local training; yields progress messages and returns metrics through
-    the generator's StopIteration value."""
+    the generator's StopIteration value. With par (torchrun, ddp.py) this
+    rank trains its part of every batch."""
     seed = s.seed % (1 << 63)  # the agent's int64 seed may be negative
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     model.to(device)
     g0 = [p.detach().clone() for p in model.parameters()] if s.prox_mu > 0 else None
+    net = par.wrap(model, device) if par else model
     if s.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate, momentum=s.momentum)
     else:
@@ -145,31 +148,38 @@ def train_round(model, x, y, s, device, cancelled, progress):
         order = torch.from_numpy(rng.permutation(n))
         loss_sum, correct, seen = 0.0, 0, 0
         for start in range(0, n, bs):
-            if cancelled():
+            if (par.stopped(cancelled) if par else cancelled()):
                 return None
             if step == total_steps:
                 break
             step += 1
             idx = order[start:start + bs]
+            full = len(idx)
+            if par:
+                idx = par.part(idx)
             xb, yb = to_input(x[idx], device), y[idx].to(device)
             if s.augment:
                 xb = cnn.augment(xb, gen)
-            logits = model(xb)
+            logits = net(xb)
             # Class weights scale each example's loss and the batch mean
             # divides by the batch size (not by the summed weights, as
             # PyTorch's weighted mean would): the Go trainer's convention.
+            # Under torchrun: the whole batch's size, times the ranks that
+            # DDP's gradient average divides by.
             per = F.cross_entropy(logits, yb, reduction="none")
-            loss = (per * weight[yb]).mean() if weight is not None else per.mean()
+            if weight is not None:
+                per = per * weight[yb]
+            loss = per.sum() / full * (par.world if par else 1)
             total = loss
             if g0 is not None:
                 total = loss + s.prox_mu / 2 * sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), g0))
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
-            lv = float(loss.detach())
+            lv = float(per.detach().sum())  # this rank's examples' summed loss
             if not math.isfinite(lv):
                 raise BadRequest(grpc.StatusCode.ABORTED, f"loss became {lv} in epoch {epoch}; lower the learning rate")
-            loss_sum += lv * len(idx)
+            loss_sum += lv
             correct += int((logits.detach().argmax(1) == yb).sum())
             seen += len(idx)
             now = time.monotonic()
@@ -177,6 +187,9 @@ def train_round(model, x, y, s, device, cancelled, progress):
                 last = now
                 yield progress(f"epoch {epoch}/{epochs}: {seen}/{n} samples, loss {loss_sum / seen:.4f}", epoch,
                                (epoch - 1) * n + seen, loss_sum / seen)
+        if par:
+            loss_sum, correct, seen = par.sum(loss_sum, correct, seen)
+            correct, seen = int(correct), int(seen)
         metrics[f"loss_epoch_{epoch}"] = loss_sum / seen
         metrics["loss"] = loss_sum / seen
         metrics["accuracy"] = correct / seen
@@ -378,10 +391,11 @@ def dp_round(model, x, y, s, device, cancelled, progress):
 
 
 class Trainer:
-    def __init__(self, device, data_root, cache):
+    def __init__(self, device, data_root, cache, par=None):
         self.device = device
         self.data_root = os.path.abspath(data_root) if data_root else None
         self.cache = cache
+        self.par = par  # torchrun: this is rank 0 of par.world (ddp.py)
         self.busy = threading.Lock()
 
     def info(self, request, context):
@@ -496,6 +510,10 @@ class Trainer:
         if seg != bool(getattr(x, "has_masks", False)):
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
                              "a unet job needs shards with masks" if seg else "shards with masks are for a unet job")
+        if self.par and (dp or seg or not s.shards or s.batch_size < self.par.world):
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"under torchrun ({self.par.world} processes) this trainer runs cnn rounds on shards with batches of at least "
+                             f"{self.par.world}, without DP-SGD; run it as one process for DP-SGD or unet jobs")
         if dp:
             log.info("round start: job %s round %d, %d samples, DP-SGD %d steps at rate %g, device %s", st.job_id, st.round,
                      len(x), s.dp_steps, s.dp_sample_rate, self.device.type)
@@ -527,7 +545,9 @@ class Trainer:
                 if seg:
                     metrics = yield from seg_round(model, x, s, self.device, cancelled, progress)
                 else:
-                    metrics = yield from train_round(model, x, y, s, self.device, cancelled, progress)
+                    if self.par:
+                        self.par.share(("round", bytes(st.manifest), s.SerializeToString(), vec))
+                    metrics = yield from train_round(model, x, y, s, self.device, cancelled, progress, self.par)
             model.cpu()
         finally:
             self.busy.release()
@@ -576,15 +596,39 @@ def is_local(listen):
         return False
 
 
+def worker(device, cache, par):
+    """Ranks other than 0 under torchrun: train each round rank 0 shares."""
+    log.info("rank %d of %d waiting for rounds on %s", par.rank, par.world, device)
+    while True:
+        msg = par.share(None)
+        if msg is None:
+            return
+        _, manifest_json, settings, vec = msg
+        s = trainer_pb2.TrainSettings.FromString(settings)
+        manifest = json.loads(manifest_json)
+        model, params = cnn.build(manifest)
+        cnn.load_flat(model, params, vec)
+        x = shards.ShardSet(cache, list(s.shards), manifest["input"], manifest["classes"])
+        rnd = train_round(model, x, x.y, s, device, lambda: False, lambda *a: None, par)
+        for _ in rnd:
+            pass
+
+
 def serve(args):
+    par = ddp.setup(args.device)
     device = pick_device(args.device)
+    if par and device.type == "cuda":
+        device = torch.device("cuda", par.local_rank)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if par and par.rank != 0:
+        worker(device, shards.Cache(args.shard_cache, args.cache_bytes), par)
+        return
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     if args.cache_bytes < shards.MAX_SHARD_BYTES:
         raise SystemExit(f"--cache-bytes {args.cache_bytes}: want at least one shard's bound, {shards.MAX_SHARD_BYTES}")
     cache = shards.Cache(args.shard_cache, args.cache_bytes)
-    server.add_generic_rpc_handlers((handler(Trainer(device, args.data_root, cache)),))
+    server.add_generic_rpc_handlers((handler(Trainer(device, args.data_root, cache, par)),))
     if args.tls_cert:
         with open(args.tls_key, "rb") as f:
             key = f.read()
@@ -613,6 +657,8 @@ def serve(args):
     stop.wait()
     log.info("stopping: finishing the round in progress for up to %d s", args.grace)
     server.stop(args.grace).wait()
+    if par:
+        par.share(None)  # the other ranks exit
 
 
 def predict(args):
