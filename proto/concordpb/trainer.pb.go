@@ -841,7 +841,8 @@ type TrainResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Training examples seen per epoch (the size of the dataset split).
 	Samples uint64 `protobuf:"varint,1,opt,name=samples,proto3" json:"samples,omitempty"`
-	// At least "loss" and "accuracy" of the last epoch.
+	// At least "loss" and "accuracy" ("dice" for a unet job) of the last
+	// epoch.
 	Metrics map[string]float64 `protobuf:"bytes,2,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	// "cuda" or "cpu".
 	Device string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
