@@ -64,7 +64,8 @@ func TestShardsCut(t *testing.T) {
 // sync sends none), trains on them across two shards, and each setting
 // changes the update: balanced class weights, FedProx's μ, local steps and
 // augmentation move the weights elsewhere than the plain round does, by far more than a
-// repeat of the plain round differs from itself. Costs about 15 s.
+// repeat of the plain round differs from itself; DP-SGD's Poisson draws
+// range over the examples of both shards. Costs about 15 s.
 func TestShardsTrainAndSettings(t *testing.T) {
 	c := dial(t, trainer(t))
 	ctx := context.Background()
@@ -122,6 +123,17 @@ func TestShardsTrainAndSettings(t *testing.T) {
 	steps.Epochs, steps.Steps = 0, 3
 	aug := base
 	aug.Augment = true
+	// DP-SGD's Poisson sampling ranges over both shards: 20 steps at q
+	// 0.02 draw about 860 of 2148 examples (sd about 29).
+	dps := base
+	dps.DP = &DPSettings{SampleRate: 0.02, Clip: 1, NoiseMultiplier: 0.5, Steps: 20}
+	r, err := c.Train(ctx, "job-shards-dp", 1, manifest, global, dps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 0.02 * 20 * float64(d.N); r.Samples != d.N || r.Steps != 20 || math.Abs(float64(r.Drawn)-want) > 6*math.Sqrt(want) {
+		t.Errorf("DP over shards: %d samples, %d steps, %d drawn; want %d, 20 and about %.0f", r.Samples, r.Steps, r.Drawn, d.N, want)
+	}
 	for _, c := range []struct {
 		name      string
 		s         Settings
