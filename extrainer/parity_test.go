@@ -58,7 +58,8 @@ func TestSettingsParityThroughShards(t *testing.T) {
 
 // TestUNetParityThroughShards: a unet job's round on trainer.py (shards
 // with masks, Dice + BCE loss, FedProx, two full-batch SGD steps with
-// momentum) ends at the Go U-Net's weights. Costs about 3 s.
+// momentum) ends at the Go U-Net's weights; with augmentation it ends
+// elsewhere. Costs about 4 s.
 func TestUNetParityThroughShards(t *testing.T) {
 	c := dial(t, trainer(t))
 	m, err := learning.New(learning.Spec{Arch: "unet", Channels: 1, Height: 16, Width: 16, BaseWidth: 4}, 7)
@@ -106,5 +107,19 @@ func TestUNetParityThroughShards(t *testing.T) {
 	}
 	if worst > 1e-3*moved {
 		t.Errorf("after 2 steps Go and PyTorch U-Net weights differ by up to %.2g (largest change %.3g)", worst, moved)
+	}
+
+	// Augmentation (images and masks moved together) changes the update.
+	aug, err := c.Train(ctx, "unet-parity", 1, m.Layout().JSON(), w0, Settings{Steps: 2, BatchSize: n, Optimizer: "sgd", LR: 0.05,
+		Momentum: 0.5, ProxMu: 0.1, Augment: true, Shards: []string{shards[0].ID}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var diff float64
+	for i := range aug.Weights {
+		diff = math.Max(diff, math.Abs(float64(aug.Weights[i]-res.Weights[i])))
+	}
+	if diff < 1e-3*moved {
+		t.Errorf("augmentation moved the U-Net's update by only %.2g (largest change %.3g)", diff, moved)
 	}
 }

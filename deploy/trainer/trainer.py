@@ -204,9 +204,11 @@ def seg_round(model, x, s, device, cancelled, progress):
     """Local training of a unet job on shards with masks: the loss of
     learning/unet.go (per-image mean BCE + 1 - soft Dice, mean over the
     batch), the epochs or local_steps, optimiser and FedProx of train_round.
-    Augmentation, class weights and DP-SGD are refused before this runs."""
+    Augmentation moves images and masks together (cnn.augment); class
+    weights and DP-SGD are refused before this runs."""
     seed = s.seed % (1 << 63)
     torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     model.to(device)
     g0 = [p.detach().clone() for p in model.parameters()] if s.prox_mu > 0 else None
@@ -231,6 +233,8 @@ def seg_round(model, x, s, device, cancelled, progress):
             step += 1
             idx = order[start:start + bs]
             xb, mb = x[idx].to(device), x.masks(idx).to(device)
+            if s.augment:
+                xb, mb = cnn.augment(xb, gen, mb)
             logit = model(xb)
             loss = unet.seg_loss(logit, mb).mean()
             total = loss
@@ -478,9 +482,9 @@ class Trainer:
         if (not dp and ((s.epochs < 1 and s.local_steps < 1) or s.batch_size < 1)) or s.optimizer not in ("sgd", "adam") or not s.learning_rate > 0:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
                              "settings need epochs or local_steps >= 1 and batch_size >= 1 (without DP-SGD), optimizer sgd or adam and a positive learning rate")
-        if seg and (dp or s.augment or s.class_weights or not s.shards):
+        if seg and (dp or s.class_weights or not s.shards):
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
-                             "a unet round takes shards with masks and no DP-SGD, augmentation or class weights (not supported by this trainer)")
+                             "a unet round takes shards with masks and no DP-SGD or class weights (not supported by this trainer)")
         if s.class_weights and len(s.class_weights) != manifest["classes"]:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
                              f"{len(s.class_weights)} class weights for {manifest['classes']} classes")
