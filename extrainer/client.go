@@ -56,7 +56,9 @@ type Client struct {
 
 // Settings are the local-training settings of one round.
 type Settings struct {
-	Epochs    int
+	Epochs int
+	// Steps, when > 0, runs exactly that many batches instead of Epochs.
+	Steps     int
 	BatchSize int
 	Optimizer string // "sgd" or "adam"
 	LR        float64
@@ -64,8 +66,12 @@ type Settings struct {
 	ProxMu    float64 // FedProx proximal weight; 0 disables it
 	Seed      int64
 	Augment   bool
-	// Dataset is the MedMNIST-format .npz on the trainer node (relative to
-	// the trainer's --data-root when it has one).
+	// Shards are the ids of the shards (SyncShards) holding the site's
+	// data as the job's pipeline produced it: the site agent's way.
+	Shards []string
+	// Dataset, instead of Shards, is a MedMNIST-format .npz on the trainer
+	// node (relative to the trainer's --data-root when it has one), for
+	// benchmarks and protocol tests; site agents do not use it.
 	Dataset string
 	// Split selects the arrays <split>_images and <split>_labels; "" means
 	// "train".
@@ -231,8 +237,10 @@ func (s Settings) check() error {
 		}
 	}
 	switch {
-	case s.DP == nil && s.Epochs < 1:
-		return fmt.Errorf("epochs %d; need at least 1", s.Epochs)
+	case s.DP == nil && s.Epochs < 1 && s.Steps < 1:
+		return fmt.Errorf("epochs %d and steps %d; need at least 1 of either", s.Epochs, s.Steps)
+	case s.Steps < 0 || s.Steps > math.MaxUint32:
+		return fmt.Errorf("steps %d out of range", s.Steps)
 	case s.Epochs < 0 || s.Epochs > math.MaxUint32:
 		return fmt.Errorf("epochs %d out of range", s.Epochs)
 	case s.DP == nil && s.BatchSize < 1:
@@ -245,8 +253,10 @@ func (s Settings) check() error {
 		return fmt.Errorf("momentum %v; want 0 <= momentum < 1", s.Momentum)
 	case !(s.ProxMu >= 0) || math.IsInf(s.ProxMu, 0):
 		return fmt.Errorf("fedprox mu %v; want >= 0", s.ProxMu)
-	case s.Dataset == "":
-		return errors.New("no dataset named")
+	case (s.Dataset == "") == (len(s.Shards) == 0):
+		return errors.New("name either the data's shards or a dataset, not both or neither")
+	case len(s.Shards) > MaxShards:
+		return fmt.Errorf("%d shards, over the bound of %d", len(s.Shards), MaxShards)
 	}
 	for i, w := range s.ClassWeights {
 		if !(w >= 0) || math.IsInf(w, 0) {
@@ -305,7 +315,11 @@ func (c *Client) Train(ctx context.Context, jobID string, round int, manifestJSO
 	ps := &concordpb.TrainSettings{
 		Epochs: uint32(s.Epochs), BatchSize: uint32(max(s.BatchSize, 0)), Optimizer: s.Optimizer,
 		LearningRate: s.LR, Momentum: s.Momentum, ProxMu: s.ProxMu, Seed: s.Seed,
-		Augment: s.Augment, Dataset: s.Dataset, Split: split, ClassWeights: s.ClassWeights,
+		Augment: s.Augment, Dataset: s.Dataset, Split: split, ClassWeights: s.ClassWeights, Shards: s.Shards,
+		LocalSteps: uint32(s.Steps),
+	}
+	if len(s.Shards) > 0 {
+		ps.Split = ""
 	}
 	if s.DP != nil {
 		ps.DpSampleRate, ps.DpClip, ps.DpNoiseMultiplier, ps.DpSteps = s.DP.SampleRate, s.DP.Clip, s.DP.NoiseMultiplier, uint32(s.DP.Steps)

@@ -19,7 +19,26 @@
 //     (dp.CheckSampling) and charge Result.Steps to the privacy ledger.
 //  4. Cancel ctx to stop a round; the trainer is told through the stream.
 //
+// Data. The agent is the only reader of patient data: it runs the job's
+// pipeline and hands the trainer only standardised pixels and labels, as
+// shards (Shards, SyncShards; format in shards.go and
+// deploy/trainer/shards.py). Design choices:
+//   - Content addressing: a shard's id is the SHA-256 of its bytes, so the
+//     pipeline hash and the data manifest need not be tracked separately;
+//     any change in either changes the bytes and so the ids, and unchanged
+//     shards are never re-sent (DataHave says which are missing).
+//   - Bounds: ShardExamples per shard, MaxShardBytes per shard (checked on
+//     both sides), MaxShards per dataset, and a byte-bounded LRU cache on
+//     the trainer, which verifies each shard's hash before it is visible.
+//   - Shards are encoded twice (to hash, then to send) rather than held, so
+//     the agent's memory stays one copy of its pipeline output.
+//   - The trainer memory-maps shards and indexes examples globally, so
+//     shuffling and DP-SGD's Poisson sampling range over the whole dataset.
+//
+// Settings.Dataset (an .npz on the trainer node) remains for benchmarks and
+// protocol tests only.
+//
 // Connections are insecure only over a unix socket or to a loopback
 // address; anything else needs TLS (Config.TLS), because the weights and the
-// dataset paths are site data.
+// site's data are site data.
 package extrainer

@@ -156,7 +156,8 @@ func trainer(t testing.TB) string {
 	if shared.addr != "" {
 		return shared.addr
 	}
-	cmd, addr, err := launch(py, &shared.stderr, "--listen", "127.0.0.1:0", "--data-root", shared.dataDir)
+	cmd, addr, err := launch(py, &shared.stderr, "--listen", "127.0.0.1:0", "--data-root", shared.dataDir,
+		"--shard-cache", filepath.Join(shared.dataDir, "shards"))
 	shared.cmd = cmd
 	if err != nil {
 		t.Fatal(err)

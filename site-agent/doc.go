@@ -2,8 +2,10 @@
 // coordinator (hospitals allow outbound connections only, often through a
 // proxy), keeps a task stream open, and for each task runs the site's side
 // of the job: data → local training → clipping → encryption → upload.
-// Patient data never leaves this process; only model updates do, and with
-// secure aggregation only ciphertexts.
+// Patient data never leaves the site; only model updates do, and with
+// secure aggregation only ciphertexts. This process is its only reader: an
+// ExternalTrainer on the site's GPU node gets the job's pipeline output
+// (pixels, labels, masks; no headers or identifiers) as shards from here.
 //
 // The caller's duties: build a Config (cmd/site-agent converts the YAML
 // file), call New, then Run with a context that is cancelled to stop, and

@@ -2,8 +2,7 @@ package siteagent
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"sync/atomic"
 
 	"github.com/concord-fl/concord/extrainer"
 	"github.com/concord-fl/concord/jobspec"
@@ -13,33 +12,52 @@ import (
 
 // ExternalTrainer hands local training to a trainer process on a GPU node
 // (deploy/trainer). The agent keeps clipping, encryption and all
-// communication; the trainer reads the site's data on its own node. It
-// carries out record-level DP-SGD (a RecordDPTrainer): the trainer draws
+// communication, and is the only reader of patient data: it runs the job's
+// pipeline as for the built-in trainer and sends the trainer the resulting
+// pixels and labels as content-addressed shards (extrainer.Shards), only
+// those the trainer's cache lacks. It carries out record-level DP-SGD (a RecordDPTrainer): the trainer draws
 // the batches and the noise itself and reports the steps and draws, which
 // the agent checks and charges as it does for the LocalTrainer.
 type ExternalTrainer struct {
 	c *extrainer.Client
-	// Dataset is the trainer-side dataset to train on.
-	Dataset string
+	// sent counts the shards sent to the trainer, for tests and logs.
+	sent atomic.Int64
 }
 
 // NewExternalTrainer connects to a trainer.
-func NewExternalTrainer(ctx context.Context, cfg extrainer.Config, dataset string) (*ExternalTrainer, error) {
+func NewExternalTrainer(ctx context.Context, cfg extrainer.Config) (*ExternalTrainer, error) {
 	c, err := extrainer.Dial(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &ExternalTrainer{c: c, Dataset: dataset}, nil
+	return &ExternalTrainer{c: c}, nil
 }
+
+// ShardsSent is the number of shards sent to the trainer so far.
+func (t *ExternalTrainer) ShardsSent() int { return int(t.sent.Load()) }
 
 // Close closes the connection.
 func (t *ExternalTrainer) Close() error { return t.c.Close() }
 
 // Train implements Trainer.
 func (t *ExternalTrainer) Train(ctx context.Context, req TrainRequest) (TrainResult, error) {
-	s, err := externalSettings(req.Spec, req.Seed, t.Dataset, req.DP)
+	s := externalSettings(req.Spec, req.Seed, req.Data.Y, req.DP)
+	if req.DP != nil && req.Data.N != req.DP.Examples {
+		// q and the steps were computed for DP.Examples examples.
+		return TrainResult{}, permanentf("external trainer: the data has %d examples, but the DP sampling rate and privacy accounting are for %d",
+			req.Data.N, req.DP.Examples)
+	}
+	shards, err := extrainer.Shards(req.Data)
+	if err != nil {
+		return TrainResult{}, permanentf("external trainer: %v", err)
+	}
+	n, err := t.c.SyncShards(ctx, shards)
 	if err != nil {
 		return TrainResult{}, err
+	}
+	t.sent.Add(int64(n))
+	for _, sh := range shards {
+		s.Shards = append(s.Shards, sh.ID)
 	}
 	m, err := learning.New(jobspec.ModelSpec(req.Spec), req.Spec.Seed)
 	if err != nil {
@@ -53,8 +71,8 @@ func (t *ExternalTrainer) Train(ctx context.Context, req TrainRequest) (TrainRes
 		// q and the steps were computed for the agent's count of the
 		// site's examples; on another count the accounting would be wrong.
 		if res.Samples != req.DP.Examples {
-			return TrainResult{}, permanentf("the external trainer's dataset %q has %d examples, but the agent's data has %d, for which it set "+
-				"the DP sampling rate and accounts the privacy: point trainer.dataset and the agent's data at the same records", t.Dataset, res.Samples, req.DP.Examples)
+			return TrainResult{}, permanentf("the external trainer trained on %d examples, but the agent sent %d, for which it set "+
+				"the DP sampling rate and accounts the privacy", res.Samples, req.DP.Examples)
 		}
 		// The loss and accuracy are computed on the records, outside the
 		// accounting: they stay with the trainer.
@@ -66,29 +84,22 @@ func (t *ExternalTrainer) Train(ctx context.Context, req TrainRequest) (TrainRes
 // TrainsRecordDP implements RecordDPTrainer.
 func (*ExternalTrainer) TrainsRecordDP() {}
 
-// ErrExternalUnsupported is returned (wrapped) for a job whose training
-// settings the external trainer cannot carry out.
-var ErrExternalUnsupported = errors.New("the external trainer cannot carry out this job's training settings")
-
 // externalSettings converts the job's training settings (and its DP-SGD,
-// when d is set) for the external trainer, refusing those its protocol has
-// no field for rather than training differently from what the job asked.
-func externalSettings(spec *pb.JobSpec, seed int64, dataset string, d *jobspec.RecordDP) (extrainer.Settings, error) {
-	tc := jobspec.TrainConfig(spec, nil)
-	switch {
-	case tc.Steps > 0 && d == nil: // with DP-SGD the trainer runs d.StepsPerRound steps
-		return extrainer.Settings{}, fmt.Errorf("%w: training.local_steps (%d) is not supported by the external trainer, which trains whole epochs; "+
-			"use training.local_epochs, or train this site with the built-in trainer", ErrExternalUnsupported, tc.Steps)
-	case spec.GetTraining().GetClassWeighting() == "balanced":
-		// The weights come from the labels the trainer reads on its own node,
-		// which the agent does not see.
-		return extrainer.Settings{}, fmt.Errorf("%w: training.class_weighting balanced is not supported by the external trainer; "+
-			"use class_weighting none, or train this site with the built-in trainer", ErrExternalUnsupported)
+// when d is set) for the external trainer. Every setting of
+// jobspec.TrainConfig has a field in the protocol; a setting added there
+// must be added here too (TestExternalSettings lists them).
+func externalSettings(spec *pb.JobSpec, seed int64, labels []int, d *jobspec.RecordDP) extrainer.Settings {
+	// The balanced class weights come from the labels the agent sends, as
+	// for the built-in trainer.
+	tc := jobspec.TrainConfig(spec, labels)
+	s := extrainer.Settings{Epochs: tc.Epochs, Steps: tc.Steps, BatchSize: tc.BatchSize, Optimizer: tc.Optimizer, LR: tc.LR, Momentum: tc.Momentum,
+		ProxMu: tc.ProxMu, Seed: seed, Augment: tc.Augment}
+	for _, w := range tc.ClassWeights {
+		s.ClassWeights = append(s.ClassWeights, float64(w))
 	}
-	s := extrainer.Settings{Epochs: tc.Epochs, BatchSize: tc.BatchSize, Optimizer: tc.Optimizer, LR: tc.LR, Momentum: tc.Momentum,
-		ProxMu: tc.ProxMu, Seed: seed, Augment: tc.Augment, Dataset: dataset}
 	if d != nil {
+		s.Steps = 0 // DP-SGD runs d.StepsPerRound steps
 		s.DP = &extrainer.DPSettings{SampleRate: d.SampleRate, Clip: d.Clip, NoiseMultiplier: d.NoiseMultiplier, Steps: d.StepsPerRound}
 	}
-	return s, nil
+	return s
 }

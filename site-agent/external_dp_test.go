@@ -1,7 +1,6 @@
 package siteagent
 
 import (
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	"github.com/concord-fl/concord/extrainer"
-	"github.com/concord-fl/concord/internal/npy"
 	"github.com/concord-fl/concord/internal/testenv"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
@@ -28,53 +26,28 @@ import (
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
-// writeSiteNPZ writes n random 28×28 uint8 images with alternating labels
-// as a MedMNIST-format .npz in dir and returns the same records as the
-// agent reads them (pixels scaled to [-1, 1]).
-func writeSiteNPZ(t *testing.T, dir string, n int) learning.Dataset {
-	t.Helper()
+// siteData is n random 28×28 examples with alternating labels, as the
+// agent's pipeline hands them over (pixels in [-1, 1]).
+func siteData(n int) learning.Dataset {
 	rng := rand.New(rand.NewPCG(5, 6))
-	imgs, labels := make([]byte, n*28*28), make([]byte, n)
-	d := learning.Dataset{N: n, C: 1, H: 28, W: 28, X: make([]float32, len(imgs)), Y: make([]int, n)}
-	for i := range imgs {
-		imgs[i] = byte(rng.IntN(256))
-		d.X[i] = float32(imgs[i])/127.5 - 1
+	d := learning.Dataset{N: n, C: 1, H: 28, W: 28, X: make([]float32, n*28*28), Y: make([]int, n)}
+	for i := range d.X {
+		d.X[i] = float32(rng.IntN(256))/127.5 - 1
 	}
-	for i := range labels {
-		labels[i], d.Y[i] = byte(i%2), i%2
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, a := range []struct {
-		name  string
-		shape []int
-		data  []byte
-	}{{"train_images", []int{n, 28, 28}, imgs}, {"train_labels", []int{n, 1}, labels}} {
-		w, err := zw.Create(a.name + ".npy")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := npy.Write(w, "|u1", a.shape, a.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "site.npz"), buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
+	for i := range d.Y {
+		d.Y[i] = i % 2
 	}
 	return d
 }
 
 // startPyTrainer runs deploy/trainer/trainer.py on the CPU on a free
-// loopback port with dataRoot as its data root, until the test ends.
-func startPyTrainer(t *testing.T, dataRoot string) string {
+// loopback port with its shard cache in cacheDir, until the test ends.
+func startPyTrainer(t *testing.T, cacheDir string) string {
 	t.Helper()
 	py := testenv.Python(t, "torch", "grpc", "numpy", "google.protobuf")
 	script := filepath.Join(testenv.RepoRoot(), "deploy", "trainer", "trainer.py")
 	cmd := exec.Command(py, script, "serve", "--device", "cpu", "--threads", "2", "--grace", "2",
-		"--listen", "127.0.0.1:0", "--data-root", dataRoot)
+		"--listen", "127.0.0.1:0", "--shard-cache", cacheDir)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -127,10 +100,9 @@ func startPyTrainer(t *testing.T, dataRoot string) string {
 // round's DP-SGD steps, the agent checks the draws, charges its ledger
 // with the steps that ran and uploads a signed receipt and no metric.
 func TestExternalTrainerDPTask(t *testing.T) {
-	root := t.TempDir()
-	data := writeSiteNPZ(t, root, 64)
-	addr := startPyTrainer(t, root)
-	tr, err := NewExternalTrainer(context.Background(), extrainer.Config{Address: addr}, "site.npz")
+	data := siteData(64)
+	addr := startPyTrainer(t, t.TempDir())
+	tr, err := NewExternalTrainer(context.Background(), extrainer.Config{Address: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,18 +166,11 @@ func TestExternalTrainerDPTask(t *testing.T) {
 	}
 }
 
-// TestExternalTrainerDPRefusesOtherData: a trainer whose dataset holds
-// another number of examples than the agent's data would make the sampling
-// rate and the accounting wrong; the task fails and names both counts.
+// TestExternalTrainerDPRefusesOtherData: data of another number of
+// examples than the DP settings were computed for would make the sampling
+// rate and the accounting wrong; the task fails, naming both counts, before
+// anything reaches the trainer (none is connected here).
 func TestExternalTrainerDPRefusesOtherData(t *testing.T) {
-	root := t.TempDir()
-	writeSiteNPZ(t, root, 48)
-	addr := startPyTrainer(t, root)
-	tr, err := NewExternalTrainer(context.Background(), extrainer.Config{Address: addr}, "site.npz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
 	spec := dpJob(t, ", level: record, example_clip: 1, delta: 1e-5, noise_multiplier: 1.0")
 	d, err := jobspec.DPConfig(spec, 64)
 	if err != nil {
@@ -215,8 +180,9 @@ func TestExternalTrainerDPRefusesOtherData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = tr.Train(context.Background(), TrainRequest{JobID: "j", Round: 1, Spec: spec, Global: m.Weights(), DP: d})
-	if err == nil || !strings.Contains(err.Error(), "has 48 examples, but the agent's data has 64") {
+	var tr ExternalTrainer
+	_, err = tr.Train(context.Background(), TrainRequest{JobID: "j", Round: 1, Spec: spec, Global: m.Weights(), Data: siteData(48), DP: d})
+	if err == nil || !strings.Contains(err.Error(), "the data has 48 examples, but the DP sampling rate and privacy accounting are for 64") {
 		t.Errorf("Train: %v; want a refusal naming 48 and 64 examples", err)
 	}
 }

@@ -111,7 +111,9 @@ type fileConfig struct {
 	StateDir string `yaml:"state_dir"`
 	Trainer  struct {
 		External string `yaml:"external"` // address of a GPU trainer (loopback or unix socket)
-		Dataset  string `yaml:"dataset"`  // the dataset file on the trainer's node
+		// Dataset is refused: the agent sends the trainer the job's
+		// pipeline output from data: (extrainer.Shards).
+		Dataset string `yaml:"dataset"`
 	} `yaml:"trainer"`
 	KeyPassphraseFile string `yaml:"key_passphrase_file"`
 	// Vault: the site's certificates from Vault's PKI (vault.pki, instead
@@ -280,8 +282,13 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 		closeFn()
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 	}
+	if fc.Trainer.Dataset != "" {
+		closeFn()
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: trainer.dataset is no longer read: the agent runs the job's pipeline on data: "+
+			"and sends the external trainer the result as shards; remove trainer.dataset", path)
+	}
 	if fc.Trainer.External != "" {
-		t, err := siteagent.NewExternalTrainer(context.Background(), extrainer.Config{Address: fc.Trainer.External, Logger: logger}, fc.Trainer.Dataset)
+		t, err := siteagent.NewExternalTrainer(context.Background(), extrainer.Config{Address: fc.Trainer.External, Logger: logger})
 		if err != nil {
 			closeFn()
 			return siteagent.Config{}, nil, noop, fmt.Errorf("external trainer: %w", err)

@@ -105,6 +105,9 @@ func TestAgentConfig(t *testing.T) {
 		{"site budget delta", func(s string) string { return s + "privacy:\n  site_budget: {epsilon: 8, delta: 0.5}\n" }, "privacy.site_budget.delta is 0.5"},
 		{"require_dp without budget", func(s string) string { return s + "privacy:\n  require_dp: true\n" }, "privacy.require_dp is set but privacy.budget is not"},
 		{"privacy typo", func(s string) string { return s + "privacy:\n  budjet: {epsilon: 8}\n" }, "unknown key budjet"},
+		{"trainer dataset", func(s string) string { return s + "trainer:\n  external: 127.0.0.1:50061\n  dataset: site.npz\n" },
+			"trainer.dataset is no longer read: the agent runs the job's pipeline"},
+		{"external trainer", func(s string) string { return s + "trainer:\n  external: 127.0.0.1:50061\n" }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := siteKit(t)

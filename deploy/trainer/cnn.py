@@ -175,10 +175,12 @@ def flatten(model, params):
     return torch.cat([state[name].detach().reshape(-1).float().cpu() for name, _, _, _ in params]).numpy()
 
 
-def augment(x, gen):
+def augment(x, gen, mask=None):
     """Random flip, rotation up to 10 degrees, shift up to 1/14 of the side
     and intensity jitter (gain 0.9..1.1, offset +-0.1), per sample, the same
-    recipe as the Go trainer (not the same random draws)."""
+    recipe as the Go trainer (not the same random draws). With mask (N x H x W)
+    it returns the images and the masks moved the same way (bilinear, no
+    intensity jitter: learning/augment.go's masks)."""
     n, _, h, w = x.shape
     u = torch.rand(n, 6, generator=gen).to(x.device)
     angle = (u[:, 0] * 2 - 1) * (10 * np.pi / 180)
@@ -192,4 +194,8 @@ def augment(x, gen):
                          torch.stack([-sin, cos, -ty], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=True)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out * gain.view(n, 1, 1, 1) + offset.view(n, 1, 1, 1)
+    out = out * gain.view(n, 1, 1, 1) + offset.view(n, 1, 1, 1)
+    if mask is None:
+        return out
+    m = F.grid_sample(mask.unsqueeze(1), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out, m.squeeze(1)

@@ -3,8 +3,9 @@
 
 A site agent hands this process the global weights of a round, the layout
 manifest and the round's settings over gRPC (service concord.v1.Trainer,
-proto/concord/v1/trainer.proto); it trains on a MedMNIST-format .npz on this
-node, on CUDA when present and on the CPU otherwise, and streams back the
+proto/concord/v1/trainer.proto); it trains on the site's data as the
+agent's pipeline produced it, which the agent sends as hash-checked shards
+into a bounded cache on this node (shards.py; DataHave/DataPut), on CUDA when present and on the CPU otherwise, and streams back the
 updated weights in the same layout, the sample count and metrics. For a job
 with record-level differential privacy it runs DP-SGD with the rate, clip,
 noise and steps the agent sends (dp_round) and reports the steps and draws,
@@ -12,12 +13,14 @@ which the agent checks and accounts. It never talks to the coordinator:
 update clipping, encryption, the privacy ledger and upload stay with the
 agent.
 
-    trainer.py serve --listen 127.0.0.1:50061 --data-root /data
+    trainer.py serve --listen 127.0.0.1:50061 --shard-cache /cache --cache-bytes 17179869184
     trainer.py serve --listen 0.0.0.0:50061 --tls-cert c.pem --tls-key k.pem --tls-client-ca ca.pem
     trainer.py predict --manifest m.json --weights w.f32 --npz data.npz --split test
 
 On start "serve" prints one JSON line {"listening": ADDRESS, "device": ...}
-to stdout. Pixels are scaled to [-1, 1] ((uint8/255 - 0.5)/0.5), as the Go side (learning.LoadMedMNIST) does.
+to stdout. Shard pixels are used as sent (the pipeline standardised them);
+a .npz (--data-root, for benchmarks and predict) has its uint8 pixels
+scaled to [-1, 1] ((uint8/255 - 0.5)/0.5), as learning.LoadMedMNIST does.
 """
 import argparse
 import ipaddress
@@ -45,6 +48,9 @@ except ImportError:  # pragma: no cover - older torch: the per-example loop belo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnn  # noqa: E402
+import ddp  # noqa: E402
+import shards  # noqa: E402
+import unet  # noqa: E402
 from concord.v1 import trainer_pb2  # noqa: E402
 
 VERSION = "0.1.0"
@@ -104,14 +110,103 @@ def load_npz(path, split, manifest):
 
 
 def to_input(xb, device):
-    """uint8 pixels to the model's input: float32 in [0, 1] on device."""
+    """Pixels to the model's input on device: float32 shard pixels as they
+    are, uint8 .npz pixels scaled to [-1, 1]."""
+    if xb.dtype == torch.float32:
+        return xb.to(device, non_blocking=True)
     return xb.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
 
-def train_round(model, x, y, s, device, cancelled, progress):
+def train_round(model, x, y, s, device, cancelled, progress, par=None):
     """Local training; yields progress messages and returns metrics through
-    the generator's StopIteration value."""
+    the generator's StopIteration value. With par (torchrun, ddp.py) this
+    rank trains its part of every batch."""
     seed = s.seed % (1 << 63)  # the agent's int64 seed may be negative
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model.to(device)
+    g0 = [p.detach().clone() for p in model.parameters()] if s.prox_mu > 0 else None
+    net = par.wrap(model, device) if par else model
+    if s.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate, momentum=s.momentum)
+    else:
+        # Momentum is SGD's; Adam keeps its usual betas, as the Go trainer does.
+        opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    weight = torch.tensor(list(s.class_weights), dtype=torch.float32, device=device) if s.class_weights else None
+    n, bs = len(x), s.batch_size
+    # local_steps, when set, runs exactly that many batches, passing over the
+    # data in reshuffled epochs as often as needed (learning.Train's Steps).
+    per_epoch = -(-n // bs)
+    total_steps = s.local_steps if s.local_steps > 0 else s.epochs * per_epoch
+    epochs = -(-total_steps // per_epoch)
+    metrics = {}
+    last = time.monotonic()
+    model.train()
+    step = 0
+    for epoch in range(1, epochs + 1):
+        order = torch.from_numpy(rng.permutation(n))
+        loss_sum, correct, seen = 0.0, 0, 0
+        for start in range(0, n, bs):
+            if (par.stopped(cancelled) if par else cancelled()):
+                return None
+            if step == total_steps:
+                break
+            step += 1
+            idx = order[start:start + bs]
+            full = len(idx)
+            if par:
+                idx = par.part(idx)
+            xb, yb = to_input(x[idx], device), y[idx].to(device)
+            if s.augment:
+                xb = cnn.augment(xb, gen)
+            logits = net(xb)
+            # Class weights scale each example's loss and the batch mean
+            # divides by the batch size (not by the summed weights, as
+            # PyTorch's weighted mean would): the Go trainer's convention.
+            # Under torchrun: the whole batch's size, times the ranks that
+            # DDP's gradient average divides by.
+            per = F.cross_entropy(logits, yb, reduction="none")
+            if weight is not None:
+                per = per * weight[yb]
+            loss = per.sum() / full * (par.world if par else 1)
+            total = loss
+            if g0 is not None:
+                total = loss + s.prox_mu / 2 * sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), g0))
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            lv = float(per.detach().sum())  # this rank's examples' summed loss
+            if not math.isfinite(lv):
+                raise BadRequest(grpc.StatusCode.ABORTED, f"loss became {lv} in epoch {epoch}; lower the learning rate")
+            loss_sum += lv
+            correct += int((logits.detach().argmax(1) == yb).sum())
+            seen += len(idx)
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:
+                last = now
+                yield progress(f"epoch {epoch}/{epochs}: {seen}/{n} samples, loss {loss_sum / seen:.4f}", epoch,
+                               (epoch - 1) * n + seen, loss_sum / seen)
+        if par:
+            loss_sum, correct, seen = par.sum(loss_sum, correct, seen)
+            correct, seen = int(correct), int(seen)
+        metrics[f"loss_epoch_{epoch}"] = loss_sum / seen
+        metrics["loss"] = loss_sum / seen
+        metrics["accuracy"] = correct / seen
+        yield progress(f"epoch {epoch}/{epochs} done: loss {loss_sum / seen:.4f}, accuracy {correct / seen:.4f}", epoch,
+                       (epoch - 1) * n + seen, loss_sum / seen)
+    metrics["epochs"] = float(epochs)
+    metrics["steps"] = float(step)
+    return metrics
+
+
+def seg_round(model, x, s, device, cancelled, progress):
+    """Local training of a unet job on shards with masks: the loss of
+    learning/unet.go (per-image mean BCE + 1 - soft Dice, mean over the
+    batch), the epochs or local_steps, optimiser and FedProx of train_round.
+    Augmentation moves images and masks together (cnn.augment); class
+    weights and DP-SGD are refused before this runs."""
+    seed = s.seed % (1 << 63)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -120,29 +215,28 @@ def train_round(model, x, y, s, device, cancelled, progress):
     if s.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate, momentum=s.momentum)
     else:
-        # Momentum is SGD's; Adam keeps its usual betas, as the Go trainer does.
         opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate, betas=(0.9, 0.999), eps=1e-8)
-    weight = torch.tensor(list(s.class_weights), dtype=torch.float32, device=device) if s.class_weights else None
     n, bs = len(x), s.batch_size
-    metrics = {}
-    last = time.monotonic()
+    per_epoch = -(-n // bs)
+    total_steps = s.local_steps if s.local_steps > 0 else s.epochs * per_epoch
+    epochs = -(-total_steps // per_epoch)
+    metrics, step, last = {}, 0, time.monotonic()
     model.train()
-    for epoch in range(1, s.epochs + 1):
-        order = torch.from_numpy(rng.permutation(n))
-        loss_sum, correct, seen = 0.0, 0, 0
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(n)
+        loss_sum, dice_sum, seen = 0.0, 0.0, 0
         for start in range(0, n, bs):
             if cancelled():
                 return None
+            if step == total_steps:
+                break
+            step += 1
             idx = order[start:start + bs]
-            xb, yb = to_input(x[idx], device), y[idx].to(device)
+            xb, mb = x[idx].to(device), x.masks(idx).to(device)
             if s.augment:
-                xb = cnn.augment(xb, gen)
-            logits = model(xb)
-            # Class weights scale each example's loss and the batch mean
-            # divides by the batch size (not by the summed weights, as
-            # PyTorch's weighted mean would): the Go trainer's convention.
-            per = F.cross_entropy(logits, yb, reduction="none")
-            loss = (per * weight[yb]).mean() if weight is not None else per.mean()
+                xb, mb = cnn.augment(xb, gen, mb)
+            logit = model(xb)
+            loss = unet.seg_loss(logit, mb).mean()
             total = loss
             if g0 is not None:
                 total = loss + s.prox_mu / 2 * sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), g0))
@@ -152,20 +246,24 @@ def train_round(model, x, y, s, device, cancelled, progress):
             lv = float(loss.detach())
             if not math.isfinite(lv):
                 raise BadRequest(grpc.StatusCode.ABORTED, f"loss became {lv} in epoch {epoch}; lower the learning rate")
+            with torch.no_grad():
+                p = (logit.detach() > 0).float().flatten(1)
+                t = mb.flatten(1)
+                dice_sum += float(((2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)).sum())
             loss_sum += lv * len(idx)
-            correct += int((logits.detach().argmax(1) == yb).sum())
             seen += len(idx)
             now = time.monotonic()
             if now - last >= PROGRESS_EVERY_S:
                 last = now
-                yield progress(f"epoch {epoch}/{s.epochs}: {seen}/{n} samples, loss {loss_sum / seen:.4f}", epoch,
+                yield progress(f"epoch {epoch}/{epochs}: {seen}/{n} images, loss {loss_sum / seen:.4f}", epoch,
                                (epoch - 1) * n + seen, loss_sum / seen)
-        metrics[f"loss_epoch_{epoch}"] = loss_sum / n
-        metrics["loss"] = loss_sum / n
-        metrics["accuracy"] = correct / n
-        yield progress(f"epoch {epoch}/{s.epochs} done: loss {loss_sum / n:.4f}, accuracy {correct / n:.4f}", epoch,
-                       epoch * n, loss_sum / n)
-    metrics["epochs"] = float(s.epochs)
+        metrics[f"loss_epoch_{epoch}"] = loss_sum / seen
+        metrics["loss"] = loss_sum / seen
+        metrics["dice"] = dice_sum / seen
+        yield progress(f"epoch {epoch}/{epochs} done: loss {loss_sum / seen:.4f}, dice {dice_sum / seen:.4f}", epoch,
+                       (epoch - 1) * n + seen, loss_sum / seen)
+    metrics["epochs"] = float(epochs)
+    metrics["steps"] = float(step)
     return metrics
 
 
@@ -297,15 +395,47 @@ def dp_round(model, x, y, s, device, cancelled, progress):
 
 
 class Trainer:
-    def __init__(self, device, data_root):
+    def __init__(self, device, data_root, cache, par=None):
         self.device = device
         self.data_root = os.path.abspath(data_root) if data_root else None
+        self.cache = cache
+        self.par = par  # torchrun: this is rank 0 of par.world (ddp.py)
         self.busy = threading.Lock()
 
     def info(self, request, context):
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return trainer_pb2.TrainerInfo(version=VERSION, device=self.device.type, device_name=name,
-                                       manifest_versions=list(cnn.MANIFEST_VERSIONS), archs=list(cnn.ARCHS))
+                                       manifest_versions=list(cnn.MANIFEST_VERSIONS) + list(unet.MANIFEST_VERSIONS),
+                                       archs=list(cnn.ARCHS) + list(unet.ARCHS))
+
+    SHARD_CODES = {"invalid": grpc.StatusCode.INVALID_ARGUMENT, "missing": grpc.StatusCode.FAILED_PRECONDITION,
+                   "full": grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+    def data_have(self, request, context):
+        try:
+            return trainer_pb2.DataHaveReply(missing=self.cache.missing(list(request.shard_ids)))
+        except shards.ShardError as e:
+            context.abort(self.SHARD_CODES[e.kind], str(e))
+
+    def data_put(self, chunks, context):
+        try:
+            return trainer_pb2.ShardPutReply(bytes=self.cache.put(chunks))
+        except shards.ShardError as e:
+            log.warning("shard refused: %s", e)
+            context.abort(self.SHARD_CODES[e.kind], str(e))
+
+    def load(self, s, manifest):
+        if s.shards and s.dataset:
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "settings name both shards and a dataset")
+        if not s.shards:
+            if not s.dataset:
+                raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "settings name no shards")
+            return load_npz(self.resolve(s.dataset), s.split or "train", manifest)
+        try:
+            ss = shards.ShardSet(self.cache, list(s.shards), manifest["input"], manifest["classes"])
+        except shards.ShardError as e:
+            raise BadRequest(self.SHARD_CODES[e.kind], str(e))
+        return ss, ss.y
 
     def resolve(self, dataset):
         if self.data_root is None:
@@ -338,8 +468,9 @@ class Trainer:
         st = first.start
         try:
             manifest = json.loads(st.manifest)
-            model, params = cnn.build(manifest)
-        except (ValueError, cnn.ManifestError) as e:
+            seg = isinstance(manifest, dict) and manifest.get("arch") in unet.ARCHS
+            model, params = unet.build(manifest) if seg else cnn.build(manifest)
+        except (ValueError, cnn.ManifestError, unet.ManifestError) as e:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"layout manifest: {e}")
         total = manifest["total"]
         if st.total != total:
@@ -348,9 +479,12 @@ class Trainer:
         dp = s.dp_sample_rate != 0 or s.dp_clip != 0 or s.dp_noise_multiplier != 0 or s.dp_steps != 0
         if dp:
             check_dp(s)
-        if (not dp and (s.epochs < 1 or s.batch_size < 1)) or s.optimizer not in ("sgd", "adam") or not s.learning_rate > 0:
+        if (not dp and ((s.epochs < 1 and s.local_steps < 1) or s.batch_size < 1)) or s.optimizer not in ("sgd", "adam") or not s.learning_rate > 0:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
-                             "settings need epochs >= 1 and batch_size >= 1 (without DP-SGD), optimizer sgd or adam and a positive learning rate")
+                             "settings need epochs or local_steps >= 1 and batch_size >= 1 (without DP-SGD), optimizer sgd or adam and a positive learning rate")
+        if seg and (dp or s.class_weights or not s.shards):
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                             "a unet round takes shards with masks and no DP-SGD or class weights (not supported by this trainer)")
         if s.class_weights and len(s.class_weights) != manifest["classes"]:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
                              f"{len(s.class_weights)} class weights for {manifest['classes']} classes")
@@ -372,8 +506,18 @@ class Trainer:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"received {got} of {total} weights")
         if not np.isfinite(vec).all():
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, "global weights contain NaN or Inf")
-        cnn.load_flat(model, params, vec)
-        x, y = load_npz(self.resolve(s.dataset), s.split or "train", manifest)
+        if seg:
+            unet.load_flat(params, vec)
+        else:
+            cnn.load_flat(model, params, vec)
+        x, y = self.load(s, manifest)
+        if seg != bool(getattr(x, "has_masks", False)):
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                             "a unet job needs shards with masks" if seg else "shards with masks are for a unet job")
+        if self.par and (dp or seg or not s.shards or s.batch_size < self.par.world):
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"under torchrun ({self.par.world} processes) this trainer runs cnn rounds on shards with batches of at least "
+                             f"{self.par.world}, without DP-SGD; run it as one process for DP-SGD or unet jobs")
         if dp:
             log.info("round start: job %s round %d, %d samples, DP-SGD %d steps at rate %g, device %s", st.job_id, st.round,
                      len(x), s.dp_steps, s.dp_sample_rate, self.device.type)
@@ -400,8 +544,14 @@ class Trainer:
                 if out is not None:
                     metrics, steps, drawn = out
             else:
-                yield progress(f"training {len(x)} samples for {s.epochs} epochs on {self.device.type}", 0, 0, 0.0)
-                metrics = yield from train_round(model, x, y, s, self.device, cancelled, progress)
+                what = f"{s.local_steps} steps" if s.local_steps > 0 else f"{s.epochs} epochs"
+                yield progress(f"training {len(x)} samples for {what} on {self.device.type}", 0, 0, 0.0)
+                if seg:
+                    metrics = yield from seg_round(model, x, s, self.device, cancelled, progress)
+                else:
+                    if self.par:
+                        self.par.share(("round", bytes(st.manifest), s.SerializeToString(), vec))
+                    metrics = yield from train_round(model, x, y, s, self.device, cancelled, progress, self.par)
             model.cpu()
         finally:
             self.busy.release()
@@ -409,7 +559,7 @@ class Trainer:
             log.info("round cancelled: job %s round %d", st.job_id, st.round)
             return
         metrics["seconds"] = time.monotonic() - started
-        out = cnn.flatten(model, params).astype("<f4")
+        out = (unet.flatten(params) if seg else cnn.flatten(model, params)).astype("<f4")
         if not np.isfinite(out).all():
             raise BadRequest(grpc.StatusCode.ABORTED, "training produced NaN or Inf weights; lower the learning rate")
         for off in range(0, total, CHUNK):
@@ -429,6 +579,12 @@ def handler(t):
         "Train": grpc.stream_stream_rpc_method_handler(
             t.train, request_deserializer=trainer_pb2.TrainRequest.FromString,
             response_serializer=trainer_pb2.TrainResponse.SerializeToString),
+        "DataHave": grpc.unary_unary_rpc_method_handler(
+            t.data_have, request_deserializer=trainer_pb2.DataHaveRequest.FromString,
+            response_serializer=trainer_pb2.DataHaveReply.SerializeToString),
+        "DataPut": grpc.stream_unary_rpc_method_handler(
+            t.data_put, request_deserializer=trainer_pb2.ShardChunk.FromString,
+            response_serializer=trainer_pb2.ShardPutReply.SerializeToString),
     })
 
 
@@ -444,12 +600,39 @@ def is_local(listen):
         return False
 
 
+def worker(device, cache, par):
+    """Ranks other than 0 under torchrun: train each round rank 0 shares."""
+    log.info("rank %d of %d waiting for rounds on %s", par.rank, par.world, device)
+    while True:
+        msg = par.share(None)
+        if msg is None:
+            return
+        _, manifest_json, settings, vec = msg
+        s = trainer_pb2.TrainSettings.FromString(settings)
+        manifest = json.loads(manifest_json)
+        model, params = cnn.build(manifest)
+        cnn.load_flat(model, params, vec)
+        x = shards.ShardSet(cache, list(s.shards), manifest["input"], manifest["classes"])
+        rnd = train_round(model, x, x.y, s, device, lambda: False, lambda *a: None, par)
+        for _ in rnd:
+            pass
+
+
 def serve(args):
+    par = ddp.setup(args.device)
     device = pick_device(args.device)
+    if par and device.type == "cuda":
+        device = torch.device("cuda", par.local_rank)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if par and par.rank != 0:
+        worker(device, shards.Cache(args.shard_cache, args.cache_bytes), par)
+        return
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((handler(Trainer(device, args.data_root)),))
+    if args.cache_bytes < shards.MAX_SHARD_BYTES:
+        raise SystemExit(f"--cache-bytes {args.cache_bytes}: want at least one shard's bound, {shards.MAX_SHARD_BYTES}")
+    cache = shards.Cache(args.shard_cache, args.cache_bytes)
+    server.add_generic_rpc_handlers((handler(Trainer(device, args.data_root, cache, par)),))
     if args.tls_cert:
         with open(args.tls_key, "rb") as f:
             key = f.read()
@@ -478,6 +661,8 @@ def serve(args):
     stop.wait()
     log.info("stopping: finishing the round in progress for up to %d s", args.grace)
     server.stop(args.grace).wait()
+    if par:
+        par.share(None)  # the other ranks exit
 
 
 def predict(args):
@@ -506,7 +691,10 @@ def main():
     sp.add_argument("--listen", default="127.0.0.1:50061", help="host:port (port 0 picks one) or unix:///path")
     sp.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    sp.add_argument("--data-root", default="", help="datasets must lie under this folder")
+    sp.add_argument("--data-root", default="", help=".npz datasets (benchmarks) must lie under this folder")
+    sp.add_argument("--shard-cache", default=os.path.join(os.path.expanduser("~"), ".cache", "concord-trainer", "shards"),
+                    help="folder of the shards the agent sends")
+    sp.add_argument("--cache-bytes", type=int, default=16 << 30, help="bound of the shard cache in bytes (LRU eviction)")
     sp.add_argument("--tls-cert", default="")
     sp.add_argument("--tls-key", default="")
     sp.add_argument("--tls-client-ca", default="", help="require client certificates signed by this CA")

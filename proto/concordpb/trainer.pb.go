@@ -21,6 +21,221 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type DataHaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ShardIds      []string               `protobuf:"bytes,1,rep,name=shard_ids,json=shardIds,proto3" json:"shard_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataHaveRequest) Reset() {
+	*x = DataHaveRequest{}
+	mi := &file_concord_v1_trainer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataHaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataHaveRequest) ProtoMessage() {}
+
+func (x *DataHaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_trainer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataHaveRequest.ProtoReflect.Descriptor instead.
+func (*DataHaveRequest) Descriptor() ([]byte, []int) {
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DataHaveRequest) GetShardIds() []string {
+	if x != nil {
+		return x.ShardIds
+	}
+	return nil
+}
+
+type DataHaveReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The requested ids the cache does not hold, in request order.
+	Missing       []string `protobuf:"bytes,1,rep,name=missing,proto3" json:"missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataHaveReply) Reset() {
+	*x = DataHaveReply{}
+	mi := &file_concord_v1_trainer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataHaveReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataHaveReply) ProtoMessage() {}
+
+func (x *DataHaveReply) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_trainer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataHaveReply.ProtoReflect.Descriptor instead.
+func (*DataHaveReply) Descriptor() ([]byte, []int) {
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DataHaveReply) GetMissing() []string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+// ShardChunk carries part of a shard file (format in deploy/trainer/shards.py
+// and extrainer/shards.go: "CONCORDSHARD1\n", a little-endian uint32 header
+// length, a JSON header {"n","c","h","w"}, zero padding to a multiple of 64
+// bytes, then n·c·h·w little-endian float32 pixels and n int32 labels).
+type ShardChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set on the first chunk.
+	ShardId string `protobuf:"bytes,1,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	Size    uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// Byte offset of data in the shard.
+	Offset        uint64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	Last          bool   `protobuf:"varint,5,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardChunk) Reset() {
+	*x = ShardChunk{}
+	mi := &file_concord_v1_trainer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardChunk) ProtoMessage() {}
+
+func (x *ShardChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_trainer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardChunk.ProtoReflect.Descriptor instead.
+func (*ShardChunk) Descriptor() ([]byte, []int) {
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ShardChunk) GetShardId() string {
+	if x != nil {
+		return x.ShardId
+	}
+	return ""
+}
+
+func (x *ShardChunk) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ShardChunk) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ShardChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ShardChunk) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
+}
+
+type ShardPutReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bytes         uint64                 `protobuf:"varint,1,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardPutReply) Reset() {
+	*x = ShardPutReply{}
+	mi := &file_concord_v1_trainer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardPutReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardPutReply) ProtoMessage() {}
+
+func (x *ShardPutReply) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_trainer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardPutReply.ProtoReflect.Descriptor instead.
+func (*ShardPutReply) Descriptor() ([]byte, []int) {
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ShardPutReply) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 type TrainerInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -29,7 +244,7 @@ type TrainerInfoRequest struct {
 
 func (x *TrainerInfoRequest) Reset() {
 	*x = TrainerInfoRequest{}
-	mi := &file_concord_v1_trainer_proto_msgTypes[0]
+	mi := &file_concord_v1_trainer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +256,7 @@ func (x *TrainerInfoRequest) String() string {
 func (*TrainerInfoRequest) ProtoMessage() {}
 
 func (x *TrainerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_trainer_proto_msgTypes[0]
+	mi := &file_concord_v1_trainer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +269,7 @@ func (x *TrainerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainerInfoRequest.ProtoReflect.Descriptor instead.
 func (*TrainerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{0}
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{4}
 }
 
 type TrainerInfo struct {
@@ -73,7 +288,7 @@ type TrainerInfo struct {
 
 func (x *TrainerInfo) Reset() {
 	*x = TrainerInfo{}
-	mi := &file_concord_v1_trainer_proto_msgTypes[1]
+	mi := &file_concord_v1_trainer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -85,7 +300,7 @@ func (x *TrainerInfo) String() string {
 func (*TrainerInfo) ProtoMessage() {}
 
 func (x *TrainerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_trainer_proto_msgTypes[1]
+	mi := &file_concord_v1_trainer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -98,7 +313,7 @@ func (x *TrainerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainerInfo.ProtoReflect.Descriptor instead.
 func (*TrainerInfo) Descriptor() ([]byte, []int) {
-	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TrainerInfo) GetVersion() string {
@@ -149,7 +364,7 @@ type TrainRequest struct {
 
 func (x *TrainRequest) Reset() {
 	*x = TrainRequest{}
-	mi := &file_concord_v1_trainer_proto_msgTypes[2]
+	mi := &file_concord_v1_trainer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -161,7 +376,7 @@ func (x *TrainRequest) String() string {
 func (*TrainRequest) ProtoMessage() {}
 
 func (x *TrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_trainer_proto_msgTypes[2]
+	mi := &file_concord_v1_trainer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -174,7 +389,7 @@ func (x *TrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainRequest.ProtoReflect.Descriptor instead.
 func (*TrainRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TrainRequest) GetMsg() isTrainRequest_Msg {
@@ -235,7 +450,7 @@ type TrainStart struct {
 
 func (x *TrainStart) Reset() {
 	*x = TrainStart{}
-	mi := &file_concord_v1_trainer_proto_msgTypes[3]
+	mi := &file_concord_v1_trainer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +462,7 @@ func (x *TrainStart) String() string {
 func (*TrainStart) ProtoMessage() {}
 
 func (x *TrainStart) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_trainer_proto_msgTypes[3]
+	mi := &file_concord_v1_trainer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +475,7 @@ func (x *TrainStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainStart.ProtoReflect.Descriptor instead.
 func (*TrainStart) Descriptor() ([]byte, []int) {
-	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TrainStart) GetJobId() string {
@@ -329,13 +544,22 @@ type TrainSettings struct {
 	DpClip            float64 `protobuf:"fixed64,13,opt,name=dp_clip,json=dpClip,proto3" json:"dp_clip,omitempty"`
 	DpNoiseMultiplier float64 `protobuf:"fixed64,14,opt,name=dp_noise_multiplier,json=dpNoiseMultiplier,proto3" json:"dp_noise_multiplier,omitempty"`
 	DpSteps           uint32  `protobuf:"varint,15,opt,name=dp_steps,json=dpSteps,proto3" json:"dp_steps,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The shards (ids as in ShardChunk) that make up the site's training
+	// data, as the agent's pipeline produced it; the trainer must hold them
+	// all (DataHave/DataPut first). Exactly one of shards and dataset is set;
+	// site agents send shards only (dataset remains for benchmarks).
+	Shards []string `protobuf:"bytes,16,rep,name=shards,proto3" json:"shards,omitempty"`
+	// When > 0, exactly this many batches of batch_size, over reshuffled
+	// passes of the data (epochs is then not used), as learning.Train's
+	// Steps; ignored with DP-SGD, which runs dp_steps.
+	LocalSteps    uint32 `protobuf:"varint,17,opt,name=local_steps,json=localSteps,proto3" json:"local_steps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TrainSettings) Reset() {
 	*x = TrainSettings{}
-	mi := &file_concord_v1_trainer_proto_msgTypes[4]
+	mi := &file_concord_v1_trainer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +571,7 @@ func (x *TrainSettings) String() string {
 func (*TrainSettings) ProtoMessage() {}
 
 func (x *TrainSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_trainer_proto_msgTypes[4]
+	mi := &file_concord_v1_trainer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +584,7 @@ func (x *TrainSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainSettings.ProtoReflect.Descriptor instead.
 func (*TrainSettings) Descriptor() ([]byte, []int) {
-	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TrainSettings) GetEpochs() uint32 {
@@ -468,6 +692,20 @@ func (x *TrainSettings) GetDpSteps() uint32 {
 	return 0
 }
 
+func (x *TrainSettings) GetShards() []string {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+func (x *TrainSettings) GetLocalSteps() uint32 {
+	if x != nil {
+		return x.LocalSteps
+	}
+	return 0
+}
+
 // WeightChunk carries part of a flat float32 vector in the manifest's order.
 type WeightChunk struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -482,7 +720,7 @@ type WeightChunk struct {
 
 func (x *WeightChunk) Reset() {
 	*x = WeightChunk{}
-	mi := &file_concord_v1_trainer_proto_msgTypes[5]
+	mi := &file_concord_v1_trainer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +732,7 @@ func (x *WeightChunk) String() string {
 func (*WeightChunk) ProtoMessage() {}
 
 func (x *WeightChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_trainer_proto_msgTypes[5]
+	mi := &file_concord_v1_trainer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +745,7 @@ func (x *WeightChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightChunk.ProtoReflect.Descriptor instead.
 func (*WeightChunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WeightChunk) GetOffset() uint64 {
@@ -543,7 +781,7 @@ type TrainProgress struct {
 
 func (x *TrainProgress) Reset() {
 	*x = TrainProgress{}
-	mi := &file_concord_v1_trainer_proto_msgTypes[6]
+	mi := &file_concord_v1_trainer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +793,7 @@ func (x *TrainProgress) String() string {
 func (*TrainProgress) ProtoMessage() {}
 
 func (x *TrainProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_trainer_proto_msgTypes[6]
+	mi := &file_concord_v1_trainer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +806,7 @@ func (x *TrainProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainProgress.ProtoReflect.Descriptor instead.
 func (*TrainProgress) Descriptor() ([]byte, []int) {
-	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TrainProgress) GetMessage() string {
@@ -603,7 +841,8 @@ type TrainResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Training examples seen per epoch (the size of the dataset split).
 	Samples uint64 `protobuf:"varint,1,opt,name=samples,proto3" json:"samples,omitempty"`
-	// At least "loss" and "accuracy" of the last epoch.
+	// At least "loss" and "accuracy" ("dice" for a unet job) of the last
+	// epoch.
 	Metrics map[string]float64 `protobuf:"bytes,2,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	// "cuda" or "cpu".
 	Device string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -618,7 +857,7 @@ type TrainResult struct {
 
 func (x *TrainResult) Reset() {
 	*x = TrainResult{}
-	mi := &file_concord_v1_trainer_proto_msgTypes[7]
+	mi := &file_concord_v1_trainer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +869,7 @@ func (x *TrainResult) String() string {
 func (*TrainResult) ProtoMessage() {}
 
 func (x *TrainResult) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_trainer_proto_msgTypes[7]
+	mi := &file_concord_v1_trainer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +882,7 @@ func (x *TrainResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResult.ProtoReflect.Descriptor instead.
 func (*TrainResult) Descriptor() ([]byte, []int) {
-	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrainResult) GetSamples() uint64 {
@@ -702,7 +941,7 @@ type TrainResponse struct {
 
 func (x *TrainResponse) Reset() {
 	*x = TrainResponse{}
-	mi := &file_concord_v1_trainer_proto_msgTypes[8]
+	mi := &file_concord_v1_trainer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +953,7 @@ func (x *TrainResponse) String() string {
 func (*TrainResponse) ProtoMessage() {}
 
 func (x *TrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_trainer_proto_msgTypes[8]
+	mi := &file_concord_v1_trainer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +966,7 @@ func (x *TrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainResponse.ProtoReflect.Descriptor instead.
 func (*TrainResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_trainer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TrainResponse) GetMsg() isTrainResponse_Msg {
@@ -791,7 +1030,20 @@ var File_concord_v1_trainer_proto protoreflect.FileDescriptor
 const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\n" +
 	"\x18concord/v1/trainer.proto\x12\n" +
-	"concord.v1\"\x14\n" +
+	"concord.v1\".\n" +
+	"\x0fDataHaveRequest\x12\x1b\n" +
+	"\tshard_ids\x18\x01 \x03(\tR\bshardIds\")\n" +
+	"\rDataHaveReply\x12\x18\n" +
+	"\amissing\x18\x01 \x03(\tR\amissing\"{\n" +
+	"\n" +
+	"ShardChunk\x12\x19\n" +
+	"\bshard_id\x18\x01 \x01(\tR\ashardId\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12\x12\n" +
+	"\x04last\x18\x05 \x01(\bR\x04last\"%\n" +
+	"\rShardPutReply\x12\x14\n" +
+	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\"\x14\n" +
 	"\x12TrainerInfoRequest\"\xa3\x01\n" +
 	"\vTrainerInfo\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
@@ -810,7 +1062,7 @@ const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\x05round\x18\x02 \x01(\rR\x05round\x12\x1a\n" +
 	"\bmanifest\x18\x03 \x01(\fR\bmanifest\x125\n" +
 	"\bsettings\x18\x04 \x01(\v2\x19.concord.v1.TrainSettingsR\bsettings\x12\x14\n" +
-	"\x05total\x18\x05 \x01(\x04R\x05total\"\xcb\x03\n" +
+	"\x05total\x18\x05 \x01(\x04R\x05total\"\x84\x04\n" +
 	"\rTrainSettings\x12\x16\n" +
 	"\x06epochs\x18\x01 \x01(\rR\x06epochs\x12\x1d\n" +
 	"\n" +
@@ -828,7 +1080,10 @@ const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\x0edp_sample_rate\x18\f \x01(\x01R\fdpSampleRate\x12\x17\n" +
 	"\adp_clip\x18\r \x01(\x01R\x06dpClip\x12.\n" +
 	"\x13dp_noise_multiplier\x18\x0e \x01(\x01R\x11dpNoiseMultiplier\x12\x19\n" +
-	"\bdp_steps\x18\x0f \x01(\rR\adpSteps\"M\n" +
+	"\bdp_steps\x18\x0f \x01(\rR\adpSteps\x12\x16\n" +
+	"\x06shards\x18\x10 \x03(\tR\x06shards\x12\x1f\n" +
+	"\vlocal_steps\x18\x11 \x01(\rR\n" +
+	"localSteps\"M\n" +
 	"\vWeightChunk\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
@@ -852,10 +1107,12 @@ const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\bprogress\x18\x01 \x01(\v2\x19.concord.v1.TrainProgressH\x00R\bprogress\x123\n" +
 	"\aweights\x18\x02 \x01(\v2\x17.concord.v1.WeightChunkH\x00R\aweights\x121\n" +
 	"\x06result\x18\x03 \x01(\v2\x17.concord.v1.TrainResultH\x00R\x06resultB\x05\n" +
-	"\x03msg2\x8c\x01\n" +
+	"\x03msg2\x90\x02\n" +
 	"\aTrainer\x12?\n" +
 	"\x04Info\x12\x1e.concord.v1.TrainerInfoRequest\x1a\x17.concord.v1.TrainerInfo\x12@\n" +
-	"\x05Train\x12\x18.concord.v1.TrainRequest\x1a\x19.concord.v1.TrainResponse(\x010\x01B9Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3"
+	"\x05Train\x12\x18.concord.v1.TrainRequest\x1a\x19.concord.v1.TrainResponse(\x010\x01\x12B\n" +
+	"\bDataHave\x12\x1b.concord.v1.DataHaveRequest\x1a\x19.concord.v1.DataHaveReply\x12>\n" +
+	"\aDataPut\x12\x16.concord.v1.ShardChunk\x1a\x19.concord.v1.ShardPutReply(\x01B9Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3"
 
 var (
 	file_concord_v1_trainer_proto_rawDescOnce sync.Once
@@ -869,36 +1126,44 @@ func file_concord_v1_trainer_proto_rawDescGZIP() []byte {
 	return file_concord_v1_trainer_proto_rawDescData
 }
 
-var file_concord_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_concord_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_concord_v1_trainer_proto_goTypes = []any{
-	(*TrainerInfoRequest)(nil), // 0: concord.v1.TrainerInfoRequest
-	(*TrainerInfo)(nil),        // 1: concord.v1.TrainerInfo
-	(*TrainRequest)(nil),       // 2: concord.v1.TrainRequest
-	(*TrainStart)(nil),         // 3: concord.v1.TrainStart
-	(*TrainSettings)(nil),      // 4: concord.v1.TrainSettings
-	(*WeightChunk)(nil),        // 5: concord.v1.WeightChunk
-	(*TrainProgress)(nil),      // 6: concord.v1.TrainProgress
-	(*TrainResult)(nil),        // 7: concord.v1.TrainResult
-	(*TrainResponse)(nil),      // 8: concord.v1.TrainResponse
-	nil,                        // 9: concord.v1.TrainResult.MetricsEntry
+	(*DataHaveRequest)(nil),    // 0: concord.v1.DataHaveRequest
+	(*DataHaveReply)(nil),      // 1: concord.v1.DataHaveReply
+	(*ShardChunk)(nil),         // 2: concord.v1.ShardChunk
+	(*ShardPutReply)(nil),      // 3: concord.v1.ShardPutReply
+	(*TrainerInfoRequest)(nil), // 4: concord.v1.TrainerInfoRequest
+	(*TrainerInfo)(nil),        // 5: concord.v1.TrainerInfo
+	(*TrainRequest)(nil),       // 6: concord.v1.TrainRequest
+	(*TrainStart)(nil),         // 7: concord.v1.TrainStart
+	(*TrainSettings)(nil),      // 8: concord.v1.TrainSettings
+	(*WeightChunk)(nil),        // 9: concord.v1.WeightChunk
+	(*TrainProgress)(nil),      // 10: concord.v1.TrainProgress
+	(*TrainResult)(nil),        // 11: concord.v1.TrainResult
+	(*TrainResponse)(nil),      // 12: concord.v1.TrainResponse
+	nil,                        // 13: concord.v1.TrainResult.MetricsEntry
 }
 var file_concord_v1_trainer_proto_depIdxs = []int32{
-	3, // 0: concord.v1.TrainRequest.start:type_name -> concord.v1.TrainStart
-	5, // 1: concord.v1.TrainRequest.weights:type_name -> concord.v1.WeightChunk
-	4, // 2: concord.v1.TrainStart.settings:type_name -> concord.v1.TrainSettings
-	9, // 3: concord.v1.TrainResult.metrics:type_name -> concord.v1.TrainResult.MetricsEntry
-	6, // 4: concord.v1.TrainResponse.progress:type_name -> concord.v1.TrainProgress
-	5, // 5: concord.v1.TrainResponse.weights:type_name -> concord.v1.WeightChunk
-	7, // 6: concord.v1.TrainResponse.result:type_name -> concord.v1.TrainResult
-	0, // 7: concord.v1.Trainer.Info:input_type -> concord.v1.TrainerInfoRequest
-	2, // 8: concord.v1.Trainer.Train:input_type -> concord.v1.TrainRequest
-	1, // 9: concord.v1.Trainer.Info:output_type -> concord.v1.TrainerInfo
-	8, // 10: concord.v1.Trainer.Train:output_type -> concord.v1.TrainResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	7,  // 0: concord.v1.TrainRequest.start:type_name -> concord.v1.TrainStart
+	9,  // 1: concord.v1.TrainRequest.weights:type_name -> concord.v1.WeightChunk
+	8,  // 2: concord.v1.TrainStart.settings:type_name -> concord.v1.TrainSettings
+	13, // 3: concord.v1.TrainResult.metrics:type_name -> concord.v1.TrainResult.MetricsEntry
+	10, // 4: concord.v1.TrainResponse.progress:type_name -> concord.v1.TrainProgress
+	9,  // 5: concord.v1.TrainResponse.weights:type_name -> concord.v1.WeightChunk
+	11, // 6: concord.v1.TrainResponse.result:type_name -> concord.v1.TrainResult
+	4,  // 7: concord.v1.Trainer.Info:input_type -> concord.v1.TrainerInfoRequest
+	6,  // 8: concord.v1.Trainer.Train:input_type -> concord.v1.TrainRequest
+	0,  // 9: concord.v1.Trainer.DataHave:input_type -> concord.v1.DataHaveRequest
+	2,  // 10: concord.v1.Trainer.DataPut:input_type -> concord.v1.ShardChunk
+	5,  // 11: concord.v1.Trainer.Info:output_type -> concord.v1.TrainerInfo
+	12, // 12: concord.v1.Trainer.Train:output_type -> concord.v1.TrainResponse
+	1,  // 13: concord.v1.Trainer.DataHave:output_type -> concord.v1.DataHaveReply
+	3,  // 14: concord.v1.Trainer.DataPut:output_type -> concord.v1.ShardPutReply
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_trainer_proto_init() }
@@ -906,11 +1171,11 @@ func file_concord_v1_trainer_proto_init() {
 	if File_concord_v1_trainer_proto != nil {
 		return
 	}
-	file_concord_v1_trainer_proto_msgTypes[2].OneofWrappers = []any{
+	file_concord_v1_trainer_proto_msgTypes[6].OneofWrappers = []any{
 		(*TrainRequest_Start)(nil),
 		(*TrainRequest_Weights)(nil),
 	}
-	file_concord_v1_trainer_proto_msgTypes[8].OneofWrappers = []any{
+	file_concord_v1_trainer_proto_msgTypes[12].OneofWrappers = []any{
 		(*TrainResponse_Progress)(nil),
 		(*TrainResponse_Weights)(nil),
 		(*TrainResponse_Result)(nil),
@@ -921,7 +1186,7 @@ func file_concord_v1_trainer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_trainer_proto_rawDesc), len(file_concord_v1_trainer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Trainer_Info_FullMethodName  = "/concord.v1.Trainer/Info"
-	Trainer_Train_FullMethodName = "/concord.v1.Trainer/Train"
+	Trainer_Info_FullMethodName     = "/concord.v1.Trainer/Info"
+	Trainer_Train_FullMethodName    = "/concord.v1.Trainer/Train"
+	Trainer_DataHave_FullMethodName = "/concord.v1.Trainer/DataHave"
+	Trainer_DataPut_FullMethodName  = "/concord.v1.Trainer/DataPut"
 )
 
 // TrainerClient is the client API for Trainer service.
@@ -44,6 +46,16 @@ type TrainerClient interface {
 	// stream with a gRPC status (InvalidArgument for bad input,
 	// FailedPrecondition for a missing dataset, Internal otherwise).
 	Train(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TrainRequest, TrainResponse], error)
+	// DataHave asks which of the named shards the trainer's shard cache
+	// lacks; the agent sends only those (DataPut) before a round.
+	DataHave(ctx context.Context, in *DataHaveRequest, opts ...grpc.CallOption) (*DataHaveReply, error)
+	// DataPut stores one shard in the trainer's cache. The client sends
+	// ShardChunks in order: the first names the shard (its id is the
+	// lowercase hex SHA-256 of its bytes) and its size, the last has
+	// last = true. The trainer bounds the size, checks the hash and only then
+	// makes the shard visible (InvalidArgument on a mismatch,
+	// ResourceExhausted when the shard is over its bounds).
+	DataPut(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ShardChunk, ShardPutReply], error)
 }
 
 type trainerClient struct {
@@ -77,6 +89,29 @@ func (c *trainerClient) Train(ctx context.Context, opts ...grpc.CallOption) (grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Trainer_TrainClient = grpc.BidiStreamingClient[TrainRequest, TrainResponse]
 
+func (c *trainerClient) DataHave(ctx context.Context, in *DataHaveRequest, opts ...grpc.CallOption) (*DataHaveReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DataHaveReply)
+	err := c.cc.Invoke(ctx, Trainer_DataHave_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *trainerClient) DataPut(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ShardChunk, ShardPutReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Trainer_ServiceDesc.Streams[1], Trainer_DataPut_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ShardChunk, ShardPutReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Trainer_DataPutClient = grpc.ClientStreamingClient[ShardChunk, ShardPutReply]
+
 // TrainerServer is the server API for Trainer service.
 // All implementations must embed UnimplementedTrainerServer
 // for forward compatibility.
@@ -98,6 +133,16 @@ type TrainerServer interface {
 	// stream with a gRPC status (InvalidArgument for bad input,
 	// FailedPrecondition for a missing dataset, Internal otherwise).
 	Train(grpc.BidiStreamingServer[TrainRequest, TrainResponse]) error
+	// DataHave asks which of the named shards the trainer's shard cache
+	// lacks; the agent sends only those (DataPut) before a round.
+	DataHave(context.Context, *DataHaveRequest) (*DataHaveReply, error)
+	// DataPut stores one shard in the trainer's cache. The client sends
+	// ShardChunks in order: the first names the shard (its id is the
+	// lowercase hex SHA-256 of its bytes) and its size, the last has
+	// last = true. The trainer bounds the size, checks the hash and only then
+	// makes the shard visible (InvalidArgument on a mismatch,
+	// ResourceExhausted when the shard is over its bounds).
+	DataPut(grpc.ClientStreamingServer[ShardChunk, ShardPutReply]) error
 	mustEmbedUnimplementedTrainerServer()
 }
 
@@ -113,6 +158,12 @@ func (UnimplementedTrainerServer) Info(context.Context, *TrainerInfoRequest) (*T
 }
 func (UnimplementedTrainerServer) Train(grpc.BidiStreamingServer[TrainRequest, TrainResponse]) error {
 	return status.Error(codes.Unimplemented, "method Train not implemented")
+}
+func (UnimplementedTrainerServer) DataHave(context.Context, *DataHaveRequest) (*DataHaveReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method DataHave not implemented")
+}
+func (UnimplementedTrainerServer) DataPut(grpc.ClientStreamingServer[ShardChunk, ShardPutReply]) error {
+	return status.Error(codes.Unimplemented, "method DataPut not implemented")
 }
 func (UnimplementedTrainerServer) mustEmbedUnimplementedTrainerServer() {}
 func (UnimplementedTrainerServer) testEmbeddedByValue()                 {}
@@ -160,6 +211,31 @@ func _Trainer_Train_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Trainer_TrainServer = grpc.BidiStreamingServer[TrainRequest, TrainResponse]
 
+func _Trainer_DataHave_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DataHaveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TrainerServer).DataHave(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Trainer_DataHave_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TrainerServer).DataHave(ctx, req.(*DataHaveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Trainer_DataPut_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TrainerServer).DataPut(&grpc.GenericServerStream[ShardChunk, ShardPutReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Trainer_DataPutServer = grpc.ClientStreamingServer[ShardChunk, ShardPutReply]
+
 // Trainer_ServiceDesc is the grpc.ServiceDesc for Trainer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -171,12 +247,21 @@ var Trainer_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Info",
 			Handler:    _Trainer_Info_Handler,
 		},
+		{
+			MethodName: "DataHave",
+			Handler:    _Trainer_DataHave_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Train",
 			Handler:       _Trainer_Train_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "DataPut",
+			Handler:       _Trainer_DataPut_Handler,
 			ClientStreams: true,
 		},
 	},

@@ -1,6 +1,7 @@
 package chartcheck
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,8 +137,14 @@ func TestSiteAgentGPUTrainerSidecar(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(dig(cm.Doc, "data", "agent.yaml").(string)), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if dig(cfg, "trainer", "external") != "127.0.0.1:50061" || dig(cfg, "trainer", "dataset") != "pneumonia.npz" {
-		t.Errorf("agent.yaml trainer %v: want the sidecar's address and the dataset", cfg["trainer"])
+	if dig(cfg, "trainer", "external") != "127.0.0.1:50061" || dig(cfg, "trainer", "dataset") != nil {
+		t.Errorf("agent.yaml trainer %v: want the sidecar's address and no dataset (the agent sends shards)", cfg["trainer"])
+	}
+	if cmd := strings.Join(toStrings(trainer["command"]), " "); !strings.Contains(cmd, "--shard-cache /cache --cache-bytes 17179869184") {
+		t.Errorf("trainer command %q: want the shard cache and its bound", cmd)
+	}
+	if strings.Contains(fmt.Sprint(trainer["volumeMounts"]), "/data") {
+		t.Errorf("trainer mounts %v: the trainer must not see the site's data folder", trainer["volumeMounts"])
 	}
 	if dig(cfg, "privacy", "budget", "epsilon") != float64(8) {
 		t.Errorf("agent.yaml privacy %v: the chart's config values are not passed on", cfg["privacy"])

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63oncord/v1/trainer.proto\x12\nconcord.v1\"\x14\n\x12TrainerInfoRequest\"m\n\x0bTrainerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x03 \x01(\t\x12\x19\n\x11manifest_versions\x18\x04 \x03(\t\x12\r\n\x05\x61rchs\x18\x05 \x03(\t\"j\n\x0cTrainRequest\x12\'\n\x05start\x18\x01 \x01(\x0b\x32\x16.concord.v1.TrainStartH\x00\x12*\n\x07weights\x18\x02 \x01(\x0b\x32\x17.concord.v1.WeightChunkH\x00\x42\x05\n\x03msg\"y\n\nTrainStart\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x10\n\x08manifest\x18\x03 \x01(\x0c\x12+\n\x08settings\x18\x04 \x01(\x0b\x32\x19.concord.v1.TrainSettings\x12\r\n\x05total\x18\x05 \x01(\x04\"\xae\x02\n\rTrainSettings\x12\x0e\n\x06\x65pochs\x18\x01 \x01(\r\x12\x12\n\nbatch_size\x18\x02 \x01(\r\x12\x11\n\toptimizer\x18\x03 \x01(\t\x12\x15\n\rlearning_rate\x18\x04 \x01(\x01\x12\x10\n\x08momentum\x18\x05 \x01(\x01\x12\x0f\n\x07prox_mu\x18\x06 \x01(\x01\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x12\x0f\n\x07\x61ugment\x18\x08 \x01(\x08\x12\x0f\n\x07\x64\x61taset\x18\t \x01(\t\x12\r\n\x05split\x18\n \x01(\t\x12\x15\n\rclass_weights\x18\x0b \x03(\x01\x12\x16\n\x0e\x64p_sample_rate\x18\x0c \x01(\x01\x12\x0f\n\x07\x64p_clip\x18\r \x01(\x01\x12\x1b\n\x13\x64p_noise_multiplier\x18\x0e \x01(\x01\x12\x10\n\x08\x64p_steps\x18\x0f \x01(\r\"9\n\x0bWeightChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\"S\n\rTrainProgress\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x14\n\x0csamples_done\x18\x03 \x01(\x04\x12\x0c\n\x04loss\x18\x04 \x01(\x01\"\xc2\x01\n\x0bTrainResult\x12\x0f\n\x07samples\x18\x01 \x01(\x04\x12\x35\n\x07metrics\x18\x02 \x03(\x0b\x32$.concord.v1.TrainResult.MetricsEntry\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\r\n\x05total\x18\x04 \x01(\x04\x12\r\n\x05steps\x18\x05 \x01(\r\x12\r\n\x05\x64rawn\x18\x06 \x01(\x04\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9c\x01\n\rTrainResponse\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.concord.v1.TrainProgressH\x00\x12*\n\x07weights\x18\x02 \x01(\x0b\x32\x17.concord.v1.WeightChunkH\x00\x12)\n\x06result\x18\x03 \x01(\x0b\x32\x17.concord.v1.TrainResultH\x00\x42\x05\n\x03msg2\x8c\x01\n\x07Trainer\x12?\n\x04Info\x12\x1e.concord.v1.TrainerInfoRequest\x1a\x17.concord.v1.TrainerInfo\x12@\n\x05Train\x12\x18.concord.v1.TrainRequest\x1a\x19.concord.v1.TrainResponse(\x01\x30\x01\x42\x39Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63oncord/v1/trainer.proto\x12\nconcord.v1\"$\n\x0f\x44\x61taHaveRequest\x12\x11\n\tshard_ids\x18\x01 \x03(\t\" \n\rDataHaveReply\x12\x0f\n\x07missing\x18\x01 \x03(\t\"X\n\nShardChunk\x12\x10\n\x08shard_id\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0c\n\x04last\x18\x05 \x01(\x08\"\x1e\n\rShardPutReply\x12\r\n\x05\x62ytes\x18\x01 \x01(\x04\"\x14\n\x12TrainerInfoRequest\"m\n\x0bTrainerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x03 \x01(\t\x12\x19\n\x11manifest_versions\x18\x04 \x03(\t\x12\r\n\x05\x61rchs\x18\x05 \x03(\t\"j\n\x0cTrainRequest\x12\'\n\x05start\x18\x01 \x01(\x0b\x32\x16.concord.v1.TrainStartH\x00\x12*\n\x07weights\x18\x02 \x01(\x0b\x32\x17.concord.v1.WeightChunkH\x00\x42\x05\n\x03msg\"y\n\nTrainStart\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x10\n\x08manifest\x18\x03 \x01(\x0c\x12+\n\x08settings\x18\x04 \x01(\x0b\x32\x19.concord.v1.TrainSettings\x12\r\n\x05total\x18\x05 \x01(\x04\"\xd3\x02\n\rTrainSettings\x12\x0e\n\x06\x65pochs\x18\x01 \x01(\r\x12\x12\n\nbatch_size\x18\x02 \x01(\r\x12\x11\n\toptimizer\x18\x03 \x01(\t\x12\x15\n\rlearning_rate\x18\x04 \x01(\x01\x12\x10\n\x08momentum\x18\x05 \x01(\x01\x12\x0f\n\x07prox_mu\x18\x06 \x01(\x01\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x12\x0f\n\x07\x61ugment\x18\x08 \x01(\x08\x12\x0f\n\x07\x64\x61taset\x18\t \x01(\t\x12\r\n\x05split\x18\n \x01(\t\x12\x15\n\rclass_weights\x18\x0b \x03(\x01\x12\x16\n\x0e\x64p_sample_rate\x18\x0c \x01(\x01\x12\x0f\n\x07\x64p_clip\x18\r \x01(\x01\x12\x1b\n\x13\x64p_noise_multiplier\x18\x0e \x01(\x01\x12\x10\n\x08\x64p_steps\x18\x0f \x01(\r\x12\x0e\n\x06shards\x18\x10 \x03(\t\x12\x13\n\x0blocal_steps\x18\x11 \x01(\r\"9\n\x0bWeightChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\"S\n\rTrainProgress\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\r\x12\x14\n\x0csamples_done\x18\x03 \x01(\x04\x12\x0c\n\x04loss\x18\x04 \x01(\x01\"\xc2\x01\n\x0bTrainResult\x12\x0f\n\x07samples\x18\x01 \x01(\x04\x12\x35\n\x07metrics\x18\x02 \x03(\x0b\x32$.concord.v1.TrainResult.MetricsEntry\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\r\n\x05total\x18\x04 \x01(\x04\x12\r\n\x05steps\x18\x05 \x01(\r\x12\r\n\x05\x64rawn\x18\x06 \x01(\x04\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9c\x01\n\rTrainResponse\x12-\n\x08progress\x18\x01 \x01(\x0b\x32\x19.concord.v1.TrainProgressH\x00\x12*\n\x07weights\x18\x02 \x01(\x0b\x32\x17.concord.v1.WeightChunkH\x00\x12)\n\x06result\x18\x03 \x01(\x0b\x32\x17.concord.v1.TrainResultH\x00\x42\x05\n\x03msg2\x90\x02\n\x07Trainer\x12?\n\x04Info\x12\x1e.concord.v1.TrainerInfoRequest\x1a\x17.concord.v1.TrainerInfo\x12@\n\x05Train\x12\x18.concord.v1.TrainRequest\x1a\x19.concord.v1.TrainResponse(\x01\x30\x01\x12\x42\n\x08\x44\x61taHave\x12\x1b.concord.v1.DataHaveRequest\x1a\x19.concord.v1.DataHaveReply\x12>\n\x07\x44\x61taPut\x12\x16.concord.v1.ShardChunk\x1a\x19.concord.v1.ShardPutReply(\x01\x42\x39Z7github.com/concord-fl/concord/proto/concordpb;concordpbb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'concord.v1.trainer_pb2', globals())
@@ -23,26 +23,34 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._serialized_options = b'Z7github.com/concord-fl/concord/proto/concordpb;concordpb'
   _TRAINRESULT_METRICSENTRY._options = None
   _TRAINRESULT_METRICSENTRY._serialized_options = b'8\001'
-  _TRAINERINFOREQUEST._serialized_start=40
-  _TRAINERINFOREQUEST._serialized_end=60
-  _TRAINERINFO._serialized_start=62
-  _TRAINERINFO._serialized_end=171
-  _TRAINREQUEST._serialized_start=173
-  _TRAINREQUEST._serialized_end=279
-  _TRAINSTART._serialized_start=281
-  _TRAINSTART._serialized_end=402
-  _TRAINSETTINGS._serialized_start=405
-  _TRAINSETTINGS._serialized_end=707
-  _WEIGHTCHUNK._serialized_start=709
-  _WEIGHTCHUNK._serialized_end=766
-  _TRAINPROGRESS._serialized_start=768
-  _TRAINPROGRESS._serialized_end=851
-  _TRAINRESULT._serialized_start=854
-  _TRAINRESULT._serialized_end=1048
-  _TRAINRESULT_METRICSENTRY._serialized_start=1002
-  _TRAINRESULT_METRICSENTRY._serialized_end=1048
-  _TRAINRESPONSE._serialized_start=1051
-  _TRAINRESPONSE._serialized_end=1207
-  _TRAINER._serialized_start=1210
-  _TRAINER._serialized_end=1350
+  _DATAHAVEREQUEST._serialized_start=40
+  _DATAHAVEREQUEST._serialized_end=76
+  _DATAHAVEREPLY._serialized_start=78
+  _DATAHAVEREPLY._serialized_end=110
+  _SHARDCHUNK._serialized_start=112
+  _SHARDCHUNK._serialized_end=200
+  _SHARDPUTREPLY._serialized_start=202
+  _SHARDPUTREPLY._serialized_end=232
+  _TRAINERINFOREQUEST._serialized_start=234
+  _TRAINERINFOREQUEST._serialized_end=254
+  _TRAINERINFO._serialized_start=256
+  _TRAINERINFO._serialized_end=365
+  _TRAINREQUEST._serialized_start=367
+  _TRAINREQUEST._serialized_end=473
+  _TRAINSTART._serialized_start=475
+  _TRAINSTART._serialized_end=596
+  _TRAINSETTINGS._serialized_start=599
+  _TRAINSETTINGS._serialized_end=938
+  _WEIGHTCHUNK._serialized_start=940
+  _WEIGHTCHUNK._serialized_end=997
+  _TRAINPROGRESS._serialized_start=999
+  _TRAINPROGRESS._serialized_end=1082
+  _TRAINRESULT._serialized_start=1085
+  _TRAINRESULT._serialized_end=1279
+  _TRAINRESULT_METRICSENTRY._serialized_start=1233
+  _TRAINRESULT_METRICSENTRY._serialized_end=1279
+  _TRAINRESPONSE._serialized_start=1282
+  _TRAINRESPONSE._serialized_end=1438
+  _TRAINER._serialized_start=1441
+  _TRAINER._serialized_end=1713
 # @@protoc_insertion_point(module_scope)
