@@ -278,7 +278,7 @@ func (t *blockDecoder) refPass(bp int) {
 		fs := f[j0 : j0+w]
 		for x, col := range fs {
 			// Refined: significant and not just made so by the significance pass.
-			todo := col & (col >> 1 ^ rep*fSig) & (rep * fSig)
+			todo := col & (col>>1 ^ rep*fSig) & (rep * fSig)
 			if todo == 0 {
 				continue
 			}
