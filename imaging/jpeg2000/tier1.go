@@ -167,15 +167,6 @@ func clamp1(v int) int {
 	return max(-1, min(1, v))
 }
 
-// decodeSign decodes the sign of the coefficient whose flags are f.
-func (t *blockDecoder) decodeSign(f uint16, raw bool) int {
-	if raw {
-		return t.raw.bit()
-	}
-	e := signLUT[signIndex(f)]
-	return t.mq.decode(int(e.ctx)) ^ int(e.xor)
-}
-
 // setSig makes the coefficient in row r of column word j (block row y, column x)
 // significant and tells its neighbours.
 func (t *blockDecoder) setSig(j, r, y, x int, neg int, mag int32) {
@@ -249,15 +240,19 @@ func (t *blockDecoder) sigPass(bp int) {
 						c -= s.qe << 16
 						bit = int(s.mps)
 					} else {
-						mq.a, mq.c = a, c
-						bit = mq.exchange(cx, s)
-						a, c = mq.a, mq.c
+						bit, a, c = mq.slow(cx, s, a, c)
 					}
 				}
 				if bit != 0 {
-					mq.a, mq.c = a, c
-					t.setSig(j, r, y0+r, x, t.decodeSign(fl, raw), oph)
-					a, c = mq.a, mq.c
+					var neg int
+					if raw {
+						neg = t.raw.bit()
+					} else {
+						e := signLUT[signIndex(fl)]
+						neg, a, c = mq.decide(int(e.ctx), a, c)
+						neg ^= int(e.xor)
+					}
+					t.setSig(j, r, y0+r, x, neg, oph)
 				}
 				f[j] |= fVisit << sh
 			}
@@ -305,9 +300,7 @@ func (t *blockDecoder) refPass(bp int) {
 						c -= s.qe << 16
 						bit = int(s.mps)
 					} else {
-						mq.a, mq.c = a, c
-						bit = mq.exchange(cx, s)
-						a, c = mq.a, mq.c
+						bit, a, c = mq.slow(cx, s, a, c)
 					}
 				}
 				// Half a step up for a 1, down for a 0 (the magnitude keeps one
@@ -350,15 +343,17 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 						c -= s.qe << 16
 						continue // the usual case: the column stays insignificant
 					}
-					mq.a, mq.c = a, c
-					if mq.exchangeOrMPS(ctxRL, s) == 0 {
-						a, c = mq.a, mq.c
+					var bit, r1 int
+					if bit, a, c = mq.slowOrMPS(ctxRL, s, a, c); bit == 0 {
 						continue
 					}
-					r = mq.decode(ctxUni) << 1
-					r |= mq.decode(ctxUni)
-					t.setSig(j, r, y0+r, x, t.decodeSign(uint16(f[j]>>uint(16*r)), false), oph)
-					a, c = mq.a, mq.c
+					r, a, c = mq.decide(ctxUni, a, c)
+					r1, a, c = mq.decide(ctxUni, a, c)
+					r = r<<1 | r1
+					e := signLUT[signIndex(uint16(f[j]>>uint(16*r)))]
+					var neg int
+					neg, a, c = mq.decide(int(e.ctx), a, c)
+					t.setSig(j, r, y0+r, x, neg^int(e.xor), oph)
 					r++
 				}
 			}
@@ -379,24 +374,23 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 					c -= s.qe << 16
 					bit = int(s.mps)
 				} else {
-					mq.a, mq.c = a, c
-					bit = mq.exchange(cx, s)
-					a, c = mq.a, mq.c
+					bit, a, c = mq.slow(cx, s, a, c)
 				}
 				if bit != 0 {
-					mq.a, mq.c = a, c
-					t.setSig(j, r, y0+r, x, t.decodeSign(fl, false), oph)
-					a, c = mq.a, mq.c
+					e := signLUT[signIndex(fl)]
+					var neg int
+					neg, a, c = mq.decide(int(e.ctx), a, c)
+					t.setSig(j, r, y0+r, x, neg^int(e.xor), oph)
 				}
 			}
 		}
 	}
-	mq.a, mq.c = a, c
 	if segSym {
 		for k := 0; k < 4; k++ {
-			mq.decode(ctxUni)
+			_, a, c = mq.decide(ctxUni, a, c)
 		}
 	}
+	mq.a, mq.c = a, c
 }
 
 // decodeBlock runs the coding passes of cb; the result is in t.val (w*h, with one
