@@ -204,10 +204,10 @@ func (t *blockDecoder) setSig(j, r, y, x int, neg int, mag int32) {
 	t.val[y*t.w+x] = mag // the passes work on magnitudes; decodeBlock applies the signs
 }
 
-// The passes decode most decisions with the MQ decoder's A and C registers in
-// local variables (mq.decode written out: the compiler does not inline it, and
-// keeps fields of a struct in memory); they are stored back before anything else
-// uses the decoder.
+// The passes keep the MQ decoder's A and C registers in local variables (the
+// compiler keeps fields of a struct in memory): the common case of a decision
+// (mq.decide's) written out, the rest through mq.slow and mq.decide, which take
+// and return the registers. They are stored back at the end of the pass.
 
 func (t *blockDecoder) sigPass(bp int) {
 	oph := int32(1)<<uint(bp) | int32(1)<<uint(bp)>>1
