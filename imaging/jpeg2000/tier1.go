@@ -1,6 +1,9 @@
 package jpeg2000
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // Tier-1 (Annex D): the three coding passes of EBCOT over one code-block.
 //
@@ -269,7 +272,6 @@ func (t *blockDecoder) refPass(bp int) {
 	raw := t.useRaw
 	a, c := mq.a, mq.c
 	for y0, j0 := 0, sw+1; y0 < h; y0, j0 = y0+4, j0+sw {
-		rows := min(4, h-y0)
 		fs := f[j0 : j0+w]
 		for x, col := range fs {
 			// Refined: significant and not just made so by the significance pass.
@@ -277,11 +279,8 @@ func (t *blockDecoder) refPass(bp int) {
 			if todo == 0 {
 				continue
 			}
-			for r := 0; r < rows; r++ {
-				sh := uint(16 * r)
-				if todo>>sh&fSig == 0 {
-					continue
-				}
+			for rest := todo; rest != 0; rest &= rest - 1 {
+				sh := uint(bits.TrailingZeros64(rest)) &^ 15 // 16 times the row
 				fl := uint16(col >> sh)
 				var bit int
 				if raw {
@@ -305,7 +304,7 @@ func (t *blockDecoder) refPass(bp int) {
 				}
 				// Half a step up for a 1, down for a 0 (the magnitude keeps one
 				// fractional bit: 2*half is 1<<bp).
-				val[(y0+r)*w+x] += int32(bit)<<uint(bp) - half
+				val[(y0+int(sh>>4))*w+x] += int32(bit)<<uint(bp) - half
 			}
 			fs[x] = col | todo<<(14-12) // fRefined where refined
 		}
