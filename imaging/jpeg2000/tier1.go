@@ -321,20 +321,16 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 	const busy = rep * (fSig | fVisit | nbrMask)
 	for y0, j0 := 0, sw+1; y0 < h; y0, j0 = y0+4, j0+sw {
 		rows := min(4, h-y0)
+		inStripe := uint64(1)<<uint(16*rows) - 1 // the rows in the block: all for 4, 1<<64 being 0
 		for x := 0; x < w; x++ {
 			j := j0 + x
 			col := f[j]
-			r := 0
+			// The rows to code, fSig's bit set in each: neither significant nor
+			// visited (fVisit is the bit above fSig).
+			todo := ^(col | col>>1) & (rep * fSig) & inStripe
+			// Run mode: the four coefficients of a whole stripe column are
+			// insignificant, not yet visited, and have no significant neighbour.
 			if rows == 4 {
-				// Every coefficient significant or visited: nothing to code, only
-				// the significance pass's marks to clear.
-				if (col|col>>1)&(rep*fSig) == rep*fSig {
-					f[j] = col &^ (rep * fVisit)
-					continue
-				}
-				// Run mode: the four coefficients of the stripe column are
-				// insignificant, not yet visited, and have no significant
-				// neighbour.
 				if col&busy == 0 {
 					s := &mqStates[mq.cx[ctxRL]]
 					a -= s.qe
@@ -342,7 +338,7 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 						c -= s.qe << 16
 						continue // the usual case: the column stays insignificant
 					}
-					var bit, r1 int
+					var bit, r, r1 int
 					if bit, a, c = mq.slowOrMPS(ctxRL, s, a, c); bit == 0 {
 						continue
 					}
@@ -353,18 +349,13 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 					var neg int
 					neg, a, c = mq.decide(int(e.ctx), a, c)
 					t.setSig(j, r, y0+r, x, neg^int(e.xor), oph)
-					r++
+					todo &= ^uint64(0) << uint(16*(r+1)) // the rows below r
 				}
 			}
-			for ; r < rows; r++ {
-				sh := uint(16 * r)
-				fl := uint16(f[j] >> sh)
-				if fl&(fSig|fVisit) != 0 {
-					// Clear the significance pass's mark for the next bit-plane
-					// (a column coded in run mode had none).
-					f[j] &^= fVisit << sh
-					continue
-				}
+			for rest := todo; rest != 0; rest &= rest - 1 {
+				sh := uint(bits.TrailingZeros64(rest)) &^ 15 // 16 times the row
+				r := int(sh >> 4)
+				fl := uint16(f[j] >> sh) // read again: the row above may have told this one
 				cx := int(zc[fl&nbrMask])
 				s := &mqStates[mq.cx[cx]]
 				a -= s.qe
@@ -382,6 +373,8 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 					t.setSig(j, r, y0+r, x, neg^int(e.xor), oph)
 				}
 			}
+			// Clear the significance pass's marks for the next bit-plane.
+			f[j] &^= rep * fVisit
 		}
 	}
 	if segSym {
