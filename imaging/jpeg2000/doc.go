@@ -15,7 +15,8 @@
 // flag words of a stripe column are packed in one 64-bit word (OpenJPEG's
 // layout, with 16 bits a sample), so that a pass tests a whole stripe column
 // (nothing to code, all significant, run mode) with one load and a mask, and
-// skips it. The MQ decoder's states are one table of (state, MPS) pairs; its
+// skips it; the refinement and cleanup passes go straight to the rows they code
+// through the trailing zeros of the masked word. The MQ decoder's states are one table of (state, MPS) pairs; its
 // usual decision is written out in the passes with the A and C registers in
 // local variables, and the rarer paths take and return them as arguments.
 // Code-blocks are the unit of parallel work (above); each goroutine reuses its
