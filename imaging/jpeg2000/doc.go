@@ -9,12 +9,19 @@
 // the one returned. Large wavelet levels share their rows and column blocks
 // among the same number of goroutines.
 //
-// Speed: tier 1 keeps a 16-bit flag word per coefficient holding its
-// neighbours' significance and signs, updated when a coefficient becomes
-// significant, so that every context is one table look-up; stripe columns with
-// nothing to do are skipped whole; the MQ decoder's states are one table of
-// (state, MPS) pairs and its usual decision is written out in the passes with
-// its registers in local variables. The vertical wavelet pass lifts blocks of
+// Speed: tier 1 keeps a 16-bit flag word per coefficient holding its own state
+// and its neighbours' significance and signs, updated when a coefficient
+// becomes significant, so that every context is one table look-up. The four
+// flag words of a stripe column are packed in one 64-bit word (OpenJPEG's
+// layout, with 16 bits a sample), so that a pass tests a whole stripe column
+// (nothing to code, all significant, run mode) with one load and a mask, and
+// skips it; the refinement and cleanup passes go straight to the rows they code
+// through the trailing zeros of the masked word. The MQ decoder's states are one table of (state, MPS) pairs; its
+// usual decision is written out in the passes with the A and C registers in
+// local variables, and the rarer paths take and return them as arguments.
+// Code-blocks are the unit of parallel work (above); each goroutine reuses its
+// decoder's flag and coefficient arrays from block to block, and tile-component
+// arrays come from a pool. The vertical wavelet pass lifts blocks of
 // neighbouring columns together. [Options.ReduceLevels] skips the code-blocks
 // and wavelet levels of the resolutions it discards; [Levels] says how many a
 // stream allows.

@@ -110,62 +110,64 @@ func (m *mqDecoder) byteIn() {
 	}
 }
 
-// decode decodes one decision in context cx: the common case (the more probable
-// symbol with no renormalisation) here, the rest in exchange. The compiler does
-// not inline it, so the tier-1 passes write this common case out themselves.
-func (m *mqDecoder) decode(cx int) int {
+// slowOrMPS finishes a decision of which A has had Qe subtracted but that
+// did not take (or did not act on) the common case.
+func (m *mqDecoder) slowOrMPS(cx int, s *mqCtx, a, c uint32) (int, uint32, uint32) {
+	if c>>16 >= s.qe && a >= 0x8000 {
+		return int(s.mps), a, c - s.qe<<16
+	}
+	return m.slow(cx, s, a, c)
+}
+
+// decide decodes one decision in context cx, with the A and C registers passed
+// in and returned so that the tier-1 passes keep them in registers: the common
+// case (the more probable symbol with no renormalisation) here, the rest in
+// slow. The compiler does not inline it (nor would it a method holding A and C in
+// the decoder), so the passes write the common case out themselves for their
+// most frequent decisions.
+func (m *mqDecoder) decide(cx int, a, c uint32) (int, uint32, uint32) {
 	s := &mqStates[m.cx[cx&31]]
-	a, qe := m.a-s.qe, s.qe
-	m.a = a
-	if m.c>>16 >= qe && a >= 0x8000 {
-		m.c -= qe << 16
-		return int(s.mps)
+	a -= s.qe
+	if c>>16 >= s.qe && a >= 0x8000 {
+		return int(s.mps), a, c - s.qe<<16
 	}
-	return m.exchange(cx, s)
+	return m.slow(cx, s, a, c)
 }
 
-// exchangeOrMPS finishes a decision of which decode has subtracted Qe from A
-// but not taken the fast path (or has taken it without acting on it).
-func (m *mqDecoder) exchangeOrMPS(cx int, s *mqCtx) int {
-	if m.c>>16 >= s.qe && m.a >= 0x8000 {
-		m.c -= s.qe << 16
-		return int(s.mps)
-	}
-	return m.exchange(cx, s)
-}
-
-// exchange finishes a decision that needs a conditional exchange or
-// renormalisation (C.3.2).
-func (m *mqDecoder) exchange(cx int, s *mqCtx) int {
-	lower := m.c>>16 < s.qe // C in the lower (Qe) sub-interval
+// slow finishes a decision that needs a conditional exchange or
+// renormalisation (C.3.2); a has had Qe subtracted.
+func (m *mqDecoder) slow(cx int, s *mqCtx, a, c uint32) (int, uint32, uint32) {
+	lower := c>>16 < s.qe // C in the lower (Qe) sub-interval
 	if !lower {
-		m.c -= s.qe << 16
+		c -= s.qe << 16
 	}
 	var d int
 	// In the lower sub-interval the more probable symbol is decoded when A < Qe
 	// (the intervals are exchanged); in the upper one, when A >= Qe.
-	if (m.a < s.qe) == lower {
+	if (a < s.qe) == lower {
 		d = int(s.mps)
-		m.cx[cx] = s.nmps
+		m.cx[cx&31] = s.nmps
 	} else {
 		d = int(s.mps ^ 1)
-		m.cx[cx] = s.nlps
+		m.cx[cx&31] = s.nlps
 	}
 	if lower {
-		m.a = s.qe
+		a = s.qe
 	}
 	// Renormalise: shift A left until its top bit is set, C with it, reading a
 	// byte whenever the bits of the last one are used up.
-	for m.a < 0x8000 {
+	for a < 0x8000 {
 		if m.ct == 0 {
+			m.c = c
 			m.byteIn()
+			c = m.c
 		}
-		n := min(bits.LeadingZeros32(m.a)-16, m.ct)
-		m.a <<= uint(n)
-		m.c <<= uint(n)
+		n := min(bits.LeadingZeros32(a)-16, m.ct)
+		a <<= uint(n)
+		c <<= uint(n)
 		m.ct -= n
 	}
-	return d
+	return d, a, c
 }
 
 // rawDecoder reads the bypass (lazy) segments: plain bits with a stuffed bit after 0xFF.

@@ -1,6 +1,9 @@
 package jpeg2000
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // Tier-1 (Annex D): the three coding passes of EBCOT over one code-block.
 //
@@ -127,10 +130,19 @@ func zcContext(orient, h, v, d int) uint8 {
 	return uint8(d)
 }
 
+// rep has a 1 in the lowest bit of each of the four 16-bit flag words a column
+// word holds: rep*fSig, for example, tests or sets fSig in all four rows.
+const rep = 0x0001_0001_0001_0001
+
 type blockDecoder struct {
-	w, h   int
-	sw     int // stride of flags: w+2
-	flags  []uint16
+	w, h int
+	sw   int // column words per stripe: w+2
+	// flags holds one 64-bit word per column of a stripe (four rows), the flag
+	// word of row r in bits 16r..16r+15, so that the passes test a whole stripe
+	// column with one load. Stripe s, column x is at (s+1)*sw + x+1: a border
+	// column left and right and a border stripe above and below take the
+	// neighbours' marks of the edge coefficients.
+	flags  []uint64
 	val    []int32
 	orient int
 	vc     bool
@@ -141,9 +153,9 @@ type blockDecoder struct {
 
 func (t *blockDecoder) reset(w, h int) {
 	t.w, t.h, t.sw = w, h, w+2
-	n := (w + 2) * (h + 2)
+	n := ((h+3)/4 + 2) * (w + 2)
 	if cap(t.flags) < n {
-		t.flags = make([]uint16, n)
+		t.flags = make([]uint64, n)
 	}
 	t.flags = t.flags[:n]
 	clear(t.flags)
@@ -158,51 +170,47 @@ func clamp1(v int) int {
 	return max(-1, min(1, v))
 }
 
-// decodeSign decodes the sign of the coefficient whose flags are f.
-func (t *blockDecoder) decodeSign(f uint16, raw bool) int {
-	if raw {
-		return t.raw.bit()
-	}
-	e := signLUT[signIndex(f)]
-	return t.mq.decode(int(e.ctx)) ^ int(e.xor)
-}
-
-// setSig makes the coefficient at flag index i (row y, column x) significant and
-// tells its neighbours.
-func (t *blockDecoder) setSig(i, y, x int, neg int, mag int32) {
+// setSig makes the coefficient in row r of column word j (block row y, column x)
+// significant and tells its neighbours.
+func (t *blockDecoder) setSig(j, r, y, x int, neg int, mag int32) {
 	f, sw := t.flags, t.sw
-	_ = f[i+sw+1]
+	_ = f[j+sw+1]
+	_ = f[j-sw-1]
+	sh := uint(16 * r)
+	// What the west, east, north and south neighbours learn.
+	var we, ew, ns, sn uint64 = nE, nW, nS, nN
 	if neg != 0 {
-		f[i-1] |= nE | sE
-		f[i+1] |= nW | sW
-		f[i+sw] |= nN | sN
-		// In vertically causal mode the row above a stripe does not see this one.
-		if !t.vc || y&3 != 0 {
-			f[i-sw] |= nS | sS
-		}
-		f[i] |= fNeg
+		we, ew, ns, sn = nE|sE, nW|sW, nS|sS, nN|sN
+		f[j] |= fNeg << sh
+	}
+	f[j-1] |= we << sh
+	f[j+1] |= ew << sh
+	if r > 0 {
+		f[j] |= ns << (sh - 16)
+		f[j-1] |= nSE << (sh - 16)
+		f[j+1] |= nSW << (sh - 16)
+	} else if !t.vc { // in vertically causal mode the stripe above does not see this one
+		f[j-sw] |= ns << 48
+		f[j-sw-1] |= nSE << 48
+		f[j-sw+1] |= nSW << 48
+	}
+	if r < 3 {
+		f[j] |= sn << (sh + 16)
+		f[j-1] |= nNE << (sh + 16)
+		f[j+1] |= nNW << (sh + 16)
 	} else {
-		f[i-1] |= nE
-		f[i+1] |= nW
-		f[i+sw] |= nN
-		if !t.vc || y&3 != 0 {
-			f[i-sw] |= nS
-		}
+		f[j+sw] |= sn
+		f[j+sw-1] |= nNE
+		f[j+sw+1] |= nNW
 	}
+	f[j] |= fSig << sh
 	t.val[y*t.w+x] = mag // the passes work on magnitudes; decodeBlock applies the signs
-	f[i+sw-1] |= nNE
-	f[i+sw+1] |= nNW
-	if !t.vc || y&3 != 0 {
-		f[i-sw-1] |= nSE
-		f[i-sw+1] |= nSW
-	}
-	f[i] |= fSig
 }
 
-// The passes decode most decisions with the MQ decoder's A and C registers in
-// local variables (mq.decode written out: the compiler does not inline it, and
-// keeps fields of a struct in memory); they are stored back before anything else
-// uses the decoder.
+// The passes keep the MQ decoder's A and C registers in local variables (the
+// compiler keeps fields of a struct in memory): the common case of a decision
+// (mq.decide's) written out, the rest through mq.slow and mq.decide, which take
+// and return the registers. They are stored back at the end of the pass.
 
 func (t *blockDecoder) sigPass(bp int) {
 	oph := int32(1)<<uint(bp) | int32(1)<<uint(bp)>>1
@@ -211,16 +219,16 @@ func (t *blockDecoder) sigPass(bp int) {
 	mq := &t.mq
 	raw := t.useRaw
 	a, c := mq.a, mq.c
-	for y0 := 0; y0 < h; y0 += 4 {
-		ye := min(y0+4, h)
-		full := ye == y0+4
-		for x := 0; x < w; x++ {
-			i := (y0+1)*sw + x + 1
-			if full && ((f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&nbrMask == 0 || f[i]&f[i+sw]&f[i+2*sw]&f[i+3*sw]&fSig != 0) {
+	for y0, j0 := 0, sw+1; y0 < h; y0, j0 = y0+4, j0+sw {
+		rows := min(4, h-y0)
+		for x, col := range f[j0 : j0+w] {
+			if col&(rep*nbrMask) == 0 || col&(rep*fSig) == rep*fSig {
 				continue // no coefficient has a significant neighbour, or all are significant
 			}
-			for y := y0; y < ye; y, i = y+1, i+sw {
-				fl := f[i]
+			j := j0 + x
+			for r := 0; r < rows; r++ {
+				sh := uint(16 * r)
+				fl := uint16(f[j] >> sh)
 				if fl&(fSig|fVisit) != 0 || fl&nbrMask == 0 {
 					continue
 				}
@@ -235,17 +243,21 @@ func (t *blockDecoder) sigPass(bp int) {
 						c -= s.qe << 16
 						bit = int(s.mps)
 					} else {
-						mq.a, mq.c = a, c
-						bit = mq.exchange(cx, s)
-						a, c = mq.a, mq.c
+						bit, a, c = mq.slow(cx, s, a, c)
 					}
 				}
 				if bit != 0 {
-					mq.a, mq.c = a, c
-					t.setSig(i, y, x, t.decodeSign(fl, raw), oph)
-					a, c = mq.a, mq.c
+					var neg int
+					if raw {
+						neg = t.raw.bit()
+					} else {
+						e := signLUT[signIndex(fl)]
+						neg, a, c = mq.decide(int(e.ctx), a, c)
+						neg ^= int(e.xor)
+					}
+					t.setSig(j, r, y0+r, x, neg, oph)
 				}
-				f[i] |= fVisit
+				f[j] |= fVisit << sh
 			}
 		}
 	}
@@ -259,19 +271,17 @@ func (t *blockDecoder) refPass(bp int) {
 	mq := &t.mq
 	raw := t.useRaw
 	a, c := mq.a, mq.c
-	for y0 := 0; y0 < h; y0 += 4 {
-		ye := min(y0+4, h)
-		full := ye == y0+4
-		for x := 0; x < w; x++ {
-			i := (y0+1)*sw + x + 1
-			if full && (f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&fSig == 0 {
-				continue // nothing to refine in the column
+	for y0, j0 := 0, sw+1; y0 < h; y0, j0 = y0+4, j0+sw {
+		fs := f[j0 : j0+w]
+		for x, col := range fs {
+			// Refined: significant and not just made so by the significance pass.
+			todo := col & (col>>1 ^ rep*fSig) & (rep * fSig)
+			if todo == 0 {
+				continue
 			}
-			for y := y0; y < ye; y, i = y+1, i+sw {
-				fl := f[i]
-				if fl&(fSig|fVisit) != fSig {
-					continue
-				}
+			for rest := todo; rest != 0; rest &= rest - 1 {
+				sh := uint(bits.TrailingZeros64(rest)) &^ 15 // 16 times the row
+				fl := uint16(col >> sh)
 				var bit int
 				if raw {
 					bit = t.raw.bit()
@@ -289,16 +299,14 @@ func (t *blockDecoder) refPass(bp int) {
 						c -= s.qe << 16
 						bit = int(s.mps)
 					} else {
-						mq.a, mq.c = a, c
-						bit = mq.exchange(cx, s)
-						a, c = mq.a, mq.c
+						bit, a, c = mq.slow(cx, s, a, c)
 					}
 				}
 				// Half a step up for a 1, down for a 0 (the magnitude keeps one
 				// fractional bit: 2*half is 1<<bp).
-				val[y*w+x] += int32(bit)<<uint(bp) - half
-				f[i] = fl | fRefined
+				val[(y0+int(sh>>4))*w+x] += int32(bit)<<uint(bp) - half
 			}
+			fs[x] = col | todo<<(14-12) // fRefined where refined
 		}
 	}
 	mq.a, mq.c = a, c
@@ -310,52 +318,44 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 	zc := &zcLUT[t.orient&3]
 	mq := &t.mq
 	a, c := mq.a, mq.c
-	const busy = fSig | fVisit | nbrMask
-	for y0 := 0; y0 < h; y0 += 4 {
-		ye := min(y0+4, h)
+	const busy = rep * (fSig | fVisit | nbrMask)
+	for y0, j0 := 0, sw+1; y0 < h; y0, j0 = y0+4, j0+sw {
+		rows := min(4, h-y0)
+		inStripe := uint64(1)<<uint(16*rows) - 1 // the rows in the block: all for 4, 1<<64 being 0
 		for x := 0; x < w; x++ {
-			y := y0
-			i := (y0+1)*sw + x + 1
+			j := j0 + x
+			col := f[j]
+			// The rows to code, fSig's bit set in each: neither significant nor
+			// visited (fVisit is the bit above fSig).
+			todo := ^(col | col>>1) & (rep * fSig) & inStripe
 			// Run mode: the four coefficients of a whole stripe column are
 			// insignificant, not yet visited, and have no significant neighbour.
-			if ye == y0+4 {
-				// Every coefficient significant or visited: nothing to code, only
-				// the significance pass's marks to clear.
-				if (f[i]|f[i]>>1)&(f[i+sw]|f[i+sw]>>1)&(f[i+2*sw]|f[i+2*sw]>>1)&(f[i+3*sw]|f[i+3*sw]>>1)&fSig != 0 {
-					f[i] &^= fVisit
-					f[i+sw] &^= fVisit
-					f[i+2*sw] &^= fVisit
-					f[i+3*sw] &^= fVisit
-					continue
+			if rows == 4 {
+				if col&busy == 0 {
+					s := &mqStates[mq.cx[ctxRL]]
+					a -= s.qe
+					if c>>16 >= s.qe && a >= 0x8000 && s.mps == 0 {
+						c -= s.qe << 16
+						continue // the usual case: the column stays insignificant
+					}
+					var bit, r, r1 int
+					if bit, a, c = mq.slowOrMPS(ctxRL, s, a, c); bit == 0 {
+						continue
+					}
+					r, a, c = mq.decide(ctxUni, a, c)
+					r1, a, c = mq.decide(ctxUni, a, c)
+					r = r<<1 | r1
+					e := signLUT[signIndex(uint16(f[j]>>uint(16*r)))]
+					var neg int
+					neg, a, c = mq.decide(int(e.ctx), a, c)
+					t.setSig(j, r, y0+r, x, neg^int(e.xor), oph)
+					todo &= ^uint64(0) << uint(16*(r+1)) // the rows below r
 				}
 			}
-			if ye == y0+4 && (f[i]|f[i+sw]|f[i+2*sw]|f[i+3*sw])&busy == 0 {
-				s := &mqStates[mq.cx[ctxRL]]
-				a -= s.qe
-				if c>>16 >= s.qe && a >= 0x8000 && s.mps == 0 {
-					c -= s.qe << 16
-					continue // the usual case: the column stays insignificant
-				}
-				mq.a, mq.c = a, c
-				if mq.exchangeOrMPS(ctxRL, s) == 0 {
-					a, c = mq.a, mq.c
-					continue
-				}
-				r := mq.decode(ctxUni) << 1
-				r |= mq.decode(ctxUni)
-				y, i = y0+r, i+r*sw
-				t.setSig(i, y, x, t.decodeSign(f[i], false), oph)
-				a, c = mq.a, mq.c
-				y, i = y+1, i+sw
-			}
-			for ; y < ye; y, i = y+1, i+sw {
-				fl := f[i]
-				if fl&(fSig|fVisit) != 0 {
-					// Clear the significance pass's mark for the next bit-plane
-					// (a column coded in run mode had none).
-					f[i] = fl &^ fVisit
-					continue
-				}
+			for rest := todo; rest != 0; rest &= rest - 1 {
+				sh := uint(bits.TrailingZeros64(rest)) &^ 15 // 16 times the row
+				r := int(sh >> 4)
+				fl := uint16(f[j] >> sh) // read again: the row above may have told this one
 				cx := int(zc[fl&nbrMask])
 				s := &mqStates[mq.cx[cx]]
 				a -= s.qe
@@ -364,24 +364,25 @@ func (t *blockDecoder) cleanPass(bp int, segSym bool) {
 					c -= s.qe << 16
 					bit = int(s.mps)
 				} else {
-					mq.a, mq.c = a, c
-					bit = mq.exchange(cx, s)
-					a, c = mq.a, mq.c
+					bit, a, c = mq.slow(cx, s, a, c)
 				}
 				if bit != 0 {
-					mq.a, mq.c = a, c
-					t.setSig(i, y, x, t.decodeSign(fl, false), oph)
-					a, c = mq.a, mq.c
+					e := signLUT[signIndex(fl)]
+					var neg int
+					neg, a, c = mq.decide(int(e.ctx), a, c)
+					t.setSig(j, r, y0+r, x, neg^int(e.xor), oph)
 				}
 			}
+			// Clear the significance pass's marks for the next bit-plane.
+			f[j] &^= rep * fVisit
+		}
+	}
+	if segSym {
+		for k := 0; k < 4; k++ {
+			_, a, c = mq.decide(ctxUni, a, c)
 		}
 	}
 	mq.a, mq.c = a, c
-	if segSym {
-		for k := 0; k < 4; k++ {
-			mq.decode(ctxUni)
-		}
-	}
 }
 
 // decodeBlock runs the coding passes of cb; the result is in t.val (w*h, with one
@@ -433,10 +434,12 @@ func (t *blockDecoder) decodeBlock(cb *codeBlock, b *band, style byte, roi int) 
 		}
 	}
 	for y := 0; y < h; y++ {
-		fr := t.flags[(y+1)*t.sw+1 : (y+1)*t.sw+1+w]
+		j := (y/4+1)*t.sw + 1
+		fr := t.flags[j : j+w]
 		vr := t.val[y*w : y*w+w]
-		for x, fl := range fr {
-			if fl&fNeg != 0 {
+		sh := uint(16 * (y & 3))
+		for x, col := range fr {
+			if col>>sh&fNeg != 0 {
 				vr[x] = -vr[x]
 			}
 		}
