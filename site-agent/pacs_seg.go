@@ -1,7 +1,6 @@
 package siteagent
 
 import (
-
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/imaging/pacs"
 )

@@ -73,8 +73,8 @@ func TestPACSDataLabelsFromReports(t *testing.T) {
 	}
 	want := map[string]int{
 		"its study's finding SCT:39607008 is not in data.pacs.sr_labels.classes": 1,
-		"its study's reports disagree on the finding":                             1,
-		"no structured report in its study":                                       1,
+		"its study's reports disagree on the finding":                            1,
+		"no structured report in its study":                                      1,
 	}
 	if fmt.Sprint(p.Rejected) != fmt.Sprint(want) {
 		t.Errorf("rejected %v, want %v", p.Rejected, want)
