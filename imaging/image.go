@@ -725,7 +725,6 @@ func monoToFloat(raw []byte, n int, s sampler, slope, icpt float64) []float32 {
 	case s.bps == 2 && s.shift == 0 && exact:
 		m := uint16(s.mask)
 		raw = raw[:2*n]
-		identity := sl == 1 && ic == 0
 		switch {
 		case s.signed:
 			sb := uint16(s.sbit)
@@ -737,14 +736,8 @@ func monoToFloat(raw []byte, n int, s sampler, slope, icpt float64) []float32 {
 				}
 				out[k] = float32(v)*sl + ic
 			}
-		case identity:
-			for k := range out {
-				out[k] = float32((uint16(raw[2*k]) | uint16(raw[2*k+1])<<8) & m)
-			}
 		default:
-			for k := range out {
-				out[k] = float32((uint16(raw[2*k])|uint16(raw[2*k+1])<<8)&m)*sl + ic
-			}
+			le16ToFloat(out, raw, m, sl, ic)
 		}
 	case s.bps == 1 && s.shift == 0 && exact && !s.signed:
 		m := uint8(s.mask)

@@ -34,6 +34,9 @@ type PACSConfig struct {
 	// SEGLabels, instead of Labels, derives labels from the DICOM SEG
 	// objects in the same studies (segLabels says how).
 	SEGLabels bool
+	// SRLabels, instead of Labels, derives each study's class from its
+	// structured reports (srLabels says how).
+	SRLabels *SRLabelConfig
 	// StateDir is the agent's state folder: the intake's records go in
 	// pacs.db there, the cache in CacheDir (default StateDir/pacs-cache).
 	StateDir   string
@@ -58,7 +61,9 @@ type PACSData struct {
 	intake        *pacs.Intake
 	src           pacs.Source
 	db            *bolt.DB
-	labels        *pacs.Labels // nil: labels from segmentations
+	labels        *pacs.Labels // nil: labels from segmentations or reports
+	srCfg         *SRLabelConfig
+	classes       []string
 	allowBurnedIn bool
 	refresh       time.Duration
 	log           *slog.Logger
@@ -77,13 +82,24 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 		return nil, errors.New("pacs data source: no state folder")
 	}
 	var labels *pacs.Labels
+	sources := 0
+	for _, set := range []bool{cfg.Labels != "", cfg.SEGLabels, cfg.SRLabels != nil} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case cfg.SEGLabels && cfg.Labels != "":
-		return nil, errSEGAndCSV
+	case sources > 1:
+		return nil, errLabelSources
 	case cfg.SEGLabels:
-		cfg.Queries = withSEGQueries(cfg.Queries)
+		cfg.Queries = withModalityQueries(cfg.Queries, "SEG")
+	case cfg.SRLabels != nil:
+		if _, err := newSRLabels(*cfg.SRLabels, cfg.Classes); err != nil {
+			return nil, err
+		}
+		cfg.Queries = withModalityQueries(cfg.Queries, "SR")
 	case cfg.Labels == "":
-		return nil, errors.New("pacs data source: no labels: set data.pacs.labels (a CSV keyed by study or SOP instance uid) or data.pacs.seg_labels")
+		return nil, errors.New("pacs data source: no labels: set data.pacs.labels (a CSV keyed by study or SOP instance uid), data.pacs.seg_labels or data.pacs.sr_labels")
 	default:
 		var err error
 		if labels, err = pacs.LoadLabels(cfg.Labels, cfg.Classes); err != nil {
@@ -120,7 +136,7 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = time.Hour
 	}
-	return &PACSData{intake: in, src: src, db: db, labels: labels, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
+	return &PACSData{intake: in, src: src, db: db, labels: labels, srCfg: cfg.SRLabels, classes: cfg.Classes, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
 		log: cfg.Logger, now: time.Now}, nil
 }
 
@@ -186,8 +202,8 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 		rejected[k] += v
 	}
 	ds := newDataset(pl)
-	// With labels from segmentations, an image's label is known only once
-	// every instance was read: images wait in held.
+	// With labels from segmentations or reports, an image's label is known
+	// only once every instance was read: images wait in held.
 	type heldImage struct {
 		study, sop string
 		px         []float32
@@ -195,7 +211,13 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 	}
 	var held []heldImage
 	var segs *segLabels
-	if p.labels == nil {
+	var srs *srLabels
+	switch {
+	case p.srCfg != nil:
+		if srs, err = newSRLabels(*p.srCfg, p.classes); err != nil {
+			return learning.Dataset{}, permanent(err)
+		}
+	case p.labels == nil:
 		segs = newSEGLabels()
 	}
 	_, err = p.intake.Each(ctx, func(f pacs.Fetched, part10 []byte) error {
@@ -208,6 +230,12 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 			}
 		}
 		im, err := imaging.Read(part10, imaging.DefaultLimits)
+		if srs != nil && errors.Is(err, imaging.ErrNoPixelData) {
+			if doc, perr := imaging.Parse(part10, imaging.DefaultLimits); perr == nil && imaging.IsStructuredReport(doc.Data) {
+				srs.add(f.StudyInstanceUID, doc.Data)
+				return ctx.Err()
+			}
+		}
 		if err != nil {
 			rejected[imaging.Reason(err)]++
 			return ctx.Err()
@@ -223,7 +251,7 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 			rejected[reason]++
 			return ctx.Err()
 		}
-		if segs != nil {
+		if segs != nil || srs != nil {
 			held = append(held, heldImage{f.StudyInstanceUID, f.SOPInstanceUID, px, im.Groups()})
 		} else {
 			addExample(&ds, px, label, im.Groups())
@@ -234,10 +262,19 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 		return learning.Dataset{}, err
 	}
 	for _, h := range held {
-		label, ok := segs.label(h.study, h.sop)
-		if !ok {
-			rejected["no segmentation in its study"]++
-			continue
+		var label int
+		if srs != nil {
+			var reason string
+			if label, reason = srs.label(h.study); reason != "" {
+				rejected[reason]++
+				continue
+			}
+		} else {
+			var ok bool
+			if label, ok = segs.label(h.study, h.sop); !ok {
+				rejected["no segmentation in its study"]++
+				continue
+			}
 		}
 		addExample(&ds, h.px, label, h.groups)
 	}

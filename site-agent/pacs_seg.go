@@ -1,8 +1,6 @@
 package siteagent
 
 import (
-	"errors"
-
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/imaging/pacs"
 )
@@ -55,17 +53,16 @@ func (l *segLabels) label(study, sop string) (int, bool) {
 	return 0, false
 }
 
-// withSEGQueries adds, for each query, one for the segmentations of the
-// same studies' dates: a SEG series has modality SEG and seldom a body part.
-func withSEGQueries(qs []pacs.Query) []pacs.Query {
+// withModalityQueries adds, for each query, one for the objects of modality
+// (SEG, SR) of the same studies' dates: such a series seldom has the
+// images' body part or description.
+func withModalityQueries(qs []pacs.Query, modality string) []pacs.Query {
 	if len(qs) == 0 {
-		return nil // no query: every series, segmentations included
+		return nil // no query: every series, these included
 	}
 	out := append([]pacs.Query(nil), qs...)
 	for _, q := range qs {
-		out = append(out, pacs.Query{Modality: "SEG", From: q.From, To: q.To})
+		out = append(out, pacs.Query{Modality: modality, From: q.From, To: q.To})
 	}
 	return out
 }
-
-var errSEGAndCSV = errors.New("pacs data source: labels come from a CSV or from the PACS's segmentations, not both: set data.pacs.labels or data.pacs.seg_labels")

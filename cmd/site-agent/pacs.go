@@ -30,14 +30,26 @@ type pacsFileConfig struct {
 	Labels string `yaml:"labels"`
 	// SEGLabels, instead of Labels: labels from the DICOM SEG objects in
 	// the same studies.
-	SEGLabels         bool     `yaml:"seg_labels"`
-	RequestsPerSecond float64  `yaml:"requests_per_second"`
-	Concurrency       int      `yaml:"concurrency"`
-	Timeout           duration `yaml:"timeout"`
-	CacheDir          string   `yaml:"cache_dir"`
-	CacheSize         byteSize `yaml:"cache_size"`
+	SEGLabels bool `yaml:"seg_labels"`
+	// SRLabels, instead of Labels: each study's class from the coded
+	// finding in its structured reports.
+	SRLabels          *srLabelsFileConfig `yaml:"sr_labels"`
+	RequestsPerSecond float64             `yaml:"requests_per_second"`
+	Concurrency       int                 `yaml:"concurrency"`
+	Timeout           duration            `yaml:"timeout"`
+	CacheDir          string              `yaml:"cache_dir"`
+	CacheSize         byteSize            `yaml:"cache_size"`
 	// Refresh is how long the queries' answer stands between data loads.
 	Refresh duration `yaml:"refresh"`
+}
+
+// srLabelsFileConfig is data.pacs.sr_labels.
+type srLabelsFileConfig struct {
+	// Finding is the concept name of the report's CODE item that holds the
+	// finding, SCHEME:VALUE (default DCM:121071, "Finding").
+	Finding string `yaml:"finding"`
+	// Classes maps each coded value, SCHEME:VALUE, to one of data.classes.
+	Classes map[string]string `yaml:"classes"`
 }
 
 type pacsFileQuery struct {
@@ -116,11 +128,18 @@ func (pc *pacsFileConfig) runtime(abs func(string) string, stateDir string, clas
 	cfg := siteagent.PACSConfig{URL: pc.URL, Options: pc.options(), Labels: abs(pc.Labels), SEGLabels: pc.SEGLabels, Classes: classes,
 		StateDir: stateDir, CacheDir: abs(pc.CacheDir), CacheBytes: int64(pc.CacheSize), Workers: pc.Concurrency, Refresh: time.Duration(pc.Refresh),
 		AllowBurnedIn: allowBurnedIn, Logger: logger}
+	if pc.SRLabels != nil {
+		sr := siteagent.SRLabelConfig{Finding: pc.SRLabels.Finding, Classes: pc.SRLabels.Classes}
+		if sr.Finding == "" {
+			sr.Finding = "DCM:121071"
+		}
+		cfg.SRLabels = &sr
+	}
 	switch {
 	case pc.URL == "":
 		return cfg, fmt.Errorf("data.pacs.url: give the PACS, e.g. https://pacs.example.org/dicom-web")
-	case pc.Labels == "" && !pc.SEGLabels:
-		return cfg, fmt.Errorf("data.pacs.labels: give the labels CSV (a label column and a study_instance_uid or sop_instance_uid column), or set data.pacs.seg_labels")
+	case pc.Labels == "" && !pc.SEGLabels && pc.SRLabels == nil:
+		return cfg, fmt.Errorf("data.pacs.labels: give the labels CSV (a label column and a study_instance_uid or sop_instance_uid column), or set data.pacs.seg_labels or data.pacs.sr_labels")
 	case pc.CacheSize <= 0:
 		return cfg, fmt.Errorf("data.pacs.cache_size: give the disk the PACS cache may use, e.g. 20GiB")
 	case pc.RequestsPerSecond < 0 || pc.Concurrency < 0 || pc.Timeout < 0 || pc.Refresh < 0:
