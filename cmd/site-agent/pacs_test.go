@@ -35,7 +35,7 @@ func TestAgentConfigPACS(t *testing.T) {
 		{"dimse bad url", strings.Replace(good, "http://127.0.0.1:8042/dicom-web", "dicom://127.0.0.1:104", 1), "AE title"},
 		{"bad refresh", strings.Replace(good, "refresh: 6h", "refresh: daily", 1), "not a duration"},
 		{"seg labels", strings.Replace(good, "labels: labels.csv", "seg_labels: true", 1), ""},
-		{"seg and csv labels", strings.Replace(good, "labels: labels.csv", "labels: labels.csv\n    seg_labels: true", 1), "not both"},
+		{"seg and csv labels", strings.Replace(good, "labels: labels.csv", "labels: labels.csv\n    seg_labels: true", 1), "labels come from one place"},
 		{"typo", strings.Replace(good, "concurrency:", "concurency:", 1), "unknown key concurency"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
