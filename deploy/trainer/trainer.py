@@ -45,6 +45,7 @@ except ImportError:  # pragma: no cover - older torch: the per-example loop belo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnn  # noqa: E402
+import graph  # noqa: E402
 from concord.v1 import trainer_pb2  # noqa: E402
 
 VERSION = "0.1.0"
@@ -60,6 +61,17 @@ class BadRequest(Exception):
     def __init__(self, code, msg):
         super().__init__(msg)
         self.code = code
+
+
+def build_model(manifest):
+    """cnn.build or, for declared graphs, graph.build (classification only:
+    this trainer's data loading reads class labels)."""
+    if isinstance(manifest, dict) and manifest.get("version") in graph.MANIFEST_VERSIONS:
+        model, params = graph.build(manifest)
+        if graph.is_segmentation(model):
+            raise cnn.ManifestError("segmentation graphs are not trained by this trainer yet; it reads class labels")
+        return model, params
+    return cnn.build(manifest)
 
 
 def pick_device(choice):
@@ -305,7 +317,8 @@ class Trainer:
     def info(self, request, context):
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return trainer_pb2.TrainerInfo(version=VERSION, device=self.device.type, device_name=name,
-                                       manifest_versions=list(cnn.MANIFEST_VERSIONS), archs=list(cnn.ARCHS))
+                                       manifest_versions=list(cnn.MANIFEST_VERSIONS + graph.MANIFEST_VERSIONS),
+                                       archs=list(cnn.ARCHS + graph.ARCHS))
 
     def resolve(self, dataset):
         if self.data_root is None:
@@ -338,7 +351,7 @@ class Trainer:
         st = first.start
         try:
             manifest = json.loads(st.manifest)
-            model, params = cnn.build(manifest)
+            model, params = build_model(manifest)
         except (ValueError, cnn.ManifestError) as e:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"layout manifest: {e}")
         total = manifest["total"]
@@ -485,7 +498,7 @@ def predict(args):
     the Go and PyTorch models can be compared on the same weights."""
     with open(args.manifest) as f:
         manifest = json.load(f)
-    model, params = cnn.build(manifest)
+    model, params = build_model(manifest)
     vec = np.fromfile(args.weights, dtype="<f4")
     if len(vec) != manifest["total"]:
         raise SystemExit(f"{args.weights} holds {len(vec)} values, the manifest {manifest['total']}")
