@@ -71,11 +71,11 @@ class Graph(nn.Module):
         y = x
         for layer in self.layers:
             ins = [out[i] for i in layer["inputs"]]
-            y = self._apply(layer, ins)
+            y = self._run(layer, ins)
             out[layer["name"]] = y
         return y
 
-    def _apply(self, layer, ins):
+    def _run(self, layer, ins):
         op, x = layer["op"], ins[0]
         if op in ("conv", "groupnorm", "layernorm", "dense"):
             if op == "dense":
