@@ -32,6 +32,7 @@ MANIFEST_VERSIONS = ("concord.graph/1",)
 ARCHS = ("graph",)
 NAME = re.compile(r"^[a-z0-9_]+$")
 MAX_LAYERS = 4096
+MAX_ACTIVATION = 1 << 28  # values in one layer's output for one example
 
 
 def _int(layer, key, lo=0):
@@ -232,6 +233,8 @@ def build(manifest):
             raise ManifestError(f"layer {name!r}: inputs {ins!r} must name earlier layers or input")
         cin = [shape[n] for n in ins]
         out, ps = _infer(layer, cin)
+        if int(np.prod(out)) > MAX_ACTIVATION:
+            raise ManifestError(f"layer {name!r}: output {out} holds more than {MAX_ACTIVATION} values per example")
         shape[name] = out
         shapes.append((cin[0], out))
         want += ps

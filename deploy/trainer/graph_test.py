@@ -230,6 +230,8 @@ class GraphTest(unittest.TestCase):
             (lambda m: m["params"][0].update(shape=[2, 1, 5, 5]), "does not match"),
             (lambda m: m.update(total=3), "total"),
             (lambda m: m["layers"][0].update(name="input"), "name"),
+            (lambda m: m["layers"].insert(1, {"name": "up", "op": "upsample", "scale": 10000, "inputs": ["c"]}),
+             "more than"),
         ]:
             bad = json.loads(json.dumps(m))
             mutate(bad)
