@@ -279,6 +279,29 @@ class GraphTest(unittest.TestCase):
         self.assertEqual(len(res["grad"]), m["total"])
         np.testing.assert_allclose(res["grad"], grad.numpy(), atol=1e-6)
 
+    def test_parity_cli_segmentation(self):
+        ls = [{"name": "c", "op": "conv", "out": 3, "kernel": 3, "padding": 1}]
+        m = manifest(1, 4, 4, 3, ls)
+        w = random_flat(m, 5)
+        x = np.random.default_rng(6).normal(size=(2, 16)).astype(np.float32)
+        masks = np.random.default_rng(7).integers(0, 3, size=(2, 16))
+        with tempfile.TemporaryDirectory() as d:
+            src, dst = os.path.join(d, "in.json"), os.path.join(d, "out.json")
+            write(src, {"manifest": m, "weights": w.tolist(), "input": x.tolist(), "masks": masks.tolist()})
+            subprocess.run([sys.executable, os.path.join(HERE, "graph_parity.py"), src, dst], check=True)
+            with open(dst) as f:
+                res = json.load(f)
+        model, params = graph.build(m)
+        cnn.load_flat(model, params, w)
+        out = model(torch.from_numpy(x).view(2, 1, 4, 4))
+        t = torch.from_numpy(masks).view(2, 4, 4)
+        p = torch.softmax(out, 1)
+        oh = F.one_hot(t, 3).permute(0, 3, 1, 2).float()
+        dice = (2 * (p * oh).sum((2, 3)) + 1) / (p.sum((2, 3)) + oh.sum((2, 3)) + 1)
+        want = F.cross_entropy(out, t) + 1 - dice.mean()
+        self.assertAlmostEqual(res["loss"], float(want), places=5)
+        self.assertEqual(len(res["output"][0]), 48)
+
 
 if __name__ == "__main__":
     unittest.main()
