@@ -49,6 +49,7 @@ except ImportError:  # pragma: no cover - older torch: the per-example loop belo
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnn  # noqa: E402
 import ddp  # noqa: E402
+import graph  # noqa: E402
 import shards  # noqa: E402
 import unet  # noqa: E402
 from concord.v1 import trainer_pb2  # noqa: E402
@@ -66,6 +67,20 @@ class BadRequest(Exception):
     def __init__(self, code, msg):
         super().__init__(msg)
         self.code = code
+
+
+def build_model(manifest):
+    """cnn.build, unet.build or, for declared graphs, graph.build
+    (classification graphs only: masks reach this trainer for the unet
+    alone)."""
+    if isinstance(manifest, dict) and manifest.get("arch") in unet.ARCHS:
+        return unet.build(manifest)
+    if isinstance(manifest, dict) and manifest.get("version") in graph.MANIFEST_VERSIONS:
+        model, params = graph.build(manifest)
+        if graph.is_segmentation(model):
+            raise cnn.ManifestError("segmentation graphs are not trained by this trainer yet: only the unet's masks are carried")
+        return model, params
+    return cnn.build(manifest)
 
 
 def pick_device(choice):
@@ -405,8 +420,8 @@ class Trainer:
     def info(self, request, context):
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return trainer_pb2.TrainerInfo(version=VERSION, device=self.device.type, device_name=name,
-                                       manifest_versions=list(cnn.MANIFEST_VERSIONS) + list(unet.MANIFEST_VERSIONS),
-                                       archs=list(cnn.ARCHS) + list(unet.ARCHS))
+                                       manifest_versions=list(cnn.MANIFEST_VERSIONS) + list(unet.MANIFEST_VERSIONS) + list(graph.MANIFEST_VERSIONS),
+                                       archs=list(cnn.ARCHS) + list(unet.ARCHS) + list(graph.ARCHS))
 
     SHARD_CODES = {"invalid": grpc.StatusCode.INVALID_ARGUMENT, "missing": grpc.StatusCode.FAILED_PRECONDITION,
                    "full": grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -469,7 +484,7 @@ class Trainer:
         try:
             manifest = json.loads(st.manifest)
             seg = isinstance(manifest, dict) and manifest.get("arch") in unet.ARCHS
-            model, params = unet.build(manifest) if seg else cnn.build(manifest)
+            model, params = build_model(manifest)
         except (ValueError, cnn.ManifestError, unet.ManifestError) as e:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"layout manifest: {e}")
         total = manifest["total"]
@@ -610,7 +625,7 @@ def worker(device, cache, par):
         _, manifest_json, settings, vec = msg
         s = trainer_pb2.TrainSettings.FromString(settings)
         manifest = json.loads(manifest_json)
-        model, params = cnn.build(manifest)
+        model, params = build_model(manifest)
         cnn.load_flat(model, params, vec)
         x = shards.ShardSet(cache, list(s.shards), manifest["input"], manifest["classes"])
         rnd = train_round(model, x, x.y, s, device, lambda: False, lambda *a: None, par)
@@ -670,7 +685,7 @@ def predict(args):
     the Go and PyTorch models can be compared on the same weights."""
     with open(args.manifest) as f:
         manifest = json.load(f)
-    model, params = cnn.build(manifest)
+    model, params = build_model(manifest)
     vec = np.fromfile(args.weights, dtype="<f4")
     if len(vec) != manifest["total"]:
         raise SystemExit(f"{args.weights} holds {len(vec)} values, the manifest {manifest['total']}")
