@@ -116,23 +116,30 @@ func (tu Tuner) Search(ctx context.Context, train, val Dataset) (TuneResult, err
 			break
 		}
 		outs := make([]trialOut, len(alive))
+		// Workers take trials in candidate order, so a budget that ends
+		// mid-rung cuts the same trials on every run of the same speed.
+		next := make(chan int, len(alive))
+		for k := range alive {
+			next <- k
+		}
+		close(next)
 		var wg sync.WaitGroup
-		sem := make(chan struct{}, workers)
-		for k, ci := range alive {
+		for range min(workers, len(alive)) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				t := Trial{ID: ci, Rung: rung, Steps: steps, Candidate: tu.Candidates[ci], ValAUC: -1}
-				if ctx.Err() != nil {
-					outs[k] = trialOut{t: Trial{ID: -1}}
-					return
-				}
-				m, err := tu.run(ctx, train, val, &t)
-				outs[k] = trialOut{t: t, model: m, err: err}
-				if tu.Progress != nil && err == nil {
-					tu.Progress(t)
+				for k := range next {
+					ci := alive[k]
+					t := Trial{ID: ci, Rung: rung, Steps: steps, Candidate: tu.Candidates[ci], ValAUC: -1}
+					if ctx.Err() != nil {
+						outs[k] = trialOut{t: Trial{ID: -1}}
+						continue
+					}
+					m, err := tu.run(ctx, train, val, &t)
+					outs[k] = trialOut{t: t, model: m, err: err}
+					if tu.Progress != nil && err == nil {
+						tu.Progress(t)
+					}
 				}
 			}()
 		}
