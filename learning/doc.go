@@ -62,4 +62,7 @@
 //     sampling the accountant assumes, with a secret Sampler, and charge the
 //     privacy ledger with the TrainResult's Steps (and check its Samples
 //     with dp.CheckSampling): they are what ran, also after a stop.
+//  5. For hyperparameter search, Tuner.Search takes the train and validation
+//     splits only, never the test split, so nothing it chooses can have seen
+//     the test split; evaluate the test split once on TuneResult.Model.
 package learning

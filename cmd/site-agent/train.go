@@ -84,6 +84,11 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	decay := fs.String("lr-decay", "step", "learning-rate schedule: step (x0.1 at 50% and 75% of the epochs) or none")
 	norm := fs.String("norm", "group", "normalisation after each 3x3 convolution: group (GroupNorm) or none")
 	ema := fs.Float64("ema", 0.99, "decay of the moving average of the weights that is validated and kept (0 turns it off)")
+	doTune := fs.Bool("tune", false, "search learning rate, width, batch, weight decay, augmentation, EMA and schedule by successive halving on validation AUC")
+	budget := fs.Float64("budget", 600, "with --tune: wall seconds for the search")
+	trials := fs.Int("tune-trials", 27, "with --tune: candidates at the first rung")
+	rung0 := fs.Int("tune-steps", 200, "with --tune: optimiser steps at the first rung (x3 at each later rung)")
+	workers := fs.Int("tune-workers", 1, "with --tune: trials trained at once")
 	pos, code, ok := c.Parse(fs, args, stdout, stderr)
 	if !ok {
 		return code
@@ -110,12 +115,27 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if *ema < 0 || *ema >= 1 {
 		return c.Usagef(stderr, "--ema must be 0 (off) or a decay below 1, such as 0.99")
 	}
+	if *doTune && (*budget <= 0 || *trials < 1 || *rung0 < 1 || *workers < 1 || *trials > 1000 || *workers > 64) {
+		return c.Usagef(stderr, "--budget must be > 0 seconds, --tune-trials 1..1000, --tune-steps >= 1, --tune-workers 1..64")
+	}
+	for _, f := range []string{"epochs", "steps", "batch", "lr", "width", "optimizer", "momentum", "weight-decay", "augment", "lr-decay", "ema"} {
+		if *doTune && set[f] {
+			return c.Usagef(stderr, "--%s is chosen by --tune; leave it out or drop --tune", f)
+		}
+	}
+	if !*doTune && (set["budget"] || set["tune-trials"] || set["tune-steps"] || set["tune-workers"]) {
+		return c.Usagef(stderr, "--budget and --tune-* need --tune")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
 	mm, err := learning.LoadMedMNIST(*data)
 	if err != nil {
 		return c.Fail(stderr, err)
+	}
+	if *doTune {
+		return tune(ctx, mm, filepath.Base(*data), tuneOptions{budget: *budget, trials: *trials, minSteps: *rung0,
+			workers: *workers, seed: *seed, balanced: *balanced, asJSON: *asJSON, norm: *norm}, stdout, stderr)
 	}
 	// What the user did not set comes from the data (learning.Defaults).
 	rec := learning.Defaults(mm.Train.N)

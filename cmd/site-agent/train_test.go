@@ -86,6 +86,9 @@ func TestTrainBadArguments(t *testing.T) {
 		{[]string{"--data", empty, "--ema", "1"}, 2, "--ema must be"},
 		{[]string{"--data", empty}, 1, "not a readable MedMNIST npz"},
 		{[]string{"--data", empty, "--nonsense"}, 2, "flag provided but not defined"},
+		{[]string{"--data", empty, "--tune", "--lr", "0.1"}, 2, "--lr is chosen by --tune"},
+		{[]string{"--data", empty, "--budget", "10"}, 2, "need --tune"},
+		{[]string{"--data", empty, "--tune", "--budget", "0"}, 2, "--budget must be > 0"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(append([]string{"train"}, c.args...), &out, &errb); code != c.code || !strings.Contains(errb.String(), c.msg) {
@@ -123,5 +126,27 @@ func TestUNetBadArguments(t *testing.T) {
 	dir := t.TempDir()
 	if code := run([]string{"train", "--model=unet", "--ct", dir, "--seg", filepath.Join(dir, "none.dcm")}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "segmentation") {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+// TestTuneBreastMNIST: a tiny search (3 candidates, 5 steps at rung 0)
+// prints its table and reports the test split of the trial chosen on
+// validation.
+func TestTuneBreastMNIST(t *testing.T) {
+	data := sharedFile(t, "data/medmnist/breastmnist.npz")
+	var out, errb bytes.Buffer
+	if code := run([]string{"train", "--data", data, "--tune", "--tune-trials", "3", "--tune-steps", "5", "--budget", "300", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep TuneReport
+	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
+		t.Fatalf("last line is not JSON: %v\n%s", err, out.String())
+	}
+	// 3 at 5 steps, then the best 1 at 15.
+	if len(rep.Trials) != 4 || rep.Best.Rung != 1 || rep.Best.Steps != 15 || rep.Stopped {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.Test.AUC <= 0 || rep.Test.AUC > 1 || !strings.Contains(errb.String(), "search table") {
+		t.Fatalf("test %+v, stderr:\n%s", rep.Test, errb.String())
 	}
 }
