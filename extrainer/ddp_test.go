@@ -101,11 +101,7 @@ func TestTorchrunDDPMatchesOneProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var worst, moved float64
-	for i := range global {
-		worst = math.Max(worst, math.Abs(float64(res[0].Weights[i]-res[1].Weights[i])))
-		moved = math.Max(moved, math.Abs(float64(res[0].Weights[i]-global[i])))
-	}
+	worst, moved := weightGap(res[0].Weights, res[1].Weights, global)
 	t.Logf("largest weight change %.3g, largest one-process/two-rank difference %.2g; losses %.6f and %.6f",
 		moved, worst, res[0].Metrics["loss"], res[1].Metrics["loss"])
 	if moved < 1e-3 || worst > 1e-4*moved {

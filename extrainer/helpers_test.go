@@ -269,3 +269,14 @@ func long(t *testing.T) {
 		t.Skip("long test: set CONCORD_LONG_TESTS=1 to run it")
 	}
 }
+
+// weightGap compares two trainings that started from w0: worst is the
+// largest difference between their weights a and b, moved the largest
+// change a made from w0 (how much the comparison can prove).
+func weightGap(a, b, w0 []float32) (worst, moved float64) {
+	for i := range a {
+		worst = math.Max(worst, math.Abs(float64(a[i]-b[i])))
+		moved = math.Max(moved, math.Abs(float64(a[i]-w0[i])))
+	}
+	return worst, moved
+}

@@ -42,11 +42,7 @@ func TestSettingsParityThroughShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	goW := m.Weights()
-	var worst, moved float64
-	for i := range goW {
-		worst = math.Max(worst, math.Abs(float64(goW[i]-res.Weights[i])))
-		moved = math.Max(moved, math.Abs(float64(goW[i]-w0[i])))
-	}
+	worst, moved := weightGap(goW, res.Weights, w0)
 	t.Logf("largest weight change %.3g, largest Go/PyTorch difference %.2g", moved, worst)
 	if moved < 1e-3 {
 		t.Fatalf("training moved no weight by more than %.2g; the comparison would prove nothing", moved)
@@ -96,11 +92,7 @@ func TestUNetParityThroughShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	goW := m.Weights()
-	var worst, moved float64
-	for i := range goW {
-		worst = math.Max(worst, math.Abs(float64(goW[i]-res.Weights[i])))
-		moved = math.Max(moved, math.Abs(float64(goW[i]-w0[i])))
-	}
+	worst, moved := weightGap(goW, res.Weights, w0)
 	t.Logf("largest weight change %.3g, largest Go/PyTorch difference %.2g", moved, worst)
 	if moved < 1e-4 {
 		t.Fatalf("training moved no weight by more than %.2g; the comparison would prove nothing", moved)

@@ -62,8 +62,7 @@ type PACSData struct {
 	src           pacs.Source
 	db            *bolt.DB
 	labels        *pacs.Labels // nil: labels from segmentations or reports
-	srCfg         *SRLabelConfig
-	classes       []string
+	srRule        *srRule      // labels from structured reports
 	allowBurnedIn bool
 	refresh       time.Duration
 	log           *slog.Logger
@@ -82,6 +81,7 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 		return nil, errors.New("pacs data source: no state folder")
 	}
 	var labels *pacs.Labels
+	var rule *srRule
 	sources := 0
 	for _, set := range []bool{cfg.Labels != "", cfg.SEGLabels, cfg.SRLabels != nil} {
 		if set {
@@ -94,7 +94,8 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 	case cfg.SEGLabels:
 		cfg.Queries = withModalityQueries(cfg.Queries, "SEG")
 	case cfg.SRLabels != nil:
-		if _, err := newSRLabels(*cfg.SRLabels, cfg.Classes); err != nil {
+		var err error
+		if rule, err = newSRRule(*cfg.SRLabels, cfg.Classes); err != nil {
 			return nil, err
 		}
 		cfg.Queries = withModalityQueries(cfg.Queries, "SR")
@@ -136,7 +137,7 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = time.Hour
 	}
-	return &PACSData{intake: in, src: src, db: db, labels: labels, srCfg: cfg.SRLabels, classes: cfg.Classes, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
+	return &PACSData{intake: in, src: src, db: db, labels: labels, srRule: rule, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
 		log: cfg.Logger, now: time.Now}, nil
 }
 
@@ -213,10 +214,8 @@ func (p *PACSData) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Data
 	var segs *segLabels
 	var srs *srLabels
 	switch {
-	case p.srCfg != nil:
-		if srs, err = newSRLabels(*p.srCfg, p.classes); err != nil {
-			return learning.Dataset{}, permanent(err)
-		}
+	case p.srRule != nil:
+		srs = p.srRule.newLoad()
 	case p.labels == nil:
 		segs = newSEGLabels()
 	}

@@ -21,20 +21,17 @@ type SRLabelConfig struct {
 
 var codeKey = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,16}:[^\s:]{1,64}$`)
 
-// srLabels is the labelling rule: a study is labelled when its reports
-// carry the finding with exactly one mapped value. A study without a
-// report, a report without the finding, a value not in Classes and
-// reports that disagree leave the study's images unlabelled, each counted
-// with its reason.
-type srLabels struct {
+// srRule is the labelling rule, checked once when the source opens: a
+// study is labelled when its reports carry the finding with exactly one
+// mapped value. A study without a report, a report without the finding, a
+// value not in Classes and reports that disagree leave the study's images
+// unlabelled, each counted with its reason.
+type srRule struct {
 	finding string
-	class   map[string]int   // coded value → class index
-	values  map[string][]int // study → classes its reports give
-	unknown map[string]string
-	noItem  map[string]bool
+	class   map[string]int // coded value → class index
 }
 
-func newSRLabels(cfg SRLabelConfig, classes []string) (*srLabels, error) {
+func newSRRule(cfg SRLabelConfig, classes []string) (*srRule, error) {
 	const where = "data.pacs.sr_labels"
 	if !codeKey.MatchString(cfg.Finding) {
 		return nil, fmt.Errorf("%s.finding %q: give the finding's concept name as SCHEME:VALUE, e.g. DCM:121071", where, cfg.Finding)
@@ -42,7 +39,7 @@ func newSRLabels(cfg SRLabelConfig, classes []string) (*srLabels, error) {
 	if len(cfg.Classes) == 0 {
 		return nil, fmt.Errorf("%s.classes: map each coded finding (SCHEME:VALUE) to one of data.classes", where)
 	}
-	l := &srLabels{finding: cfg.Finding, class: map[string]int{}, values: map[string][]int{}, unknown: map[string]string{}, noItem: map[string]bool{}}
+	r := &srRule{finding: cfg.Finding, class: map[string]int{}}
 	for code, name := range cfg.Classes {
 		if !codeKey.MatchString(code) {
 			return nil, fmt.Errorf("%s.classes: %q is not a code: write SCHEME:VALUE, e.g. SCT:233604007", where, code)
@@ -51,9 +48,21 @@ func newSRLabels(cfg SRLabelConfig, classes []string) (*srLabels, error) {
 		if i < 0 {
 			return nil, fmt.Errorf("%s.classes: %s maps to %q, which is not one of data.classes %v", where, code, name, classes)
 		}
-		l.class[code] = i
+		r.class[code] = i
 	}
-	return l, nil
+	return r, nil
+}
+
+// srLabels is one data load's reading of the reports under a rule.
+type srLabels struct {
+	*srRule
+	values  map[string][]int // study → classes its reports give
+	unknown map[string]string
+	noItem  map[string]bool
+}
+
+func (r *srRule) newLoad() *srLabels {
+	return &srLabels{srRule: r, values: map[string][]int{}, unknown: map[string]string{}, noItem: map[string]bool{}}
 }
 
 // add reads one report of study.

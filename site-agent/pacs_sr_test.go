@@ -1,7 +1,6 @@
 package siteagent
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"github.com/concord-fl/concord/imaging/pacs"
 	"github.com/concord-fl/concord/internal/testdicom"
 	"github.com/concord-fl/concord/internal/testorthanc"
-	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
 // TestPACSDataLabelsFromReports: five studies in a real Orthanc, each with
@@ -62,12 +60,7 @@ func TestPACSDataLabelsFromReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: 16, Width: 16, Classes: 2},
-		Pipeline: &pb.PipelineSpec{Width: 16, Height: 16, Channels: 1, Resample: "area", Normalise: "zscore"}}
-	ds, err := p.Dataset(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := pacsDataset(t, p)
 	if ds.N != 3 || fmt.Sprint(ds.Y) != "[1 1 0]" && fmt.Sprint(ds.Y) != "[0 1 1]" && fmt.Sprint(ds.Y) != "[1 0 1]" {
 		t.Errorf("%d examples with labels %v: want the two pneumonia images as 1 and the normal one as 0", ds.N, ds.Y)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/concord-fl/concord/imaging/pacs"
 	"github.com/concord-fl/concord/internal/testenv"
 	"github.com/concord-fl/concord/internal/testorthanc"
+	"github.com/concord-fl/concord/learning"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -58,12 +59,7 @@ func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: 16, Width: 16, Classes: 2},
-		Pipeline: &pb.PipelineSpec{Width: 16, Height: 16, Channels: 1, Resample: "area", Normalise: "zscore"}}
-	ds, err := p.Dataset(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := pacsDataset(t, p)
 	if ds.N != 3 || len(ds.X) != 3*16*16 {
 		t.Fatalf("dataset of %d examples (%d values), want 3", ds.N, len(ds.X))
 	}
@@ -83,6 +79,7 @@ func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	}
 	// An image added to the PACS is taken at the first load after the
 	// refresh interval, not before.
+	spec := pacsSpec()
 	o.Upload(t, filepath.Join(dir, later))
 	if ds, err := p.Dataset(context.Background(), spec); err != nil || ds.N != 3 {
 		t.Errorf("a load within the refresh interval: %d examples, %v; want the 3 of before", ds.N, err)
@@ -143,12 +140,7 @@ func TestPACSDataLabelsFromSegmentations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: 16, Width: 16, Classes: 2},
-		Pipeline: &pb.PipelineSpec{Width: 16, Height: 16, Channels: 1, Resample: "area", Normalise: "zscore"}}
-	ds, err := p.Dataset(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := pacsDataset(t, p)
 	ones := 0
 	for _, y := range ds.Y {
 		ones += y
@@ -162,4 +154,20 @@ func TestPACSDataLabelsFromSegmentations(t *testing.T) {
 	if _, err := OpenPACS(PACSConfig{URL: o.DICOMweb, SEGLabels: true, Labels: "labels.csv", StateDir: t.TempDir(), CacheBytes: 1 << 20}); err == nil {
 		t.Error("labels from a CSV and from segmentations at once were accepted")
 	}
+}
+
+// pacsDataset loads a small grey two-class job's dataset from p.
+func pacsDataset(t *testing.T, p *PACSData) learning.Dataset {
+	t.Helper()
+	ds, err := p.Dataset(context.Background(), pacsSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// pacsSpec is a small grey two-class job over 16x16 images.
+func pacsSpec() *pb.JobSpec {
+	return &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: 16, Width: 16, Classes: 2},
+		Pipeline: &pb.PipelineSpec{Width: 16, Height: 16, Channels: 1, Resample: "area", Normalise: "zscore"}}
 }

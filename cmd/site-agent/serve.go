@@ -308,6 +308,35 @@ type modelsListJSON struct {
 	AuditLog   int               `json:"audit_records"`
 }
 
+// openServeStore opens the serving state of the agent configured in
+// configPath, for the models commands that run while serve is stopped.
+func openServeStore(configPath string) (*serving.Store, error) {
+	fc, abs, err := readConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	return serving.OpenStore(abs(fc.StateDir), 2*time.Second)
+}
+
+// listModels reads what `models list` shows; AuditLog verifies the chain.
+func listModels(store *serving.Store) (out modelsListJSON, err error) {
+	if out.Approvals, err = store.Approvals(); err != nil {
+		return out, err
+	}
+	if out.Counts, err = store.Counts(); err != nil {
+		return out, err
+	}
+	if out.Parked, err = store.Parked(); err != nil {
+		return out, err
+	}
+	if out.ParkedSEGs, err = store.ParkedSEGs(); err != nil {
+		return out, err
+	}
+	log, err := store.AuditLog()
+	out.AuditLog = len(log)
+	return out, err
+}
+
 func modelsList(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	fs := c.NewFlagSet(stderr)
 	configPath := fs.String("config", "agent.yaml", "agent config `file` with a serve: block")
@@ -319,28 +348,12 @@ func modelsList(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if code, ok := c.NoArgs(fs, pos, stderr); !ok {
 		return code
 	}
-	fc, abs, err := readConfig(*configPath)
-	if err != nil {
-		return c.Fail(stderr, err)
-	}
-	store, err := serving.OpenStore(abs(fc.StateDir), 2*time.Second)
+	store, err := openServeStore(*configPath)
 	if err != nil {
 		return c.Fail(stderr, err)
 	}
 	defer store.Close()
-	var out modelsListJSON
-	if out.Approvals, err = store.Approvals(); err == nil {
-		if out.Counts, err = store.Counts(); err == nil {
-			if out.Parked, err = store.Parked(); err == nil {
-				out.ParkedSEGs, err = store.ParkedSEGs()
-			}
-			if err == nil {
-				var log []serving.AuditRecord
-				log, err = store.AuditLog()
-				out.AuditLog = len(log)
-			}
-		}
-	}
+	out, err := listModels(store)
 	if err != nil {
 		return c.Fail(stderr, err)
 	}
@@ -384,11 +397,7 @@ func modelsResend(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	default:
 		return c.Usagef(stderr, "give one RESULT_ID (from 'site-agent models list') or --all")
 	}
-	fc, abs, err := readConfig(*configPath)
-	if err != nil {
-		return c.Fail(stderr, err)
-	}
-	store, err := serving.OpenStore(abs(fc.StateDir), 2*time.Second)
+	store, err := openServeStore(*configPath)
 	if err != nil {
 		return c.Fail(stderr, err)
 	}

@@ -132,29 +132,46 @@ def to_input(xb, device):
     return xb.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
 
-def train_round(model, x, y, s, device, cancelled, progress, par=None):
-    """Local training; yields progress messages and returns metrics through
-    the generator's StopIteration value. With par (torchrun, ddp.py) this
-    rank trains its part of every batch."""
-    seed = s.seed % (1 << 63)  # the agent's int64 seed may be negative
+def round_setup(model, s, n):
+    """What every local round starts from, on a model already on its device:
+    generators seeded from the settings (the agent's int64 seed may be
+    negative), FedProx's anchor (None without it), the optimiser, and the
+    step budget. local_steps, when set, runs exactly that many batches,
+    passing over the data in reshuffled epochs as often as needed
+    (learning.Train's Steps)."""
+    seed = s.seed % (1 << 63)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model.to(device)
     g0 = [p.detach().clone() for p in model.parameters()] if s.prox_mu > 0 else None
-    net = par.wrap(model, device) if par else model
     if s.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate, momentum=s.momentum)
     else:
         # Momentum is SGD's; Adam keeps its usual betas, as the Go trainer does.
         opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate, betas=(0.9, 0.999), eps=1e-8)
-    weight = torch.tensor(list(s.class_weights), dtype=torch.float32, device=device) if s.class_weights else None
-    n, bs = len(x), s.batch_size
-    # local_steps, when set, runs exactly that many batches, passing over the
-    # data in reshuffled epochs as often as needed (learning.Train's Steps).
-    per_epoch = -(-n // bs)
+    per_epoch = -(-n // s.batch_size)
     total_steps = s.local_steps if s.local_steps > 0 else s.epochs * per_epoch
     epochs = -(-total_steps // per_epoch)
+    return gen, rng, g0, opt, total_steps, epochs
+
+
+def with_prox(loss, model, g0, mu):
+    """loss plus FedProx's proximal term mu/2·||w - w0||² (loss itself
+    without an anchor)."""
+    if g0 is None:
+        return loss
+    return loss + mu / 2 * sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), g0))
+
+
+def train_round(model, x, y, s, device, cancelled, progress, par=None):
+    """Local training; yields progress messages and returns metrics through
+    the generator's StopIteration value. With par (torchrun, ddp.py) this
+    rank trains its part of every batch."""
+    model.to(device)
+    gen, rng, g0, opt, total_steps, epochs = round_setup(model, s, len(x))
+    net = par.wrap(model, device) if par else model
+    weight = torch.tensor(list(s.class_weights), dtype=torch.float32, device=device) if s.class_weights else None
+    n, bs = len(x), s.batch_size
     metrics = {}
     last = time.monotonic()
     model.train()
@@ -185,9 +202,7 @@ def train_round(model, x, y, s, device, cancelled, progress, par=None):
             if weight is not None:
                 per = per * weight[yb]
             loss = per.sum() / full * (par.world if par else 1)
-            total = loss
-            if g0 is not None:
-                total = loss + s.prox_mu / 2 * sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), g0))
+            total = with_prox(loss, model, g0, s.prox_mu)
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
@@ -221,20 +236,9 @@ def seg_round(model, x, s, device, cancelled, progress):
     batch), the epochs or local_steps, optimiser and FedProx of train_round.
     Augmentation moves images and masks together (cnn.augment); class
     weights and DP-SGD are refused before this runs."""
-    seed = s.seed % (1 << 63)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model.to(device)
-    g0 = [p.detach().clone() for p in model.parameters()] if s.prox_mu > 0 else None
-    if s.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=s.learning_rate, momentum=s.momentum)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=s.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    gen, rng, g0, opt, total_steps, epochs = round_setup(model, s, len(x))
     n, bs = len(x), s.batch_size
-    per_epoch = -(-n // bs)
-    total_steps = s.local_steps if s.local_steps > 0 else s.epochs * per_epoch
-    epochs = -(-total_steps // per_epoch)
     metrics, step, last = {}, 0, time.monotonic()
     model.train()
     for epoch in range(1, epochs + 1):
@@ -252,9 +256,7 @@ def seg_round(model, x, s, device, cancelled, progress):
                 xb, mb = cnn.augment(xb, gen, mb)
             logit = model(xb)
             loss = unet.seg_loss(logit, mb).mean()
-            total = loss
-            if g0 is not None:
-                total = loss + s.prox_mu / 2 * sum(((p - q) ** 2).sum() for p, q in zip(model.parameters(), g0))
+            total = with_prox(loss, model, g0, s.prox_mu)
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
