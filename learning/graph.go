@@ -106,9 +106,9 @@ func (ws *graphWork) backward(wt, grad []float32) {
 }
 
 func (ws *graphWork) gradStep(wt []float32, y int, scale float32, grad []float32) float64 {
-	ws.train = true
+	ws.train = true // dropout on, in the forward and the backward pass
+	defer func() { ws.train = false }()
 	ws.forward(wt)
-	ws.train = false
 	for _, d := range ws.d {
 		clear(d)
 	}

@@ -150,7 +150,7 @@ func (ws *graphWork) bwdLayer(i int, nd *gnode, wt, grad []float32) {
 			}
 		}
 	case "dropout":
-		if nd.P == 0 {
+		if !ws.train || nd.P == 0 {
 			addTo(dx, d)
 			return
 		}
