@@ -361,3 +361,22 @@ func TestGraphTrainingIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkResNet18Step is one training step of resnet18 (grey, 224×224,
+// base width 64) at batch 8: the hot path of concord-bench train --model
+// resnet18.
+func BenchmarkResNet18Step(b *testing.B) {
+	m, err := New(Spec{Arch: "resnet18", Channels: 1, Height: 224, Width: 224, Classes: 2}, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ds := bars(8, 1, 224, 1)
+	cfg := TrainConfig{Steps: 1, BatchSize: 8}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := m.Train(context.Background(), ds, cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(8*b.N)/b.Elapsed().Seconds(), "samples/s")
+}
