@@ -10,9 +10,9 @@ import (
 // share one unfolding buffer, recomputed in the backward pass rather than
 // kept per layer.
 type graphNet struct {
-	pl       *graphPlan
-	c, h, w  int
-	col, pad int // scratch sizes
+	pl             *graphPlan
+	c, h, w        int
+	col, dpad, pad int // scratch sizes
 }
 
 func newGraphNet(s Spec, pl *graphPlan) *graphNet {
@@ -20,8 +20,8 @@ func newGraphNet(s Spec, pl *graphPlan) *graphNet {
 	for i := range pl.nodes {
 		nd := &pl.nodes[i]
 		if nd.Op == "conv" {
-			c, p := nd.convScratch()
-			n.col, n.pad = max(n.col, c), max(n.pad, p)
+			c, d, p := nd.convScratch()
+			n.col, n.dpad, n.pad = max(n.col, c), max(n.dpad, d), max(n.pad, p)
 		}
 	}
 	return n
@@ -36,6 +36,7 @@ type graphWork struct {
 	rstd         [][]float32 // per layer: GroupNorm's 1/σ per group
 	idx          [][]int32   // per layer: max pooling's winners
 	col, pad     []float32
+	dpad         []float32 // a convolution's output gradient, rows padded (convBwd)
 	segTmp       []float64 // multiSegLoss scratch
 	pcg          *rand.PCG
 	rng          *rand.Rand // dropout, from pcg, seeded per example by Train
@@ -45,7 +46,7 @@ type graphWork struct {
 func (n *graphNet) newWorker() worker {
 	pl := n.pl
 	ws := &graphWork{n: n, x: make([]float32, n.c*n.h*n.w), tmp: make([]float32, (n.c+1)*n.h*n.w),
-		col: make([]float32, n.col), pad: make([]float32, n.pad), pcg: rand.NewPCG(0, 0)}
+		col: make([]float32, n.col), dpad: make([]float32, n.dpad), pad: make([]float32, n.pad), pcg: rand.NewPCG(0, 0)}
 	ws.rng = rand.New(ws.pcg)
 	if pl.seg {
 		ws.mask, ws.segTmp = make([]float32, n.h*n.w), make([]float64, 5*pl.k)
