@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
@@ -21,7 +22,9 @@ import (
 const everyField = `name: every-field
 purpose: pneumonia triage research
 legal_basis: GDPR Art. 9(2)(j)
-model: {arch: cnn, channels: 3, height: 32, width: 36, classes: 5, base_width: 6, norm: none}
+model: {arch: cnn, channels: 3, height: 32, width: 36, classes: 5, base_width: 6, norm: none,
+  layers: [{name: l1, op: conv, inputs: [input], out: 11, kernel: 3, stride: 2, padding: 1, dilation: 2, groups: 4, bias: false,
+    eps: 0.001, slope: 0.2, p: 0.3, scale: 5}]}
 rounds: 7
 min_sites: 3
 round_deadline: 2m
@@ -68,6 +71,7 @@ var wireValues = map[string]string{
 	"model.classes":                       "5",
 	"model.base_width":                    "6",
 	"model.norm":                          "none",
+	"model.layers":                        "[{name=l1 op=conv inputs=[input] out=11 kernel=3 stride=2 padding=1 dilation=2 groups=4 bias=false eps=0.001 slope=0.2 p=0.3 scale=5}]",
 	"rounds":                              "7",
 	"min_sites":                           "3",
 	"round_deadline_seconds":              "120",
@@ -132,11 +136,40 @@ func show(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
 		l := v.List()
 		out := make([]string, l.Len())
 		for i := range out {
+			if fd.Kind() == protoreflect.MessageKind {
+				out[i] = showMessage(l.Get(i).Message())
+				continue
+			}
 			out[i] = fmt.Sprint(l.Get(i).Interface())
 		}
 		return "[" + strings.Join(out, " ") + "]"
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// showMessage writes the set fields of m in field order: {name=value …}.
+func showMessage(m protoreflect.Message) string {
+	var parts []string
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		if fd := fields.Get(i); m.Has(fd) {
+			parts = append(parts, string(fd.Name())+"="+show(fd, m.Get(fd)))
+		}
+	}
+	return "{" + strings.Join(parts, " ") + "}"
+}
+
+// showLayers writes converted layers the way show writes model.layers, by
+// converting them back to the wire form: equal strings mean every field
+// made the round trip.
+func showLayers(ls []learning.Layer) string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, showMessage((&pb.LayerSpec{Name: l.Name, Op: l.Op, Inputs: l.Inputs, Out: uint32(l.Out), Kernel: uint32(l.Kernel),
+			Stride: uint32(l.Stride), Padding: uint32(l.Padding), Dilation: uint32(l.Dilation), Groups: uint32(l.Groups), Bias: l.Bias,
+			Eps: l.Eps, Slope: l.Slope, P: l.P, Scale: uint32(l.Scale)}).ProtoReflect()))
+	}
+	return "[" + strings.Join(out, " ") + "]"
 }
 
 // TestDecodeEveryField: a job file with every field set decodes into a
@@ -201,6 +234,7 @@ func TestConversionsCarryEveryField(t *testing.T) {
 		"model.classes":                     ms.Classes,
 		"model.base_width":                  ms.BaseWidth,
 		"model.norm":                        ms.Norm,
+		"model.layers":                      showLayers(ms.Layers),
 		"aggregation.strategy":              ac.Strategy,
 		"aggregation.server_lr":             ac.ServerLR,
 		"aggregation.beta1":                 ac.Beta1,

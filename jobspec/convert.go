@@ -25,7 +25,8 @@ func (f *File) spec() *pb.JobSpec {
 	return &pb.JobSpec{
 		Name: f.Name, Purpose: f.Purpose, LegalBasis: f.LegalBasis,
 		Model: &pb.ModelSpec{Arch: f.Model.Arch, Channels: f.Model.Channels, Height: f.Model.Height,
-			Width: f.Model.Width, Classes: f.Model.Classes, BaseWidth: f.Model.BaseWidth, Norm: f.Model.Norm},
+			Width: f.Model.Width, Classes: f.Model.Classes, BaseWidth: f.Model.BaseWidth, Norm: f.Model.Norm,
+			Layers: layersToWire(f.Model.Layers)},
 		Rounds:                 f.Rounds,
 		MinSites:               f.MinSites,
 		RoundDeadlineSeconds:   time.Duration(f.RoundDeadline).Seconds(),
@@ -70,7 +71,7 @@ func ModelSpec(s *pb.JobSpec) learning.Spec {
 		norm = "none"
 	}
 	return learning.Spec{Arch: m.GetArch(), Channels: int(m.GetChannels()), Height: int(m.GetHeight()), Width: int(m.GetWidth()),
-		Classes: int(m.GetClasses()), BaseWidth: int(m.GetBaseWidth()), Norm: norm}
+		Classes: int(m.GetClasses()), BaseWidth: int(m.GetBaseWidth()), Norm: norm, Layers: layersToLearning(m.GetLayers())}
 }
 
 // AggregationConfig converts the spec's aggregation settings, with defaults.

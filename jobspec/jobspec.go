@@ -52,13 +52,14 @@ type File struct {
 	Purpose    string `yaml:"purpose"`
 	LegalBasis string `yaml:"legal_basis"`
 	Model      struct {
-		Arch      string `yaml:"arch"`
-		Channels  uint32 `yaml:"channels"`
-		Height    uint32 `yaml:"height"`
-		Width     uint32 `yaml:"width"`
-		Classes   uint32 `yaml:"classes"`
-		BaseWidth uint32 `yaml:"base_width"`
-		Norm      string `yaml:"norm"`
+		Arch      string      `yaml:"arch"`
+		Channels  uint32      `yaml:"channels"`
+		Height    uint32      `yaml:"height"`
+		Width     uint32      `yaml:"width"`
+		Classes   uint32      `yaml:"classes"`
+		BaseWidth uint32      `yaml:"base_width"`
+		Norm      string      `yaml:"norm"`
+		Layers    []layerFile `yaml:"layers"`
 	} `yaml:"model"`
 	Rounds          uint32             `yaml:"rounds"`
 	MinSites        uint32             `yaml:"min_sites"`
@@ -178,8 +179,12 @@ func Defaults(s *pb.JobSpec) {
 	if m.Arch == ArchUNet {
 		unetDefaults(m)
 	}
+	if graphArch(m.Arch) {
+		graphDefaults(m)
+	} else {
+		m.BaseWidth = orU(m.BaseWidth, 16)
+	}
 	m.Classes = orU(m.Classes, 2)
-	m.BaseWidth = orU(m.BaseWidth, 16)
 	if m.Arch == "cnn" {
 		m.Norm = orDefault(m.Norm, "group")
 	}

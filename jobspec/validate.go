@@ -227,29 +227,31 @@ func (v *validator) name(n string) {
 }
 
 func (v *validator) model(m *pb.ModelSpec) {
-	ok := v.oneOf("model.arch", m.Arch, "cnn", ArchUNet)
+	ok := v.oneOf("model.arch", m.Arch, "cnn", ArchUNet, ArchGraph, ArchResNet18, ArchResNet34)
 	if m.Channels != 1 && m.Channels != 3 {
 		v.bad("model.channels is %d: use 1 (grey) or 3 (RGB)", m.Channels)
 		ok = false
 	}
-	if m.Arch == "cnn" {
-		ok = v.oneOf("model.norm", m.Norm, "group", "none") && ok
+	if len(m.Layers) != 0 && m.Arch != ArchGraph {
+		v.bad("model.layers is set for arch %s: layers are declared for arch graph only; remove them or use arch graph", quote(m.Arch))
+		ok = false
 	}
-	for _, side := range []struct {
-		field string
-		x     uint32
-	}{{"model.height", m.Height}, {"model.width", m.Width}} {
-		if side.x < 28 || side.x > 224 || side.x%4 != 0 {
-			v.bad("%s is %d: a multiple of 4 between 28 and 224", side.field, side.x)
-			ok = false
-		}
-	}
-	if m.Arch == ArchUNet {
+	switch m.Arch {
+	case ArchGraph, ArchResNet18, ArchResNet34:
+		ok = v.graphModel(m) && ok
+	case ArchUNet:
+		ok = v.sides(m) && ok
 		ok = v.unetModel(m) && ok
-	} else {
+	default:
+		if m.Arch == "cnn" {
+			ok = v.oneOf("model.norm", m.Norm, "group", "none") && ok
+		}
+		ok = v.sides(m) && ok
 		ok = v.uintIn("model.classes", uint64(m.Classes), 2, maxClasses) && ok
 	}
-	ok = v.uintIn("model.base_width", uint64(m.BaseWidth), 1, maxBaseWidth) && ok
+	if !graphArch(m.Arch) {
+		ok = v.uintIn("model.base_width", uint64(m.BaseWidth), 1, maxBaseWidth) && ok
+	}
 	if !ok {
 		return // the size of a model with a bad field means nothing
 	}
@@ -261,6 +263,21 @@ func (v *validator) model(m *pb.ModelSpec) {
 		v.bad("model has %d parameters (model.base_width %d, model.classes %d): at most %d; make base_width or classes smaller, "+
 			"or ask the coordinator's operator to raise limits.max_model_params in coordinator.yaml", n, m.BaseWidth, m.Classes, v.lim.MaxModelParams)
 	}
+}
+
+// sides checks the input size of the cnn and the unet.
+func (v *validator) sides(m *pb.ModelSpec) bool {
+	ok := true
+	for _, side := range []struct {
+		field string
+		x     uint32
+	}{{"model.height", m.Height}, {"model.width", m.Width}} {
+		if side.x < 28 || side.x > 224 || side.x%4 != 0 {
+			v.bad("%s is %d: a multiple of 4 between 28 and 224", side.field, side.x)
+			ok = false
+		}
+	}
+	return ok
 }
 
 func (v *validator) rounds(s *pb.JobSpec) {

@@ -50,6 +50,11 @@ type Spec struct {
 	Classes   int    // cnn: >= 2, binary problems use 2 with softmax; unet: 0 or 1 (one foreground)
 	BaseWidth int    // channels of the first stage; 0 means 16 (cnn) or 8 (unet)
 	Norm      string // cnn: "group" (GroupNorm after each 3×3 convolution, the default) or "none"
+	// Layers is the declaration of arch "graph" (graph_spec.go); arch
+	// "resnet18" or "resnet34" expands to one, recording the family in
+	// Family and setting Arch to "graph".
+	Layers []Layer
+	Family string
 }
 
 // LayoutEntry is one named tensor inside the flat weight vector.
@@ -70,6 +75,11 @@ type Layout struct {
 	Width   int           `json:"width"`
 	Params  []LayoutEntry `json:"params"`
 	Total   int           `json:"total"`
+	// Family and Layers are set for declared graphs only (omitted
+	// otherwise, so the cnn and unet manifests and hashes are unchanged):
+	// the family a graph was expanded from, and the normalised declaration.
+	Family string  `json:"family,omitempty"`
+	Layers []Layer `json:"layers,omitempty"`
 }
 
 // JSON returns the manifest in its canonical JSON form.
@@ -127,7 +137,12 @@ func (s Spec) normalised() (Spec, error) {
 	if s.Arch == "" {
 		s.Arch = "cnn"
 	}
-	if s.Arch == "unet" {
+	switch {
+	case s.Arch == "graph" || s.Arch == "resnet18" || s.Arch == "resnet34":
+		return s.graphNormalised()
+	case len(s.Layers) != 0 || s.Family != "":
+		return s, fmt.Errorf("%w: layers are declared for arch graph only, not %q", ErrBadSpec, s.Arch)
+	case s.Arch == "unet":
 		return s.unetNormalised()
 	}
 	if s.BaseWidth == 0 {
@@ -140,7 +155,7 @@ func (s Spec) normalised() (Spec, error) {
 	case s.Norm != "group" && s.Norm != "none":
 		return s, fmt.Errorf("%w: norm %q, want \"group\" or \"none\"", ErrBadSpec, s.Norm)
 	case s.Arch != "cnn":
-		return s, fmt.Errorf("%w: arch %q is not built; use \"cnn\" or \"unet\"", ErrBadSpec, s.Arch)
+		return s, fmt.Errorf("%w: arch %q is not built; use cnn, unet, graph, resnet18 or resnet34", ErrBadSpec, s.Arch)
 	case s.Channels != 1 && s.Channels != 3:
 		return s, fmt.Errorf("%w: channels %d, want 1 (grey) or 3 (RGB)", ErrBadSpec, s.Channels)
 	case s.Height < 28 || s.Height > 224 || s.Width < 28 || s.Width > 224:
@@ -224,6 +239,13 @@ func ParamCount(spec Spec) (uint64, error) {
 	s, err := spec.normalised()
 	if err != nil {
 		return 0, err
+	}
+	if s.Arch == "graph" {
+		pl, err := compileGraph(s)
+		if err != nil {
+			return 0, err
+		}
+		return uint64(pl.total), nil
 	}
 	var c paramCounter
 	if s.Arch == "unet" {

@@ -21,7 +21,8 @@ const initStream = 0x5eed
 type Model struct {
 	spec   Spec
 	layout Layout
-	net    *cnnNet // set for "cnn"
+	net    *cnnNet   // set for "cnn"
+	graph  *graphNet // set for "graph"
 	impl   network
 	w      []float32
 }
@@ -36,6 +37,16 @@ func New(spec Spec, seed int64) (*Model, error) {
 	}
 	var m *Model
 	switch s.Arch {
+	case "graph":
+		pl, err := compileGraph(s)
+		if err != nil {
+			return nil, err
+		}
+		l := graphLayout(s, pl)
+		g := newGraphNet(s, pl)
+		m = &Model{spec: s, layout: l, graph: g, impl: g, w: make([]float32, l.Total)}
+		g.init(m.w, rand.New(rand.NewPCG(uint64(seed), initStream)))
+		return m, nil
 	case "unet":
 		l := unetLayout(s)
 		m = &Model{spec: s, layout: l, impl: newUNet(s, l), w: make([]float32, l.Total)}
@@ -66,6 +77,25 @@ func New(spec Spec, seed int64) (*Model, error) {
 		}
 	}
 	return m, nil
+}
+
+// segmentation reports whether the model outputs masks, and its output
+// channels (masks) or classes.
+func (m *Model) segmentation() (seg bool, k int) {
+	switch {
+	case m.spec.Arch == "unet":
+		return true, 1
+	case m.graph != nil:
+		return m.graph.pl.seg, m.graph.pl.k
+	}
+	return false, m.spec.Classes
+}
+
+// Segments reports whether the model segments (outputs a mask per image)
+// rather than classifies.
+func (m *Model) Segments() bool {
+	seg, _ := m.segmentation()
+	return seg
 }
 
 // Spec returns the model's spec with defaults filled in.

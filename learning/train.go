@@ -173,13 +173,16 @@ func (m *Model) checkData(ds Dataset, labels bool) error {
 	if !labels {
 		return nil
 	}
-	if s.Arch == "unet" {
+	if seg, k := m.segmentation(); seg {
 		if len(ds.Masks) != ds.N*ds.H*ds.W {
 			return fmt.Errorf("%w: %d mask values for %d images of %dx%d", ErrData, len(ds.Masks), ds.N, ds.H, ds.W)
 		}
 		for i, v := range ds.Masks {
-			if !(v >= 0 && v <= 1) {
+			if k == 1 && !(v >= 0 && v <= 1) {
 				return fmt.Errorf("%w: mask value %d is %v, want 0..1", ErrData, i, v)
+			}
+			if k > 1 && !(v >= 0 && v < float32(k) && v == float32(int(v))) {
+				return fmt.Errorf("%w: mask value %d is %v, want a class index 0..%d", ErrData, i, v, k-1)
 			}
 		}
 		return nil
@@ -272,8 +275,8 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 	if err := m.checkData(ds, true); err != nil {
 		return TrainResult{}, fmt.Errorf("train: %w", err)
 	}
-	if m.spec.Arch == "unet" && cfg.ClassWeights != nil {
-		return TrainResult{}, fmt.Errorf("train: class weights apply to the cnn classifier, not to unet")
+	if m.Segments() && cfg.ClassWeights != nil {
+		return TrainResult{}, fmt.Errorf("train: class weights apply to classifiers, not to segmentation models")
 	}
 	cfg, err := cfg.normalised(m.spec.Classes)
 	if err != nil {
@@ -410,6 +413,9 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 						if cfg.ClassWeights != nil {
 							scale = cfg.ClassWeights[y]
 						}
+						if sd, ok := ws.(exampleSeeder); ok {
+							sd.seedExample(cfg.Seed, step, j)
+						}
 						if exGrads != nil {
 							g = exGrads[j]
 							clear(g)
@@ -530,15 +536,17 @@ func shuffle(n int, seed int64, epoch int) []int {
 	return rng.Perm(n)
 }
 
-// Predict returns, for "cnn", softmax probabilities N×Classes, row-major;
-// for "unet", foreground probabilities N×H×W.
+// Predict returns, for a classifier, softmax probabilities N×Classes,
+// row-major; for "unet" and a one-channel graph segmenter, foreground
+// probabilities N×H×W; for a k-channel graph segmenter, per-pixel softmax
+// probabilities N×k×H×W.
 func (m *Model) Predict(ds Dataset) ([]float32, error) {
 	if err := m.checkData(ds, false); err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
 	}
 	per := m.spec.Classes
-	if m.spec.Arch == "unet" {
-		per = ds.H * ds.W
+	if seg, k := m.segmentation(); seg {
+		per = k * ds.H * ds.W
 	}
 	out := make([]float32, ds.N*per)
 	px := ds.C * ds.H * ds.W
@@ -572,6 +580,14 @@ func (m *Model) Predict(ds Dataset) ([]float32, error) {
 // workers.
 type network interface {
 	newWorker() worker
+}
+
+// exampleSeeder is implemented by workers whose training pass draws random
+// numbers (dropout): Train seeds it for each example from (Seed, step,
+// position in the batch), like augmentation, so that training stays
+// deterministic whichever goroutine runs the example.
+type exampleSeeder interface {
+	seedExample(seed int64, step, j int)
 }
 
 // worker holds one goroutine's scratch space for one example at a time.

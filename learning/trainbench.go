@@ -47,20 +47,31 @@ type TrainBenchReport struct {
 type TrainBenchOptions struct {
 	Batch   int     // mini-batch size
 	Seconds float64 // seconds of timed training on each side
-	Width   int     // cnn base width
-	Norm    string  // group or none
-	Threads int     // threads for both sides
-	Script  string  // PyTorch benchmark script; "" finds deploy/trainer/bench_torch.py upwards
-	Python  string  // python3 with torch; "" is Debian's
-	NoTorch bool    // skip the PyTorch side
+	Width   int     // base width
+	Norm    string  // cnn: group or none
+	// Model is "cnn" (the default, 28×28 grey) or a family, "resnet18" or
+	// "resnet34", at Size×Size with Channels channels; PyTorch then builds
+	// the same graph from our manifest (graph.py).
+	Model    string
+	Size     int
+	Channels int
+	Threads  int    // threads for both sides
+	Script   string // PyTorch benchmark script; "" finds deploy/trainer/bench_torch.py upwards
+	Python   string // python3 with torch; "" is Debian's
+	NoTorch  bool   // skip the PyTorch side
 }
 
-// TrainBench measures training samples/s of the cnn (28×28 grey, Adam) and
-// then runs the PyTorch reference script on the same architecture, batch
-// and thread count, one after the other: the Go side of concord-bench
-// train. It sets GOMAXPROCS to o.Threads. A PyTorch failure is recorded in
+// TrainBench measures training samples/s of the cnn (28×28 grey, Adam), or
+// of a resnet family at o.Size, and then runs the PyTorch reference script
+// on the same architecture, batch and thread count, one after the other:
+// the Go side of concord-bench train. It sets GOMAXPROCS to o.Threads. A PyTorch failure is recorded in
 // the report, not returned; progress goes to log.
 func TrainBench(o TrainBenchOptions, log io.Writer) (TrainBenchReport, error) {
+	spec := Spec{Arch: "cnn", Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: o.Width, Norm: o.Norm}
+	if o.Model != "" && o.Model != "cnn" {
+		spec = Spec{Arch: o.Model, Channels: o.Channels, Height: o.Size, Width: o.Size, Classes: 2, BaseWidth: o.Width}
+		o.Norm = "group"
+	}
 	if o.Norm != "group" && o.Norm != "none" {
 		return TrainBenchReport{}, fmt.Errorf("norm %q: want group or none", o.Norm)
 	}
@@ -71,9 +82,30 @@ func TrainBench(o TrainBenchOptions, log io.Writer) (TrainBenchReport, error) {
 		o.Python = DefaultPython()
 	}
 	runtime.GOMAXPROCS(o.Threads)
-	rep := TrainBenchReport{Benchmark: "train", Model: "cnn", Input: []int{1, 28, 28}, Batch: o.Batch, Width: o.Width, Norm: o.Norm,
-		Optimizer: "adam", Threads: o.Threads, Seconds: o.Seconds, Kernel: KernelName(), LoadAverage: loadAverage()}
-	sps, spc, err := benchGo(o.Batch, o.Width, o.Norm, o.Seconds)
+	m, err := New(spec, 1)
+	if err != nil {
+		return TrainBenchReport{}, err
+	}
+	rep := TrainBenchReport{Benchmark: "train", Model: spec.Arch, Input: []int{spec.Channels, spec.Height, spec.Width}, Batch: o.Batch,
+		Width: o.Width, Norm: o.Norm, Optimizer: "adam", Threads: o.Threads, Seconds: o.Seconds, Kernel: KernelName(), LoadAverage: loadAverage()}
+	var manifest string
+	if m.graph != nil {
+		rep.Model = m.Layout().Family
+		f, err := os.CreateTemp("", "concord-bench-*.json")
+		if err != nil {
+			return rep, err
+		}
+		defer os.Remove(f.Name())
+		_, err = f.Write(m.Layout().JSON())
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return rep, err
+		}
+		manifest = f.Name()
+	}
+	sps, spc, err := benchGo(m, o.Batch, o.Seconds)
 	if err != nil {
 		return rep, err
 	}
@@ -83,7 +115,7 @@ func TrainBench(o TrainBenchOptions, log io.Writer) (TrainBenchReport, error) {
 		rep.PyTorchError = "skipped (--no-pytorch)"
 		return rep, nil
 	}
-	ts, ver, err := benchTorch(o.Python, o.Script, o.Batch, o.Threads, o.Width, o.Norm, o.Seconds)
+	ts, ver, err := benchTorch(o.Python, o.Script, o.Batch, o.Threads, o.Width, o.Norm, o.Seconds, manifest)
 	if err != nil {
 		rep.PyTorchError = err.Error()
 		fmt.Fprintf(log, "bench train: pytorch: %v\n", err)
@@ -97,14 +129,15 @@ func TrainBench(o TrainBenchOptions, log io.Writer) (TrainBenchReport, error) {
 
 // benchGo trains on random images for about the given time after a warm-up
 // and returns samples per wall-clock second and per CPU-second.
-func benchGo(batch, width int, norm string, seconds float64) (float64, float64, error) {
-	m, err := New(Spec{Arch: "cnn", Channels: 1, Height: 28, Width: 28, Classes: 2, BaseWidth: width, Norm: norm}, 1)
-	if err != nil {
-		return 0, 0, err
+func benchGo(m *Model, batch int, seconds float64) (float64, float64, error) {
+	s := m.Spec()
+	n, steps := batch*8, 4
+	if m.graph != nil { // large inputs: fewer images in memory, shorter timed calls
+		n, steps = batch*2, 1
 	}
-	n := batch * 8
+	px := s.Channels * s.Height * s.Width
 	rng := rand.New(rand.NewPCG(1, 2))
-	ds := Dataset{N: n, C: 1, H: 28, W: 28, X: make([]float32, n*784), Y: make([]int, n)}
+	ds := Dataset{N: n, C: s.Channels, H: s.Height, W: s.Width, X: make([]float32, n*px), Y: make([]int, n)}
 	for i := range ds.X {
 		ds.X[i] = float32(rng.NormFloat64())
 	}
@@ -112,11 +145,11 @@ func benchGo(batch, width int, norm string, seconds float64) (float64, float64, 
 		ds.Y[i] = rng.IntN(2)
 	}
 	ctx := context.Background()
-	cfg := TrainConfig{Steps: 2, BatchSize: batch, Optimizer: "adam", LR: 1e-3}
+	cfg := TrainConfig{Steps: min(steps, 2), BatchSize: batch, Optimizer: "adam", LR: 1e-3}
 	if _, err := m.Train(ctx, ds, cfg); err != nil { // warm-up
 		return 0, 0, err
 	}
-	cfg.Steps = 4
+	cfg.Steps = steps
 	var samples int
 	var spent float64
 	cpu0 := cpuSeconds()
@@ -168,7 +201,7 @@ func findScript(script string) (string, error) {
 
 // benchTorch runs the PyTorch script and returns its samples/s from the last
 // JSON line it prints.
-func benchTorch(python, script string, batch, threads, width int, norm string, seconds float64) (float64, string, error) {
+func benchTorch(python, script string, batch, threads, width int, norm string, seconds float64, manifest string) (float64, string, error) {
 	path, err := findScript(script)
 	if err != nil {
 		return 0, "", err
@@ -177,6 +210,9 @@ func benchTorch(python, script string, batch, threads, width int, norm string, s
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, path, "--batch", strconv.Itoa(batch), "--threads", strconv.Itoa(threads),
 		"--seconds", strconv.FormatFloat(seconds, 'f', -1, 64), "--width", strconv.Itoa(width), "--norm", norm)
+	if manifest != "" {
+		cmd.Args = append(cmd.Args, "--manifest", manifest, "--warmup", "1")
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

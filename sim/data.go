@@ -12,15 +12,15 @@ import (
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
-// generatedSize is the model input for generated hospitals.
+// generatedSize is the default model input for generated hospitals.
 const generatedSize = 32
 
 // generatedPipeline standardises the generated radiographs: area
-// resampling to 32x32 and a per-image z-score, which removes each
+// resampling to size×size and a per-image z-score, which removes each
 // scanner's intensity scale and offset (the per-modality "auto" setting
-// maps to [0, 1], which this small network learns from more slowly).
-func generatedPipeline() *pb.PipelineSpec {
-	return &pb.PipelineSpec{Width: generatedSize, Height: generatedSize, Channels: 1, Resample: "area", Normalise: "zscore"}
+// maps to [0, 1], which the small cnn learns from more slowly).
+func generatedPipeline(size int) *pb.PipelineSpec {
+	return &pb.PipelineSpec{Width: uint32(size), Height: uint32(size), Channels: 1, Resample: "area", Normalise: "zscore"}
 }
 
 // generatedSites writes each synthetic hospital's images as real DICOM
@@ -30,12 +30,18 @@ func generatedPipeline() *pb.PipelineSpec {
 // way for evaluation.
 func generatedSites(ctx context.Context, cfg Config, dir string) (*siteData, error) {
 	hospitals := synth.Hospitals(cfg.Sites, cfg.Seed)
-	sd := &siteData{counts: map[string]int{}, posRat: map[string]float64{}, size: generatedSize}
-	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: generatedSize, Width: generatedSize, Classes: 2},
-		Pipeline: generatedPipeline()}
+	size := cfg.Size
+	sd := &siteData{counts: map[string]int{}, posRat: map[string]float64{}, size: size}
+	spec := &pb.JobSpec{Model: &pb.ModelSpec{Channels: 1, Height: uint32(size), Width: uint32(size), Classes: 2},
+		Pipeline: generatedPipeline(size)}
 	classes := []string{"normal", "lesion"}
 	for i, h := range hospitals {
 		h.N = cfg.ImagesPerSite
+		if size > generatedSize {
+			// Native sizes (48..96 at the default input) grow with the
+			// input, so that a large model is not fed upsampled images.
+			h.Size = h.Size * size / generatedSize
+		}
 		name := h.Slug()
 		validates := i >= len(hospitals)-cfg.ValidationSites
 		if _, err := synth.WriteDICOM(filepath.Join(dir, "train"), h, cfg.Seed+int64(i)); err != nil {

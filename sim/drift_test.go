@@ -44,7 +44,7 @@ func TestRetrainingFiresOnInjectedDrift(t *testing.T) {
 	if err := f.WaitSites(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	spec := generatedPipeline()
+	spec := generatedPipeline(generatedSize)
 	job := runJob(t, ctx, f, &pb.JobSpec{Name: "drifty", Rounds: 1, MinSites: 3, RoundDeadlineSeconds: 120, Seed: 1,
 		Model:    &pb.ModelSpec{Arch: "cnn", Channels: 1, Height: generatedSize, Width: generatedSize, Classes: 2},
 		Pipeline: spec, Privacy: &pb.PrivacySpec{SecureAggregation: "none"}, Retrain: &pb.RetrainSpec{DriftPsi: 0.25}})

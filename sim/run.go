@@ -72,6 +72,14 @@ type Config struct {
 	// federated U-Net on generated CT hospitals (ImagesPerSite slices
 	// each), compared with the same training on the pooled data.
 	Task string
+	// Model is the classifier trained on generated hospitals or a
+	// MedMNIST set: "cnn" (the default), "resnet18" or "resnet34" (model.arch).
+	// ModelWidth is its model.base_width (0: the arch's default).
+	Model      string
+	ModelWidth int
+	// Size is the model input side for generated hospitals (default 32);
+	// the hospitals render their images at a native size scaled with it.
+	Size int
 	// GateMinDice > 0 makes publication of a segmentation model require
 	// this Dice at every validation site.
 	GateMinDice float64
@@ -198,6 +206,12 @@ func (c *Config) defaults() {
 	if c.ImagesPerSite <= 0 {
 		c.ImagesPerSite = 160
 	}
+	if c.Model == "" {
+		c.Model = "cnn"
+	}
+	if c.Size <= 0 {
+		c.Size = generatedSize
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -251,12 +265,18 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	switch cfg.Task {
 	case "", TaskClassification:
 	case TaskSegmentation:
+		if cfg.Model != "cnn" || cfg.Size != generatedSize {
+			return Summary{}, errors.New("the model and size choices are for classification; segmentation trains the unet on its CT hospitals")
+		}
 		return runSegmentation(ctx, cfg)
 	default:
 		return Summary{}, fmt.Errorf("task %q: use %s or %s", cfg.Task, TaskClassification, TaskSegmentation)
 	}
 	if cfg.GateMinDice > 0 {
 		return Summary{}, errors.New("the Dice gate is for segmentation: use --gate-min-auc, or --task segmentation")
+	}
+	if cfg.Dataset != "" && cfg.Size != generatedSize {
+		return Summary{}, fmt.Errorf("size %d: a MedMNIST set has its own size; the size is for generated hospitals", cfg.Size)
 	}
 	var sd *siteData
 	var err error
@@ -291,8 +311,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, err
 	}
 	spec := &pb.JobSpec{
-		Name:                 "simulation",
-		Model:                &pb.ModelSpec{Arch: "cnn", Channels: 1, Height: uint32(sd.size), Width: uint32(sd.size), Classes: 2},
+		Name: "simulation",
+		Model: &pb.ModelSpec{Arch: cfg.Model, Channels: 1, Height: uint32(sd.size), Width: uint32(sd.size), Classes: 2,
+			BaseWidth: uint32(cfg.ModelWidth)},
 		Rounds:               uint32(cfg.Rounds),
 		MinSites:             uint32(len(sd.names) - len(sd.validation)),
 		ValidationSites:      sd.validation,
@@ -304,7 +325,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		Seed:    cfg.Seed,
 	}
 	if cfg.Dataset == "" {
-		spec.Pipeline = generatedPipeline()
+		spec.Pipeline = generatedPipeline(sd.size)
 	}
 	if cfg.GateMinAUC > 0 || cfg.ScoreLocalModels {
 		spec.Validation = &pb.ValidationSpec{MinAuc: cfg.GateMinAUC, ScoreLocalModels: cfg.ScoreLocalModels}

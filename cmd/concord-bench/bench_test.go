@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,6 +110,28 @@ func TestBenchAgainstPyTorch(t *testing.T) {
 	}
 	if rep.PyTorchError != "" || rep.PyTorchSamples <= 0 || rep.Ratio <= 0 {
 		t.Fatalf("report %+v: want a PyTorch figure and a ratio", rep)
+	}
+}
+
+// TestResNetBenchAgainstPyTorch: --model resnet18 times our resnet18 and
+// PyTorch's build of the same manifest (graph.py), here at 32×32 and base
+// width 8 to stay short (about 10 s, most of it starting PyTorch).
+func TestResNetBenchAgainstPyTorch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starting PyTorch takes tens of seconds on a loaded machine")
+	}
+	testenv.Python(t, "torch", "numpy")
+	var out, errb bytes.Buffer
+	args := []string{"train", "--json", "--model", "resnet18", "--size", "32", "--width", "8", "--channels", "3", "--batch", "4", "--seconds", "0.5"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep learning.TrainBenchReport
+	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Model != "resnet18" || !slices.Equal(rep.Input, []int{3, 32, 32}) || rep.SamplesPerS <= 0 || rep.PyTorchError != "" || rep.PyTorchSamples <= 0 {
+		t.Fatalf("report %+v: want resnet18 at 3x32x32 with both figures", rep)
 	}
 }
 

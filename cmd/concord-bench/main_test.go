@@ -26,6 +26,8 @@ func TestDispatcher(t *testing.T) {
 		{[]string{"aggregate", "--dir", "x"}, 2, "", "flag provided but not defined: -dir"},
 		{[]string{"transfer", "--sites", "3"}, 2, "", "flag provided but not defined: -sites"},
 		{[]string{"train", "--params", "1M"}, 2, "", "flag provided but not defined: -params"},
+		{[]string{"train", "--model", "vgg16"}, 2, "", `--model "vgg16": want cnn, resnet18 or resnet34`},
+		{[]string{"train", "--model", "resnet18", "--size", "100"}, 2, "", "a multiple of 32"},
 		{[]string{"dicom"}, 2, "", "--dir is required"},
 	} {
 		var out, errb bytes.Buffer

@@ -17,7 +17,10 @@ func trainBench(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the result as one JSON line on stdout")
 	fs.IntVar(&o.Batch, "batch", 64, "mini-batch size")
 	fs.Float64Var(&o.Seconds, "seconds", 10, "seconds of timed training on each side")
-	fs.IntVar(&o.Width, "width", 16, "cnn base width")
+	fs.IntVar(&o.Width, "width", 0, "base width (0: 16 for the cnn, 64 for resnets)")
+	fs.StringVar(&o.Model, "model", "cnn", "cnn (28x28 grey), resnet18 or resnet34 (GroupNorm ResNets at --size)")
+	fs.IntVar(&o.Size, "size", 224, "resnets: input side in pixels, a multiple of 32")
+	fs.IntVar(&o.Channels, "channels", 1, "resnets: input channels, 1 (grey) or 3 (RGB)")
 	fs.StringVar(&o.Norm, "norm", "group", "cnn normalisation: group (layout concord.cnn/2) or none (concord.cnn/1)")
 	fs.IntVar(&o.Threads, "threads", runtime.GOMAXPROCS(0), "threads for both sides (GOMAXPROCS and torch.set_num_threads)")
 	fs.StringVar(&o.Script, "torch-script", "", "PyTorch benchmark script (default: deploy/trainer/bench_torch.py above the working directory)")
@@ -28,6 +31,16 @@ func trainBench(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.Norm != "group" && o.Norm != "none" {
 		return c.Usagef(stderr, "--norm %q: want group or none", o.Norm)
+	}
+	switch {
+	case o.Model != "cnn" && o.Model != "resnet18" && o.Model != "resnet34":
+		return c.Usagef(stderr, "--model %q: want cnn, resnet18 or resnet34", o.Model)
+	case o.Model != "cnn" && (o.Size < 32 || o.Size > 1024 || o.Size%32 != 0 || (o.Channels != 1 && o.Channels != 3)):
+		return c.Usagef(stderr, "--size %d --channels %d: a resnet takes a multiple of 32 up to 1024, and 1 or 3 channels", o.Size, o.Channels)
+	case o.Width == 0 && o.Model == "cnn":
+		o.Width = 16
+	case o.Width == 0:
+		o.Width = 64
 	}
 	if o.Batch < 1 || o.Seconds <= 0 || o.Threads < 1 || o.Width < 1 {
 		return c.Usagef(stderr, "--batch, --seconds, --threads and --width must be positive")

@@ -6,6 +6,7 @@
 //	concord-sim --sites 3 --rounds 10 --seed 1 --out demo-out
 //	concord-sim --dataset ../shared/data/medmnist/pneumoniamnist.npz --sites 5 --partition dirichlet:0.5 --json
 //	concord-sim --task segmentation --sites 3 --rounds 10 --out seg-out
+//	concord-sim --model resnet18 --images 160 --size 224 --rounds 5 --out resnet-out
 package main
 
 import (
@@ -64,6 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Serve, "serve", 0, "after publishing, send N generated studies by STOW-RS to the first hospital serving the version; needs --serve-fhir")
 	fs.StringVar(&c.ServeFHIR, "serve-fhir", "", "base `URL` of the FHIR R4 endpoint --serve delivers results to (e.g. node internal/testfhir/server.mjs --port 8103 → http://127.0.0.1:8103/fhir/R4)")
 	fs.StringVar(&c.Task, "task", sim.TaskClassification, "classification, or segmentation: a federated U-Net on generated CT hospitals (--images slices each), with the same training on the pooled data for comparison")
+	fs.StringVar(&c.Model, "model", "cnn", "classifier: cnn, resnet18 or resnet34 (GroupNorm ResNets, model.arch)")
+	fs.IntVar(&c.ModelWidth, "model-width", 0, "the model's base width (model.base_width; 0 = the arch's default: 16 for cnn, 64 for resnets)")
+	fs.IntVar(&c.Size, "size", 32, "generated hospitals: the model's input side in pixels (resnets need a multiple of 32)")
 	fs.Float64Var(&c.GateMinDice, "gate-min-dice", 0, "segmentation: publish only if every validation site measures at least this Dice (0 = no gate)")
 	asJSON := fs.Bool("json", false, "print a JSON summary as the last line of stdout")
 	verbose := fs.Bool("v", false, "log the federation's events to stderr")
@@ -89,6 +93,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.Serve < 0 || c.Serve > 100000 || c.Serve > 0 && c.ServeFHIR == "" {
 		return cmd.Usagef(stderr, "--serve N takes 0..100000 studies and needs --serve-fhir URL")
+	}
+	if c.Model != "cnn" && c.Model != "resnet18" && c.Model != "resnet34" {
+		return cmd.Usagef(stderr, "--model %q: want cnn, resnet18 or resnet34", c.Model)
+	}
+	if c.Size < 8 || c.Size > 1024 || c.ModelWidth < 0 || c.ModelWidth > 1024 {
+		return cmd.Usagef(stderr, "--size %d, --model-width %d: want a size of 8..1024 and a width of 0..1024", c.Size, c.ModelWidth)
 	}
 	c.Progress = stderr
 	if !*asJSON {

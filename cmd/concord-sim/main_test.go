@@ -21,6 +21,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"--dir", "x"}, 2, "", "flag provided but not defined: -dir"},
 		{[]string{"--local-epochs", "2", "--local-steps", "3"}, 2, "", "--local-epochs and --local-steps are both given"},
 		{[]string{"--local-steps", "0"}, 2, "", "--local-steps 0: want 1..100000"},
+		{[]string{"--model", "vgg16"}, 2, "", `--model "vgg16": want cnn, resnet18 or resnet34`},
+		{[]string{"--size", "4000"}, 2, "", "--size 4000"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)

@@ -3,8 +3,11 @@
 `concord-bench train --json` compares the Go trainer against.
 
     python3 bench_torch.py --batch 64 --threads 2 --seconds 10 --width 16 --size 28 --channels 1
+    python3 bench_torch.py --batch 16 --threads 2 --seconds 30 --manifest resnet18.layout.json
 
-Trains the same architecture (deploy/trainer/cnn.py, the manifest contract)
+Trains the same architecture (deploy/trainer/cnn.py, the manifest contract;
+with --manifest, the declared graph a Go layout manifest holds, built by
+graph.py: `concord-bench train --model resnet18` passes its own)
 with Adam (lr 1e-3) and softmax cross-entropy on random data for --seconds
 after a short warm-up, and prints one JSON line:
 {"samples_per_s": ..., "threads": ..., "batch": ..., ...}.
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnn  # noqa: E402
+import graph  # noqa: E402
 
 
 def main():
@@ -34,13 +38,22 @@ def main():
     ap.add_argument("--classes", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--manifest", help="a concord.graph/1 layout manifest (JSON file) to build instead of the cnn")
     a = ap.parse_args()
+    if a.manifest:
+        with open(a.manifest) as f:
+            man = json.load(f)
+        a.channels, a.size, _ = man["input"]
+        a.classes = man["classes"]
     if a.batch < 1 or a.threads < 1 or a.seconds <= 0 or a.width < 1 or a.size < 4 or a.size % 4 or a.channels not in (1, 3) or a.classes < 2:
         raise SystemExit("want batch >= 1, threads >= 1, seconds > 0, width >= 1, size divisible by 4, channels 1 or 3, classes >= 2")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
-    model, _ = cnn.build(cnn.manifest_for(a.channels, a.size, a.size, a.classes, a.width, norm=a.norm == "group"))
+    if a.manifest:
+        model, _ = graph.build(man)
+    else:
+        model, _ = cnn.build(cnn.manifest_for(a.channels, a.size, a.size, a.classes, a.width, norm=a.norm == "group"))
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     n = max(8 * a.batch, 512)
@@ -71,6 +84,7 @@ def main():
         "samples_per_s": steps * a.batch / elapsed, "threads": a.threads, "batch": a.batch,
         "width": a.width, "norm": a.norm, "size": a.size, "channels": a.channels, "classes": a.classes,
         "steps": steps, "seconds": elapsed, "device": dev.type, "torch": torch.__version__,
+        "model": man.get("family") or man["arch"] if a.manifest else "cnn",
     }), flush=True)
 
 

@@ -432,14 +432,18 @@ func (x *ValidationSpec) GetScoreLocalModels() bool {
 }
 
 type ModelSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Arch          string                 `protobuf:"bytes,1,opt,name=arch,proto3" json:"arch,omitempty"` // "cnn"
-	Channels      uint32                 `protobuf:"varint,2,opt,name=channels,proto3" json:"channels,omitempty"`
-	Height        uint32                 `protobuf:"varint,3,opt,name=height,proto3" json:"height,omitempty"`
-	Width         uint32                 `protobuf:"varint,4,opt,name=width,proto3" json:"width,omitempty"`
-	Classes       uint32                 `protobuf:"varint,5,opt,name=classes,proto3" json:"classes,omitempty"`
-	BaseWidth     uint32                 `protobuf:"varint,6,opt,name=base_width,json=baseWidth,proto3" json:"base_width,omitempty"`
-	Norm          string                 `protobuf:"bytes,7,opt,name=norm,proto3" json:"norm,omitempty"` // cnn: "group" (GroupNorm, layout concord.cnn/2; the default) or "none" (concord.cnn/1)
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Arch      string                 `protobuf:"bytes,1,opt,name=arch,proto3" json:"arch,omitempty"` // "cnn"
+	Channels  uint32                 `protobuf:"varint,2,opt,name=channels,proto3" json:"channels,omitempty"`
+	Height    uint32                 `protobuf:"varint,3,opt,name=height,proto3" json:"height,omitempty"`
+	Width     uint32                 `protobuf:"varint,4,opt,name=width,proto3" json:"width,omitempty"`
+	Classes   uint32                 `protobuf:"varint,5,opt,name=classes,proto3" json:"classes,omitempty"`
+	BaseWidth uint32                 `protobuf:"varint,6,opt,name=base_width,json=baseWidth,proto3" json:"base_width,omitempty"`
+	Norm      string                 `protobuf:"bytes,7,opt,name=norm,proto3" json:"norm,omitempty"` // cnn: "group" (GroupNorm, layout concord.cnn/2; the default) or "none" (concord.cnn/1)
+	// The declaration of arch "graph" (package learning, Layer): layers in
+	// order, the last one the output. Empty for every other arch; "resnet18"
+	// and "resnet34" are expanded from base_width by package learning.
+	Layers        []*LayerSpec `protobuf:"bytes,8,rep,name=layers,proto3" json:"layers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,6 +527,165 @@ func (x *ModelSpec) GetNorm() string {
 	return ""
 }
 
+func (x *ModelSpec) GetLayers() []*LayerSpec {
+	if x != nil {
+		return x.Layers
+	}
+	return nil
+}
+
+// LayerSpec is one layer of a declared graph. A zero field takes the
+// documented default of its op; a field that does not apply to the op must
+// be zero (unset).
+type LayerSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // unique, [a-z0-9_]+, not "input"
+	Op    string                 `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`     // conv, groupnorm, layernorm, relu, sigmoid, tanh, leakyrelu, maxpool, avgpool,
+	// globalavgpool, globalmaxpool, add, concat, dropout, dense, upsample
+	Inputs        []string `protobuf:"bytes,3,rep,name=inputs,proto3" json:"inputs,omitempty"`      // earlier layers or "input"; default the previous layer
+	Out           uint32   `protobuf:"varint,4,opt,name=out,proto3" json:"out,omitempty"`           // conv, dense
+	Kernel        uint32   `protobuf:"varint,5,opt,name=kernel,proto3" json:"kernel,omitempty"`     // conv, maxpool, avgpool
+	Stride        uint32   `protobuf:"varint,6,opt,name=stride,proto3" json:"stride,omitempty"`     // conv [1]; pools [kernel]
+	Padding       uint32   `protobuf:"varint,7,opt,name=padding,proto3" json:"padding,omitempty"`   // conv, pools [0]
+	Dilation      uint32   `protobuf:"varint,8,opt,name=dilation,proto3" json:"dilation,omitempty"` // conv [1]
+	Groups        uint32   `protobuf:"varint,9,opt,name=groups,proto3" json:"groups,omitempty"`     // conv [1]; groupnorm (required)
+	Bias          *bool    `protobuf:"varint,10,opt,name=bias,proto3,oneof" json:"bias,omitempty"`  // conv, dense [true]
+	Eps           float64  `protobuf:"fixed64,11,opt,name=eps,proto3" json:"eps,omitempty"`         // groupnorm, layernorm [1e-5]
+	Slope         float64  `protobuf:"fixed64,12,opt,name=slope,proto3" json:"slope,omitempty"`     // leakyrelu [0.01]
+	P             float64  `protobuf:"fixed64,13,opt,name=p,proto3" json:"p,omitempty"`             // dropout, 0 <= p < 1
+	Scale         uint32   `protobuf:"varint,14,opt,name=scale,proto3" json:"scale,omitempty"`      // upsample [2]
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LayerSpec) Reset() {
+	*x = LayerSpec{}
+	mi := &file_concord_v1_common_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LayerSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LayerSpec) ProtoMessage() {}
+
+func (x *LayerSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_common_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LayerSpec.ProtoReflect.Descriptor instead.
+func (*LayerSpec) Descriptor() ([]byte, []int) {
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *LayerSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LayerSpec) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *LayerSpec) GetInputs() []string {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *LayerSpec) GetOut() uint32 {
+	if x != nil {
+		return x.Out
+	}
+	return 0
+}
+
+func (x *LayerSpec) GetKernel() uint32 {
+	if x != nil {
+		return x.Kernel
+	}
+	return 0
+}
+
+func (x *LayerSpec) GetStride() uint32 {
+	if x != nil {
+		return x.Stride
+	}
+	return 0
+}
+
+func (x *LayerSpec) GetPadding() uint32 {
+	if x != nil {
+		return x.Padding
+	}
+	return 0
+}
+
+func (x *LayerSpec) GetDilation() uint32 {
+	if x != nil {
+		return x.Dilation
+	}
+	return 0
+}
+
+func (x *LayerSpec) GetGroups() uint32 {
+	if x != nil {
+		return x.Groups
+	}
+	return 0
+}
+
+func (x *LayerSpec) GetBias() bool {
+	if x != nil && x.Bias != nil {
+		return *x.Bias
+	}
+	return false
+}
+
+func (x *LayerSpec) GetEps() float64 {
+	if x != nil {
+		return x.Eps
+	}
+	return 0
+}
+
+func (x *LayerSpec) GetSlope() float64 {
+	if x != nil {
+		return x.Slope
+	}
+	return 0
+}
+
+func (x *LayerSpec) GetP() float64 {
+	if x != nil {
+		return x.P
+	}
+	return 0
+}
+
+func (x *LayerSpec) GetScale() uint32 {
+	if x != nil {
+		return x.Scale
+	}
+	return 0
+}
+
 type AggregationSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Strategy      string                 `protobuf:"bytes,1,opt,name=strategy,proto3" json:"strategy,omitempty"` // fedavg | fedprox | fedadam | fedyogi | fedadagrad | median | trimmed-mean
@@ -538,7 +701,7 @@ type AggregationSpec struct {
 
 func (x *AggregationSpec) Reset() {
 	*x = AggregationSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[4]
+	mi := &file_concord_v1_common_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +713,7 @@ func (x *AggregationSpec) String() string {
 func (*AggregationSpec) ProtoMessage() {}
 
 func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[4]
+	mi := &file_concord_v1_common_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +726,7 @@ func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregationSpec.ProtoReflect.Descriptor instead.
 func (*AggregationSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AggregationSpec) GetStrategy() string {
@@ -636,7 +799,7 @@ type TrainingSpec struct {
 
 func (x *TrainingSpec) Reset() {
 	*x = TrainingSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +811,7 @@ func (x *TrainingSpec) String() string {
 func (*TrainingSpec) ProtoMessage() {}
 
 func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +824,7 @@ func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSpec.ProtoReflect.Descriptor instead.
 func (*TrainingSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TrainingSpec) GetLocalEpochs() uint32 {
@@ -765,7 +928,7 @@ type PrivacySpec struct {
 
 func (x *PrivacySpec) Reset() {
 	*x = PrivacySpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +940,7 @@ func (x *PrivacySpec) String() string {
 func (*PrivacySpec) ProtoMessage() {}
 
 func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +953,7 @@ func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacySpec.ProtoReflect.Descriptor instead.
 func (*PrivacySpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PrivacySpec) GetSecureAggregation() string {
@@ -892,7 +1055,7 @@ type PipelineSpec struct {
 
 func (x *PipelineSpec) Reset() {
 	*x = PipelineSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[7]
+	mi := &file_concord_v1_common_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1067,7 @@ func (x *PipelineSpec) String() string {
 func (*PipelineSpec) ProtoMessage() {}
 
 func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[7]
+	mi := &file_concord_v1_common_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1080,7 @@ func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineSpec.ProtoReflect.Descriptor instead.
 func (*PipelineSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PipelineSpec) GetWidth() uint32 {
@@ -981,7 +1144,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_concord_v1_common_proto_msgTypes[8]
+	mi := &file_concord_v1_common_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1156,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[8]
+	mi := &file_concord_v1_common_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1169,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Chunk) GetIndex() uint32 {
@@ -1070,7 +1233,7 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"final_only\x18\t \x01(\bR\tfinalOnly\x12,\n" +
 	"\x12score_local_models\x18\n" +
-	" \x01(\bR\x10scoreLocalModels\"\xb6\x01\n" +
+	" \x01(\bR\x10scoreLocalModels\"\xe5\x01\n" +
 	"\tModelSpec\x12\x12\n" +
 	"\x04arch\x18\x01 \x01(\tR\x04arch\x12\x1a\n" +
 	"\bchannels\x18\x02 \x01(\rR\bchannels\x12\x16\n" +
@@ -1079,7 +1242,25 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\aclasses\x18\x05 \x01(\rR\aclasses\x12\x1d\n" +
 	"\n" +
 	"base_width\x18\x06 \x01(\rR\tbaseWidth\x12\x12\n" +
-	"\x04norm\x18\a \x01(\tR\x04norm\"\xc6\x01\n" +
+	"\x04norm\x18\a \x01(\tR\x04norm\x12-\n" +
+	"\x06layers\x18\b \x03(\v2\x15.concord.v1.LayerSpecR\x06layers\"\xc5\x02\n" +
+	"\tLayerSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02op\x18\x02 \x01(\tR\x02op\x12\x16\n" +
+	"\x06inputs\x18\x03 \x03(\tR\x06inputs\x12\x10\n" +
+	"\x03out\x18\x04 \x01(\rR\x03out\x12\x16\n" +
+	"\x06kernel\x18\x05 \x01(\rR\x06kernel\x12\x16\n" +
+	"\x06stride\x18\x06 \x01(\rR\x06stride\x12\x18\n" +
+	"\apadding\x18\a \x01(\rR\apadding\x12\x1a\n" +
+	"\bdilation\x18\b \x01(\rR\bdilation\x12\x16\n" +
+	"\x06groups\x18\t \x01(\rR\x06groups\x12\x17\n" +
+	"\x04bias\x18\n" +
+	" \x01(\bH\x00R\x04bias\x88\x01\x01\x12\x10\n" +
+	"\x03eps\x18\v \x01(\x01R\x03eps\x12\x14\n" +
+	"\x05slope\x18\f \x01(\x01R\x05slope\x12\f\n" +
+	"\x01p\x18\r \x01(\x01R\x01p\x12\x14\n" +
+	"\x05scale\x18\x0e \x01(\rR\x05scaleB\a\n" +
+	"\x05_bias\"\xc6\x01\n" +
 	"\x0fAggregationSpec\x12\x1a\n" +
 	"\bstrategy\x18\x01 \x01(\tR\bstrategy\x12\x1b\n" +
 	"\tserver_lr\x18\x02 \x01(\x01R\bserverLr\x12\x14\n" +
@@ -1139,31 +1320,33 @@ func file_concord_v1_common_proto_rawDescGZIP() []byte {
 	return file_concord_v1_common_proto_rawDescData
 }
 
-var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_concord_v1_common_proto_goTypes = []any{
 	(*JobSpec)(nil),         // 0: concord.v1.JobSpec
 	(*RetrainSpec)(nil),     // 1: concord.v1.RetrainSpec
 	(*ValidationSpec)(nil),  // 2: concord.v1.ValidationSpec
 	(*ModelSpec)(nil),       // 3: concord.v1.ModelSpec
-	(*AggregationSpec)(nil), // 4: concord.v1.AggregationSpec
-	(*TrainingSpec)(nil),    // 5: concord.v1.TrainingSpec
-	(*PrivacySpec)(nil),     // 6: concord.v1.PrivacySpec
-	(*PipelineSpec)(nil),    // 7: concord.v1.PipelineSpec
-	(*Chunk)(nil),           // 8: concord.v1.Chunk
+	(*LayerSpec)(nil),       // 4: concord.v1.LayerSpec
+	(*AggregationSpec)(nil), // 5: concord.v1.AggregationSpec
+	(*TrainingSpec)(nil),    // 6: concord.v1.TrainingSpec
+	(*PrivacySpec)(nil),     // 7: concord.v1.PrivacySpec
+	(*PipelineSpec)(nil),    // 8: concord.v1.PipelineSpec
+	(*Chunk)(nil),           // 9: concord.v1.Chunk
 }
 var file_concord_v1_common_proto_depIdxs = []int32{
 	3, // 0: concord.v1.JobSpec.model:type_name -> concord.v1.ModelSpec
-	4, // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
-	5, // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
-	6, // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
-	7, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
+	5, // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
+	6, // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
+	7, // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
+	8, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
 	2, // 5: concord.v1.JobSpec.validation:type_name -> concord.v1.ValidationSpec
 	1, // 6: concord.v1.JobSpec.retrain:type_name -> concord.v1.RetrainSpec
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	4, // 7: concord.v1.ModelSpec.layers:type_name -> concord.v1.LayerSpec
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_common_proto_init() }
@@ -1171,13 +1354,14 @@ func file_concord_v1_common_proto_init() {
 	if File_concord_v1_common_proto != nil {
 		return
 	}
+	file_concord_v1_common_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_common_proto_rawDesc), len(file_concord_v1_common_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
