@@ -27,12 +27,18 @@ type Limits struct {
 	MaxRounds uint32
 	// MaxRoundDeadline bounds round_deadline.
 	MaxRoundDeadline time.Duration
+	// MaxTrainingBytes bounds the memory training the model takes at the
+	// job's batch size (learning.Cost.TrainingBytes).
+	MaxTrainingBytes int64
+	// MaxFLOPsPerExample bounds the forward FLOPs of one example.
+	MaxFLOPsPerExample int64
 }
 
 // DefaultLimits returns the limits Validate applies; the package comment
 // says why each is what it is.
 func DefaultLimits() Limits {
-	return Limits{MaxModelParams: 50_000_000, MaxSites: 256, MaxRounds: 10_000, MaxRoundDeadline: 7 * 24 * time.Hour}
+	return Limits{MaxModelParams: 50_000_000, MaxSites: 256, MaxRounds: 10_000, MaxRoundDeadline: 7 * 24 * time.Hour,
+		MaxTrainingBytes: 64 << 30, MaxFLOPsPerExample: 100e9}
 }
 
 // WithDefaults fills every zero field with DefaultLimits' value.
@@ -49,6 +55,12 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxRoundDeadline <= 0 {
 		l.MaxRoundDeadline = d.MaxRoundDeadline
+	}
+	if l.MaxTrainingBytes <= 0 {
+		l.MaxTrainingBytes = d.MaxTrainingBytes
+	}
+	if l.MaxFLOPsPerExample <= 0 {
+		l.MaxFLOPsPerExample = d.MaxFLOPsPerExample
 	}
 	return l
 }
@@ -96,6 +108,9 @@ func ValidateWithLimits(s *pb.JobSpec, lim Limits) error {
 	v.sites(s)
 	v.validation(s)
 	v.pipeline(s)
+	if len(v.errs) == 0 {
+		v.cost(s) // the cost of a model with a bad field, or at a bad batch size, means nothing
+	}
 	return errors.Join(v.errs...)
 }
 
@@ -263,6 +278,28 @@ func (v *validator) model(m *pb.ModelSpec) {
 		v.bad("model has %d parameters (model.base_width %d, model.classes %d): at most %d; make base_width or classes smaller, "+
 			"or ask the coordinator's operator to raise limits.max_model_params in coordinator.yaml", n, m.BaseWidth, m.Classes, v.lim.MaxModelParams)
 	}
+}
+
+// cost checks what training the model asks of a machine at the job's batch
+// size against the coordinator's limits (sites check their own).
+func (v *validator) cost(s *pb.JobSpec) {
+	c, err := ModelCost(s)
+	if err != nil {
+		v.bad("model: %w", err)
+		return
+	}
+	keys := map[string]string{"training_bytes": "limits.max_training_memory", "flops_per_example": "limits.max_gflops_per_example"}
+	lim := learning.Limits{MaxTrainingBytes: v.lim.MaxTrainingBytes, MaxFLOPsPerExample: v.lim.MaxFLOPsPerExample}
+	for _, x := range lim.Exceeded(c) {
+		v.bad("model %s: %s; make the model or training.batch_size smaller, or ask the coordinator's operator to raise %s in coordinator.yaml",
+			s.Model.Arch, x, keys[x.Limit])
+	}
+}
+
+// ModelCost is what training the job's model asks of a site's machine at
+// the job's batch size, computed from the spec alone.
+func ModelCost(s *pb.JobSpec) (learning.Cost, error) {
+	return ModelSpec(s).Cost(int(s.GetTraining().GetBatchSize()))
 }
 
 // sides checks the input size of the cnn and the unet.

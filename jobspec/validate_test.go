@@ -269,6 +269,17 @@ func TestValidateWithLimits(t *testing.T) {
 		{"default limits refuse a big model", big, Limits{}, "at most 50000000"},
 		{"raised limit accepts it", big, Limits{MaxModelParams: 100_000_000}, ""},
 		{"lowered limit refuses the default model", valid, Limits{MaxModelParams: 1000}, "parameters (model.base_width 16, model.classes 2): at most 1000"},
+		{"default limits refuse resnet34's activations at batch 1024", func(t *testing.T) *pb.JobSpec {
+			s := valid(t)
+			s.Model = &pb.ModelSpec{Arch: ArchResNet34, Channels: 3, Height: 224, Width: 224, Classes: 2, BaseWidth: 64}
+			s.Pipeline.Channels, s.Pipeline.Height, s.Pipeline.Width = 3, 224, 224
+			s.Training.BatchSize = 1024
+			return s
+		}, Limits{}, "model resnet34: training at batch size 1024 needs 96.7 GiB (activations 96.3 GiB, weights and optimiser state 406.0 MiB), over the limit of 64.0 GiB"},
+		{"a lowered memory limit names its key", valid, Limits{MaxTrainingBytes: 1 << 20}, "over the limit of 1.0 MiB; make the model or training.batch_size smaller, " +
+			"or ask the coordinator's operator to raise limits.max_training_memory in coordinator.yaml"},
+		{"a lowered FLOPs limit", valid, Limits{MaxFLOPsPerExample: 1e6}, "one example's forward pass takes 0.0133 GFLOPs, over the limit of 0.001; " +
+			"make the model or training.batch_size smaller, or ask the coordinator's operator to raise limits.max_gflops_per_example"},
 		{"fewer sites", valid, Limits{MaxSites: 1}, "sites lists 2 sites: at most 1"},
 		{"fewer rounds", valid, Limits{MaxRounds: 5}, "rounds is 10: at most 5"},
 		{"shorter deadline", valid, Limits{MaxRoundDeadline: time.Minute}, "round_deadline (seconds) is 600: it must be a finite number in [1, 60]"},

@@ -102,6 +102,9 @@ type Config struct {
 	// CheckInterval is how often the data source's Check runs between
 	// tasks (default one minute).
 	CheckInterval time.Duration
+	// ModelLimits bound the models this site trains (limits.go); a zero
+	// field is no limit.
+	ModelLimits learning.Limits
 	// Privacy is the hospital's differential privacy policy: its
 	// record-level budget, and whether it takes jobs without DP.
 	Privacy PrivacyPolicy

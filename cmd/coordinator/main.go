@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/concord-fl/concord/cmd/internal/cli"
 	"github.com/concord-fl/concord/cmd/internal/config"
 	"github.com/concord-fl/concord/coordinator"
+	"github.com/concord-fl/concord/internal/bytesize"
 	"github.com/concord-fl/concord/internal/daemon"
 	"github.com/concord-fl/concord/internal/vaultauth"
 	"github.com/concord-fl/concord/internal/version"
@@ -63,6 +65,10 @@ type fileConfig struct {
 		MaxSites         int    `yaml:"max_sites"`
 		MaxRounds        uint32 `yaml:"max_rounds"`
 		MaxRoundDeadline string `yaml:"max_round_deadline"` // e.g. 24h
+		// MaxTrainingMemory bounds the memory training a job's model takes
+		// at its batch size, e.g. 16GiB.
+		MaxTrainingMemory   bytesize.Size `yaml:"max_training_memory"`
+		MaxGFLOPsPerExample float64       `yaml:"max_gflops_per_example"`
 	} `yaml:"limits"`
 }
 
@@ -127,6 +133,26 @@ func readConfig(path string) (fileConfig, error) {
 	return fc, nil
 }
 
+// limits converts the limits section; zero fields keep jobspec's defaults.
+func (fc fileConfig) limits() (jobspec.Limits, error) {
+	l := fc.Limits
+	lim := jobspec.Limits{MaxModelParams: l.MaxModelParams, MaxSites: l.MaxSites, MaxRounds: l.MaxRounds,
+		MaxTrainingBytes: int64(l.MaxTrainingMemory), MaxFLOPsPerExample: int64(l.MaxGFLOPsPerExample * 1e9)}
+	if l.MaxSites < 0 {
+		return lim, errors.New("config: limits.max_sites must not be negative")
+	}
+	if g := l.MaxGFLOPsPerExample; g < 0 || g > 1e6 || math.IsNaN(g) {
+		return lim, fmt.Errorf("config: limits.max_gflops_per_example %g is not in (0, 1000000]", g)
+	}
+	if d := l.MaxRoundDeadline; d != "" {
+		var err error
+		if lim.MaxRoundDeadline, err = time.ParseDuration(d); err != nil || lim.MaxRoundDeadline <= 0 {
+			return lim, fmt.Errorf("config: limits.max_round_deadline %q is not a positive duration (write e.g. 24h)", d)
+		}
+	}
+	return lim, nil
+}
+
 // load converts coordinator.yaml; closeFn stops what it started (the
 // Vault certificate renewal).
 func load(path string) (cfg coordinator.Config, logger *slog.Logger, closeFn func(), err error) {
@@ -143,6 +169,10 @@ func load(path string) (cfg coordinator.Config, logger *slog.Logger, closeFn fun
 
 func loadConfig(path string) (coordinator.Config, *slog.Logger, func(), error) {
 	fc, err := readConfig(path)
+	if err != nil {
+		return coordinator.Config{}, nil, nil, err
+	}
+	lim, err := fc.limits()
 	if err != nil {
 		return coordinator.Config{}, nil, nil, err
 	}
@@ -176,15 +206,6 @@ func loadConfig(path string) (coordinator.Config, *slog.Logger, func(), error) {
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return coordinator.Config{}, nil, stop, err
-	}
-	lim := jobspec.Limits{MaxModelParams: fc.Limits.MaxModelParams, MaxSites: fc.Limits.MaxSites, MaxRounds: fc.Limits.MaxRounds}
-	if fc.Limits.MaxSites < 0 {
-		return coordinator.Config{}, nil, stop, errors.New("config: limits.max_sites must not be negative")
-	}
-	if d := fc.Limits.MaxRoundDeadline; d != "" {
-		if lim.MaxRoundDeadline, err = time.ParseDuration(d); err != nil || lim.MaxRoundDeadline <= 0 {
-			return coordinator.Config{}, nil, stop, fmt.Errorf("config: limits.max_round_deadline %q is not a positive duration (write e.g. 24h)", d)
-		}
 	}
 	var auditKey *audit.Key
 	if fc.Audit.Key != "" {

@@ -42,6 +42,8 @@ func TestConfigRefusesUnknownKeysAndLevels(t *testing.T) {
 		{"log:\n  format: xml\nstate_dir: s\n", "want json or text"},
 		{"limits:\n  max_model_parms: 5\n", "line 2: unknown key max_model_parms"},
 		{"limits:\n  max_model_params: -5\n", "line 2: cannot unmarshal"},
+		{"limits:\n  max_training_memory: lots\n", `line 2: "lots" is not a size`},
+		{"state_dir: s\nlimits:\n  max_gflops_per_example: -1\n", "limits.max_gflops_per_example -1 is not in (0, 1000000]"},
 	} {
 		p := filepath.Join(dir, "coordinator.yaml")
 		if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
@@ -53,11 +55,11 @@ func TestConfigRefusesUnknownKeysAndLevels(t *testing.T) {
 		}
 	}
 	p := filepath.Join(dir, "limits.yaml")
-	if err := os.WriteFile(p, []byte("limits:\n  max_model_params: 20000000\n"), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte("limits:\n  max_model_params: 20000000\n  max_training_memory: 8GiB\n  max_gflops_per_example: 2.5\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	fc, err := readConfig(p)
-	if err != nil || fc.Limits.MaxModelParams != 20_000_000 {
+	if err != nil || fc.Limits.MaxModelParams != 20_000_000 || fc.Limits.MaxTrainingMemory != 8<<30 || fc.Limits.MaxGFLOPsPerExample != 2.5 {
 		t.Errorf("limits: %+v, %v", fc.Limits, err)
 	}
 }

@@ -123,6 +123,8 @@ type fileConfig struct {
 	// Audit: the site's witness key file and the coordinator's log key it
 	// pins, written by concordctl pki issue (privacy/audit).
 	Audit pki.KitAudit `yaml:"audit"`
+	// Limits bound the models this site trains (limits.go).
+	Limits limitsFile `yaml:"limits"`
 	// Privacy is the hospital's differential privacy policy.
 	Privacy struct {
 		// Budget is the record-level (epsilon, delta) the site agrees to
@@ -323,8 +325,12 @@ func (fc fileConfig) runtime(abs func(string) string, tc *tls.Config, secrets si
 	if err != nil {
 		return siteagent.Config{}, err
 	}
+	limits, err := fc.modelLimits(machineMemory())
+	if err != nil {
+		return siteagent.Config{}, err
+	}
 	cfg := siteagent.Config{Coordinator: fc.Coordinator, TLS: tc, StateDir: abs(fc.StateDir), Logger: logger, Privacy: policy,
-		Data: data, Drift: drift, Feedback: feedback, MetricsListen: fc.MetricsListen}
+		Data: data, Drift: drift, Feedback: feedback, MetricsListen: fc.MetricsListen, ModelLimits: limits}
 	if fc.Proxy != "" {
 		u, err := url.Parse(fc.Proxy)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {

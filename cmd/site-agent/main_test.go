@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/pki"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
@@ -108,6 +110,11 @@ func TestAgentConfig(t *testing.T) {
 		{"trainer dataset", func(s string) string { return s + "trainer:\n  external: 127.0.0.1:50061\n  dataset: site.npz\n" },
 			"trainer.dataset is no longer read: the agent runs the job's pipeline"},
 		{"external trainer", func(s string) string { return s + "trainer:\n  external: 127.0.0.1:50061\n" }, ""},
+		{"limits", func(s string) string {
+			return s + "limits:\n  max_params: 20000000\n  max_training_memory: 16GiB\n  max_gflops_per_example: 10\n"
+		}, ""},
+		{"limits memory", func(s string) string { return s + "limits:\n  max_training_memory: plenty\n" }, `"plenty" is not a size`},
+		{"limits FLOPs", func(s string) string { return s + "limits:\n  max_gflops_per_example: -2\n" }, "limits.max_gflops_per_example -2 is not in"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := siteKit(t)
@@ -124,5 +131,26 @@ func TestAgentConfig(t *testing.T) {
 				t.Fatalf("load error %v, want %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// TestModelLimitsDefault: unset, the built-in trainer's memory limit is
+// three quarters of the machine's; an external trainer's has none; what
+// agent.yaml sets is kept.
+func TestModelLimitsDefault(t *testing.T) {
+	var fc fileConfig
+	if l, err := fc.modelLimits(16 << 30); err != nil || l != (learning.Limits{MaxTrainingBytes: 12 << 30}) {
+		t.Errorf("built-in trainer: %+v, %v", l, err)
+	}
+	fc.Trainer.External = "127.0.0.1:50061"
+	if l, _ := fc.modelLimits(16 << 30); l != (learning.Limits{}) {
+		t.Errorf("external trainer: %+v", l)
+	}
+	fc.Limits = limitsFile{MaxParams: 5, MaxTrainingMemory: 1 << 30, MaxGFLOPsPerExample: 1.5}
+	if l, _ := fc.modelLimits(16 << 30); l != (learning.Limits{MaxParams: 5, MaxTrainingBytes: 1 << 30, MaxFLOPsPerExample: 1.5e9}) {
+		t.Errorf("set: %+v", l)
+	}
+	if m := machineMemory(); runtime.GOOS == "linux" && m < 1<<28 {
+		t.Errorf("this machine's memory reads as %d bytes", m)
 	}
 }
