@@ -80,10 +80,29 @@ func TestGraphJobErrors(t *testing.T) {
 		{"resnet side", `model: {arch: resnet18, height: 200, width: 224}`, "multiples of 32"},
 		{"resnet norm", `model: {arch: resnet34, height: 64, width: 64, norm: group}`, "model.norm"},
 		{"resnet too big", `model: {arch: resnet34, height: 64, width: 64, base_width: 256}`, "parameters"},
+		{"two masks", `model: {arch: graph, classes: 2, layers: [{name: m, op: conv, out: 2, kernel: 1}]}` + "\npipeline: {normalise: \"ct-window:40:400\"}",
+			"the last layer outputs 2 masks per image; a federated segmentation job trains one foreground"},
+		{"dice gate on a declared classifier", `model: {arch: graph, layers: [{name: p, op: globalavgpool}, {name: fc, op: dense, out: 2}]}` +
+			"\nvalidation_sites: [c]\nvalidation: {min_dice: 0.5}", `validation.min_dice is a segmentation gate: model "graph" classifies`},
 	} {
 		_, err := Parse([]byte("name: x\nsites: [a, b]\n" + tc.yaml + "\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestGraphSegmenterJob: a declared graph whose output is one mask at the
+// input size is a segmentation job, with the segmentation gate and
+// without class weights, like the unet.
+func TestGraphSegmenterJob(t *testing.T) {
+	const job = "name: seg\nsites: [a, b]\nvalidation_sites: [c]\nvalidation: {min_dice: 0.5}\n" +
+		"model: {arch: graph, layers: [{name: c, op: conv, out: 4, kernel: 3, padding: 1}, {name: m, op: conv, out: 1, kernel: 1}]}\n"
+	s, err := Parse([]byte(job))
+	if err != nil || !Segments(s) {
+		t.Fatalf("segments %v: %v", Segments(s), err)
+	}
+	if _, err := Parse([]byte(job + "training: {class_weighting: balanced}\n")); err == nil || !strings.Contains(err.Error(), "a segmentation model's Dice") {
+		t.Errorf("class weights on a declared segmenter: %v", err)
 	}
 }

@@ -35,10 +35,12 @@ package jobspec
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
 
 	"github.com/concord-fl/concord/aggregation"
@@ -151,6 +153,20 @@ func Parse(data []byte) (*pb.JobSpec, error) {
 		return nil, err
 	}
 	return spec, nil
+}
+
+// ParseModel reads the model: section of a job file (the file's other
+// sections are checked for unknown keys but not used): no defaults, no
+// validation, which the job the model goes into gets.
+func ParseModel(data []byte) (*pb.ModelSpec, error) {
+	spec, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Model == nil || proto.Equal(spec.Model, &pb.ModelSpec{}) {
+		return nil, errors.New("job file: no model: section")
+	}
+	return spec.Model, nil
 }
 
 // decode converts a job file into the wire form as written: no defaults,

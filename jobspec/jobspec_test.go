@@ -125,11 +125,23 @@ func TestParseLongValue(t *testing.T) {
 
 // TestExampleJobFile: the example shipped for admins passes the rules.
 func TestExampleJobFile(t *testing.T) {
-	data, err := os.ReadFile("../deploy/examples/job.yaml")
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"job.yaml", "graph-unet.yaml"} {
+		data, err := os.ReadFile("../deploy/examples/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Parse(data)
+		if err != nil {
+			t.Errorf("deploy/examples/%s: %v", f, err)
+		}
+		if m, err := ParseModel(data); err != nil || m.Arch != s.GetModel().GetArch() {
+			t.Errorf("deploy/examples/%s: model %v, %v", f, m, err)
+		}
 	}
-	if _, err := Parse(data); err != nil {
-		t.Errorf("deploy/examples/job.yaml: %v", err)
+	if _, err := ParseModel([]byte("rounds: 3\n")); err == nil || !strings.Contains(err.Error(), "no model: section") {
+		t.Errorf("a job file without a model: %v", err)
+	}
+	if _, err := ParseModel([]byte("model: {arch: graph, layrs: []}\n")); err == nil || !strings.Contains(err.Error(), "layrs") {
+		t.Errorf("a typo in the model: %v", err)
 	}
 }

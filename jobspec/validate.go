@@ -278,6 +278,18 @@ func (v *validator) model(m *pb.ModelSpec) {
 		v.bad("model has %d parameters (model.base_width %d, model.classes %d): at most %d; make base_width or classes smaller, "+
 			"or ask the coordinator's operator to raise limits.max_model_params in coordinator.yaml", n, m.BaseWidth, m.Classes, v.lim.MaxModelParams)
 	}
+	if seg, k, err := ModelSpec(&pb.JobSpec{Model: m}).Segments(); err == nil && seg && k > 1 {
+		v.bad("model.layers: the last layer outputs %d masks per image; a federated segmentation job trains one foreground "+
+			"against the sites' binary masks: end with one output channel", k)
+	}
+}
+
+// Segments reports whether the job's model segments (the unet, or a
+// declared graph whose output is a mask) rather than classifies; false for
+// a model that does not build.
+func Segments(s *pb.JobSpec) bool {
+	seg, _, err := ModelSpec(s).Segments()
+	return err == nil && seg
 }
 
 // cost checks what training the model asks of a machine at the job's batch
@@ -388,7 +400,7 @@ func (v *validator) training(s *pb.JobSpec) {
 		v.bad("training.momentum is %v but optimizer %s does not use it (only sgd does): remove it", t.Momentum, quote(t.Optimizer))
 	}
 	v.floatIn("training.clip_norm", t.ClipNorm, span{lo: 0, hi: maxClipNorm})
-	if v.oneOf("training.class_weighting", t.ClassWeighting, "none", "balanced") && s.GetModel().GetArch() == ArchUNet {
+	if v.oneOf("training.class_weighting", t.ClassWeighting, "none", "balanced") && Segments(s) {
 		v.unetTraining(t)
 	}
 }

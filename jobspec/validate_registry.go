@@ -68,11 +68,12 @@ func (v *validator) validation(s *pb.JobSpec) {
 	if gates && len(s.ValidationSites) == 0 {
 		v.bad("validation gates are set but validation_sites is empty: name the sites that score each candidate, or remove the gates")
 	}
-	if g.MinDice > 0 && s.GetModel().GetArch() != "unet" {
-		v.bad("validation.min_dice is a segmentation gate: model.arch is %s", quote(s.GetModel().GetArch()))
+	seg := Segments(s)
+	if g.MinDice > 0 && !seg {
+		v.bad("validation.min_dice is a segmentation gate: model %s classifies", quote(s.GetModel().GetArch()))
 	}
-	if (g.MinAuc > 0 || g.MinSensitivity > 0 || g.MaxAucRegression > 0 || g.MaxSubgroupGap > 0) && s.GetModel().GetArch() == "unet" {
-		v.bad("validation.min_auc, min_sensitivity, max_auc_regression and max_subgroup_gap are classification gates: a unet job uses validation.min_dice")
+	if (g.MinAuc > 0 || g.MinSensitivity > 0 || g.MaxAucRegression > 0 || g.MaxSubgroupGap > 0) && seg {
+		v.bad("validation.min_auc, min_sensitivity, max_auc_regression and max_subgroup_gap are classification gates: a segmentation job uses validation.min_dice")
 	}
 }
 

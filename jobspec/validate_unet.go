@@ -36,6 +36,6 @@ func (v *validator) unetModel(m *pb.ModelSpec) bool {
 // loss already balances a small foreground).
 func (v *validator) unetTraining(t *pb.TrainingSpec) {
 	if t.ClassWeighting != "none" {
-		v.bad("training.class_weighting is %s: a unet's Dice + cross-entropy loss has no class weights; remove it", quote(t.ClassWeighting))
+		v.bad("training.class_weighting is %s: a segmentation model's Dice + cross-entropy loss has no class weights; remove it", quote(t.ClassWeighting))
 	}
 }

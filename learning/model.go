@@ -126,3 +126,23 @@ func (m *Model) SetWeights(w []float32) error {
 	copy(m.w, w)
 	return nil
 }
+
+// Segments reports, from the spec alone, whether a model built from it
+// segments (outputs k masks per image) and k, or classifies (k is then the
+// number of classes).
+func (s Spec) Segments() (seg bool, k int, err error) {
+	n, err := s.normalised()
+	switch {
+	case err != nil:
+		return false, 0, err
+	case n.Arch == "unet":
+		return true, 1, nil
+	case n.Arch == "graph":
+		pl, err := compileGraph(n)
+		if err != nil {
+			return false, 0, err
+		}
+		return pl.seg, pl.k, nil
+	}
+	return false, n.Classes, nil
+}

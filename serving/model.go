@@ -38,9 +38,10 @@ type Model struct {
 	Threshold float64
 }
 
-// Segments says whether the version is a segmentation model (a unet): its
-// result is a DICOM SEG and the segmented size, not a class.
-func (m *Model) Segments() bool { return m.Net.Spec().Arch == jobspec.ArchUNet }
+// Segments says whether the version is a segmentation model (the unet or a
+// declared segmenter): its result is a DICOM SEG and the segmented size,
+// not a class.
+func (m *Model) Segments() bool { return m.Net.Segments() }
 
 // VerifyVersion checks dir as `concordctl models verify` does and also
 // that the version is published with its gates passed: what a hospital may

@@ -77,6 +77,10 @@ type Config struct {
 	// ModelWidth is its model.base_width (0: the arch's default).
 	Model      string
 	ModelWidth int
+	// SegModel, for TaskSegmentation, is a declared segmenter (model.arch
+	// graph) trained instead of the unet; its input side must be the CT
+	// hospitals' (32) or zero.
+	SegModel *pb.ModelSpec
 	// Size is the model input side for generated hospitals (default 32);
 	// the hospitals render their images at a native size scaled with it.
 	Size int

@@ -13,6 +13,7 @@ import (
 	pb "github.com/concord-fl/concord/proto/concordpb"
 	"github.com/concord-fl/concord/sim/synth"
 	siteagent "github.com/concord-fl/concord/site-agent"
+	"google.golang.org/protobuf/proto"
 )
 
 // Tasks of Config.Task.
@@ -142,6 +143,12 @@ func segSpec(cfg Config, sd *siteData) *pb.JobSpec {
 		Pipeline: &pb.PipelineSpec{Width: segSize, Height: segSize, Channels: 1, Resample: "area", Normalise: "ct-window:40:400"},
 		Seed:     cfg.Seed,
 	}
+	if cfg.SegModel != nil {
+		spec.Model = proto.Clone(cfg.SegModel).(*pb.ModelSpec)
+		if spec.Model.Height == 0 && spec.Model.Width == 0 {
+			spec.Model.Height, spec.Model.Width = segSize, segSize
+		}
+	}
 	if sd != nil {
 		spec.MinSites = uint32(len(sd.names) - len(sd.validation))
 		spec.ValidationSites = sd.validation
@@ -167,6 +174,15 @@ func runSegmentation(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, fmt.Errorf("--task segmentation does not run with differential privacy yet: remove --dp-epsilon")
 	case cfg.GateMinAUC > 0 || cfg.ScoreLocalModels:
 		return Summary{}, fmt.Errorf("--gate-min-auc and --score-local-models are for classification: a segmentation job is gated by --gate-min-dice")
+	}
+	if cfg.SegModel != nil {
+		spec := segSpec(cfg, nil)
+		if m := spec.Model; m.Height != segSize || m.Width != segSize {
+			return Summary{}, fmt.Errorf("the segmentation model takes %dx%d; the CT hospitals' images are %dx%d", m.Height, m.Width, segSize, segSize)
+		}
+		if !jobspec.Segments(spec) {
+			return Summary{}, fmt.Errorf("the model (model.arch %s) does not segment: its last layer must output one %dx%d mask", spec.Model.Arch, segSize, segSize)
+		}
 	}
 	work := filepath.Join(cfg.Out, "federation")
 	if err := os.RemoveAll(work); err != nil {

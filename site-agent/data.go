@@ -50,7 +50,7 @@ func checkShape(d learning.Dataset, spec *pb.JobSpec) error {
 			return permanentf("the site's data has %d values of subgroup field %q for %d examples", len(v), f, d.N)
 		}
 	}
-	if mm.GetArch() == jobspec.ArchUNet {
+	if jobspec.Segments(spec) {
 		return checkMasks(d)
 	}
 	for _, y := range d.Y {

@@ -41,12 +41,15 @@ type scorer struct {
 }
 
 func newScorer(dm *driftModel) (*scorer, error) {
-	if dm == nil || dm.Spec.Arch == "unet" || dm.Spec.Classes < 2 {
+	if dm == nil || dm.Spec.Classes < 2 {
 		return nil, errors.New("no classifier kept for prediction drift")
 	}
 	m, err := learning.New(dm.Spec, 0)
 	if err != nil {
 		return nil, err
+	}
+	if m.Segments() {
+		return nil, errors.New("no classifier kept for prediction drift")
 	}
 	if err := m.SetWeights(learning.DecodeWeightsInto(nil, dm.Weights)); err != nil {
 		return nil, err

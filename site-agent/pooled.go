@@ -20,7 +20,7 @@ import (
 // uploadPooled scores the model again for the scores the counts need,
 // encrypts the counts and uploads them.
 func (a *Agent) uploadPooled(ctx context.Context, t *pb.Task, m *learning.Model, data learning.Dataset) error {
-	if m.Spec().Classes != 2 || m.Spec().Arch == "unet" {
+	if m.Spec().Classes != 2 || m.Segments() {
 		return permanentf("only a binary classifier's subgroup counts are pooled")
 	}
 	out, err := m.Predict(data)

@@ -108,8 +108,8 @@ func (d *SegFolder) list() (dcm []string, masks map[string]bool, err error) {
 
 // Dataset implements DataSource.
 func (d *SegFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.Dataset, error) {
-	if a := spec.GetModel().GetArch(); a != jobspec.ArchUNet {
-		return learning.Dataset{}, permanentf("this site holds segmentation data (images with masks); job's model.arch is %q, not unet", a)
+	if !jobspec.Segments(spec) {
+		return learning.Dataset{}, permanentf("this site holds segmentation data (images with masks); the job's model (model.arch %q) classifies", spec.GetModel().GetArch())
 	}
 	pl := jobspec.PipelineConfig(spec)
 	if err := pl.Validate(); err != nil {
@@ -286,7 +286,7 @@ func reasonList(r map[string]int) string {
 // training.
 func checkMasks(d learning.Dataset) error {
 	if len(d.Masks) != d.N*d.H*d.W {
-		return permanentf("the job's model is a unet (segmentation) but the site's data has no mask per image: " +
+		return permanentf("the job's model segments but the site's data has no mask per image: " +
 			"set data.layout: segmentation in agent.yaml with images and their masks (README: Federated segmentation)")
 	}
 	return nil

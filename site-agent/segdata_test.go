@@ -59,7 +59,7 @@ func TestSegFolderDICOMSEG(t *testing.T) {
 	// The same folder is no data for a classifier's job.
 	cnn := segSpec(t, 64)
 	cnn.Model.Arch = "cnn"
-	if _, err := src.Dataset(context.Background(), cnn); err == nil || !strings.Contains(err.Error(), "not unet") {
+	if _, err := src.Dataset(context.Background(), cnn); err == nil || !strings.Contains(err.Error(), `the job's model (model.arch "cnn") classifies`) {
 		t.Fatalf("segmentation data for a cnn job: %v", err)
 	}
 }

@@ -149,7 +149,7 @@ func assess(m *learning.Model, data learning.Dataset, opt evaluation.AssessOptio
 	}
 	var as evaluation.Assessment
 	switch spec := m.Spec(); {
-	case spec.Arch == "unet":
+	case m.Segments():
 		px := data.H * data.W
 		if len(data.Masks) != data.N*px {
 			return evaluation.Assessment{}, permanentf("the site's data has no ground-truth masks to score a segmentation model against")

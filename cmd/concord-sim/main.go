@@ -22,6 +22,7 @@ import (
 
 	"github.com/concord-fl/concord/cmd/internal/cli"
 	"github.com/concord-fl/concord/internal/version"
+	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/sim"
 )
 
@@ -67,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.Task, "task", sim.TaskClassification, "classification, or segmentation: a federated U-Net on generated CT hospitals (--images slices each), with the same training on the pooled data for comparison")
 	fs.StringVar(&c.Model, "model", "cnn", "classifier: cnn, resnet18 or resnet34 (GroupNorm ResNets, model.arch)")
 	fs.IntVar(&c.ModelWidth, "model-width", 0, "the model's base width (model.base_width; 0 = the arch's default: 16 for cnn, 64 for resnets)")
+	segModel := fs.String("model-spec", "", "--task segmentation: a job `file` whose model: section declares the segmenter (model.arch graph) trained instead of the unet")
 	fs.IntVar(&c.Size, "size", 32, "generated hospitals: the model's input side in pixels (resnets need a multiple of 32)")
 	fs.Float64Var(&c.GateMinDice, "gate-min-dice", 0, "segmentation: publish only if every validation site measures at least this Dice (0 = no gate)")
 	asJSON := fs.Bool("json", false, "print a JSON summary as the last line of stdout")
@@ -99,6 +101,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.Size < 8 || c.Size > 1024 || c.ModelWidth < 0 || c.ModelWidth > 1024 {
 		return cmd.Usagef(stderr, "--size %d, --model-width %d: want a size of 8..1024 and a width of 0..1024", c.Size, c.ModelWidth)
+	}
+	if *segModel != "" {
+		if c.Task != sim.TaskSegmentation {
+			return cmd.Usagef(stderr, "--model-spec declares a segmenter: it needs --task segmentation")
+		}
+		data, err := os.ReadFile(*segModel)
+		if err != nil {
+			return cmd.Usagef(stderr, "--model-spec: %v", err)
+		}
+		if c.SegModel, err = jobspec.ParseModel(data); err != nil {
+			return cmd.Usagef(stderr, "--model-spec %s: %v", *segModel, err)
+		}
 	}
 	c.Progress = stderr
 	if !*asJSON {
