@@ -94,7 +94,10 @@ func (a *adminService) SubmitJob(ctx context.Context, req *pb.SubmitJobRequest) 
 		return nil, status.Error(codes.InvalidArgument, "no job spec given")
 	}
 	submit := a.c.submit
-	if req.Spec.Mode == jobspec.ModeLeaveOneSiteOut {
+	switch {
+	case req.Spec.Tuning != nil:
+		submit = a.c.submitTuning
+	case req.Spec.Mode == jobspec.ModeLeaveOneSiteOut:
 		submit = a.c.submitFolds
 	}
 	j, err := submit(proto.Clone(req.Spec).(*pb.JobSpec), id)
@@ -393,6 +396,7 @@ func jobProto(j *job) *pb.Job {
 	}
 	validationProtoLocked(j, p)
 	p.FoldGroup, p.HeldOut = j.rec.FoldGroup, j.rec.HeldOut
+	p.TuneGroup, p.TuneNote = j.rec.TuneGroup, j.rec.TuneNote
 	if j.rec.AwaitingApproval && !j.m.Done() {
 		p.State = "awaiting approval"
 		p.Reason = j.rec.RetrainReason

@@ -162,8 +162,11 @@ type Coordinator struct {
 	// retrained twice; it is taken before mu.
 	retrainMu sync.Mutex
 
-	mu       sync.Mutex
-	jobs     map[string]*job
+	mu   sync.Mutex
+	jobs map[string]*job
+	// tuneBusy marks tuning groups whose next step is being submitted
+	// (tune.go).
+	tuneBusy map[string]bool
 	order    []string // job IDs in submission order
 	sessions map[string]*session
 	sites    map[string]*siteRecord
@@ -237,7 +240,7 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Logger, now: cfg.Now, st: st,
-		jobs: map[string]*job{}, sessions: map[string]*session{}, sites: map[string]*siteRecord{},
+		jobs: map[string]*job{}, tuneBusy: map[string]bool{}, sessions: map[string]*session{}, sites: map[string]*siteRecord{},
 		uploads: map[*inflight]struct{}{}, revoked: map[string]bool{},
 		metrics: &eventCounts{counts: map[string]uint64{}}}
 	if c.bus, err = newBus(st, cfg.Logger, cfg.Now, cfg.AuditKey, cfg.AuditOrigin); err != nil {

@@ -79,7 +79,12 @@ func (c *Coordinator) submitFolds(spec *pb.JobSpec, by Identity) (*job, error) {
 
 // foldName names a fold within the spec's name limit.
 func foldName(name string, k, n int, held string) string {
-	suffix := fmt.Sprintf(" [fold %d/%d, %s held out]", k, n, held)
+	return boundName(name, fmt.Sprintf(" [fold %d/%d, %s held out]", k, n, held))
+}
+
+// boundName is name with suffix, the name cut on a rune boundary to keep
+// within the spec's name limit.
+func boundName(name, suffix string) string {
 	for len(name)+len(suffix) > maxNameBytes && len(name) > 0 {
 		_, size := utf8.DecodeLastRuneInString(name)
 		name = name[:len(name)-size]

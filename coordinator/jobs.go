@@ -58,6 +58,16 @@ type jobRecord struct {
 	// FoldGroup and HeldOut mark a leave-one-site-out fold (folds.go).
 	FoldGroup string `json:"fold_group,omitempty"`
 	HeldOut   string `json:"held_out,omitempty"`
+	// Federated tuning (tune.go): the group; a trial's rung, candidate
+	// index and the tuned spec (proto-encoded); the final job; the job that
+	// records a search that ended without one; what the job is in it.
+	TuneGroup     string `json:"tune_group,omitempty"`
+	TuneRung      int    `json:"tune_rung,omitempty"`
+	TuneCandidate int    `json:"tune_candidate,omitempty"`
+	TuneSpec      []byte `json:"tune_spec,omitempty"`
+	TuneFinal     bool   `json:"tune_final,omitempty"`
+	TuneEnded     bool   `json:"tune_ended,omitempty"`
+	TuneNote      string `json:"tune_note,omitempty"`
 	// UpdateClip is the site-level clip of the current round under
 	// adaptive clipping (sitedp.go); 0 before the first adaptation.
 	UpdateClip float64 `json:"update_clip,omitempty"`
@@ -125,6 +135,9 @@ func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
 func (c *Coordinator) submitJob(spec *pb.JobSpec, by Identity, awaitApproval bool) (*job, error) {
 	if spec.Mode == jobspec.ModeLeaveOneSiteOut {
 		return nil, fmt.Errorf("%w: a leave-one-site-out spec is submitted as its folds (submitFolds)", errInvalid)
+	}
+	if spec.Tuning != nil {
+		return nil, fmt.Errorf("%w: a spec with tuning is submitted as its trials (submitTuning)", errInvalid)
 	}
 	jobspec.Defaults(spec)
 	if err := jobspec.ValidateWithLimits(spec, c.limits()); err != nil {
@@ -248,6 +261,11 @@ func (c *Coordinator) resumeWork(ctx context.Context) {
 			c.publishLocked(j)
 		}
 	}
+	for _, id := range c.order {
+		if j := c.jobs[id]; j.rec.TuneGroup != "" && !j.rec.TuneFinal {
+			c.advanceTuningLocked(j.rec.TuneGroup) // a step a crash interrupted
+		}
+	}
 	c.runCtx = ctx
 }
 
@@ -294,6 +312,9 @@ func (c *Coordinator) stepLocked(j *job, ev round.Event) {
 		return
 	}
 	c.execute(j, acts)
+	if j.rec.TuneGroup != "" && !j.rec.TuneFinal && j.m.Done() && j.m.State().Phase != round.PhaseCompleted {
+		c.advanceTuningLocked(j.rec.TuneGroup) // a trial that will not be scored
+	}
 }
 
 // applyDiscards drops the deliveries a step discarded (a revoked site's

@@ -97,6 +97,10 @@ func (c *Coordinator) publishLocked(j *job) {
 		c.evaluateFoldLocked(j)
 		return
 	}
+	if j.rec.TuneGroup != "" && !j.rec.TuneFinal {
+		c.evaluateTrialLocked(j)
+		return
+	}
 	c.decideLocked(j)
 }
 

@@ -22,8 +22,13 @@ import (
 // without defaults.
 func (f *File) spec() *pb.JobSpec {
 	agg, t, p, pl := f.Aggregation, &f.Training, &f.Privacy, &f.Pipeline
+	var tuning *pb.TuningSpec
+	if tu := f.Tuning; tu != nil {
+		tuning = &pb.TuningSpec{ServerLr: tu.ServerLR, LocalEpochs: tu.LocalEpochs, Rounds: tu.Rounds, Eta: tu.Eta}
+	}
 	return &pb.JobSpec{
-		Name: f.Name, Purpose: f.Purpose, LegalBasis: f.LegalBasis,
+		Tuning: tuning,
+		Name:   f.Name, Purpose: f.Purpose, LegalBasis: f.LegalBasis,
 		Model: &pb.ModelSpec{Arch: f.Model.Arch, Channels: f.Model.Channels, Height: f.Model.Height,
 			Width: f.Model.Width, Classes: f.Model.Classes, BaseWidth: f.Model.BaseWidth, Norm: f.Model.Norm,
 			Layers: layersToWire(f.Model.Layers)},

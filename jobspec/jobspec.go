@@ -116,6 +116,14 @@ type File struct {
 		Every           duration `yaml:"every"`
 		RequireApproval bool     `yaml:"require_approval"`
 	} `yaml:"retrain"`
+	// Tuning, when present, asks the coordinator to tune before training
+	// (validate_tuning.go).
+	Tuning *struct {
+		ServerLR    []float64 `yaml:"server_lr"`
+		LocalEpochs []uint32  `yaml:"local_epochs"`
+		Rounds      uint32    `yaml:"rounds"`
+		Eta         uint32    `yaml:"eta"`
+	} `yaml:"tuning"`
 	Sites    []string `yaml:"sites"`
 	Seed     int64    `yaml:"seed"`
 	Pipeline struct {
@@ -261,6 +269,9 @@ func Defaults(s *pb.JobSpec) {
 	p.Channels = orU(p.Channels, m.Channels)
 	p.Resample = orDefault(p.Resample, "area")
 	p.Normalise = orDefault(p.Normalise, "auto")
+	if s.Tuning != nil {
+		s.Tuning.Eta = orU(s.Tuning.Eta, DefaultTuneEta)
+	}
 }
 
 func orDefault(v, d string) string {

@@ -108,6 +108,7 @@ func ValidateWithLimits(s *pb.JobSpec, lim Limits) error {
 	v.sites(s)
 	v.validation(s)
 	v.pipeline(s)
+	v.tuning(s)
 	if len(v.errs) == 0 {
 		v.cost(s) // the cost of a model with a bad field, or at a bad batch size, means nothing
 	}

@@ -1356,7 +1356,12 @@ type Job struct {
 	HeldOut   string `protobuf:"bytes,15,opt,name=held_out,json=heldOut,proto3" json:"held_out,omitempty"`
 	// Secure jobs: the final model's confusion counts per subgroup pooled
 	// over every validation site, decrypted only as a sum.
-	Pooled        *PooledSubgroups `protobuf:"bytes,16,opt,name=pooled,proto3" json:"pooled,omitempty"`
+	Pooled *PooledSubgroups `protobuf:"bytes,16,opt,name=pooled,proto3" json:"pooled,omitempty"`
+	// Federated tuning: the trials and the final job of one tuned spec share
+	// tune_group; tune_note says what this job is in the search (a trial's
+	// candidate and rung, or the settings the final job was given).
+	TuneGroup     string `protobuf:"bytes,17,opt,name=tune_group,json=tuneGroup,proto3" json:"tune_group,omitempty"`
+	TuneNote      string `protobuf:"bytes,18,opt,name=tune_note,json=tuneNote,proto3" json:"tune_note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1501,6 +1506,20 @@ func (x *Job) GetPooled() *PooledSubgroups {
 		return x.Pooled
 	}
 	return nil
+}
+
+func (x *Job) GetTuneGroup() string {
+	if x != nil {
+		return x.TuneGroup
+	}
+	return ""
+}
+
+func (x *Job) GetTuneNote() string {
+	if x != nil {
+		return x.TuneNote
+	}
+	return ""
 }
 
 // PooledSubgroups are the per-subgroup figures of the final model summed
@@ -2465,7 +2484,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\x06models\x18\x01 \x03(\tR\x06models\x12\x14\n" +
 	"\x05sites\x18\x02 \x03(\tR\x05sites\x120\n" +
 	"\x05cells\x18\x03 \x03(\v2\x1a.concord.v1.SiteValidationR\x05cells\x12\x12\n" +
-	"\x04note\x18\x04 \x01(\tR\x04note\"\xe6\x04\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\xa2\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.concord.v1.JobSpecR\x04spec\x12\x14\n" +
@@ -2486,7 +2505,10 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"fold_group\x18\x0e \x01(\tR\tfoldGroup\x12\x19\n" +
 	"\bheld_out\x18\x0f \x01(\tR\aheldOut\x123\n" +
-	"\x06pooled\x18\x10 \x01(\v2\x1b.concord.v1.PooledSubgroupsR\x06pooled\"\x97\x01\n" +
+	"\x06pooled\x18\x10 \x01(\v2\x1b.concord.v1.PooledSubgroupsR\x06pooled\x12\x1d\n" +
+	"\n" +
+	"tune_group\x18\x11 \x01(\tR\ttuneGroup\x12\x1b\n" +
+	"\ttune_note\x18\x12 \x01(\tR\btuneNote\"\x97\x01\n" +
 	"\x0fPooledSubgroups\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x14\n" +
 	"\x05sites\x18\x02 \x03(\tR\x05sites\x12\x16\n" +

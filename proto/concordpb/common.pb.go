@@ -62,7 +62,12 @@ type JobSpec struct {
 	// When to retrain the version this job publishes: the coordinator then
 	// submits this spec again, starting from the latest published version
 	// of the same name, with the same gates.
-	Retrain       *RetrainSpec `protobuf:"bytes,19,opt,name=retrain,proto3" json:"retrain,omitempty"`
+	Retrain *RetrainSpec `protobuf:"bytes,19,opt,name=retrain,proto3" json:"retrain,omitempty"`
+	// Tune the server and local settings before training: the coordinator
+	// runs each candidate as a short federated job scored by the validation
+	// sites, keeps the best by successive halving, then trains this spec
+	// with the winner (coordinator/tune.go).
+	Tuning        *TuningSpec `protobuf:"bytes,20,opt,name=tuning,proto3" json:"tuning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -230,6 +235,84 @@ func (x *JobSpec) GetRetrain() *RetrainSpec {
 	return nil
 }
 
+func (x *JobSpec) GetTuning() *TuningSpec {
+	if x != nil {
+		return x.Tuning
+	}
+	return nil
+}
+
+// TuningSpec is a federated job's search over its server learning rate and
+// local epochs. Each list, when set, replaces the spec's own value; the
+// candidates are every combination.
+type TuningSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerLr      []float64              `protobuf:"fixed64,1,rep,packed,name=server_lr,json=serverLr,proto3" json:"server_lr,omitempty"`
+	LocalEpochs   []uint32               `protobuf:"varint,2,rep,packed,name=local_epochs,json=localEpochs,proto3" json:"local_epochs,omitempty"`
+	Rounds        uint32                 `protobuf:"varint,3,opt,name=rounds,proto3" json:"rounds,omitempty"` // rounds of a first-rung trial (xeta at each later rung)
+	Eta           uint32                 `protobuf:"varint,4,opt,name=eta,proto3" json:"eta,omitempty"`       // keep the best 1/eta of a rung (default 3)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TuningSpec) Reset() {
+	*x = TuningSpec{}
+	mi := &file_concord_v1_common_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TuningSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TuningSpec) ProtoMessage() {}
+
+func (x *TuningSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_common_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TuningSpec.ProtoReflect.Descriptor instead.
+func (*TuningSpec) Descriptor() ([]byte, []int) {
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TuningSpec) GetServerLr() []float64 {
+	if x != nil {
+		return x.ServerLr
+	}
+	return nil
+}
+
+func (x *TuningSpec) GetLocalEpochs() []uint32 {
+	if x != nil {
+		return x.LocalEpochs
+	}
+	return nil
+}
+
+func (x *TuningSpec) GetRounds() uint32 {
+	if x != nil {
+		return x.Rounds
+	}
+	return 0
+}
+
+func (x *TuningSpec) GetEta() uint32 {
+	if x != nil {
+		return x.Eta
+	}
+	return 0
+}
+
 // RetrainSpec holds the retraining triggers; a trigger left at 0 is off.
 type RetrainSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -248,7 +331,7 @@ type RetrainSpec struct {
 
 func (x *RetrainSpec) Reset() {
 	*x = RetrainSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[1]
+	mi := &file_concord_v1_common_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +343,7 @@ func (x *RetrainSpec) String() string {
 func (*RetrainSpec) ProtoMessage() {}
 
 func (x *RetrainSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[1]
+	mi := &file_concord_v1_common_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +356,7 @@ func (x *RetrainSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetrainSpec.ProtoReflect.Descriptor instead.
 func (*RetrainSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RetrainSpec) GetDriftPsi() float64 {
@@ -333,7 +416,7 @@ type ValidationSpec struct {
 
 func (x *ValidationSpec) Reset() {
 	*x = ValidationSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[2]
+	mi := &file_concord_v1_common_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +428,7 @@ func (x *ValidationSpec) String() string {
 func (*ValidationSpec) ProtoMessage() {}
 
 func (x *ValidationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[2]
+	mi := &file_concord_v1_common_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +441,7 @@ func (x *ValidationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationSpec.ProtoReflect.Descriptor instead.
 func (*ValidationSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ValidationSpec) GetMinAuc() float64 {
@@ -450,7 +533,7 @@ type ModelSpec struct {
 
 func (x *ModelSpec) Reset() {
 	*x = ModelSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[3]
+	mi := &file_concord_v1_common_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +545,7 @@ func (x *ModelSpec) String() string {
 func (*ModelSpec) ProtoMessage() {}
 
 func (x *ModelSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[3]
+	mi := &file_concord_v1_common_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +558,7 @@ func (x *ModelSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelSpec.ProtoReflect.Descriptor instead.
 func (*ModelSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ModelSpec) GetArch() string {
@@ -560,7 +643,7 @@ type LayerSpec struct {
 
 func (x *LayerSpec) Reset() {
 	*x = LayerSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[4]
+	mi := &file_concord_v1_common_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +655,7 @@ func (x *LayerSpec) String() string {
 func (*LayerSpec) ProtoMessage() {}
 
 func (x *LayerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[4]
+	mi := &file_concord_v1_common_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +668,7 @@ func (x *LayerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LayerSpec.ProtoReflect.Descriptor instead.
 func (*LayerSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LayerSpec) GetName() string {
@@ -701,7 +784,7 @@ type AggregationSpec struct {
 
 func (x *AggregationSpec) Reset() {
 	*x = AggregationSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +796,7 @@ func (x *AggregationSpec) String() string {
 func (*AggregationSpec) ProtoMessage() {}
 
 func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +809,7 @@ func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregationSpec.ProtoReflect.Descriptor instead.
 func (*AggregationSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AggregationSpec) GetStrategy() string {
@@ -799,7 +882,7 @@ type TrainingSpec struct {
 
 func (x *TrainingSpec) Reset() {
 	*x = TrainingSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +894,7 @@ func (x *TrainingSpec) String() string {
 func (*TrainingSpec) ProtoMessage() {}
 
 func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +907,7 @@ func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSpec.ProtoReflect.Descriptor instead.
 func (*TrainingSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TrainingSpec) GetLocalEpochs() uint32 {
@@ -928,7 +1011,7 @@ type PrivacySpec struct {
 
 func (x *PrivacySpec) Reset() {
 	*x = PrivacySpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[7]
+	mi := &file_concord_v1_common_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1023,7 @@ func (x *PrivacySpec) String() string {
 func (*PrivacySpec) ProtoMessage() {}
 
 func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[7]
+	mi := &file_concord_v1_common_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1036,7 @@ func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacySpec.ProtoReflect.Descriptor instead.
 func (*PrivacySpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PrivacySpec) GetSecureAggregation() string {
@@ -1055,7 +1138,7 @@ type PipelineSpec struct {
 
 func (x *PipelineSpec) Reset() {
 	*x = PipelineSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[8]
+	mi := &file_concord_v1_common_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1150,7 @@ func (x *PipelineSpec) String() string {
 func (*PipelineSpec) ProtoMessage() {}
 
 func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[8]
+	mi := &file_concord_v1_common_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1163,7 @@ func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineSpec.ProtoReflect.Descriptor instead.
 func (*PipelineSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PipelineSpec) GetWidth() uint32 {
@@ -1144,7 +1227,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_concord_v1_common_proto_msgTypes[9]
+	mi := &file_concord_v1_common_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1239,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[9]
+	mi := &file_concord_v1_common_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1252,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Chunk) GetIndex() uint32 {
@@ -1191,7 +1274,7 @@ var File_concord_v1_common_proto protoreflect.FileDescriptor
 const file_concord_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"\x17concord/v1/common.proto\x12\n" +
-	"concord.v1\"\x83\x06\n" +
+	"concord.v1\"\xb3\x06\n" +
 	"\aJobSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x05model\x18\x02 \x01(\v2\x15.concord.v1.ModelSpecR\x05model\x12\x16\n" +
@@ -1215,7 +1298,14 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"validation\x12\x12\n" +
 	"\x04mode\x18\x11 \x01(\tR\x04mode\x12!\n" +
 	"\finit_version\x18\x12 \x01(\tR\vinitVersion\x121\n" +
-	"\aretrain\x18\x13 \x01(\v2\x17.concord.v1.RetrainSpecR\aretrain\"\x9d\x01\n" +
+	"\aretrain\x18\x13 \x01(\v2\x17.concord.v1.RetrainSpecR\aretrain\x12.\n" +
+	"\x06tuning\x18\x14 \x01(\v2\x16.concord.v1.TuningSpecR\x06tuning\"v\n" +
+	"\n" +
+	"TuningSpec\x12\x1b\n" +
+	"\tserver_lr\x18\x01 \x03(\x01R\bserverLr\x12!\n" +
+	"\flocal_epochs\x18\x02 \x03(\rR\vlocalEpochs\x12\x16\n" +
+	"\x06rounds\x18\x03 \x01(\rR\x06rounds\x12\x10\n" +
+	"\x03eta\x18\x04 \x01(\rR\x03eta\"\x9d\x01\n" +
 	"\vRetrainSpec\x12\x1b\n" +
 	"\tdrift_psi\x18\x01 \x01(\x01R\bdriftPsi\x12!\n" +
 	"\fmin_feedback\x18\x02 \x01(\x04R\vminFeedback\x12#\n" +
@@ -1320,33 +1410,35 @@ func file_concord_v1_common_proto_rawDescGZIP() []byte {
 	return file_concord_v1_common_proto_rawDescData
 }
 
-var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_concord_v1_common_proto_goTypes = []any{
 	(*JobSpec)(nil),         // 0: concord.v1.JobSpec
-	(*RetrainSpec)(nil),     // 1: concord.v1.RetrainSpec
-	(*ValidationSpec)(nil),  // 2: concord.v1.ValidationSpec
-	(*ModelSpec)(nil),       // 3: concord.v1.ModelSpec
-	(*LayerSpec)(nil),       // 4: concord.v1.LayerSpec
-	(*AggregationSpec)(nil), // 5: concord.v1.AggregationSpec
-	(*TrainingSpec)(nil),    // 6: concord.v1.TrainingSpec
-	(*PrivacySpec)(nil),     // 7: concord.v1.PrivacySpec
-	(*PipelineSpec)(nil),    // 8: concord.v1.PipelineSpec
-	(*Chunk)(nil),           // 9: concord.v1.Chunk
+	(*TuningSpec)(nil),      // 1: concord.v1.TuningSpec
+	(*RetrainSpec)(nil),     // 2: concord.v1.RetrainSpec
+	(*ValidationSpec)(nil),  // 3: concord.v1.ValidationSpec
+	(*ModelSpec)(nil),       // 4: concord.v1.ModelSpec
+	(*LayerSpec)(nil),       // 5: concord.v1.LayerSpec
+	(*AggregationSpec)(nil), // 6: concord.v1.AggregationSpec
+	(*TrainingSpec)(nil),    // 7: concord.v1.TrainingSpec
+	(*PrivacySpec)(nil),     // 8: concord.v1.PrivacySpec
+	(*PipelineSpec)(nil),    // 9: concord.v1.PipelineSpec
+	(*Chunk)(nil),           // 10: concord.v1.Chunk
 }
 var file_concord_v1_common_proto_depIdxs = []int32{
-	3, // 0: concord.v1.JobSpec.model:type_name -> concord.v1.ModelSpec
-	5, // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
-	6, // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
-	7, // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
-	8, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
-	2, // 5: concord.v1.JobSpec.validation:type_name -> concord.v1.ValidationSpec
-	1, // 6: concord.v1.JobSpec.retrain:type_name -> concord.v1.RetrainSpec
-	4, // 7: concord.v1.ModelSpec.layers:type_name -> concord.v1.LayerSpec
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	4, // 0: concord.v1.JobSpec.model:type_name -> concord.v1.ModelSpec
+	6, // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
+	7, // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
+	8, // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
+	9, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
+	3, // 5: concord.v1.JobSpec.validation:type_name -> concord.v1.ValidationSpec
+	2, // 6: concord.v1.JobSpec.retrain:type_name -> concord.v1.RetrainSpec
+	1, // 7: concord.v1.JobSpec.tuning:type_name -> concord.v1.TuningSpec
+	5, // 8: concord.v1.ModelSpec.layers:type_name -> concord.v1.LayerSpec
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_common_proto_init() }
@@ -1354,14 +1446,14 @@ func file_concord_v1_common_proto_init() {
 	if File_concord_v1_common_proto != nil {
 		return
 	}
-	file_concord_v1_common_proto_msgTypes[4].OneofWrappers = []any{}
+	file_concord_v1_common_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_common_proto_rawDesc), len(file_concord_v1_common_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
