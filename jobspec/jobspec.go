@@ -60,6 +60,10 @@ type File struct {
 		BaseWidth uint32      `yaml:"base_width"`
 		Norm      string      `yaml:"norm"`
 		Layers    []layerFile `yaml:"layers"`
+		// Code and Layout are arch custom's module and its parameters
+		// (custom.go).
+		Code   codeFile          `yaml:"code"`
+		Layout []customParamFile `yaml:"layout"`
 	} `yaml:"model"`
 	Rounds          uint32             `yaml:"rounds"`
 	MinSites        uint32             `yaml:"min_sites"`
@@ -181,7 +185,7 @@ func Defaults(s *pb.JobSpec) {
 	}
 	if graphArch(m.Arch) {
 		graphDefaults(m)
-	} else {
+	} else if m.Arch != ArchCustom {
 		m.BaseWidth = orU(m.BaseWidth, 16)
 	}
 	m.Classes = orU(m.Classes, 2)

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -19,11 +18,8 @@ import (
 func (g *globals) jobsSubmit() *cli.Command {
 	return g.remote(&cli.Command{Name: "submit", Args: "FILE [--json]", Synopsis: "submit a job described in a YAML file"}, 1, nil,
 		func(ctx context.Context, cl *client, asJSON bool, args []string, out io.Writer) error {
-			data, err := os.ReadFile(args[0])
-			if err != nil {
-				return err
-			}
-			spec, err := jobspec.Parse(data)
+			// ParseFile also reads a custom model's module next to the job file.
+			spec, err := jobspec.ParseFile(args[0])
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
