@@ -108,3 +108,15 @@ func TestCustomFieldsValidated(t *testing.T) {
 		t.Errorf("oversized custom model: %v", err)
 	}
 }
+
+// TestCustomExampleJob: the README's example job parses with its module,
+// so its pinned hash and layout stay in step with net.py.
+func TestCustomExampleJob(t *testing.T) {
+	s, err := ParseFile(filepath.Join("..", "deploy", "examples", "custom", "job.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Model.Arch != ArchCustom || len(s.Model.CustomLayout) != 6 {
+		t.Fatalf("model %s with %d tensors", s.Model.Arch, len(s.Model.CustomLayout))
+	}
+}
