@@ -99,6 +99,9 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		if err := a.privacyPolicyRefuses(t); err != nil {
 			return err // before the download: nothing this site has would change it
 		}
+		if err := a.customCodeRefuses(ctx, t); err != nil {
+			return err
+		}
 		raw, err := a.download(ctx, t.InputBlob, int64(t.InputParams)*4)
 		if err != nil {
 			return err
