@@ -256,6 +256,10 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	if err := fc.checkVault(); err != nil {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 	}
+	if fc.Trainer.AllowCPUCustom && fc.Trainer.External == "" {
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: trainer.allow_cpu_custom applies to an external trainer (trainer.external), "+
+			"and this site has none: the built-in trainer never runs custom models", path)
+	}
 	host := fc.Coordinator
 	if i := strings.LastIndex(host, ":"); i > 0 {
 		host = host[:i]
@@ -290,11 +294,6 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 		closeFn()
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: trainer.dataset is no longer read: the agent runs the job's pipeline on data: "+
 			"and sends the external trainer the result as shards; remove trainer.dataset", path)
-	}
-	if fc.Trainer.AllowCPUCustom && fc.Trainer.External == "" {
-		closeFn()
-		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: trainer.allow_cpu_custom applies to an external trainer (trainer.external), "+
-			"and this site has none: the built-in trainer never runs custom models", path)
 	}
 	if fc.Trainer.External != "" {
 		t, err := siteagent.NewExternalTrainer(context.Background(), extrainer.Config{Address: fc.Trainer.External, Logger: logger})
