@@ -13,6 +13,12 @@
 // building it, so a hostile spec is refused before it costs memory. Options
 // that nothing would act on are refused rather than silently ignored.
 //
+// A custom model (model.arch custom, custom.go) carries its module's bytes
+// in the spec: ParseFile reads them from model.code.file next to the job
+// file, and Validate checks them against model.code.sha256 wherever the
+// spec arrives, so a file changed after it was pinned is refused at
+// submission, by the coordinator and at every site.
+//
 // DefaultLimits, and why:
 //
 //   - MaxModelParams 50 million: the coordinator holds the model several
