@@ -166,6 +166,18 @@ func (v *validator) customModel(m *pb.ModelSpec) bool {
 	return v.uintIn("model.classes", uint64(m.Classes), 2, maxClasses) && ok
 }
 
+// customJob refuses what a custom model's job asks of site agents that they
+// do not do: score the model, which only an approved trainer runs.
+func (v *validator) customJob(s *pb.JobSpec) {
+	if s.GetModel().GetArch() != ArchCustom {
+		return
+	}
+	if len(s.ValidationSites) != 0 || s.Mode == ModeLeaveOneSiteOut {
+		v.bad("validation_sites and mode leave-one-site-out need site agents to score the model, and they do not run custom models: " +
+			"remove them (sites do not score custom models in this version)")
+	}
+}
+
 // customFieldsAbsent refuses the custom fields on another architecture.
 func (v *validator) customFieldsAbsent(m *pb.ModelSpec) bool {
 	if len(m.Code) != 0 || m.CodeSha256 != "" || m.CodeFile != "" || len(m.CustomLayout) != 0 {

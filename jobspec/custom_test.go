@@ -89,6 +89,14 @@ func TestCustomFieldsValidated(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
+	s, err := ParseFile(writeCustomJob(t, customNet, pin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ValidationSites = []string{"st-marys"}
+	if err := Validate(s); err == nil || !strings.Contains(err.Error(), "they do not run custom models") {
+		t.Errorf("custom model with validation sites: %v", err)
+	}
 	// The layout is checked by package learning, and the size against the
 	// limits, once the module is present.
 	p := writeCustomJob(t, customNet, pin)

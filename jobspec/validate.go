@@ -95,6 +95,7 @@ func ValidateWithLimits(s *pb.JobSpec, lim Limits) error {
 	v.privacy(s)
 	v.sites(s)
 	v.validation(s)
+	v.customJob(s)
 	v.pipeline(s)
 	return errors.Join(v.errs...)
 }
