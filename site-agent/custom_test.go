@@ -15,6 +15,7 @@ import (
 	"github.com/concord-fl/concord/internal/testenv"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
+	"github.com/concord-fl/concord/privacy/dp"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 )
 
@@ -45,6 +46,9 @@ func TestCustomModelNeedsApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	global := m.Weights()
+	withDP := proto.Clone(spec).(*pb.JobSpec)
+	withDP.Privacy.Level, withDP.Privacy.ExampleClip, withDP.Privacy.Delta, withDP.Privacy.NoiseMultiplier = "record", 1, 1e-5, 1
+	withDP.Rounds = 1 // within the site's budget
 	changed := proto.Clone(spec).(*pb.JobSpec)
 	changed.Model.Code = append(changed.Model.Code, []byte("\nimport os  # edited after the pin\n")...)
 
@@ -61,11 +65,13 @@ func TestCustomModelNeedsApproval(t *testing.T) {
 		{"CPU trainer", spec, true, true, false, "custom PyTorch models run on GPU trainer nodes; this site trains on CPU"},
 		{"built-in trainer", spec, true, false, true, "this site trains on CPU with the built-in trainer"},
 		{"approved", spec, true, true, true, ""},
+		{"approved, DP-SGD", withDP, true, true, true, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p, cfg := startPeer(t)
 			cfg.Data = MemoryData{Data: syntheticData(64)}
+			cfg.Privacy = PrivacyPolicy{Budget: &dp.Budget{Level: dp.Record, Epsilon: 8, Delta: 1e-5}}
 			if c.external {
 				tr, err := NewExternalTrainer(context.Background(), extrainer.Config{Address: addr})
 				if err != nil {
@@ -93,18 +99,26 @@ func TestCustomModelNeedsApproval(t *testing.T) {
 				}
 				return
 			}
-			select {
-			case r := <-got:
-				update := learning.DecodeWeightsInto(nil, r.data)
-				moved := false
-				for i, v := range update {
-					moved = moved || v != global[i]
+			deadline := time.After(90 * time.Second)
+			for {
+				select {
+				case r := <-got:
+					update := learning.DecodeWeightsInto(nil, r.data)
+					moved := false
+					for i, v := range update {
+						moved = moved || v != global[i]
+					}
+					if len(update) != len(global) || !moved {
+						t.Fatalf("update of %d values (want %d), differs from the global model: %v", len(update), len(global), moved)
+					}
+					return
+				case m := <-p.in:
+					if s := m.GetStatus(); s != nil && s.State == "failed" {
+						t.Fatalf("task failed: %s", s.Detail)
+					}
+				case <-deadline:
+					t.Fatal("no upload")
 				}
-				if len(update) != len(global) || !moved {
-					t.Fatalf("update of %d values (want %d), differs from the global model: %v", len(update), len(global), moved)
-				}
-			case <-time.After(90 * time.Second):
-				t.Fatal("no upload")
 			}
 		})
 	}
