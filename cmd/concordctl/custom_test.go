@@ -40,7 +40,7 @@ func TestSubmitCustomModel(t *testing.T) {
 	}
 	job := filepath.Join(dir, "job.yaml")
 	code, out, errs := runCtl("--config", config, "jobs", "submit", job)
-	if code != 0 || len(f.got) != 1 || !strings.Contains(out, "Job 7 submitted") {
+	if code != 0 || len(f.got) != 1 || !strings.Contains(out, "Job 7 submitted") || !strings.Contains(out, "site-agent models approve-code "+f.got[0].GetModel().GetCodeSha256()) {
 		t.Fatalf("submit: exit %d: %s%s", code, out, errs)
 	}
 	net, _ := os.ReadFile(filepath.Join(dir, "net.py"))

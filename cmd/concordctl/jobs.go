@@ -37,6 +37,10 @@ func (g *globals) jobsSubmit() *cli.Command {
 			}
 			fmt.Fprintf(out, "Job %s submitted (%s): %d rounds, min %d sites, %s, secure aggregation %s.\nFollow it with: concordctl jobs watch %s\n",
 				job.Id, spec.Name, spec.Rounds, spec.MinSites, spec.Aggregation.GetStrategy(), spec.Privacy.GetSecureAggregation(), job.Id)
+			if m := spec.Model; m.GetArch() == jobspec.ArchCustom {
+				fmt.Fprintf(out, "It ships custom model code %s (sha256 %s): each site trains it only after its hospital reviewed the file and ran\n"+
+					"  site-agent models approve-code %s\n", m.CodeFile, m.CodeSha256, m.CodeSha256)
+			}
 			return nil
 		})
 }

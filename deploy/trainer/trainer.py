@@ -762,7 +762,7 @@ def main():
     else:
         try:
             predict(args)
-        except (BadRequest, cnn.ManifestError) as e:
+        except (BadRequest, cnn.ManifestError, custom.CodeError) as e:
             raise SystemExit(str(e))
 
 
