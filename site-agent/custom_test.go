@@ -34,9 +34,10 @@ func customJob(t *testing.T) *pb.JobSpec {
 // TestCustomModelNeedsApproval: a site agent hands a custom PyTorch module
 // to its trainer (a real trainer.py, on the CPU) only once the hospital
 // approved its hash and the site accepts CPU training; otherwise, and for a
-// module changed after it was pinned, it refuses the task with what to do,
-// and the trainer refuses parameters that do not match the job's layout.
-// Costs about 8 s (trainer start-up, one epoch of 64 28×28 images).
+// module changed after it was pinned, it refuses the task with what to do;
+// an approved module trains with and without DP-SGD; a validation task is
+// refused; and the trainer refuses parameters that do not match the job's
+// layout. Costs about 5 s (trainer start-up, two rounds on 64 28×28 images).
 func TestCustomModelNeedsApproval(t *testing.T) {
 	addr := startPyTrainer(t, t.TempDir())
 	spec := customJob(t)
@@ -122,6 +123,23 @@ func TestCustomModelNeedsApproval(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("validation", func(t *testing.T) {
+		p, cfg := startPeer(t)
+		cfg.Data = MemoryData{Data: syntheticData(16)}
+		if err := ApproveCode(cfg.StateDir, sha, "dr-test", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		blob := learning.EncodeWeights(global)
+		p.serve(blob, nil)
+		startAgent(t, cfg)
+		<-p.hello
+		p.out <- &pb.CoordinatorMessage{Msg: &pb.CoordinatorMessage_Task{Task: validateTask(spec, m, blob)}}
+		s := next(t, p, (*pb.AgentMessage).GetStatus, func(s *pb.TaskStatus) bool { return s != nil })
+		if s.State != "failed" || !strings.Contains(s.Detail, "site agents do not score") {
+			t.Fatalf("validation of a custom model: %q: %s", s.State, s.Detail)
+		}
+	})
 
 	t.Run("revoked", func(t *testing.T) {
 		dir := t.TempDir()
