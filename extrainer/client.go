@@ -82,7 +82,16 @@ type Settings struct {
 	// DP, when set, trains with record-level DP-SGD for exactly DP.Steps
 	// steps instead of Epochs of BatchSize batches.
 	DP *DPSettings
+	// Code and CodeSHA256 are a custom model's module and its pinned hash,
+	// set exactly when the manifest's arch is "custom"; the trainer checks
+	// the hash again before importing the module. The caller sends only
+	// code its hospital approved.
+	Code       []byte
+	CodeSHA256 string
 }
+
+// MaxCodeBytes bounds a custom model's module (jobspec.MaxCodeBytes).
+const MaxCodeBytes = 256 << 10
 
 // DPSettings are record-level DP-SGD as privacy/dp.SGD and learning's
 // Poisson sampling carry it out: each step draws every example with
@@ -115,6 +124,8 @@ type Info struct {
 	DeviceName       string
 	ManifestVersions []string
 	Archs            []string
+	// CustomCode: the trainer imports custom models' modules.
+	CustomCode bool
 }
 
 // Dial connects to the trainer described by cfg. It does not wait for the
@@ -169,7 +180,7 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 		return Info{}, fmt.Errorf("trainer %s info: %w", c.addr, err)
 	}
 	return Info{Version: r.GetVersion(), Device: r.GetDevice(), DeviceName: r.GetDeviceName(),
-		ManifestVersions: r.GetManifestVersions(), Archs: r.GetArchs()}, nil
+		ManifestVersions: r.GetManifestVersions(), Archs: r.GetArchs(), CustomCode: r.GetCustomCode()}, nil
 }
 
 // manifest is the part of the layout manifest the client checks.
@@ -185,13 +196,19 @@ type manifest struct {
 	Total int `json:"total"`
 }
 
-func checkManifest(b []byte, n int) error {
+func checkManifest(b []byte, n int, s Settings) error {
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("layout manifest: %w", err)
 	}
 	if m.Version == "" || m.Arch == "" {
 		return errors.New("layout manifest has no version or arch")
+	}
+	switch custom := m.Arch == "custom"; {
+	case custom && (len(s.Code) == 0 || len(s.Code) > MaxCodeBytes || len(s.CodeSHA256) != 64):
+		return fmt.Errorf("a custom model needs its module (1..%d bytes, %d given) and its 64-digit SHA-256", MaxCodeBytes, len(s.Code))
+	case !custom && (len(s.Code) != 0 || s.CodeSHA256 != ""):
+		return fmt.Errorf("module code is for arch custom only, not %q", m.Arch)
 	}
 	off := 0
 	for _, p := range m.Params {
@@ -276,7 +293,7 @@ func (c *Client) Train(ctx context.Context, jobID string, round int, manifestJSO
 	if round < 0 || round > math.MaxUint32 {
 		return Result{}, fmt.Errorf("external training: round %d out of range", round)
 	}
-	if err := checkManifest(manifestJSON, len(global)); err != nil {
+	if err := checkManifest(manifestJSON, len(global), s); err != nil {
 		return Result{}, fmt.Errorf("external training: %w", err)
 	}
 	if i := firstNonFinite(global); i >= 0 {
@@ -326,6 +343,7 @@ func (c *Client) Train(ctx context.Context, jobID string, round int, manifestJSO
 	}
 	err = send(&concordpb.TrainRequest{Msg: &concordpb.TrainRequest_Start{Start: &concordpb.TrainStart{
 		JobId: jobID, Round: uint32(round), Manifest: manifestJSON, Total: uint64(len(global)), Settings: ps,
+		Code: s.Code, CodeSha256: s.CodeSHA256,
 	}}})
 	if err != nil {
 		return Result{}, err

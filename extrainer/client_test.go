@@ -215,6 +215,8 @@ func TestTrainChecksInputFirst(t *testing.T) {
 			return s
 		}},
 		{"dp steps", "j", manifest, global, func(s Settings) Settings { s.DP = &DPSettings{SampleRate: 0.1, Clip: 1}; return s }},
+		{"code for a cnn", "j", manifest, global, func(s Settings) Settings { s.Code, s.CodeSHA256 = []byte("x"), strings.Repeat("0", 64); return s }},
+		{"custom without code", "j", []byte(strings.Replace(string(manifest), `"arch":"cnn"`, `"arch":"custom"`, 1)), global, nil},
 	}
 	for _, tc := range cases {
 		s := ok

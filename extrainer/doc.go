@@ -35,6 +35,11 @@
 //   - The trainer memory-maps shards and indexes examples globally, so
 //     shuffling and DP-SGD's Poisson sampling range over the whole dataset.
 //
+// A custom model's module travels in TrainStart (Settings.Code and
+// CodeSHA256) for manifests of arch "custom" only; the client checks that
+// pairing and the size bound, and leaves the approval to its caller (the
+// site agent), which sends only approved code.
+//
 // Settings.Dataset (an .npz on the trainer node) remains for benchmarks and
 // protocol tests only.
 //

@@ -24,7 +24,8 @@ purpose: pneumonia triage research
 legal_basis: GDPR Art. 9(2)(j)
 model: {arch: cnn, channels: 3, height: 32, width: 36, classes: 5, base_width: 6, norm: none,
   layers: [{name: l1, op: conv, inputs: [input], out: 11, kernel: 3, stride: 2, padding: 1, dilation: 2, groups: 4, bias: false,
-    eps: 0.001, slope: 0.2, p: 0.3, scale: 5}]}
+    eps: 0.001, slope: 0.2, p: 0.3, scale: 5}],
+  code: {file: net.py, sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef}, layout: [{name: fc.weight, shape: [2, 3]}]}
 rounds: 7
 min_sites: 3
 round_deadline: 2m
@@ -72,6 +73,9 @@ var wireValues = map[string]string{
 	"model.base_width":                    "6",
 	"model.norm":                          "none",
 	"model.layers":                        "[{name=l1 op=conv inputs=[input] out=11 kernel=3 stride=2 padding=1 dilation=2 groups=4 bias=false eps=0.001 slope=0.2 p=0.3 scale=5}]",
+	"model.code_file":                     "net.py",
+	"model.code_sha256":                   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	"model.custom_layout":                 "[{name=fc.weight shape=[2 3]}]",
 	"rounds":                              "7",
 	"min_sites":                           "3",
 	"round_deadline_seconds":              "120",
@@ -172,6 +176,20 @@ func showLayers(ls []learning.Layer) string {
 	return "[" + strings.Join(out, " ") + "]"
 }
 
+// showCustom writes a converted custom layout the way show writes
+// model.custom_layout.
+func showCustom(ps []learning.CustomParam) string {
+	var out []string
+	for _, p := range ps {
+		w := &pb.CustomParam{Name: p.Name}
+		for _, d := range p.Shape {
+			w.Shape = append(w.Shape, uint32(d))
+		}
+		out = append(out, showMessage(w.ProtoReflect()))
+	}
+	return "[" + strings.Join(out, " ") + "]"
+}
+
 // TestDecodeEveryField: a job file with every field set decodes into a
 // proto with every field set, each to its own value. A field added to the
 // proto without YAML support fails here.
@@ -183,6 +201,9 @@ func TestDecodeEveryField(t *testing.T) {
 	seen := map[string]bool{}
 	leaves(s.ProtoReflect(), "", func(path string, fd protoreflect.FieldDescriptor, v protoreflect.Value, set bool) {
 		seen[path] = true
+		if path == "model.code" {
+			return // the module's bytes: ParseFile reads them from model.code.file (TestParseFileReadsCode)
+		}
 		want, ok := wireValues[path]
 		switch {
 		case !set:
@@ -235,6 +256,8 @@ func TestConversionsCarryEveryField(t *testing.T) {
 		"model.base_width":                  ms.BaseWidth,
 		"model.norm":                        ms.Norm,
 		"model.layers":                      showLayers(ms.Layers),
+		"model.code_sha256":                 ms.CodeSHA256,
+		"model.custom_layout":               showCustom(ms.Custom),
 		"aggregation.strategy":              ac.Strategy,
 		"aggregation.server_lr":             ac.ServerLR,
 		"aggregation.beta1":                 ac.Beta1,
@@ -275,6 +298,8 @@ func TestConversionsCarryEveryField(t *testing.T) {
 	const gates = "the promotion gates (coordinator/registry.Decide)"
 	const retrain = "the coordinator's retraining triggers (coordinator/retrain.go)"
 	readDirectly := map[string]string{
+		"model.code":                          "the site agent hands it to the external trainer after its hospital's approval (site-agent/custom.go)",
+		"model.code_file":                     "shown to people only (concordctl, the refusals that name the file)",
 		"rounds":                              machine,
 		"min_sites":                           machine,
 		"round_deadline_seconds":              machine,

@@ -31,7 +31,8 @@ func (f *File) spec() *pb.JobSpec {
 		Name:   f.Name, Purpose: f.Purpose, LegalBasis: f.LegalBasis,
 		Model: &pb.ModelSpec{Arch: f.Model.Arch, Channels: f.Model.Channels, Height: f.Model.Height,
 			Width: f.Model.Width, Classes: f.Model.Classes, BaseWidth: f.Model.BaseWidth, Norm: f.Model.Norm,
-			Layers: layersToWire(f.Model.Layers)},
+			Layers: layersToWire(f.Model.Layers), CodeFile: f.Model.Code.File, CodeSha256: f.Model.Code.SHA256,
+			CustomLayout: customToWire(f.Model.Layout)},
 		Rounds:                 f.Rounds,
 		MinSites:               f.MinSites,
 		RoundDeadlineSeconds:   time.Duration(f.RoundDeadline).Seconds(),
@@ -76,7 +77,8 @@ func ModelSpec(s *pb.JobSpec) learning.Spec {
 		norm = "none"
 	}
 	return learning.Spec{Arch: m.GetArch(), Channels: int(m.GetChannels()), Height: int(m.GetHeight()), Width: int(m.GetWidth()),
-		Classes: int(m.GetClasses()), BaseWidth: int(m.GetBaseWidth()), Norm: norm, Layers: layersToLearning(m.GetLayers())}
+		Classes: int(m.GetClasses()), BaseWidth: int(m.GetBaseWidth()), Norm: norm, Layers: layersToLearning(m.GetLayers()),
+		Custom: customToLearning(m.GetCustomLayout()), CodeSHA256: m.GetCodeSha256()}
 }
 
 // AggregationConfig converts the spec's aggregation settings, with defaults.

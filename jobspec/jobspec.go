@@ -13,6 +13,12 @@
 // building it, so a hostile spec is refused before it costs memory. Options
 // that nothing would act on are refused rather than silently ignored.
 //
+// A custom model (model.arch custom, custom.go) carries its module's bytes
+// in the spec: ParseFile reads them from model.code.file next to the job
+// file, and Validate checks them against model.code.sha256 wherever the
+// spec arrives, so a file changed after it was pinned is refused at
+// submission, by the coordinator and at every site.
+//
 // DefaultLimits, and why:
 //
 //   - MaxModelParams 50 million: the coordinator holds the model several
@@ -62,6 +68,10 @@ type File struct {
 		BaseWidth uint32      `yaml:"base_width"`
 		Norm      string      `yaml:"norm"`
 		Layers    []layerFile `yaml:"layers"`
+		// Code and Layout are arch custom's module and its parameters
+		// (custom.go).
+		Code   codeFile          `yaml:"code"`
+		Layout []customParamFile `yaml:"layout"`
 	} `yaml:"model"`
 	Rounds          uint32             `yaml:"rounds"`
 	MinSites        uint32             `yaml:"min_sites"`
@@ -205,7 +215,7 @@ func Defaults(s *pb.JobSpec) {
 	}
 	if graphArch(m.Arch) {
 		graphDefaults(m)
-	} else {
+	} else if m.Arch != ArchCustom {
 		m.BaseWidth = orU(m.BaseWidth, 16)
 	}
 	m.Classes = orU(m.Classes, 2)

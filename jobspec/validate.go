@@ -107,6 +107,7 @@ func ValidateWithLimits(s *pb.JobSpec, lim Limits) error {
 	v.privacy(s)
 	v.sites(s)
 	v.validation(s)
+	v.customJob(s)
 	v.pipeline(s)
 	v.tuning(s)
 	if len(v.errs) == 0 {
@@ -243,7 +244,7 @@ func (v *validator) name(n string) {
 }
 
 func (v *validator) model(m *pb.ModelSpec) {
-	ok := v.oneOf("model.arch", m.Arch, "cnn", ArchUNet, ArchGraph, ArchResNet18, ArchResNet34)
+	ok := v.oneOf("model.arch", m.Arch, "cnn", ArchUNet, ArchGraph, ArchResNet18, ArchResNet34, ArchCustom)
 	if m.Channels != 1 && m.Channels != 3 {
 		v.bad("model.channels is %d: use 1 (grey) or 3 (RGB)", m.Channels)
 		ok = false
@@ -252,7 +253,12 @@ func (v *validator) model(m *pb.ModelSpec) {
 		v.bad("model.layers is set for arch %s: layers are declared for arch graph only; remove them or use arch graph", quote(m.Arch))
 		ok = false
 	}
+	if m.Arch != ArchCustom {
+		ok = v.customFieldsAbsent(m) && ok
+	}
 	switch m.Arch {
+	case ArchCustom:
+		ok = v.customModel(m) && ok
 	case ArchGraph, ArchResNet18, ArchResNet34:
 		ok = v.graphModel(m) && ok
 	case ArchUNet:
@@ -265,7 +271,7 @@ func (v *validator) model(m *pb.ModelSpec) {
 		ok = v.sides(m) && ok
 		ok = v.uintIn("model.classes", uint64(m.Classes), 2, maxClasses) && ok
 	}
-	if !graphArch(m.Arch) {
+	if !graphArch(m.Arch) && m.Arch != ArchCustom {
 		ok = v.uintIn("model.base_width", uint64(m.BaseWidth), 1, maxBaseWidth) && ok
 	}
 	if !ok {

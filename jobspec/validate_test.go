@@ -32,7 +32,7 @@ func TestValidateFields(t *testing.T) {
 		{"name too long", func(s *pb.JobSpec) { s.Name = strings.Repeat("n", 129) }, "is 129 bytes: at most 128"},
 		{"name with a line break", func(s *pb.JobSpec) { s.Name = "a\nb" }, "only printable characters"},
 		{"name not UTF-8", func(s *pb.JobSpec) { s.Name = "\xff" }, "not valid UTF-8"},
-		{"arch", func(s *pb.JobSpec) { s.Model.Arch = "vit" }, `model.arch is "vit": use cnn, unet, graph, resnet18 or resnet34`},
+		{"arch", func(s *pb.JobSpec) { s.Model.Arch = "vit" }, `model.arch is "vit": use cnn, unet, graph, resnet18, resnet34 or custom`},
 		{"channels", func(s *pb.JobSpec) { s.Model.Channels = 4; s.Pipeline.Channels = 4 }, "model.channels is 4: use 1 (grey) or 3 (RGB)"},
 		{"height", func(s *pb.JobSpec) { s.Model.Height = 1 << 30; s.Pipeline.Height = 1 << 30 }, "model.height is 1073741824"},
 		{"width", func(s *pb.JobSpec) { s.Model.Width = 226; s.Pipeline.Width = 226 }, "model.width is 226: a multiple of 4 between 28 and 224"},

@@ -65,6 +65,15 @@
 // the GEMM and dot-product kernels, which read their operands unpacked. Dropout draws from a generator
 // Train seeds per example (exampleSeeder), so training stays deterministic.
 //
+// # Custom models
+//
+// Arch "custom" is a consortium's PyTorch module that only external
+// trainers run (custom.go). This package holds its layout
+// (concord.custom/1: the declared named_parameters() in order, and the
+// module's hash) and its seeded initial weights, so the coordinator can
+// count, create and aggregate the model without running Python; Train and
+// Predict refuse it with ErrCustomCode.
+//
 // # Caller's duties
 //
 //  1. Build a Model with New(spec, seed); the same (spec, seed) always gives

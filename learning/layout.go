@@ -55,6 +55,10 @@ type Spec struct {
 	// Family and setting Arch to "graph".
 	Layers []Layer
 	Family string
+	// Custom and CodeSHA256 describe arch "custom" (custom.go): the
+	// module's parameters in order and its pinned hash.
+	Custom     []CustomParam
+	CodeSHA256 string
 }
 
 // LayoutEntry is one named tensor inside the flat weight vector.
@@ -80,6 +84,8 @@ type Layout struct {
 	// the family a graph was expanded from, and the normalised declaration.
 	Family string  `json:"family,omitempty"`
 	Layers []Layer `json:"layers,omitempty"`
+	// Code is the SHA-256 of a custom model's module (omitted otherwise).
+	Code string `json:"code,omitempty"`
 }
 
 // JSON returns the manifest in its canonical JSON form.
@@ -138,6 +144,10 @@ func (s Spec) normalised() (Spec, error) {
 		s.Arch = "cnn"
 	}
 	switch {
+	case s.Arch == ArchCustom:
+		return s.customNormalised()
+	case len(s.Custom) != 0 || s.CodeSHA256 != "":
+		return s, fmt.Errorf("%w: a parameter list and code hash are for arch custom only, not %q", ErrBadSpec, s.Arch)
 	case s.Arch == "graph" || s.Arch == "resnet18" || s.Arch == "resnet34":
 		return s.graphNormalised()
 	case len(s.Layers) != 0 || s.Family != "":
@@ -155,7 +165,7 @@ func (s Spec) normalised() (Spec, error) {
 	case s.Norm != "group" && s.Norm != "none":
 		return s, fmt.Errorf("%w: norm %q, want \"group\" or \"none\"", ErrBadSpec, s.Norm)
 	case s.Arch != "cnn":
-		return s, fmt.Errorf("%w: arch %q is not built; use cnn, unet, graph, resnet18 or resnet34", ErrBadSpec, s.Arch)
+		return s, fmt.Errorf("%w: arch %q is not built; use cnn, unet, graph, resnet18, resnet34 or custom", ErrBadSpec, s.Arch)
 	case s.Channels != 1 && s.Channels != 3:
 		return s, fmt.Errorf("%w: channels %d, want 1 (grey) or 3 (RGB)", ErrBadSpec, s.Channels)
 	case s.Height < 28 || s.Height > 224 || s.Width < 28 || s.Width > 224:
@@ -246,6 +256,9 @@ func ParamCount(spec Spec) (uint64, error) {
 			return 0, err
 		}
 		return uint64(pl.total), nil
+	}
+	if s.Arch == ArchCustom {
+		return uint64(customLayout(s).Total), nil
 	}
 	var c paramCounter
 	if s.Arch == "unet" {

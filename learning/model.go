@@ -37,6 +37,8 @@ func New(spec Spec, seed int64) (*Model, error) {
 	}
 	var m *Model
 	switch s.Arch {
+	case ArchCustom:
+		return newCustom(s, seed), nil // weights only: Train and Predict refuse it
 	case "graph":
 		pl, err := compileGraph(s)
 		if err != nil {

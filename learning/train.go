@@ -272,6 +272,9 @@ func BalancedClassWeights(labels []int, classes int) []float32 {
 // completed step kept, when ctx is cancelled.
 func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainResult, error) {
 	start := time.Now()
+	if m.impl == nil {
+		return TrainResult{}, fmt.Errorf("train %s model: %w", m.spec.Arch, ErrCustomCode)
+	}
 	if err := m.checkData(ds, true); err != nil {
 		return TrainResult{}, fmt.Errorf("train: %w", err)
 	}
@@ -541,6 +544,9 @@ func shuffle(n int, seed int64, epoch int) []int {
 // probabilities N×H×W; for a k-channel graph segmenter, per-pixel softmax
 // probabilities N×k×H×W.
 func (m *Model) Predict(ds Dataset) ([]float32, error) {
+	if m.impl == nil {
+		return nil, fmt.Errorf("predict with a %s model: %w", m.spec.Arch, ErrCustomCode)
+	}
 	if err := m.checkData(ds, false); err != nil {
 		return nil, fmt.Errorf("predict: %w", err)
 	}

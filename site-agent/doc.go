@@ -151,6 +151,18 @@
 // classifiers only). ReadDrift reads the baseline and last report offline
 // (site-agent drift).
 //
+// # Custom models
+//
+// A job of arch custom ships a consortium's PyTorch module (custom.go). The
+// agent hands it to its external trainer only after checking, before the
+// global model is downloaded, that the bytes hash to the job's pin, that
+// the hospital approved that hash (codeapproval.go: state_dir/code.db, kept
+// apart from agent.db so that `site-agent models approve-code` works while
+// the agent runs, with a hash-chained log), and that the trainer runs such
+// modules on a GPU, or the site allowed its CPU
+// (ExternalTrainer.AllowCPUCustom). Each refusal is permanent and says what
+// to do. The built-in trainer and validation never run consortium code.
+//
 // # Operations
 //
 // With Config.MetricsListen the agent serves hospital IT's monitoring on

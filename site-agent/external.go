@@ -22,6 +22,9 @@ type ExternalTrainer struct {
 	c *extrainer.Client
 	// sent counts the shards sent to the trainer, for tests and logs.
 	sent atomic.Int64
+	// AllowCPUCustom lets custom models (custom.go) train on a trainer
+	// that reports device cpu; by default such a site refuses them.
+	AllowCPUCustom bool
 }
 
 // NewExternalTrainer connects to a trainer.
@@ -62,6 +65,11 @@ func (t *ExternalTrainer) Train(ctx context.Context, req TrainRequest) (TrainRes
 	m, err := learning.New(jobspec.ModelSpec(req.Spec), req.Spec.Seed)
 	if err != nil {
 		return TrainResult{}, err
+	}
+	if mo := req.Spec.GetModel(); mo.GetArch() == jobspec.ArchCustom {
+		// The agent checked the hash and the hospital's approval
+		// (Agent.customCodeRefuses) before downloading the global model.
+		s.Code, s.CodeSHA256 = mo.GetCode(), mo.GetCodeSha256()
 	}
 	res, err := t.c.Train(ctx, req.JobID, req.Round, m.Layout().JSON(), req.Global, s, nil)
 	if err != nil {

@@ -99,6 +99,9 @@ func (a *Agent) train(ctx context.Context, t *pb.Task) error {
 		if err := a.privacyPolicyRefuses(t); err != nil {
 			return err // before the download: nothing this site has would change it
 		}
+		if err := a.customCodeRefuses(ctx, t); err != nil {
+			return err
+		}
 		if err := a.modelLimitsRefuse(t); err != nil {
 			return err
 		}

@@ -64,6 +64,9 @@ func (a *Agent) validate(ctx context.Context, t *pb.Task) error {
 	if h := a.checkData(); h.problem != "" {
 		return permanent(dataProblem(h.problem))
 	}
+	if err := customValidationRefuses(t); err != nil {
+		return err
+	}
 	m, err := learning.New(jobspec.ModelSpec(t.Spec), t.Spec.Seed)
 	if err != nil {
 		return permanentf("the job's model cannot be built: %w", err)

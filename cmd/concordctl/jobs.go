@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -19,11 +18,8 @@ import (
 func (g *globals) jobsSubmit() *cli.Command {
 	return g.remote(&cli.Command{Name: "submit", Args: "FILE [--json]", Synopsis: "submit a job described in a YAML file"}, 1, nil,
 		func(ctx context.Context, cl *client, asJSON bool, args []string, out io.Writer) error {
-			data, err := os.ReadFile(args[0])
-			if err != nil {
-				return err
-			}
-			spec, err := jobspec.Parse(data)
+			// ParseFile also reads a custom model's module next to the job file.
+			spec, err := jobspec.ParseFile(args[0])
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -41,6 +37,10 @@ func (g *globals) jobsSubmit() *cli.Command {
 			}
 			fmt.Fprintf(out, "Job %s submitted (%s): %d rounds, min %d sites, %s, secure aggregation %s.\nFollow it with: concordctl jobs watch %s\n",
 				job.Id, spec.Name, spec.Rounds, spec.MinSites, spec.Aggregation.GetStrategy(), spec.Privacy.GetSecureAggregation(), job.Id)
+			if m := spec.Model; m.GetArch() == jobspec.ArchCustom {
+				fmt.Fprintf(out, "It ships custom model code %s (sha256 %s): each site trains it only after its hospital reviewed the file and ran\n"+
+					"  site-agent models approve-code %s\n", m.CodeFile, m.CodeSha256, m.CodeSha256)
+			}
 			return nil
 		})
 }

@@ -3,6 +3,7 @@
 //	site-agent run --config /etc/concord/agent.yaml   join the consortium
 //	site-agent serve --config agent.yaml               serve the approved model (STOW-RS, watched folder → FHIR)
 //	site-agent models approve VERSION | list           approve a published version for serving
+//	site-agent models approve-code SHA256 | revoke-code  approve a custom PyTorch model's code for training
 //	site-agent scan DIR [--json]                        what is there, what cannot be read, and why
 //	site-agent dicom export FILE --npy OUT --png OUT     look at one file
 //	site-agent deid IN OUT                               write de-identified copies
@@ -114,6 +115,9 @@ type fileConfig struct {
 		// Dataset is refused: the agent sends the trainer the job's
 		// pipeline output from data: (extrainer.Shards).
 		Dataset string `yaml:"dataset"`
+		// AllowCPUCustom: custom models may train on an external trainer
+		// that reports device cpu (refused by default).
+		AllowCPUCustom bool `yaml:"allow_cpu_custom"`
 	} `yaml:"trainer"`
 	KeyPassphraseFile string `yaml:"key_passphrase_file"`
 	// Vault: the site's certificates from Vault's PKI (vault.pki, instead
@@ -254,6 +258,10 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 	if err := fc.checkVault(); err != nil {
 		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: %w", path, err)
 	}
+	if fc.Trainer.AllowCPUCustom && fc.Trainer.External == "" {
+		return siteagent.Config{}, nil, noop, fmt.Errorf("config %s: trainer.allow_cpu_custom applies to an external trainer (trainer.external), "+
+			"and this site has none: the built-in trainer never runs custom models", path)
+	}
 	host := fc.Coordinator
 	if i := strings.LastIndex(host, ":"); i > 0 {
 		host = host[:i]
@@ -295,6 +303,7 @@ func load(path string) (siteagent.Config, *slog.Logger, func(), error) {
 			closeFn()
 			return siteagent.Config{}, nil, noop, fmt.Errorf("external trainer: %w", err)
 		}
+		t.AllowCPUCustom = fc.Trainer.AllowCPUCustom
 		stopVault := closeFn
 		cfg.Trainer, closeFn = t, func() { t.Close(); stopVault() }
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/concord-fl/concord/privacy/audit"
 	"github.com/concord-fl/concord/serving"
 	"github.com/concord-fl/concord/serving/fhirr4"
+	siteagent "github.com/concord-fl/concord/site-agent"
 )
 
 // serveFile is agent.yaml's serve: block.
@@ -232,8 +233,9 @@ func serveCmd(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 }
 
 func modelsCommands() *cli.Command {
-	return &cli.Command{Name: "models", Synopsis: "approve the published model versions this site serves",
-		Help: "site-agent models: the hospital's approval of published versions for serving.", Sub: []*cli.Command{
+	return &cli.Command{Name: "models", Synopsis: "approve the published model versions this site serves, and custom model code it trains",
+		Help: "site-agent models: the hospital's approval of published versions for serving, and of custom model code for training.",
+		Sub: append([]*cli.Command{
 			cli.Leaf(&cli.Command{Name: "approve", Args: "VERSION [--config agent.yaml] [--by NAME]",
 				Synopsis: "approve a downloaded, verified, published version for serving",
 				Help: "Verify serve.models_dir/VERSION (signature against the consortium's key, weights, layout,\n" +
@@ -247,7 +249,7 @@ func modelsCommands() *cli.Command {
 					"their queues, attempts reset, after the cause the endpoint gave (see 'site-agent models list') was fixed. Run it while 'site-agent serve' is\n" +
 					"stopped (the serving database is one process's at a time); the next serve delivers them.\n" +
 					"Conditional creates make sending a result again harmless."}, modelsResend),
-		}}
+		}, codeCommands()...)}
 }
 
 func modelsApprove(c *cli.Command, args []string, stdout, stderr io.Writer) int {
@@ -306,6 +308,10 @@ type modelsListJSON struct {
 	// ParkedSEGs are the DICOM SEGs the PACS refused (serve.seg_dicomweb).
 	ParkedSEGs []serving.SEGItem `json:"parked_segs"`
 	AuditLog   int               `json:"audit_records"`
+	// CodeApprovals are the custom model modules approved for training
+	// (models approve-code), CodeLog their hash-chained log.
+	CodeApprovals []siteagent.CodeApproval `json:"code_approvals"`
+	CodeLog       []siteagent.CodeEvent    `json:"code_log"`
 }
 
 // openServeStore opens the serving state of the agent configured in
@@ -357,6 +363,13 @@ func modelsList(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return c.Fail(stderr, err)
 	}
+	fc, abs, err := readConfig(*configPath)
+	if err != nil {
+		return c.Fail(stderr, err)
+	}
+	if out.CodeApprovals, out.CodeLog, err = siteagent.CodeApprovals(abs(fc.StateDir)); err != nil {
+		return c.Fail(stderr, err)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -378,6 +391,7 @@ func modelsList(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	for _, p := range out.ParkedSEGs {
 		fmt.Fprintf(stdout, "parked SEG: result %s at %s after %d attempts: %s\n", p.ResultID, p.Parked.Format(time.RFC3339), p.Attempts, p.LastError)
 	}
+	printCodeApprovals(stdout, out.CodeApprovals, out.CodeLog)
 	return 0
 }
 

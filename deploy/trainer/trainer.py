@@ -16,6 +16,7 @@ agent.
     trainer.py serve --listen 127.0.0.1:50061 --shard-cache /cache --cache-bytes 17179869184
     trainer.py serve --listen 0.0.0.0:50061 --tls-cert c.pem --tls-key k.pem --tls-client-ca ca.pem
     trainer.py predict --manifest m.json --weights w.f32 --npz data.npz --split test
+    trainer.py layout --code net.py --channels 1 --height 28 --width 28 --classes 2
 
 On start "serve" prints one JSON line {"listening": ADDRESS, "device": ...}
 to stdout. Shard pixels are used as sent (the pipeline standardised them);
@@ -48,6 +49,7 @@ except ImportError:  # pragma: no cover - older torch: the per-example loop belo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cnn  # noqa: E402
+import custom  # noqa: E402
 import ddp  # noqa: E402
 import graph  # noqa: E402
 import shards  # noqa: E402
@@ -69,10 +71,15 @@ class BadRequest(Exception):
         self.code = code
 
 
-def build_model(manifest):
+def build_model(manifest, code=b"", code_sha256=""):
     """cnn.build, unet.build or, for declared graphs, graph.build
     (classification graphs only: masks reach this trainer for the unet
-    alone)."""
+    alone); custom.build for a consortium's module, from the code and pin
+    TrainStart carries."""
+    if isinstance(manifest, dict) and manifest.get("arch") in custom.ARCHS:
+        return custom.build(manifest, code, code_sha256)
+    if code or code_sha256:
+        raise cnn.ManifestError("module code is carried for arch custom only")
     if isinstance(manifest, dict) and manifest.get("arch") in unet.ARCHS:
         return unet.build(manifest)
     if isinstance(manifest, dict) and manifest.get("version") in graph.MANIFEST_VERSIONS:
@@ -422,8 +429,10 @@ class Trainer:
     def info(self, request, context):
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return trainer_pb2.TrainerInfo(version=VERSION, device=self.device.type, device_name=name,
-                                       manifest_versions=list(cnn.MANIFEST_VERSIONS) + list(unet.MANIFEST_VERSIONS) + list(graph.MANIFEST_VERSIONS),
-                                       archs=list(cnn.ARCHS) + list(unet.ARCHS) + list(graph.ARCHS))
+                                       manifest_versions=list(cnn.MANIFEST_VERSIONS) + list(unet.MANIFEST_VERSIONS) + list(graph.MANIFEST_VERSIONS)
+                                       + list(custom.MANIFEST_VERSIONS),
+                                       archs=list(cnn.ARCHS) + list(unet.ARCHS) + list(graph.ARCHS) + list(custom.ARCHS),
+                                       custom_code=self.par is None)
 
     SHARD_CODES = {"invalid": grpc.StatusCode.INVALID_ARGUMENT, "missing": grpc.StatusCode.FAILED_PRECONDITION,
                    "full": grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -486,7 +495,12 @@ class Trainer:
         try:
             manifest = json.loads(st.manifest)
             seg = isinstance(manifest, dict) and manifest.get("arch") in unet.ARCHS
-            model, params = build_model(manifest)
+            if self.par and st.code:
+                raise BadRequest(grpc.StatusCode.FAILED_PRECONDITION,
+                                 "under torchrun this trainer does not run custom modules; run it as one process")
+            model, params = build_model(manifest, bytes(st.code), st.code_sha256)
+        except custom.CodeError as e:
+            raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"custom model: {e}")
         except (ValueError, cnn.ManifestError, unet.ManifestError) as e:
             raise BadRequest(grpc.StatusCode.INVALID_ARGUMENT, f"layout manifest: {e}")
         total = manifest["total"]
@@ -700,6 +714,19 @@ def predict(args):
     sys.stdout.write("\n")
 
 
+def layout(args):
+    """Print a job's model section for a custom module: the pinned hash and
+    model.layout, the parameters in named_parameters() order."""
+    try:
+        model, n = custom.layout_command(args.code, args.channels, args.height, args.width, args.classes)
+    except (OSError, custom.CodeError) as e:
+        raise SystemExit(f"{args.code}: {e}")
+    head = json.dumps({k: v for k, v in model.items() if k != "layout"})[:-1]
+    entries = ",\n  ".join(json.dumps(e) for e in model["layout"])
+    print(f'{head},\n "layout": [\n  {entries}]}}')
+    print(f"{args.code}: {n} parameters in {len(model['layout'])} tensors", file=sys.stderr)
+
+
 def main():
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -721,15 +748,21 @@ def main():
     pp.add_argument("--weights", required=True, help="flat little-endian float32 file")
     pp.add_argument("--npz", required=True)
     pp.add_argument("--split", default="test")
+    lp = sub.add_parser("layout", help="print the job's model section for a custom module (JSON, which is YAML)")
+    lp.add_argument("--code", required=True, help="the module: one .py file defining build(channels, height, width, classes)")
+    for name in ("channels", "height", "width", "classes"):
+        lp.add_argument(f"--{name}", type=int, required=True)
     args = ap.parse_args()
     if args.cmd == "serve":
         if bool(args.tls_cert) != bool(args.tls_key):
             raise SystemExit("--tls-cert and --tls-key go together")
         serve(args)
+    elif args.cmd == "layout":
+        layout(args)
     else:
         try:
             predict(args)
-        except (BadRequest, cnn.ManifestError) as e:
+        except (BadRequest, cnn.ManifestError, custom.CodeError) as e:
             raise SystemExit(str(e))
 
 

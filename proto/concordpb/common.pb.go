@@ -526,7 +526,18 @@ type ModelSpec struct {
 	// The declaration of arch "graph" (package learning, Layer): layers in
 	// order, the last one the output. Empty for every other arch; "resnet18"
 	// and "resnet34" are expanded from base_width by package learning.
-	Layers        []*LayerSpec `protobuf:"bytes,8,rep,name=layers,proto3" json:"layers,omitempty"`
+	Layers []*LayerSpec `protobuf:"bytes,8,rep,name=layers,proto3" json:"layers,omitempty"`
+	// Arch "custom": a consortium's PyTorch module (deploy/trainer/custom.py),
+	// run only by external trainers at sites that approved code_sha256.
+	// code is the file's bytes (at most 256 KiB), code_sha256 the lowercase
+	// hex SHA-256 the job pins (the bytes must hash to it), custom_layout the
+	// module's named parameters in named_parameters() order (at most 1000),
+	// from which package learning derives the layout manifest, and code_file
+	// the file's name as the job file gave it, for people reading the job.
+	Code          []byte         `protobuf:"bytes,12,opt,name=code,proto3" json:"code,omitempty"`
+	CodeSha256    string         `protobuf:"bytes,13,opt,name=code_sha256,json=codeSha256,proto3" json:"code_sha256,omitempty"`
+	CustomLayout  []*CustomParam `protobuf:"bytes,14,rep,name=custom_layout,json=customLayout,proto3" json:"custom_layout,omitempty"`
+	CodeFile      string         `protobuf:"bytes,15,opt,name=code_file,json=codeFile,proto3" json:"code_file,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -617,6 +628,87 @@ func (x *ModelSpec) GetLayers() []*LayerSpec {
 	return nil
 }
 
+func (x *ModelSpec) GetCode() []byte {
+	if x != nil {
+		return x.Code
+	}
+	return nil
+}
+
+func (x *ModelSpec) GetCodeSha256() string {
+	if x != nil {
+		return x.CodeSha256
+	}
+	return ""
+}
+
+func (x *ModelSpec) GetCustomLayout() []*CustomParam {
+	if x != nil {
+		return x.CustomLayout
+	}
+	return nil
+}
+
+func (x *ModelSpec) GetCodeFile() string {
+	if x != nil {
+		return x.CodeFile
+	}
+	return ""
+}
+
+// CustomParam is one named parameter tensor of a custom model.
+type CustomParam struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`           // as named_parameters() names it, e.g. "conv.weight"
+	Shape         []uint32               `protobuf:"varint,2,rep,packed,name=shape,proto3" json:"shape,omitempty"` // 1..8 dimensions, each >= 1
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CustomParam) Reset() {
+	*x = CustomParam{}
+	mi := &file_concord_v1_common_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CustomParam) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CustomParam) ProtoMessage() {}
+
+func (x *CustomParam) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_common_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CustomParam.ProtoReflect.Descriptor instead.
+func (*CustomParam) Descriptor() ([]byte, []int) {
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CustomParam) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CustomParam) GetShape() []uint32 {
+	if x != nil {
+		return x.Shape
+	}
+	return nil
+}
+
 // LayerSpec is one layer of a declared graph. A zero field takes the
 // documented default of its op; a field that does not apply to the op must
 // be zero (unset).
@@ -643,7 +735,7 @@ type LayerSpec struct {
 
 func (x *LayerSpec) Reset() {
 	*x = LayerSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +747,7 @@ func (x *LayerSpec) String() string {
 func (*LayerSpec) ProtoMessage() {}
 
 func (x *LayerSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[5]
+	mi := &file_concord_v1_common_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +760,7 @@ func (x *LayerSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LayerSpec.ProtoReflect.Descriptor instead.
 func (*LayerSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LayerSpec) GetName() string {
@@ -784,7 +876,7 @@ type AggregationSpec struct {
 
 func (x *AggregationSpec) Reset() {
 	*x = AggregationSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +888,7 @@ func (x *AggregationSpec) String() string {
 func (*AggregationSpec) ProtoMessage() {}
 
 func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[6]
+	mi := &file_concord_v1_common_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +901,7 @@ func (x *AggregationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AggregationSpec.ProtoReflect.Descriptor instead.
 func (*AggregationSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AggregationSpec) GetStrategy() string {
@@ -882,7 +974,7 @@ type TrainingSpec struct {
 
 func (x *TrainingSpec) Reset() {
 	*x = TrainingSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[7]
+	mi := &file_concord_v1_common_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +986,7 @@ func (x *TrainingSpec) String() string {
 func (*TrainingSpec) ProtoMessage() {}
 
 func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[7]
+	mi := &file_concord_v1_common_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +999,7 @@ func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSpec.ProtoReflect.Descriptor instead.
 func (*TrainingSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TrainingSpec) GetLocalEpochs() uint32 {
@@ -1011,7 +1103,7 @@ type PrivacySpec struct {
 
 func (x *PrivacySpec) Reset() {
 	*x = PrivacySpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[8]
+	mi := &file_concord_v1_common_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1115,7 @@ func (x *PrivacySpec) String() string {
 func (*PrivacySpec) ProtoMessage() {}
 
 func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[8]
+	mi := &file_concord_v1_common_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1128,7 @@ func (x *PrivacySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrivacySpec.ProtoReflect.Descriptor instead.
 func (*PrivacySpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PrivacySpec) GetSecureAggregation() string {
@@ -1138,7 +1230,7 @@ type PipelineSpec struct {
 
 func (x *PipelineSpec) Reset() {
 	*x = PipelineSpec{}
-	mi := &file_concord_v1_common_proto_msgTypes[9]
+	mi := &file_concord_v1_common_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1242,7 @@ func (x *PipelineSpec) String() string {
 func (*PipelineSpec) ProtoMessage() {}
 
 func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[9]
+	mi := &file_concord_v1_common_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1255,7 @@ func (x *PipelineSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineSpec.ProtoReflect.Descriptor instead.
 func (*PipelineSpec) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PipelineSpec) GetWidth() uint32 {
@@ -1227,7 +1319,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_concord_v1_common_proto_msgTypes[10]
+	mi := &file_concord_v1_common_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1331,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_common_proto_msgTypes[10]
+	mi := &file_concord_v1_common_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1344,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_concord_v1_common_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_common_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Chunk) GetIndex() uint32 {
@@ -1323,7 +1415,7 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"final_only\x18\t \x01(\bR\tfinalOnly\x12,\n" +
 	"\x12score_local_models\x18\n" +
-	" \x01(\bR\x10scoreLocalModels\"\xe5\x01\n" +
+	" \x01(\bR\x10scoreLocalModels\"\xf5\x02\n" +
 	"\tModelSpec\x12\x12\n" +
 	"\x04arch\x18\x01 \x01(\tR\x04arch\x12\x1a\n" +
 	"\bchannels\x18\x02 \x01(\rR\bchannels\x12\x16\n" +
@@ -1333,7 +1425,15 @@ const file_concord_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"base_width\x18\x06 \x01(\rR\tbaseWidth\x12\x12\n" +
 	"\x04norm\x18\a \x01(\tR\x04norm\x12-\n" +
-	"\x06layers\x18\b \x03(\v2\x15.concord.v1.LayerSpecR\x06layers\"\xc5\x02\n" +
+	"\x06layers\x18\b \x03(\v2\x15.concord.v1.LayerSpecR\x06layers\x12\x12\n" +
+	"\x04code\x18\f \x01(\fR\x04code\x12\x1f\n" +
+	"\vcode_sha256\x18\r \x01(\tR\n" +
+	"codeSha256\x12<\n" +
+	"\rcustom_layout\x18\x0e \x03(\v2\x17.concord.v1.CustomParamR\fcustomLayout\x12\x1b\n" +
+	"\tcode_file\x18\x0f \x01(\tR\bcodeFile\"7\n" +
+	"\vCustomParam\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05shape\x18\x02 \x03(\rR\x05shape\"\xc5\x02\n" +
 	"\tLayerSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\tR\x02op\x12\x16\n" +
@@ -1410,35 +1510,37 @@ func file_concord_v1_common_proto_rawDescGZIP() []byte {
 	return file_concord_v1_common_proto_rawDescData
 }
 
-var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_concord_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_concord_v1_common_proto_goTypes = []any{
 	(*JobSpec)(nil),         // 0: concord.v1.JobSpec
 	(*TuningSpec)(nil),      // 1: concord.v1.TuningSpec
 	(*RetrainSpec)(nil),     // 2: concord.v1.RetrainSpec
 	(*ValidationSpec)(nil),  // 3: concord.v1.ValidationSpec
 	(*ModelSpec)(nil),       // 4: concord.v1.ModelSpec
-	(*LayerSpec)(nil),       // 5: concord.v1.LayerSpec
-	(*AggregationSpec)(nil), // 6: concord.v1.AggregationSpec
-	(*TrainingSpec)(nil),    // 7: concord.v1.TrainingSpec
-	(*PrivacySpec)(nil),     // 8: concord.v1.PrivacySpec
-	(*PipelineSpec)(nil),    // 9: concord.v1.PipelineSpec
-	(*Chunk)(nil),           // 10: concord.v1.Chunk
+	(*CustomParam)(nil),     // 5: concord.v1.CustomParam
+	(*LayerSpec)(nil),       // 6: concord.v1.LayerSpec
+	(*AggregationSpec)(nil), // 7: concord.v1.AggregationSpec
+	(*TrainingSpec)(nil),    // 8: concord.v1.TrainingSpec
+	(*PrivacySpec)(nil),     // 9: concord.v1.PrivacySpec
+	(*PipelineSpec)(nil),    // 10: concord.v1.PipelineSpec
+	(*Chunk)(nil),           // 11: concord.v1.Chunk
 }
 var file_concord_v1_common_proto_depIdxs = []int32{
-	4, // 0: concord.v1.JobSpec.model:type_name -> concord.v1.ModelSpec
-	6, // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
-	7, // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
-	8, // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
-	9, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
-	3, // 5: concord.v1.JobSpec.validation:type_name -> concord.v1.ValidationSpec
-	2, // 6: concord.v1.JobSpec.retrain:type_name -> concord.v1.RetrainSpec
-	1, // 7: concord.v1.JobSpec.tuning:type_name -> concord.v1.TuningSpec
-	5, // 8: concord.v1.ModelSpec.layers:type_name -> concord.v1.LayerSpec
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	4,  // 0: concord.v1.JobSpec.model:type_name -> concord.v1.ModelSpec
+	7,  // 1: concord.v1.JobSpec.aggregation:type_name -> concord.v1.AggregationSpec
+	8,  // 2: concord.v1.JobSpec.training:type_name -> concord.v1.TrainingSpec
+	9,  // 3: concord.v1.JobSpec.privacy:type_name -> concord.v1.PrivacySpec
+	10, // 4: concord.v1.JobSpec.pipeline:type_name -> concord.v1.PipelineSpec
+	3,  // 5: concord.v1.JobSpec.validation:type_name -> concord.v1.ValidationSpec
+	2,  // 6: concord.v1.JobSpec.retrain:type_name -> concord.v1.RetrainSpec
+	1,  // 7: concord.v1.JobSpec.tuning:type_name -> concord.v1.TuningSpec
+	6,  // 8: concord.v1.ModelSpec.layers:type_name -> concord.v1.LayerSpec
+	5,  // 9: concord.v1.ModelSpec.custom_layout:type_name -> concord.v1.CustomParam
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_common_proto_init() }
@@ -1446,14 +1548,14 @@ func file_concord_v1_common_proto_init() {
 	if File_concord_v1_common_proto != nil {
 		return
 	}
-	file_concord_v1_common_proto_msgTypes[5].OneofWrappers = []any{}
+	file_concord_v1_common_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_common_proto_rawDesc), len(file_concord_v1_common_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -282,8 +282,11 @@ type TrainerInfo struct {
 	// Layout manifest versions the trainer can build, e.g. "concord.cnn/1".
 	ManifestVersions []string `protobuf:"bytes,4,rep,name=manifest_versions,json=manifestVersions,proto3" json:"manifest_versions,omitempty"`
 	Archs            []string `protobuf:"bytes,5,rep,name=archs,proto3" json:"archs,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The trainer runs arch "custom" models: it imports the module the
+	// agent sends with TrainStart.code (deploy/trainer/custom.py).
+	CustomCode    bool `protobuf:"varint,6,opt,name=custom_code,json=customCode,proto3" json:"custom_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TrainerInfo) Reset() {
@@ -349,6 +352,13 @@ func (x *TrainerInfo) GetArchs() []string {
 		return x.Archs
 	}
 	return nil
+}
+
+func (x *TrainerInfo) GetCustomCode() bool {
+	if x != nil {
+		return x.CustomCode
+	}
+	return false
 }
 
 type TrainRequest struct {
@@ -443,7 +453,12 @@ type TrainStart struct {
 	Settings *TrainSettings `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
 	// Number of float32 values the weight chunks will carry; must equal the
 	// manifest's total.
-	Total         uint64 `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
+	Total uint64 `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
+	// For a manifest of arch "custom": the module's source and its pinned
+	// lowercase hex SHA-256, which the trainer checks before importing it.
+	// The agent sends them only for a hash its hospital approved.
+	Code          []byte `protobuf:"bytes,6,opt,name=code,proto3" json:"code,omitempty"`
+	CodeSha256    string `protobuf:"bytes,7,opt,name=code_sha256,json=codeSha256,proto3" json:"code_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -511,6 +526,20 @@ func (x *TrainStart) GetTotal() uint64 {
 		return x.Total
 	}
 	return 0
+}
+
+func (x *TrainStart) GetCode() []byte {
+	if x != nil {
+		return x.Code
+	}
+	return nil
+}
+
+func (x *TrainStart) GetCodeSha256() string {
+	if x != nil {
+		return x.CodeSha256
+	}
+	return ""
 }
 
 type TrainSettings struct {
@@ -1044,25 +1073,30 @@ const file_concord_v1_trainer_proto_rawDesc = "" +
 	"\x04last\x18\x05 \x01(\bR\x04last\"%\n" +
 	"\rShardPutReply\x12\x14\n" +
 	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\"\x14\n" +
-	"\x12TrainerInfoRequest\"\xa3\x01\n" +
+	"\x12TrainerInfoRequest\"\xc4\x01\n" +
 	"\vTrainerInfo\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06device\x18\x02 \x01(\tR\x06device\x12\x1f\n" +
 	"\vdevice_name\x18\x03 \x01(\tR\n" +
 	"deviceName\x12+\n" +
 	"\x11manifest_versions\x18\x04 \x03(\tR\x10manifestVersions\x12\x14\n" +
-	"\x05archs\x18\x05 \x03(\tR\x05archs\"z\n" +
+	"\x05archs\x18\x05 \x03(\tR\x05archs\x12\x1f\n" +
+	"\vcustom_code\x18\x06 \x01(\bR\n" +
+	"customCode\"z\n" +
 	"\fTrainRequest\x12.\n" +
 	"\x05start\x18\x01 \x01(\v2\x16.concord.v1.TrainStartH\x00R\x05start\x123\n" +
 	"\aweights\x18\x02 \x01(\v2\x17.concord.v1.WeightChunkH\x00R\aweightsB\x05\n" +
-	"\x03msg\"\xa2\x01\n" +
+	"\x03msg\"\xd7\x01\n" +
 	"\n" +
 	"TrainStart\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\rR\x05round\x12\x1a\n" +
 	"\bmanifest\x18\x03 \x01(\fR\bmanifest\x125\n" +
 	"\bsettings\x18\x04 \x01(\v2\x19.concord.v1.TrainSettingsR\bsettings\x12\x14\n" +
-	"\x05total\x18\x05 \x01(\x04R\x05total\"\x84\x04\n" +
+	"\x05total\x18\x05 \x01(\x04R\x05total\x12\x12\n" +
+	"\x04code\x18\x06 \x01(\fR\x04code\x12\x1f\n" +
+	"\vcode_sha256\x18\a \x01(\tR\n" +
+	"codeSha256\"\x84\x04\n" +
 	"\rTrainSettings\x12\x16\n" +
 	"\x06epochs\x18\x01 \x01(\rR\x06epochs\x12\x1d\n" +
 	"\n" +
