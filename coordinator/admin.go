@@ -396,7 +396,7 @@ func jobProto(j *job) *pb.Job {
 	}
 	validationProtoLocked(j, p)
 	p.FoldGroup, p.HeldOut = j.rec.FoldGroup, j.rec.HeldOut
-	p.TuneGroup, p.TuneNote = j.rec.TuneGroup, j.rec.TuneNote
+	p.TuneGroup, p.TuneNote, p.TuneFinal, p.TuneEnded = j.rec.TuneGroup, j.rec.TuneNote, j.rec.TuneFinal, j.rec.TuneEnded
 	if j.rec.AwaitingApproval && !j.m.Done() {
 		p.State = "awaiting approval"
 		p.Reason = j.rec.RetrainReason

@@ -86,6 +86,9 @@ func (c *Coordinator) submitRung(spec *pb.JobSpec, tuned []byte, group string, r
 		child := proto.Clone(spec).(*pb.JobSpec)
 		child.Tuning, child.Retrain, child.Rounds = nil, nil, rounds
 		cand.Apply(child)
+		if child.Validation == nil {
+			child.Validation = &pb.ValidationSpec{}
+		}
 		child.Validation.FinalOnly, child.Validation.ScoreLocalModels = true, false
 		note := fmt.Sprintf("trial %d/%d of rung %d: %s, %d rounds", n+1, len(cands), rung, candidateText(cand), rounds)
 		child.Name = boundName(spec.Name, " [tune "+note+"]")

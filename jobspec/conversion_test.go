@@ -39,6 +39,7 @@ validation: {min_auc: 0.8, min_sensitivity: 0.7, at_specificity: 0.9, max_auc_re
 mode: federated
 init_version: v2
 retrain: {drift_psi: 0.25, min_feedback: 100, every: 24h, require_approval: true}
+tuning: {server_lr: [0.02, 0.07], local_epochs: [4, 6], rounds: 2, eta: 4}
 sites: [a, b, c]
 seed: -42
 pipeline: {width: 40, height: 44, channels: 1, resample: bilinear, normalise: zscore, denoise: "median:3", contrast: histeq}
@@ -63,6 +64,10 @@ var wireValues = map[string]string{
 	"retrain.min_feedback":                "100",
 	"retrain.every_seconds":               "86400",
 	"retrain.require_approval":            "true",
+	"tuning.server_lr":                    "[0.02 0.07]",
+	"tuning.local_epochs":                 "[4 6]",
+	"tuning.rounds":                       "2",
+	"tuning.eta":                          "4",
 	"purpose":                             "pneumonia triage research",
 	"legal_basis":                         "GDPR Art. 9(2)(j)",
 	"model.arch":                          "cnn",
@@ -297,6 +302,7 @@ func TestConversionsCarryEveryField(t *testing.T) {
 	const machine = "the coordinator's round machine (coordinator.machineConfig)"
 	const gates = "the promotion gates (coordinator/registry.Decide)"
 	const retrain = "the coordinator's retraining triggers (coordinator/retrain.go)"
+	const tuning = "the coordinator's tuning trials (coordinator/tune.go, jobspec.TuneCandidates)"
 	readDirectly := map[string]string{
 		"model.code":                          "the site agent hands it to the external trainer after its hospital's approval (site-agent/custom.go)",
 		"model.code_file":                     "shown to people only (concordctl, the refusals that name the file)",
@@ -330,6 +336,10 @@ func TestConversionsCarryEveryField(t *testing.T) {
 		"retrain.min_feedback":                retrain,
 		"retrain.every_seconds":               retrain,
 		"retrain.require_approval":            retrain,
+		"tuning.server_lr":                    tuning,
+		"tuning.local_epochs":                 tuning,
+		"tuning.rounds":                       tuning,
+		"tuning.eta":                          tuning,
 	}
 	leaves(s.ProtoReflect(), "", func(path string, fd protoreflect.FieldDescriptor, v protoreflect.Value, _ bool) {
 		got, ok := carried[path]

@@ -107,14 +107,20 @@ func medmnistSites(cfg Config) (*siteData, error) {
 	}
 	if cfg.ValidationSites > 0 {
 		// Validation sites score on the official test split, shared
-		// among them without overlap.
-		vparts, err := synth.Partition(mm.Test.Y, cfg.ValidationSites, "iid", cfg.Seed+1)
+		// among them without overlap; when they choose the settings of a
+		// tuned job, on the validation split, so that the test split stays
+		// unseen by every choice.
+		held := mm.Test
+		if cfg.tunes() {
+			held = mm.Val
+		}
+		vparts, err := synth.Partition(held.Y, cfg.ValidationSites, "iid", cfg.Seed+1)
 		if err != nil {
 			return nil, err
 		}
 		for i, idx := range vparts {
 			name := fmt.Sprintf("hospital-%02d", training+i+1)
-			add(name, mm.Test.Subset(idx))
+			add(name, held.Subset(idx))
 			sd.validation = append(sd.validation, name)
 		}
 	}

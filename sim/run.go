@@ -81,6 +81,14 @@ type Config struct {
 	// graph) trained instead of the unet; its input side must be the CT
 	// hospitals' (32) or zero.
 	SegModel *pb.ModelSpec
+	// TuneServerLR and TuneLocalEpochs, when either is set, make the job
+	// tune them (the job spec's tuning section) with first-rung trials of
+	// TuneRounds rounds before it trains; validation sites are required,
+	// and with Dataset they hold the validation split, not the test split,
+	// so that nothing the search sees is what the summary reports.
+	TuneServerLR    []float64
+	TuneLocalEpochs []uint32
+	TuneRounds      int
 	// Size is the model input side for generated hospitals (default 32);
 	// the hospitals render their images at a native size scaled with it.
 	Size int
@@ -142,6 +150,8 @@ type Summary struct {
 	// Segmentation holds its federated, centralised and untrained Dice.
 	Task         string        `json:"task,omitempty"`
 	Segmentation *Segmentation `json:"segmentation,omitempty"`
+	// Tuning is the federated search that chose the job's settings.
+	Tuning *TuningSummary `json:"tuning,omitempty"`
 }
 
 // Gate is the promotion decision.
@@ -352,6 +362,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.SecureAggregation == "mhe" && cfg.Threshold > 0 {
 		spec.MinSites = uint32(cfg.Threshold)
 	}
+	if cfg.tunes() {
+		spec.Tuning = &pb.TuningSpec{ServerLr: cfg.TuneServerLR, LocalEpochs: cfg.TuneLocalEpochs, Rounds: uint32(cfg.TuneRounds)}
+	}
 	jobspec.Defaults(spec)
 	if err := jobspec.Validate(spec); err != nil {
 		return Summary{}, err
@@ -360,7 +373,13 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, fmt.Errorf("submit job: %w", err)
 	}
-	sum := Summary{Sites: len(sd.names) - len(sd.validation), Strategy: spec.Aggregation.Strategy, SecureAggregation: spec.Privacy.SecureAggregation,
+	var tuning *TuningSummary
+	if cfg.tunes() {
+		if job, tuning, err = awaitTuning(ctx, fed, job.TuneGroup, cfg.Progress); err != nil {
+			return Summary{}, err
+		}
+	}
+	sum := Summary{Tuning: tuning, Sites: len(sd.names) - len(sd.validation), Strategy: spec.Aggregation.Strategy, SecureAggregation: spec.Privacy.SecureAggregation,
 		Threshold: int(spec.Privacy.Threshold), Seed: cfg.Seed, JobID: job.Id, TrainExamples: sd.train, TestExamples: sd.test.N,
 		SiteExamples: sd.counts, SitePositiveRate: sd.posRat, Dataset: "generated"}
 	if cfg.Dataset != "" {

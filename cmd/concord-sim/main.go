@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/concord-fl/concord/cmd/internal/cli"
@@ -41,6 +43,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c sim.Config
 	fs.IntVar(&c.Sites, "sites", 3, "number of hospitals")
 	fs.IntVar(&c.ValidationSites, "validation-sites", 1, "how many of the --sites hospitals only validate: they never train, score every round's model and sign their results (with --dataset: on the test split)")
+	tuneLR := fs.String("tune-server-lr", "", "tune the server learning rate among these comma-separated values (the job spec's tuning.server_lr; needs --strategy fedadam, fedyogi or fedadagrad and --validation-sites)")
+	tuneEpochs := fs.String("tune-local-epochs", "", "tune the local epochs among these comma-separated values (tuning.local_epochs)")
+	fs.IntVar(&c.TuneRounds, "tune-rounds", 3, "with --tune-*: rounds of a first-rung trial (tuning.rounds)")
 	fs.Float64Var(&c.GateMinAUC, "gate-min-auc", 0, "publish only if every validation site measures at least this AUC (0 = no gate)")
 	fs.BoolVar(&c.ScoreLocalModels, "score-local-models", false, "also score each training site's last local model at the validation sites (the cross-site matrix; needs --secure-aggregation none)")
 	fs.IntVar(&c.Rounds, "rounds", 10, "federated rounds")
@@ -102,6 +107,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if c.Size < 8 || c.Size > 1024 || c.ModelWidth < 0 || c.ModelWidth > 1024 {
 		return cmd.Usagef(stderr, "--size %d, --model-width %d: want a size of 8..1024 and a width of 0..1024", c.Size, c.ModelWidth)
 	}
+	var err error
+	if c.TuneServerLR, err = floatList(*tuneLR); err != nil {
+		return cmd.Usagef(stderr, "--tune-server-lr: %v", err)
+	}
+	if c.TuneLocalEpochs, err = uintList(*tuneEpochs); err != nil {
+		return cmd.Usagef(stderr, "--tune-local-epochs: %v", err)
+	}
 	if *segModel != "" {
 		if c.Task != sim.TaskSegmentation {
 			return cmd.Usagef(stderr, "--model-spec declares a segmenter: it needs --task segmentation")
@@ -146,4 +158,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// floatList reads "0.003,0.01"; "" is none.
+func floatList(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' }) {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// uintList reads "1,2,4"; "" is none.
+func uintList(s string) ([]uint32, error) {
+	var out []uint32
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' }) {
+		v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a whole number", f)
+		}
+		out = append(out, uint32(v))
+	}
+	return out, nil
 }

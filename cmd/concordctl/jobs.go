@@ -35,6 +35,12 @@ func (g *globals) jobsSubmit() *cli.Command {
 					job.FoldGroup, spec.Name, spec.Sites, job.Id, job.FoldGroup)
 				return nil
 			}
+			if job.TuneGroup != "" {
+				fmt.Fprintf(out, "Tuning %s submitted (%s): %d candidates of %d rounds each, scored by %v; the best train %d rounds as the job itself.\n"+
+					"The first trial is job %s; `concordctl jobs list` shows the trials and, when the search ends, the final job.\n",
+					job.TuneGroup, spec.Name, len(jobspec.TuneCandidates(spec)), spec.Tuning.Rounds, spec.ValidationSites, spec.Rounds, job.Id)
+				return nil
+			}
 			fmt.Fprintf(out, "Job %s submitted (%s): %d rounds, min %d sites, %s, secure aggregation %s.\nFollow it with: concordctl jobs watch %s\n",
 				job.Id, spec.Name, spec.Rounds, spec.MinSites, spec.Aggregation.GetStrategy(), spec.Privacy.GetSecureAggregation(), job.Id)
 			if m := spec.Model; m.GetArch() == jobspec.ArchCustom {
@@ -84,6 +90,9 @@ func printJob(w io.Writer, j *pb.Job) {
 		j.Id, j.Spec.GetName(), j.State, j.Round, j.Spec.GetRounds(), j.SubmittedBy, time.Unix(j.CreatedUnix, 0).UTC().Format(time.RFC3339))
 	if j.Reason != "" {
 		fmt.Fprintf(w, "  reason: %s\n", j.Reason)
+	}
+	if j.TuneGroup != "" {
+		fmt.Fprintf(w, "  tuning %s: %s\n", j.TuneGroup, j.TuneNote)
 	}
 	if j.ModelVersion != "" {
 		fmt.Fprintf(w, "  model: %s (concordctl models show %s)\n", j.ModelVersion, j.ModelVersion)

@@ -1362,6 +1362,8 @@ type Job struct {
 	// candidate and rung, or the settings the final job was given).
 	TuneGroup     string `protobuf:"bytes,17,opt,name=tune_group,json=tuneGroup,proto3" json:"tune_group,omitempty"`
 	TuneNote      string `protobuf:"bytes,18,opt,name=tune_note,json=tuneNote,proto3" json:"tune_note,omitempty"`
+	TuneFinal     bool   `protobuf:"varint,19,opt,name=tune_final,json=tuneFinal,proto3" json:"tune_final,omitempty"` // the job trained with the chosen settings
+	TuneEnded     bool   `protobuf:"varint,20,opt,name=tune_ended,json=tuneEnded,proto3" json:"tune_ended,omitempty"` // the search ended here without a final job (no trial was scored)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1520,6 +1522,20 @@ func (x *Job) GetTuneNote() string {
 		return x.TuneNote
 	}
 	return ""
+}
+
+func (x *Job) GetTuneFinal() bool {
+	if x != nil {
+		return x.TuneFinal
+	}
+	return false
+}
+
+func (x *Job) GetTuneEnded() bool {
+	if x != nil {
+		return x.TuneEnded
+	}
+	return false
 }
 
 // PooledSubgroups are the per-subgroup figures of the final model summed
@@ -2484,7 +2500,7 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\x06models\x18\x01 \x03(\tR\x06models\x12\x14\n" +
 	"\x05sites\x18\x02 \x03(\tR\x05sites\x120\n" +
 	"\x05cells\x18\x03 \x03(\v2\x1a.concord.v1.SiteValidationR\x05cells\x12\x12\n" +
-	"\x04note\x18\x04 \x01(\tR\x04note\"\xa2\x05\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\xe0\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.concord.v1.JobSpecR\x04spec\x12\x14\n" +
@@ -2508,7 +2524,11 @@ const file_concord_v1_admin_proto_rawDesc = "" +
 	"\x06pooled\x18\x10 \x01(\v2\x1b.concord.v1.PooledSubgroupsR\x06pooled\x12\x1d\n" +
 	"\n" +
 	"tune_group\x18\x11 \x01(\tR\ttuneGroup\x12\x1b\n" +
-	"\ttune_note\x18\x12 \x01(\tR\btuneNote\"\x97\x01\n" +
+	"\ttune_note\x18\x12 \x01(\tR\btuneNote\x12\x1d\n" +
+	"\n" +
+	"tune_final\x18\x13 \x01(\bR\ttuneFinal\x12\x1d\n" +
+	"\n" +
+	"tune_ended\x18\x14 \x01(\bR\ttuneEnded\"\x97\x01\n" +
 	"\x0fPooledSubgroups\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x14\n" +
 	"\x05sites\x18\x02 \x03(\tR\x05sites\x12\x16\n" +
