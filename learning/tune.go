@@ -39,7 +39,8 @@ type Trial struct {
 // Each rung retrains its survivors from their initial weights with Eta
 // times the steps of the previous rung (a restart, not a resumption, so a
 // trial's learning-rate schedule always spans its own budget) and keeps
-// the best 1/Eta by validation score. The wall budget is the context: when
+// the best 1/Eta by validation score; the search ends at the first rung
+// that keeps one, whose best trial is the choice. The wall budget is the context: when
 // it ends no trial is launched, in-flight ones are aborted at their next
 // step, and the best completed trial so far is the result.
 type Tuner struct {
@@ -64,6 +65,14 @@ type TuneResult struct {
 	Best    Trial
 	Model   *Model // the best trial's model, with its best validated weights
 	Stopped bool   // the budget ended the search
+}
+
+// RecipeCandidate is the candidate of the recipe Defaults derives from the
+// data (learning rate 1e-3, no weight decay, EMA 0.99, step decay): a
+// search that starts from it is never blind to what training with no flags
+// would do.
+func RecipeCandidate(r Recipe) Candidate {
+	return Candidate{LR: 1e-3, Width: r.Width, BatchSize: r.BatchSize, Augment: r.Augment, EMA: 0.99, StepDecay: true}
 }
 
 // SampleCandidates draws n candidates from the default search space,
@@ -182,7 +191,10 @@ func (tu Tuner) Search(ctx context.Context, train, val Dataset) (TuneResult, err
 				res.Best, bestModel = o.t, o.model
 			}
 		}
-		if len(done) <= 1 {
+		// One survivor is the choice already: training it again, longer,
+		// would decide nothing (size rung 0 so that the last rung with a
+		// choice to make reaches the budget a final model needs).
+		if keep <= 1 {
 			break
 		}
 		steps *= eta

@@ -48,9 +48,9 @@ func TestTunerSuccessiveHalving(t *testing.T) {
 	for _, tr := range res.Trials {
 		t.Logf("%+v", tr)
 	}
-	// 4 trials at 8 steps, 2 at 16, 1 at 32.
-	if len(res.Trials) != 7 || res.Best.Rung != 2 || res.Best.Steps != 32 {
-		t.Fatalf("trials %d, best %+v: want 7 trials and the best at rung 2 with 32 steps", len(res.Trials), res.Best)
+	// 4 trials at 8 steps, 2 at 16; the rung that keeps one ends the search.
+	if len(res.Trials) != 6 || res.Best.Rung != 1 || res.Best.Steps != 16 {
+		t.Fatalf("trials %d, best %+v: want 6 trials and the best at rung 1 with 16 steps", len(res.Trials), res.Best)
 	}
 	for _, tr := range res.Trials {
 		if tr.ID == 0 && tr.Rung > 0 {

@@ -12,26 +12,26 @@ import (
 // TuningSummary is a tuned job's search: each trial with the validation
 // sites' score, and what the final job was given.
 type TuningSummary struct {
-	Group   string        `json:"group"`
-	Trials  []TuningTrial `json:"trials"`
-	Chosen  string        `json:"chosen"`
+	Group  string        `json:"group"`
+	Trials []TuningTrial `json:"trials"`
+	Chosen string        `json:"chosen"`
 	// FinalJob is the job trained with the chosen settings, which its
 	// spec carries.
 	FinalJob    string  `json:"final_job"`
 	ServerLR    float64 `json:"server_lr"`
 	LocalEpochs uint32  `json:"local_epochs"`
-	Seconds float64       `json:"seconds"` // from submission to the final job's start
+	Seconds     float64 `json:"seconds"` // from submission to the final job's start
 }
 
 // TuningTrial is one trial job of the search.
 type TuningTrial struct {
-	JobID  string  `json:"job_id"`
-	Note   string  `json:"note"`
-	State  string  `json:"state"`
-	Rounds int     `json:"rounds"`
-	Score  float64 `json:"validation_score"` // mean over the validation sites of the last round's AUC (-1: none)
-	Gate      string `json:"gate"`                // "evaluated": scored, nothing published
-	Published string `json:"published,omitempty"` // a model version (a trial publishes none)
+	JobID     string  `json:"job_id"`
+	Note      string  `json:"note"`
+	State     string  `json:"state"`
+	Rounds    int     `json:"rounds"`
+	Score     float64 `json:"validation_score"`    // mean over the validation sites of the last round's AUC (-1: none)
+	Gate      string  `json:"gate"`                // "evaluated": scored, nothing published
+	Published string  `json:"published,omitempty"` // a model version (a trial publishes none)
 }
 
 func (c Config) tunes() bool { return len(c.TuneServerLR) > 0 || len(c.TuneLocalEpochs) > 0 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/learning"
 )
 
 // sharedFile finds shared data via $CONCORD_SHARED or ../shared next to the
@@ -129,22 +130,27 @@ func TestUNetBadArguments(t *testing.T) {
 	}
 }
 
-// TestTuneBreastMNIST: a tiny search (3 candidates, 5 steps at rung 0)
-// prints its table and reports the test split of the trial chosen on
-// validation.
+// TestTuneBreastMNIST: a tiny search (6 candidates, 5 steps at rung 0)
+// starts from the no-flag recipe, prints its table and reports the test
+// split of the trial chosen on validation.
 func TestTuneBreastMNIST(t *testing.T) {
 	data := sharedFile(t, "data/medmnist/breastmnist.npz")
 	var out, errb bytes.Buffer
-	if code := run([]string{"train", "--data", data, "--tune", "--tune-trials", "3", "--tune-steps", "5", "--budget", "300", "--json"}, &out, &errb); code != 0 {
+	if code := run([]string{"train", "--data", data, "--tune", "--tune-trials", "6", "--tune-steps", "5", "--budget", "300", "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	var rep TuneReport
 	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
 		t.Fatalf("last line is not JSON: %v\n%s", err, out.String())
 	}
-	// 3 at 5 steps, then the best 1 at 15.
-	if len(rep.Trials) != 4 || rep.Best.Rung != 1 || rep.Best.Steps != 15 || rep.Stopped {
+	// 6 at 5 steps, then the best 2 at 15, which keeps one: the choice.
+	if len(rep.Trials) != 8 || rep.Best.Rung != 1 || rep.Best.Steps != 15 || rep.Stopped {
 		t.Fatalf("report %+v", rep)
+	}
+	for _, tr := range rep.Trials {
+		if tr.ID == 0 && tr.Candidate != learning.RecipeCandidate(learning.Defaults(546)) {
+			t.Errorf("candidate 0 is %+v, want the no-flag recipe", tr.Candidate)
+		}
 	}
 	if rep.Test.AUC <= 0 || rep.Test.AUC > 1 || !strings.Contains(errb.String(), "search table") {
 		t.Fatalf("test %+v, stderr:\n%s", rep.Test, errb.String())

@@ -46,8 +46,16 @@ func tune(ctx context.Context, mm learning.MedMNIST, name string, o tuneOptions,
 	if o.balanced {
 		base.ClassWeights = learning.BalancedClassWeights(mm.Train.Y, spec.Classes)
 	}
+	// The no-flag recipe is candidate 0, and rung 0 is a third of its
+	// budget, so the rung that keeps one candidate has trained each of its
+	// trials as long as the recipe trains.
+	rec := learning.Defaults(mm.Train.N)
+	if o.minSteps == 0 {
+		o.minSteps = max(1, rec.Steps/3)
+	}
+	cands := append([]learning.Candidate{learning.RecipeCandidate(rec)}, learning.SampleCandidates(o.trials-1, o.seed)...)
 	tu := learning.Tuner{Spec: spec, Seed: o.seed, MinSteps: o.minSteps, Eta: 3,
-		Candidates: learning.SampleCandidates(o.trials, o.seed), Workers: o.workers,
+		Candidates: cands, Workers: o.workers,
 		Base: base, ChecksPerTrial: 20,
 		Score: func(m *learning.Model, val learning.Dataset) (float64, error) {
 			r, err := evaluate(m, val)
