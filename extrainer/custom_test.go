@@ -13,8 +13,15 @@ import (
 // buffers are refused, and `trainer.py layout` prints the pin and layout.
 // About 4 s on one core.
 func TestCustomPython(t *testing.T) {
+	runTrainerScript(t, "custom_test.py")
+}
+
+// runTrainerScript runs one of deploy/trainer's Python test scripts with
+// the trainer's Python and fails with its output if it fails.
+func runTrainerScript(t *testing.T, name string) {
+	t.Helper()
 	py := python(t)
-	script, err := filepath.Abs(filepath.Join("..", "deploy", "trainer", "custom_test.py"))
+	script, err := filepath.Abs(filepath.Join("..", "deploy", "trainer", name))
 	if err != nil {
 		t.Fatal(err)
 	}

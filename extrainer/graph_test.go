@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -14,17 +12,7 @@ import (
 // hand-written ResNet-18 with GroupNorm, every op against
 // torch.nn.functional, and the graph_parity.py CLI. About 5 s on one core.
 func TestGraphPython(t *testing.T) {
-	py := python(t)
-	script, err := filepath.Abs(filepath.Join("..", "deploy", "trainer", "graph_test.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, py, script).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, out)
-	}
+	runTrainerScript(t, "graph_test.py")
 }
 
 // graphManifest is a concord.graph/1 manifest of a small declared graph
