@@ -77,6 +77,13 @@ func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	if p.Examples() != len(files)-1 {
 		t.Errorf("Examples %d, want %d", p.Examples(), len(files)-1)
 	}
+	// The scan predicts the labels from the query alone. It cannot know
+	// that badVR.dcm will not decode: it counts it as a normal image.
+	scan := scanPACS(t, PACSConfig{URL: o.DICOMweb, Labels: labels, Classes: []string{"normal", "lesion"}})
+	wantScan := PACSScan{Images: 5, Skipped: map[string]Count{"no pixel data": {1, 1}},
+		Labels: &LabelScan{Source: "csv", Classes: []ClassCount{{"normal", Count{2, 2}}, {"lesion", Count{2, 2}}},
+			Unlabelled: map[string]Count{"no label in the labels file": {1, 1}}}}
+	checkScan(t, scan, wantScan)
 	// An image added to the PACS is taken at the first load after the
 	// refresh interval, not before.
 	spec := pacsSpec()
@@ -151,8 +158,63 @@ func TestPACSDataLabelsFromSegmentations(t *testing.T) {
 	if want := map[string]int{"no segmentation in its study": 1}; fmt.Sprint(p.Rejected) != fmt.Sprint(want) {
 		t.Errorf("rejected %v, want %v", p.Rejected, want)
 	}
+	scan := scanPACS(t, PACSConfig{URL: o.DICOMweb, SEGLabels: true, Queries: []pacs.Query{{Modality: "CT"}}})
+	checkScan(t, scan, PACSScan{Images: 5, Skipped: map[string]Count{},
+		Labels: &LabelScan{Source: "seg", Classes: []ClassCount{{"0", Count{1, 1}}, {"1", Count{3, 1}}},
+			Unlabelled: map[string]Count{"no segmentation in its study": {1, 1}}, Read: Count{1, 1}}})
+	sameAsLoad(t, scan, ds)
 	if _, err := OpenPACS(PACSConfig{URL: o.DICOMweb, SEGLabels: true, Labels: "labels.csv", StateDir: t.TempDir(), CacheBytes: 1 << 20}); err == nil {
 		t.Error("labels from a CSV and from segmentations at once were accepted")
+	}
+}
+
+// scanPACS runs ScanPACS and checks what every scan must hold: the
+// retrieved label objects have bytes exactly when there are some.
+func scanPACS(t *testing.T, cfg PACSConfig) PACSScan {
+	t.Helper()
+	scan, err := ScanPACS(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := scan.Labels; l != nil && (l.Read.Instances > 0) != (l.Bytes > 0) {
+		t.Errorf("scan read %d label objects in %d bytes", l.Read.Instances, l.Bytes)
+	}
+	return scan
+}
+
+// checkScan compares a scan's images, skips and labels with want's (not the
+// query's counts, which pacs tests check, nor the bytes read).
+func checkScan(t *testing.T, got, want PACSScan) {
+	t.Helper()
+	show := func(s PACSScan) string {
+		if s.Labels == nil {
+			return fmt.Sprintf("%d %v no labels", s.Images, s.Skipped)
+		}
+		l := *s.Labels
+		l.Bytes = 0
+		if len(l.Broken) == 0 {
+			l.Broken = nil
+		}
+		return fmt.Sprintf("%d %v %+v", s.Images, s.Skipped, l)
+	}
+	if g, w := show(got), show(want); g != w {
+		t.Errorf("scan\n got  %s\n want %s", g, w)
+	}
+}
+
+// sameAsLoad checks that a scan's classes count what a data load took.
+func sameAsLoad(t *testing.T, scan PACSScan, ds learning.Dataset) {
+	t.Helper()
+	for i, c := range scan.Labels.Classes {
+		n := 0
+		for _, y := range ds.Y {
+			if y == i {
+				n++
+			}
+		}
+		if n != c.Instances {
+			t.Errorf("scan counts %d images of class %s, the load took %d", c.Instances, c.Class, n)
+		}
 	}
 }
 
