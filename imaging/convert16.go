@@ -20,16 +20,22 @@ var lut16Pool = sync.Pool{New: func() any { return new(lut16) }}
 // zero (the sign bit of a two's complement sample of m's width) its signed value.
 // raw must hold 2·len(out) bytes.
 //
-// A frame of at least 16 samples per possible value goes through a table of the
-// m+1 results: a load per sample instead of a conversion, multiply and add, which
-// makes a chest X-ray's conversion run at close to memory speed. The table holds
-// exactly what the per-sample formula gives, so results are identical either way.
-// Large frames are split over GOMAXPROCS goroutines (each sample is computed on
-// its own, so the split changes nothing either).
+// With AVX2 (amd64) sixteen samples are converted per step. Elsewhere a frame of
+// at least 16 samples per possible value goes through a table of the m+1 results:
+// a load per sample instead of a conversion, multiply and add. Both run a chest
+// X-ray's conversion at close to memory speed, and both give exactly what the
+// per-sample formula gives. Large frames are split over GOMAXPROCS goroutines
+// (each sample is computed on its own, so the split changes nothing either).
+// sbit is 0 or m's top bit.
 func le16ToFloat(out []float32, raw []byte, m, sbit uint16, sl, ic float32) {
+	le16Convert(out, raw, m, sbit, sl, ic, useAVX2)
+}
+
+// le16Convert is le16ToFloat with the vector kernel on or off (tests run both).
+func le16Convert(out []float32, raw []byte, m, sbit uint16, sl, ic float32, vector bool) {
 	raw = raw[:2*len(out)]
 	var lut *lut16
-	if len(out) >= 16*(int(m)+1) {
+	if !vector && len(out) >= 16*(int(m)+1) {
 		lut = lut16Pool.Get().(*lut16)
 		defer lut16Pool.Put(lut)
 		for u := 0; u <= int(m); u++ {
@@ -37,6 +43,10 @@ func le16ToFloat(out []float32, raw []byte, m, sbit uint16, sl, ic float32) {
 		}
 	}
 	chunk := func(out []float32, raw []byte) {
+		if n16 := len(out) / 16; vector && n16 > 0 {
+			le16AVX2(&out[0], &raw[0], n16, uint32(m), uint32(sbit), sl, ic)
+			out, raw = out[16*n16:], raw[32*n16:]
+		}
 		switch {
 		case lut != nil:
 			le16Table(out, raw, m, lut)
