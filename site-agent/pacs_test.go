@@ -19,10 +19,11 @@ import (
 
 // TestPACSDataReadsLabelledInstances loads shared files into Orthanc,
 // labels some by study and one by SOP instance, and checks what a job's
-// dataset holds and what it skipped, by reason.
+// dataset holds and what it skipped, by reason, and what a scan predicts
+// over DICOMweb and over DIMSE.
 func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	dir := testenv.Shared(t, "data/dicom/pydicom")
-	o := testorthanc.Start(t, testorthanc.Options{})
+	o := testorthanc.Start(t, testorthanc.Options{Modalities: map[string]string{"CONCORD": "127.0.0.1:1"}})
 	files := map[string]string{ // file → label ("" unlabelled)
 		"CT_small.dcm": "normal", "693_J2KI.dcm": "lesion", "MR_small.dcm": "1",
 		"badVR.dcm": "normal", "test-SR.dcm": "normal", "examples_overlay.dcm": "",
@@ -83,6 +84,14 @@ func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	wantScan := PACSScan{Images: 5, Skipped: map[string]Count{"no pixel data": {1, 1}},
 		Labels: &LabelScan{Source: "csv", Classes: []ClassCount{{"normal", Count{2, 2}}, {"lesion", Count{2, 2}}},
 			Unlabelled: map[string]Count{"no label in the labels file": {1, 1}}}}
+	checkScan(t, scan, wantScan)
+	// Over DIMSE the PACS lists series, not instances: labels by study are
+	// counted, MR_small's label by its SOP instance cannot be, nor can the
+	// absence of a label.
+	dimse := fmt.Sprintf("dicom://%s@127.0.0.1:%d?calling=CONCORD", o.AET, o.DICOMPort)
+	scan = scanPACS(t, PACSConfig{URL: dimse, Labels: labels, Classes: []string{"normal", "lesion"}})
+	wantScan.Labels.Classes[1].Count = Count{1, 1}
+	wantScan.Labels.Unlabelled = map[string]Count{errNoInstances: {2, 2}}
 	checkScan(t, scan, wantScan)
 	// An image added to the PACS is taken at the first load after the
 	// refresh interval, not before.

@@ -187,7 +187,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 func pacsScanFlags(fs *flag.FlagSet) *pacsScanArgs {
 	a := &pacsScanArgs{}
 	fs.StringVar(&a.url, "pacs", "", "summarise what a query of this PACS `url` would bring (http(s)://: DICOMweb) instead of a folder")
-	fs.StringVar(&a.config, "config", "", "scan the PACS source of this agent.yaml (data.pacs): its url unless --pacs, its queries unless query flags, its labels and data.classes")
+	fs.StringVar(&a.config, "config", "", "scan the PACS source (data.pacs) of this agent.yaml `file`: its url unless --pacs, its queries unless query flags, its labels and data.classes")
 	fs.Var(&a.modalities, "modality", "with --pacs: series of this `modality` (repeat for several)")
 	fs.StringVar(&a.bodyPart, "body-part", "", "with --pacs: Body Part Examined, e.g. CHEST")
 	fs.StringVar(&a.description, "description", "", "with --pacs: Series Description, * and ? as wildcards")
