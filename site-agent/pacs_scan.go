@@ -3,6 +3,7 @@ package siteagent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/concord-fl/concord/imaging"
@@ -20,8 +21,9 @@ type PACSScan struct {
 	// query's instances less the skipped ones and the label objects.
 	Images int `json:"images"`
 	// Skipped counts, by the reason a data load gives, the instances it
-	// would skip before looking at their label, as far as the query tells
-	// (transfer syntax, objects without pixel data).
+	// would skip whatever their label, as far as the query tells (transfer
+	// syntax, objects without pixel data). Each instance is counted once,
+	// under the first reason the scan can tell.
 	Skipped map[string]Count `json:"skipped"`
 	// Labels is nil when no label source was given.
 	Labels *LabelScan `json:"labels,omitempty"`
@@ -60,6 +62,10 @@ type ClassCount struct {
 // unless they are the label source.
 var noPixelModalities = map[string]bool{"SR": true, "KO": true, "PR": true, "DOC": true, "RTSTRUCT": true, "RTPLAN": true, "RTRECORD": true}
 
+// maxHeldImages bounds the images a SEG-labelled scan keeps (by SOP
+// Instance UID) until every segmentation is read: some hundred MB.
+const maxHeldImages = 2_000_000
+
 // errNoInstances is the reason for images whose label needs their SOP
 // Instance UID when the PACS lists no instances (DIMSE without IMAGE-level
 // queries here).
@@ -96,11 +102,64 @@ func ScanPACS(ctx context.Context, cfg PACSConfig, progress func(done, found int
 		srs = rule.newLoad()
 		out.Labels = &LabelScan{Source: "sr", Broken: map[string]int{}}
 	}
+	// The label of an image, or the reason it has none.
+	classify := func(study, sop string) (int, string) {
+		switch {
+		case labels != nil:
+			if y, ok := labels.Label(study, sop); ok {
+				return y, ""
+			}
+			if sop == "" && labels.HasInstanceRows() {
+				return -1, errNoInstances
+			}
+			return -1, "no label in the labels file"
+		case segs != nil:
+			y, ok := segs.label(study, sop)
+			switch {
+			case !ok:
+				return -1, "no segmentation in its study"
+			case sop == "":
+				return -1, errNoInstances
+			}
+			return y, ""
+		}
+		y, reason := srs.label(study)
+		if reason != "" {
+			return -1, reason
+		}
+		return y, ""
+	}
+	count := func(study, sop string, n int) {
+		if y, reason := classify(study, sop); y >= 0 {
+			classes.add(y, study, n)
+		} else {
+			unlabelled.add(reason, study, n)
+		}
+	}
+	// A CSV labels an image at once. SEG and SR labels are known only once
+	// every label object was read, so those images wait: by study for
+	// reports, by instance (bounded) for segmentations.
 	type image struct {
 		study, sop string
 		n          int // instances: more than one where the PACS lists none
 	}
-	var images []image
+	var held []image
+	heldStudies := map[string]int{}
+	take := func(study, sop string, n int) error {
+		out.Images += n
+		switch {
+		case srs != nil:
+			heldStudies[study] += n
+		case segs != nil:
+			if len(held) >= maxHeldImages {
+				return fmt.Errorf("the query finds more than %d images to match with segmentations: narrow it (dates, modality) and scan in parts", maxHeldImages)
+			}
+			held = append(held, image{study, sop, n})
+		case labels != nil:
+			count(study, sop, n)
+		}
+		return nil
+	}
 	readStudies := map[string]bool{}
 	out.Summary, err = pacs.SummarizeEach(ctx, src, queries, progress, func(s pacs.Series, ins []pacs.Instance) error {
 		if (segs != nil && s.Modality == "SEG") || (srs != nil && s.Modality == "SR") {
@@ -136,10 +195,11 @@ func ScanPACS(ctx context.Context, cfg PACSConfig, progress func(done, found int
 		}
 		if ins == nil {
 			n := max(s.Instances, 0)
-			if noPixelModalities[s.Modality] {
+			switch {
+			case noPixelModalities[s.Modality]:
 				skipped.add("no pixel data", s.StudyInstanceUID, n)
-			} else if n > 0 {
-				images = append(images, image{s.StudyInstanceUID, "", n})
+			case n > 0:
+				return take(s.StudyInstanceUID, "", n)
 			}
 			return nil
 		}
@@ -150,7 +210,9 @@ func ScanPACS(ctx context.Context, cfg PACSConfig, progress func(done, found int
 			case in.TransferSyntaxUID != "" && !imaging.CanDecode(in.TransferSyntaxUID):
 				skipped.add(imaging.Reason(&imaging.UnsupportedSyntaxError{UID: in.TransferSyntaxUID}), s.StudyInstanceUID, 1)
 			default:
-				images = append(images, image{s.StudyInstanceUID, in.SOPInstanceUID, 1})
+				if err := take(s.StudyInstanceUID, in.SOPInstanceUID, 1); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -159,40 +221,11 @@ func ScanPACS(ctx context.Context, cfg PACSConfig, progress func(done, found int
 		return out, err
 	}
 	out.Skipped = skipped.counts()
-	for _, im := range images {
-		out.Images += im.n
-		if out.Labels == nil {
-			continue
-		}
-		class, reason := -1, ""
-		switch {
-		case labels != nil:
-			if y, ok := labels.Label(im.study, im.sop); ok {
-				class = y
-			} else if im.sop == "" && labels.HasInstanceRows() {
-				reason = errNoInstances
-			} else {
-				reason = "no label in the labels file"
-			}
-		case segs != nil:
-			if y, ok := segs.label(im.study, im.sop); !ok {
-				reason = "no segmentation in its study"
-			} else if im.sop == "" {
-				reason = errNoInstances
-			} else {
-				class = y
-			}
-		default:
-			class, reason = srs.label(im.study)
-			if reason != "" {
-				class = -1
-			}
-		}
-		if class >= 0 {
-			classes.add(class, im.study, im.n)
-		} else {
-			unlabelled.add(reason, im.study, im.n)
-		}
+	for _, im := range held {
+		count(im.study, im.sop, im.n)
+	}
+	for study, n := range heldStudies {
+		count(study, "", n)
 	}
 	if ls := out.Labels; ls != nil {
 		ls.Read.Studies = len(readStudies)
