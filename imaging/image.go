@@ -61,24 +61,12 @@ func ReadFile(path string) (*Image, error) {
 
 // ReadFileLimits is ReadFile with explicit limits.
 func ReadFileLimits(path string, lim Limits) (*Image, error) {
-	st, err := os.Stat(path)
+	d := Decoder{Limits: lim}
+	im, err := d.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read dicom: %w", noPath(err))
+		return nil, err
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("read dicom: not a regular file")
-	}
-	if st.Size() > lim.MaxFileBytes {
-		return nil, fmt.Errorf("read dicom: %w: %d bytes, limit %d", ErrTooLarge, st.Size(), lim.MaxFileBytes)
-	}
-	buf, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read dicom: %w", noPath(err))
-	}
-	im, err := Read(buf, lim)
-	if err != nil {
-		return nil, fmt.Errorf("read dicom: %w", err)
-	}
+	im.dec = nil // the image owns the buffer: nothing reads into it again
 	return im, nil
 }
 
