@@ -41,7 +41,8 @@ type Decoder struct {
 	gen   uint64 // files read so far; an Image remembers the count at its read
 }
 
-// ReadFile reads and checks one file as [ReadFile] does, into the decoder's buffer.
+// ReadFile reads and checks one file as the package's [ReadFile] does, into the
+// decoder's buffer.
 // Errors never contain the path.
 func (d *Decoder) ReadFile(path string) (*Image, error) {
 	lim := d.Limits
