@@ -106,3 +106,41 @@ func BenchmarkDecodeCompressed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeLarge is concord-bench dicom's timed path (read the file, every
+// frame to float32) on the 7.5 MB 2140x1760 chest X-ray.
+func BenchmarkDecodeLarge(b *testing.B) {
+	path := filepath.Join(moduleTestdata(b), "4.dcm")
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, reuse := range []bool{false, true} {
+		b.Run(map[bool]string{false: "ReadFile", true: "Decoder"}[reuse], func(b *testing.B) {
+			b.SetBytes(st.Size())
+			b.ReportAllocs()
+			var d Decoder
+			for i := 0; i < b.N; i++ {
+				var im *Image
+				if reuse {
+					im, err = d.ReadFile(path)
+				} else {
+					im, err = ReadFile(path)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				for k := 0; k < im.Frames; k++ {
+					if reuse {
+						_, err = d.Frame(im, k)
+					} else {
+						_, err = im.Frame(k)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}

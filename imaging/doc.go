@@ -15,6 +15,14 @@
 // checked against the bytes present before anything proportional to them is allocated,
 // and panics are recovered at the boundary, so no input crashes or stalls the agent.
 //
+// Reading a folder: a [Decoder] keeps the file buffer and the frame buffer from one
+// file to the next, so that a folder of large images allocates, zeroes and faults in
+// nothing per image; native pixel data is converted where it lies in the file buffer.
+// The price is aliasing: its images are valid until its next file, and say so
+// ([ErrStale]) rather than decode another file's bytes. 16-bit frames of more than
+// 16 samples per possible value are converted through a table of every value's
+// result (identical to the formula, a load per sample).
+//
 // Rarer pixel formats decode as pydicom decodes them: Float and Double Float Pixel
 // Data (parametric maps; [Image.Dtype] is "<f4" or "<f8"), palette colour images with
 // segmented lookup tables (discrete, linear and indirect segments), 1-bit RLE (one

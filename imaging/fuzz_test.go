@@ -38,8 +38,18 @@ func FuzzRead(f *testing.F) {
 		im, err := Read(b, lim)
 		if err == nil {
 			for i := 0; i < im.Frames && i < 4; i++ {
-				if _, err := im.Frame(i); err != nil {
+				px, err := im.Frame(i)
+				if err != nil {
 					break
+				}
+				// Into a buffer that holds other values, as a Decoder's does: every
+				// value must be written.
+				dirty := make([]float32, len(px))
+				for k := range dirty {
+					dirty[k] = math.Float32frombits(0x7fc0dead)
+				}
+				if again, err := im.frameTo(dirty[:0], i); err != nil || !sameFloats(again, px) {
+					t.Fatalf("frame %d into a used buffer differs from a fresh one (%v)", i, err)
 				}
 			}
 			p := Pipeline{Width: 8, Height: 8, Channels: 1, Resample: "area", Normalise: "auto"}

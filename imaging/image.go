@@ -46,6 +46,10 @@ type Image struct {
 	// floatTag is the Float or Double Float Pixel Data tag when samples are IEEE
 	// floats, else 0.
 	floatTag Tag
+	// dec is the Decoder whose file buffer holds this image's bytes (nil when the
+	// image owns them); gen is the decoder's file count when it was read.
+	dec *Decoder
+	gen uint64
 }
 
 // ReadFile reads and checks one file. It never panics; work is bounded by DefaultLimits.
@@ -57,24 +61,12 @@ func ReadFile(path string) (*Image, error) {
 
 // ReadFileLimits is ReadFile with explicit limits.
 func ReadFileLimits(path string, lim Limits) (*Image, error) {
-	st, err := os.Stat(path)
+	d := Decoder{Limits: lim}
+	im, err := d.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read dicom: %w", noPath(err))
+		return nil, err
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("read dicom: not a regular file")
-	}
-	if st.Size() > lim.MaxFileBytes {
-		return nil, fmt.Errorf("read dicom: %w: %d bytes, limit %d", ErrTooLarge, st.Size(), lim.MaxFileBytes)
-	}
-	buf, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read dicom: %w", noPath(err))
-	}
-	im, err := Read(buf, lim)
-	if err != nil {
-		return nil, fmt.Errorf("read dicom: %w", err)
-	}
+	im.dec = nil // the image owns the buffer: nothing reads into it again
 	return im, nil
 }
 
@@ -461,6 +453,9 @@ func (im *Image) StoredFrame(i int) (out []byte, err error) {
 	if im.File.headerOnly {
 		return nil, fmt.Errorf("image was read with ReadHeader; use ReadFile to decode its pixels")
 	}
+	if err := im.stale(); err != nil {
+		return nil, err
+	}
 	if !im.pixel.Undefined {
 		return im.nativeFrame(i)
 	}
@@ -592,11 +587,19 @@ func (s sampler) at(b []byte, k int) float64 {
 // intercept: Hounsfield units for CT); colour
 // frames are RGB (YBR converted, palette looked up) on the stored scale.
 func (im *Image) Frame(i int) (out []float32, err error) {
+	return im.frameTo(nil, i)
+}
+
+// frameTo is Frame writing into dst's storage when it has room.
+func (im *Image) frameTo(dst []float32, i int) (out []float32, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = nil, fmt.Errorf("%w: pixel conversion fault in frame %d: %v", ErrMalformed, i, r)
 		}
 	}()
+	if err := im.stale(); err != nil {
+		return nil, err
+	}
 	var raw []byte
 	if im.directFrame() && !im.File.headerOnly {
 		if i < 0 || i >= im.Frames {
@@ -610,14 +613,16 @@ func (im *Image) Frame(i int) (out []float32, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return im.pixels(raw), nil
+	return im.pixels(dst, raw), nil
 }
 
-// pixels converts a frame in StoredFrame's layout (im.Rows x im.Columns) as Frame does.
-func (im *Image) pixels(raw []byte) []float32 {
+// pixels converts a frame in StoredFrame's layout (im.Rows x im.Columns) as Frame
+// does, into dst's storage when it has room. Every branch writes every value, so
+// whatever dst held never shows through.
+func (im *Image) pixels(dst []float32, raw []byte) []float32 {
 	n := im.Rows * im.Columns
 	if im.floatTag != 0 {
-		return floatToFloat(raw, n, im.BytesPerSample(), im.RescaleSlope, im.RescaleIntercept)
+		return floatToFloat(resize(dst, n), raw, im.BytesPerSample(), im.RescaleSlope, im.RescaleIntercept)
 	}
 	s := im.sampler()
 	if im.BitsAllocated == 1 {
@@ -625,17 +630,17 @@ func (im *Image) pixels(raw []byte) []float32 {
 	}
 	switch {
 	case im.palette != nil:
-		return im.palette.apply(raw, n, s)
+		return im.palette.apply(resize(dst, 3*n), raw, s)
 	case im.SamplesPerPixel == 1 && im.ModalityLUT != nil:
-		out := make([]float32, n)
+		out := resize(dst, n)
 		for k := range out {
 			out[k] = float32(im.ModalityLUT.Lookup(s.at(raw, k)))
 		}
 		return out
 	case im.SamplesPerPixel == 1:
-		return monoToFloat(raw, n, s, im.RescaleSlope, im.RescaleIntercept)
+		return monoToFloat(resize(dst, n), raw, s, im.RescaleSlope, im.RescaleIntercept)
 	}
-	out := make([]float32, 3*n)
+	out := resize(dst, 3*n)
 	for k := range out {
 		out[k] = float32(s.at(raw, k))
 	}
@@ -699,9 +704,17 @@ func (im *Image) checkFloat() error {
 	return nil
 }
 
-// floatToFloat reads little-endian IEEE samples of bps bytes and applies the rescale.
-func floatToFloat(raw []byte, n, bps int, slope, icpt float64) []float32 {
-	out := make([]float32, n)
+// resize is dst with length n when its storage has room, else a new slice.
+func resize(dst []float32, n int) []float32 {
+	if cap(dst) >= n {
+		return dst[:n]
+	}
+	return make([]float32, n)
+}
+
+// floatToFloat reads len(out) little-endian IEEE samples of bps bytes into out and
+// applies the rescale.
+func floatToFloat(out []float32, raw []byte, bps int, slope, icpt float64) []float32 {
 	for k := range out {
 		var v float64
 		if bps == 8 {
@@ -714,31 +727,19 @@ func floatToFloat(raw []byte, n, bps int, slope, icpt float64) []float32 {
 	return out
 }
 
-// monoToFloat applies Bits Stored, sign and the modality LUT with a loop per layout,
-// which is the hot path of every training run.
-func monoToFloat(raw []byte, n int, s sampler, slope, icpt float64) []float32 {
-	out := make([]float32, n)
+// monoToFloat converts len(out) samples into out, applying Bits Stored, sign and
+// the modality LUT with a loop per layout: the hot path of every training run.
+func monoToFloat(out []float32, raw []byte, s sampler, slope, icpt float64) []float32 {
+	n := len(out)
 	sl, ic := float32(slope), float32(icpt)
 	exact := float64(sl) == slope && float64(ic) == icpt
-	full := int64(s.mask) + 1
 	switch {
 	case s.bps == 2 && s.shift == 0 && exact:
-		m := uint16(s.mask)
-		raw = raw[:2*n]
-		switch {
-		case s.signed:
-			sb := uint16(s.sbit)
-			for k := range out {
-				u := (uint16(raw[2*k]) | uint16(raw[2*k+1])<<8) & m
-				v := int32(u)
-				if u&sb != 0 {
-					v -= int32(full)
-				}
-				out[k] = float32(v)*sl + ic
-			}
-		default:
-			le16ToFloat(out, raw, m, sl, ic)
+		var sbit uint16
+		if s.signed {
+			sbit = uint16(s.sbit)
 		}
+		le16ToFloat(out, raw[:2*n], uint16(s.mask), sbit, sl, ic)
 	case s.bps == 1 && s.shift == 0 && exact && !s.signed:
 		m := uint8(s.mask)
 		var lut [256]float32

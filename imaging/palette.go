@@ -250,9 +250,8 @@ func appendLinear(lut []int, y0, y1, length int) []int {
 }
 
 // apply maps stored indices to RGB on a 0..255 scale.
-func (p *palette) apply(raw []byte, n int, s sampler) []float32 {
-	out := make([]float32, 3*n)
-	for k := 0; k < n; k++ {
+func (p *palette) apply(out []float32, raw []byte, s sampler) []float32 {
+	for k := 0; k < len(out)/3; k++ {
 		idx := int(s.at(raw, k)) - p.first
 		for c := 0; c < 3; c++ {
 			l := p.lut[c]

@@ -139,7 +139,7 @@ func (p Pipeline) Apply(im *Image, frame int) (result []float32, err error) {
 	if p.Resample == "reduced-area" {
 		px, w, h, err = im.FrameReduced(frame, p.Width, p.Height)
 	} else {
-		px, err = im.Frame(frame)
+		px, err = im.frame(frame) // needed only until Apply returns: a Decoder's buffer will do
 	}
 	if err != nil {
 		return nil, err

@@ -19,6 +19,9 @@ func (im *Image) FrameReduced(i, minW, minH int) (out []float32, w, h int, err e
 			out, err = nil, fmt.Errorf("%w: pixel conversion fault in frame %d: %v", ErrMalformed, i, r)
 		}
 	}()
+	if err := im.stale(); err != nil {
+		return nil, 0, 0, err
+	}
 	r := im.reduction(i, minW, minH)
 	if r == 0 {
 		out, err = im.Frame(i)
@@ -40,7 +43,7 @@ func (im *Image) FrameReduced(i, minW, minH int) (out []float32, w, h int, err e
 	// The components had the image's size (checkJ2KHeader), so they share the reduced one.
 	sub := *im
 	sub.Columns, sub.Rows = img.Components[0].Width, img.Components[0].Height
-	return sub.pixels(sub.j2kFrame(img)), sub.Columns, sub.Rows, nil
+	return sub.pixels(nil, sub.j2kFrame(img)), sub.Columns, sub.Rows, nil
 }
 
 // reduction is how many wavelet levels frame i can leave out and still be at

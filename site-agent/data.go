@@ -138,11 +138,14 @@ func (d *DICOMFolder) Dataset(ctx context.Context, spec *pb.JobSpec) (learning.D
 		}
 	}
 	ds := newDataset(pl)
+	// One decoder for the folder: its file and frame buffers are reused from
+	// image to image; each image is finished with before the next is read.
+	var dec imaging.Decoder
 	for _, ex := range examples {
 		if err := ctx.Err(); err != nil {
 			return learning.Dataset{}, err
 		}
-		im, err := imaging.ReadFile(ex.Path)
+		im, err := dec.ReadFile(ex.Path)
 		if err != nil {
 			rejected[imaging.Reason(err)]++
 			continue

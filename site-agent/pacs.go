@@ -80,33 +80,14 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("pacs data source: no state folder")
 	}
-	var labels *pacs.Labels
-	var rule *srRule
-	sources := 0
-	for _, set := range []bool{cfg.Labels != "", cfg.SEGLabels, cfg.SRLabels != nil} {
-		if set {
-			sources++
-		}
+	labels, rule, queries, err := labelSource(cfg)
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case sources > 1:
-		return nil, errLabelSources
-	case cfg.SEGLabels:
-		cfg.Queries = withModalityQueries(cfg.Queries, "SEG")
-	case cfg.SRLabels != nil:
-		var err error
-		if rule, err = newSRRule(*cfg.SRLabels, cfg.Classes); err != nil {
-			return nil, err
-		}
-		cfg.Queries = withModalityQueries(cfg.Queries, "SR")
-	case cfg.Labels == "":
+	if labels == nil && rule == nil && !cfg.SEGLabels {
 		return nil, errors.New("pacs data source: no labels: set data.pacs.labels (a CSV keyed by study or SOP instance uid), data.pacs.seg_labels or data.pacs.sr_labels")
-	default:
-		var err error
-		if labels, err = pacs.LoadLabels(cfg.Labels, cfg.Classes); err != nil {
-			return nil, err
-		}
 	}
+	cfg.Queries = queries
 	src, err := pacs.Open(cfg.URL, cfg.Options)
 	if err != nil {
 		return nil, err
@@ -139,6 +120,36 @@ func OpenPACS(cfg PACSConfig) (*PACSData, error) {
 	}
 	return &PACSData{intake: in, src: src, db: db, labels: labels, srRule: rule, allowBurnedIn: cfg.AllowBurnedIn, refresh: cfg.Refresh,
 		log: cfg.Logger, now: time.Now}, nil
+}
+
+// labelSource checks cfg's label source (none, a CSV, SEG or SR objects)
+// and returns it with the queries that also find its objects.
+func labelSource(cfg PACSConfig) (*pacs.Labels, *srRule, []pacs.Query, error) {
+	sources := 0
+	for _, set := range []bool{cfg.Labels != "", cfg.SEGLabels, cfg.SRLabels != nil} {
+		if set {
+			sources++
+		}
+	}
+	switch {
+	case sources > 1:
+		return nil, nil, nil, errLabelSources
+	case cfg.SEGLabels:
+		return nil, nil, withModalityQueries(cfg.Queries, "SEG"), nil
+	case cfg.SRLabels != nil:
+		rule, err := newSRRule(*cfg.SRLabels, cfg.Classes)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return nil, rule, withModalityQueries(cfg.Queries, "SR"), nil
+	case cfg.Labels != "":
+		labels, err := pacs.LoadLabels(cfg.Labels, cfg.Classes)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return labels, nil, cfg.Queries, nil
+	}
+	return nil, nil, cfg.Queries, nil
 }
 
 // Close releases the PACS connections and the intake's state.

@@ -72,6 +72,15 @@ func TestPACSDataLabelsFromReports(t *testing.T) {
 	if fmt.Sprint(p.Rejected) != fmt.Sprint(want) {
 		t.Errorf("rejected %v, want %v", p.Rejected, want)
 	}
+	scan := scanPACS(t, PACSConfig{URL: o.DICOMweb, SRLabels: sr, Classes: classes, Queries: []pacs.Query{{Modality: "CT"}}})
+	unl := map[string]Count{}
+	for k, v := range want {
+		unl[k] = Count{v, 1}
+	}
+	checkScan(t, scan, PACSScan{Images: 6, Skipped: map[string]Count{},
+		Labels: &LabelScan{Source: "sr", Classes: []ClassCount{{"normal", Count{1, 1}}, {"pneumonia", Count{2, 1}}},
+			Unlabelled: unl, Read: Count{5, 4}}})
+	sameAsLoad(t, scan, ds)
 
 	for _, bad := range []struct {
 		cfg  PACSConfig

@@ -19,10 +19,11 @@ import (
 
 // TestPACSDataReadsLabelledInstances loads shared files into Orthanc,
 // labels some by study and one by SOP instance, and checks what a job's
-// dataset holds and what it skipped, by reason.
+// dataset holds and what it skipped, by reason, and what a scan predicts
+// over DICOMweb and over DIMSE.
 func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	dir := testenv.Shared(t, "data/dicom/pydicom")
-	o := testorthanc.Start(t, testorthanc.Options{})
+	o := testorthanc.Start(t, testorthanc.Options{Modalities: map[string]string{"CONCORD": "127.0.0.1:1"}})
 	files := map[string]string{ // file → label ("" unlabelled)
 		"CT_small.dcm": "normal", "693_J2KI.dcm": "lesion", "MR_small.dcm": "1",
 		"badVR.dcm": "normal", "test-SR.dcm": "normal", "examples_overlay.dcm": "",
@@ -77,6 +78,21 @@ func TestPACSDataReadsLabelledInstances(t *testing.T) {
 	if p.Examples() != len(files)-1 {
 		t.Errorf("Examples %d, want %d", p.Examples(), len(files)-1)
 	}
+	// The scan predicts the labels from the query alone. It cannot know
+	// that badVR.dcm will not decode: it counts it as a normal image.
+	scan := scanPACS(t, PACSConfig{URL: o.DICOMweb, Labels: labels, Classes: []string{"normal", "lesion"}})
+	wantScan := PACSScan{Images: 5, Skipped: map[string]Count{"no pixel data": {1, 1}},
+		Labels: &LabelScan{Source: "csv", Classes: []ClassCount{{"normal", Count{2, 2}}, {"lesion", Count{2, 2}}},
+			Unlabelled: map[string]Count{"no label in the labels file": {1, 1}}}}
+	checkScan(t, scan, wantScan)
+	// Over DIMSE the PACS lists series, not instances: labels by study are
+	// counted, MR_small's label by its SOP instance cannot be, nor can the
+	// absence of a label.
+	dimse := fmt.Sprintf("dicom://%s@127.0.0.1:%d?calling=CONCORD", o.AET, o.DICOMPort)
+	scan = scanPACS(t, PACSConfig{URL: dimse, Labels: labels, Classes: []string{"normal", "lesion"}})
+	wantScan.Labels.Classes[1].Count = Count{1, 1}
+	wantScan.Labels.Unlabelled = map[string]Count{errNoInstances: {2, 2}}
+	checkScan(t, scan, wantScan)
 	// An image added to the PACS is taken at the first load after the
 	// refresh interval, not before.
 	spec := pacsSpec()
@@ -151,8 +167,63 @@ func TestPACSDataLabelsFromSegmentations(t *testing.T) {
 	if want := map[string]int{"no segmentation in its study": 1}; fmt.Sprint(p.Rejected) != fmt.Sprint(want) {
 		t.Errorf("rejected %v, want %v", p.Rejected, want)
 	}
+	scan := scanPACS(t, PACSConfig{URL: o.DICOMweb, SEGLabels: true, Queries: []pacs.Query{{Modality: "CT"}}})
+	checkScan(t, scan, PACSScan{Images: 5, Skipped: map[string]Count{},
+		Labels: &LabelScan{Source: "seg", Classes: []ClassCount{{"0", Count{1, 1}}, {"1", Count{3, 1}}},
+			Unlabelled: map[string]Count{"no segmentation in its study": {1, 1}}, Read: Count{1, 1}}})
+	sameAsLoad(t, scan, ds)
 	if _, err := OpenPACS(PACSConfig{URL: o.DICOMweb, SEGLabels: true, Labels: "labels.csv", StateDir: t.TempDir(), CacheBytes: 1 << 20}); err == nil {
 		t.Error("labels from a CSV and from segmentations at once were accepted")
+	}
+}
+
+// scanPACS runs ScanPACS and checks what every scan must hold: the
+// retrieved label objects have bytes exactly when there are some.
+func scanPACS(t *testing.T, cfg PACSConfig) PACSScan {
+	t.Helper()
+	scan, err := ScanPACS(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := scan.Labels; l != nil && (l.Read.Instances > 0) != (l.Bytes > 0) {
+		t.Errorf("scan read %d label objects in %d bytes", l.Read.Instances, l.Bytes)
+	}
+	return scan
+}
+
+// checkScan compares a scan's images, skips and labels with want's (not the
+// query's counts, which pacs tests check, nor the bytes read).
+func checkScan(t *testing.T, got, want PACSScan) {
+	t.Helper()
+	show := func(s PACSScan) string {
+		if s.Labels == nil {
+			return fmt.Sprintf("%d %v no labels", s.Images, s.Skipped)
+		}
+		l := *s.Labels
+		l.Bytes = 0
+		if len(l.Broken) == 0 {
+			l.Broken = nil
+		}
+		return fmt.Sprintf("%d %v %+v", s.Images, s.Skipped, l)
+	}
+	if g, w := show(got), show(want); g != w {
+		t.Errorf("scan\n got  %s\n want %s", g, w)
+	}
+}
+
+// sameAsLoad checks that a scan's classes count what a data load took.
+func sameAsLoad(t *testing.T, scan PACSScan, ds learning.Dataset) {
+	t.Helper()
+	for i, c := range scan.Labels.Classes {
+		n := 0
+		for _, y := range ds.Y {
+			if y == i {
+				n++
+			}
+		}
+		if n != c.Instances {
+			t.Errorf("scan counts %d images of class %s, the load took %d", c.Instances, c.Class, n)
+		}
 	}
 }
 

@@ -57,7 +57,7 @@ func scan(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if pa.url != "" {
+	if pa.url != "" || pa.config != "" {
 		return scanPACS(c, fs, pa, pos, *asJSON, *quiet, stdout, stderr)
 	}
 	var pacsOnly []string
@@ -380,4 +380,11 @@ one file per scanned folder; --cache FILE puts it elsewhere, --cache none turns 
 With --pacs URL, scan asks the PACS what a query would bring (studies, series, instances,
 modalities, body parts, transfer syntaxes where the PACS gives them, estimated bytes) without
 retrieving any pixel data. --modality (repeatable), --body-part, --description, --from and --to
-make the query, as data.pacs.queries in agent.yaml do.`
+make the query, as data.pacs.queries in agent.yaml do. It also counts the instances a data load
+would skip before decoding (a transfer syntax it does not decode, objects without pixel data).
+
+With --config agent.yaml, scan takes data.pacs from the agent's config (its url unless --pacs, its
+queries unless query flags are given) and labels what the query finds with its label source:
+images and studies per class of data.classes, and those without a label, by the reason a data
+load would give. A labels CSV needs nothing retrieved; seg_labels and sr_labels retrieve the SEG
+or SR objects of the studies found (their count and bytes are printed), never an image.`

@@ -60,7 +60,7 @@ func commands() []*cli.Command {
 		cli.Leaf(&cli.Command{Name: "serve", Args: "[--config agent.yaml]", Synopsis: "serve the approved model on new studies (STOW-RS, watched folder) with results to FHIR",
 			Help: serveHelp}, serveCmd),
 		modelsCommands(),
-		cli.Leaf(&cli.Command{Name: "scan", Args: "DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in] [--quiet] | --pacs URL [--modality M ...] [--body-part P] [--description D] [--from DATE] [--to DATE] [--json] [--quiet]",
+		cli.Leaf(&cli.Command{Name: "scan", Args: "DIR [--json] [--cache FILE] [--decode] [--secret-file FILE] [--allow-burned-in] [--quiet] | --pacs URL [--config agent.yaml] [--modality M ...] [--body-part P] [--description D] [--from DATE] [--to DATE] [--json] [--quiet]",
 			Synopsis: "index a DICOM folder: files, decoded, rejected files and why, counts per class folder",
 			Help:     scanHelp}, scan),
 		{Name: "dicom", Synopsis: "look at one DICOM file", Help: "site-agent dicom: look at one DICOM file.", Sub: []*cli.Command{

@@ -173,10 +173,10 @@ func openPACS(fc fileConfig, pc *pacsFileConfig, abs func(string) string, stateD
 
 // pacsScanArgs are scan's flags for a PACS.
 type pacsScanArgs struct {
-	url, bodyPart, description, from, to string
-	modalities                           multiFlag
-	rps                                  float64
-	concurrency                          int
+	url, config, bodyPart, description, from, to string
+	modalities                                   multiFlag
+	rps                                          float64
+	concurrency                                  int
 }
 
 type multiFlag []string
@@ -187,6 +187,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 func pacsScanFlags(fs *flag.FlagSet) *pacsScanArgs {
 	a := &pacsScanArgs{}
 	fs.StringVar(&a.url, "pacs", "", "summarise what a query of this PACS `url` would bring (http(s)://: DICOMweb) instead of a folder")
+	fs.StringVar(&a.config, "config", "", "scan the PACS source (data.pacs) of this agent.yaml `file`: its url unless --pacs, its queries unless query flags, its labels and data.classes")
 	fs.Var(&a.modalities, "modality", "with --pacs: series of this `modality` (repeat for several)")
 	fs.StringVar(&a.bodyPart, "body-part", "", "with --pacs: Body Part Examined, e.g. CHEST")
 	fs.StringVar(&a.description, "description", "", "with --pacs: Series Description, * and ? as wildcards")
@@ -197,22 +198,44 @@ func pacsScanFlags(fs *flag.FlagSet) *pacsScanArgs {
 	return a
 }
 
-var pacsFlagNames = map[string]bool{"pacs": true, "modality": true, "body-part": true, "description": true,
+var pacsFlagNames = map[string]bool{"pacs": true, "config": true, "modality": true, "body-part": true, "description": true,
 	"from": true, "to": true, "rps": true, "concurrency": true, "json": true, "quiet": true}
 
-// scanPACS is "site-agent scan --pacs URL [--modality M ...] ...".
+// scanPACS is "site-agent scan --pacs URL [--modality M ...] ..." or
+// "site-agent scan --config agent.yaml [--pacs URL] [--modality M ...] ...".
 func scanPACS(c *cli.Command, fs *flag.FlagSet, a *pacsScanArgs, pos []string, asJSON, quiet bool, stdout, stderr io.Writer) int {
 	if len(pos) != 0 {
 		return c.Usagef(stderr, "give a folder or --pacs URL, not both")
 	}
 	var bad []string
+	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) {
+		set[f.Name] = true
 		if !pacsFlagNames[f.Name] {
 			bad = append(bad, "--"+f.Name)
 		}
 	})
 	if len(bad) > 0 {
 		return c.Usagef(stderr, "%s apply to a folder scan, not to --pacs", strings.Join(bad, ", "))
+	}
+	cfg := siteagent.PACSConfig{URL: a.url, Options: pacs.Options{RequestsPerSecond: a.rps, Concurrency: a.concurrency}}
+	if a.config != "" {
+		var err error
+		if cfg, err = scanConfig(a.config); err != nil {
+			return c.Fail(stderr, err)
+		}
+		if a.url != "" {
+			cfg.URL = a.url
+		}
+		if set["rps"] {
+			cfg.Options.RequestsPerSecond = a.rps
+		}
+		if set["concurrency"] || cfg.Options.Concurrency == 0 {
+			cfg.Options.Concurrency = a.concurrency
+		}
+	}
+	if a.config != "" && !set["modality"] && !set["body-part"] && !set["description"] && !set["from"] && !set["to"] {
+		return runPACSScan(c, cfg, asJSON, quiet, stdout, stderr)
 	}
 	base := pacsFileQuery{BodyPart: a.bodyPart, SeriesDescription: a.description, From: a.from, To: a.to}
 	var queries []pacs.Query
@@ -231,11 +254,24 @@ func scanPACS(c *cli.Command, fs *flag.FlagSet, a *pacsScanArgs, pos []string, a
 		}
 		queries = []pacs.Query{q}
 	}
-	src, err := pacs.Open(a.url, pacs.Options{RequestsPerSecond: a.rps, Concurrency: a.concurrency})
+	cfg.Queries = queries
+	return runPACSScan(c, cfg, asJSON, quiet, stdout, stderr)
+}
+
+// scanConfig is the PACS source of agent.yaml at path, checked as the agent
+// checks it.
+func scanConfig(path string) (siteagent.PACSConfig, error) {
+	fc, abs, err := readConfig(path)
 	if err != nil {
-		return c.Fail(stderr, err)
+		return siteagent.PACSConfig{}, err
 	}
-	defer src.Close()
+	if fc.Data.PACS == nil {
+		return siteagent.PACSConfig{}, fmt.Errorf("%s has no data.pacs section: scan its folder (site-agent scan DIR), or give --pacs URL without --config", path)
+	}
+	return fc.Data.PACS.runtime(abs, "", fc.Data.Classes, fc.Data.AllowBurnedIn, nil)
+}
+
+func runPACSScan(c *cli.Command, cfg siteagent.PACSConfig, asJSON, quiet bool, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	var progress func(done, found int)
@@ -247,7 +283,7 @@ func scanPACS(c *cli.Command, fs *flag.FlagSet, a *pacsScanArgs, pos []string, a
 			}
 		}
 	}
-	sum, err := pacs.Summarize(ctx, src, queries, progress)
+	sum, err := siteagent.ScanPACS(ctx, cfg, progress)
 	if err != nil {
 		return c.Fail(stderr, err)
 	}
@@ -261,7 +297,8 @@ func scanPACS(c *cli.Command, fs *flag.FlagSet, a *pacsScanArgs, pos []string, a
 	return 0
 }
 
-func printPACSSummary(w io.Writer, s pacs.Summary) {
+func printPACSSummary(w io.Writer, scan siteagent.PACSScan) {
+	s := scan.Summary
 	fmt.Fprintf(w, "studies    %d\nseries     %d\ninstances  %d\n", s.Studies, s.Series, s.Instances)
 	if s.Unestimated > 0 {
 		fmt.Fprintf(w, "estimated  %s of pixel data uncompressed (%d instances without geometry not counted)\n", humanBytes(s.EstimatedBytes), s.Unestimated)
@@ -282,6 +319,50 @@ func printPACSSummary(w io.Writer, s pacs.Summary) {
 	}
 	if s.UnknownTransferSyntax > 0 {
 		fmt.Fprintf(w, "  %-40s %d\n", "not given by the PACS", s.UnknownTransferSyntax)
+	}
+	fmt.Fprintf(w, "images     %d (instances a data load would decode)\n", scan.Images)
+	if len(scan.Skipped) > 0 {
+		fmt.Fprintln(w, "skipped before decoding: instances, studies")
+		printCounts(w, scan.Skipped)
+	}
+	ls := scan.Labels
+	if ls == nil {
+		fmt.Fprintln(w, "labels     not checked (--config agent.yaml checks data.pacs's label source)")
+		return
+	}
+	switch ls.Source {
+	case "csv":
+		fmt.Fprintln(w, "labels     from the labels CSV (data.pacs.labels): images, studies")
+	case "seg":
+		fmt.Fprintf(w, "labels     from %d segmentations in %d studies (data.pacs.seg_labels; %s retrieved): images, studies\n", ls.Read.Instances, ls.Read.Studies, humanBytes(ls.Bytes))
+	case "sr":
+		fmt.Fprintf(w, "labels     from %d structured reports in %d studies (data.pacs.sr_labels; %s retrieved): images, studies\n", ls.Read.Instances, ls.Read.Studies, humanBytes(ls.Bytes))
+	}
+	for _, cl := range ls.Classes {
+		fmt.Fprintf(w, "  %-40s %d, %d\n", "class "+cl.Class, cl.Instances, cl.Studies)
+	}
+	unl := 0
+	for _, n := range ls.Unlabelled {
+		unl += n.Instances
+	}
+	fmt.Fprintf(w, "unlabelled %d: images, studies\n", unl)
+	printCounts(w, ls.Unlabelled)
+	if len(ls.Broken) > 0 {
+		fmt.Fprintln(w, "label objects that could not be read")
+		for _, r := range sortedKeys(ls.Broken) {
+			fmt.Fprintf(w, "  %-40s %d\n", r, ls.Broken[r])
+		}
+	}
+}
+
+// printCounts prints instances and studies by reason, most instances first.
+func printCounts(w io.Writer, m map[string]siteagent.Count) {
+	n := make(map[string]int, len(m))
+	for k, c := range m {
+		n[k] = c.Instances
+	}
+	for _, k := range sortedKeys(n) {
+		fmt.Fprintf(w, "  %-40s %d, %d\n", k, m[k].Instances, m[k].Studies)
 	}
 }
 

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/imaging/pacs"
 	"github.com/concord-fl/concord/internal/testenv"
 	"github.com/concord-fl/concord/internal/testorthanc"
@@ -98,12 +100,50 @@ func TestScanPACS(t *testing.T) {
 	if !strings.Contains(errb.String(), "1 of 1 series listed") {
 		t.Errorf("no progress on stderr: %q", errb.String())
 	}
+	// With the agent's config: its queries and its labels CSV, which labels
+	// CT_small's study and MR_small's; the other three images have none.
+	conf := t.TempDir()
+	var csv strings.Builder
+	csv.WriteString("study_instance_uid,label\n")
+	for f, label := range map[string]string{"CT_small.dcm": "normal", "MR_small.dcm": "lesion"} {
+		fmt.Fprintf(&csv, "%s,%s\n", studyUID(t, filepath.Join(dir, f)), label)
+	}
+	writeFile(t, filepath.Join(conf, "labels.csv"), csv.String())
+	agent := filepath.Join(conf, "agent.yaml")
+	writeFile(t, agent, "data:\n  classes: [normal, lesion]\n  pacs:\n    url: "+o.DICOMweb+"\n    labels: labels.csv\n    cache_size: 1GiB\n"+
+		"    queries:\n      - {modality: CT}\n      - {modality: MR}\n")
+	out.Reset()
+	if code := run([]string{"scan", "--config", agent, "--json", "--quiet"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var scan siteagent.PACSScan
+	if err := json.Unmarshal(out.Bytes(), &scan); err != nil {
+		t.Fatal(err)
+	}
+	if l := scan.Labels; scan.Series != 5 || scan.Images != 5 || l == nil || l.Source != "csv" ||
+		fmt.Sprint(l.Classes) != "[{normal {1 1}} {lesion {1 1}}]" || fmt.Sprint(l.Unlabelled) != "map[no label in the labels file:{3 3}]" {
+		t.Errorf("scan with the agent's config: %+v, labels %+v", scan, scan.Labels)
+	}
+	out.Reset()
+	if code := run([]string{"scan", "--config", agent, "--modality", "MR", "--quiet"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{`series +2\n`, `images +2 `, `labels +from the labels CSV`, `class normal +0, 0\n`,
+		`class lesion +1, 1\n`, `unlabelled 1: images, studies\n`, `no label in the labels file +1, 1\n`} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("scan output lacks %q:\n%s", want, out.String())
+		}
+	}
+	noPACS := filepath.Join(conf, "folder.yaml")
+	writeFile(t, noPACS, "data:\n  dir: images\n")
 	for _, tc := range []struct {
 		args []string
 		code int
 		err  string
 	}{
 		{[]string{"scan", "--pacs", o.DICOMweb, "--decode"}, 2, "--decode apply to a folder scan"},
+		{[]string{"scan", "--config", noPACS}, 1, "has no data.pacs section"},
+		{[]string{"scan", "somedir", "--config", agent}, 2, "not both"},
 		{[]string{"scan", "--pacs", o.DICOMweb, "somedir"}, 2, "not both"},
 		{[]string{"scan", "somedir", "--modality", "CT"}, 2, "--modality apply with --pacs URL only"},
 		{[]string{"scan", "--pacs", o.DICOMweb, "--from", "yesterday"}, 1, "not a date"},
@@ -114,4 +154,20 @@ func TestScanPACS(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want %d, %q", tc.args, code, errb.String(), tc.code, tc.err)
 		}
 	}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func studyUID(t *testing.T, path string) string {
+	t.Helper()
+	im, err := imaging.ReadHeader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im.StudyInstanceUID
 }

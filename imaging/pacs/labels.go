@@ -116,6 +116,10 @@ func parseLabel(v string, classes []string) (int, error) {
 	return n, nil
 }
 
+// HasInstanceRows says whether some rows label single instances (by SOP
+// Instance UID): such labels cannot be checked without the instances' uids.
+func (l *Labels) HasInstanceRows() bool { return len(l.bySOP) > 0 }
+
 // Label is the class of an instance, by its own row or its study's.
 func (l *Labels) Label(studyUID, sopUID string) (int, bool) {
 	if n, ok := l.bySOP[sopUID]; ok {

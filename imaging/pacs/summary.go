@@ -29,6 +29,13 @@ type Summary struct {
 // progress, when set, is called after each query's series are counted
 // with the series done and found so far.
 func Summarize(ctx context.Context, src Source, queries []Query, progress func(done, found int)) (Summary, error) {
+	return SummarizeEach(ctx, src, queries, progress, nil)
+}
+
+// SummarizeEach is Summarize that also calls each, when set, once per series
+// (a series two queries find counts once) with its instances, or nil where
+// the Source cannot list them. An error from each stops the walk.
+func SummarizeEach(ctx context.Context, src Source, queries []Query, progress func(done, found int), each func(Series, []Instance) error) (Summary, error) {
 	sum := Summary{Modalities: map[string]int{}, BodyParts: map[string]int{}, TransferSyntaxes: map[string]int{}}
 	if len(queries) == 0 {
 		queries = []Query{{}}
@@ -58,6 +65,11 @@ func Summarize(ctx context.Context, src Source, queries []Query, progress func(d
 					return sum, err
 				}
 				n = len(ins)
+			}
+			if each != nil {
+				if err := each(s, ins); err != nil {
+					return sum, err
+				}
 			}
 			sum.Instances += n
 			sum.Modalities[orUnknown(s.Modality)] += n
