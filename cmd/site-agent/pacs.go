@@ -9,15 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/concord-fl/concord/cmd/internal/cli"
 	"github.com/concord-fl/concord/imaging"
 	"github.com/concord-fl/concord/imaging/pacs"
+	"github.com/concord-fl/concord/internal/bytesize"
 	siteagent "github.com/concord-fl/concord/site-agent"
-	"gopkg.in/yaml.v3"
 )
 
 // pacsFileConfig is agent.yaml's data.pacs section: the site's images
@@ -38,7 +37,7 @@ type pacsFileConfig struct {
 	Concurrency       int                 `yaml:"concurrency"`
 	Timeout           duration            `yaml:"timeout"`
 	CacheDir          string              `yaml:"cache_dir"`
-	CacheSize         byteSize            `yaml:"cache_size"`
+	CacheSize         bytesize.Size       `yaml:"cache_size"`
 	// Refresh is how long the queries' answer stands between data loads.
 	Refresh duration `yaml:"refresh"`
 }
@@ -86,37 +85,6 @@ func parseDay(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not a date (write 2024-01-31)", s)
-}
-
-// byteSize is a size in agent.yaml: 20GiB, 500MB, or bytes.
-type byteSize int64
-
-var sizeUnits = []struct {
-	suffix string
-	n      int64
-}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}, {"", 1}}
-
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	for _, u := range sizeUnits {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-			if err != nil || v <= 0 || v*float64(u.n) > 1<<62 {
-				break
-			}
-			return int64(v * float64(u.n)), nil
-		}
-	}
-	return 0, fmt.Errorf("%q is not a size (write e.g. 20GiB or 500MB)", s)
-}
-
-func (b *byteSize) UnmarshalYAML(n *yaml.Node) error {
-	v, err := parseSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*b = byteSize(v)
-	return nil
 }
 
 func (pc *pacsFileConfig) options() pacs.Options {
@@ -301,9 +269,9 @@ func printPACSSummary(w io.Writer, scan siteagent.PACSScan) {
 	s := scan.Summary
 	fmt.Fprintf(w, "studies    %d\nseries     %d\ninstances  %d\n", s.Studies, s.Series, s.Instances)
 	if s.Unestimated > 0 {
-		fmt.Fprintf(w, "estimated  %s of pixel data uncompressed (%d instances without geometry not counted)\n", humanBytes(s.EstimatedBytes), s.Unestimated)
+		fmt.Fprintf(w, "estimated  %s of pixel data uncompressed (%d instances without geometry not counted)\n", bytesize.Format(s.EstimatedBytes), s.Unestimated)
 	} else {
-		fmt.Fprintf(w, "estimated  %s of pixel data uncompressed\n", humanBytes(s.EstimatedBytes))
+		fmt.Fprintf(w, "estimated  %s of pixel data uncompressed\n", bytesize.Format(s.EstimatedBytes))
 	}
 	fmt.Fprintln(w, "modalities")
 	for _, m := range sortedKeys(s.Modalities) {
@@ -334,9 +302,9 @@ func printPACSSummary(w io.Writer, scan siteagent.PACSScan) {
 	case "csv":
 		fmt.Fprintln(w, "labels     from the labels CSV (data.pacs.labels): images, studies")
 	case "seg":
-		fmt.Fprintf(w, "labels     from %d segmentations in %d studies (data.pacs.seg_labels; %s retrieved): images, studies\n", ls.Read.Instances, ls.Read.Studies, humanBytes(ls.Bytes))
+		fmt.Fprintf(w, "labels     from %d segmentations in %d studies (data.pacs.seg_labels; %s retrieved): images, studies\n", ls.Read.Instances, ls.Read.Studies, bytesize.Format(ls.Bytes))
 	case "sr":
-		fmt.Fprintf(w, "labels     from %d structured reports in %d studies (data.pacs.sr_labels; %s retrieved): images, studies\n", ls.Read.Instances, ls.Read.Studies, humanBytes(ls.Bytes))
+		fmt.Fprintf(w, "labels     from %d structured reports in %d studies (data.pacs.sr_labels; %s retrieved): images, studies\n", ls.Read.Instances, ls.Read.Studies, bytesize.Format(ls.Bytes))
 	}
 	for _, cl := range ls.Classes {
 		fmt.Fprintf(w, "  %-40s %d, %d\n", "class "+cl.Class, cl.Instances, cl.Studies)
@@ -364,16 +332,4 @@ func printCounts(w io.Writer, m map[string]siteagent.Count) {
 	for _, k := range sortedKeys(n) {
 		fmt.Fprintf(w, "  %-40s %d, %d\n", k, m[k].Instances, m[k].Studies)
 	}
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
