@@ -16,11 +16,11 @@ func TestDefaults(t *testing.T) {
 		// the step floor (15 epochs would be only 270 steps).
 		{546, Recipe{Steps: 1800, BatchSize: 32, Width: 24}},
 		// PneumoniaMNIST: 15 epochs of 74 steps is below the floor too.
-		{4708, Recipe{Steps: 1800, BatchSize: 64, Width: 16}},
+		{4708, Recipe{Steps: 1800, BatchSize: 64, Width: 24}},
 		// A large set: 15 epochs of 313 steps exceed the floor.
-		{20000, Recipe{Steps: 15 * 313, BatchSize: 64, Width: 16}},
+		{20000, Recipe{Steps: 15 * 313, BatchSize: 64, Width: 24}},
 		{999, Recipe{Steps: 1800, BatchSize: 32, Width: 24}},
-		{1000, Recipe{Steps: 1800, BatchSize: 64, Width: 16}},
+		{1000, Recipe{Steps: 1800, BatchSize: 64, Width: 24}},
 		{0, Recipe{Steps: 1800, BatchSize: 32, Width: 24}},
 	} {
 		if got := Defaults(c.n); got != c.want {

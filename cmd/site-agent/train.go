@@ -75,7 +75,7 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	batch := fs.Int("batch", 64, "mini-batch size [default: 32 below 1000 train images]")
 	lr := fs.Float64("lr", 1e-3, "learning rate")
 	seed := fs.Int64("seed", 1, "seed of initialisation, shuffling and augmentation")
-	width := fs.Int("width", 16, "channels of the first stage [default: 24 below 1000 train images]")
+	width := fs.Int("width", 24, "channels of the first stage [default: 24, see learning.Defaults]")
 	opt := fs.String("optimizer", "adam", "adam or sgd")
 	momentum := fs.Float64("momentum", 0.9, "SGD momentum")
 	wd := fs.Float64("weight-decay", 0, "L2 weight decay")
