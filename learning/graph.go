@@ -130,7 +130,7 @@ func (ws *graphWork) infer(wt []float32, out []float32) {
 	pl := ws.n.pl
 	switch {
 	case !pl.seg:
-		softmaxInto(z, out)
+		softmax(z, out)
 	case pl.k == 1:
 		for i, v := range z {
 			out[i] = sigmoid(v)
@@ -140,23 +140,6 @@ func (ws *graphWork) infer(wt []float32, out []float32) {
 		for p := 0; p < hw; p++ {
 			pixelSoftmax(z, out, p, hw, pl.k)
 		}
-	}
-}
-
-// softmaxInto writes softmax(z) to out.
-func softmaxInto(z, out []float32) {
-	m := z[0]
-	for _, v := range z {
-		m = max(m, v)
-	}
-	var s float64
-	for i, v := range z {
-		e := math.Exp(float64(v - m))
-		out[i] = float32(e)
-		s += e
-	}
-	for i := range z {
-		out[i] = float32(float64(out[i]) / s)
 	}
 }
 

@@ -11,7 +11,7 @@ func (ws *graphWork) loss(z []float32, y int, dz []float32) float64 {
 	pl := ws.n.pl
 	switch {
 	case !pl.seg:
-		softmaxInto(z, dz)
+		softmax(z, dz)
 		// log-softmax directly, for accuracy when p[y] is tiny
 		m := z[0]
 		for _, v := range z {
