@@ -407,6 +407,7 @@ func denseBack(wt, in, dOut, gW, gB, dIn []float32) {
 	}
 }
 
+// softmax writes softmax(logits) to out (the cnn and declared graphs).
 func softmax(logits, out []float32) {
 	m := logits[0]
 	for _, v := range logits[1:] {
