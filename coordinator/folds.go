@@ -54,23 +54,17 @@ func (c *Coordinator) submitFolds(spec *pb.JobSpec, by Identity) (*job, error) {
 		}
 		child.ValidationSites = append([]string{held}, spec.ValidationSites...)
 		child.Name = foldName(spec.Name, k+1, len(folds), held)
-		j, err := c.submit(child, by)
+		j, err := c.submitJob(child, by, func(rec *jobRecord) {
+			if group == "" {
+				group = "loso-" + rec.ID
+			}
+			rec.FoldGroup, rec.HeldOut = group, held
+		})
 		if err != nil {
 			undo()
 			return nil, fmt.Errorf("fold %d (%s held out): %w", k+1, held, err)
 		}
 		jobs = append(jobs, j)
-		c.mu.Lock()
-		if group == "" {
-			group = "loso-" + j.rec.ID
-		}
-		j.rec.FoldGroup, j.rec.HeldOut = group, held
-		err = c.saveJob(j, nil)
-		c.mu.Unlock()
-		if err != nil {
-			undo()
-			return nil, fmt.Errorf("fold %d: %w", k+1, err)
-		}
 	}
 	c.bus.emit(Event{Kind: EvJobSubmitted, Actor: by.String(), JobID: jobs[0].rec.ID,
 		Detail: fmt.Sprintf("leave-one-site-out %s: %d folds (jobs %s to %s), one per site of %v", group, len(jobs), jobs[0].rec.ID, jobs[len(jobs)-1].rec.ID, spec.Sites)})

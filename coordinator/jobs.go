@@ -127,12 +127,17 @@ func machineConfig(spec *pb.JobSpec) round.Config {
 func (c *Coordinator) limits() jobspec.Limits { return c.cfg.Limits.WithDefaults() }
 
 // submit validates a spec, creates the job with its initial model and
-// starts it (or, with awaitApproval, keeps it until an admin approves).
+// starts it.
 func (c *Coordinator) submit(spec *pb.JobSpec, by Identity) (*job, error) {
-	return c.submitJob(spec, by, false)
+	return c.submitJob(spec, by, nil)
 }
 
-func (c *Coordinator) submitJob(spec *pb.JobSpec, by Identity, awaitApproval bool) (*job, error) {
+// submitJob is submit with mark, when not nil, filling in the new record
+// (its ID assigned) in the transaction that creates it: what a job is part
+// of (a fold group, a tuning group, a retraining) is never missing from a
+// job a crash left behind. A record marked AwaitingApproval is kept until
+// an admin approves it instead of starting.
+func (c *Coordinator) submitJob(spec *pb.JobSpec, by Identity, mark func(*jobRecord)) (*job, error) {
 	if spec.Mode == jobspec.ModeLeaveOneSiteOut {
 		return nil, fmt.Errorf("%w: a leave-one-site-out spec is submitted as its folds (submitFolds)", errInvalid)
 	}
@@ -167,7 +172,7 @@ func (c *Coordinator) submitJob(spec *pb.JobSpec, by Identity, awaitApproval boo
 		return nil, err
 	}
 	rec := &jobRecord{Spec: specBytes, Created: c.now().UTC(), SubmittedBy: by.String(), Params: len(weights),
-		LayoutHash: layout.Hash(), Layout: layout.JSON(), Nonces: map[string]string{}, AwaitingApproval: awaitApproval}
+		LayoutHash: layout.Hash(), Layout: layout.JSON(), Nonces: map[string]string{}}
 	if mcfg.Secure {
 		if rec.Secure, err = newSecureState(spec, len(weights), c.cfg.Rand); err != nil {
 			return nil, fmt.Errorf("%w: %w", errInvalid, err)
@@ -186,6 +191,9 @@ func (c *Coordinator) submitJob(spec *pb.JobSpec, by Identity, awaitApproval boo
 			return err
 		}
 		rec.State = m.State()
+		if mark != nil {
+			mark(rec)
+		}
 		return putJSON(tx, bJobs, rec.ID, rec)
 	})
 	if err != nil {
@@ -196,7 +204,7 @@ func (c *Coordinator) submitJob(spec *pb.JobSpec, by Identity, awaitApproval boo
 	c.bus.emit(Event{Kind: EvJobSubmitted, Actor: by.String(), JobID: rec.ID,
 		Detail: fmt.Sprintf("job %q submitted: %d rounds, min %d sites, strategy %s, secure aggregation %s, %d parameters",
 			spec.Name, spec.Rounds, spec.MinSites, spec.Aggregation.Strategy, spec.Privacy.SecureAggregation, len(weights))})
-	if !awaitApproval {
+	if !rec.AwaitingApproval {
 		c.stepLocked(j, round.Event{Type: round.EvStart, Now: c.now(), Sites: c.connectedLocked()})
 	}
 	return j, nil

@@ -148,17 +148,13 @@ func (c *Coordinator) checkRetrain() {
 	c.mu.Unlock()
 	for _, d := range due {
 		wait := d.spec.GetRetrain().GetRequireApproval()
-		nj, err := c.submitJob(d.spec, Identity{Role: "coordinator", Name: "retrain"}, wait)
+		nj, err := c.submitJob(d.spec, Identity{Role: "coordinator", Name: "retrain"}, func(rec *jobRecord) {
+			rec.RetrainOf, rec.RetrainReason, rec.RetrainKind, rec.AwaitingApproval = d.version, d.reason, d.kind, wait
+		})
 		if err != nil {
 			c.bus.emit(Event{Kind: EvRetrain, Actor: "coordinator", Detail: fmt.Sprintf("retraining of %s (%s) could not be submitted: %v", d.version, d.reason, err)})
 			continue
 		}
-		c.mu.Lock()
-		nj.rec.RetrainOf, nj.rec.RetrainReason, nj.rec.RetrainKind = d.version, d.reason, d.kind
-		if err := c.saveJob(nj, nil); err != nil {
-			c.log.Error("persist retraining origin", "job", nj.rec.ID, "err", err)
-		}
-		c.mu.Unlock()
 		how := "started"
 		if wait {
 			how = "waiting for an admin's approval (concordctl jobs approve " + nj.rec.ID + ")"

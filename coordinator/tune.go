@@ -92,23 +92,17 @@ func (c *Coordinator) submitRung(spec *pb.JobSpec, tuned []byte, group string, r
 		child.Validation.FinalOnly, child.Validation.ScoreLocalModels = true, false
 		note := fmt.Sprintf("trial %d/%d of rung %d: %s, %d rounds", n+1, len(cands), rung, candidateText(cand), rounds)
 		child.Name = boundName(spec.Name, " [tune "+note+"]")
-		j, err := c.submit(child, by)
+		j, err := c.submitJob(child, by, func(rec *jobRecord) {
+			if group == "" {
+				group = "tune-" + rec.ID
+			}
+			rec.TuneGroup, rec.TuneRung, rec.TuneCandidate, rec.TuneSpec, rec.TuneNote = group, rung, k, tuned, note
+		})
 		if err != nil {
 			undo("another trial of the same tuning rung could not be submitted")
 			return nil, fmt.Errorf("tuning trial %d (%s): %w", n+1, candidateText(cand), err)
 		}
 		jobs = append(jobs, j)
-		c.mu.Lock()
-		if group == "" {
-			group = "tune-" + j.rec.ID
-		}
-		j.rec.TuneGroup, j.rec.TuneRung, j.rec.TuneCandidate, j.rec.TuneSpec, j.rec.TuneNote = group, rung, k, tuned, note
-		err = c.saveJob(j, nil)
-		c.mu.Unlock()
-		if err != nil {
-			undo("a trial of the same tuning rung could not be recorded")
-			return nil, fmt.Errorf("tuning trial %d: %w", n+1, err)
-		}
 	}
 	return jobs, nil
 }
@@ -141,7 +135,7 @@ func (c *Coordinator) submitLater(submit func() error, group string) {
 // (or the receipt deadline passed): it records the score, publishes
 // nothing and advances the group.
 func (c *Coordinator) evaluateTrialLocked(j *job) {
-	score, metric := trialScore(j)
+	score := trialScore(j)
 	g := &gateRecord{State: gateEvaluated, Decided: c.now().UTC(),
 		Reasons: []string{fmt.Sprintf("tuning trial of %s: scored, nothing is published", j.rec.TuneGroup)}}
 	if math.IsNaN(score) {
@@ -155,17 +149,22 @@ func (c *Coordinator) evaluateTrialLocked(j *job) {
 		return
 	}
 	c.bus.emit(Event{Kind: EvJobCompleted, Actor: "coordinator", JobID: j.rec.ID, Round: len(j.rec.Rounds),
-		Detail: fmt.Sprintf("tuning %s, %s: validation %s %s", j.rec.TuneGroup, j.rec.TuneNote, metric, scoreText(score))})
+		Detail: fmt.Sprintf("tuning %s, %s: validation %s %s", j.rec.TuneGroup, j.rec.TuneNote, scoreMetric(j.spec), scoreText(score))})
 	c.advanceTuningLocked(j.rec.TuneGroup)
 }
 
-// trialScore is the examples-weighted mean over the validation sites of
-// the trial's final AUC (Dice for segmentation); NaN when none scored it.
-func trialScore(j *job) (float64, string) {
-	metric := "auc"
-	if jobspec.Segments(j.spec) {
-		metric = "dice"
+// scoreMetric is the validation metric trials are ranked by.
+func scoreMetric(spec *pb.JobSpec) string {
+	if jobspec.Segments(spec) {
+		return "dice"
 	}
+	return "auc"
+}
+
+// trialScore is the examples-weighted mean over the validation sites of
+// the trial's final scoreMetric; NaN when none scored it.
+func trialScore(j *job) float64 {
+	metric := scoreMetric(j.spec)
 	got, _ := finalValidations(j)
 	var sum, n float64
 	for _, v := range got {
@@ -177,9 +176,9 @@ func trialScore(j *job) (float64, string) {
 		n += float64(v.Examples)
 	}
 	if n == 0 {
-		return math.NaN(), metric
+		return math.NaN()
 	}
-	return sum / n, metric
+	return sum / n
 }
 
 func scoreText(s float64) string {
@@ -237,7 +236,7 @@ func (c *Coordinator) advanceTuningLocked(group string) {
 	for i, j := range rung {
 		rs[i].j = j
 		if j.m.State().Phase == round.PhaseCompleted {
-			rs[i].score, _ = trialScore(j)
+			rs[i].score = trialScore(j)
 		} else {
 			rs[i].score = math.NaN()
 		}
@@ -296,21 +295,12 @@ func (c *Coordinator) advanceTuningLocked(group string) {
 	final := proto.Clone(spec).(*pb.JobSpec)
 	final.Tuning = nil
 	cand.Apply(final)
-	metric := "auc"
-	if jobspec.Segments(spec) {
-		metric = "dice"
-	}
-	note := fmt.Sprintf("tuned by %s: %s (validation %s %.4f at rung %d, job %s)", group, candidateText(cand), metric, best.score, latest, best.j.rec.ID)
+	note := fmt.Sprintf("tuned by %s: %s (validation %s %.4f at rung %d, job %s)", group, candidateText(cand), scoreMetric(spec), best.score, latest, best.j.rec.ID)
 	c.tuneBusy[group] = true
 	go c.submitLater(func() error {
-		j, err := c.submit(final, by)
-		if err != nil {
-			return err
-		}
-		c.mu.Lock()
-		j.rec.TuneGroup, j.rec.TuneFinal, j.rec.TuneNote = group, true, note
-		err = c.saveJob(j, nil)
-		c.mu.Unlock()
+		j, err := c.submitJob(final, by, func(rec *jobRecord) {
+			rec.TuneGroup, rec.TuneFinal, rec.TuneNote = group, true, note
+		})
 		if err == nil {
 			c.bus.emit(Event{Kind: EvJobSubmitted, Actor: "coordinator", JobID: j.rec.ID, Detail: note})
 		}
