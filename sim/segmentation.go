@@ -174,6 +174,8 @@ func runSegmentation(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, fmt.Errorf("--task segmentation does not run with differential privacy yet: remove --dp-epsilon")
 	case cfg.GateMinAUC > 0 || cfg.ScoreLocalModels:
 		return Summary{}, fmt.Errorf("--gate-min-auc and --score-local-models are for classification: a segmentation job is gated by --gate-min-dice")
+	case cfg.tunes():
+		return Summary{}, fmt.Errorf("--task segmentation does not tune yet: remove --tune-server-lr and --tune-local-epochs")
 	}
 	if cfg.SegModel != nil {
 		spec := segSpec(cfg, nil)

@@ -95,6 +95,7 @@ func TestSegmentationRefusesWhatItDoesNotDo(t *testing.T) {
 	}{
 		{Config{DPEpsilon: 4}, "--dp-epsilon"},
 		{Config{GateMinAUC: 0.8}, "--gate-min-dice"},
+		{Config{TuneLocalEpochs: []uint32{1, 2}}, "does not tune yet"},
 		{Config{SegModel: &pb.ModelSpec{Arch: jobspec.ArchResNet18, Channels: 1, Classes: 2}}, "(model.arch resnet18) does not segment"},
 		{Config{SegModel: &pb.ModelSpec{Arch: jobspec.ArchUNet, Channels: 1, Height: 64, Width: 64}}, "the segmentation model takes 64x64"},
 	} {

@@ -108,11 +108,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmd.Usagef(stderr, "--size %d, --model-width %d: want a size of 8..1024 and a width of 0..1024", c.Size, c.ModelWidth)
 	}
 	var err error
-	if c.TuneServerLR, err = floatList(*tuneLR); err != nil {
+	if c.TuneServerLR, err = list(*tuneLR, parseFloat); err != nil {
 		return cmd.Usagef(stderr, "--tune-server-lr: %v", err)
 	}
-	if c.TuneLocalEpochs, err = uintList(*tuneEpochs); err != nil {
+	if c.TuneLocalEpochs, err = list(*tuneEpochs, parseUint32); err != nil {
 		return cmd.Usagef(stderr, "--tune-local-epochs: %v", err)
+	}
+	if set["tune-rounds"] && len(c.TuneServerLR)+len(c.TuneLocalEpochs) == 0 {
+		return cmd.Usagef(stderr, "--tune-rounds needs --tune-server-lr or --tune-local-epochs")
 	}
 	if *segModel != "" {
 		if c.Task != sim.TaskSegmentation {
@@ -160,11 +163,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// floatList reads "0.003,0.01"; "" is none.
-func floatList(s string) ([]float64, error) {
-	var out []float64
+// list reads comma-separated values ("0.003,0.01", "1,2"); "" is none.
+func list[T any](s string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' }) {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		v, err := parse(strings.TrimSpace(f))
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a number", f)
 		}
@@ -173,15 +176,9 @@ func floatList(s string) ([]float64, error) {
 	return out, nil
 }
 
-// uintList reads "1,2,4"; "" is none.
-func uintList(s string) ([]uint32, error) {
-	var out []uint32
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' }) {
-		v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a whole number", f)
-		}
-		out = append(out, uint32(v))
-	}
-	return out, nil
+func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
+
+func parseUint32(s string) (uint32, error) {
+	v, err := strconv.ParseUint(s, 10, 32)
+	return uint32(v), err
 }

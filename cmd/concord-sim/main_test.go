@@ -23,6 +23,10 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"--local-steps", "0"}, 2, "", "--local-steps 0: want 1..100000"},
 		{[]string{"--model", "vgg16"}, 2, "", `--model "vgg16": want cnn, resnet18 or resnet34`},
 		{[]string{"--size", "4000"}, 2, "", "--size 4000"},
+		{[]string{"--tune-server-lr", "0.01,fast"}, 2, "", `--tune-server-lr: "fast" is not a number`},
+		{[]string{"--tune-local-epochs", "1,-2"}, 2, "", `--tune-local-epochs: "-2" is not a number`},
+		{[]string{"--tune-rounds", "2"}, 2, "", "--tune-rounds needs --tune-server-lr or --tune-local-epochs"},
+		{[]string{"--model-spec", "x.yaml"}, 2, "", "--model-spec declares a segmenter: it needs --task segmentation"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)
