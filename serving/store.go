@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -13,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/concord-fl/concord/internal/chainlog"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -126,7 +126,8 @@ type Item struct {
 	Parked    time.Time `json:"parked,omitzero"`
 }
 
-func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+// seqKey is the key of a queue's sequence number, in order.
+var seqKey = chainlog.Key
 
 // resultRecord is what feedback needs of a result: where the study's
 // instances were kept and what the model said. It stays at the site.
@@ -327,7 +328,16 @@ type AuditRecord struct {
 	Hash         string    `json:"hash"` // SHA-256 of this record with Hash empty
 }
 
-func (r AuditRecord) digest() string {
+// Link, SetLink and Digest make AuditRecord a chainlog.Record.
+func (r AuditRecord) Link() chainlog.Link {
+	return chainlog.Link{Seq: r.Seq, Prev: r.Prev, Hash: r.Hash}
+}
+
+// SetLink implements chainlog.Record.
+func (r *AuditRecord) SetLink(l chainlog.Link) { r.Seq, r.Prev, r.Hash = l.Seq, l.Prev, l.Hash }
+
+// Digest implements chainlog.Record.
+func (r AuditRecord) Digest() string {
 	r.Hash = ""
 	b, _ := json.Marshal(r)
 	s := sha256.Sum256(append([]byte("concord serving audit v1\n"), b...))
@@ -336,27 +346,7 @@ func (r AuditRecord) digest() string {
 
 // appendAudit chains r after the last record: the log can be appended to,
 // and a record changed or removed afterwards breaks every hash after it.
-func appendAudit(tx *bolt.Tx, r AuditRecord) error {
-	b := tx.Bucket(bAudit)
-	if k, v := b.Cursor().Last(); k != nil {
-		var last AuditRecord
-		if err := json.Unmarshal(v, &last); err != nil {
-			return fmt.Errorf("audit log: last record: %w", err)
-		}
-		r.Prev = last.Hash
-	}
-	seq, err := b.NextSequence()
-	if err != nil {
-		return err
-	}
-	r.Seq = seq
-	r.Hash = r.digest()
-	v, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return b.Put(seqKey(seq), v)
-}
+func appendAudit(tx *bolt.Tx, r AuditRecord) error { return chainlog.Append(tx.Bucket(bAudit), &r) }
 
 func (s *Store) feedbackAudit(r AuditRecord) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -372,19 +362,9 @@ func (s *Store) feedbackAudit(r AuditRecord) error {
 func (s *Store) AuditLog() ([]AuditRecord, error) {
 	var out []AuditRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
-		prev := ""
-		return tx.Bucket(bAudit).ForEach(func(k, v []byte) error {
-			var r AuditRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("audit record %x: %w", k, err)
-			}
-			if r.Prev != prev || r.Hash != r.digest() || !bytes.Equal(k, seqKey(r.Seq)) {
-				return fmt.Errorf("audit record %d does not chain to the one before it: the log was altered", r.Seq)
-			}
-			prev = r.Hash
-			out = append(out, r)
-			return nil
-		})
+		var err error
+		out, err = chainlog.Read[AuditRecord](tx.Bucket(bAudit), "audit")
+		return err
 	})
 	return out, err
 }

@@ -1,9 +1,7 @@
 package siteagent
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/concord-fl/concord/internal/chainlog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -53,7 +52,14 @@ type CodeEvent struct {
 	Hash   string    `json:"hash"`
 }
 
-func (e CodeEvent) digest() string {
+// Link, SetLink and Digest make CodeEvent a chainlog.Record.
+func (e CodeEvent) Link() chainlog.Link { return chainlog.Link{Seq: e.Seq, Prev: e.Prev, Hash: e.Hash} }
+
+// SetLink implements chainlog.Record.
+func (e *CodeEvent) SetLink(l chainlog.Link) { e.Seq, e.Prev, e.Hash = l.Seq, l.Prev, l.Hash }
+
+// Digest implements chainlog.Record.
+func (e CodeEvent) Digest() string {
 	e.Hash = ""
 	b, _ := json.Marshal(e) // plain strings, numbers and a time: cannot fail
 	s := sha256.Sum256(b)
@@ -131,18 +137,7 @@ func changeCode(stateDir, event, sha, by string, now time.Time) error {
 				return err
 			}
 		}
-		lg := tx.Bucket(bCodeLog)
-		e := CodeEvent{Time: now.UTC(), Event: event, SHA256: sha, By: by}
-		if k, v := lg.Cursor().Last(); k != nil {
-			var last CodeEvent
-			if err := json.Unmarshal(v, &last); err != nil {
-				return fmt.Errorf("code approvals log: %w", err)
-			}
-			e.Seq, e.Prev = last.Seq+1, last.Hash
-		}
-		e.Hash = e.digest()
-		v, _ := json.Marshal(e)
-		return lg.Put(binary.BigEndian.AppendUint64(nil, e.Seq), v)
+		return chainlog.Append(tx.Bucket(bCodeLog), &CodeEvent{Time: now.UTC(), Event: event, SHA256: sha, By: by})
 	})
 }
 
@@ -175,19 +170,8 @@ func CodeApprovals(stateDir string) ([]CodeApproval, []CodeEvent, error) {
 		if err != nil {
 			return err
 		}
-		prev := ""
-		return lg.ForEach(func(k, v []byte) error {
-			var e CodeEvent
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("code approvals log record %x: %w", k, err)
-			}
-			if e.Prev != prev || e.Hash != e.digest() || !bytes.Equal(k, binary.BigEndian.AppendUint64(nil, e.Seq)) {
-				return fmt.Errorf("code approvals log record %d does not chain to the one before it: the log was altered", e.Seq)
-			}
-			prev = e.Hash
-			log = append(log, e)
-			return nil
-		})
+		log, err = chainlog.Read[CodeEvent](lg, "code approvals log")
+		return err
 	})
 	sort.Slice(aps, func(i, j int) bool { return aps[i].At.Before(aps[j].At) })
 	return aps, log, err
