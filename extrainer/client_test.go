@@ -40,18 +40,7 @@ func TestTrainRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Weights) != len(global) {
-		t.Fatalf("got %d weights, manifest total %d", len(res.Weights), len(global))
-	}
-	changed := 0
-	for i := range global {
-		if res.Weights[i] != global[i] {
-			changed++
-		}
-	}
-	if changed < len(global)/2 {
-		t.Errorf("only %d of %d weights changed", changed, len(global))
-	}
+	checkTrained(t, res.Weights, global)
 	if res.Samples != n {
 		t.Errorf("samples = %d, want %d", res.Samples, n)
 	}

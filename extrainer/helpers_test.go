@@ -1,8 +1,6 @@
 package extrainer
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,11 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/internal/testtrainer"
 )
 
 // testManifest builds the "cnn" layout manifest (concord.cnn/2, with
@@ -166,58 +163,18 @@ func trainer(t testing.TB) string {
 	return addr
 }
 
-// launch starts "trainer.py serve" on the CPU with extra arguments and
-// waits for the line that reports its address.
+// launch starts "trainer.py serve" on the CPU, two threads, with extra
+// arguments, and waits for the line that reports its address.
 func launch(py string, stderr *syncBuffer, args ...string) (*exec.Cmd, string, error) {
-	script, err := filepath.Abs(filepath.Join("..", "deploy", "trainer", "trainer.py"))
+	cmd, addr, err := testtrainer.Launch(py, stderr, append([]string{"--threads", "2"}, args...)...)
 	if err != nil {
-		return nil, "", err
+		err = fmt.Errorf("%w; stderr:\n%s", err, stderr.String())
 	}
-	args = append([]string{script, "serve", "--device", "cpu", "--threads", "2", "--grace", "2"}, args...)
-	cmd := exec.Command(py, args...)
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-	}()
-	select {
-	case l, ok := <-line:
-		var hello struct{ Listening string }
-		if !ok || json.Unmarshal([]byte(l), &hello) != nil || hello.Listening == "" {
-			return cmd, "", fmt.Errorf("trainer did not start (first line %q); stderr:\n%s", l, stderr.String())
-		}
-		return cmd, hello.Listening, nil
-	case <-time.After(60 * time.Second):
-		return cmd, "", fmt.Errorf("trainer did not report its address within 60 s; stderr:\n%s", stderr.String())
-	}
+	return cmd, addr, err
 }
 
-// stop ends a trainer process: SIGTERM, then a kill after 10 s.
-func stop(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
+// stop ends a trainer process.
+func stop(cmd *exec.Cmd) { testtrainer.Stop(cmd) }
 
 // writeData writes a MedMNIST-format .npz of n h x w blob images into the
 // trainer's data root and returns its name there.
@@ -233,22 +190,8 @@ func writeData(t testing.TB, name string, n, h, w int, seed uint64) string {
 	return name
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a trainer's stderr.
+type syncBuffer = testtrainer.Buffer
 
 func dial(t testing.TB, addr string) *Client {
 	t.Helper()
@@ -279,4 +222,22 @@ func weightGap(a, b, w0 []float32) (worst, moved float64) {
 		moved = math.Max(moved, math.Abs(float64(a[i]-w0[i])))
 	}
 	return worst, moved
+}
+
+// checkTrained fails unless the trainer returned a vector of the global
+// model's length in which at least half the weights moved.
+func checkTrained(t *testing.T, got, global []float32) {
+	t.Helper()
+	if len(got) != len(global) {
+		t.Fatalf("got %d weights, manifest total %d", len(got), len(global))
+	}
+	changed := 0
+	for i := range global {
+		if got[i] != global[i] {
+			changed++
+		}
+	}
+	if changed < len(global)/2 {
+		t.Errorf("only %d of %d weights changed", changed, len(global))
+	}
 }

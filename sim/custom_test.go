@@ -1,57 +1,19 @@
 package sim
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/concord-fl/concord/extrainer"
 	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/internal/testtrainer"
 	"github.com/concord-fl/concord/jobspec"
 	pb "github.com/concord-fl/concord/proto/concordpb"
 	siteagent "github.com/concord-fl/concord/site-agent"
 )
-
-// startTrainer starts deploy/trainer/trainer.py on the CPU and returns its
-// address; it is stopped when the test ends.
-func startTrainer(t *testing.T) string {
-	t.Helper()
-	py := testenv.Python(t, "torch", "grpc", "numpy", "google.protobuf")
-	cmd := exec.Command(py, filepath.Join(testenv.RepoRoot(), "deploy", "trainer", "trainer.py"), "serve", "--device", "cpu",
-		"--threads", "1", "--grace", "2", "--listen", "127.0.0.1:0", "--shard-cache", t.TempDir())
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	var hello struct{ Listening string }
-	if err != nil || json.Unmarshal([]byte(line), &hello) != nil || hello.Listening == "" {
-		t.Fatalf("trainer did not start: %q, %v", line, err)
-	}
-	return hello.Listening
-}
 
 // TestCustomModelFederated: the README's example custom job runs end to end
 // under secure aggregation: the coordinator builds the global model from the
@@ -60,7 +22,7 @@ func startTrainer(t *testing.T) string {
 // and a third that did not approve it refuses with the command to run.
 // Costs about 10 s (trainer start-up, one round with key generation).
 func TestCustomModelFederated(t *testing.T) {
-	addr := startTrainer(t)
+	addr := testtrainer.Start(t, t.TempDir(), 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	f, err := Start(Options{Dir: t.TempDir(), Logger: testLogger(t)})

@@ -1,25 +1,17 @@
 package siteagent
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	cryptorand "crypto/rand"
-	"encoding/json"
-	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/concord-fl/concord/extrainer"
-	"github.com/concord-fl/concord/internal/testenv"
+	"github.com/concord-fl/concord/internal/testtrainer"
 	"github.com/concord-fl/concord/jobspec"
 	"github.com/concord-fl/concord/learning"
 	"github.com/concord-fl/concord/privacy/dp"
@@ -42,58 +34,7 @@ func siteData(n int) learning.Dataset {
 
 // startPyTrainer runs deploy/trainer/trainer.py on the CPU on a free
 // loopback port with its shard cache in cacheDir, until the test ends.
-func startPyTrainer(t *testing.T, cacheDir string) string {
-	t.Helper()
-	py := testenv.Python(t, "torch", "grpc", "numpy", "google.protobuf")
-	script := filepath.Join(testenv.RepoRoot(), "deploy", "trainer", "trainer.py")
-	cmd := exec.Command(py, script, "serve", "--device", "cpu", "--threads", "2", "--grace", "2",
-		"--listen", "127.0.0.1:0", "--shard-cache", cacheDir)
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("trainer stderr:\n%s", stderr.String())
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		_, _ = io.Copy(io.Discard, stdout)
-		_ = cmd.Wait()
-		close(done)
-	}()
-	select {
-	case l := <-line:
-		var hello struct{ Listening string }
-		if json.Unmarshal([]byte(l), &hello) != nil || hello.Listening == "" {
-			t.Fatalf("trainer did not start (first line %q)", l)
-		}
-		return hello.Listening
-	case <-time.After(60 * time.Second):
-		t.Fatal("trainer did not report its address within 60 s")
-	}
-	return ""
-}
+func startPyTrainer(t *testing.T, cacheDir string) string { return testtrainer.Start(t, cacheDir, 2) }
 
 // TestExternalTrainerDPTask: a site that trains through the PyTorch
 // trainer takes a record-level DP task end to end: the trainer runs the
