@@ -73,31 +73,7 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 		grad[i] /= float32(ds.N)
 	}
 	w := m.Weights()
-	const eps = 3e-3
-	checked, bad := 0, 0
-	for _, e := range m.layout.Params {
-		for j := 0; j < min(e.Size, 6); j++ {
-			i := e.Offset + (j*7919)%e.Size
-			orig := w[i]
-			w[i] = orig + eps
-			lp := lossAt(m, w, ds, cw)
-			w[i] = orig - eps
-			lm := lossAt(m, w, ds, cw)
-			w[i] = orig
-			num := (lp - lm) / (2 * eps)
-			got := float64(grad[i])
-			checked++
-			if math.Abs(num-got) > 2e-3+0.05*math.Abs(num) {
-				bad++
-				t.Logf("%s[%d]: analytic %.6g, numeric %.6g", e.Name, i-e.Offset, got, num)
-			}
-		}
-	}
-	// A ReLU or max-pool switch inside ±eps can spoil a rare entry; more than
-	// that means the backward pass is wrong.
-	if bad > checked/20 {
-		t.Fatalf("%d of %d gradient entries disagree with finite differences", bad, checked)
-	}
+	gradCheck(t, m.layout, w, grad, func(w []float32) float64 { return lossAt(m, w, ds, cw) }, 3e-3, 6, 2e-3, 0.05, 20)
 }
 
 func TestNewIsDeterministicAndHeScaled(t *testing.T) {

@@ -121,30 +121,7 @@ func TestGraphGradientsMatchFiniteDifferences(t *testing.T) {
 			w := m.Weights()
 			grad := make([]float32, len(w))
 			graphLoss(m, w, ds, grad)
-			const eps = 2e-3
-			checked, bad := 0, 0
-			for _, e := range m.layout.Params {
-				for j := 0; j < min(e.Size, 12); j++ {
-					i := e.Offset + (j*7919)%e.Size
-					orig := w[i]
-					w[i] = orig + eps
-					lp := graphLoss(m, w, ds, nil)
-					w[i] = orig - eps
-					lm := graphLoss(m, w, ds, nil)
-					w[i] = orig
-					num := (lp - lm) / (2 * eps)
-					got := float64(grad[i])
-					checked++
-					if math.Abs(num-got) > 3e-3+0.03*math.Abs(num) {
-						bad++
-						t.Logf("%s[%d]: analytic %.6g, numeric %.6g", e.Name, i-e.Offset, got, num)
-					}
-				}
-			}
-			// A ReLU or max-pool switch within ±eps may spoil a rare entry.
-			if bad > checked/25 {
-				t.Fatalf("%d of %d gradient entries disagree with finite differences", bad, checked)
-			}
+			gradCheck(t, m.layout, w, grad, func(w []float32) float64 { return graphLoss(m, w, ds, nil) }, 2e-3, 12, 3e-3, 0.03, 25)
 		})
 	}
 }

@@ -65,28 +65,7 @@ func TestUNetGradientMatchesFiniteDifferences(t *testing.T) {
 	copy(x, ds.X)
 	copy(mask, ds.Masks)
 	ws.gradStep(w, 0, 1, grad)
-	const eps = 2e-4
-	checked, bad := 0, 0
-	for _, e := range m.Layout().Params {
-		for j := 0; j < min(e.Size, 4); j++ {
-			i := e.Offset + (j*7919)%e.Size
-			orig := w[i]
-			w[i] = orig + eps
-			lp := lossAt(w)
-			w[i] = orig - eps
-			lm := lossAt(w)
-			w[i] = orig
-			num := (lp - lm) / (2 * eps)
-			checked++
-			if math.Abs(num-float64(grad[i])) > 1e-3+0.05*math.Abs(num) {
-				bad++
-				t.Logf("%s[%d]: analytic %.6g, numeric %.6g", e.Name, i-e.Offset, grad[i], num)
-			}
-		}
-	}
-	if bad > checked/20 {
-		t.Fatalf("%d of %d gradient entries disagree with finite differences", bad, checked)
-	}
+	gradCheck(t, m.Layout(), w, grad, lossAt, 2e-4, 4, 1e-3, 0.05, 20)
 }
 
 func diceOf(pred, truth []float32) float64 {
