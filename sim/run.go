@@ -278,9 +278,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	switch cfg.Task {
 	case "", TaskClassification:
+		if cfg.SegModel != nil {
+			return Summary{}, errors.New("a segmentation model is for the segmentation task")
+		}
 	case TaskSegmentation:
 		if cfg.Model != "cnn" || cfg.Size != generatedSize {
-			return Summary{}, errors.New("the model and size choices are for classification; segmentation trains the unet on its CT hospitals")
+			return Summary{}, errors.New("the model and size choices are for classification; segmentation trains the unet (or SegModel) on its CT hospitals")
 		}
 		return runSegmentation(ctx, cfg)
 	default:

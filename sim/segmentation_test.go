@@ -104,6 +104,10 @@ func TestSegmentationRefusesWhatItDoesNotDo(t *testing.T) {
 			t.Errorf("%+v: %v, want a refusal naming %s", c.cfg, err, c.want)
 		}
 	}
+	if _, err := Run(context.Background(), Config{Out: t.TempDir(), SegModel: &pb.ModelSpec{Arch: jobspec.ArchUNet}}); err == nil ||
+		!strings.Contains(err.Error(), "a segmentation model is for the segmentation task") {
+		t.Errorf("a segmentation model on a classification run: %v", err)
+	}
 }
 
 // TestGraphSegmentationFederated: the declared U-Net of
