@@ -101,11 +101,7 @@ func (c *Coordinator) evaluateFoldLocked(j *job) {
 			g.Reasons = append(g.Reasons, fmt.Sprintf("site %s could not validate: %s", site, v.Failed))
 		}
 	}
-	old := j.rec.Gate
-	j.rec.Gate = g
-	if err := c.saveJob(j, nil); err != nil {
-		j.rec.Gate = old
-		c.log.Error("record fold evaluation", "job", j.rec.ID, "err", err)
+	if !c.setGateLocked(j, g, "record fold evaluation") {
 		return
 	}
 	held := ""
@@ -114,6 +110,20 @@ func (c *Coordinator) evaluateFoldLocked(j *job) {
 	}
 	c.bus.emit(Event{Kind: EvJobCompleted, Actor: "coordinator", JobID: j.rec.ID, Round: len(j.rec.Rounds),
 		Detail: fmt.Sprintf("fold %s held out %s: %s", j.rec.FoldGroup, j.rec.HeldOut, orNone(held))})
+}
+
+// setGateLocked records g as the job's gate; when it cannot be saved, the
+// job keeps its old gate (so the next tick tries again) and the failure is
+// logged as what.
+func (c *Coordinator) setGateLocked(j *job, g *gateRecord, what string) bool {
+	old := j.rec.Gate
+	j.rec.Gate = g
+	if err := c.saveJob(j, nil); err != nil {
+		j.rec.Gate = old
+		c.log.Error(what, "job", j.rec.ID, "err", err)
+		return false
+	}
+	return true
 }
 
 func orNone(s string) string {

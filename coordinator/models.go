@@ -76,10 +76,7 @@ func (c *Coordinator) publishLocked(j *job) {
 			if wait <= 0 {
 				wait = defaultReceiptDeadline
 			}
-			j.rec.Gate = &gateRecord{State: gatePending, Deadline: c.now().Add(wait).UTC()}
-			if err := c.saveJob(j, nil); err != nil {
-				j.rec.Gate = nil
-				c.log.Error("persist gate wait", "job", j.rec.ID, "err", err)
+			if !c.setGateLocked(j, &gateRecord{State: gatePending, Deadline: c.now().Add(wait).UTC()}, "persist gate wait") {
 				return
 			}
 			c.bus.emit(Event{Kind: EvJobCompleted, Actor: "coordinator", JobID: j.rec.ID, Round: j.rec.Rounds[len(j.rec.Rounds)-1].Round,

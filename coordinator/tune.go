@@ -141,11 +141,7 @@ func (c *Coordinator) evaluateTrialLocked(j *job) {
 	if math.IsNaN(score) {
 		g.Reasons = append(g.Reasons, "no validation site scored this trial's final model")
 	}
-	old := j.rec.Gate
-	j.rec.Gate = g
-	if err := c.saveJob(j, nil); err != nil {
-		j.rec.Gate = old
-		c.log.Error("record tuning trial", "job", j.rec.ID, "err", err)
+	if !c.setGateLocked(j, g, "record tuning trial") {
 		return
 	}
 	c.bus.emit(Event{Kind: EvJobCompleted, Actor: "coordinator", JobID: j.rec.ID, Round: len(j.rec.Rounds),

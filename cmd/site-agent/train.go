@@ -257,14 +257,20 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "train: best %s (val auc %.4f); test auc %.4f accuracy %.4f; %.0fs training, %.0f samples/s\n",
 		kept, rep.ValAUC, test.AUC, test.Accuracy, trainSec, rep.SamplesPerS)
-	if *asJSON {
+	printResult(stdout, *asJSON, rep, test)
+	return 0
+}
+
+// printResult writes a training run's report as one JSON line, or its test
+// figures as one line of text.
+func printResult(stdout io.Writer, asJSON bool, rep any, test TestMetrics) {
+	if asJSON {
 		b, _ := json.Marshal(rep)
 		fmt.Fprintln(stdout, string(b))
-	} else {
-		fmt.Fprintf(stdout, "test auc %.4f accuracy %.4f sensitivity %.4f specificity %.4f f1 %.4f\n",
-			test.AUC, test.Accuracy, test.Sensitivity, test.Specificity, test.F1)
+		return
 	}
-	return 0
+	fmt.Fprintf(stdout, "test auc %.4f accuracy %.4f sensitivity %.4f specificity %.4f f1 %.4f\n",
+		test.AUC, test.Accuracy, test.Sensitivity, test.Specificity, test.F1)
 }
 
 // evaluate scores a split: binary metrics at probability 0.5 for two

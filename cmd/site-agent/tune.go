@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -83,13 +82,7 @@ func tune(ctx context.Context, mm learning.MedMNIST, name string, o tuneOptions,
 	rep.Test = test
 	fmt.Fprintf(stderr, "tune: chose trial %d (val auc %.4f, chosen on validation); test auc %.4f accuracy %.4f; %.0fs\n",
 		res.Best.ID, res.Best.ValAUC, test.AUC, test.Accuracy, rep.Seconds)
-	if o.asJSON {
-		b, _ := json.Marshal(rep)
-		fmt.Fprintln(stdout, string(b))
-	} else {
-		fmt.Fprintf(stdout, "test auc %.4f accuracy %.4f sensitivity %.4f specificity %.4f f1 %.4f\n",
-			test.AUC, test.Accuracy, test.Sensitivity, test.Specificity, test.F1)
-	}
+	printResult(stdout, o.asJSON, rep, test)
 	return 0
 }
 
