@@ -7,17 +7,51 @@ import "fmt"
 // ldb, and C is m×n row-major with row stride ldc. pad is scratch of at
 // least padLen(k) values.
 //
-// Full 6×16 and 4×16 tiles go to the SIMD kernels when the CPU has them; the
-// ragged right-hand columns are copied into a zero-padded 16-wide strip, and
-// rows left over by rowBlock into a zero-padded 4-row block, so that they
-// use the kernels too. The k-loop always runs in order, so a given machine
-// gets the same bits every time.
+// The SIMD kernels compute 6×sw and 4×sw tiles of C (strips sw = 32 wide
+// with AVX-512, 16 with AVX2) from a k×sw panel of B. Where several row
+// blocks share a strip, the strip is first packed into a contiguous panel,
+// so the kernels stream it from cache instead of touching k pages of a
+// wide B; a ragged right-hand strip is packed zero-padded, and rows left
+// over by rowBlock go through a zero-padded 4-row block. The k-loop always
+// runs in order, so every output is the same sum whichever kernel computes
+// it, packed or not.
 func matmulAcc(m, n, k int, a []float32, ars, acs int, b []float32, ldb int, c []float32, ldc int, pad []float32) {
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
 	_ = b[(k-1)*ldb+n-1]
-	gemm(m, n, k, a, ars, acs, b, ldb, nil, c, ldc, pad)
+	gemm(m, n, k, a, ars, acs, bMat{b: b, ld: ldb}, c, ldc, pad)
+}
+
+// matmulAccT adds A·Bᵀ to C, with bt the n×k matrix Bᵀ, row-major with row
+// stride ldbt: a convolution's weight gradient, dOut·colᵀ, reads the
+// unfolded input as it lies.
+func matmulAccT(m, n, k int, a []float32, ars, acs int, bt []float32, ldbt int, c []float32, ldc int, pad []float32) {
+	if m == 0 || n == 0 || k == 0 {
+		return
+	}
+	_ = bt[(n-1)*ldbt+k-1]
+	gemm(m, n, k, a, ars, acs, bMat{b: bt, ld: ldbt, trans: true}, c, ldc, pad)
+}
+
+// matmulAccTOff is matmulAccT with column j of B (row j of Bᵀ) at
+// bt[boff[j]:]: the weight gradient of a shifted-window convolution reads
+// the padded input's windows in place.
+func matmulAccTOff(m, n, k int, a []float32, ars, acs int, bt []float32, boff []int, c []float32, ldc int, pad []float32) {
+	if m == 0 || n == 0 || k == 0 {
+		return
+	}
+	checkOffsets(boff[:n], k, len(bt))
+	gemm(m, n, k, a, ars, acs, bMat{b: bt, off: boff[:n], trans: true}, c, ldc, pad)
+}
+
+// checkOffsets panics unless every row [o, o+n) lies inside l values.
+func checkOffsets(off []int, n, l int) {
+	for _, o := range off {
+		if o < 0 || o+n > l {
+			panic(fmt.Sprintf("learning: B row offset %d with %d columns outside %d values", o, n, l))
+		}
+	}
 }
 
 // matmulAccOff is matmulAcc with row p of B at b[boff[p]:] instead of at a
@@ -27,89 +61,131 @@ func matmulAccOff(m, n, k int, a []float32, ars, acs int, b []float32, boff []in
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
-	for _, o := range boff[:k] {
-		if o < 0 || o+n > len(b) {
-			panic(fmt.Sprintf("learning: B row offset %d with %d columns outside %d values", o, n, len(b)))
-		}
-	}
-	gemm(m, n, k, a, ars, acs, b, 0, boff[:k], c, ldc, pad)
+	checkOffsets(boff[:k], n, len(b))
+	gemm(m, n, k, a, ars, acs, bMat{b: b, off: boff[:k]}, c, ldc, pad)
 }
 
-// gemm is matmulAcc and matmulAccOff once B is bounds-checked: row p of B
-// starts at boff[p], or at p·ldb when boff is nil.
-func gemm(m, n, k int, a []float32, ars, acs int, b []float32, ldb int, boff []int, c []float32, ldc int, pad []float32) {
+// bMat is how gemm reads B (k×n): row p at b[p·ld:], or at b[off[p]:]
+// when off is set; when trans, b holds Bᵀ and column j of B is at b[j·ld:],
+// or at b[off[j]:].
+type bMat struct {
+	b     []float32
+	ld    int
+	off   []int
+	trans bool
+}
+
+// row is the index in b of row p of B, or of Bᵀ when trans.
+func (bm bMat) row(p int) int {
+	if bm.off != nil {
+		return bm.off[p]
+	}
+	return p * bm.ld
+}
+
+// at is B[p][j].
+func (bm bMat) at(p, j int) float32 {
+	if bm.trans {
+		return bm.b[bm.row(j)+p]
+	}
+	return bm.b[bm.row(p)+j]
+}
+
+// pack copies columns j..j+w of B (w ≤ sw) into panel, k×sw row-major,
+// zero-padding columns w..sw.
+func (bm bMat) pack(k, j, w, sw int, panel []float32) {
+	switch {
+	case bm.trans:
+		if w < sw {
+			clear(panel[:k*sw])
+		}
+		// Eight columns at a time in 8×8 register transposes; the last
+		// k%8 rows and a ragged group of columns element by element.
+		k8, jj := k&^7, 0
+		var off [8]int
+		for ; jj+8 <= w && k8 > 0; jj += 8 {
+			for r := range off {
+				off[r] = bm.row(j + jj + r)
+			}
+			packT8(k8/8, &bm.b[0], &off[0], &panel[jj], sw)
+		}
+		for c := 0; c < w; c++ {
+			r := bm.row(j + c)
+			p0 := k8
+			if c >= jj {
+				p0 = 0
+			}
+			for p, v := range bm.b[r+p0 : r+k] {
+				panel[(p0+p)*sw+c] = v
+			}
+		}
+	case w == sw && bm.off != nil:
+		packStripO(k, &bm.b[j], &bm.off[0], &panel[0], sw)
+	case w == sw:
+		packStrip(k, &bm.b[j], bm.ld, &panel[0], sw)
+	default:
+		for p := 0; p < k; p++ {
+			row := panel[p*sw : p*sw+sw]
+			copy(row, bm.b[bm.row(p)+j:bm.row(p)+j+w])
+			clear(row[w:])
+		}
+	}
+}
+
+// gemm is matmulAcc, matmulAccT and matmulAccOff once B is bounds-checked.
+func gemm(m, n, k int, a []float32, ars, acs int, bm bMat, c []float32, ldc int, pad []float32) {
 	// Bounds checked once here so the kernels can use raw pointers.
 	_ = a[(m-1)*ars+(k-1)*acs]
 	_ = c[(m-1)*ldc+n-1]
-	bRow := func(p int) int {
-		if boff != nil {
-			return boff[p]
-		}
-		return p * ldb
-	}
 	if !useKernel {
 		for i := 0; i < m; i++ {
 			crow := c[i*ldc : i*ldc+n]
 			for p := 0; p < k; p++ {
 				av := a[i*ars+p*acs]
-				for j, bv := range b[bRow(p) : bRow(p)+n] {
-					crow[j] += av * bv
+				for j := range crow {
+					crow[j] += av * bm.at(p, j)
 				}
 			}
 		}
 		return
 	}
-	// tile runs one r×16 kernel; B at b (strided, or offset when off).
+	sw := 16
+	if useWide {
+		sw = 32
+	}
+	// tile runs one r×sw kernel on B at b: strided (ldb), or at the
+	// offsets of bm when off.
 	tile := func(r int, a *float32, ars, acs int, b *float32, off bool, ldb int, c *float32, ldc int) {
 		switch {
+		case r == 8: // packed, AVX-512 only
+			kern8x32(k, a, ars, acs, b, ldb, c, ldc)
+		case sw == 32 && off && r == 6:
+			kern6x32o(k, a, ars, acs, b, &bm.off[0], c, ldc)
+		case sw == 32 && off:
+			kern4x32o(k, a, ars, acs, b, &bm.off[0], c, ldc)
+		case sw == 32 && r == 6:
+			kern6x32(k, a, ars, acs, b, ldb, c, ldc)
+		case sw == 32:
+			kern4x32(k, a, ars, acs, b, ldb, c, ldc)
 		case off && r == 6:
-			kern6x16o(k, a, ars, acs, b, &boff[0], c, ldc)
+			kern6x16o(k, a, ars, acs, b, &bm.off[0], c, ldc)
 		case off:
-			kern4x16o(k, a, ars, acs, b, &boff[0], c, ldc)
+			kern4x16o(k, a, ars, acs, b, &bm.off[0], c, ldc)
 		case r == 6:
 			kern6x16(k, a, ars, acs, b, ldb, c, ldc)
 		default:
 			kern4x16(k, a, ars, acs, b, ldb, c, ldc)
 		}
 	}
-	off := boff != nil
-	n16 := n &^ 15
-	mk := 0
+	mk := 0 // rows in full row blocks
 	for r := rowBlock(m); r > 0; r = rowBlock(m - mk) {
 		mk += r
 	}
-	bs := pad[:k*16]             // the ragged strip of B, zero-padded to 16 columns
-	cs := pad[k*16 : k*16+96]    // a kernel's output for the ragged strip or the left-over rows
-	as := pad[k*16+96 : k*20+96] // the left-over rows of A, zero-padded to four
-	if r := n - n16; r > 0 {
-		for p := 0; p < k; p++ {
-			row := bs[p*16 : p*16+16]
-			copy(row, b[bRow(p)+n16:bRow(p)+n])
-			clear(row[r:])
-		}
-	}
-	// addRows adds the first rows of cs (16 wide) to C at row i, column j.
-	addRows := func(rows, i, j int) {
-		for ii := 0; ii < rows; ii++ {
-			dst := c[(i+ii)*ldc+j : (i+ii)*ldc+min(j+16, n)]
-			for jj := range dst {
-				dst[jj] += cs[ii*16+jj]
-			}
-		}
-	}
-	for j := 0; j < n16; j += 16 {
-		for i, r := 0, rowBlock(m); r > 0; i, r = i+r, rowBlock(m-i-r) {
-			tile(r, &a[i*ars], ars, acs, &b[j], off, ldb, &c[i*ldc+j], ldc)
-		}
-	}
-	if n16 < n {
-		for i, r := 0, rowBlock(m); r > 0; i, r = i+r, rowBlock(m-i-r) {
-			clear(cs)
-			tile(r, &a[i*ars], ars, acs, &bs[0], false, 16, &cs[0], 16)
-			addRows(r, i, n16)
-		}
-	}
-	if rest := m - mk; rest > 0 {
+	panel := pad[:k*sw]                  // a strip of B, packed
+	cs := pad[k*sw : k*sw+8*sw]          // a kernel's output for a ragged strip or the left-over rows
+	as := pad[k*sw+8*sw : k*(sw+4)+8*sw] // the left-over rows of A, zero-padded to four
+	rest := m - mk
+	if rest > 0 {
 		for ii := 0; ii < 4; ii++ {
 			row := as[ii*k : (ii+1)*k]
 			for p := range row {
@@ -119,23 +195,52 @@ func gemm(m, n, k int, a []float32, ars, acs int, b []float32, ldb int, boff []i
 				}
 			}
 		}
-		for j := 0; j < n; j += 16 {
-			clear(cs)
-			if j < n16 {
-				tile(4, &as[0], k, 1, &b[j], off, ldb, &cs[0], 16)
-			} else {
-				tile(4, &as[0], k, 1, &bs[0], false, 16, &cs[0], 16)
+	}
+	// addRows adds the first rows of cs (sw wide) to C at row i, column j.
+	addRows := func(rows, i, j int) {
+		for ii := 0; ii < rows; ii++ {
+			dst := c[(i+ii)*ldc+j : (i+ii)*ldc+min(j+sw, n)]
+			for jj := range dst {
+				dst[jj] += cs[ii*sw+jj]
 			}
+		}
+	}
+	// Packing a strip costs k·sw copies and saves strided reads in every
+	// row block after the first.
+	packAll := bm.trans || m >= 12 || rowBlock(m) == 8
+	for j := 0; j < n; j += sw {
+		w := min(sw, n-j)
+		bp, off, ldb := &panel[0], false, sw
+		if packAll || w < sw {
+			bm.pack(k, j, w, sw, panel)
+		} else {
+			bp, off, ldb = &bm.b[j], bm.off != nil, bm.ld
+		}
+		for i, r := 0, rowBlock(m); r > 0; i, r = i+r, rowBlock(m-i-r) {
+			if w == sw {
+				tile(r, &a[i*ars], ars, acs, bp, off, ldb, &c[i*ldc+j], ldc)
+				continue
+			}
+			clear(cs)
+			tile(r, &a[i*ars], ars, acs, bp, off, ldb, &cs[0], sw)
+			addRows(r, i, j)
+		}
+		if rest > 0 {
+			clear(cs)
+			tile(4, &as[0], k, 1, bp, off, ldb, &cs[0], sw)
 			addRows(rest, mk, j)
 		}
 	}
 }
 
-// rowBlock is the height of the next row block when rem rows are left: six
-// where it fits, four for the rest (16 = 6+6+4, 32 = 6·4+4+4, 144 = 6·24),
-// and 0 when fewer than four are left.
+// rowBlock is the height of the next row block when rem rows are left:
+// with the AVX-512 kernels eight where what remains still splits (64 =
+// 8·8), then six where it fits, four for the rest (16 = 6+6+4, 32 =
+// 6·4+4+4, 144 = 6·24), and 0 when fewer than four are left.
 func rowBlock(rem int) int {
 	switch {
+	case useWide && rem >= 8 && (rem == 8 || rem >= 12):
+		return 8
 	case rem < 4:
 		return 0
 	case rem >= 6 && rem != 8:
@@ -145,8 +250,9 @@ func rowBlock(rem int) int {
 	}
 }
 
-// padLen is the scratch matmulAcc needs for an inner dimension k.
-func padLen(k int) int { return 20*k + 96 }
+// padLen is the scratch matmulAcc needs for an inner dimension k, for
+// strips up to 32 wide.
+func padLen(k int) int { return 36*k + 256 }
 
 // transpose writes the rows×cols matrix src into dst as cols×rows.
 func transpose(src []float32, rows, cols int, dst []float32) {
@@ -167,10 +273,13 @@ func transposeStrided(src []float32, rows, cols, stride int, dst []float32) {
 	}
 }
 
-// KernelName says which matrix kernel this process uses: "avx2-fma" (Go
-// assembly) or "go" (portable loops; also forced by the purego build tag).
+// KernelName says which matrix kernel this process uses: "avx512" or
+// "avx2-fma" (Go assembly) or "go" (portable loops; also forced by the purego build tag).
 func KernelName() string {
-	if useKernel {
+	switch {
+	case useWide:
+		return "avx512"
+	case useKernel:
 		return "avx2-fma"
 	}
 	return "go"

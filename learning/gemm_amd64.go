@@ -9,6 +9,12 @@ import "golang.org/x/sys/cpu"
 // differently.
 var useKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// useWide selects the AVX-512 kernels, which take 32-wide strips of B
+// where the AVX2 ones take 16. Each output is the same in-order sum of FMAs
+// either way, so the choice changes the speed, not the bits; tests switch it
+// off to check that.
+var useWide = useKernel && cpu.X86.HasAVX512F
+
 // kern4x16 adds A[0:4, 0:k]·B[0:k, 0:16] to C[0:4, 0:16].
 //
 //go:noescape
@@ -64,3 +70,46 @@ func dotSumAVX(d, xh *float32, n8 int) (dot, sum float32)
 //
 //go:noescape
 func normBackAVX(d, xh *float32, n8 int, a, b, c float32)
+
+// kern4x32 is kern4x16 on a 32-wide strip of B (AVX-512).
+//
+//go:noescape
+func kern4x32(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
+
+// kern6x32 is kern6x16 on a 32-wide strip of B (AVX-512).
+//
+//go:noescape
+func kern6x32(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
+
+// kern4x32o is kern4x16o on a 32-wide strip of B (AVX-512).
+//
+//go:noescape
+func kern4x32o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float32, ldc int)
+
+// kern6x32o is kern6x16o on a 32-wide strip of B (AVX-512).
+//
+//go:noescape
+func kern6x32o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float32, ldc int)
+
+// packStrip copies k rows of sw floats (16, or 32 with AVX-512), ldb
+// apart from b, to dst contiguously.
+//
+//go:noescape
+func packStrip(k int, b *float32, ldb int, dst *float32, sw int)
+
+// packStripO is packStrip with row p at b + boff[p] floats.
+//
+//go:noescape
+func packStripO(k int, b *float32, boff *int, dst *float32, sw int)
+
+// packT8 transposes eight rows of Bᵀ, row r at b + off[r] floats, into
+// eight columns of a panel with rows ldd apart: dst[p·ldd + r] =
+// b[off[r] + p] for p < 8·k8.
+//
+//go:noescape
+func packT8(k8 int, b *float32, off *int, dst *float32, ldd int)
+
+// kern8x32 adds A[0:8, 0:k]·B[0:k, 0:32] to C[0:8, 0:32] (AVX-512).
+//
+//go:noescape
+func kern8x32(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)

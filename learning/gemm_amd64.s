@@ -436,3 +436,408 @@ nbackl:
 nbackd:
 	VZEROUPPER
 	RET
+
+// The AVX-512 kernels are the AVX2 ones with 32-wide strips of B: each row
+// of B and of C is two ZMM registers, so a tile does twice the work per
+// broadcast of A. Registers as above, with Z for Y.
+
+#define ZZERO8 \
+	VPXORD Z0, Z0, Z0 \
+	VPXORD Z1, Z1, Z1 \
+	VPXORD Z2, Z2, Z2 \
+	VPXORD Z3, Z3, Z3 \
+	VPXORD Z4, Z4, Z4 \
+	VPXORD Z5, Z5, Z5 \
+	VPXORD Z6, Z6, Z6 \
+	VPXORD Z7, Z7, Z7
+
+#define ZZERO12 \
+	ZZERO8 \
+	VPXORD Z8, Z8, Z8 \
+	VPXORD Z9, Z9, Z9 \
+	VPXORD Z10, Z10, Z10 \
+	VPXORD Z11, Z11, Z11
+
+#define ZROW4 \
+	VBROADCASTSS (SI), Z10 \
+	VBROADCASTSS (BX), Z11 \
+	VBROADCASTSS (DX), Z12 \
+	VBROADCASTSS (R13), Z13 \
+	VFMADD231PS  Z8, Z10, Z0 \
+	VFMADD231PS  Z9, Z10, Z1 \
+	VFMADD231PS  Z8, Z11, Z2 \
+	VFMADD231PS  Z9, Z11, Z3 \
+	VFMADD231PS  Z8, Z12, Z4 \
+	VFMADD231PS  Z9, Z12, Z5 \
+	VFMADD231PS  Z8, Z13, Z6 \
+	VFMADD231PS  Z9, Z13, Z7 \
+	ADDQ         R9, SI \
+	ADDQ         R9, BX \
+	ADDQ         R9, DX \
+	ADDQ         R9, R13
+
+#define ZROW6 \
+	VBROADCASTSS (SI), Z14 \
+	VFMADD231PS  Z12, Z14, Z0 \
+	VFMADD231PS  Z13, Z14, Z1 \
+	VBROADCASTSS (SI)(R8*1), Z15 \
+	VFMADD231PS  Z12, Z15, Z2 \
+	VFMADD231PS  Z13, Z15, Z3 \
+	VBROADCASTSS (SI)(R8*2), Z16 \
+	VFMADD231PS  Z12, Z16, Z4 \
+	VFMADD231PS  Z13, Z16, Z5 \
+	VBROADCASTSS (BX), Z17 \
+	VFMADD231PS  Z12, Z17, Z6 \
+	VFMADD231PS  Z13, Z17, Z7 \
+	VBROADCASTSS (BX)(R8*1), Z18 \
+	VFMADD231PS  Z12, Z18, Z8 \
+	VFMADD231PS  Z13, Z18, Z9 \
+	VBROADCASTSS (BX)(R8*2), Z19 \
+	VFMADD231PS  Z12, Z19, Z10 \
+	VFMADD231PS  Z13, Z19, Z11 \
+	ADDQ         R9, SI \
+	ADDQ         R9, BX
+
+#define ZSTORE(lo, hi) \
+	VADDPS  (R11), lo, lo \
+	VADDPS  64(R11), hi, hi \
+	VMOVUPS lo, (R11) \
+	VMOVUPS hi, 64(R11) \
+	ADDQ    R12, R11
+
+#define ZSTORE4 \
+	ZSTORE(Z0, Z1) \
+	ZSTORE(Z2, Z3) \
+	ZSTORE(Z4, Z5) \
+	ZSTORE(Z6, Z7)
+
+#define ZSTORE6 \
+	ZSTORE4 \
+	ZSTORE(Z8, Z9) \
+	ZSTORE(Z10, Z11)
+
+// func kern4x32(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
+TEXT ·kern4x32(SB), NOSPLIT, $0-64
+	LOADARGS
+	MOVQ ldb+40(FP), R10
+	SHLQ $2, R10
+	ZZERO8
+	SETUP4
+	TESTQ CX, CX
+	JE    zstore4
+
+zloop4:
+	VMOVUPS (DI), Z8
+	VMOVUPS 64(DI), Z9
+	ZROW4
+	ADDQ    R10, DI
+	DECQ    CX
+	JNZ     zloop4
+
+zstore4:
+	ZSTORE4
+	VZEROUPPER
+	RET
+
+// func kern6x32(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
+TEXT ·kern6x32(SB), NOSPLIT, $0-64
+	LOADARGS
+	MOVQ ldb+40(FP), R10
+	SHLQ $2, R10
+	ZZERO12
+	SETUP6
+	TESTQ CX, CX
+	JE    zstore6
+
+zloop6:
+	VMOVUPS (DI), Z12
+	VMOVUPS 64(DI), Z13
+	ZROW6
+	ADDQ    R10, DI
+	DECQ    CX
+	JNZ     zloop6
+
+zstore6:
+	ZSTORE6
+	VZEROUPPER
+	RET
+
+// func kern4x32o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float32, ldc int)
+TEXT ·kern4x32o(SB), NOSPLIT, $0-64
+	LOADARGS
+	MOVQ boff+40(FP), R10
+	ZZERO8
+	SETUP4
+	TESTQ CX, CX
+	JE    zstore4o
+
+zloop4o:
+	MOVQ    (R10), AX
+	VMOVUPS (DI)(AX*4), Z8
+	VMOVUPS 64(DI)(AX*4), Z9
+	ZROW4
+	ADDQ    $8, R10
+	DECQ    CX
+	JNZ     zloop4o
+
+zstore4o:
+	ZSTORE4
+	VZEROUPPER
+	RET
+
+// func kern6x32o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float32, ldc int)
+TEXT ·kern6x32o(SB), NOSPLIT, $0-64
+	LOADARGS
+	MOVQ boff+40(FP), R10
+	ZZERO12
+	SETUP6
+	TESTQ CX, CX
+	JE    zstore6o
+
+zloop6o:
+	MOVQ    (R10), AX
+	VMOVUPS (DI)(AX*4), Z12
+	VMOVUPS 64(DI)(AX*4), Z13
+	ZROW6
+	ADDQ    $8, R10
+	DECQ    CX
+	JNZ     zloop6o
+
+zstore6o:
+	ZSTORE6
+	VZEROUPPER
+	RET
+
+// The packing routines copy a k×sw strip of B (sw = 16 or 32 floats) into
+// a contiguous panel for the kernels above.
+
+// func packStrip(k int, b *float32, ldb int, dst *float32, sw int)
+TEXT ·packStrip(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX
+	MOVQ b+8(FP), SI
+	MOVQ ldb+16(FP), R8
+	SHLQ $2, R8
+	MOVQ dst+24(FP), DI
+	MOVQ sw+32(FP), DX
+	TESTQ CX, CX
+	JE    packStripdone
+	CMPQ  DX, $32
+	JE    packStrip32
+
+packStrip16:
+	MOVQ    SI, AX
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    R8, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     packStrip16
+	JMP     packStripdone
+
+packStrip32:
+	MOVQ    SI, AX
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ    R8, SI
+	ADDQ    $128, DI
+	DECQ    CX
+	JNZ     packStrip32
+
+packStripdone:
+	VZEROUPPER
+	RET
+
+// func packStripO(k int, b *float32, boff *int, dst *float32, sw int)
+TEXT ·packStripO(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX
+	MOVQ b+8(FP), SI
+	MOVQ boff+16(FP), R8
+	MOVQ dst+24(FP), DI
+	MOVQ sw+32(FP), DX
+	TESTQ CX, CX
+	JE    packStripOdone
+	CMPQ  DX, $32
+	JE    packStripO32
+
+packStripO16:
+	MOVQ    (R8), AX
+	LEAQ    (SI)(AX*4), AX
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    $8, R8
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     packStripO16
+	JMP     packStripOdone
+
+packStripO32:
+	MOVQ    (R8), AX
+	LEAQ    (SI)(AX*4), AX
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ    $8, R8
+	ADDQ    $128, DI
+	DECQ    CX
+	JNZ     packStripO32
+
+packStripOdone:
+	VZEROUPPER
+	RET
+
+// func packT8(k8 int, b *float32, off *int, dst *float32, ldd int)
+//
+// Transposes eight rows of Bᵀ, row r at b + off[r] floats, into eight
+// columns of a panel: for p < 8·k8, dst[p·ldd + r] = b[off[r] + p], in 8×8
+// blocks (unpack, shuffle, lane swap).
+TEXT ·packT8(SB), NOSPLIT, $0-40
+	MOVQ k8+0(FP), CX
+	MOVQ b+8(FP), SI
+	MOVQ off+16(FP), DI
+	MOVQ dst+24(FP), R11
+	MOVQ ldd+32(FP), R12
+	SHLQ $2, R12
+	MOVQ 0(DI), R8
+	LEAQ (SI)(R8*4), R8
+	MOVQ 8(DI), R9
+	LEAQ (SI)(R9*4), R9
+	MOVQ 16(DI), R10
+	LEAQ (SI)(R10*4), R10
+	MOVQ 24(DI), R13
+	LEAQ (SI)(R13*4), R13
+	MOVQ 32(DI), AX
+	LEAQ (SI)(AX*4), AX
+	MOVQ 40(DI), BX
+	LEAQ (SI)(BX*4), BX
+	MOVQ 48(DI), DX
+	LEAQ (SI)(DX*4), DX
+	MOVQ 56(DI), DI
+	LEAQ (SI)(DI*4), DI
+	XORQ SI, SI
+	TESTQ CX, CX
+	JE    t8done
+
+t8loop:
+	VMOVUPS (R8)(SI*1), Y0
+	VMOVUPS (R9)(SI*1), Y1
+	VMOVUPS (R10)(SI*1), Y2
+	VMOVUPS (R13)(SI*1), Y3
+	VMOVUPS (AX)(SI*1), Y4
+	VMOVUPS (BX)(SI*1), Y5
+	VMOVUPS (DX)(SI*1), Y6
+	VMOVUPS (DI)(SI*1), Y7
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+	VSHUFPS   $0x44, Y10, Y8, Y0
+	VSHUFPS   $0xEE, Y10, Y8, Y1
+	VSHUFPS   $0x44, Y11, Y9, Y2
+	VSHUFPS   $0xEE, Y11, Y9, Y3
+	VSHUFPS   $0x44, Y14, Y12, Y4
+	VSHUFPS   $0xEE, Y14, Y12, Y5
+	VSHUFPS   $0x44, Y15, Y13, Y6
+	VSHUFPS   $0xEE, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS   Y8, (R11)
+	ADDQ      R12, R11
+	VMOVUPS   Y9, (R11)
+	ADDQ      R12, R11
+	VMOVUPS   Y10, (R11)
+	ADDQ      R12, R11
+	VMOVUPS   Y11, (R11)
+	ADDQ      R12, R11
+	VMOVUPS   Y12, (R11)
+	ADDQ      R12, R11
+	VMOVUPS   Y13, (R11)
+	ADDQ      R12, R11
+	VMOVUPS   Y14, (R11)
+	ADDQ      R12, R11
+	VMOVUPS   Y15, (R11)
+	ADDQ      R12, R11
+	ADDQ      $32, SI
+	DECQ      CX
+	JNZ       t8loop
+
+t8done:
+	VZEROUPPER
+	RET
+
+// func kern8x32(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
+//
+// Eight rows of A against a 32-wide strip of B (AVX-512): sixteen
+// accumulators, ten loads per sixteen FMAs. Rows 0..2 of A at SI, 3..5 at
+// BX, 6..7 at DX (each plus 0, 1, 2 strides).
+TEXT ·kern8x32(SB), NOSPLIT, $0-64
+	LOADARGS
+	MOVQ ldb+40(FP), R10
+	SHLQ $2, R10
+	ZZERO12
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	SETUP6
+	LEAQ (BX)(R8*2), DX
+	ADDQ R8, DX
+	TESTQ CX, CX
+	JE    zstore8
+
+zloop8:
+	VMOVUPS      (DI), Z16
+	VMOVUPS      64(DI), Z17
+	VBROADCASTSS (SI), Z18
+	VBROADCASTSS (SI)(R8*1), Z19
+	VBROADCASTSS (SI)(R8*2), Z20
+	VBROADCASTSS (BX), Z21
+	VFMADD231PS  Z16, Z18, Z0
+	VFMADD231PS  Z17, Z18, Z1
+	VFMADD231PS  Z16, Z19, Z2
+	VFMADD231PS  Z17, Z19, Z3
+	VBROADCASTSS (BX)(R8*1), Z22
+	VBROADCASTSS (BX)(R8*2), Z23
+	VFMADD231PS  Z16, Z20, Z4
+	VFMADD231PS  Z17, Z20, Z5
+	VFMADD231PS  Z16, Z21, Z6
+	VFMADD231PS  Z17, Z21, Z7
+	VBROADCASTSS (DX), Z24
+	VBROADCASTSS (DX)(R8*1), Z25
+	VFMADD231PS  Z16, Z22, Z8
+	VFMADD231PS  Z17, Z22, Z9
+	VFMADD231PS  Z16, Z23, Z10
+	VFMADD231PS  Z17, Z23, Z11
+	VFMADD231PS  Z16, Z24, Z12
+	VFMADD231PS  Z17, Z24, Z13
+	VFMADD231PS  Z16, Z25, Z14
+	VFMADD231PS  Z17, Z25, Z15
+	ADDQ         R9, SI
+	ADDQ         R9, BX
+	ADDQ         R9, DX
+	ADDQ         R10, DI
+	DECQ         CX
+	JNZ          zloop8
+
+zstore8:
+	ZSTORE6
+	ZSTORE(Z12, Z13)
+	ZSTORE(Z14, Z15)
+	VZEROUPPER
+	RET

@@ -156,3 +156,95 @@ func TestReluKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestWideKernelsSameBits checks that the AVX-512 kernels give exactly the
+// AVX2 kernels' bits, on full strips, ragged strips, left-over rows and
+// offset rows of B, so a model trains identically on either machine.
+func TestWideKernelsSameBits(t *testing.T) {
+	if !useWide {
+		t.Skip("no AVX-512 on this machine")
+	}
+	defer func(w bool) { useWide = w }(useWide)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct{ m, n, k int }{
+		{6, 32, 5}, {16, 784, 144}, {13, 47, 9}, {3, 70, 4}, {64, 49, 576}, {10, 16, 3}, {4, 100, 1},
+	} {
+		a := make([]float32, tc.m*tc.k)
+		b := make([]float32, tc.k*tc.n+tc.k)
+		c0 := make([]float32, tc.m*tc.n)
+		for i := range a {
+			a[i] = float32(rng.NormFloat64())
+		}
+		for i := range b {
+			b[i] = float32(rng.NormFloat64())
+		}
+		for i := range c0 {
+			c0[i] = float32(rng.NormFloat64())
+		}
+		boff := make([]int, tc.k)
+		for p := range boff {
+			boff[p] = p*tc.n + p%2
+		}
+		var got [2][2][]float32
+		for i, wide := range []bool{false, true} {
+			useWide = wide
+			pad := make([]float32, padLen(tc.k))
+			for j := range got[i] {
+				got[i][j] = append([]float32(nil), c0...)
+			}
+			matmulAcc(tc.m, tc.n, tc.k, a, tc.k, 1, b, tc.n, got[i][0], tc.n, pad)
+			matmulAccOff(tc.m, tc.n, tc.k, a, 1, tc.m, b, boff, got[i][1], tc.n, pad)
+		}
+		for j := range got[0] {
+			for i := range c0 {
+				if math.Float32bits(got[0][j][i]) != math.Float32bits(got[1][j][i]) {
+					t.Fatalf("%+v (offset rows %v): c[%d] is %v with AVX2, %v with AVX-512", tc, j == 1, i, got[0][j][i], got[1][j][i])
+				}
+			}
+		}
+	}
+}
+
+// TestMatmulTMatchesReference checks A·Bᵀ with Bᵀ strided and at offsets,
+// through the 8×8 transposes and their ragged rows and columns.
+func TestMatmulTMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range []struct{ m, n, k int }{
+		{6, 32, 8}, {16, 70, 63}, {13, 8, 200}, {4, 33, 5}, {64, 96, 49}, {3, 5, 17},
+	} {
+		a := make([]float32, tc.m*tc.k)
+		bt := make([]float32, tc.n*tc.k+tc.n)
+		for i := range a {
+			a[i] = float32(rng.NormFloat64())
+		}
+		for i := range bt {
+			bt[i] = float32(rng.NormFloat64())
+		}
+		boff := make([]int, tc.n)
+		for j := range boff {
+			boff[j] = j*tc.k + j%2
+		}
+		for _, offset := range []bool{false, true} {
+			c := make([]float32, tc.m*tc.n)
+			pad := make([]float32, padLen(tc.k))
+			row := func(j int) int { return j * tc.k }
+			if offset {
+				row = func(j int) int { return boff[j] }
+				matmulAccTOff(tc.m, tc.n, tc.k, a, tc.k, 1, bt, boff, c, tc.n, pad)
+			} else {
+				matmulAccT(tc.m, tc.n, tc.k, a, tc.k, 1, bt, tc.k, c, tc.n, pad)
+			}
+			for i := 0; i < tc.m; i++ {
+				for j := 0; j < tc.n; j++ {
+					var want float64
+					for p := 0; p < tc.k; p++ {
+						want += float64(a[i*tc.k+p]) * float64(bt[row(j)+p])
+					}
+					if d := math.Abs(float64(c[i*tc.n+j]) - want); d > 1e-4*(1+math.Abs(want))*math.Sqrt(float64(tc.k)) {
+						t.Fatalf("%+v offsets %v: c[%d][%d] = %v, want %v", tc, offset, i, j, c[i*tc.n+j], want)
+					}
+				}
+			}
+		}
+	}
+}

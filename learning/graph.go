@@ -10,19 +10,25 @@ import (
 // share one unfolding buffer, recomputed in the backward pass rather than
 // kept per layer.
 type graphNet struct {
-	pl             *graphPlan
-	c, h, w        int
-	col, dpad, pad int // scratch sizes
+	pl       *graphPlan
+	c, h, w  int
+	col, pad int          // scratch sizes
+	shift    []*shiftGeom // per layer: a shifted-window convolution's layouts, or nil
 }
 
 func newGraphNet(s Spec, pl *graphPlan) *graphNet {
-	n := &graphNet{pl: pl, c: s.Channels, h: s.Height, w: s.Width, pad: padLen(1)}
+	n := &graphNet{pl: pl, c: s.Channels, h: s.Height, w: s.Width, pad: padLen(1), shift: make([]*shiftGeom, len(pl.nodes))}
 	for i := range pl.nodes {
 		nd := &pl.nodes[i]
-		if nd.Op == "conv" {
-			c, d, p := nd.convScratch()
-			n.col, n.dpad, n.pad = max(n.col, c), max(n.dpad, d), max(n.pad, p)
+		if nd.Op != "conv" {
+			continue
 		}
+		c, p := nd.convScratch()
+		if nd.shifted() {
+			n.shift[i] = nd.shiftGeom()
+			c, p = nd.shiftScratch(n.shift[i])
+		}
+		n.col, n.pad = max(n.col, c), max(n.pad, p)
 	}
 	return n
 }
@@ -35,8 +41,10 @@ type graphWork struct {
 	aux          [][]float32 // per layer: GroupNorm's x̂ or dropout's mask
 	rstd         [][]float32 // per layer: GroupNorm's 1/σ per group
 	idx          [][]int32   // per layer: max pooling's winners
+	flip         [][]float32 // per layer: a shifted-window convolution's flipped kernels
+	flipOK       []bool      // flip[i] holds the current weights' kernels
+	perStep      bool        // Train calls newStep whenever the weights change
 	col, pad     []float32
-	dpad         []float32 // a convolution's output gradient, rows padded (convBwd)
 	segTmp       []float64 // multiSegLoss scratch
 	pcg          *rand.PCG
 	rng          *rand.Rand // dropout, from pcg, seeded per example by Train
@@ -46,7 +54,7 @@ type graphWork struct {
 func (n *graphNet) newWorker() worker {
 	pl := n.pl
 	ws := &graphWork{n: n, x: make([]float32, n.c*n.h*n.w), tmp: make([]float32, (n.c+1)*n.h*n.w),
-		col: make([]float32, n.col), dpad: make([]float32, n.dpad), pad: make([]float32, n.pad), pcg: rand.NewPCG(0, 0)}
+		col: make([]float32, n.col), pad: make([]float32, n.pad), pcg: rand.NewPCG(0, 0)}
 	ws.rng = rand.New(ws.pcg)
 	if pl.seg {
 		ws.mask, ws.segTmp = make([]float32, n.h*n.w), make([]float64, 5*pl.k)
@@ -54,7 +62,11 @@ func (n *graphNet) newWorker() worker {
 	k := len(pl.nodes)
 	ws.act, ws.d, ws.aux = make([][]float32, k), make([][]float32, k), make([][]float32, k)
 	ws.rstd, ws.idx = make([][]float32, k), make([][]int32, k)
+	ws.flip, ws.flipOK = make([][]float32, k), make([]bool, k)
 	for i, nd := range pl.nodes {
+		if n.shift[i] != nil {
+			ws.flip[i] = make([]float32, nd.wSize)
+		}
 		ws.act[i], ws.d[i] = make([]float32, nd.size), make([]float32, nd.size)
 		switch nd.Op {
 		case "groupnorm", "layernorm":
@@ -109,6 +121,9 @@ func (ws *graphWork) backward(wt, grad []float32) {
 func (ws *graphWork) gradStep(wt []float32, y int, scale float32, grad []float32) float64 {
 	ws.train = true // dropout on, in the forward and the backward pass
 	defer func() { ws.train = false }()
+	if !ws.perStep {
+		clear(ws.flipOK) // called outside Train: the weights may have changed
+	}
 	ws.forward(wt)
 	for _, d := range ws.d {
 		clear(d)

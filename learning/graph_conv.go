@@ -1,10 +1,11 @@
 package learning
 
 // A declared convolution of any kernel, stride, padding, dilation and group
-// count runs as im2col and one GEMM per group on the AVX2 kernels; a 1×1,
+// count runs as im2col and one GEMM per group on the SIMD kernels; a 1×1,
 // stride-1, unpadded convolution reads its input as the unfolded matrix
-// directly. The weight gradient is dOut·colᵀ (dotAcc, both operands along
-// the image), the input gradient Wᵀ·dOut folded back by col2im.
+// directly. The weight gradient is dOut·colᵀ (matmulAccT, which reads the
+// unfolded input as it lies), the input gradient Wᵀ·dOut folded back by
+// col2im.
 
 // convGeom is the geometry of one convolution (or pooling window).
 type convGeom struct {
@@ -110,14 +111,14 @@ func (n *gnode) geom() convGeom {
 		k: n.Kernel, s: n.Stride, p: n.Padding, d: d}
 }
 
-// convScratch is the scratch a convolution needs: the unfolded input (rows
-// padded to a multiple of eight), the padded output gradient of one group
-// and the GEMM padding.
-func (n *gnode) convScratch() (col, dpad, pad int) {
+// convScratch is the scratch a convolution needs: the unfolded input and
+// the GEMM padding (whose inner dimension is the image for the weight
+// gradient).
+func (n *gnode) convScratch() (col, pad int) {
 	g := n.geom()
 	cig, og := g.cin/n.Groups, n.Out/n.Groups
-	kk, ld := cig*g.k*g.k, (g.oh*g.ow+7)&^7
-	return kk * ld, og * ld, padLen(max(kk, og))
+	kk := cig * g.k * g.k
+	return kk * g.oh * g.ow, padLen(max(kk, og, g.oh*g.ow))
 }
 
 func (ws *graphWork) convFwd(n *gnode, wt, in, out []float32) {
@@ -149,7 +150,7 @@ func (ws *graphWork) convFwd(n *gnode, wt, in, out []float32) {
 
 // convBwd adds the weight and bias gradients for output gradient dOut to
 // grad and, when din is not nil, the input gradient to din.
-func (ws *graphWork) convBwd(n *gnode, wt, grad, in, dOut, din []float32) {
+func (ws *graphWork) convBwd(i int, n *gnode, wt, grad, in, dOut, din []float32) {
 	g := n.geom()
 	ohw, hw := g.oh*g.ow, g.h*g.w
 	cig, og := g.cin/n.Groups, n.Out/n.Groups
@@ -157,33 +158,20 @@ func (ws *graphWork) convBwd(n *gnode, wt, grad, in, dOut, din []float32) {
 	if n.bOff >= 0 {
 		rowSums(dOut, n.Out, ohw, grad[n.bOff:n.bOff+n.Out])
 	}
-	// The weight gradient's dot products run along the image; rows padded
-	// with zeros to a multiple of eight keep them all in the vector kernel
-	// (dotAcc sums a ragged tail in Go, which cost a tenth of a resnet18
-	// step at 7×7 and 14×14).
-	ld := ohw
-	if !g.direct() {
-		ld = (ohw + 7) &^ 7
+	if sg := ws.n.shift[i]; sg != nil {
+		ws.convBwdShift(i, n, sg, wt, grad, in, dOut, din)
+		return
 	}
 	for gi := 0; gi < n.Groups; gi++ {
 		x := in[gi*cig*hw : (gi+1)*cig*hw]
 		col := x
-		dog := dOut[gi*og*ohw : (gi+1)*og*ohw]
 		if !g.direct() {
-			col = ws.col[:kk*ld]
-			im2col(x, cig, g, col, ld)
-			if ld != ohw {
-				dp := ws.dpad[:og*ld]
-				for o := 0; o < og; o++ {
-					copy(dp[o*ld:o*ld+ohw], dog[o*ohw:(o+1)*ohw])
-					clear(dp[o*ld+ohw : (o+1)*ld])
-				}
-				dog = dp
-			}
+			col = ws.col[:kk*ohw]
+			im2col(x, cig, g, col, ohw)
 		}
+		dog := dOut[gi*og*ohw : (gi+1)*og*ohw]
 		gW := grad[n.wOff+gi*og*kk : n.wOff+(gi+1)*og*kk]
-		dotAcc(og, kk, ld, dog, ld, col, ld, gW, kk, 1)
-		dog = dOut[gi*og*ohw : (gi+1)*og*ohw]
+		matmulAccT(og, kk, ohw, dog, ohw, 1, col, ohw, gW, kk, ws.pad)
 		if din == nil {
 			continue
 		}

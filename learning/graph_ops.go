@@ -6,6 +6,10 @@ import "math"
 func (ws *graphWork) fwdLayer(i int, nd *gnode, wt, x, out []float32) {
 	switch nd.Op {
 	case "conv":
+		if sg := ws.n.shift[i]; sg != nil {
+			ws.convFwdShift(nd, sg, wt, x, out)
+			return
+		}
 		ws.convFwd(nd, wt, x, out)
 	case "groupnorm", "layernorm":
 		c := nd.shape[0]
@@ -96,7 +100,7 @@ func (ws *graphWork) bwdLayer(i int, nd *gnode, wt, grad []float32) {
 	out := ws.act[i]
 	switch nd.Op {
 	case "conv":
-		ws.convBwd(nd, wt, grad, x, d, dx)
+		ws.convBwd(i, nd, wt, grad, x, d, dx)
 		return
 	case "dense":
 		ws.denseBwd(nd, wt, grad, x, d, dx)

@@ -23,8 +23,13 @@ func newOptimizer(c TrainConfig, p int) *optimizer {
 	return o
 }
 
-func (o *optimizer) step(w, g []float32) {
-	o.t++
+// next starts a step; update then applies its gradient to any split of
+// the weights, in any order, with the same bits as one update of them all.
+func (o *optimizer) next() { o.t++ }
+
+// update applies this step's gradient to w[lo:hi].
+func (o *optimizer) update(lo, hi int, w, g []float32) {
+	w, g = w[lo:hi], g[lo:hi]
 	if !o.adam {
 		lr := float32(o.lr)
 		if o.v == nil {
@@ -33,9 +38,10 @@ func (o *optimizer) step(w, g []float32) {
 			}
 			return
 		}
+		v := o.v[lo:hi]
 		for i := range w {
-			o.v[i] = o.momentum*o.v[i] + g[i]
-			w[i] -= lr * o.v[i]
+			v[i] = o.momentum*v[i] + g[i]
+			w[i] -= lr * v[i]
 		}
 		return
 	}
@@ -44,10 +50,11 @@ func (o *optimizer) step(w, g []float32) {
 	c2 := 1 - math.Pow(b2, float64(o.t))
 	stepSize := float32(o.lr / c1)
 	sq := float32(math.Sqrt(c2))
+	v, s := o.v[lo:hi], o.s[lo:hi]
 	for i := range w {
 		gi := g[i]
-		o.v[i] = b1*o.v[i] + (1-b1)*gi
-		o.s[i] = b2*o.s[i] + (1-b2)*gi*gi
-		w[i] -= stepSize * o.v[i] / (float32(math.Sqrt(float64(o.s[i])))/sq + eps)
+		v[i] = b1*v[i] + (1-b1)*gi
+		s[i] = b2*s[i] + (1-b2)*gi*gi
+		w[i] -= stepSize * v[i] / (float32(math.Sqrt(float64(s[i])))/sq + eps)
 	}
 }

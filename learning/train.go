@@ -379,6 +379,11 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 			batch = perm[pos*bs : min((pos+1)*bs, ds.N)]
 		}
 		nChunks := (len(batch) + chunkSize - 1) / chunkSize
+		for _, ws := range works {
+			if sc, ok := ws.(stepCacher); ok {
+				sc.newStep()
+			}
+		}
 
 		var next atomic.Int32
 		var wg sync.WaitGroup
@@ -435,38 +440,43 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 		for ci := 0; ci < nChunks; ci++ {
 			loss += chunkLoss[ci]
 		}
-		clear(grad)
 		if exGrads != nil {
+			clear(grad)
 			cfg.PerExample.ClipAndNoise(exGrads[:len(batch)], grad)
-		} else {
-			for ci := 0; ci < nChunks; ci++ {
-				for i, v := range chunkGrads[ci] {
-					grad[i] += v
-				}
-			}
 		}
 		inv := 1 / float32(len(batch))
 		if poisson {
 			inv = float32(1 / (cfg.SampleRate * float64(ds.N)))
 		}
 		wd, mu := float32(cfg.WeightDecay), float32(cfg.ProxMu)
-		for i := range grad {
-			g := grad[i] * inv
-			if wd != 0 {
-				g += wd * m.w[i]
+		opt.next()
+		// The rest is element-wise, so the workers split the weights.
+		inParallel(P, workers, func(lo, hi int) {
+			g := grad[lo:hi]
+			if exGrads == nil {
+				clear(g)
+				for ci := 0; ci < nChunks; ci++ {
+					addTo(g, chunkGrads[ci][lo:hi])
+				}
 			}
-			if mu != 0 {
-				g += mu * (m.w[i] - w0[i])
+			for i := range g {
+				v := g[i] * inv
+				if wd != 0 {
+					v += wd * m.w[lo+i]
+				}
+				if mu != 0 {
+					v += mu * (m.w[lo+i] - w0[lo+i])
+				}
+				g[i] = v
 			}
-			grad[i] = g
-		}
-		opt.step(m.w, grad)
-		if avg != nil {
-			d := float32(cfg.WeightAverage)
-			for i, v := range m.w {
-				avg[i] = d*avg[i] + (1-d)*v
+			opt.update(lo, hi, m.w, grad)
+			if avg != nil {
+				d := float32(cfg.WeightAverage)
+				for i, v := range m.w[lo:hi] {
+					avg[lo+i] = d*avg[lo+i] + (1-d)*v
+				}
 			}
-		}
+		})
 
 		if len(batch) > 0 {
 			loss /= float64(len(batch))
@@ -586,6 +596,32 @@ func (m *Model) Predict(ds Dataset) ([]float32, error) {
 // workers.
 type network interface {
 	newWorker() worker
+}
+
+// inParallel runs f on up to workers contiguous parts of [0, n), at once
+// when n is large enough to repay the goroutines.
+func inParallel(n, workers int, f func(lo, hi int)) {
+	if workers < 2 || n < 1<<16 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	per := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += per {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			f(lo, hi)
+		}(lo, min(lo+per, n))
+	}
+	wg.Wait()
+}
+
+// stepCacher is implemented by workers that keep what depends only on the
+// weights (a graph's flipped convolution kernels) for all the examples of a
+// step: Train calls newStep before each step.
+type stepCacher interface {
+	newStep()
 }
 
 // exampleSeeder is implemented by workers whose training pass draws random
