@@ -217,24 +217,66 @@ func (ws *graphWork) denseBwd(nd *gnode, wt, grad, x, d, dx []float32) {
 func maxPoolFwd(g convGeom, x, out []float32, idx []int32) {
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	for c := 0; c < g.cin; c++ {
+		xc := x[c*hw : (c+1)*hw]
+		oc, ic := out[c*ohw:(c+1)*ohw], idx[c*ohw:(c+1)*ohw]
 		for oy := 0; oy < g.oh; oy++ {
 			y0, y1 := max(oy*g.s-g.p, 0), min(oy*g.s-g.p+g.k, g.h)
 			for ox := 0; ox < g.ow; ox++ {
 				x0, x1 := max(ox*g.s-g.p, 0), min(ox*g.s-g.p+g.k, g.w)
-				bi := c*hw + y0*g.w + x0
-				best := x[bi]
-				for y := y0; y < y1; y++ {
-					for xx := x0; xx < x1; xx++ {
-						if v := x[c*hw+y*g.w+xx]; v > best {
-							best, bi = v, c*hw+y*g.w+xx
+				var best float32
+				var bi int
+				if g.k == 3 && y1-y0 == 3 && x1-x0 == 3 {
+					best, bi = max3x3(xc, y0*g.w+x0, g.w)
+				} else {
+					bi = y0*g.w + x0
+					best = xc[bi]
+					for y := y0; y < y1; y++ {
+						base := y*g.w + x0
+						for j, v := range xc[base : y*g.w+x1] {
+							if v > best {
+								best, bi = v, base+j
+							}
 						}
 					}
 				}
-				o := c*ohw + oy*g.ow + ox
-				out[o], idx[o] = best, int32(bi)
+				oc[oy*g.ow+ox], ic[oy*g.ow+ox] = best, int32(c*hw+bi)
 			}
 		}
 	}
+}
+
+// max3x3 is the largest value of the 3×3 window at x[o:] (rows w apart)
+// and its index, the first in row-major order on ties. It selects with
+// masks on order-preserving integer keys: pooled activations make a
+// comparison's branch unpredictable, and the compiler emits no conditional
+// move for floats.
+func max3x3(x []float32, o, w int) (float32, int) {
+	r0, r1, r2 := x[o:o+3:o+3], x[o+w:o+w+3:o+w+3], x[o+2*w:o+2*w+3:o+2*w+3]
+	bk, bi := sortKey(r0[0]), 0
+	bk, bi = pickMax(bk, bi, r0[1], 1)
+	bk, bi = pickMax(bk, bi, r0[2], 2)
+	bk, bi = pickMax(bk, bi, r1[0], w)
+	bk, bi = pickMax(bk, bi, r1[1], w+1)
+	bk, bi = pickMax(bk, bi, r1[2], w+2)
+	bk, bi = pickMax(bk, bi, r2[0], 2*w)
+	bk, bi = pickMax(bk, bi, r2[1], 2*w+1)
+	_, bi = pickMax(bk, bi, r2[2], 2*w+2)
+	return x[o+bi], o + bi
+}
+
+// pickMax returns (key(v), d) when key(v) > bk, else (bk, bi), without a
+// branch.
+func pickMax(bk int64, bi int, v float32, d int) (int64, int) {
+	k := sortKey(v)
+	m := (bk - k) >> 63 // all ones when k > bk
+	return bk ^ (bk^k)&m, bi ^ (bi^d)&int(m)
+}
+
+// sortKey maps a float to an int32 in the same order (−0 and +0 equal, a
+// NaN above +Inf as PyTorch's pooling lets it win).
+func sortKey(v float32) int64 {
+	b := int32(math.Float32bits(v + 0)) // −0 + 0 is +0
+	return int64(b ^ (b >> 31 & 0x7fffffff))
 }
 
 // avgPoolFwd averages each window over k·k positions, padding counted as

@@ -127,15 +127,16 @@ func TrainBench(o TrainBenchOptions, log io.Writer) (TrainBenchReport, error) {
 	return rep, nil
 }
 
-// benchGo trains on random images for about the given time after a warm-up
-// and returns samples per wall-clock second and per CPU-second.
+// benchGo trains on random images for about the given time after a
+// warm-up, in one Train call as a site's round runs, and returns samples
+// per wall-clock second and per CPU-second of the steps after the warm-up:
+// the steady state, as bench_torch.py times PyTorch's (the per-round set-up
+// of buffers and optimizer state is left out on both sides).
 func benchGo(m *Model, batch int, seconds float64) (float64, float64, error) {
 	s := m.Spec()
-	// Each timed call is one Train of several steps, as a site's round is;
-	// the per-call set-up (worker buffers, optimizer state) is in the time.
-	n, steps := batch*8, 4
-	if m.graph != nil { // large inputs: fewer images in memory
-		n = batch * 2
+	n, warm := batch*8, 4
+	if m.graph != nil { // large inputs: fewer images in memory, fewer warm-up steps
+		n, warm = batch*2, 2
 	}
 	px := s.Channels * s.Height * s.Width
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -146,28 +147,36 @@ func benchGo(m *Model, batch int, seconds float64) (float64, float64, error) {
 	for i := range ds.Y {
 		ds.Y[i] = rng.IntN(2)
 	}
-	ctx := context.Background()
-	cfg := TrainConfig{Steps: min(steps, 2), BatchSize: batch, Optimizer: "adam", LR: 1e-3}
-	if _, err := m.Train(ctx, ds, cfg); err != nil { // warm-up
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var (
+		samples0, samples int
+		t0, cpu0, cpu     float64
+		elapsed           float64
+	)
+	cfg := TrainConfig{Steps: 1 << 30, BatchSize: batch, Optimizer: "adam", LR: 1e-3, ProgressEvery: 1,
+		Progress: func(p TrainProgress) {
+			switch {
+			case p.Step == warm:
+				samples0, t0, cpu0 = p.Samples, p.Elapsed.Seconds(), cpuSeconds()
+			case p.Step > warm:
+				samples, elapsed, cpu = p.Samples-samples0, p.Elapsed.Seconds()-t0, cpuSeconds()-cpu0
+				if elapsed >= seconds {
+					stop()
+				}
+			}
+		}}
+	if _, err := m.Train(ctx, ds, cfg); err != nil && !errors.Is(err, context.Canceled) {
 		return 0, 0, err
 	}
-	cfg.Steps = steps
-	var samples int
-	var spent float64
-	cpu0 := cpuSeconds()
-	for spent < seconds {
-		res, err := m.Train(ctx, ds, cfg)
-		if err != nil {
-			return 0, 0, err
-		}
-		samples += res.Samples
-		spent += res.Seconds
+	if samples == 0 || elapsed <= 0 {
+		return 0, 0, errors.New("bench train: no timed steps")
 	}
 	perCPU := 0.0
-	if c := cpuSeconds() - cpu0; c > 0 {
-		perCPU = float64(samples) / c
+	if cpu > 0 {
+		perCPU = float64(samples) / cpu
 	}
-	return float64(samples) / spent, perCPU, nil
+	return float64(samples) / elapsed, perCPU, nil
 }
 
 // DefaultPython is Debian's python3 when it exists, else python3 on PATH.
