@@ -181,10 +181,10 @@ func gemm(m, n, k int, a []float32, ars, acs int, bm bMat, c []float32, ldc int,
 	for r := rowBlock(m); r > 0; r = rowBlock(m - mk) {
 		mk += r
 	}
-	panel := pad[:k*sw]                  // a strip of B, packed
-	cs := pad[k*sw : k*sw+8*sw]          // a kernel's output for a ragged strip or the left-over rows
-	as := pad[k*sw+8*sw : k*(sw+4)+8*sw] // the left-over rows of A, zero-padded to four
 	rest := m - mk
+	as := pad[:4*k]           // the left-over rows of A, zero-padded to four
+	cs := pad[4*k : 4*k+8*sw] // a kernel's output for a ragged strip or the left-over rows
+	panels := pad[4*k+8*sw:]  // strips of B, packed
 	if rest > 0 {
 		for ii := 0; ii < 4; ii++ {
 			row := as[ii*k : (ii+1)*k]
@@ -206,32 +206,64 @@ func gemm(m, n, k int, a []float32, ars, acs int, bm bMat, c []float32, ldc int,
 		}
 	}
 	// Packing a strip costs k·sw copies and saves strided reads in every
-	// row block after the first.
+	// row block after the first. Packed strips go in groups as large as
+	// the scratch holds (about a megabyte, so they stay in L2), and each
+	// row block of A sweeps a whole group: A, which for a deep layer's
+	// weights is megabytes, then streams from memory once per group
+	// rather than once per strip.
 	packAll := bm.trans || m >= 12 || rowBlock(m) == 8
-	for j := 0; j < n; j += sw {
-		w := min(sw, n-j)
-		bp, off, ldb := &panel[0], false, sw
-		if packAll || w < sw {
-			bm.pack(k, j, w, sw, panel)
-		} else {
-			bp, off, ldb = &bm.b[j], bm.off != nil, bm.ld
+	group := 1
+	if packAll {
+		group = min(len(panels)/(k*sw), maxGroup)
+	}
+	type strip struct {
+		j, w int
+		b    *float32
+		boff *int
+		ldb  int
+		off  bool
+	}
+	var strips [maxGroup]strip
+	for j0 := 0; j0 < n; j0 += group * sw {
+		ns := min(group, (n-j0+sw-1)/sw)
+		for si := range ns {
+			st := strip{j: j0 + si*sw, w: min(sw, n-j0-si*sw), ldb: sw}
+			if packAll || st.w < sw {
+				panel := panels[si*k*sw : (si+1)*k*sw]
+				bm.pack(k, st.j, st.w, sw, panel)
+				st.b = &panel[0]
+			} else {
+				st.b, st.off, st.ldb = &bm.b[st.j], bm.off != nil, bm.ld
+			}
+			strips[si] = st
 		}
 		for i, r := 0, rowBlock(m); r > 0; i, r = i+r, rowBlock(m-i-r) {
-			if w == sw {
-				tile(r, &a[i*ars], ars, acs, bp, off, ldb, &c[i*ldc+j], ldc)
-				continue
+			for _, st := range strips[:ns] {
+				if st.w == sw {
+					tile(r, &a[i*ars], ars, acs, st.b, st.off, st.ldb, &c[i*ldc+st.j], ldc)
+					continue
+				}
+				clear(cs)
+				tile(r, &a[i*ars], ars, acs, st.b, st.off, st.ldb, &cs[0], sw)
+				addRows(r, i, st.j)
 			}
-			clear(cs)
-			tile(r, &a[i*ars], ars, acs, bp, off, ldb, &cs[0], sw)
-			addRows(r, i, j)
 		}
 		if rest > 0 {
-			clear(cs)
-			tile(4, &as[0], k, 1, bp, off, ldb, &cs[0], sw)
-			addRows(rest, mk, j)
+			for _, st := range strips[:ns] {
+				clear(cs)
+				tile(4, &as[0], k, 1, st.b, st.off, st.ldb, &cs[0], sw)
+				addRows(rest, mk, st.j)
+			}
 		}
 	}
 }
+
+// maxGroup bounds the strips of B packed together; panelFloats is the
+// scratch for them that padLen gives beyond one strip (1.25 MiB).
+const (
+	maxGroup    = 64
+	panelFloats = 320 << 10
+)
 
 // rowBlock is the height of the next row block when rem rows are left:
 // with the AVX-512 kernels eight where what remains still splits (64 =
@@ -250,9 +282,10 @@ func rowBlock(rem int) int {
 	}
 }
 
-// padLen is the scratch matmulAcc needs for an inner dimension k, for
-// strips up to 32 wide.
-func padLen(k int) int { return 36*k + 256 }
+// padLen is the scratch matmulAcc needs for an inner dimension k: the
+// left-over rows of A, a kernel's output, and packed strips of B up to 32
+// wide, at least one and about a megabyte's worth.
+func padLen(k int) int { return 4*k + 8*32 + max(32*k, panelFloats) }
 
 // transpose writes the rows×cols matrix src into dst as cols×rows.
 func transpose(src []float32, rows, cols int, dst []float32) {

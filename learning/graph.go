@@ -14,10 +14,19 @@ type graphNet struct {
 	c, h, w  int
 	col, pad int          // scratch sizes
 	shift    []*shiftGeom // per layer: a shifted-window convolution's layouts, or nil
+	uses     []int        // per layer: how many layers read its output
 }
 
 func newGraphNet(s Spec, pl *graphPlan) *graphNet {
 	n := &graphNet{pl: pl, c: s.Channels, h: s.Height, w: s.Width, pad: padLen(1), shift: make([]*shiftGeom, len(pl.nodes))}
+	n.uses = make([]int, len(pl.nodes))
+	for i := range pl.nodes {
+		for _, j := range pl.nodes[i].in {
+			if j >= 0 {
+				n.uses[j]++
+			}
+		}
+	}
 	for i := range pl.nodes {
 		nd := &pl.nodes[i]
 		if nd.Op != "conv" {

@@ -132,10 +132,10 @@ func (ws *graphWork) bwdLayer(i int, nd *gnode, wt, grad []float32) {
 	}
 	switch nd.Op {
 	case "groupnorm", "layernorm":
-		addTo(dx, d)
+		ws.passGrad(i, nd)
 	case "relu":
 		reluMask(d, out)
-		addTo(dx, d)
+		ws.passGrad(i, nd)
 	case "sigmoid":
 		for j, y := range out {
 			dx[j] += d[j] * y * (1 - y)
@@ -358,4 +358,17 @@ func upsampleBwd(in []int, s int, d, dx []float32) {
 			}
 		}
 	}
+}
+
+// passGrad adds layer i's output gradient, already turned into its input
+// gradient in place, to its input's. When layer i is the input's only
+// consumer, that buffer is still zero, so the two buffers swap instead:
+// layer i's own gradient is not read again in this backward pass.
+func (ws *graphWork) passGrad(i int, nd *gnode) {
+	j := nd.in[0]
+	if ws.n.uses[j] == 1 {
+		ws.d[i], ws.d[j] = ws.d[j], ws.d[i]
+		return
+	}
+	addTo(ws.d[j], ws.d[i])
 }
