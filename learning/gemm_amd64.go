@@ -113,3 +113,9 @@ func packT8(k8 int, b *float32, off *int, dst *float32, ldd int)
 //
 //go:noescape
 func kern8x32(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
+
+// adamAVX is Adam's update of 8·n8 weights, with the same bits as
+// optimizer.update's loop; k holds {b1, 1−b1, b2, 1−b2, step, sq, ε}.
+//
+//go:noescape
+func adamAVX(w, grad, v, s *float32, n8 int, k *[8]float32)

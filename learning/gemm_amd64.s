@@ -841,3 +841,56 @@ zstore8:
 	ZSTORE(Z14, Z15)
 	VZEROUPPER
 	RET
+
+// func adamAVX(w, grad, v, s *float32, n8 int, k *[8]float32)
+//
+// Adam's update for 8·n8 weights with k = {b1, 1−b1, b2, 1−b2, step size,
+// √(1−b2ᵗ), ε}, operation for operation as optimizer.update's Go loop (no
+// fused multiply-adds), so both give the same bits:
+// v = b1·v + (1−b1)·g; s = b2·s + ((1−b2)·g)·g; w −= step·v / (√s/sq + ε).
+TEXT ·adamAVX(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ v+16(FP), DX
+	MOVQ s+24(FP), R8
+	MOVQ n8+32(FP), CX
+	MOVQ k+40(FP), AX
+	VBROADCASTSS 0(AX), Y8
+	VBROADCASTSS 4(AX), Y9
+	VBROADCASTSS 8(AX), Y10
+	VBROADCASTSS 12(AX), Y11
+	VBROADCASTSS 16(AX), Y12
+	VBROADCASTSS 20(AX), Y13
+	VBROADCASTSS 24(AX), Y14
+	TESTQ CX, CX
+	JE    adamdone
+
+adamloop:
+	VMOVUPS (SI), Y0
+	VMULPS  (DX), Y8, Y1
+	VMULPS  Y0, Y9, Y2
+	VADDPS  Y2, Y1, Y1
+	VMOVUPS Y1, (DX)
+	VMULPS  (R8), Y10, Y3
+	VMULPS  Y0, Y11, Y4
+	VMULPS  Y0, Y4, Y4
+	VADDPS  Y4, Y3, Y3
+	VMOVUPS Y3, (R8)
+	VSQRTPS Y3, Y3
+	VDIVPS  Y13, Y3, Y3
+	VADDPS  Y14, Y3, Y3
+	VMULPS  Y1, Y12, Y1
+	VDIVPS  Y3, Y1, Y1
+	VMOVUPS (DI), Y5
+	VSUBPS  Y1, Y5, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ    $32, DI
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, R8
+	DECQ    CX
+	JNZ     adamloop
+
+adamdone:
+	VZEROUPPER
+	RET

@@ -75,3 +75,7 @@ func packT8(k8 int, b *float32, off *int, dst *float32, ldd int) {
 func kern8x32(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int) {
 	panic("learning: no SIMD kernel in this build")
 }
+
+func adamAVX(w, grad, v, s *float32, n8 int, k *[8]float32) {
+	panic("learning: no SIMD kernel in this build")
+}

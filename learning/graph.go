@@ -50,8 +50,8 @@ type graphWork struct {
 	aux          [][]float32 // per layer: GroupNorm's x̂ or dropout's mask
 	rstd         [][]float32 // per layer: GroupNorm's 1/σ per group
 	idx          [][]int32   // per layer: max pooling's winners
-	flip         [][]float32 // per layer: a shifted-window convolution's flipped kernels
-	flipOK       []bool      // flip[i] holds the current weights' kernels
+	swap         [][]float32 // per layer: a shifted-window convolution's kernels, channels swapped
+	swapOK       []bool      // swap[i] holds the current weights' kernels
 	perStep      bool        // Train calls newStep whenever the weights change
 	col, pad     []float32
 	segTmp       []float64 // multiSegLoss scratch
@@ -71,10 +71,10 @@ func (n *graphNet) newWorker() worker {
 	k := len(pl.nodes)
 	ws.act, ws.d, ws.aux = make([][]float32, k), make([][]float32, k), make([][]float32, k)
 	ws.rstd, ws.idx = make([][]float32, k), make([][]int32, k)
-	ws.flip, ws.flipOK = make([][]float32, k), make([]bool, k)
+	ws.swap, ws.swapOK = make([][]float32, k), make([]bool, k)
 	for i, nd := range pl.nodes {
 		if n.shift[i] != nil {
-			ws.flip[i] = make([]float32, nd.wSize)
+			ws.swap[i] = make([]float32, nd.wSize)
 		}
 		ws.act[i], ws.d[i] = make([]float32, nd.size), make([]float32, nd.size)
 		switch nd.Op {
@@ -131,7 +131,7 @@ func (ws *graphWork) gradStep(wt []float32, y int, scale float32, grad []float32
 	ws.train = true // dropout on, in the forward and the backward pass
 	defer func() { ws.train = false }()
 	if !ws.perStep {
-		clear(ws.flipOK) // called outside Train: the weights may have changed
+		clear(ws.swapOK) // called outside Train: the weights may have changed
 	}
 	ws.forward(wt)
 	for _, d := range ws.d {

@@ -9,9 +9,10 @@ package learning
 // gradient reads the same windows (matmulAccTOff) against the output
 // gradient laid out wp wide with those columns zero. The input gradient is
 // the convolution of the output gradient, zero-padded by q = d·(k−1) − p,
-// with the flipped kernel: one more shifted-window GEMM, and no col2im.
-// The flipped kernels depend only on the weights, so a worker flips them
-// once per training step.
+// with the kernel turned by 180° (the turn is in the window offsets, the
+// swap of input and output channels in a copy of the weights): one more
+// shifted-window GEMM, and no col2im. That copy depends only on the
+// weights, so a worker makes it once per training step.
 
 // shiftGeom is the padded layouts of one shifted-window convolution.
 type shiftGeom struct {
@@ -19,7 +20,7 @@ type shiftGeom struct {
 	wq, planeQ int   // the output gradient padded by q: row width, channel stride
 	q          int   // d·(k−1) − p
 	offF       []int // row (ci, ky, kx) of one group's windows in the padded input
-	offB       []int // row (co, ky′, kx′) of one group's windows in the padded output gradient
+	offB       []int // row (co, ky, kx) of one group's windows in the padded output gradient
 }
 
 // shifted reports whether a convolution runs on shifted windows.
@@ -49,7 +50,9 @@ func (n *gnode) shiftGeom() *shiftGeom {
 	for co := 0; co < og; co++ {
 		for ky := 0; ky < g.k; ky++ {
 			for kx := 0; kx < g.k; kx++ {
-				sg.offB = append(sg.offB, co*sg.planeQ+ky*g.d*sg.wq+kx*g.d)
+				// The kernel turned by 180°: tap (ky, kx) reads the window
+				// at (k−1−ky, k−1−kx).
+				sg.offB = append(sg.offB, co*sg.planeQ+(g.k-1-ky)*g.d*sg.wq+(g.k-1-kx)*g.d)
 			}
 		}
 	}
@@ -138,11 +141,11 @@ func (ws *graphWork) convBwdShift(i int, n *gnode, sg *shiftGeom, wt, grad, in, 
 	padPlanes(dOut, n.Out, g.oh, g.ow, sg.q, sg.wq, sg.planeQ, dq)
 	hq := g.h * sg.wq
 	dxp := ws.col[n.Out*sg.planeQ : n.Out*sg.planeQ+cig*hq]
-	flip := ws.flipped(i, n, wt)
+	wsw := ws.swapped(i, n, wt)
 	kb := og * g.k * g.k
 	for gi := 0; gi < n.Groups; gi++ {
 		clear(dxp)
-		matmulAccOff(cig, hq, kb, flip[gi*cig*kb:(gi+1)*cig*kb], kb, 1, dq[gi*og*sg.planeQ:(gi+1)*og*sg.planeQ], sg.offB, dxp, hq, ws.pad)
+		matmulAccOff(cig, hq, kb, wsw[gi*cig*kb:(gi+1)*cig*kb], kb, 1, dq[gi*og*sg.planeQ:(gi+1)*og*sg.planeQ], sg.offB, dxp, hq, ws.pad)
 		for c := 0; c < cig; c++ {
 			for y := 0; y < g.h; y++ {
 				addTo(din[(gi*cig+c)*hw+y*g.w:(gi*cig+c)*hw+(y+1)*g.w], dxp[c*hq+y*sg.wq:])
@@ -151,13 +154,13 @@ func (ws *graphWork) convBwdShift(i int, n *gnode, sg *shiftGeom, wt, grad, in, 
 	}
 }
 
-// flipped returns layer i's kernels for the input gradient: per group a
+// swapped returns layer i's kernels for the input gradient: per group a
 // cig × (og·k·k) matrix whose row ci holds, for each output channel co,
-// the k×k kernel from input ci to co turned by 180°. A worker flips each
-// layer once per training step (newStep) and on every call outside Train.
-func (ws *graphWork) flipped(i int, n *gnode, wt []float32) []float32 {
-	f := ws.flip[i]
-	if ws.flipOK[i] {
+// the k×k kernel from input ci to co. A worker copies each layer once per
+// training step (newStep) and on every call outside Train.
+func (ws *graphWork) swapped(i int, n *gnode, wt []float32) []float32 {
+	f := ws.swap[i]
+	if ws.swapOK[i] {
 		return f
 	}
 	g := n.geom()
@@ -168,21 +171,18 @@ func (ws *graphWork) flipped(i int, n *gnode, wt []float32) []float32 {
 		for o := 0; o < og; o++ {
 			src := wt[n.wOff+(gi*og+o)*kk : n.wOff+(gi*og+o+1)*kk]
 			for c := 0; c < cig; c++ {
-				dst := f[gi*cig*kb+c*kb+o*k2 : gi*cig*kb+c*kb+(o+1)*k2]
-				s := src[c*k2 : (c+1)*k2]
-				for t := range dst {
-					dst[t] = s[k2-1-t]
-				}
+				at := gi*cig*kb + c*kb + o*k2
+				copy(f[at:at+k2], src[c*k2:(c+1)*k2])
 			}
 		}
 	}
-	ws.flipOK[i] = true
+	ws.swapOK[i] = true
 	return f
 }
 
 // newStep tells the worker that the weights changed (stepCacher): its
-// flipped kernels are recomputed once for the step's examples.
+// swapped kernels are recomputed once for the step's examples.
 func (ws *graphWork) newStep() {
 	ws.perStep = true
-	clear(ws.flipOK)
+	clear(ws.swapOK)
 }

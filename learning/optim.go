@@ -51,6 +51,11 @@ func (o *optimizer) update(lo, hi int, w, g []float32) {
 	stepSize := float32(o.lr / c1)
 	sq := float32(math.Sqrt(c2))
 	v, s := o.v[lo:hi], o.s[lo:hi]
+	if n8 := len(w) / 8; useKernel && n8 > 0 {
+		k := [8]float32{b1, 1 - b1, b2, 1 - b2, stepSize, sq, eps}
+		adamAVX(&w[0], &g[0], &v[0], &s[0], n8, &k)
+		w, g, v, s = w[8*n8:], g[8*n8:], v[8*n8:], s[8*n8:]
+	}
 	for i := range w {
 		gi := g[i]
 		v[i] = b1*v[i] + (1-b1)*gi
