@@ -58,7 +58,7 @@ func TestMatmulMatchesReference(t *testing.T) {
 func TestMatmulOffMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct{ m, n, k int }{
-		{1, 840, 9}, {3, 37, 27}, {6, 16, 5}, {16, 840, 144}, {32, 224, 288}, {10, 5, 11},
+		{1, 840, 9}, {3, 37, 27}, {6, 16, 5}, {16, 840, 144}, {32, 224, 288}, {10, 5, 11}, {64, 2085, 30}, {9, 3000, 4}, {16, 2021, 200},
 	} {
 		a := make([]float32, tc.m*tc.k)
 		b := make([]float32, tc.k*tc.n+500)
