@@ -218,9 +218,9 @@ func gemm(m, n, k int, a []float32, ars, acs int, bm bMat, c []float32, ldc int,
 	}
 	type strip struct {
 		j, w int
-		b   *float32
-		ldb int
-		off bool
+		b    *float32
+		ldb  int
+		off  bool
 	}
 	var strips [maxGroup]strip
 	for j0 := 0; j0 < n; j0 += group * sw {
