@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Candidate is one point of the tuning search space.
@@ -30,6 +31,7 @@ type Trial struct {
 	BestStep  int       `json:"best_step"`
 	Aborted   bool      `json:"aborted,omitempty"` // stopped by the budget before its last step
 	Promoted  bool      `json:"promoted,omitempty"`
+	Seconds   float64   `json:"seconds"` // wall time of its training and validation
 }
 
 // Tuner runs successive halving over Candidates. It is given the train
@@ -49,7 +51,14 @@ type Tuner struct {
 	MinSteps   int // steps of rung 0
 	Eta        int // survivors are the best 1/Eta of a rung; 0 means 3
 	Candidates []Candidate
-	Workers    int // trials trained at once; 0 means 1
+	// FitFrom, when positive and the context has a deadline, sizes rung 0
+	// to the budget: the first FitFrom candidates always train, and each
+	// further one, in order, only while the whole search (every rung, each
+	// projected from the mean wall time of the rung-0 trials so far) is
+	// projected to end within nine tenths of the time the search has. 0
+	// trains all of Candidates at rung 0.
+	FitFrom int
+	Workers int // trials trained at once; 0 means 1
 	// Base is copied into each trial's TrainConfig (class weights, optimiser).
 	Base TrainConfig
 	// Score is the validation score, higher is better (validation AUC).
@@ -119,33 +128,50 @@ func (tu Tuner) Search(ctx context.Context, train, val Dataset) (TuneResult, err
 		alive[i] = i
 	}
 	steps := tu.MinSteps
+	start := time.Now()
 	for rung := 0; len(alive) > 0; rung++ {
 		if ctx.Err() != nil {
 			res.Stopped = true
 			break
 		}
 		outs := make([]trialOut, len(alive))
+		for k := range outs {
+			outs[k].t.ID = -1 // not started
+		}
 		// Workers take trials in candidate order, so a budget that ends
 		// mid-rung cuts the same trials on every run of the same speed.
-		next := make(chan int, len(alive))
-		for k := range alive {
-			next <- k
+		var mu sync.Mutex
+		next, took := 0, []float64(nil)
+		take := func() (int, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if next >= len(alive) || rung == 0 && !tu.admit(ctx, start, next, took, eta, workers) {
+				next = len(alive)
+				return 0, false
+			}
+			next++
+			return next - 1, true
 		}
-		close(next)
 		var wg sync.WaitGroup
 		for range min(workers, len(alive)) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for k := range next {
+				for k, ok := take(); ok; k, ok = take() {
 					ci := alive[k]
 					t := Trial{ID: ci, Rung: rung, Steps: steps, Candidate: tu.Candidates[ci], ValAUC: -1}
 					if ctx.Err() != nil {
-						outs[k] = trialOut{t: Trial{ID: -1}}
 						continue
 					}
+					t0 := time.Now()
 					m, err := tu.run(ctx, train, val, &t)
+					t.Seconds = time.Since(t0).Seconds()
 					outs[k] = trialOut{t: t, model: m, err: err}
+					if err == nil && !t.Aborted {
+						mu.Lock()
+						took = append(took, t.Seconds)
+						mu.Unlock()
+					}
 					if tu.Progress != nil && err == nil {
 						tu.Progress(t)
 					}
@@ -204,6 +230,39 @@ func (tu Tuner) Search(ctx context.Context, train, val Dataset) (TuneResult, err
 	}
 	res.Model = bestModel
 	return res, nil
+}
+
+// admit reports whether rung 0 may start candidate k (FitFrom): the
+// search with k+1 candidates, each later rung keeping 1/eta of the one
+// before at eta times the steps, projected from took (the wall seconds of
+// the rung-0 trials finished so far), must end within nine tenths of the
+// time from start to the deadline.
+func (tu Tuner) admit(ctx context.Context, start time.Time, k int, took []float64, eta, workers int) bool {
+	deadline, ok := ctx.Deadline()
+	if tu.FitFrom <= 0 || !ok || k < tu.FitFrom {
+		return true
+	}
+	if len(took) == 0 {
+		return false // nothing to project from: keep to the candidates admitted
+	}
+	var t0 float64
+	for _, t := range took {
+		t0 += t
+	}
+	t0 /= float64(len(took))
+	need, scale := 0.0, 1.0
+	for c := k + 1; ; {
+		need += float64((c+workers-1)/workers) * scale * t0
+		keep := c / eta
+		if c > 1 && keep == 0 {
+			keep = 1
+		}
+		if keep <= 1 {
+			break
+		}
+		c, scale = keep, scale*float64(eta)
+	}
+	return need <= 0.9*deadline.Sub(start).Seconds()
 }
 
 // run trains one trial and leaves in the model its best validated weights.

@@ -86,7 +86,7 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	ema := fs.Float64("ema", 0.99, "decay of the moving average of the weights that is validated and kept (0 turns it off)")
 	doTune := fs.Bool("tune", false, "search learning rate, width, batch, weight decay, augmentation, EMA and schedule by successive halving on validation AUC")
 	budget := fs.Float64("budget", 600, "with --tune: wall seconds for the search")
-	trials := fs.Int("tune-trials", 6, "with --tune: candidates at the first rung (the first is the no-flag recipe, the others drawn)")
+	trials := fs.Int("tune-trials", 0, "with --tune: candidates at the first rung (the first is the no-flag recipe, the others drawn); 0: at least 6, and more while the search is projected to fit the budget")
 	rung0 := fs.Int("tune-steps", 0, "with --tune: optimiser steps at the first rung (x3 at each later rung) [default: a third of the no-flag recipe's steps, so the last rung trains as long as it]")
 	workers := fs.Int("tune-workers", 1, "with --tune: trials trained at once")
 	pos, code, ok := c.Parse(fs, args, stdout, stderr)
@@ -115,8 +115,8 @@ func train(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	if *ema < 0 || *ema >= 1 {
 		return c.Usagef(stderr, "--ema must be 0 (off) or a decay below 1, such as 0.99")
 	}
-	if *doTune && (*budget <= 0 || *trials < 1 || *rung0 < 0 || set["tune-steps"] && *rung0 < 1 || *workers < 1 || *trials > 1000 || *workers > 64) {
-		return c.Usagef(stderr, "--budget must be > 0 seconds, --tune-trials 1..1000, --tune-steps >= 1, --tune-workers 1..64")
+	if *doTune && (*budget <= 0 || *trials < 0 || *rung0 < 0 || set["tune-steps"] && *rung0 < 1 || *workers < 1 || *trials > 1000 || *workers > 64) {
+		return c.Usagef(stderr, "--budget must be > 0 seconds, --tune-trials 0..1000 (0: as many as the budget fits), --tune-steps >= 1, --tune-workers 1..64")
 	}
 	for _, f := range []string{"epochs", "steps", "batch", "lr", "width", "optimizer", "momentum", "weight-decay", "augment", "lr-decay", "ema"} {
 		if *doTune && set[f] {

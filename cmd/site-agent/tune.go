@@ -22,10 +22,13 @@ type TuneReport struct {
 	Test          TestMetrics      `json:"test"`
 }
 
+// maxTuneCandidates is the pool a budget-sized search draws rung 0 from.
+const maxTuneCandidates = 27
+
 // tuneOptions are the --tune flags, parsed by train.
 type tuneOptions struct {
 	budget   float64 // wall seconds
-	trials   int     // candidates at rung 0
+	trials   int     // candidates at rung 0; 0 sizes rung 0 to the budget
 	minSteps int     // steps at rung 0
 	workers  int     // trials at once
 	seed     int64
@@ -52,9 +55,18 @@ func tune(ctx context.Context, mm learning.MedMNIST, name string, o tuneOptions,
 	if o.minSteps == 0 {
 		o.minSteps = max(1, rec.Steps/3)
 	}
-	cands := append([]learning.Candidate{learning.RecipeCandidate(rec)}, learning.SampleCandidates(o.trials-1, o.seed)...)
-	tu := learning.Tuner{Spec: spec, Seed: o.seed, MinSteps: o.minSteps, Eta: 3,
-		Candidates: cands, Workers: o.workers,
+	// --tune-trials 0 sizes rung 0 to the budget: the recipe and five drawn
+	// candidates always (two survive rung 0, so the last rung is a real
+	// choice at the recipe's full length), then more of a drawn pool while
+	// the search is projected to fit.
+	const eta = 3
+	n, fitFrom := o.trials, 0
+	if n == 0 {
+		n, fitFrom = maxTuneCandidates, max(2*eta, o.workers)
+	}
+	cands := append([]learning.Candidate{learning.RecipeCandidate(rec)}, learning.SampleCandidates(n-1, o.seed)...)
+	tu := learning.Tuner{Spec: spec, Seed: o.seed, MinSteps: o.minSteps, Eta: eta,
+		Candidates: cands, FitFrom: fitFrom, Workers: o.workers,
 		Base: base, ChecksPerTrial: 20,
 		Score: func(m *learning.Model, val learning.Dataset) (float64, error) {
 			r, err := evaluate(m, val)
@@ -62,8 +74,12 @@ func tune(ctx context.Context, mm learning.MedMNIST, name string, o tuneOptions,
 		},
 		Progress: func(t learning.Trial) { fmt.Fprintln(stderr, "tune: "+trialRow(t)) },
 	}
-	fmt.Fprintf(stderr, "tune: %s: %d candidates, rung 0 at %d steps, eta 3, %d workers, budget %.0fs\n",
-		name, o.trials, o.minSteps, o.workers, o.budget)
+	count := fmt.Sprint(n)
+	if fitFrom > 0 {
+		count = fmt.Sprintf("%d to %d (as many as the budget fits)", fitFrom, n)
+	}
+	fmt.Fprintf(stderr, "tune: %s: %s candidates, rung 0 at %d steps, eta %d, %d workers, budget %.0fs\n",
+		name, count, o.minSteps, eta, o.workers, o.budget)
 	t0 := time.Now()
 	res, err := tu.Search(ctx, mm.Train, mm.Val)
 	if err != nil {
@@ -71,7 +87,7 @@ func tune(ctx context.Context, mm learning.MedMNIST, name string, o tuneOptions,
 	}
 	rep := TuneReport{Dataset: name, BudgetSeconds: o.budget, Seconds: time.Since(t0).Seconds(),
 		Stopped: res.Stopped, Trials: res.Trials, Best: res.Best}
-	fmt.Fprintln(stderr, "tune: search table (id rung steps | lr width batch wd augment ema decay | val auc @ step)")
+	fmt.Fprintln(stderr, "tune: search table (id rung steps | lr width batch wd augment ema decay | val auc @ step | seconds)")
 	for _, t := range res.Trials {
 		fmt.Fprintln(stderr, "  "+trialRow(t))
 	}
@@ -88,8 +104,8 @@ func tune(ctx context.Context, mm learning.MedMNIST, name string, o tuneOptions,
 
 func trialRow(t learning.Trial) string {
 	c := t.Candidate
-	s := fmt.Sprintf("%3d %d %5d | %.0e %2d %2d %.0e %-5v %.3f %-5v | %.4f @ %d",
-		t.ID, t.Rung, t.Steps, c.LR, c.Width, c.BatchSize, c.WeightDecay, c.Augment, c.EMA, c.StepDecay, t.ValAUC, t.BestStep)
+	s := fmt.Sprintf("%3d %d %5d | %.0e %2d %2d %.0e %-5v %.3f %-5v | %.4f @ %d | %.0fs",
+		t.ID, t.Rung, t.Steps, c.LR, c.Width, c.BatchSize, c.WeightDecay, c.Augment, c.EMA, c.StepDecay, t.ValAUC, t.BestStep, t.Seconds)
 	if t.Promoted {
 		s += "  promoted"
 	}
