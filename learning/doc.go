@@ -13,11 +13,17 @@
 // The issue asks for gorgonia (v0.9.18). Its graph VM runs one op at a time
 // with per-op allocation and its float32 matrix multiply is plain Go; a probe
 // on the 2-core reference machine measured it at about 0.23x PyTorch. The
-// forward and backward passes of the two fixed architectures are therefore
-// written directly as matrix products on AVX2/FMA micro-kernels in Go
-// assembly (gemm_amd64.s, no cgo: 6×16 and 4×16 tiles, and a 4×2 dot-product
-// tile), with portable Go loops elsewhere; the purego build tag forces the Go
-// loops.
+// forward and backward passes are therefore written directly as matrix
+// products on micro-kernels in Go assembly (gemm_amd64.s, no cgo): 8×32,
+// 6×32 and 4×32 tiles with AVX-512, 6×16 and 4×16 tiles with AVX2/FMA only,
+// a 4×2 dot-product tile (the cnn's weight gradients, dense layers) and
+// Adam's update; portable Go loops elsewhere (the purego build tag forces
+// them). The GEMM driver (gemm.go) packs strips of B into
+// contiguous panels, in groups that stay in L2 while each row block of A
+// sweeps the group, and reads Bᵀ (a weight gradient's unfolded input)
+// through 8×8 register transposes. Every output is the same in-order sum
+// of FMAs whichever tile computes it, so the AVX-512 and AVX2 kernels give
+// the same bits (TestWideKernelsSameBits).
 //
 // The cnn keeps its activations in padded planes (a zero border around each
 // channel). A 3×3 convolution then never unfolds its input (im2col): the
@@ -37,8 +43,8 @@
 // per-example gradients for DP-SGD stay per-example. A mini-batch is split
 // into fixed-size chunks of 8 examples that run in parallel across cores,
 // and their gradients are summed in chunk order. That fixed reduction order
-// makes training bit-for-bit deterministic whatever GOMAXPROCS is, on a given
-// CPU kind (the AVX2 kernel and the Go loops round differently). gorgonia
+// makes training bit-for-bit deterministic whatever GOMAXPROCS is, on any
+// x86 CPU with AVX2 or AVX-512 (the Go loops round differently). gorgonia
 // stays as the independent reference: the tests build the same cnn with
 // gorgonia's symbolic differentiation and compare logits, losses and every
 // gradient for the plain network, finite differences check both networks
@@ -53,17 +59,23 @@
 // PyTorch trainer needs the manifest only. Each layer's output and gradient
 // get their own buffer, allocated once per worker; convolutions share one
 // unfolding buffer, recomputed in the backward pass rather than kept per
-// layer. Every convolution is im2col plus the AVX2 GEMM, one per group (a
-// 1×1 stride-1 convolution reads its input directly); its weight gradient
-// uses the dot-product kernel and its input gradient the GEMM and col2im.
-// GroupNorm and LayerNorm use the cnn's vector kernels; pooling,
-// activations, joins, dropout, upsampling and the dense backward pass are
-// plain Go. Nothing falls back to gorgonia: every op has forward and
-// backward here, checked against finite differences and against PyTorch
-// (graph_parity_test.go). Measured: resnet18 at 224×224 trains at 0.40×
-// PyTorch CPU on the reference machine (README, Models), two thirds of it in
-// the GEMM and dot-product kernels, which read their operands unpacked. Dropout draws from a generator
-// Train seeds per example (exampleSeeder), so training stays deterministic.
+// layer. A stride-1 convolution whose padding is within its reach (every
+// 3×3 of a ResNet or U-Net) runs on shifted windows of a zero-padded copy
+// of its input, as the cnn does (graph_shift.go): no im2col or col2im; its
+// input gradient convolves the padded output gradient with the kernel
+// turned by 180° (the turn is in the window offsets; the input and output
+// channels are swapped in a copy of the weights that each worker makes
+// once per step), and its weight gradient is one A·Bᵀ GEMM over the
+// windows. Other convolutions (strided, or 1×1) are im2col plus the GEMM,
+// one per group (a 1×1 stride-1 convolution reads its input directly),
+// with col2im for the input gradient. GroupNorm and LayerNorm use the
+// cnn's vector kernels; pooling, activations, joins, dropout, upsampling
+// and the dense backward pass are plain Go. Nothing falls back to
+// gorgonia: every op has forward and backward here, checked against finite
+// differences and against PyTorch (graph_parity_test.go). resnet18's speed
+// against PyTorch CPU is in the README (Models). Dropout draws from a
+// generator Train seeds per example (exampleSeeder), so training stays
+// deterministic.
 //
 // # Custom models
 //

@@ -73,7 +73,7 @@ type TuneResult struct {
 	Trials  []Trial
 	Best    Trial
 	Model   *Model // the best trial's model, with its best validated weights
-	Stopped bool   // the budget ended the search
+	Stopped bool   // the budget ended the search or cut a trial short
 }
 
 // RecipeCandidate is the candidate of the recipe Defaults derives from the
@@ -189,6 +189,7 @@ func (tu Tuner) Search(ctx context.Context, train, val Dataset) (TuneResult, err
 			}
 			if o.t.Aborted {
 				res.Trials = append(res.Trials, o.t)
+				res.Stopped = true
 				continue
 			}
 			done = append(done, o)
