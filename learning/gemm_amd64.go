@@ -41,10 +41,10 @@ func kern6x16o(k int, a *float32, ars, acs int, b *float32, boff *int, c *float3
 //go:noescape
 func kernDot4x2(k8 int, a *float32, lda int, b *float32, ldb int, out *[8]float32)
 
-// reluAVX sets x[i] = max(x[i], +0) for 8·n8 values (-0 becomes +0).
+// reluAVX sets dst[i] = max(src[i], +0) for 8·n8 values (-0 becomes +0).
 //
 //go:noescape
-func reluAVX(x *float32, n8 int)
+func reluAVX(dst, src *float32, n8 int)
 
 // reluMaskAVX zeroes grad[i] where act[i] is not positive, for 8·n8 values.
 //

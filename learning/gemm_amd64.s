@@ -271,11 +271,12 @@ reduce:
 	VZEROUPPER
 	RET
 
-// func reluAVX(x *float32, n8 int)
-// x[i] = max(x[i], +0) for 8·n8 values; -0 becomes +0.
-TEXT ·reluAVX(SB), NOSPLIT, $0-16
-	MOVQ   x+0(FP), SI
-	MOVQ   n8+8(FP), CX
+// func reluAVX(dst, src *float32, n8 int)
+// dst[i] = max(src[i], +0) for 8·n8 values; -0 becomes +0.
+TEXT ·reluAVX(SB), NOSPLIT, $0-24
+	MOVQ   dst+0(FP), DI
+	MOVQ   src+8(FP), SI
+	MOVQ   n8+16(FP), CX
 	VXORPS Y15, Y15, Y15
 	TESTQ  CX, CX
 	JE     relud
@@ -283,8 +284,9 @@ TEXT ·reluAVX(SB), NOSPLIT, $0-16
 relul:
 	VMOVUPS (SI), Y0
 	VMAXPS  Y15, Y0, Y0
-	VMOVUPS Y0, (SI)
+	VMOVUPS Y0, (DI)
 	ADDQ    $32, SI
+	ADDQ    $32, DI
 	DECQ    CX
 	JNZ     relul
 

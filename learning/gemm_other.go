@@ -26,7 +26,7 @@ func kernDot4x2(k8 int, a *float32, lda int, b *float32, ldb int, out *[8]float3
 	panic("learning: no SIMD kernel in this build")
 }
 
-func reluAVX(x *float32, n8 int) { panic("learning: no SIMD kernel in this build") }
+func reluAVX(dst, src *float32, n8 int) { panic("learning: no SIMD kernel in this build") }
 
 func reluMaskAVX(grad, act *float32, n8 int) { panic("learning: no SIMD kernel in this build") }
 

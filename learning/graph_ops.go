@@ -16,8 +16,7 @@ func (ws *graphWork) fwdLayer(i int, nd *gnode, wt, x, out []float32) {
 		copy(out, x)
 		groupNorm(flat(nd.shape[1], nd.shape[2]), out, c, nd.normGroups(), wt[nd.wOff:nd.wOff+c], wt[nd.bOff:nd.bOff+c], ws.aux[i], ws.rstd[i])
 	case "relu":
-		copy(out, x)
-		reluInPlace(out)
+		reluTo(out, x)
 	case "sigmoid":
 		for j, v := range x {
 			out[j] = sigmoid(v)

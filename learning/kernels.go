@@ -88,15 +88,19 @@ func maxpool2Back(dout []float32, c int, po plane, idx []int32, din []float32) {
 
 // reluInPlace is max(x, 0) without branches (the signs of activations are
 // unpredictable). It also turns -0 into +0, which reluMask relies on.
-func reluInPlace(x []float32) {
-	if n8 := len(x) / 8; useKernel && n8 > 0 {
-		reluAVX(&x[0], n8)
-		x = x[8*n8:]
+func reluInPlace(x []float32) { reluTo(x, x) }
+
+// reluTo writes reluInPlace of src to dst (len(dst) values) in one pass.
+func reluTo(dst, src []float32) {
+	src = src[:len(dst)]
+	if n8 := len(dst) / 8; useKernel && n8 > 0 {
+		reluAVX(&dst[0], &src[0], n8)
+		dst, src = dst[8*n8:], src[8*n8:]
 	}
-	for i, v := range x {
+	for i, v := range src {
 		b := math.Float32bits(v)
 		b &^= uint32(int32(b) >> 31)
-		x[i] = math.Float32frombits(b)
+		dst[i] = math.Float32frombits(b)
 	}
 }
 
