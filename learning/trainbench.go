@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,12 @@ type TrainBenchReport struct {
 	Ratio          float64 `json:"ratio_vs_pytorch,omitempty"`
 	PyTorchError   string  `json:"pytorch_error,omitempty"`
 	PyTorchVersion string  `json:"pytorch_version,omitempty"`
+	// With Rounds > 1 the sides alternate; the figures above are then the
+	// medians (Ratio the median of each round's ratio) and these each
+	// round's samples/s.
+	Rounds        int       `json:"rounds"`
+	GoRounds      []float64 `json:"go_rounds,omitempty"`
+	PyTorchRounds []float64 `json:"pytorch_rounds,omitempty"`
 }
 
 // TrainBenchOptions configure TrainBench.
@@ -59,6 +66,7 @@ type TrainBenchOptions struct {
 	Script   string // PyTorch benchmark script; "" finds deploy/trainer/bench_torch.py upwards
 	Python   string // python3 with torch; "" is Debian's
 	NoTorch  bool   // skip the PyTorch side
+	Rounds   int    // times the two sides alternate; 0 is 1
 }
 
 // TrainBench measures training samples/s of the cnn (28×28 grey, Adam), or
@@ -105,26 +113,51 @@ func TrainBench(o TrainBenchOptions, log io.Writer) (TrainBenchReport, error) {
 		}
 		manifest = f.Name()
 	}
-	sps, spc, err := benchGo(m, o.Batch, o.Seconds)
-	if err != nil {
-		return rep, err
+	rep.Rounds = max(o.Rounds, 1)
+	var gos, cpus, torches, ratios []float64
+	for r := range rep.Rounds {
+		sps, spc, err := benchGo(m, o.Batch, o.Seconds)
+		if err != nil {
+			return rep, err
+		}
+		gos, cpus = append(gos, sps), append(cpus, spc)
+		fmt.Fprintf(log, "bench train: go %.1f samples/s, %.1f per CPU-second (%s kernel, %d threads, load %.1f)\n", sps, spc, rep.Kernel, o.Threads, loadAverage())
+		if o.NoTorch {
+			continue
+		}
+		ts, ver, err := benchTorch(o.Python, o.Script, o.Batch, o.Threads, o.Width, o.Norm, o.Seconds, manifest)
+		if err != nil {
+			rep.PyTorchError = err.Error()
+			fmt.Fprintf(log, "bench train: pytorch: %v\n", err)
+			break
+		}
+		rep.PyTorchVersion = ver
+		torches, ratios = append(torches, ts), append(ratios, sps/ts)
+		fmt.Fprintf(log, "bench train: pytorch %.1f samples/s; ratio %.2f (round %d of %d)\n", ts, sps/ts, r+1, rep.Rounds)
 	}
-	rep.SamplesPerS, rep.SamplesPerCPUS = sps, spc
-	fmt.Fprintf(log, "bench train: go %.1f samples/s, %.1f per CPU-second (%s kernel, %d threads, load %.1f)\n", sps, spc, rep.Kernel, o.Threads, rep.LoadAverage)
+	rep.SamplesPerS, rep.SamplesPerCPUS = median(gos), median(cpus)
+	if rep.Rounds > 1 {
+		rep.GoRounds, rep.PyTorchRounds = gos, torches
+	}
 	if o.NoTorch {
 		rep.PyTorchError = "skipped (--no-pytorch)"
-		return rep, nil
-	}
-	ts, ver, err := benchTorch(o.Python, o.Script, o.Batch, o.Threads, o.Width, o.Norm, o.Seconds, manifest)
-	if err != nil {
-		rep.PyTorchError = err.Error()
-		fmt.Fprintf(log, "bench train: pytorch: %v\n", err)
-	} else {
-		rep.PyTorchSamples, rep.PyTorchVersion = ts, ver
-		rep.Ratio = sps / ts
-		fmt.Fprintf(log, "bench train: pytorch %.1f samples/s; ratio %.2f\n", ts, rep.Ratio)
+	} else if len(torches) > 0 && rep.PyTorchError == "" {
+		rep.PyTorchSamples, rep.Ratio = median(torches), median(ratios)
 	}
 	return rep, nil
+}
+
+// median of a non-empty list (the mean of the middle two for an even one).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 // benchGo trains on random images for about the given time after a

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -77,6 +78,27 @@ func TestBenchWithoutPyTorchScript(t *testing.T) {
 	}
 	if rep.SamplesPerS <= 0 || rep.PyTorchError == "" || rep.Ratio != 0 || rep.Batch != 16 {
 		t.Fatalf("report %+v: want our samples/s and a pytorch_error", rep)
+	}
+}
+
+// --rounds N times the Go side N times and reports the median, with each
+// round's figure.
+func TestBenchRounds(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"train", "--json", "--seconds", "0.3", "--batch", "16", "--no-pytorch", "--rounds", "3"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep learning.TrainBenchReport
+	if err := json.Unmarshal([]byte(lastLine(out.String())), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rounds != 3 || len(rep.GoRounds) != 3 {
+		t.Fatalf("report %+v: want 3 rounds", rep)
+	}
+	r := append([]float64(nil), rep.GoRounds...)
+	sort.Float64s(r)
+	if rep.SamplesPerS != r[1] {
+		t.Fatalf("samples/s %v is not the median of %v", rep.SamplesPerS, rep.GoRounds)
 	}
 }
 

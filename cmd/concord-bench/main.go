@@ -48,7 +48,7 @@ func commands() []*cli.Command {
 			Synopsis: "secure aggregation round, encrypted vs plaintext (no flags: the full table)"}, heBench),
 		cli.Leaf(&cli.Command{Name: "dicom", Args: "--dir DIR [--json] [--repeat N] [--python PATH] [--no-peers] [--size N]",
 			Synopsis: "DICOM decode and standardise, with pydicom and dcmtk in the same run"}, dicomBench),
-		cli.Leaf(&cli.Command{Name: "train", Args: "[--json] [--batch N] [--seconds S] [--width W] [--norm group|none] [--threads N] [--no-pytorch]",
+		cli.Leaf(&cli.Command{Name: "train", Args: "[--json] [--batch N] [--seconds S] [--width W] [--norm group|none] [--threads N] [--rounds N] [--no-pytorch]",
 			Synopsis: "training samples/s of our CNN and of the same model in PyTorch"}, trainBench),
 		cli.Leaf(&cli.Command{Name: "serve", Args: "--fhir URL [--file F] [--studies N] [--size S] [--clients C] [--json]",
 			Synopsis: "serving: studies/s and latency from DICOM arrival (STOW-RS) to FHIR delivered"}, serveBench),

@@ -26,6 +26,7 @@ func trainBench(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Script, "torch-script", "", "PyTorch benchmark script (default: deploy/trainer/bench_torch.py above the working directory)")
 	fs.StringVar(&o.Python, "python", learning.DefaultPython(), "python3 with torch (Debian's python3-torch)")
 	fs.BoolVar(&o.NoTorch, "no-pytorch", false, "skip the PyTorch side")
+	fs.IntVar(&o.Rounds, "rounds", 1, "alternate the two sides this many times and report medians (a shared machine's load drifts)")
 	if code, ok := parse(c, fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -42,8 +43,8 @@ func trainBench(c *cli.Command, args []string, stdout, stderr io.Writer) int {
 	case o.Width == 0:
 		o.Width = 64
 	}
-	if o.Batch < 1 || o.Seconds <= 0 || o.Threads < 1 || o.Width < 1 {
-		return c.Usagef(stderr, "--batch, --seconds, --threads and --width must be positive")
+	if o.Batch < 1 || o.Seconds <= 0 || o.Threads < 1 || o.Width < 1 || o.Rounds < 1 || o.Rounds > 99 {
+		return c.Usagef(stderr, "--batch, --seconds, --threads and --width must be positive, --rounds 1..99")
 	}
 	rep, err := learning.TrainBench(o, stderr)
 	if err != nil {
