@@ -21,84 +21,75 @@
 	SHLQ $2, R9 \
 	SHLQ $2, R12
 
-#define ZERO8 \
-	VXORPS Y0, Y0, Y0 \
-	VXORPS Y1, Y1, Y1 \
-	VXORPS Y2, Y2, Y2 \
-	VXORPS Y3, Y3, Y3 \
-	VXORPS Y4, Y4, Y4 \
-	VXORPS Y5, Y5, Y5 \
-	VXORPS Y6, Y6, Y6 \
-	VXORPS Y7, Y7, Y7
+// The macros take their registers as arguments, so that the AVX2 kernels
+// (Y registers, 16-wide strips) and the AVX-512 ones (Z, 32-wide) share them.
 
-#define ZERO12 \
-	ZERO8 \
-	VXORPS Y8, Y8, Y8 \
-	VXORPS Y9, Y9, Y9 \
-	VXORPS Y10, Y10, Y10 \
-	VXORPS Y11, Y11, Y11
+// ZERO4 clears four registers with op: VXORPS (VEX) for Y, so that the
+// AVX2 kernels run on CPUs without AVX-512; VPXORD (AVX-512F) for Z.
+#define ZERO4(op, r0, r1, r2, r3) \
+	op r0, r0, r0 \
+	op r1, r1, r1 \
+	op r2, r2, r2 \
+	op r3, r3, r3
 
-// ROW4 and ROW6 multiply B's row by A's column p and step A to p+1.
-// kern4x16 keeps rows 1..3 of A in BX, DX, R13.
-#define ROW4 \
-	VBROADCASTSS (SI), Y10 \
-	VBROADCASTSS (BX), Y11 \
-	VBROADCASTSS (DX), Y12 \
-	VBROADCASTSS (R13), Y13 \
-	VFMADD231PS  Y8, Y10, Y0 \
-	VFMADD231PS  Y9, Y10, Y1 \
-	VFMADD231PS  Y8, Y11, Y2 \
-	VFMADD231PS  Y9, Y11, Y3 \
-	VFMADD231PS  Y8, Y12, Y4 \
-	VFMADD231PS  Y9, Y12, Y5 \
-	VFMADD231PS  Y8, Y13, Y6 \
-	VFMADD231PS  Y9, Y13, Y7 \
+// ROW4R multiplies B's row (b0:b1) by A's column p for rows 0..3 (kern4:
+// at SI, BX, DX, R13) and steps A to p+1.
+#define ROW4R(b0, b1, t0, t1, t2, t3, c0, c1, c2, c3, c4, c5, c6, c7) \
+	VBROADCASTSS (SI), t0 \
+	VBROADCASTSS (BX), t1 \
+	VBROADCASTSS (DX), t2 \
+	VBROADCASTSS (R13), t3 \
+	VFMADD231PS  b0, t0, c0 \
+	VFMADD231PS  b1, t0, c1 \
+	VFMADD231PS  b0, t1, c2 \
+	VFMADD231PS  b1, t1, c3 \
+	VFMADD231PS  b0, t2, c4 \
+	VFMADD231PS  b1, t2, c5 \
+	VFMADD231PS  b0, t3, c6 \
+	VFMADD231PS  b1, t3, c7 \
 	ADDQ         R9, SI \
 	ADDQ         R9, BX \
 	ADDQ         R9, DX \
 	ADDQ         R9, R13
 
-// kern6x16 keeps rows 0..2 of A at SI + 0, 1, 2 strides and 3..5 at BX.
-#define ROW6 \
-	VBROADCASTSS (SI), Y14 \
-	VFMADD231PS  Y12, Y14, Y0 \
-	VFMADD231PS  Y13, Y14, Y1 \
-	VBROADCASTSS (SI)(R8*1), Y15 \
-	VFMADD231PS  Y12, Y15, Y2 \
-	VFMADD231PS  Y13, Y15, Y3 \
-	VBROADCASTSS (SI)(R8*2), Y14 \
-	VFMADD231PS  Y12, Y14, Y4 \
-	VFMADD231PS  Y13, Y14, Y5 \
-	VBROADCASTSS (BX), Y15 \
-	VFMADD231PS  Y12, Y15, Y6 \
-	VFMADD231PS  Y13, Y15, Y7 \
-	VBROADCASTSS (BX)(R8*1), Y14 \
-	VFMADD231PS  Y12, Y14, Y8 \
-	VFMADD231PS  Y13, Y14, Y9 \
-	VBROADCASTSS (BX)(R8*2), Y15 \
-	VFMADD231PS  Y12, Y15, Y10 \
-	VFMADD231PS  Y13, Y15, Y11 \
+// FMA2 adds B's row (b0:b1) times the broadcast t to one row of C.
+#define FMA2(b0, b1, t, c0, c1) \
+	VFMADD231PS b0, t, c0 \
+	VFMADD231PS b1, t, c1
+
+// ROW6R is ROW4R for rows 0..2 of A at SI + 0, 1, 2 strides and 3..5 at BX.
+#define ROW6R(b0, b1, t0, t1, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11) \
+	VBROADCASTSS (SI), t0 \
+	FMA2(b0, b1, t0, c0, c1) \
+	VBROADCASTSS (SI)(R8*1), t1 \
+	FMA2(b0, b1, t1, c2, c3) \
+	VBROADCASTSS (SI)(R8*2), t0 \
+	FMA2(b0, b1, t0, c4, c5) \
+	VBROADCASTSS (BX), t1 \
+	FMA2(b0, b1, t1, c6, c7) \
+	VBROADCASTSS (BX)(R8*1), t0 \
+	FMA2(b0, b1, t0, c8, c9) \
+	VBROADCASTSS (BX)(R8*2), t1 \
+	FMA2(b0, b1, t1, c10, c11) \
 	ADDQ         R9, SI \
 	ADDQ         R9, BX
 
-// STORE adds one row of accumulators to C and steps C to the next row.
-#define STORE(lo, hi) \
+// STORER adds one row of accumulators (half is 32 bytes for Y, 64 for Z)
+// to C and steps C to the next row.
+#define STORER(lo, hi, half) \
 	VADDPS  (R11), lo, lo \
-	VADDPS  32(R11), hi, hi \
+	VADDPS  half(R11), hi, hi \
 	VMOVUPS lo, (R11) \
-	VMOVUPS hi, 32(R11) \
+	VMOVUPS hi, half(R11) \
 	ADDQ    R12, R11
 
-#define STORE4 \
-	STORE(Y0, Y1) \
-	STORE(Y2, Y3) \
-	STORE(Y4, Y5) \
-	STORE(Y6, Y7)
-
-#define STORE6 \
-	STORE4 \
-	STORE(Y8, Y9) \
-	STORE(Y10, Y11)
+#define ZERO8 ZERO4(VXORPS, Y0, Y1, Y2, Y3); ZERO4(VXORPS, Y4, Y5, Y6, Y7)
+#define ZERO12 ZERO8; ZERO4(VXORPS, Y8, Y9, Y10, Y11)
+#define ROW4 ROW4R(Y8, Y9, Y10, Y11, Y12, Y13, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+#define ROW6 ROW6R(Y12, Y13, Y14, Y15, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11)
+#define STORE(lo, hi) STORER(lo, hi, 32)
+#define STORE4 STORE(Y0, Y1); STORE(Y2, Y3); STORE(Y4, Y5); STORE(Y6, Y7)
+#define STORE6 STORE4; STORE(Y8, Y9); STORE(Y10, Y11)
 
 #define SETUP4 \
 	LEAQ (SI)(R8*1), BX \
@@ -443,80 +434,15 @@ nbackd:
 // of B and of C is two ZMM registers, so a tile does twice the work per
 // broadcast of A. Registers as above, with Z for Y.
 
-#define ZZERO8 \
-	VPXORD Z0, Z0, Z0 \
-	VPXORD Z1, Z1, Z1 \
-	VPXORD Z2, Z2, Z2 \
-	VPXORD Z3, Z3, Z3 \
-	VPXORD Z4, Z4, Z4 \
-	VPXORD Z5, Z5, Z5 \
-	VPXORD Z6, Z6, Z6 \
-	VPXORD Z7, Z7, Z7
-
-#define ZZERO12 \
-	ZZERO8 \
-	VPXORD Z8, Z8, Z8 \
-	VPXORD Z9, Z9, Z9 \
-	VPXORD Z10, Z10, Z10 \
-	VPXORD Z11, Z11, Z11
-
-#define ZROW4 \
-	VBROADCASTSS (SI), Z10 \
-	VBROADCASTSS (BX), Z11 \
-	VBROADCASTSS (DX), Z12 \
-	VBROADCASTSS (R13), Z13 \
-	VFMADD231PS  Z8, Z10, Z0 \
-	VFMADD231PS  Z9, Z10, Z1 \
-	VFMADD231PS  Z8, Z11, Z2 \
-	VFMADD231PS  Z9, Z11, Z3 \
-	VFMADD231PS  Z8, Z12, Z4 \
-	VFMADD231PS  Z9, Z12, Z5 \
-	VFMADD231PS  Z8, Z13, Z6 \
-	VFMADD231PS  Z9, Z13, Z7 \
-	ADDQ         R9, SI \
-	ADDQ         R9, BX \
-	ADDQ         R9, DX \
-	ADDQ         R9, R13
-
-#define ZROW6 \
-	VBROADCASTSS (SI), Z14 \
-	VFMADD231PS  Z12, Z14, Z0 \
-	VFMADD231PS  Z13, Z14, Z1 \
-	VBROADCASTSS (SI)(R8*1), Z15 \
-	VFMADD231PS  Z12, Z15, Z2 \
-	VFMADD231PS  Z13, Z15, Z3 \
-	VBROADCASTSS (SI)(R8*2), Z16 \
-	VFMADD231PS  Z12, Z16, Z4 \
-	VFMADD231PS  Z13, Z16, Z5 \
-	VBROADCASTSS (BX), Z17 \
-	VFMADD231PS  Z12, Z17, Z6 \
-	VFMADD231PS  Z13, Z17, Z7 \
-	VBROADCASTSS (BX)(R8*1), Z18 \
-	VFMADD231PS  Z12, Z18, Z8 \
-	VFMADD231PS  Z13, Z18, Z9 \
-	VBROADCASTSS (BX)(R8*2), Z19 \
-	VFMADD231PS  Z12, Z19, Z10 \
-	VFMADD231PS  Z13, Z19, Z11 \
-	ADDQ         R9, SI \
-	ADDQ         R9, BX
-
-#define ZSTORE(lo, hi) \
-	VADDPS  (R11), lo, lo \
-	VADDPS  64(R11), hi, hi \
-	VMOVUPS lo, (R11) \
-	VMOVUPS hi, 64(R11) \
-	ADDQ    R12, R11
-
-#define ZSTORE4 \
-	ZSTORE(Z0, Z1) \
-	ZSTORE(Z2, Z3) \
-	ZSTORE(Z4, Z5) \
-	ZSTORE(Z6, Z7)
-
-#define ZSTORE6 \
-	ZSTORE4 \
-	ZSTORE(Z8, Z9) \
-	ZSTORE(Z10, Z11)
+#define ZZERO8 ZERO4(VPXORD, Z0, Z1, Z2, Z3); ZERO4(VPXORD, Z4, Z5, Z6, Z7)
+#define ZZERO12 ZZERO8; ZERO4(VPXORD, Z8, Z9, Z10, Z11)
+#define ZZERO16 ZZERO12; ZERO4(VPXORD, Z12, Z13, Z14, Z15)
+#define ZROW4 ROW4R(Z8, Z9, Z10, Z11, Z12, Z13, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7)
+#define ZROW6 ROW6R(Z12, Z13, Z14, Z15, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11)
+#define ZSTORE(lo, hi) STORER(lo, hi, 64)
+#define ZSTORE4 ZSTORE(Z0, Z1); ZSTORE(Z2, Z3); ZSTORE(Z4, Z5); ZSTORE(Z6, Z7)
+#define ZSTORE6 ZSTORE4; ZSTORE(Z8, Z9); ZSTORE(Z10, Z11)
+#define ZSTORE8 ZSTORE6; ZSTORE(Z12, Z13); ZSTORE(Z14, Z15)
 
 // func kern4x32(k int, a *float32, ars, acs int, b *float32, ldb int, c *float32, ldc int)
 TEXT ·kern4x32(SB), NOSPLIT, $0-64
@@ -792,11 +718,7 @@ TEXT ·kern8x32(SB), NOSPLIT, $0-64
 	LOADARGS
 	MOVQ ldb+40(FP), R10
 	SHLQ $2, R10
-	ZZERO12
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
+	ZZERO16
 	SETUP6
 	LEAQ (BX)(R8*2), DX
 	ADDQ R8, DX
@@ -838,9 +760,7 @@ zloop8:
 	JNZ          zloop8
 
 zstore8:
-	ZSTORE6
-	ZSTORE(Z12, Z13)
-	ZSTORE(Z14, Z15)
+	ZSTORE8
 	VZEROUPPER
 	RET
 

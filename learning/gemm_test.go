@@ -18,18 +18,9 @@ func TestMatmulMatchesReference(t *testing.T) {
 		{144, 196, 32, true}, {3, 3, 3, false}, {32, 196, 288, false}, {1, 1, 1, true},
 		{6, 16, 3, false}, {10, 33, 7, true}, {13, 40, 9, false}, {400, 20, 3, false},
 	} {
-		a := make([]float32, tc.m*tc.k)
-		b := make([]float32, tc.k*tc.n)
-		c := make([]float32, tc.m*tc.n)
-		for i := range a {
-			a[i] = float32(rng.NormFloat64())
-		}
-		for i := range b {
-			b[i] = float32(rng.NormFloat64())
-		}
-		for i := range c {
-			c[i] = float32(rng.NormFloat64())
-		}
+		a := randn(rng, tc.m*tc.k)
+		b := randn(rng, tc.k*tc.n)
+		c := randn(rng, tc.m*tc.n)
 		want := make([]float64, len(c))
 		ars, acs := tc.k, 1
 		if tc.transA { // a holds Aᵀ, k×m
@@ -135,10 +126,7 @@ func TestDotAccMatchesReference(t *testing.T) {
 // on negative zeros, negatives and positives.
 func TestReluKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	x := make([]float32, 37)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	x := randn(rng, 37)
 	x[3], x[30] = float32(math.Copysign(0, -1)), float32(math.Copysign(0, -1))
 	act := append([]float32(nil), x...)
 	reluInPlace(act)
@@ -169,18 +157,9 @@ func TestWideKernelsSameBits(t *testing.T) {
 	for _, tc := range []struct{ m, n, k int }{
 		{6, 32, 5}, {16, 784, 144}, {13, 47, 9}, {3, 70, 4}, {64, 49, 576}, {10, 16, 3}, {4, 100, 1},
 	} {
-		a := make([]float32, tc.m*tc.k)
-		b := make([]float32, tc.k*tc.n+tc.k)
-		c0 := make([]float32, tc.m*tc.n)
-		for i := range a {
-			a[i] = float32(rng.NormFloat64())
-		}
-		for i := range b {
-			b[i] = float32(rng.NormFloat64())
-		}
-		for i := range c0 {
-			c0[i] = float32(rng.NormFloat64())
-		}
+		a := randn(rng, tc.m*tc.k)
+		b := randn(rng, tc.k*tc.n+tc.k)
+		c0 := randn(rng, tc.m*tc.n)
 		boff := make([]int, tc.k)
 		for p := range boff {
 			boff[p] = p*tc.n + p%2
@@ -212,14 +191,8 @@ func TestMatmulTMatchesReference(t *testing.T) {
 	for _, tc := range []struct{ m, n, k int }{
 		{6, 32, 8}, {16, 70, 63}, {13, 8, 200}, {4, 33, 5}, {64, 96, 49}, {3, 5, 17},
 	} {
-		a := make([]float32, tc.m*tc.k)
-		bt := make([]float32, tc.n*tc.k+tc.n)
-		for i := range a {
-			a[i] = float32(rng.NormFloat64())
-		}
-		for i := range bt {
-			bt[i] = float32(rng.NormFloat64())
-		}
+		a := randn(rng, tc.m*tc.k)
+		bt := randn(rng, tc.n*tc.k+tc.n)
 		boff := make([]int, tc.n)
 		for j := range boff {
 			boff[j] = j*tc.k + j%2
@@ -285,4 +258,13 @@ func TestAdamKernelSameBits(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randn is n standard normal values.
+func randn(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
 }

@@ -84,14 +84,22 @@ func padPlanes(in []float32, c, h, w, off, wp, plane int, dst []float32) {
 	}
 }
 
+// padInput copies a shifted-window convolution's input into its padded
+// planes at the start of the scratch, and returns them and the scratch for
+// one group's wide output (or output gradient) after them.
+func (ws *graphWork) padInput(n *gnode, sg *shiftGeom, in []float32) (xp, wide []float32) {
+	g := n.geom()
+	xp = ws.col[:g.cin*sg.plane]
+	padPlanes(in, g.cin, g.h, g.w, g.p, sg.wp, sg.plane, xp)
+	return xp, ws.col[len(xp) : len(xp)+n.Out/n.Groups*g.oh*sg.wp]
+}
+
 func (ws *graphWork) convFwdShift(n *gnode, sg *shiftGeom, wt, in, out []float32) {
 	g := n.geom()
 	ohw := g.oh * g.ow
 	cig, og := g.cin/n.Groups, n.Out/n.Groups
 	kk, wide := cig*g.k*g.k, g.oh*sg.wp
-	xp := ws.col[:g.cin*sg.plane]
-	padPlanes(in, g.cin, g.h, g.w, g.p, sg.wp, sg.plane, xp)
-	outp := ws.col[g.cin*sg.plane : g.cin*sg.plane+og*wide]
+	xp, outp := ws.padInput(n, sg, in)
 	for gi := 0; gi < n.Groups; gi++ {
 		clear(outp)
 		W := wt[n.wOff+gi*og*kk : n.wOff+(gi+1)*og*kk]
@@ -120,9 +128,7 @@ func (ws *graphWork) convBwdShift(i int, n *gnode, sg *shiftGeom, wt, grad, in, 
 	ohw, hw := g.oh*g.ow, g.h*g.w
 	cig, og := g.cin/n.Groups, n.Out/n.Groups
 	kk, wide := cig*g.k*g.k, g.oh*sg.wp
-	xp := ws.col[:g.cin*sg.plane]
-	padPlanes(in, g.cin, g.h, g.w, g.p, sg.wp, sg.plane, xp)
-	dop := ws.col[g.cin*sg.plane : g.cin*sg.plane+og*wide]
+	xp, dop := ws.padInput(n, sg, in)
 	for gi := 0; gi < n.Groups; gi++ {
 		for o := 0; o < og; o++ {
 			for oy := 0; oy < g.oh; oy++ {
