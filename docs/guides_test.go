@@ -269,3 +269,31 @@ func sourceText(t *testing.T, root string) []byte {
 	}
 	return all.Bytes()
 }
+
+// TestNoPipeIntoGrepQ: under `set -o pipefail` (every guide runs so, and so
+// do our scripts), `cmd | grep -q x` fails at random: grep exits at its
+// first match, and cmd, still writing, dies of SIGPIPE (status 141). The
+// scripts and guides write `grep x >/dev/null`, which reads to the end.
+func TestNoPipeIntoGrepQ(t *testing.T) {
+	repo := filepath.Join("..")
+	var files []string
+	for _, pat := range []string{"docs/*.md", "docs/testdata/*.sh", "deploy/*/*.sh", "deploy/*.sh", ".ci/run", "Makefile"} {
+		m, _ := filepath.Glob(filepath.Join(repo, pat))
+		files = append(files, m...)
+	}
+	if len(files) < 5 {
+		t.Fatalf("found only %v", files)
+	}
+	bad := regexp.MustCompile(`\|\s*grep\s+(-\w*q|--quiet)`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if bad.MatchString(line) {
+				t.Errorf("%s:%d: a pipe into grep -q fails at random under pipefail (SIGPIPE); write grep ... >/dev/null: %s", f, i+1, strings.TrimSpace(line))
+			}
+		}
+	}
+}

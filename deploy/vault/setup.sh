@@ -27,19 +27,19 @@ SECRET_ID_TTL="${CONCORD_SECRET_ID_TTL:-24h}"
 die() { echo "setup.sh: $*" >&2; exit 2; }
 
 check_name() {
-  echo "$1" | grep -Eq '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' ||
+  echo "$1" | grep -E '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' >/dev/null ||
     die "name '$1': use 1 to 63 of a-z, 0-9 and '-', not starting or ending with '-'"
 }
 
 check_cidrs() {
-  [ -z "$1" ] || echo "$1" | grep -Eq '^[0-9a-fA-F:.]+/[0-9]+(,[0-9a-fA-F:.]+/[0-9]+)*$' ||
+  [ -z "$1" ] || echo "$1" | grep -E '^[0-9a-fA-F:.]+/[0-9]+(,[0-9a-fA-F:.]+/[0-9]+)*$' >/dev/null ||
     die "CIDRS '$1': give comma-separated CIDR blocks such as 10.20.0.0/16"
 }
 
-mounted() { "$V" secrets list -format=json | grep -q "\"$1/\""; }
+mounted() { "$V" secrets list -format=json | grep "\"$1/\"" >/dev/null; }
 
 init() {
-  "$V" auth list -format=json | grep -q '"approle/"' || "$V" auth enable approle
+  "$V" auth list -format=json | grep '"approle/"' >/dev/null || "$V" auth enable approle
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
   if ! mounted concord-pki-root; then
@@ -93,7 +93,7 @@ coordinator)
   [ $# -ge 2 ] || die "usage: setup.sh coordinator NAME HOSTS [CIDRS]"
   check_name "$1"
   check_cidrs "${3:-}"
-  echo "$2" | grep -Eq '^[A-Za-z0-9.:-]+(,[A-Za-z0-9.:-]+)*$' || die "HOSTS '$2': give comma-separated DNS names and IP addresses"
+  echo "$2" | grep -E '^[A-Za-z0-9.:-]+(,[A-Za-z0-9.:-]+)*$' >/dev/null || die "HOSTS '$2': give comma-separated DNS names and IP addresses"
   pki_role coordinator "$1" allowed_domains="$2" allow_bare_domains=true allow_subdomains=false \
     allow_localhost=true allow_ip_sans=true server_flag=true client_flag=false
   approle coordinator "$1" "${3:-}"

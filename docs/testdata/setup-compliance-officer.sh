@@ -26,4 +26,4 @@ SPEC
 until [ "$(concordctl --config "$ADMIN_CONFIG" sites list | grep -c ' connected ')" = 2 ]; do sleep 0.3; done
 concordctl --config "$ADMIN_CONFIG" jobs submit dp-job.yaml >/dev/null
 concordctl --config "$ADMIN_CONFIG" jobs watch 1 >/dev/null
-concordctl --config "$ADMIN_CONFIG" jobs status 1 | grep -q 'state: completed'
+concordctl --config "$ADMIN_CONFIG" jobs status 1 | grep 'state: completed' >/dev/null
