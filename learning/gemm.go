@@ -7,14 +7,14 @@ import "fmt"
 // ldb, and C is m×n row-major with row stride ldc. pad is scratch of at
 // least padLen(k) values.
 //
-// The SIMD kernels compute 6×sw and 4×sw tiles of C (strips sw = 32 wide
-// with AVX-512, 16 with AVX2) from a k×sw panel of B. Where several row
-// blocks share a strip, the strip is first packed into a contiguous panel,
-// so the kernels stream it from cache instead of touching k pages of a
-// wide B; a ragged right-hand strip is packed zero-padded, and rows left
-// over by rowBlock go through a zero-padded 4-row block. The k-loop always
-// runs in order, so every output is the same sum whichever kernel computes
-// it, packed or not.
+// The SIMD kernels compute tiles of C of 8, 6 or 4 rows by sw columns
+// (strips sw = 32 wide with AVX-512, which adds the 8-row tile; 16 with
+// AVX2) from a k×sw panel of B. Where several row blocks share a strip, the
+// strip is first packed into a contiguous panel, so the kernels stream it
+// from cache instead of touching k pages of a wide B; a ragged right-hand
+// strip is packed zero-padded, and rows left over by rowBlock go through a
+// zero-padded 4-row block. The k-loop always runs in order, so every output
+// is the same sum whichever kernel computes it, packed or not.
 func matmulAcc(m, n, k int, a []float32, ars, acs int, b []float32, ldb int, c []float32, ldc int, pad []float32) {
 	if m == 0 || n == 0 || k == 0 {
 		return
