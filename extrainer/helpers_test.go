@@ -191,7 +191,7 @@ func writeData(t testing.TB, name string, n, h, w int, seed uint64) string {
 }
 
 // syncBuffer collects a trainer's stderr.
-type syncBuffer = testtrainer.Buffer
+type syncBuffer = testenv.Buffer
 
 func dial(t testing.TB, addr string) *Client {
 	t.Helper()

@@ -64,9 +64,9 @@
 // of its input, as the cnn does (graph_shift.go): no im2col or col2im; its
 // input gradient convolves the padded output gradient with the kernel
 // turned by 180° (the turn is in the window offsets; the input and output
-// channels are swapped in a copy of the weights that each worker makes
-// once per step), and its weight gradient is one A·Bᵀ GEMM over the
-// windows. Other convolutions (strided, or 1×1) are im2col plus the GEMM,
+// channels are swapped in a copy of the weights that Train makes once
+// per step, for all its workers), and its weight gradient is one A·Bᵀ
+// GEMM over the windows. Other convolutions (strided, or 1×1) are im2col plus the GEMM,
 // one per group (a 1×1 stride-1 convolution reads its input directly),
 // with col2im for the input gradient. GroupNorm and LayerNorm use the
 // cnn's vector kernels; pooling, activations, joins, dropout, upsampling

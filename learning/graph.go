@@ -15,6 +15,11 @@ type graphNet struct {
 	col, pad int          // scratch sizes
 	shift    []*shiftGeom // per layer: a shifted-window convolution's layouts, or nil
 	uses     []int        // per layer: how many layers read its output
+	// swap holds, per shifted-window convolution, its kernels with input
+	// and output channels swapped, for the current step's weights; Train
+	// sets it once per step for all workers (stepCacher), stepped says so.
+	swap    [][]float32
+	stepped bool
 }
 
 func newGraphNet(s Spec, pl *graphPlan) *graphNet {
@@ -50,9 +55,6 @@ type graphWork struct {
 	aux          [][]float32 // per layer: GroupNorm's x̂ or dropout's mask
 	rstd         [][]float32 // per layer: GroupNorm's 1/σ per group
 	idx          [][]int32   // per layer: max pooling's winners
-	swap         [][]float32 // per layer: a shifted-window convolution's kernels, channels swapped
-	swapOK       []bool      // swap[i] holds the current weights' kernels
-	perStep      bool        // Train calls newStep whenever the weights change
 	col, pad     []float32
 	segTmp       []float64 // multiSegLoss scratch
 	pcg          *rand.PCG
@@ -71,11 +73,7 @@ func (n *graphNet) newWorker() worker {
 	k := len(pl.nodes)
 	ws.act, ws.d, ws.aux = make([][]float32, k), make([][]float32, k), make([][]float32, k)
 	ws.rstd, ws.idx = make([][]float32, k), make([][]int32, k)
-	ws.swap, ws.swapOK = make([][]float32, k), make([]bool, k)
 	for i, nd := range pl.nodes {
-		if n.shift[i] != nil {
-			ws.swap[i] = make([]float32, nd.wSize)
-		}
 		ws.act[i], ws.d[i] = make([]float32, nd.size), make([]float32, nd.size)
 		switch nd.Op {
 		case "groupnorm", "layernorm":
@@ -121,6 +119,10 @@ func (ws *graphWork) forward(wt []float32) {
 }
 
 func (ws *graphWork) backward(wt, grad []float32) {
+	if !ws.n.stepped { // called outside Train (one goroutine): the weights may have changed
+		ws.n.newStep(wt)
+		defer ws.n.endSteps()
+	}
 	for i := len(ws.n.pl.nodes) - 1; i >= 0; i-- {
 		nd := &ws.n.pl.nodes[i]
 		ws.bwdLayer(i, nd, wt, grad)
@@ -130,9 +132,6 @@ func (ws *graphWork) backward(wt, grad []float32) {
 func (ws *graphWork) gradStep(wt []float32, y int, scale float32, grad []float32) float64 {
 	ws.train = true // dropout on, in the forward and the backward pass
 	defer func() { ws.train = false }()
-	if !ws.perStep {
-		clear(ws.swapOK) // called outside Train: the weights may have changed
-	}
 	ws.forward(wt)
 	for _, d := range ws.d {
 		clear(d)

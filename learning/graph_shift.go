@@ -12,7 +12,7 @@ package learning
 // with the kernel turned by 180° (the turn is in the window offsets, the
 // swap of input and output channels in a copy of the weights): one more
 // shifted-window GEMM, and no col2im. That copy depends only on the
-// weights, so a worker makes it once per training step.
+// weights, so Train makes it once per step, for all its workers.
 
 // shiftGeom is the padded layouts of one shifted-window convolution.
 type shiftGeom struct {
@@ -147,7 +147,7 @@ func (ws *graphWork) convBwdShift(i int, n *gnode, sg *shiftGeom, wt, grad, in, 
 	padPlanes(dOut, n.Out, g.oh, g.ow, sg.q, sg.wq, sg.planeQ, dq)
 	hq := g.h * sg.wq
 	dxp := ws.col[n.Out*sg.planeQ : n.Out*sg.planeQ+cig*hq]
-	wsw := ws.swapped(i, n, wt)
+	wsw := ws.n.swap[i]
 	kb := og * g.k * g.k
 	for gi := 0; gi < n.Groups; gi++ {
 		clear(dxp)
@@ -160,35 +160,41 @@ func (ws *graphWork) convBwdShift(i int, n *gnode, sg *shiftGeom, wt, grad, in, 
 	}
 }
 
-// swapped returns layer i's kernels for the input gradient: per group a
-// cig × (og·k·k) matrix whose row ci holds, for each output channel co,
-// the k×k kernel from input ci to co. A worker copies each layer once per
-// training step (newStep) and on every call outside Train.
-func (ws *graphWork) swapped(i int, n *gnode, wt []float32) []float32 {
-	f := ws.swap[i]
-	if ws.swapOK[i] {
-		return f
+// newStep computes, for weights w, each shifted-window convolution's
+// kernels for the input gradient (stepCacher): per group a cig × (og·k·k)
+// matrix whose row ci holds, for each output channel co, the k×k kernel
+// from input ci to co.
+func (n *graphNet) newStep(w []float32) {
+	if n.swap == nil {
+		n.swap = make([][]float32, len(n.pl.nodes))
 	}
-	g := n.geom()
-	cig, og := g.cin/n.Groups, n.Out/n.Groups
-	k2 := g.k * g.k
-	kk, kb := cig*k2, og*k2
-	for gi := 0; gi < n.Groups; gi++ {
-		for o := 0; o < og; o++ {
-			src := wt[n.wOff+(gi*og+o)*kk : n.wOff+(gi*og+o+1)*kk]
-			for c := 0; c < cig; c++ {
-				at := gi*cig*kb + c*kb + o*k2
-				copy(f[at:at+k2], src[c*k2:(c+1)*k2])
+	for i := range n.pl.nodes {
+		nd := &n.pl.nodes[i]
+		if n.shift[i] == nil {
+			continue
+		}
+		if n.swap[i] == nil {
+			n.swap[i] = make([]float32, nd.wSize)
+		}
+		g := nd.geom()
+		cig, og := g.cin/nd.Groups, nd.Out/nd.Groups
+		k2 := g.k * g.k
+		kk, kb := cig*k2, og*k2
+		f := n.swap[i]
+		for gi := 0; gi < nd.Groups; gi++ {
+			for o := 0; o < og; o++ {
+				src := w[nd.wOff+(gi*og+o)*kk : nd.wOff+(gi*og+o+1)*kk]
+				for c := 0; c < cig; c++ {
+					at := gi*cig*kb + c*kb + o*k2
+					copy(f[at:at+k2], src[c*k2:(c+1)*k2])
+				}
 			}
 		}
 	}
-	ws.swapOK[i] = true
-	return f
+	n.stepped = true
 }
 
-// newStep tells the worker that the weights changed (stepCacher): its
-// swapped kernels are recomputed once for the step's examples.
-func (ws *graphWork) newStep() {
-	ws.perStep = true
-	clear(ws.swapOK)
+// endSteps releases the swapped kernels when Train returns (stepCacher).
+func (n *graphNet) endSteps() {
+	n.swap, n.stepped = nil, false
 }

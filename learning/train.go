@@ -319,6 +319,10 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 	for i := range works {
 		works[i] = m.impl.newWorker()
 	}
+	sc, cache := m.impl.(stepCacher)
+	if cache {
+		defer sc.endSteps()
+	}
 	var chunkGrads [][]float32
 	var exGrads [][]float32
 	if cfg.PerExample != nil {
@@ -379,10 +383,8 @@ func (m *Model) Train(ctx context.Context, ds Dataset, cfg TrainConfig) (TrainRe
 			batch = perm[pos*bs : min((pos+1)*bs, ds.N)]
 		}
 		nChunks := (len(batch) + chunkSize - 1) / chunkSize
-		for _, ws := range works {
-			if sc, ok := ws.(stepCacher); ok {
-				sc.newStep()
-			}
+		if cache {
+			sc.newStep(m.w)
 		}
 
 		var next atomic.Int32
@@ -617,11 +619,13 @@ func inParallel(n, workers int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-// stepCacher is implemented by workers that keep what depends only on the
-// weights (a graph's flipped convolution kernels) for all the examples of a
-// step: Train calls newStep before each step.
+// stepCacher is implemented by networks that keep what depends only on
+// the weights (a graph's swapped convolution kernels) for all the workers
+// and examples of a step: Train calls newStep before each step and
+// endSteps when it returns.
 type stepCacher interface {
-	newStep()
+	newStep(w []float32)
+	endSteps()
 }
 
 // exampleSeeder is implemented by workers whose training pass draws random

@@ -9,24 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/concord-fl/concord/imaging"
+	"github.com/concord-fl/concord/internal/testenv"
 	"github.com/concord-fl/concord/sim/synth"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
 
 // TestNoIdentifierLeaves generates hospitals whose DICOM files carry known
 // fake patient identifiers, runs a whole secure job from them, and checks
@@ -38,7 +27,7 @@ func TestNoIdentifierLeaves(t *testing.T) {
 		t.Skip("runs a whole simulated job")
 	}
 	out := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -107,9 +96,7 @@ func TestNoIdentifierLeaves(t *testing.T) {
 	add("summary.json", mustRead(t, filepath.Join(out, "summary.json")))
 	summary, _ := json.Marshal(sum)
 	add("summary", summary)
-	logs.mu.Lock()
-	add("logs", bytes.Clone(logs.b.Bytes()))
-	logs.mu.Unlock()
+	add("logs", logs.Bytes())
 
 	checked := 0
 	for _, s := range secrets {

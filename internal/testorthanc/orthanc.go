@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +57,7 @@ type Orthanc struct {
 	AET       string
 
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *testenv.Buffer
 	done chan struct{}
 }
 
@@ -118,7 +117,7 @@ func start(tb testing.TB, bin, plugin string, opts Options) (*Orthanc, error) {
 		return nil, err
 	}
 	o := &Orthanc{URL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), DICOMPort: ports[1], AET: opts.AET,
-		log: &lockedBuffer{}, done: make(chan struct{})}
+		log: &testenv.Buffer{Limit: 4 << 20}, done: make(chan struct{})}
 	o.DICOMweb = o.URL + "/dicom-web"
 	o.cmd = exec.Command(bin, cfgPath)
 	o.cmd.Stdout, o.cmd.Stderr = o.log, o.log
@@ -129,12 +128,12 @@ func start(tb testing.TB, bin, plugin string, opts Options) (*Orthanc, error) {
 	tb.Cleanup(func() {
 		o.stop()
 		if tb.Failed() {
-			tb.Logf("Orthanc's log:\n%s", o.log.tail(8000))
+			tb.Logf("Orthanc's log:\n%s", o.log.Tail(8000))
 		}
 	})
 	if err := o.waitReady(30 * time.Second); err != nil {
 		o.stop()
-		return nil, fmt.Errorf("%w; its log:\n%s", err, o.log.tail(4000))
+		return nil, fmt.Errorf("%w; its log:\n%s", err, o.log.Tail(4000))
 	}
 	return o, nil
 }
@@ -249,28 +248,4 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 4<<20 { // Orthanc at verbose levels: keep memory bounded
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }

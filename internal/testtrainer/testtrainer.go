@@ -12,8 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -83,7 +81,7 @@ func Stop(cmd *exec.Cmd) {
 func Start(t testing.TB, cacheDir string, threads int) string {
 	t.Helper()
 	py := testenv.Python(t, Modules...)
-	var stderr Buffer
+	var stderr testenv.Buffer
 	cmd, addr, err := Launch(py, &stderr, "--threads", strconv.Itoa(threads), "--listen", "127.0.0.1:0", "--shard-cache", cacheDir)
 	t.Cleanup(func() {
 		Stop(cmd)
@@ -95,22 +93,4 @@ func Start(t testing.TB, cacheDir string, threads int) string {
 		t.Fatalf("%v; stderr:\n%s", err, stderr.String())
 	}
 	return addr
-}
-
-// Buffer is a bytes buffer safe for a process's writes and a test's reads.
-type Buffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *Buffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *Buffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
