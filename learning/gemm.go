@@ -13,8 +13,11 @@ import "fmt"
 // strip is first packed into a contiguous panel, so the kernels stream it
 // from cache instead of touching k pages of a wide B; a ragged right-hand
 // strip is packed zero-padded, and rows left over by rowBlock go through a
-// zero-padded 4-row block. The k-loop always runs in order, so every output
-// is the same sum whichever kernel computes it, packed or not.
+// zero-padded 4-row block. A kernel sums its products in order of k and
+// then adds the sum to C; where B is packed, a long k runs in blocks
+// (kBlock), each added to C in turn. So every output is the same sum
+// whichever kernel computes it, and the same as a sequence of GEMMs over
+// those blocks of k.
 func matmulAcc(m, n, k int, a []float32, ars, acs int, b []float32, ldb int, c []float32, ldc int, pad []float32) {
 	if m == 0 || n == 0 || k == 0 {
 		return
@@ -91,42 +94,43 @@ func (bm bMat) at(p, j int) float32 {
 	return bm.b[bm.row(p)+j]
 }
 
-// pack copies columns j..j+w of B (w ≤ sw) into panel, k×sw row-major,
-// zero-padding columns w..sw.
-func (bm bMat) pack(k, j, w, sw int, panel []float32) {
+// pack copies rows p0..p0+kb of columns j..j+w of B (w ≤ sw) into panel,
+// kb×sw row-major, zero-padding columns w..sw.
+func (bm bMat) pack(p0, kb, j, w, sw int, panel []float32) {
 	switch {
 	case bm.trans:
 		if w < sw {
-			clear(panel[:k*sw])
+			clear(panel[:kb*sw])
 		}
 		// Eight columns at a time in 8×8 register transposes; the last
-		// k%8 rows and a ragged group of columns element by element.
-		k8, jj := k&^7, 0
+		// kb%8 rows and a ragged group of columns element by element.
+		k8, jj := kb&^7, 0
 		var off [8]int
 		for ; jj+8 <= w && k8 > 0; jj += 8 {
 			for r := range off {
-				off[r] = bm.row(j + jj + r)
+				off[r] = bm.row(j+jj+r) + p0
 			}
 			packT8(k8/8, &bm.b[0], &off[0], &panel[jj], sw)
 		}
 		for c := 0; c < w; c++ {
-			r := bm.row(j + c)
-			p0 := k8
+			r := bm.row(j+c) + p0
+			q0 := k8
 			if c >= jj {
-				p0 = 0
+				q0 = 0
 			}
-			for p, v := range bm.b[r+p0 : r+k] {
-				panel[(p0+p)*sw+c] = v
+			for p, v := range bm.b[r+q0 : r+kb] {
+				panel[(q0+p)*sw+c] = v
 			}
 		}
 	case w == sw && bm.off != nil:
-		packStripO(k, &bm.b[j], &bm.off[0], &panel[0], sw)
+		packStripO(kb, &bm.b[j], &bm.off[p0], &panel[0], sw)
 	case w == sw:
-		packStrip(k, &bm.b[j], bm.ld, &panel[0], sw)
+		packStrip(kb, &bm.b[p0*bm.ld+j], bm.ld, &panel[0], sw)
 	default:
-		for p := 0; p < k; p++ {
+		for p := 0; p < kb; p++ {
 			row := panel[p*sw : p*sw+sw]
-			copy(row, bm.b[bm.row(p)+j:bm.row(p)+j+w])
+			at := bm.row(p0+p) + j
+			copy(row, bm.b[at:at+w])
 			clear(row[w:])
 		}
 	}
@@ -153,28 +157,28 @@ func gemm(m, n, k int, a []float32, ars, acs int, bm bMat, c []float32, ldc int,
 	if useWide {
 		sw = 32
 	}
-	// tile runs one r×sw kernel on B at b: strided (ldb), or at the
-	// offsets of bm when off.
-	tile := func(r int, a *float32, ars, acs int, b *float32, off bool, ldb int, c *float32, ldc int) {
+	// tile runs one r×sw kernel over kb values of k on B at b: strided
+	// (ldb), or at the offsets of bm from row p0 when off.
+	tile := func(r, kb, p0 int, a *float32, ars, acs int, b *float32, off bool, ldb int, c *float32, ldc int) {
 		switch {
 		case r == 8: // packed, AVX-512 only
-			kern8x32(k, a, ars, acs, b, ldb, c, ldc)
+			kern8x32(kb, a, ars, acs, b, ldb, c, ldc)
 		case sw == 32 && off && r == 6:
-			kern6x32o(k, a, ars, acs, b, &bm.off[0], c, ldc)
+			kern6x32o(kb, a, ars, acs, b, &bm.off[p0], c, ldc)
 		case sw == 32 && off:
-			kern4x32o(k, a, ars, acs, b, &bm.off[0], c, ldc)
+			kern4x32o(kb, a, ars, acs, b, &bm.off[p0], c, ldc)
 		case sw == 32 && r == 6:
-			kern6x32(k, a, ars, acs, b, ldb, c, ldc)
+			kern6x32(kb, a, ars, acs, b, ldb, c, ldc)
 		case sw == 32:
-			kern4x32(k, a, ars, acs, b, ldb, c, ldc)
+			kern4x32(kb, a, ars, acs, b, ldb, c, ldc)
 		case off && r == 6:
-			kern6x16o(k, a, ars, acs, b, &bm.off[0], c, ldc)
+			kern6x16o(kb, a, ars, acs, b, &bm.off[p0], c, ldc)
 		case off:
-			kern4x16o(k, a, ars, acs, b, &bm.off[0], c, ldc)
+			kern4x16o(kb, a, ars, acs, b, &bm.off[p0], c, ldc)
 		case r == 6:
-			kern6x16(k, a, ars, acs, b, ldb, c, ldc)
+			kern6x16(kb, a, ars, acs, b, ldb, c, ldc)
 		default:
-			kern4x16(k, a, ars, acs, b, ldb, c, ldc)
+			kern4x16(kb, a, ars, acs, b, ldb, c, ldc)
 		}
 	}
 	mk := 0 // rows in full row blocks
@@ -205,16 +209,19 @@ func gemm(m, n, k int, a []float32, ars, acs int, bm bMat, c []float32, ldc int,
 			}
 		}
 	}
-	// Packing a strip costs k·sw copies and saves strided reads in every
+	// Packing a strip costs kb·sw copies and saves strided reads in every
 	// row block after the first. Packed strips go in groups as large as
 	// the scratch holds (about a megabyte, so they stay in L2), and each
 	// row block of A sweeps a whole group: A, which for a deep layer's
 	// weights is megabytes, then streams from memory once per group
-	// rather than once per strip.
+	// rather than once per strip. A long k is taken in blocks of rows of
+	// B (kBlocks), so that a group holds many strips and a row block of A
+	// stays in L1 while it sweeps them.
 	packAll := bm.trans || m >= 12 || rowBlock(m) == 8
-	group := 1
+	group, kc := 1, k
 	if packAll {
-		group = min(len(panels)/(k*sw), maxGroup)
+		kc = kBlock(k)
+		group = min(len(panels)/(kc*sw), maxGroup)
 	}
 	type strip struct {
 		j, w int
@@ -225,36 +232,50 @@ func gemm(m, n, k int, a []float32, ars, acs int, bm bMat, c []float32, ldc int,
 	var strips [maxGroup]strip
 	for j0 := 0; j0 < n; j0 += group * sw {
 		ns := min(group, (n-j0+sw-1)/sw)
-		for si := range ns {
-			st := strip{j: j0 + si*sw, w: min(sw, n-j0-si*sw), ldb: sw}
-			if packAll || st.w < sw {
-				panel := panels[si*k*sw : (si+1)*k*sw]
-				bm.pack(k, st.j, st.w, sw, panel)
-				st.b = &panel[0]
-			} else {
-				st.b, st.off, st.ldb = &bm.b[st.j], bm.off != nil, bm.ld
-			}
-			strips[si] = st
-		}
-		for i, r := 0, rowBlock(m); r > 0; i, r = i+r, rowBlock(m-i-r) {
-			for _, st := range strips[:ns] {
-				if st.w == sw {
-					tile(r, &a[i*ars], ars, acs, st.b, st.off, st.ldb, &c[i*ldc+st.j], ldc)
-					continue
+		for p0 := 0; p0 < k; p0 += kc {
+			kb := min(kc, k-p0)
+			for si := range ns {
+				st := strip{j: j0 + si*sw, w: min(sw, n-j0-si*sw), ldb: sw}
+				if packAll || st.w < sw {
+					panel := panels[si*kb*sw : (si+1)*kb*sw]
+					bm.pack(p0, kb, st.j, st.w, sw, panel)
+					st.b = &panel[0]
+				} else { // unblocked: p0 is 0
+					st.b, st.off, st.ldb = &bm.b[st.j], bm.off != nil, bm.ld
 				}
-				clear(cs)
-				tile(r, &a[i*ars], ars, acs, st.b, st.off, st.ldb, &cs[0], sw)
-				addRows(r, i, st.j)
+				strips[si] = st
 			}
-		}
-		if rest > 0 {
-			for _, st := range strips[:ns] {
-				clear(cs)
-				tile(4, &as[0], k, 1, st.b, st.off, st.ldb, &cs[0], sw)
-				addRows(rest, mk, st.j)
+			for i, r := 0, rowBlock(m); r > 0; i, r = i+r, rowBlock(m-i-r) {
+				for _, st := range strips[:ns] {
+					if st.w == sw {
+						tile(r, kb, p0, &a[i*ars+p0*acs], ars, acs, st.b, st.off, st.ldb, &c[i*ldc+st.j], ldc)
+						continue
+					}
+					clear(cs)
+					tile(r, kb, p0, &a[i*ars+p0*acs], ars, acs, st.b, st.off, st.ldb, &cs[0], sw)
+					addRows(r, i, st.j)
+				}
+			}
+			if rest > 0 {
+				for _, st := range strips[:ns] {
+					clear(cs)
+					tile(4, kb, p0, &as[p0], k, 1, st.b, st.off, st.ldb, &cs[0], sw)
+					addRows(rest, mk, st.j)
+				}
 			}
 		}
 	}
+}
+
+// kBlock is the rows of B packed at a time for an inner dimension k: all
+// of them up to 768, else equal blocks of at most 512 (a row block of A,
+// 8·512 values, then fills a third of L1).
+func kBlock(k int) int {
+	if k <= 768 {
+		return k
+	}
+	nb := (k + 511) / 512
+	return (k + nb - 1) / nb
 }
 
 // maxGroup bounds the strips of B packed together; panelFloats is the
@@ -283,8 +304,8 @@ func rowBlock(rem int) int {
 
 // padLen is the scratch matmulAcc needs for an inner dimension k: the
 // left-over rows of A, a kernel's output, and packed strips of B up to 32
-// wide, at least one and about a megabyte's worth.
-func padLen(k int) int { return 4*k + 8*32 + max(32*k, panelFloats) }
+// wide, at least one (of kBlock(k) rows) and about a megabyte's worth.
+func padLen(k int) int { return 4*k + 8*32 + max(32*kBlock(k), panelFloats) }
 
 // transpose writes the rows×cols matrix src into dst as cols×rows.
 func transpose(src []float32, rows, cols int, dst []float32) {

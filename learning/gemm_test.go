@@ -268,3 +268,62 @@ func randn(rng *rand.Rand, n int) []float32 {
 	}
 	return v
 }
+
+// TestMatmulBlockingSameBits: where B is packed (12 or more rows), a long
+// k runs in blocks, each summed in order and added to C; the result is the
+// same, bit for bit, as one GEMM per block of k computed four rows at a
+// time (nothing packed or blocked there), in every kind of tile (full,
+// ragged strip, left-over row) and for plain, transposed and offset B.
+func TestMatmulBlockingSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const m, n, k = 19, 70, 1700 // rows 8+6+4 and 1 left over; strips 32+32+6; k in blocks
+	if kBlock(k) >= k {
+		t.Fatalf("kBlock(%d) = %d: k is not blocked", k, kBlock(k))
+	}
+	a := randn(rng, m*k)
+	b := randn(rng, k*n)
+	off := make([]int, k)
+	for p := range off {
+		off[p] = rng.IntN(k*n - n)
+	}
+	offT := make([]int, n)
+	for j := range offT {
+		offT[j] = rng.IntN(k*n - k)
+	}
+	c0 := randn(rng, m*n)
+	for _, kind := range []string{"plain", "transposed", "offset", "transposed offset"} {
+		// run adds rows i..i+rows of A·B over k in [p0, p0+kb) to c.
+		run := func(rows, i, p0, kb int, c []float32) {
+			ai, ci := a[i*k+p0:], c[i*n:(i+rows)*n]
+			pad := make([]float32, padLen(kb))
+			switch kind {
+			case "plain":
+				matmulAcc(rows, n, kb, ai, k, 1, b[p0*n:], n, ci, n, pad)
+			case "transposed":
+				matmulAccT(rows, n, kb, ai, k, 1, b[p0:], k, ci, n, pad)
+			case "offset":
+				matmulAccOff(rows, n, kb, ai, k, 1, b, off[p0:], ci, n, pad)
+			default:
+				shifted := make([]int, n)
+				for j, o := range offT {
+					shifted[j] = o + p0
+				}
+				matmulAccTOff(rows, n, kb, ai, k, 1, b, shifted, ci, n, pad)
+			}
+		}
+		got := append([]float32(nil), c0...)
+		run(m, 0, 0, k, got)
+		want := append([]float32(nil), c0...)
+		kc := kBlock(k)
+		for p0 := 0; p0 < k; p0 += kc {
+			for i := 0; i < m; i += 4 {
+				run(min(4, m-i), i, p0, min(kc, k-p0), want)
+			}
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%s: C[%d][%d] is %v, %v by blocks", kind, i/n, i%n, got[i], want[i])
+			}
+		}
+	}
+}

@@ -30,6 +30,8 @@ var opCases = []struct {
 	{"conv_1x1", []Layer{stem, {Name: "c", Op: "conv", Out: 5, Kernel: 1}}, 0},
 	{"conv_1x1_stride", []Layer{stem, {Name: "c", Op: "conv", Out: 5, Kernel: 1, Stride: 2, Bias: no()}}, 0},
 	{"conv_ragged", []Layer{stem, {Name: "c", Op: "conv", Out: 3, Kernel: 2, Stride: 3}}, 0},
+	{"conv_valid", []Layer{stem, {Name: "c", Op: "conv", Out: 5, Kernel: 3}}, 0},
+	{"conv_full", []Layer{stem, {Name: "c", Op: "conv", Out: 3, Kernel: 3, Padding: 2, Bias: no()}}, 0},
 	{"groupnorm", []Layer{stem, {Name: "n", Op: "groupnorm", Groups: 2}}, 0},
 	{"layernorm", []Layer{stem, {Name: "n", Op: "layernorm", Eps: 1e-3}}, 0},
 	{"relu", []Layer{stem, {Name: "a", Op: "relu"}}, 0},
