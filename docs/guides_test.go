@@ -275,7 +275,7 @@ func sourceText(t *testing.T, root string) []byte {
 // first match, and cmd, still writing, dies of SIGPIPE (status 141). The
 // scripts and guides write `grep x >/dev/null`, which reads to the end.
 func TestNoPipeIntoGrepQ(t *testing.T) {
-	repo := filepath.Join("..")
+	repo := ".."
 	var files []string
 	for _, pat := range []string{"docs/*.md", "docs/testdata/*.sh", "deploy/*/*.sh", "deploy/*.sh", ".ci/run", "Makefile"} {
 		m, _ := filepath.Glob(filepath.Join(repo, pat))

@@ -215,7 +215,7 @@ func gemm(m, n, k int, a []float32, ars, acs int, bm bMat, c []float32, ldc int,
 	// row block of A sweeps a whole group: A, which for a deep layer's
 	// weights is megabytes, then streams from memory once per group
 	// rather than once per strip. A long k is taken in blocks of rows of
-	// B (kBlocks), so that a group holds many strips and a row block of A
+	// B (kBlock), so that a group holds many strips and a row block of A
 	// stays in L1 while it sweeps them.
 	packAll := bm.trans || m >= 12 || rowBlock(m) == 8
 	group, kc := 1, k

@@ -57,22 +57,22 @@
 	VFMADD231PS b0, t, c0 \
 	VFMADD231PS b1, t, c1
 
+// ROW3 multiplies B's row (b0:b1) by A's column p for three rows of A at
+// base + 0, 1, 2 strides, broadcasting through ta, tb, ta in turn.
+#define ROW3(base, b0, b1, ta, tb, c0, c1, c2, c3, c4, c5) \
+	VBROADCASTSS (base), ta \
+	FMA2(b0, b1, ta, c0, c1) \
+	VBROADCASTSS (base)(R8*1), tb \
+	FMA2(b0, b1, tb, c2, c3) \
+	VBROADCASTSS (base)(R8*2), ta \
+	FMA2(b0, b1, ta, c4, c5)
+
 // ROW6R is ROW4R for rows 0..2 of A at SI + 0, 1, 2 strides and 3..5 at BX.
 #define ROW6R(b0, b1, t0, t1, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11) \
-	VBROADCASTSS (SI), t0 \
-	FMA2(b0, b1, t0, c0, c1) \
-	VBROADCASTSS (SI)(R8*1), t1 \
-	FMA2(b0, b1, t1, c2, c3) \
-	VBROADCASTSS (SI)(R8*2), t0 \
-	FMA2(b0, b1, t0, c4, c5) \
-	VBROADCASTSS (BX), t1 \
-	FMA2(b0, b1, t1, c6, c7) \
-	VBROADCASTSS (BX)(R8*1), t0 \
-	FMA2(b0, b1, t0, c8, c9) \
-	VBROADCASTSS (BX)(R8*2), t1 \
-	FMA2(b0, b1, t1, c10, c11) \
-	ADDQ         R9, SI \
-	ADDQ         R9, BX
+	ROW3(SI, b0, b1, t0, t1, c0, c1, c2, c3, c4, c5) \
+	ROW3(BX, b0, b1, t1, t0, c6, c7, c8, c9, c10, c11) \
+	ADDQ R9, SI \
+	ADDQ R9, BX
 
 // STORER adds one row of accumulators (half is 32 bytes for Y, 64 for Z)
 // to C and steps C to the next row.
